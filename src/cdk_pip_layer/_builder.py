@@ -1,0 +1,272 @@
+"""The local build: install wheels for the target, prune, exclude, verify, zip; atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._archive import write_layer_zip
+from ._errors import InstallError
+from ._exclude import exclude_distributions, installed_distributions
+from ._index import IndexSettings
+from ._installer import Installer, choose_installer, explain_failure
+from ._options import LayerBuildOptions
+from ._platform import LambdaTarget
+from ._requirements import RequirementsFile, read_requirements
+from ._sdist import build_pure_wheel
+from ._verify import verify_layer
+
+_log = logging.getLogger("cdk_pip_layer")
+
+# How many source-only packages one build may turn into wheels before giving up.
+_MAX_SDIST_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class LayerBuildResult:
+    """What a build produced."""
+
+    target: LambdaTarget
+    zip_path: Path
+    artifacts_dir: Path
+    installer: str
+    distributions: tuple[str, ...]  # name==version of every distribution in the layer
+    excluded: tuple[str, ...]
+    built_from_source: tuple[str, ...]  # pure-Python wheels built locally from source distributions
+    warnings: tuple[str, ...]
+    unzipped_bytes: int
+    zipped_bytes: int
+    sha256: str
+    seconds: float
+
+    def summary(self) -> str:
+        mib = 1024 * 1024
+        lines = [
+            f"layer: {self.zip_path}",
+            f"target: {self.target}",
+            f"installer: {self.installer}",
+            f"distributions ({len(self.distributions)}): {', '.join(self.distributions) or '-'}",
+        ]
+        if self.excluded:
+            lines.append(f"excluded: {', '.join(self.excluded)}")
+        if self.built_from_source:
+            lines.append(f"built from source: {', '.join(self.built_from_source)}")
+        lines += [
+            f"size: {self.unzipped_bytes / mib:.1f} MiB unzipped, {self.zipped_bytes / mib:.1f} MiB zipped",
+            f"sha256: {self.sha256}",
+            f"time: {self.seconds:.1f} s",
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _phase(name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    _log.info("%s ...", name)
+    yield
+    _log.info("%s: done in %.2f s", name, time.perf_counter() - start)
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            total += (Path(dirpath) / name).lstat().st_size
+    return total
+
+
+def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
+    """Remove what only the build host could use: console scripts (their shebang is the host's Python) and byte
+    code compiled for another interpreter than the target's."""
+    shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    keep_tag = "cpython-{}{}".format(*target.python_version)
+    for pyc in site_dir.rglob("*.pyc"):
+        if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:
+            pyc.unlink()
+    for cache in sorted(site_dir.rglob("__pycache__"), key=lambda p: len(p.parts), reverse=True):
+        if cache.is_dir() and not any(cache.iterdir()):
+            cache.rmdir()
+
+
+def install_for_target(
+    installer: Installer,
+    requirements: RequirementsFile,
+    site_dir: Path,
+    *,
+    target: LambdaTarget,
+    index: IndexSettings,
+    extra_args: Sequence[str],
+    wheelhouse: Path,
+) -> tuple[str, ...]:
+    """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built."""
+    built: list[str] = []
+    for _ in range(_MAX_SDIST_ROUNDS + 1):
+        if site_dir.exists():
+            shutil.rmtree(site_dir)
+        site_dir.mkdir(parents=True)
+        result = installer.install(
+            requirements.path,
+            site_dir,
+            target=target,
+            index=index,
+            find_links=[wheelhouse] if built else [],
+            extra_args=extra_args,
+        )
+        if result.ok:
+            return tuple(built)
+        missing = installer.missing_distribution(result)
+        if missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS:
+            raise explain_failure(
+                result, installer, target=target, index=index, requirements=requirements.path, missing=missing
+            )
+        with _phase(f"build {missing.requirement} from its source distribution"):
+            wheel = build_pure_wheel(
+                missing, python=installer.pip_executable, wheelhouse=wheelhouse, index=index, target=target
+            )
+        if wheel is None:
+            raise explain_failure(
+                result, installer, target=target, index=index, requirements=requirements.path, missing=missing
+            )
+        built.append(missing.name)
+    raise InstallError("Too many source-only packages", subject=str(requirements.path))  # pragma: no cover
+
+
+class PipBasedLambdaLayerLocalBuilder:
+    """Builds a Lambda layer on this host, correct for the target whatever the host is.
+
+    Output: ``<build_dir>/artifacts/python/…`` and ``<build_dir>/layer.zip``. Both are replaced only when the
+    new build is complete; a failed build leaves an earlier one intact.
+
+    Example::
+
+        result = PipBasedLambdaLayerLocalBuilder(
+            requirements="requirements.txt", build_dir="build/layer", runtime="python3.12", architecture="arm64",
+            exclude=("boto3", "botocore"),
+        ).build()
+        print(result.zip_path, result.sha256)
+    """
+
+    def __init__(
+        self,
+        *,
+        requirements: str | os.PathLike[str],
+        build_dir: str | os.PathLike[str],
+        runtime: str = "python3.12",
+        architecture: str = "x86_64",
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        installer: str = "auto",
+        python_executable: str | None = None,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+    ) -> None:
+        self.options = LayerBuildOptions(
+            requirements=Path(requirements),
+            runtime=runtime,
+            architecture=architecture,
+            exclude=tuple(exclude),
+            index=index or IndexSettings(),
+            installer=installer,
+            python_executable=python_executable,
+            extra_installer_args=tuple(extra_installer_args),
+            verify=verify,
+        )
+        self.build_dir = Path(build_dir)
+
+    @classmethod
+    def from_options(
+        cls, options: LayerBuildOptions, build_dir: str | os.PathLike[str]
+    ) -> PipBasedLambdaLayerLocalBuilder:
+        builder = cls.__new__(cls)
+        builder.options = options
+        builder.build_dir = Path(build_dir)
+        return builder
+
+    def select_installer(self) -> Installer:
+        """The installer this build would use; raises LocalBuildUnavailableError when there is none."""
+        options = self.options
+        return choose_installer(options.target, options.installer, options.python_executable)
+
+    def build(self) -> LayerBuildResult:
+        start = time.perf_counter()
+        options = self.options
+        target = options.target
+        with _phase("read requirements"):
+            requirements = read_requirements(options.requirements)
+        with _phase("choose installer"):
+            installer = self.select_installer()
+        _log.info("installer: %s, target %s", installer.description, target)
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
+        try:
+            site_dir = staging / "artifacts" / "python"
+            with _phase(f"install for {target} with {installer.name}"):
+                built = install_for_target(
+                    installer,
+                    requirements,
+                    site_dir,
+                    target=target,
+                    index=options.index,
+                    extra_args=options.extra_installer_args,
+                    wheelhouse=staging / "wheelhouse",
+                )
+            warnings: list[str] = []
+            with _phase("prune host files and exclusions"):
+                drop_host_artifacts(site_dir, target)
+                excluded = exclude_distributions(site_dir, options.exclude)
+                warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
+                dists = installed_distributions(site_dir)
+            unzipped = _tree_size(site_dir.parent)
+            if options.verify:
+                with _phase("verify"):
+                    verify_layer(
+                        site_dir,
+                        dists,
+                        [line.requirement for line in requirements.requirements if line.requirement],
+                        target,
+                        excluded=options.exclude,
+                        unzipped_bytes=unzipped,
+                        subject=f"{options.requirements} for {target}",
+                    )
+            with _phase("zip"):
+                staged_zip = staging / "layer.zip"
+                write_layer_zip(site_dir.parent, staged_zip)
+            result_zip, artifacts = self._publish(staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        digest = hashlib.sha256(result_zip.read_bytes()).hexdigest()
+        return LayerBuildResult(
+            target=target,
+            zip_path=result_zip,
+            artifacts_dir=artifacts,
+            installer=installer.description,
+            distributions=tuple(d.pin for d in dists),
+            excluded=tuple(d.pin for d in excluded.removed),
+            built_from_source=built,
+            warnings=tuple(warnings),
+            unzipped_bytes=unzipped,
+            zipped_bytes=result_zip.stat().st_size,
+            sha256=digest,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _publish(self, staging: Path) -> tuple[Path, Path]:
+        """Move the staged artifacts and zip into place; the old ones survive until the new ones are there."""
+        artifacts = self.build_dir / "artifacts"
+        zip_path = self.build_dir / "layer.zip"
+        old = None
+        if artifacts.exists():
+            old = staging / "old-artifacts"
+            artifacts.rename(old)
+        (staging / "artifacts").rename(artifacts)
+        (staging / "layer.zip").replace(zip_path)
+        return zip_path, artifacts

@@ -1,0 +1,121 @@
+"""One exception root for everything the build engine reports.
+
+Every message says what failed, for which input, and what to do next. Messages never contain credentials:
+they are redacted where the error is raised, and again in ``__str__`` as a last line of defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._redact import redact
+
+
+class LayerBuildError(Exception):
+    """Root of every error raised by cdk-pip-layer.
+
+    Attributes:
+        what: one sentence saying what failed.
+        subject: the input it failed for (a file, a package, a target).
+        details: extra lines (for example the tail of pip's output), already redacted.
+        hint: what to do next.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        subject: str | None = None,
+        details: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.what = redact(what)
+        self.subject = redact(subject) if subject else None
+        self.details = tuple(redact(line) for line in details)
+        self.hint = redact(hint) if hint else None
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        head = self.what if not self.subject else f"{self.what} [{self.subject}]"
+        lines = [head]
+        lines.extend(f"  | {line}" for line in self.details)
+        if self.hint:
+            lines.append(f"What to do: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(LayerBuildError):
+    """The caller's input is wrong: a file, a runtime or architecture string, an option."""
+
+    exit_code = 2
+
+
+class RequirementsFileError(InvalidInputError):
+    """The requirements file is missing, unreadable or has an invalid line."""
+
+
+class UnsupportedTargetError(InvalidInputError):
+    """A runtime or architecture that Lambda layers built by this tool cannot target."""
+
+
+class InstallError(LayerBuildError):
+    """The installer (pip or uv) failed."""
+
+
+class IndexUnreachableError(InstallError):
+    """The package index could not be reached (network, DNS, TLS or proxy failure)."""
+
+
+class NoCompatibleDistributionError(InstallError):
+    """No distribution of a package can be installed for the target."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        package: str,
+        subject: str | None = None,
+        details: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.package = package
+        super().__init__(what, subject=subject, details=details, hint=hint)
+
+
+class LocalBuildUnavailableError(LayerBuildError):
+    """A local build cannot produce a correct layer for this target; the container build can.
+
+    The CDK construct catches this one (and only this one) to fall back to Docker bundling.
+    """
+
+    exit_code = 3
+
+
+class NoTargetInstallerError(LocalBuildUnavailableError):
+    """Neither an interpreter of the target's Python version nor uv is available on this host."""
+
+
+class NativeSdistError(LocalBuildUnavailableError):
+    """A package is published only as a source distribution with native code."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        package: str,
+        subject: str | None = None,
+        details: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.package = package
+        super().__init__(what, subject=subject, details=details, hint=hint)
+
+
+class VerificationError(LayerBuildError):
+    """The built layer would not work on the target."""

@@ -1,0 +1,116 @@
+"""Private package index settings, and a reachability probe used to explain an install failure."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ._errors import InvalidInputError
+from ._redact import redact, url_secrets
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Where packages come from, on top of the user's own pip configuration and ``PIP_*`` environment.
+
+    Attributes:
+        index_url: replaces the default index (pip's ``--index-url``). ``None`` keeps the user's setting or PyPI.
+        extra_index_urls: more indexes searched as well (pip's ``--extra-index-url``).
+        trusted_hosts: hosts whose TLS certificate is not verified (pip's ``--trusted-host``).
+
+    URLs may carry credentials (``https://user:token@host/simple``). They are handed to the installer through
+    its environment, never on a command line, and are redacted from every message.
+    """
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for url in (self.index_url, *self.extra_index_urls):
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+                raise InvalidInputError(
+                    f"Invalid package index URL {redact(url)!r}",
+                    subject="index settings",
+                    hint="give a full URL such as 'https://pypi.example.com/simple'.",
+                )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for url in (self.index_url, *self.extra_index_urls):
+            if url:
+                out.extend(url_secrets(url))
+        return tuple(out)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(u for u in (self.index_url, *self.extra_index_urls) if u)
+
+    def pip_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.index_url:
+            env["PIP_INDEX_URL"] = self.index_url
+        if self.extra_index_urls:
+            env["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+        if self.trusted_hosts:
+            env["PIP_TRUSTED_HOST"] = " ".join(self.trusted_hosts)
+        return env
+
+    def fingerprint(self) -> dict[str, object]:
+        """The settings without credentials: what may go into an asset hash."""
+        return {
+            "index_url": strip_credentials(self.index_url) if self.index_url else None,
+            "extra_index_urls": [strip_credentials(u) for u in self.extra_index_urls],
+            "trusted_hosts": list(self.trusted_hosts),
+        }
+
+    def describe(self) -> str:
+        if not self.urls:
+            return "the user's pip configuration (PyPI by default)"
+        return ", ".join(redact(u) for u in self.urls)
+
+
+def strip_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _ssl_context() -> ssl.SSLContext:
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(var)
+        if path and Path(path).is_file():
+            return ssl.create_default_context(cafile=path)
+    return ssl.create_default_context()
+
+
+def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> str | None:
+    """Return why ``url`` cannot be reached (redacted), or None when a server answered (whatever the status)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        return None if Path(path).is_dir() else f"{redact(url)}: no such directory"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    path = parts.path.rstrip("/") + "/" + (f"{project}/" if project else "")
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, path, "", "")), method="GET")
+    if "@" in parts.netloc:
+        userinfo = unquote(parts.netloc.rsplit("@", 1)[0])
+        request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=_ssl_context()):
+            return None
+    except urllib.error.HTTPError:
+        return None  # the server answered: reachable
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{redact(url)}: {redact(str(reason), url_secrets(url))}"

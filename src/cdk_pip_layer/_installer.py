@@ -1,0 +1,335 @@
+"""The installers that put wheels for the target into a directory: pip (run by an interpreter of the target's
+version) and uv (which evaluates markers for a target it is told about). Also: choosing one, and turning a
+failed run into one clear error.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ._errors import (
+    IndexUnreachableError,
+    InstallError,
+    InvalidInputError,
+    NoCompatibleDistributionError,
+    NoTargetInstallerError,
+)
+from ._index import IndexSettings, probe_index
+from ._interpreters import Interpreter, find_interpreter, find_uv, probe
+from ._platform import LambdaTarget
+from ._subprocess import CompletedRun, run
+
+InstallerChoice = Literal["auto", "pip", "uv"]
+INSTALLER_CHOICES: tuple[str, ...] = ("auto", "pip", "uv")
+
+
+@dataclass(frozen=True)
+class MissingDistribution:
+    """The installer found no wheel for ``requirement``; maybe a source distribution exists."""
+
+    requirement: str
+    name: str
+    versions_for_target: tuple[str, ...]  # versions that do have a wheel for the target (pip tells us)
+    not_found: bool  # the installer says the project does not exist at all
+
+
+class Installer(ABC):
+    name: str
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """For the summary: which program, which version, which interpreter."""
+
+    @abstractmethod
+    def install(
+        self,
+        requirements: Path,
+        target_dir: Path,
+        *,
+        target: LambdaTarget,
+        index: IndexSettings,
+        find_links: Sequence[Path],
+        extra_args: Sequence[str],
+    ) -> CompletedRun: ...
+
+    @abstractmethod
+    def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
+        """When the run failed because a requirement has no installable wheel, say which."""
+
+    @property
+    def pip_executable(self) -> str:
+        """The interpreter whose pip downloads and builds source distributions."""
+        return sys.executable
+
+
+class PipInstaller(Installer):
+    """pip, run by an interpreter of the runtime's exact Python version on Linux with the target's machine, so
+    that pip's marker evaluation is the target's. Wheel choice is pinned to the target's tags."""
+
+    name = "pip"
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self.interpreter = interpreter
+
+    @property
+    def description(self) -> str:
+        return (
+            f"pip {self.interpreter.pip_version} on Python {self.interpreter.version_str} "
+            f"({self.interpreter.executable})"
+        )
+
+    @property
+    def pip_executable(self) -> str:
+        return self.interpreter.executable
+
+    def install(
+        self,
+        requirements: Path,
+        target_dir: Path,
+        *,
+        target: LambdaTarget,
+        index: IndexSettings,
+        find_links: Sequence[Path],
+        extra_args: Sequence[str],
+    ) -> CompletedRun:
+        argv: list[str] = [
+            self.interpreter.executable,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-compile",
+            "--no-warn-script-location",
+            "--progress-bar",
+            "off",
+            "--target",
+            str(target_dir),
+            *target.pip_target_args(),
+            "-r",
+            str(requirements),
+        ]
+        for link in find_links:
+            argv += ["--find-links", str(link)]
+        argv += list(extra_args)
+        return run(argv, cwd=requirements.parent, env=index.pip_env(), secrets=index.secrets)
+
+    def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
+        match = re.search(
+            r"Could not find a version that satisfies the requirement (?P<req>\S+)"
+            r"(?: \(from [^)]*\))? \(from versions: (?P<versions>[^)]*)\)",
+            result.output,
+        )
+        if not match:
+            return None
+        versions = tuple(v.strip() for v in match.group("versions").split(",") if v.strip() != "none")
+        req = match.group("req")
+        name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]
+        return MissingDistribution(req, name, versions, not_found=False)
+
+
+class UvInstaller(Installer):
+    """uv, told the target's Python version and platform, so it evaluates markers and picks wheels for it."""
+
+    name = "uv"
+
+    def __init__(self, uv: str, version: str) -> None:
+        self.uv = uv
+        self.version = version
+
+    @property
+    def description(self) -> str:
+        return f"uv {self.version} ({self.uv})"
+
+    def install(
+        self,
+        requirements: Path,
+        target_dir: Path,
+        *,
+        target: LambdaTarget,
+        index: IndexSettings,
+        find_links: Sequence[Path],
+        extra_args: Sequence[str],
+    ) -> CompletedRun:
+        argv: list[str] = [
+            self.uv,
+            "pip",
+            "install",
+            "--target",
+            str(target_dir),
+            "--python",
+            sys.executable,
+            "--python-version",
+            target.python_version_str,
+            "--python-platform",
+            target.uv_python_platform,
+            "--only-binary",
+            ":all:",
+            "--link-mode",
+            "copy",
+            "--no-progress",
+            "-r",
+            str(requirements),
+        ]
+        for link in find_links:
+            argv += ["--find-links", str(link)]
+        for host in index.trusted_hosts:
+            argv += ["--allow-insecure-host", host]
+        argv += list(extra_args)
+        env: dict[str, str] = {"UV_NO_PYTHON_DOWNLOADS": "1"}
+        if index.index_url:
+            env["UV_INDEX_URL"] = index.index_url
+        if index.extra_index_urls:
+            env["UV_EXTRA_INDEX_URL"] = " ".join(index.extra_index_urls)
+        return run(argv, cwd=requirements.parent, env=env, secrets=index.secrets)
+
+    def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
+        out = result.output
+        not_found = re.search(r"Because (?P<name>[A-Za-z0-9._-]+) was not found in the package registry", out)
+        if not_found:
+            name = not_found.group("name")
+            return MissingDistribution(name, name, (), not_found=True)
+        match = re.search(
+            r"Because (?:only )?(?P<req>(?P<name>[A-Za-z0-9._-]+)(?:[=<>!~]=?[^\s,]+)?) "
+            r"(?:is available and \S+ )?has no (?:usable wheels|wheels with a matching)",
+            out,
+        )
+        if not match:
+            return None
+        return MissingDistribution(match.group("req"), match.group("name"), (), not_found=False)
+
+
+def choose_installer(target: LambdaTarget, preference: str = "auto", python_executable: str | None = None) -> Installer:
+    """pip with an interpreter of the target version when there is one; else uv; else explain what is missing.
+
+    ``preference`` forces one of them ("pip" or "uv"); ``python_executable`` names the interpreter for pip.
+    """
+    if preference not in INSTALLER_CHOICES:
+        raise InvalidInputError(
+            f"Unknown installer {preference!r}",
+            subject="installer",
+            hint=f"use one of {', '.join(INSTALLER_CHOICES)}.",
+        )
+    reasons: list[str] = []
+    if preference in ("auto", "pip"):
+        if python_executable:
+            interpreter = probe(python_executable)
+            reason = f"{python_executable} does not run" if interpreter is None else interpreter.mismatch(target)
+            if interpreter is None or reason:
+                raise InvalidInputError(
+                    f"The given interpreter cannot build for {target}",
+                    subject=python_executable,
+                    details=[reason or ""],
+                    hint=f"give a CPython {target.python_version_str} on Linux/{target.machine} with pip, "
+                    "or leave it unset to search for one.",
+                )
+            return PipInstaller(interpreter)
+        found, rejected = find_interpreter(target)
+        if found:
+            return PipInstaller(found)
+        reasons.append(f"no Python {target.python_version_str} for linux/{target.machine} with pip was found")
+        reasons.extend(rejected)
+    if preference in ("auto", "uv"):
+        uv = find_uv()
+        if uv:
+            result = run([uv, "--version"])
+            if result.ok:
+                return UvInstaller(uv, result.output.split()[1] if len(result.output.split()) > 1 else "?")
+        reasons.append("uv is not installed (pip install 'cdk-pip-layer[uv]')")
+    raise NoTargetInstallerError(
+        f"A local build for {target} is impossible on this host",
+        subject=str(target),
+        details=reasons,
+        hint=f"install Python {target.python_version_str} (e.g. with pyenv or 'uv python install') or uv, "
+        "or build in the Lambda build image (the container builder, or bundling='docker').",
+    )
+
+
+_NETWORK_SIGNS = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+    "NameResolutionError",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "SSLError",
+    "CERTIFICATE_VERIFY_FAILED",
+    "ProxyError",
+    "ConnectTimeoutError",
+    "Connection refused",
+    "error sending request",
+    "dns error",
+    "tcp connect error",
+    "invalid peer certificate",
+)
+
+
+def _unreachable_indexes(result: CompletedRun, index: IndexSettings, project: str | None) -> list[str]:
+    """Indexes that could not be reached, judging by the run's output and by probing each one."""
+    urls = list(index.urls)
+    if not urls:
+        urls = ["https://pypi.org/simple"]
+        for line in result.output.splitlines():
+            if line.startswith("Looking in indexes:"):
+                urls = [u.strip() for u in line.split(":", 1)[1].split(",") if "****" not in u]
+    reasons = [r for url in urls if (r := probe_index(url, project)) is not None]
+    if not reasons and any(sign in result.output for sign in _NETWORK_SIGNS):
+        reasons = [line for line in result.output.splitlines() if any(s in line for s in _NETWORK_SIGNS)][:3]
+    return reasons
+
+
+def explain_failure(
+    result: CompletedRun,
+    installer: Installer,
+    *,
+    target: LambdaTarget,
+    index: IndexSettings,
+    requirements: Path,
+    missing: MissingDistribution | None,
+) -> InstallError:
+    """The one error to raise for a failed install run."""
+    unreachable = _unreachable_indexes(result, index, missing.name if missing else None)
+    if unreachable:
+        return IndexUnreachableError(
+            "The package index cannot be reached",
+            subject=str(requirements),
+            details=unreachable,
+            hint="check the index URL, your network and proxy settings (HTTPS_PROXY) and the CA bundle "
+            "(PIP_CERT / SSL_CERT_FILE), then build again.",
+        )
+    if missing is not None:
+        if missing.not_found or (not missing.versions_for_target and "from versions: none" in result.output):
+            what = f"No distribution of {missing.requirement} exists for {target}"
+        else:
+            what = f"No wheel of {missing.requirement} is compatible with {target}"
+        details = [f"tags tried: {target.describe_tags()}"]
+        if missing.versions_for_target:
+            details.append("versions with a compatible wheel: " + ", ".join(missing.versions_for_target[-8:]))
+        details += [line for line in result.tail(8) if "hint:" in line or "Requires-Python" in line]
+        hint = (
+            f"pin a version that has a wheel for {target} (see above)"
+            if missing.versions_for_target
+            else f"check that '{missing.name}' is spelled right and exists on {index.describe()}"
+        )
+        return NoCompatibleDistributionError(
+            what,
+            package=missing.name,
+            subject=str(requirements),
+            details=details,
+            hint=hint + ", or build in the Lambda build image (container builder / bundling='docker') if the "
+            "package has a source distribution with native code.",
+        )
+    return InstallError(
+        f"{installer.name} failed to install the requirements for {target}",
+        subject=str(requirements),
+        details=result.tail(20),
+        hint=f"read {installer.name}'s output above; fix the requirement it names (a version conflict is "
+        "solved by relaxing or aligning pins) and build again.",
+    )

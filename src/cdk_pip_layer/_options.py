@@ -1,0 +1,104 @@
+"""Build settings shared by the local and the container builder (and by the CDK construct)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from ._errors import InvalidInputError
+from ._index import IndexSettings
+from ._installer import INSTALLER_CHOICES
+from ._platform import Architecture, LambdaTarget
+
+# Options the engine sets itself; a user passing them would silently break the target selection.
+_RESERVED_ARGS = (
+    "--target",
+    "-t",
+    "--platform",
+    "--python-version",
+    "--abi",
+    "--implementation",
+    "--only-binary",
+    "--python-platform",
+    "--prefix",
+    "--root",
+    "--user",
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerBuildOptions:
+    """What to build. Every field has the default a platform team would want.
+
+    Attributes:
+        requirements: the requirements file (``-r``/``-c`` includes are followed, relative to it).
+        runtime: the Lambda runtime, ``python3.10`` … ``python3.14``. Default ``python3.12``.
+        architecture: ``x86_64`` (default) or ``arm64``.
+        exclude: distributions to leave out of the layer, e.g. ``("boto3", "botocore")`` (the runtime has them).
+            Only the distributions named are removed, by the files their RECORD lists; their dependencies stay.
+        index: private index settings (credentials allowed; they are never printed).
+        installer: ``auto`` (pip with a Python of the runtime's version if one is found, else uv), ``pip`` or
+            ``uv``.
+        python_executable: the interpreter to run pip with; by default one of the runtime's version is searched
+            on PATH, in pyenv and in uv's managed Pythons.
+        extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
+            itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
+        verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
+    """
+
+    requirements: Path
+    runtime: str = "python3.12"
+    architecture: str = "x86_64"
+    exclude: tuple[str, ...] = ()
+    index: IndexSettings = field(default_factory=IndexSettings)
+    installer: str = "auto"
+    python_executable: str | None = None
+    extra_installer_args: tuple[str, ...] = ()
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requirements", Path(self.requirements))
+        target = LambdaTarget.parse(self.runtime, self.architecture)
+        object.__setattr__(self, "runtime", target.runtime)
+        object.__setattr__(self, "architecture", target.architecture.value)
+        object.__setattr__(self, "exclude", _names(self.exclude))
+        object.__setattr__(self, "extra_installer_args", tuple(self.extra_installer_args))
+        if self.installer not in INSTALLER_CHOICES:
+            raise InvalidInputError(
+                f"Unknown installer {self.installer!r}",
+                subject="installer",
+                hint=f"use one of {', '.join(INSTALLER_CHOICES)}.",
+            )
+        for arg in self.extra_installer_args:
+            if arg.split("=", 1)[0] in _RESERVED_ARGS:
+                raise InvalidInputError(
+                    f"Extra installer argument {arg.split('=', 1)[0]} is set by cdk-pip-layer itself",
+                    subject="extra installer arguments",
+                    hint="use the runtime, architecture and index options instead.",
+                )
+
+    @property
+    def target(self) -> LambdaTarget:
+        return LambdaTarget(self.runtime, Architecture(self.architecture))
+
+
+def _names(values: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for value in values:
+        name = value.strip()
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise InvalidInputError(
+                f"Invalid package name to exclude: {value!r}",
+                subject="exclude",
+                hint="give distribution names such as 'boto3'.",
+            )
+        out.append(canonicalize_name(name))
+    return tuple(sorted(set(out)))

@@ -1,0 +1,95 @@
+"""Packages published only as source distributions: build the pure-Python ones into a wheel on the host; report
+the ones with native code as needing the container build."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from packaging.utils import parse_wheel_filename
+
+from ._errors import NativeSdistError
+from ._index import IndexSettings
+from ._installer import MissingDistribution
+from ._platform import LambdaTarget
+from ._subprocess import run
+
+
+def build_pure_wheel(
+    missing: MissingDistribution,
+    *,
+    python: str,
+    wheelhouse: Path,
+    index: IndexSettings,
+    target: LambdaTarget,
+) -> Path | None:
+    """Download the sdist of ``missing`` and build a wheel from it into ``wheelhouse``.
+
+    Returns the wheel when it is pure Python (``py3-none-any``), None when no source distribution exists.
+    Raises :class:`NativeSdistError` when the wheel contains native code.
+    """
+    with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-sdist-") as tmp:
+        downloads = Path(tmp) / "sdist"
+        fetched = run(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--no-binary=:all:",
+                "--dest",
+                str(downloads),
+                missing.requirement,
+            ],
+            env=index.pip_env(),
+            secrets=index.secrets,
+        )
+        if not fetched.ok:
+            return None
+        sdists = sorted(downloads.iterdir())
+        if not sdists:
+            return None
+        built_dir = Path(tmp) / "wheel"
+        built = run(
+            [
+                python,
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--wheel-dir",
+                str(built_dir),
+                str(sdists[0]),
+            ],
+            env=index.pip_env(),
+            secrets=index.secrets,
+        )
+        wheels = sorted(built_dir.glob("*.whl")) if built.ok else []
+        if not wheels:
+            raise NativeSdistError(
+                f"{missing.name} is published only as a source distribution, and it does not build on this host",
+                package=missing.name,
+                subject=missing.requirement,
+                details=built.tail(8),
+                hint=f"build in the Lambda build image for {target} (container builder, or bundling='docker').",
+            )
+        wheel = wheels[0]
+        _, _, _, wheel_tags = parse_wheel_filename(wheel.name)
+        if any(tag.abi != "none" or tag.platform != "any" for tag in wheel_tags):
+            raise NativeSdistError(
+                f"{missing.name} is published only as a source distribution with native code "
+                f"(it builds to {wheel.name} here)",
+                package=missing.name,
+                subject=missing.requirement,
+                hint=f"build in the Lambda build image for {target}: use the container builder, or "
+                "bundling='docker'/'auto' in the CDK construct.",
+            )
+        wheelhouse.mkdir(parents=True, exist_ok=True)
+        dest = wheelhouse / wheel.name
+        wheel.replace(dest)
+        return dest
