@@ -106,6 +106,7 @@ def install_for_target(
     index: IndexSettings,
     extra_args: Sequence[str],
     wheelhouse: Path,
+    native_builds: bool = False,
 ) -> tuple[str, ...]:
     """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built."""
     built: list[str] = []
@@ -130,7 +131,12 @@ def install_for_target(
             )
         with _phase(f"build {missing.requirement} from its source distribution"):
             wheel = build_pure_wheel(
-                missing, python=installer.pip_executable, wheelhouse=wheelhouse, index=index, target=target
+                missing,
+                python=installer.pip_executable,
+                wheelhouse=wheelhouse,
+                index=index,
+                target=target,
+                allow_native=native_builds,
             )
         if wheel is None:
             raise explain_failure(
@@ -194,7 +200,9 @@ class PipBasedLambdaLayerLocalBuilder:
     def select_installer(self) -> Installer:
         """The installer this build would use; raises LocalBuildUnavailableError when there is none."""
         options = self.options
-        return choose_installer(options.target, options.installer, options.python_executable)
+        return choose_installer(
+            options.target, options.installer, options.python_executable, native_builds=options.native_builds
+        )
 
     def build(self) -> LayerBuildResult:
         start = time.perf_counter()
@@ -218,6 +226,7 @@ class PipBasedLambdaLayerLocalBuilder:
                     index=options.index,
                     extra_args=options.extra_installer_args,
                     wheelhouse=staging / "wheelhouse",
+                    native_builds=options.native_builds,
                 )
             warnings: list[str] = []
             with _phase("prune host files and exclusions"):
@@ -236,6 +245,7 @@ class PipBasedLambdaLayerLocalBuilder:
                         excluded=options.exclude,
                         unzipped_bytes=unzipped,
                         subject=f"{options.requirements} for {target}",
+                        native_builds=options.native_builds,
                     )
             with _phase("zip"):
                 staged_zip = staging / "layer.zip"

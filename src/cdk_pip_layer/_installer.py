@@ -75,8 +75,9 @@ class PipInstaller(Installer):
 
     name = "pip"
 
-    def __init__(self, interpreter: Interpreter) -> None:
+    def __init__(self, interpreter: Interpreter, *, native_builds: bool = False) -> None:
         self.interpreter = interpreter
+        self.native_builds = native_builds
 
     @property
     def description(self) -> str:
@@ -112,7 +113,7 @@ class PipInstaller(Installer):
             "off",
             "--target",
             str(target_dir),
-            *target.pip_target_args(),
+            *target.pip_target_args(native_builds=self.native_builds),
             "-r",
             str(requirements),
         ]
@@ -206,7 +207,13 @@ class UvInstaller(Installer):
         return MissingDistribution(match.group("req"), match.group("name"), (), not_found=False)
 
 
-def choose_installer(target: LambdaTarget, preference: str = "auto", python_executable: str | None = None) -> Installer:
+def choose_installer(
+    target: LambdaTarget,
+    preference: str = "auto",
+    python_executable: str | None = None,
+    *,
+    native_builds: bool = False,
+) -> Installer:
     """pip with an interpreter of the target version when there is one; else uv; else explain what is missing.
 
     ``preference`` forces one of them ("pip" or "uv"); ``python_executable`` names the interpreter for pip.
@@ -230,13 +237,13 @@ def choose_installer(target: LambdaTarget, preference: str = "auto", python_exec
                     hint=f"give a CPython {target.python_version_str} on Linux/{target.machine} with pip, "
                     "or leave it unset to search for one.",
                 )
-            return PipInstaller(interpreter)
+            return PipInstaller(interpreter, native_builds=native_builds)
         found, rejected = find_interpreter(target)
         if found:
-            return PipInstaller(found)
+            return PipInstaller(found, native_builds=native_builds)
         reasons.append(f"no Python {target.python_version_str} for linux/{target.machine} with pip was found")
         reasons.extend(rejected)
-    if preference in ("auto", "uv"):
+    if preference in ("auto", "uv") and not native_builds:
         uv = find_uv()
         if uv:
             result = run([uv, "--version"])

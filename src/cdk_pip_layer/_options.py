@@ -50,6 +50,8 @@ class LayerBuildOptions:
         extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
         verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
+        native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
+            right inside the target's own build image, where the container builder sets it; default False.
     """
 
     requirements: Path
@@ -61,6 +63,7 @@ class LayerBuildOptions:
     python_executable: str | None = None
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
+    native_builds: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "requirements", Path(self.requirements))

@@ -188,8 +188,17 @@ class LambdaTarget:
             "sys_platform": "linux",
         }
 
-    def pip_target_args(self) -> list[str]:
-        """pip options that restrict the install to wheels this target can load."""
+    @cached_property
+    def native_tags(self) -> tuple[tags.Tag, ...]:
+        """Tags of wheels built from source inside the target's own build image (``linux_<machine>``)."""
+        return tuple(tags.cpython_tags(self.python_version, abis=[self.abi], platforms=[f"linux_{self.machine}"]))
+
+    def pip_target_args(self, *, native_builds: bool = False) -> list[str]:
+        """pip options that restrict the install to wheels this target can load.
+
+        ``native_builds`` also accepts ``linux_<machine>`` wheels, which only a build inside the target's own
+        build image may produce (and trust).
+        """
         args = [
             "--only-binary=:all:",
             "--implementation",
@@ -201,6 +210,8 @@ class LambdaTarget:
         ]
         for platform in self.platform_tags:
             args += ["--platform", platform]
+        if native_builds:
+            args += ["--platform", f"linux_{self.machine}"]
         return args
 
     @property

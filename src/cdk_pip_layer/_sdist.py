@@ -22,6 +22,7 @@ def build_pure_wheel(
     wheelhouse: Path,
     index: IndexSettings,
     target: LambdaTarget,
+    allow_native: bool = False,
 ) -> Path | None:
     """Download the sdist of ``missing`` and build a wheel from it into ``wheelhouse``.
 
@@ -80,7 +81,7 @@ def build_pure_wheel(
             )
         wheel = wheels[0]
         _, _, _, wheel_tags = parse_wheel_filename(wheel.name)
-        if any(tag.abi != "none" or tag.platform != "any" for tag in wheel_tags):
+        if not allow_native and any(tag.abi != "none" or tag.platform != "any" for tag in wheel_tags):
             raise NativeSdistError(
                 f"{missing.name} is published only as a source distribution with native code "
                 f"(it builds to {wheel.name} here)",

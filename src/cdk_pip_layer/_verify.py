@@ -45,8 +45,10 @@ def _wheel_tags(dist: InstalledDistribution) -> list[str]:
     ]
 
 
-def check_wheel_tags(dists: Iterable[InstalledDistribution], target: LambdaTarget) -> list[str]:
-    supported = set(target.supported_tags)
+def check_wheel_tags(
+    dists: Iterable[InstalledDistribution], target: LambdaTarget, *, native_builds: bool = False
+) -> list[str]:
+    supported = set(target.supported_tags) | (set(target.native_tags) if native_builds else set())
     problems = []
     for dist in dists:
         tags = _wheel_tags(dist)
@@ -141,9 +143,10 @@ def verify_layer(
     excluded: Iterable[str],
     unzipped_bytes: int,
     subject: str,
+    native_builds: bool = False,
 ) -> VerificationReport:
     """Run every check; raise one :class:`VerificationError` listing every problem found."""
-    problems = check_wheel_tags(dists, target)
+    problems = check_wheel_tags(dists, target, native_builds=native_builds)
     shared, elf_problems = check_shared_objects(site_dir, target)
     problems += elf_problems
     top = [r for r in top_level if r.marker is None or r.marker.evaluate({**target.marker_environment, "extra": ""})]
