@@ -119,3 +119,7 @@ class NativeSdistError(LocalBuildUnavailableError):
 
 class VerificationError(LayerBuildError):
     """The built layer would not work on the target."""
+
+
+class ContainerBuildError(LayerBuildError):
+    """The container build could not run (Docker, image, emulation), or failed inside the container."""

@@ -100,6 +100,10 @@ class PipInstaller(Installer):
         find_links: Sequence[Path],
         extra_args: Sequence[str],
     ) -> CompletedRun:
+        # pip runs in the requirements file's directory (so relative -r/-c/-f lines resolve as pip resolves
+        # them), hence absolute paths for everything we pass.
+        requirements, target_dir = requirements.resolve(), target_dir.resolve()
+        find_links = [link.resolve() for link in find_links]
         argv: list[str] = [
             self.interpreter.executable,
             "-m",
@@ -159,6 +163,10 @@ class UvInstaller(Installer):
         find_links: Sequence[Path],
         extra_args: Sequence[str],
     ) -> CompletedRun:
+        # pip runs in the requirements file's directory (so relative -r/-c/-f lines resolve as pip resolves
+        # them), hence absolute paths for everything we pass.
+        requirements, target_dir = requirements.resolve(), target_dir.resolve()
+        find_links = [link.resolve() for link in find_links]
         argv: list[str] = [
             self.uv,
             "pip",

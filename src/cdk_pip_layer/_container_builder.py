@@ -1,0 +1,266 @@
+"""The container build: the same inputs and outputs as the local builder, built inside the Lambda build image
+(``public.ecr.aws/sam/build-pythonX.Y:latest-<arch>``) through the Docker SDK.
+
+For users who want the exact Lambda toolchain, and for source distributions with native code. The command, its
+environment and the staged input are the ones the CDK construct's Docker fallback uses (see ``_container``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from ._builder import LayerBuildResult, _phase, _tree_size
+from ._container import (
+    CACHE_MOUNT,
+    CONTAINER_COMMAND,
+    CONTAINER_ENVIRONMENT,
+    CONTAINER_INPUT,
+    CONTAINER_OUTPUT,
+    stage_input,
+)
+from ._errors import ContainerBuildError
+from ._exclude import installed_distributions
+from ._index import IndexSettings
+from ._options import LayerBuildOptions
+from ._platform import Architecture, LambdaTarget
+from ._redact import redact
+from ._requirements import read_requirements
+
+_log = logging.getLogger("cdk_pip_layer")
+
+_DOCKER_ARCH = {
+    "amd64": Architecture.X86_64,
+    "x86_64": Architecture.X86_64,
+    "arm64": Architecture.ARM64,
+    "aarch64": Architecture.ARM64,
+}
+
+
+def default_cache_root() -> Path:
+    """Where cdk-pip-layer keeps its caches: ``$CDK_PIP_LAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME`` or ~/.cache."""
+    explicit = os.environ.get("CDK_PIP_LAYER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer"
+
+
+def _host_architecture() -> Architecture | None:
+    return _DOCKER_ARCH.get(platform.machine().lower())
+
+
+def _can_emulate(target: Architecture) -> bool:
+    """Whether this Linux host runs binaries of ``target`` (natively, or through a registered binfmt handler)."""
+    if _host_architecture() == target:
+        return True
+    binfmt = Path("/proc/sys/fs/binfmt_misc")
+    names = {"arm64": ("qemu-aarch64",), "x86_64": ("qemu-x86_64",)}[target.value]
+    return any((binfmt / name).exists() for name in names)
+
+
+class PipBasedLambdaLayerContainerBuilder:
+    """Builds a Lambda layer inside the Lambda build image; output identical in layout to the local builder's:
+    ``<build_dir>/artifacts/python/…`` and a deterministic ``<build_dir>/layer.zip``.
+
+    The container runs as the calling user (output files are yours, not root's); pip's download cache is a host
+    directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings, the CA bundle
+    and index credentials are forwarded without ever appearing on a command line, in an image or in a file left
+    behind.
+    """
+
+    def __init__(
+        self,
+        *,
+        requirements: str | os.PathLike[str],
+        build_dir: str | os.PathLike[str],
+        runtime: str = "python3.12",
+        architecture: str = "x86_64",
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+        image: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        docker_client: Any = None,
+    ) -> None:
+        self.options = LayerBuildOptions(
+            requirements=Path(requirements),
+            runtime=runtime,
+            architecture=architecture,
+            exclude=tuple(exclude),
+            index=index or IndexSettings(),
+            installer="pip",
+            extra_installer_args=tuple(extra_installer_args),
+            verify=verify,
+        )
+        self.build_dir = Path(build_dir)
+        self.image = image or self.options.target.build_image
+        self.use_cache = use_cache
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
+        self._client = docker_client
+
+    @property
+    def target(self) -> LambdaTarget:
+        return self.options.target
+
+    def _docker(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                installed = shutil.which("docker") or shutil.which("dockerd") or Path("/var/run/docker.sock").exists()
+                what = "The Docker daemon is not running" if installed else "Docker is not installed"
+                raise ContainerBuildError(
+                    f"{what}; the container build needs it",
+                    subject=str(self.target),
+                    details=[str(exc)],
+                    hint="start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST; "
+                    "or build locally (PipBasedLambdaLayerLocalBuilder) when the requirements have wheels.",
+                ) from None
+        return self._client
+
+    def _ensure_image(self, client: Any) -> None:
+        try:
+            image = client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            _log.info("pulling %s for %s", self.image, self.target.docker_platform)
+            try:
+                image = client.images.pull(self.image, platform=self.target.docker_platform)
+            except docker.errors.APIError as exc:
+                raise ContainerBuildError(
+                    f"The build image {self.image} is not on this machine and cannot be pulled",
+                    subject=str(self.target),
+                    details=[str(exc.explanation or exc)],
+                    hint=f"pull it where the registry is reachable ('docker pull --platform "
+                    f"{self.target.docker_platform} {self.image}'), load it here, or pass image= naming a local "
+                    "image with the runtime's Python and pip.",
+                ) from None
+        image_arch = _DOCKER_ARCH.get(str(image.attrs.get("Architecture", "")).lower())
+        if image_arch is not None and image_arch != self.target.architecture:
+            raise ContainerBuildError(
+                f"The build image {self.image} is for {image_arch.value}, not {self.target.architecture.value}",
+                subject=str(self.target),
+                hint=f"use the {self.target.architecture.image_tag} tag of the image, or pass image= for the target.",
+            )
+        if not _can_emulate(self.target.architecture):
+            raise ContainerBuildError(
+                f"This {platform.machine()} host cannot run {self.target.architecture.value} containers",
+                subject=str(self.target),
+                hint="register QEMU for it (Debian: 'apt-get install qemu-user-static binfmt-support'; or 'docker run "
+                "--privileged --rm tonistiigi/binfmt --install all'), or build on a host of that architecture.",
+            )
+
+    def build(self) -> LayerBuildResult:
+        start = time.perf_counter()
+        options = self.options
+        target = options.target
+        with _phase("read requirements"):
+            read_requirements(options.requirements)
+        client = self._docker()
+        with _phase(f"check build image {self.image}"):
+            self._ensure_image(client)
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
+        try:
+            input_dir, output_dir = staging / "input", staging / "output"
+            output_dir.mkdir()
+            output_dir.chmod(0o755)
+            staged = stage_input(options, input_dir, use_cache=self.use_cache, write_host_env=False)
+            volumes = {
+                str(input_dir.resolve()): {"bind": CONTAINER_INPUT, "mode": "ro"},
+                str(output_dir.resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
+            }
+            if self.use_cache:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                volumes[str(self.cache_dir.resolve())] = {"bind": CACHE_MOUNT, "mode": "rw"}
+            with _phase(f"build in {self.image} ({target.docker_platform})"):
+                self._run(client, volumes, {**CONTAINER_ENVIRONMENT, **staged.host_env}, options.index.secrets)
+            built_zip = output_dir / "layer.zip"
+            if not built_zip.is_file():
+                raise ContainerBuildError(
+                    "The container build finished without writing layer.zip",
+                    subject=str(target),
+                    hint="run again with logging at DEBUG to see the container's output, and report it.",
+                )
+            with _phase("unpack artifacts"):
+                artifacts = staging / "artifacts"
+                with zipfile.ZipFile(built_zip) as archive:
+                    archive.extractall(artifacts)
+                dists = installed_distributions(artifacts / "python")
+                unzipped = _tree_size(artifacts)
+            final_artifacts = self.build_dir / "artifacts"
+            if final_artifacts.exists():
+                final_artifacts.rename(staging / "old-artifacts")
+            artifacts.rename(final_artifacts)
+            zip_path = self.build_dir / "layer.zip"
+            built_zip.replace(zip_path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return LayerBuildResult(
+            target=target,
+            zip_path=zip_path,
+            artifacts_dir=final_artifacts,
+            installer=f"pip in {self.image} ({target.docker_platform})",
+            distributions=tuple(d.pin for d in dists),
+            excluded=(),
+            built_from_source=(),
+            warnings=(),
+            unzipped_bytes=unzipped,
+            zipped_bytes=zip_path.stat().st_size,
+            sha256=hashlib.sha256(zip_path.read_bytes()).hexdigest(),
+            seconds=time.perf_counter() - start,
+        )
+
+    def _run(
+        self, client: Any, volumes: dict[str, dict[str, str]], environment: dict[str, str], secrets: Sequence[str]
+    ) -> None:
+        container = client.containers.create(
+            self.image,
+            command=list(CONTAINER_COMMAND),
+            environment=environment,
+            volumes=volumes,
+            user=f"{os.getuid()}:{os.getgid()}",
+            working_dir=CONTAINER_INPUT,
+            platform=self.target.docker_platform,
+            network_mode=os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None,
+        )
+        try:
+            container.start()
+            lines: list[str] = []
+            for chunk in container.logs(stream=True, follow=True):
+                for line in chunk.decode("utf-8", "replace").splitlines():
+                    clean = redact(line, secrets)
+                    lines.append(clean)
+                    _log.debug("container: %s", clean)
+            status = container.wait()
+            code = int(status.get("StatusCode", 1))
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+        if code != 0:
+            ours = [
+                line.removeprefix("cdk-pip-layer: error: ")
+                for line in lines
+                if line.startswith("cdk-pip-layer: error:")
+            ]
+            raise ContainerBuildError(
+                f"The build failed inside {self.image} (exit code {code})",
+                subject=f"{self.options.requirements} for {self.target}",
+                details=lines[-25:] if not ours else lines[lines.index("cdk-pip-layer: error: " + ours[0]) :][:25],
+                hint="read the container's output above: fix the requirement it names and build again.",
+            )
