@@ -50,6 +50,10 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO
 PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 CA_FILE = "ca-bundle.crt"
+# Where the container builder asks the build to write its summary (the CDK fallback does not set it: CDK wants
+# nothing but layer.zip in the output directory).
+RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"
+RESULT_MOUNT = "/cdk-pip-layer-result"
 
 _RUN_PY = '''"""Entry point of the cdk-pip-layer container build (generated; runs with the image's own Python)."""
 import sys

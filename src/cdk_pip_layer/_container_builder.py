@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -30,10 +31,11 @@ from ._container import (
     CONTAINER_ENVIRONMENT,
     CONTAINER_INPUT,
     CONTAINER_OUTPUT,
+    RESULT_MOUNT,
+    RESULT_VARIABLE,
     stage_input,
 )
 from ._errors import ContainerBuildError
-from ._exclude import installed_distributions
 from ._index import IndexSettings
 from ._options import LayerBuildOptions
 from ._platform import Architecture, LambdaTarget
@@ -177,19 +179,26 @@ class PipBasedLambdaLayerContainerBuilder:
         self.build_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
         try:
-            input_dir, output_dir = staging / "input", staging / "output"
-            output_dir.mkdir()
-            output_dir.chmod(0o755)
+            input_dir, output_dir, result_dir = staging / "input", staging / "output", staging / "result"
+            for directory in (output_dir, result_dir):
+                directory.mkdir()
+                directory.chmod(0o755)
             staged = stage_input(options, input_dir, use_cache=self.use_cache, write_host_env=False)
             volumes = {
                 str(input_dir.resolve()): {"bind": CONTAINER_INPUT, "mode": "ro"},
                 str(output_dir.resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
+                str(result_dir.resolve()): {"bind": RESULT_MOUNT, "mode": "rw"},
             }
             if self.use_cache:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 volumes[str(self.cache_dir.resolve())] = {"bind": CACHE_MOUNT, "mode": "rw"}
             with _phase(f"build in {self.image} ({target.docker_platform})"):
-                self._run(client, volumes, {**CONTAINER_ENVIRONMENT, **staged.host_env}, options.index.secrets)
+                environment = {
+                    **CONTAINER_ENVIRONMENT,
+                    **staged.host_env,
+                    RESULT_VARIABLE: f"{RESULT_MOUNT}/result.json",
+                }
+                self._run(client, volumes, environment, options.index.secrets)
             built_zip = output_dir / "layer.zip"
             if not built_zip.is_file():
                 raise ContainerBuildError(
@@ -201,8 +210,8 @@ class PipBasedLambdaLayerContainerBuilder:
                 artifacts = staging / "artifacts"
                 with zipfile.ZipFile(built_zip) as archive:
                     archive.extractall(artifacts)
-                dists = installed_distributions(artifacts / "python")
                 unzipped = _tree_size(artifacts)
+                report = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
             final_artifacts = self.build_dir / "artifacts"
             if final_artifacts.exists():
                 final_artifacts.rename(staging / "old-artifacts")
@@ -215,11 +224,11 @@ class PipBasedLambdaLayerContainerBuilder:
             target=target,
             zip_path=zip_path,
             artifacts_dir=final_artifacts,
-            installer=f"pip in {self.image} ({target.docker_platform})",
-            distributions=tuple(d.pin for d in dists),
-            excluded=(),
-            built_from_source=(),
-            warnings=(),
+            installer=f"{report['installer']} in {self.image} ({target.docker_platform})",
+            distributions=tuple(report["distributions"]),
+            excluded=tuple(report["excluded"]),
+            built_from_source=tuple(report["built_from_source"]),
+            warnings=tuple(report["warnings"]),
             unzipped_bytes=unzipped,
             zipped_bytes=zip_path.stat().st_size,
             sha256=hashlib.sha256(zip_path.read_bytes()).hexdigest(),

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ._builder import PipBasedLambdaLayerLocalBuilder
-from ._container import CA_FILE, CA_VARIABLES, CONTAINER_OUTPUT
+from ._container import CA_FILE, CA_VARIABLES, CONTAINER_OUTPUT, RESULT_VARIABLE
 from ._errors import LayerBuildError
 from ._index import IndexSettings
 from ._options import LayerBuildOptions
@@ -54,6 +54,20 @@ def main(context: Path, output: Path | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.zip_path, out / "layer.zip")
             (out / "layer.zip").chmod(0o644)
+            report = os.environ.get(RESULT_VARIABLE)
+            if report:
+                Path(report).write_text(
+                    json.dumps(
+                        {
+                            "installer": result.installer,
+                            "distributions": list(result.distributions),
+                            "excluded": list(result.excluded),
+                            "built_from_source": list(result.built_from_source),
+                            "warnings": list(result.warnings),
+                        }
+                    ),
+                    encoding="utf-8",
+                )
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code
