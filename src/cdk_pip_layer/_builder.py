@@ -88,6 +88,13 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
     """Remove what only the build host could use: console scripts (their shebang is the host's Python) and byte
     code compiled for another interpreter than the target's."""
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    # RECORD lines for files outside the layer (../../bin/<script>) hash the host's shebang: the zip would differ
+    # from one build host to the next.
+    for record in site_dir.glob("*.dist-info/RECORD"):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.lstrip('"').startswith("../")]
+        if kept != lines:
+            record.write_text("".join(kept), encoding="utf-8")
     keep_tag = "cpython-{}{}".format(*target.python_version)
     for pyc in site_dir.rglob("*.pyc"):
         if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:
@@ -137,6 +144,8 @@ def install_for_target(
                 index=index,
                 target=target,
                 allow_native=native_builds,
+                extra_args=extra_args,
+                cwd=requirements.path.resolve().parent,  # where the installer resolved relative -f paths
             )
         if wheel is None:
             raise explain_failure(

@@ -134,6 +134,7 @@ def _build(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = logging.getLogger("cdk_pip_layer")
+    handler: logging.Handler | None = None
     if not args.quiet:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PhaseFormatter())
@@ -147,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cdk-pip-layer: interrupted; nothing was replaced", file=sys.stderr)
         return 130
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,14 +32,24 @@ class IndexSettings:
     extra_index_urls: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        urls = ", ".join(f"{u!r}" for u in self.extra_index_urls)
+        index = redact(self.index_url) if self.index_url else None
+        return (
+            f"IndexSettings(index_url={index!r}, extra_index_urls=({redact(urls)}), "
+            f"trusted_hosts={self.trusted_hosts!r})"
+        )
+
     def __post_init__(self) -> None:
         for url in (self.index_url, *self.extra_index_urls):
             if url is None:
                 continue
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+                # Without "scheme://" redact() cannot see the credentials: show only what follows the last "@".
+                shown = redact(url) if "://" in url or "@" not in url else "****@" + url.rsplit("@", 1)[1]
                 raise InvalidInputError(
-                    f"Invalid package index URL {redact(url)!r}",
+                    f"Invalid package index URL {shown!r}",
                     subject="index settings",
                     hint="give a full URL such as 'https://pypi.example.com/simple'.",
                 )

@@ -5,6 +5,7 @@ failed run into one clear error.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -288,6 +289,11 @@ _NETWORK_SIGNS = (
 
 def _unreachable_indexes(result: CompletedRun, index: IndexSettings, project: str | None) -> list[str]:
     """Indexes that could not be reached, judging by the run's output and by probing each one."""
+    no_index_env = (
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("PIP_NO_INDEX", "UV_NO_INDEX")
+    )
+    if "--no-index" in result.argv or any(no_index_env):
+        return []  # the installer was told to use no index (offline, --find-links): none can be unreachable
     urls = list(index.urls)
     if not urls:
         urls = ["https://pypi.org/simple"]

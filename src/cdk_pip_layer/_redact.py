@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-# scheme://userinfo@host -> scheme://****@host. Userinfo may be "user:password" or a bare token.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+# scheme://userinfo@host -> scheme://****@host. Userinfo may be "user:password" or a bare token. It runs to the
+# last "@" before the host, as in urllib and pip: a raw "@" in a password must not leave the rest of it visible.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s'\"]+)@")
 
 REDACTED = "****"
 

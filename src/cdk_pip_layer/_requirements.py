@@ -112,17 +112,23 @@ class _Reader:
         self.requirements: list[RequirementLine] = []
         self.constraints: list[RequirementLine] = []
         self.files: list[Path] = []
+        self.including: list[Path] = []  # the chain of files being read, to tell a cycle from a shared include
 
     def read(self, path: Path, *, constraint: bool = False, parent: str | None = None) -> RequirementsFile:
         text = self._load(path, parent)
         resolved = path.resolve()
-        if resolved in self.files:
+        if resolved in self.including:
             raise RequirementsFileError(
-                "A requirements file includes itself", subject=str(path), hint="remove the circular -r/-c line."
+                f"A requirements file includes itself (included from {parent})",
+                subject=str(path),
+                hint="remove the circular -r/-c line.",
             )
-        self.files.append(resolved)
+        if resolved not in self.files:
+            self.files.append(resolved)
+        self.including.append(resolved)
         for lineno, line in _logical_lines(text):
             self._line(path, lineno, line, constraint)
+        self.including.pop()
         return RequirementsFile(
             path=path,
             requirements=tuple(self.requirements),
@@ -157,9 +163,10 @@ class _Reader:
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
+            bad_line = data[: exc.start].count(b"\n") + 1
             raise RequirementsFileError(
                 f"Requirements file is not UTF-8 text (byte {exc.start}){origin}",
-                subject=str(path),
+                subject=f"{path}:{bad_line}",
                 hint="save the file as UTF-8.",
             ) from None
 

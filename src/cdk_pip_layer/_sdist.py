@@ -4,6 +4,7 @@ the ones with native code as needing the container build."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
@@ -14,6 +15,20 @@ from ._installer import MissingDistribution
 from ._platform import LambdaTarget
 from ._subprocess import run
 
+# Installer arguments that say where packages come from; pip download and pip wheel must look in the same places.
+_SOURCE_FLAGS = ("--no-index", "--pre")
+_SOURCE_OPTIONS = ("--find-links", "-f")
+
+
+def _source_args(extra_args: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for pos, arg in enumerate(extra_args):
+        if arg in _SOURCE_FLAGS or arg.startswith(tuple(f"{o}=" for o in _SOURCE_OPTIONS)):
+            out.append(arg)
+        elif arg in _SOURCE_OPTIONS and pos + 1 < len(extra_args):
+            out += [arg, extra_args[pos + 1]]
+    return out
+
 
 def build_pure_wheel(
     missing: MissingDistribution,
@@ -23,6 +38,8 @@ def build_pure_wheel(
     index: IndexSettings,
     target: LambdaTarget,
     allow_native: bool = False,
+    extra_args: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> Path | None:
     """Download the sdist of ``missing`` and build a wheel from it into ``wheelhouse``.
 
@@ -43,9 +60,11 @@ def build_pure_wheel(
                 "--no-binary=:all:",
                 "--dest",
                 str(downloads),
+                *_source_args(extra_args),
                 missing.requirement,
             ],
             env=index.pip_env(),
+            cwd=cwd,
             secrets=index.secrets,
         )
         if not fetched.ok:
@@ -65,9 +84,11 @@ def build_pure_wheel(
                 "--no-deps",
                 "--wheel-dir",
                 str(built_dir),
+                *_source_args(extra_args),
                 str(sdists[0]),
             ],
             env=index.pip_env(),
+            cwd=cwd,
             secrets=index.secrets,
         )
         wheels = sorted(built_dir.glob("*.whl")) if built.ok else []

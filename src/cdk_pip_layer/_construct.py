@@ -1,0 +1,262 @@
+"""``PipLambdaLayer``: a ``aws_lambda.LayerVersion`` built from a requirements file. Validates props, asks the
+bundling adapter for the code, adds sharing; the build itself is the engine's."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda, aws_ssm
+from constructs import Construct
+
+from . import __version__
+from ._bundling import (
+    BundlingMode,
+    LayerCache,
+    LocalBundler,
+    bundling_options,
+    default_layer_cache_dir,
+    input_hash,
+)
+from ._errors import ContainerBuildError, InvalidInputError
+from ._index import IndexSettings
+from ._options import LayerBuildOptions
+from ._redact import redact
+from ._requirements import read_requirements
+
+__all__ = ["BundlingMode", "PipLambdaLayer"]
+
+_RUNTIMES = {
+    "python3.10": aws_lambda.Runtime.PYTHON_3_10,
+    "python3.11": aws_lambda.Runtime.PYTHON_3_11,
+    "python3.12": aws_lambda.Runtime.PYTHON_3_12,
+    "python3.13": aws_lambda.Runtime.PYTHON_3_13,
+    "python3.14": aws_lambda.Runtime.PYTHON_3_14,
+}
+_ARCHITECTURES = {"x86_64": aws_lambda.Architecture.X86_64, "arm64": aws_lambda.Architecture.ARM_64}
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
+_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,2048}$")
+
+
+class PipLambdaLayer(aws_lambda.LayerVersion):
+    """A Lambda layer built from a ``requirements.txt``, correct for the target runtime and architecture.
+
+    It is a ``aws_lambda.LayerVersion``: pass it wherever CDK takes a layer. Compatible runtimes and architectures
+    follow from ``runtime`` and ``architecture``. The layer is built when CDK asks for the asset (``cdk synth``,
+    ``cdk deploy``), never for ``cdk ls``/``cdk destroy`` or stacks left out with ``--exclusively``; a warm
+    ``cdk.out`` or the local layer cache make a rebuild unnecessary.
+
+    Args:
+        requirements: the requirements file (``-r``/``-c`` includes are followed and hashed).
+        runtime: ``python3.10`` … ``python3.14`` (or an ``aws_lambda.Runtime``). Default ``python3.12``.
+        architecture: ``x86_64`` (default) or ``arm64`` (or an ``aws_lambda.Architecture``).
+        exclude: distributions to leave out, e.g. ``("boto3", "botocore")``; their RECORD files are removed.
+        index: private index settings; credentials reach pip, never the template, the hash or ``cdk.out``.
+        bundling: ``auto`` (default; local, else Docker with the Lambda build image), ``local`` or ``docker``.
+        description, layer_version_name, license: as for ``LayerVersion``.
+        removal_policy: default ``RETAIN``: consumers of a shared layer keep working when a new version is
+            deployed or the stack is deleted. Pass ``RemovalPolicy.DESTROY`` for throw-away layers.
+        grant_account_ids: accounts allowed to use the layer (one ``AWS::Lambda::LayerVersionPermission`` each).
+        organization_id: an AWS Organization (``o-…``) whose accounts may use the layer.
+        ssm_parameter_name: publish the layer version ARN in this SSM String parameter.
+        installer: ``auto`` (pip with a Python of the runtime's version, else uv), ``pip`` or ``uv``.
+        python_executable: the interpreter pip runs with (default: searched).
+        extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
+        verify: check the layer before zipping it (default True; part of the asset hash).
+        cache: reuse and keep built layers in the local layer cache (only for fully pinned requirements).
+        cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers`` or
+            ``~/.cache/cdk-pip-layer/layers``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        requirements: str | os.PathLike[str],
+        runtime: str | aws_lambda.Runtime = "python3.12",
+        architecture: str | aws_lambda.Architecture = "x86_64",
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        bundling: BundlingMode | str = BundlingMode.AUTO,
+        description: str | None = None,
+        layer_version_name: str | None = None,
+        license: str | None = None,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        grant_account_ids: Sequence[str] = (),
+        organization_id: str | None = None,
+        ssm_parameter_name: str | None = None,
+        installer: str = "auto",
+        python_executable: str | None = None,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        options = LayerBuildOptions(
+            requirements=Path(requirements),
+            runtime=runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime,
+            architecture=architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture,
+            exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude),
+            index=index or IndexSettings(),
+            installer=installer,
+            python_executable=python_executable,
+            extra_installer_args=(extra_installer_args,)
+            if isinstance(extra_installer_args, str)
+            else tuple(extra_installer_args),
+            verify=verify,
+        )
+        mode = BundlingMode.parse(bundling)
+        accounts = _accounts(grant_account_ids)
+        _check_props(description, license, organization_id, ssm_parameter_name)
+        parsed = read_requirements(options.requirements)
+        key = input_hash(options, parsed, __version__)
+        # Only fully pinned requirements give the same layer tomorrow: only they may come from the cache.
+        layer_cache = None
+        if cache and parsed.fully_pinned:
+            layer_cache = LayerCache(Path(cache_dir) if cache_dir is not None else default_layer_cache_dir())
+
+        self.build_options = options
+        self.target = options.target
+        self.bundling_mode = mode
+        self.input_hash = key
+        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
+        staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
+        bundler = LocalBundler(
+            options=options,
+            mode=mode,
+            key=key,
+            staging_dir=staging,
+            cache=layer_cache,
+            label=f"{scope.node.path}/{id}".lstrip("/"),
+        )
+        self._bundler = bundler
+        code = aws_lambda.Code.from_asset(
+            str(staging),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            asset_hash=key,
+            bundling=bundling_options(options, bundler),
+        )
+        try:
+            super().__init__(
+                scope,
+                id,
+                code=code,
+                compatible_runtimes=[_RUNTIMES[options.runtime]],
+                compatible_architectures=[_ARCHITECTURES[options.architecture]],
+                description=description,
+                layer_version_name=layer_version_name,
+                license=license,
+                removal_policy=removal_policy,
+            )
+        except Exception as exc:
+            raise _bundling_error(bundler, exc) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # with host.env.json: proxies and index credentials
+        asset = self.node.try_find_child("Code")
+        if isinstance(asset, cdk.aws_s3_assets.Asset) and bundler.served == "docker":
+            outdir = cdk.Stage.of(self)
+            if outdir is not None:
+                bundler.store_docker_output(Path(outdir.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+
+        for account in accounts:
+            self.add_permission(f"Account{account}", account_id=account)
+        if organization_id is not None:
+            self.add_permission("Organization", account_id="*", organization_id=organization_id)
+        self.ssm_parameter: aws_ssm.StringParameter | None = None
+        if ssm_parameter_name is not None:
+            self.ssm_parameter = aws_ssm.StringParameter(
+                self,
+                "ArnParameter",
+                parameter_name=ssm_parameter_name,
+                string_value=self.layer_version_arn,
+                description=f"Layer version ARN of {self.node.path} ({self.target})",
+            )
+
+
+def _bundling_error(bundler: LocalBundler, exc: Exception) -> Exception:
+    """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
+    if bundler.error is not None and isinstance(bundler.error, Exception):
+        return bundler.error
+    if bundler.served == "docker":
+        options = bundler.options
+        lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
+        why = (
+            f"a local build is impossible ({bundler.fallback_reason.what})"
+            if bundler.fallback_reason
+            else "bundling='docker'"
+        )
+        return ContainerBuildError(
+            f"The Docker build of the layer failed ({why})",
+            subject=f"{options.requirements} for {options.target}",
+            details=lines,
+            hint="start Docker, or make the Lambda build image "
+            f"{options.target.build_image} available to it; or make a local build possible (install Python "
+            f"{options.target.python_version_str} or uv) and use bundling='auto'.",
+        )
+    return exc
+
+
+def _accounts(values: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for value in values:
+        if cdk.Token.is_unresolved(value):
+            out.append(value)
+            continue
+        account = str(value).strip()
+        if not _ACCOUNT.match(account):
+            raise InvalidInputError(
+                f"Invalid AWS account id {value!r}",
+                subject="grant_account_ids",
+                hint="give 12-digit account ids; share with an organization through organization_id. To make "
+                "the layer public, call layer.add_permission('Public', account_id='*') yourself.",
+            )
+        if account not in out:
+            out.append(account)
+    return tuple(out)
+
+
+def _check_props(
+    description: str | None, license: str | None, organization_id: str | None, ssm_parameter_name: str | None
+) -> None:
+    if description is not None and not cdk.Token.is_unresolved(description) and len(description) > 256:
+        raise InvalidInputError(
+            f"The layer description has {len(description)} characters; Lambda allows 256",
+            subject="description",
+            hint="shorten it.",
+        )
+    if license is not None and not cdk.Token.is_unresolved(license) and len(license) > 512:
+        raise InvalidInputError(
+            f"The license has {len(license)} characters; Lambda allows 512",
+            subject="license",
+            hint="give an SPDX identifier or a URL.",
+        )
+    if (
+        organization_id is not None
+        and not cdk.Token.is_unresolved(organization_id)
+        and not _ORGANIZATION.match(organization_id)
+    ):
+        raise InvalidInputError(
+            f"Invalid AWS Organization id {organization_id!r}",
+            subject="organization_id",
+            hint="give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
+            "'aws organizations describe-organization').",
+        )
+    if (
+        ssm_parameter_name is not None
+        and not cdk.Token.is_unresolved(ssm_parameter_name)
+        and not _SSM_NAME.match(ssm_parameter_name)
+    ):
+        raise InvalidInputError(
+            f"Invalid SSM parameter name {ssm_parameter_name!r}",
+            subject="ssm_parameter_name",
+            hint="use letters, digits and _ . - /, e.g. '/platform/layers/http-json/arn'.",
+        )
