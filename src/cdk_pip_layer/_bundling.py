@@ -183,14 +183,14 @@ class LocalBundler:
             if self.mode is BundlingMode.DOCKER:
                 return self._fall_back(out, None)
             if self.cache is not None:
+                start = time.perf_counter()
                 hit = self.cache.get(self.key)
                 if hit is not None:
-                    start = time.perf_counter()
                     shutil.copyfile(hit, out / LAYER_ZIP)
                     self.served = "cache"
                     self.say(
                         f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
-                        f"({time.perf_counter() - start:.2f} s)"
+                        f"({time.perf_counter() - start:.3f} s)"
                     )
                     return True
             try:
@@ -212,7 +212,7 @@ class LocalBundler:
 
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
-        self.say(f"{self.label}: building the layer for {target} from {self.options.requirements} on this host")
+        self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
         # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
         build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
         try:
@@ -242,8 +242,10 @@ class LocalBundler:
             self.say(f"{self.label}: bundling='docker': building in {where}")
         else:
             self.fallback_reason = reason
-            self.say(f"{self.label}: a local build is impossible, building in {where}")
-            self.say(f"  reason: {reason.what}" + "".join(f"; {line}" for line in reason.details))
+            because = "".join(f"; {line}" for line in reason.details)
+            self.say(
+                f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
+            )
         stage_input(self.options, self.staging_dir, use_cache=self.cache is not None, write_host_env=True)
         self.served = "docker"
         return False

@@ -23,7 +23,7 @@ from ._bundling import (
     default_layer_cache_dir,
     input_hash,
 )
-from ._errors import ContainerBuildError, InvalidInputError
+from ._errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from ._index import IndexSettings
 from ._options import LayerBuildOptions
 from ._redact import redact
@@ -69,9 +69,14 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         python_executable: the interpreter pip runs with (default: searched).
         extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
         verify: check the layer before zipping it (default True; part of the asset hash).
-        cache: reuse and keep built layers in the local layer cache (only for fully pinned requirements).
-        cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers`` or
-            ``~/.cache/cdk-pip-layer/layers``.
+        cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
+            for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
+        cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
+            ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or ``~/.cache/cdk-pip-layer/layers``. Delete it to clear it.
+
+    The asset hash is a digest of the inputs (requirements bytes, target, excludes, index without credentials,
+    installer arguments, verify, library version) plus CDK's bundling options, which hold nothing host-specific:
+    the same on every machine and checkout path, new whenever the layer's content may change.
     """
 
     def __init__(
@@ -182,7 +187,9 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
 
 def _bundling_error(bundler: LocalBundler, exc: Exception) -> Exception:
     """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
-    if bundler.error is not None and isinstance(bundler.error, Exception):
+    if isinstance(bundler.error, LayerBuildError):
+        return bundler.error.with_traceback(None)  # it says all; the engine's frames would bury it
+    if isinstance(bundler.error, Exception):
         return bundler.error
     if bundler.served == "docker":
         options = bundler.options

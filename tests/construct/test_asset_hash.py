@@ -1,0 +1,312 @@
+"""The asset hash: the same on every machine and checkout, new exactly when the layer's inputs change; and the
+rebuilds it saves (warm cdk.out, the local layer cache)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cdk_pip_layer._construct
+from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
+from cdk_pip_layer._bundling import input_hash
+from cdk_pip_layer._requirements import read_requirements
+
+from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
+from .conftest import FakeBuild, FakeDocker
+
+_count = itertools.count()
+
+# CDK's asset hash is sha256(custom hash + JSON.stringify(bundling options)). This is that JSON for python3.12 on
+# x86_64, word for word: no path, no user, no host setting. (The Python local-bundling object is `{}` in it.)
+BUNDLING_JSON = (
+    '{"image":"public.ecr.aws/sam/build-python3.12:latest-x86_64",'
+    '"command":["python3","/asset-input/.cdk-pip-layer/run.py"],'
+    '"environment":{"HOME":"/tmp","PIP_CACHE_DIR":"/cdk-pip-layer-cache/pip",'
+    '"PIP_DISABLE_PIP_VERSION_CHECK":"1","PYTHONDONTWRITEBYTECODE":"1"},'
+    '"local":{},"outputType":"archived","platform":"linux/amd64",'
+    '"volumes":[{"containerPath":"/cdk-pip-layer-cache","hostPath":"cdk-pip-layer-pip-cache"}]}'
+)
+
+
+def _checkout(root: Path, main: str = "-r base.txt\nrequests==2.32.3\n", base: str = "urllib3==2.2.3\n") -> Path:
+    (root / "layer").mkdir(parents=True)
+    (root / "layer" / "base.txt").write_text(base, encoding="utf-8")
+    requirements = root / "layer" / "requirements.txt"
+    requirements.write_text(main, encoding="utf-8")
+    return requirements
+
+
+def _hash(tmp_path: Path, requirements: Path, **props: Any) -> str:
+    """The layer's asset hash as CDK computes it (bundling not required: what `cdk ls` sees, and the same)."""
+    app, stack = make_app(tmp_path / f"out-{next(_count)}", bundling=False)
+    PipLambdaLayer(stack, "Layer", requirements=requirements, **props)
+    return layer_asset_hash(synth_template(app))
+
+
+def test_asset_hash_is_our_input_hash_plus_the_exact_bundling_json(tmp_path: Path, requirements: Path) -> None:
+    app, stack = make_app(tmp_path / "cdk.out", bundling=False)
+    layer = PipLambdaLayer(stack, "Layer", requirements=requirements)
+    expected = hashlib.sha256((layer.input_hash + BUNDLING_JSON).encode()).hexdigest()
+    assert layer_asset_hash(synth_template(app)) == expected
+
+
+def test_input_hash_definition_is_stable() -> None:
+    """A changed definition changes every user's layer version: it must be deliberate (and bump the version)."""
+    root = Path(__file__).parent / "data"
+    options = LayerBuildOptions(requirements=root / "requirements.txt", exclude=("botocore", "Boto3"))
+    canonical = (
+        '{"architecture":"x86_64","cdk-pip-layer":"0.1.0","exclude":["boto3","botocore"],'
+        '"extra-installer-args":[],"index":{"extra_index_urls":[],"index_url":null,"trusted_hosts":[]},'
+        '"local-archives":[],"requirements":['
+        f'"{hashlib.sha256((root / "requirements.txt").read_bytes()).hexdigest()}",'
+        f'"{hashlib.sha256((root / "base.txt").read_bytes()).hexdigest()}"],'
+        '"runtime":"python3.12","verify":true}'
+    )
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert input_hash(options, read_requirements(options.requirements), "0.1.0") == expected
+
+
+def test_same_inputs_in_two_checkouts_and_processes_give_the_same_hash(tmp_path: Path) -> None:
+    one = _checkout(tmp_path / "home" / "alice" / "src" / "platform")
+    two = _checkout(tmp_path / "ci" / "workspace" / "build-1234")
+    in_process = {_hash(tmp_path, one), _hash(tmp_path, two)}
+    script = (
+        "import sys, aws_cdk as cdk\n"
+        "from cdk_pip_layer import PipLambdaLayer\n"
+        "app = cdk.App(outdir=sys.argv[2], context={'aws:cdk:bundling-stacks': []})\n"
+        "PipLambdaLayer(cdk.Stack(app, 'Stack'), 'Layer', requirements=sys.argv[1])\n"
+        "t = app.synth().get_stack_by_name('Stack').template\n"
+        "print([r for r in t['Resources'].values() if r['Type'] == 'AWS::Lambda::LayerVersion'][0]"
+        "['Properties']['Content']['S3Key'][:-4])\n"
+    )
+    other_processes = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(req), str(tmp_path / f"proc-{i}")],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=req.parent,
+            timeout=300,
+        ).stdout.strip()
+        for i, req in enumerate((one, two))
+    }
+    assert len(in_process) == 1
+    assert other_processes == in_process
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "requirements bytes",
+        "included file bytes",
+        "runtime",
+        "architecture",
+        "exclude",
+        "index url",
+        "extra index url",
+        "trusted host",
+        "extra installer args",
+        "verify",
+        "library version",
+    ],
+)
+def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    before = _hash(tmp_path, _checkout(tmp_path / "a"))
+    requirements = _checkout(tmp_path / "b")
+    props: dict[str, Any] = {}
+    if change == "requirements bytes":
+        requirements.write_text("-r base.txt\nrequests==2.32.4\n", encoding="utf-8")
+    elif change == "included file bytes":
+        (requirements.parent / "base.txt").write_text("urllib3==2.2.2\n", encoding="utf-8")
+    elif change == "runtime":
+        props["runtime"] = "python3.13"
+    elif change == "architecture":
+        props["architecture"] = "arm64"
+    elif change == "exclude":
+        props["exclude"] = ["boto3"]
+    elif change == "index url":
+        props["index"] = IndexSettings(index_url="https://pypi.example.com/simple")
+    elif change == "extra index url":
+        props["index"] = IndexSettings(extra_index_urls=("https://extra.example.com/simple",))
+    elif change == "trusted host":
+        props["index"] = IndexSettings(trusted_hosts=("pypi.example.com",))
+    elif change == "extra installer args":
+        props["extra_installer_args"] = ["--pre"]
+    elif change == "verify":
+        props["verify"] = False
+    elif change == "library version":
+        monkeypatch.setattr(cdk_pip_layer._construct, "__version__", "0.2.0")
+    assert _hash(tmp_path, requirements, **props) != before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "credentials",
+        "HTTPS_PROXY",
+        "PIP_CERT",
+        "PIP_INDEX_URL",
+        "cache dir prop",
+        "CDK_PIP_LAYER_CACHE_DIR",
+        "cache off",
+        "bundling mode",
+        "installer",
+        "exclude order and spelling",
+        "file name and directory",
+    ],
+)
+def test_host_settings_and_secrets_do_not_change_the_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    base_props: dict[str, Any] = {
+        "index": IndexSettings(index_url="https://alice:one@pypi.example.com/simple"),
+        "exclude": ["boto3", "botocore"],
+    }
+    before = _hash(tmp_path, _checkout(tmp_path / "a"), **base_props)
+    requirements = _checkout(tmp_path / "b")
+    props = dict(base_props)
+    if change == "credentials":
+        props["index"] = IndexSettings(index_url="https://bob:two@pypi.example.com/simple")
+    elif change == "HTTPS_PROXY":
+        monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.other:8080")
+    elif change == "PIP_CERT":
+        monkeypatch.setenv("PIP_CERT", str(tmp_path / "other-ca.pem"))
+    elif change == "PIP_INDEX_URL":
+        monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example.com/simple")
+    elif change == "cache dir prop":
+        props["cache_dir"] = tmp_path / "elsewhere"
+    elif change == "CDK_PIP_LAYER_CACHE_DIR":
+        monkeypatch.setenv("CDK_PIP_LAYER_CACHE_DIR", str(tmp_path / "other-cache"))
+    elif change == "cache off":
+        props["cache"] = False
+    elif change == "bundling mode":
+        props["bundling"] = "docker"
+    elif change == "installer":
+        props["installer"] = "uv"
+    elif change == "exclude order and spelling":
+        props["exclude"] = ["BotoCore", "boto3", "Boto3"]
+    elif change == "file name and directory":
+        moved = tmp_path / "c" / "deps" / "layer-requirements.txt"
+        moved.parent.mkdir(parents=True)
+        moved.write_bytes(requirements.read_bytes())
+        (moved.parent / "base.txt").write_bytes((requirements.parent / "base.txt").read_bytes())
+        requirements = moved
+    assert _hash(tmp_path, requirements, **props) == before
+
+
+# --- the rebuilds a stable hash saves -----------------------------------------------------------------------------
+
+
+def _synth(outdir: Path, requirements: Path, **props: Any) -> Path:
+    app, stack = make_app(outdir)
+    PipLambdaLayer(stack, "Layer", requirements=requirements, **props)
+    return outdir / f"asset.{layer_asset_hash(synth_template(app))}.zip"
+
+
+def test_second_synth_with_nothing_changed_builds_nothing(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild
+) -> None:
+    first = _synth(tmp_path / "cdk.out", requirements, cache=False)
+    stamp = first.stat().st_mtime_ns
+    second = _synth(tmp_path / "cdk.out", requirements, cache=False)
+    assert second == first
+    assert second.stat().st_mtime_ns == stamp
+    assert len(fake_build.calls) == 1
+
+
+def test_fresh_cdk_out_reuses_the_layer_cache(
+    tmp_path: Path,
+    requirements: Path,
+    fake_build: FakeBuild,
+    isolated_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = _synth(tmp_path / "ci-run-1" / "cdk.out", requirements)
+    [entry] = (isolated_cache / "layers").iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["layer.zip"]  # written atomically: no temporary left
+    capsys.readouterr()
+    second = _synth(tmp_path / "ci-run-2" / "cdk.out", requirements)
+    assert len(fake_build.calls) == 1
+    assert second.name == first.name
+    assert second.read_bytes() == first.read_bytes() == (entry / "layer.zip").read_bytes()
+    assert f"layer {entry.name[:12]} reused from the cache {entry / 'layer.zip'}" in capsys.readouterr().err
+
+
+def test_cache_dir_prop_overrides_the_environment(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, isolated_cache: Path
+) -> None:
+    _synth(tmp_path / "out-1", requirements, cache_dir=tmp_path / "team-cache")
+    _synth(tmp_path / "out-2", requirements, cache_dir=tmp_path / "team-cache")
+    assert len(fake_build.calls) == 1
+    assert len(list((tmp_path / "team-cache").glob("*/layer.zip"))) == 1
+    assert not isolated_cache.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "props"),
+    [
+        ("requests>=2.32\n", {}),  # not fully pinned: tomorrow's build may differ
+        ("requests==2.32.*\n", {}),
+        (PINNED, {"cache": False}),
+    ],
+)
+def test_no_cache_unless_fully_pinned_and_enabled(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, content: str, props: dict[str, Any]
+) -> None:
+    requirements.write_text(content, encoding="utf-8")
+    _synth(tmp_path / "out-1", requirements, **props)
+    _synth(tmp_path / "out-2", requirements, **props)
+    assert len(fake_build.calls) == 2
+    assert not list(files_under(tmp_path / "cache"))
+
+
+def test_a_damaged_cache_entry_is_rebuilt_and_replaced(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, isolated_cache: Path
+) -> None:
+    _synth(tmp_path / "out-1", requirements)
+    [cached] = (isolated_cache / "layers").glob("*/layer.zip")
+    cached.write_bytes(b"truncated")
+    layer = _synth(tmp_path / "out-2", requirements)
+    assert len(fake_build.calls) == 2
+    assert zipfile.is_zipfile(cached)
+    assert cached.read_bytes() == layer.read_bytes()
+
+
+def test_a_docker_built_layer_is_cached_so_the_next_fresh_synth_needs_no_docker(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, fake_docker: FakeDocker, isolated_cache: Path
+) -> None:
+    from .test_bundling import IMPOSSIBLE
+
+    fake_build.error = IMPOSSIBLE
+    first = _synth(tmp_path / "out-1", requirements)
+    assert len(fake_docker.calls) == 1
+    second = _synth(tmp_path / "out-2", requirements)
+    assert len(fake_docker.calls) == 1
+    assert len(fake_build.calls) == 1  # the second synth did not even try a local build
+    assert second.read_bytes() == first.read_bytes()
+    assert zipfile.ZipFile(second).namelist() == ["python/built_in_docker.py"]
+
+
+def test_manifest_names_the_same_hash(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
+    asset = _synth(tmp_path / "cdk.out", requirements)
+    asset_hash = asset.name.removeprefix("asset.").removesuffix(".zip")
+    manifest = json.loads((tmp_path / "cdk.out" / "Stack.assets.json").read_text())
+    assert manifest["files"][asset_hash]["source"] == {"path": asset.name, "packaging": "file"}
+
+
+def test_a_local_archive_named_in_the_requirements_is_hashed(tmp_path: Path) -> None:
+    requirements = _checkout(tmp_path / "a", main="./wheels/internal_tool-1.0-py3-none-any.whl\n")
+    wheel = requirements.parent / "wheels" / "internal_tool-1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"first build")
+    before = _hash(tmp_path, requirements)
+    wheel.write_bytes(b"second build, same file name")
+    assert _hash(tmp_path, requirements) != before

@@ -1,0 +1,351 @@
+"""The bundling decision: build locally, fall back to Docker, or fail with our message; and no work when CDK does
+not ask for a bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, cast
+
+import aws_cdk as cdk
+import pytest
+
+from cdk_pip_layer import (
+    ContainerBuildError,
+    IndexSettings,
+    InstallError,
+    LayerBuildOptions,
+    NoTargetInstallerError,
+    PipLambdaLayer,
+)
+from cdk_pip_layer._bundling import BundlingMode, LayerCache, LocalBundler, bundling_options
+from cdk_pip_layer._container import (
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    CONTAINER_COMMAND,
+    CONTAINER_ENVIRONMENT,
+    PIP_VARIABLES,
+    PROXY_VARIABLES,
+)
+from cdk_pip_layer._interpreters import find_interpreter
+
+from ._helpers import files_under, layer_asset_hash, make_app, synth_template
+from .conftest import FakeBuild, FakeDocker
+
+SECRET = "tok3n-s3cret-value"
+PRIVATE_INDEX = f"https://ci-user:{SECRET}@pypi.example.com/simple"
+IMPOSSIBLE = NoTargetInstallerError(
+    "A local build for python3.12/x86_64 is impossible on this host",
+    subject="python3.12/x86_64",
+    details=["no Python 3.12 for linux/x86_64 with pip was found"],
+    hint="install Python 3.12 or uv",
+)
+
+
+def _host_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """This host's proxy and pip settings, exactly ``env``."""
+    for name in (*PROXY_VARIABLES, *PIP_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: Any) -> LocalBundler:
+    return LocalBundler(
+        options=LayerBuildOptions(requirements=requirements, **options),
+        mode=mode,
+        key="k" * 64,
+        staging_dir=tmp_path / "staged-input",
+        cache=LayerCache(tmp_path / "layer-cache"),
+        label="Stack/Layer",
+    )
+
+
+def _output_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "cdk.out" / "asset.x-building"
+    out.mkdir(parents=True)
+    (out / "leftover.txt").write_text("from an earlier attempt")
+    (out / "sub").mkdir()
+    return out
+
+
+def _call(bundler: LocalBundler, out: Path) -> bool:
+    return bundler.try_bundle(str(out), bundling_options(bundler.options, bundler))
+
+
+# --- try_bundle, called directly: the decision itself ------------------------------------------------------------
+
+
+def test_local_possible_builds_layer_zip_into_output_dir(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundler = _bundler(tmp_path, requirements, BundlingMode.AUTO)
+    out = tmp_path / "cdk.out" / "asset.x-building"
+    out.mkdir(parents=True)
+    assert _call(bundler, out) is True
+    assert sorted(p.name for p in out.iterdir()) == ["layer.zip"]
+    assert zipfile.ZipFile(out / "layer.zip").namelist() == ["python/fake_pkg/__init__.py"]
+    assert len(fake_build.calls) == 1
+    assert bundler.served == "local"
+    assert not list((tmp_path / "cdk.out").glob(".cdk-pip-layer-build-*"))  # the build directory is gone
+    assert "built with fake" in capsys.readouterr().err
+
+
+def test_local_impossible_in_auto_mode_cleans_output_explains_and_stages_for_docker(
+    tmp_path: Path,
+    requirements: Path,
+    fake_build: FakeBuild,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_build.error = IMPOSSIBLE
+    _host_env(monkeypatch, HTTPS_PROXY="http://proxy.corp:3128")
+    bundler = _bundler(tmp_path, requirements, BundlingMode.AUTO, index=IndexSettings(index_url=PRIVATE_INDEX))
+    out = _output_dir(tmp_path)
+    assert _call(bundler, out) is False
+    assert list(out.iterdir()) == []
+    err = capsys.readouterr().err
+    assert (
+        "cdk-pip-layer: Stack/Layer: a local build is impossible, building in the Lambda build image "
+        "public.ecr.aws/sam/build-python3.12:latest-x86_64 (linux/amd64)\n"
+        "  reason: A local build for python3.12/x86_64 is impossible on this host; "
+        "no Python 3.12 for linux/x86_64 with pip was found\n"
+    ) in err
+    assert SECRET not in err
+    host_env = tmp_path / "staged-input" / ".cdk-pip-layer" / "host.env.json"
+    assert stat.S_IMODE(host_env.stat().st_mode) == 0o600
+    assert json.loads(host_env.read_text()) == {"HTTPS_PROXY": "http://proxy.corp:3128", "PIP_INDEX_URL": PRIVATE_INDEX}
+    assert (tmp_path / "staged-input" / ".cdk-pip-layer" / "run.py").is_file()
+    assert bundler.served == "docker"
+
+
+def test_real_engine_without_an_interpreter_for_the_target_falls_back(
+    tmp_path: Path, requirements: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No fake: installer='pip' for python3.14, which this host has no interpreter for."""
+    bundler = _bundler(tmp_path, requirements, BundlingMode.AUTO, runtime="python3.14", installer="pip")
+    if find_interpreter(bundler.options.target)[0] is not None:
+        pytest.skip("this host has a Python 3.14")
+    out = _output_dir(tmp_path)
+    assert _call(bundler, out) is False
+    assert list(out.iterdir()) == []
+    assert "reason: A local build for python3.14/x86_64 is impossible on this host" in capsys.readouterr().err
+
+
+def test_docker_mode_never_builds_locally(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
+    bundler = _bundler(tmp_path, requirements, BundlingMode.DOCKER)
+    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"))
+    out = _output_dir(tmp_path)
+    assert _call(bundler, out) is False
+    assert list(out.iterdir()) == []
+    assert fake_build.calls == []
+    assert (tmp_path / "staged-input" / ".cdk-pip-layer" / "build.json").is_file()
+
+
+def test_local_mode_with_local_build_impossible_is_an_error(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_build.error = IMPOSSIBLE
+    bundler = _bundler(tmp_path, requirements, BundlingMode.LOCAL)
+    out = _output_dir(tmp_path)
+    with pytest.raises(NoTargetInstallerError):
+        _call(bundler, out)
+    assert list(out.iterdir()) == []
+    assert bundler.error is IMPOSSIBLE
+    assert not (tmp_path / "staged-input").exists()
+    assert "the layer could not be built:\nA local build for python3.12/x86_64" in capsys.readouterr().err
+
+
+def _zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("python/cached.py", "")
+    return path
+
+
+# --- through CDK: the construct, the bundling options and the Docker fallback --------------------------------------
+
+
+def test_bundling_options_are_the_container_design(tmp_path: Path, requirements: Path) -> None:
+    bundler = _bundler(tmp_path, requirements, BundlingMode.AUTO, architecture="arm64", runtime="python3.11")
+    options = bundling_options(bundler.options, bundler)
+    assert options.image.image == "public.ecr.aws/sam/build-python3.11:latest-arm64"
+    assert options.command == list(CONTAINER_COMMAND) == ["python3", "/asset-input/.cdk-pip-layer/run.py"]
+    assert options.environment == dict(CONTAINER_ENVIRONMENT)
+    assert [(v.host_path, v.container_path) for v in options.volumes or []] == [(CACHE_VOLUME, CACHE_MOUNT)]
+    assert options.platform == "linux/arm64"
+    assert options.output_type == cdk.BundlingOutput.ARCHIVED
+    assert options.local is cast(object, bundler)
+
+
+def test_construct_bundles_locally_through_cdk(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
+    app, stack = make_app(tmp_path / "cdk.out")
+    PipLambdaLayer(stack, "Layer", requirements=requirements)
+    asset = tmp_path / "cdk.out" / f"asset.{layer_asset_hash(synth_template(app))}.zip"
+    assert zipfile.ZipFile(asset).namelist() == ["python/fake_pkg/__init__.py"]
+    assert len(fake_build.calls) == 1
+    assert list((tmp_path / "tmp").iterdir()) == []  # the staged input is gone
+
+
+def test_docker_fallback_runs_the_exact_command_and_leaves_no_credentials(
+    tmp_path: Path,
+    requirements: Path,
+    fake_build: FakeBuild,
+    fake_docker: FakeDocker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_build.error = IMPOSSIBLE
+    _host_env(monkeypatch, HTTPS_PROXY=f"http://proxy-user:{SECRET}@proxy.corp:3128")
+    app, stack = make_app(tmp_path / "cdk.out")
+    PipLambdaLayer(stack, "Layer", requirements=requirements, index=IndexSettings(index_url=PRIVATE_INDEX))
+    template = synth_template(app)
+
+    [call] = fake_docker.calls
+    assert call["argv"] == [
+        "run",
+        "--rm",
+        "--platform",
+        "linux/amd64",
+        "-u",
+        f"{os.getuid()}:{os.getgid()}",
+        "-v",
+        "<input>:/asset-input:delegated",
+        "-v",
+        "<output>:/asset-output:delegated",
+        "-v",
+        "cdk-pip-layer-pip-cache:/cdk-pip-layer-cache:delegated",
+        "--env",
+        "HOME=/tmp",
+        "--env",
+        "PIP_CACHE_DIR=/cdk-pip-layer-cache/pip",
+        "--env",
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        "--env",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "-w",
+        "/asset-input",
+        "public.ecr.aws/sam/build-python3.12:latest-x86_64",
+        "python3",
+        "/asset-input/.cdk-pip-layer/run.py",
+    ]
+    # While Docker ran, the container found this host's settings in the staged input ...
+    assert call["host_env_mode"] == "0o600"
+    assert call["host_env_keys"] == ["HTTPS_PROXY", "PIP_INDEX_URL"]
+    assert {"build.json", "run.py", "cdk_pip_layer", "host.env.json"} <= set(call["staged"])
+    assert call["build_json"]["index"]["index_url"] == "https://pypi.example.com/simple"
+    # ... and the staged layer is the container's; nothing with a credential is left anywhere.
+    asset = tmp_path / "cdk.out" / f"asset.{layer_asset_hash(template)}.zip"
+    assert zipfile.ZipFile(asset).namelist() == ["python/built_in_docker.py"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+    for path in files_under(tmp_path / "cdk.out", tmp_path / "tmp", tmp_path / "cache"):
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_docker_mode_through_cdk(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, fake_docker: FakeDocker
+) -> None:
+    app, stack = make_app(tmp_path / "cdk.out")
+    PipLambdaLayer(stack, "Layer", requirements=requirements, bundling="docker")
+    synth_template(app)
+    assert fake_build.calls == []
+    [call] = fake_docker.calls
+    assert call["argv"][-3:] == ["public.ecr.aws/sam/build-python3.12:latest-x86_64", *CONTAINER_COMMAND]
+
+
+def test_a_failed_docker_fallback_says_why_local_was_impossible(
+    tmp_path: Path,
+    requirements: Path,
+    fake_build: FakeBuild,
+    fake_docker: FakeDocker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_build.error = IMPOSSIBLE
+    fake_docker.fail = True
+    fake_docker.activate()
+    _app, stack = make_app(tmp_path / "cdk.out")
+    with pytest.raises(ContainerBuildError) as info:
+        PipLambdaLayer(stack, "Layer", requirements=requirements)
+    message = str(info.value)
+    assert message.startswith(
+        "The Docker build of the layer failed (a local build is impossible (A local build for python3.12/x86_64 "
+        f"is impossible on this host)) [{requirements} for python3.12/x86_64]"
+    )
+    assert "docker exited with status 125" in message
+    assert "What to do: start Docker" in message
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_build_error_surfaces_as_our_error(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_build.error = InstallError(
+        "pip failed to install the requirements for python3.12/x86_64",
+        subject=str(requirements),
+        details=["ERROR: ResolutionImpossible: requests==2.32.3 conflicts with urllib3==0.1"],
+        hint="fix the requirement it names and build again.",
+    )
+    _app, stack = make_app(tmp_path / "cdk.out")
+    with pytest.raises(InstallError) as info:
+        PipLambdaLayer(stack, "Layer", requirements=requirements)
+    assert info.value is fake_build.error
+    err = capsys.readouterr().err
+    assert f"cdk-pip-layer: Stack/Layer: the layer could not be built:\n{fake_build.error}" in err
+    [building] = (tmp_path / "cdk.out").glob("asset.*")  # CDK keeps its (empty) work directory, nothing else
+    assert building.name.endswith("-building")
+    assert list(building.iterdir()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+_FAILING_APP = """
+import aws_cdk as cdk
+from cdk_pip_layer import PipLambdaLayer
+
+app = cdk.App(outdir={outdir!r})
+stack = cdk.Stack(app, "Stack")
+PipLambdaLayer(stack, "Layer", requirements={requirements!r}, runtime="python3.14", installer="pip", bundling="local")
+app.synth()
+"""
+
+
+def test_what_a_user_sees_when_the_layer_cannot_be_built(tmp_path: Path, requirements: Path) -> None:
+    """A real app process, the real engine: bundling='local' for a runtime this host has no Python for."""
+    app = tmp_path / "app.py"
+    app.write_text(_FAILING_APP.format(outdir=str(tmp_path / "cdk.out"), requirements=str(requirements)))
+    run = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode != 0
+    err = run.stderr
+    assert "cdk-pip-layer: Stack/Layer: the layer could not be built:\nA local build for python3.14/x86_64" in err
+    # The traceback ends with our error, not with jsii's wrapping of it.
+    last = err.strip().splitlines()
+    assert any(line.startswith("cdk_pip_layer._errors.NoTargetInstallerError: A local build") for line in last)
+    assert last[-1].startswith("What to do: install Python 3.14")
+
+
+# --- no work when CDK does not ask -----------------------------------------------------------------------------
+
+
+def test_no_build_no_docker_no_files_when_bundling_is_not_required(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, fake_docker: FakeDocker
+) -> None:
+    """What `cdk ls`, `cdk destroy` and stacks left out with --exclusively give the construct."""
+    app, stack = make_app(tmp_path / "cdk.out", bundling=False)
+    PipLambdaLayer(stack, "Auto", requirements=requirements)
+    PipLambdaLayer(stack, "Docker", requirements=requirements, bundling="docker", architecture="arm64")
+    synth_template(app)
+    assert fake_build.calls == []
+    assert fake_docker.calls == []
+    assert not list((tmp_path / "cdk.out").glob("asset.*"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_only_the_selected_stack_is_bundled(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
+    """`cdk deploy --exclusively Selected`: CDK passes the selected stacks as bundling-stacks."""
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"), context={"aws:cdk:bundling-stacks": ["Selected"]})
+    PipLambdaLayer(cdk.Stack(app, "Selected"), "Layer", requirements=requirements)
+    PipLambdaLayer(cdk.Stack(app, "Other"), "Layer", requirements=requirements, runtime="python3.11")
+    app.synth()
+    assert [str(options.target) for options in fake_build.calls] == ["python3.12/x86_64"]
