@@ -4,7 +4,7 @@
 #   - node_modules: the CDK CLI, pinned in package.json (aws-cdk@2);
 #   - with --docker: Debian's docker.io, a running dockerd, and stand-in Lambda build images (.ci/docker-setup.sh).
 set -euo pipefail
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 cd "$(dirname "$0")/.."
 
 with_docker=0

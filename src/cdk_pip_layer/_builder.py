@@ -99,9 +99,12 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
     for pyc in site_dir.rglob("*.pyc"):
         if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:
             pyc.unlink()
-    for cache in sorted(site_dir.rglob("__pycache__"), key=lambda p: len(p.parts), reverse=True):
-        if cache.is_dir() and not any(cache.iterdir()):
-            cache.rmdir()
+    # Empty directories (emptied __pycache__, or uv's empty <dist>.libs/) carry nothing and would only make the
+    # zip differ between installers.
+    for dirpath, _, _ in sorted(os.walk(site_dir), key=lambda entry: len(entry[0]), reverse=True):
+        directory = Path(dirpath)
+        if directory != site_dir and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def install_for_target(

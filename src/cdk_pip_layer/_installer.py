@@ -198,7 +198,9 @@ class UvInstaller(Installer):
             env["UV_INDEX_URL"] = index.index_url
         if index.extra_index_urls:
             env["UV_EXTRA_INDEX_URL"] = " ".join(index.extra_index_urls)
-        return run(argv, cwd=requirements.parent, env=env, secrets=index.secrets)
+        result = run(argv, cwd=requirements.parent, env=env, secrets=index.secrets)
+        (target_dir / ".lock").unlink(missing_ok=True)  # uv's lock of the --target directory, not a layer file
+        return result
 
     def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
         out = result.output
@@ -206,6 +208,9 @@ class UvInstaller(Installer):
         if not_found:
             name = not_found.group("name")
             return MissingDistribution(name, name, (), not_found=True)
+        no_version = re.search(r"Because there is no version of (?P<req>(?P<name>[A-Za-z0-9._-]+)[^\s,]*)", out)
+        if no_version:
+            return MissingDistribution(no_version.group("req"), no_version.group("name"), (), not_found=True)
         match = re.search(
             r"Because (?:only )?(?P<req>(?P<name>[A-Za-z0-9._-]+)(?:[=<>!~]=?[^\s,]+)?) "
             r"(?:is available and \S+ )?has no (?:usable wheels|wheels with a matching)",
@@ -334,11 +339,19 @@ def explain_failure(
         if missing.versions_for_target:
             details.append("versions with a compatible wheel: " + ", ".join(missing.versions_for_target[-8:]))
         details += [line for line in result.tail(8) if "hint:" in line or "Requires-Python" in line]
-        hint = (
-            f"pin a version that has a wheel for {target} (see above)"
-            if missing.versions_for_target
-            else f"check that '{missing.name}' is spelled right and exists on {index.describe()}"
-        )
+        wheels_elsewhere = re.search(r"Wheels are available for|has no wheels with a matching", result.output)
+        if missing.versions_for_target:
+            hint = f"pin a version that has a wheel for {target} (see above)"
+        elif wheels_elsewhere:
+            hint = (
+                f"'{missing.name}' publishes wheels, but none for {target} (see above): pick a version or a "
+                "package that supports the target"
+            )
+        else:
+            hint = (
+                f"check that '{missing.name}' and its version are spelled right and exist on {index.describe()}; "
+                f"if they do, the package publishes neither a wheel for {target} nor a source distribution"
+            )
         return NoCompatibleDistributionError(
             what,
             package=missing.name,
