@@ -47,7 +47,12 @@ DOCKERD_LOG=${DOCKERD_LOG:-/tmp/dockerd.log}
 DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
 ARM64_TIMEOUT=${CDK_PIP_LAYER_CI_ARM64_TIMEOUT:-300}
 # Bump when the rootfs customisation below changes: invalidates cached tarballs.
-ROOTFS_VERSION=1
+# Bump when the stand-ins' contents change: images whose label differs are rebuilt.
+ROOTFS_VERSION=2
+# The SAM build images carry a C/C++ toolchain and Python headers (for sdists with native code); so do ours,
+# on x86_64. The arm64 stand-in (under qemu) stays minimal: no test compiles there.
+BASE_PACKAGES=python3,python3-pip,python3-venv
+NATIVE_PACKAGES=$BASE_PACKAGES,g++,python3-dev
 IMAGE_PATH_ENV=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 T0=$SECONDS
@@ -190,9 +195,9 @@ customise_rootfs() { # make the Debian rootfs behave like a SAM build image
 }
 
 ROOTFS_TAR=
-ensure_rootfs_tar() { # suite arch timeout -> sets ROOTFS_TAR ("" if debootstrap failed)
-  local suite=$1 arch=$2 limit=$3
-  ROOTFS_TAR="$CACHE_DIR/rootfs-$suite-$arch-v$ROOTFS_VERSION.tar"
+ensure_rootfs_tar() { # suite arch timeout packages version -> sets ROOTFS_TAR ("" if debootstrap failed)
+  local suite=$1 arch=$2 limit=$3 packages=$4 version=$5
+  ROOTFS_TAR="$CACHE_DIR/rootfs-$suite-$arch-v$version.tar"
   [ -s "$ROOTFS_TAR" ] && return 0
   local work="$CACHE_DIR/work/$suite-$arch" mirror t=$SECONDS
   mirror=$(detect_mirror)
@@ -200,7 +205,7 @@ ensure_rootfs_tar() { # suite arch timeout -> sets ROOTFS_TAR ("" if debootstrap
   mkdir -p "$CACHE_DIR/work"
   log "debootstrap $suite/$arch from $mirror (log: $work.log)"
   if ! timeout "$limit" debootstrap --arch="$arch" --variant=minbase \
-    --include=python3,python3-pip,python3-venv "$suite" "$work" "$mirror" >"$work.log" 2>&1; then
+    --include="$packages" "$suite" "$work" "$mirror" >"$work.log" 2>&1; then
     tail -n 20 "$work.log" >&2
     cleanup_dir "$work"
     warn "debootstrap $suite/$arch failed or exceeded ${limit}s (log: $work.log)"
@@ -217,6 +222,7 @@ ensure_rootfs_tar() { # suite arch timeout -> sets ROOTFS_TAR ("" if debootstrap
 # ------------------------------------------------------------------ images --
 CREATED_IMAGES=()
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+image_version() { docker image inspect -f '{{index .Config.Labels "cdk-pip-layer.rootfs"}}' "$1" 2>/dev/null; }
 
 import_image() { # name tarball  (native arch, via docker import)
   docker import \
@@ -224,6 +230,7 @@ import_image() { # name tarball  (native arch, via docker import)
     --change 'ENV LANG=C.UTF-8' \
     --change 'WORKDIR /var/task' \
     --change 'CMD ["/bin/bash"]' \
+    --change "LABEL cdk-pip-layer.rootfs=$ROOTFS_VERSION" \
     --message "cdk-pip-layer CI stand-in" \
     "$2" "$1" >/dev/null
 }
@@ -250,12 +257,14 @@ EOF
 
 ensure_image() { # name suite arch
   local name=$1 suite=$2 arch=$3
-  if image_exists "$name"; then log "image $name exists"; return 0; fi
-  ensure_rootfs_tar "$suite" "$arch" 900
+  if [ "$(image_version "$name")" = "$ROOTFS_VERSION" ]; then log "image $name exists"; return 0; fi
+  ensure_rootfs_tar "$suite" "$arch" 900 "$NATIVE_PACKAGES" "$ROOTFS_VERSION"
   [ -n "$ROOTFS_TAR" ] || die "could not build the root filesystem for $name"
   log "importing $name"
   import_image "$name" "$ROOTFS_TAR"
   docker run --rm "$name" python3 -m pip --version >/dev/null || die "$name: python3 -m pip does not run"
+  docker run --rm "$name" sh -c 'command -v g++ && test -f /usr/include/python3*/Python.h' >/dev/null ||
+    die "$name: no C++ compiler or Python headers"
   CREATED_IMAGES+=("$name")
   step_done "image $name"
 }
@@ -282,7 +291,7 @@ elif ! enable_qemu_aarch64; then
 elif image_exists "$ARM64_IMAGE"; then
   log "image $ARM64_IMAGE exists"
 else
-  ensure_rootfs_tar bookworm arm64 "$ARM64_TIMEOUT"
+  ensure_rootfs_tar bookworm arm64 "$ARM64_TIMEOUT" "$BASE_PACKAGES" 1
   if [ -z "$ROOTFS_TAR" ]; then
     echo "debootstrap failed or took over ${ARM64_TIMEOUT}s ($(date -u +%F))" >"$ARM64_FAILED_MARK"
     warn "arm64 stand-in skipped"

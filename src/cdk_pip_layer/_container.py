@@ -35,6 +35,8 @@ CONTAINER_INPUT = "/asset-input"
 CONTAINER_OUTPUT = "/asset-output"
 CONTEXT_DIR = ".cdk-pip-layer"
 CACHE_MOUNT = "/cdk-pip-layer-cache"
+# Under CACHE_MOUNT: the wheels builds downloaded, kept for the next build (pip's HTTP cache is the rest).
+WHEELHOUSE_DIR = "wheelhouse"
 # A named Docker volume: the same name on every machine, so it can sit in CDK's bundling options.
 CACHE_VOLUME = "cdk-pip-layer-pip-cache"
 CONTAINER_COMMAND: tuple[str, ...] = ("python3", f"{CONTAINER_INPUT}/{CONTEXT_DIR}/run.py")
@@ -54,6 +56,9 @@ CA_FILE = "ca-bundle.crt"
 # nothing but layer.zip in the output directory).
 RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"
 RESULT_MOUNT = "/cdk-pip-layer-result"
+# Set to "1" (the container builder does when its logger is at DEBUG): the build prints pip's own verbose log
+# (every download and cache hit) to its output after pip has run.
+VERBOSE_VARIABLE = "CDK_PIP_LAYER_VERBOSE"
 
 _RUN_PY = '''"""Entry point of the cdk-pip-layer container build (generated; runs with the image's own Python)."""
 import sys

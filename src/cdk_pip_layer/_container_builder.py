@@ -7,6 +7,7 @@ environment and the staged input are the ones the CDK construct's Docker fallbac
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import json
@@ -33,6 +34,7 @@ from ._container import (
     CONTAINER_OUTPUT,
     RESULT_MOUNT,
     RESULT_VARIABLE,
+    VERBOSE_VARIABLE,
     stage_input,
 )
 from ._errors import ContainerBuildError
@@ -64,13 +66,28 @@ def _host_architecture() -> Architecture | None:
     return _DOCKER_ARCH.get(platform.machine().lower())
 
 
-def _can_emulate(target: Architecture) -> bool:
-    """Whether this Linux host runs binaries of ``target`` (natively, or through a registered binfmt handler)."""
-    if _host_architecture() == target:
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+_BINFMT_HANDLERS = {Architecture.ARM64: ("qemu-aarch64",), Architecture.X86_64: ("qemu-x86_64",)}
+
+
+def _can_emulate(target: Architecture, *, host: Architecture | None = None, binfmt_dir: Path | None = None) -> bool:
+    """Whether this Linux host runs binaries of ``target``: natively, or through a registered and enabled binfmt
+    handler (a handler, or binfmt_misc as a whole, that is registered but disabled has ``disabled`` as its first
+    line)."""
+    if (host or _host_architecture()) == target:
         return True
-    binfmt = Path("/proc/sys/fs/binfmt_misc")
-    names = {"arm64": ("qemu-aarch64",), "x86_64": ("qemu-x86_64",)}[target.value]
-    return any((binfmt / name).exists() for name in names)
+    binfmt = binfmt_dir or BINFMT_DIR
+    with contextlib.suppress(OSError):
+        if (binfmt / "status").read_text(encoding="utf-8", errors="replace").startswith("disabled"):
+            return False
+    for name in _BINFMT_HANDLERS[target]:
+        try:
+            status = (binfmt / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if status.startswith("enabled"):
+            return True
+    return False
 
 
 class PipBasedLambdaLayerContainerBuilder:
@@ -168,6 +185,17 @@ class PipBasedLambdaLayerContainerBuilder:
             )
 
     def build(self) -> LayerBuildResult:
+        """Build the layer; the Docker client made for it (none was passed) is closed when the build ends."""
+        owned = self._client is None
+        try:
+            return self._build()
+        finally:
+            if owned and self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+
+    def _build(self) -> LayerBuildResult:
         start = time.perf_counter()
         options = self.options
         target = options.target
@@ -198,6 +226,8 @@ class PipBasedLambdaLayerContainerBuilder:
                     **staged.host_env,
                     RESULT_VARIABLE: f"{RESULT_MOUNT}/result.json",
                 }
+                if _log.isEnabledFor(logging.DEBUG):
+                    environment[VERBOSE_VARIABLE] = "1"
                 self._run(client, volumes, environment, options.index.secrets)
             built_zip = output_dir / "layer.zip"
             if not built_zip.is_file():
@@ -251,11 +281,20 @@ class PipBasedLambdaLayerContainerBuilder:
         try:
             container.start()
             lines: list[str] = []
+            # Docker's log frames need not end at a line end: join them first, so that a line (and a secret in
+            # it) split across two frames is still seen, and redacted, whole.
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            pending = ""
             for chunk in container.logs(stream=True, follow=True):
-                for line in chunk.decode("utf-8", "replace").splitlines():
-                    clean = redact(line, secrets)
+                *complete, pending = (pending + decoder.decode(chunk)).split("\n")
+                for line in complete:
+                    clean = redact(line.rstrip("\r"), secrets)
                     lines.append(clean)
                     _log.debug("container: %s", clean)
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                lines.append(redact(pending, secrets))
+                _log.debug("container: %s", lines[-1])
             status = container.wait()
             code = int(status.get("StatusCode", 1))
         finally:
@@ -271,5 +310,8 @@ class PipBasedLambdaLayerContainerBuilder:
                 f"The build failed inside {self.image} (exit code {code})",
                 subject=f"{self.options.requirements} for {self.target}",
                 details=lines[-25:] if not ours else lines[lines.index("cdk-pip-layer: error: " + ours[0]) :][:25],
-                hint="read the container's output above: fix the requirement it names and build again.",
+                hint="the error from inside the container (above) says what failed and what to do."
+                if ours
+                else "read the container's output above (run with logging at DEBUG for all of it), fix what it "
+                "names and build again.",
             )

@@ -1,0 +1,174 @@
+"""Clear errors: Docker not running, an image that is absent and cannot be pulled, a build failing inside the
+container, an architecture the host cannot emulate."""
+
+from __future__ import annotations
+
+import gc
+import platform
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from cdk_pip_layer import Architecture, ContainerBuildError, PipBasedLambdaLayerContainerBuilder, _container_builder
+
+from ._docker_tier import IMAGE_311_ARM64
+
+pytestmark = pytest.mark.docker
+
+ABSENT_IMAGE = "public.ecr.aws/sam/build-python3.12:latest-x86_64"
+
+
+@pytest.fixture
+def requirements(tmp_path: Path) -> Path:
+    path = tmp_path / "requirements.txt"
+    path.write_text("six==1.16.0\n", encoding="utf-8")
+    return path
+
+
+def _build_within(seconds: float, builder: PipBasedLambdaLayerContainerBuilder) -> tuple[BaseException, float]:
+    """Run ``builder.build()`` in a thread; fail the test (instead of hanging) when it takes longer than allowed."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            builder.build()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the build did not fail within {seconds} s (a pull that hangs?)")
+    assert outcome, "the build succeeded"
+    return outcome[0], time.perf_counter() - start
+
+
+def test_daemon_not_running(requirements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11"
+    )
+    error, seconds = _build_within(30, builder)
+    assert isinstance(error, ContainerBuildError)
+    message = str(error)
+    assert message.startswith("The Docker daemon is not running; the container build needs it")
+    assert "What to do: start Docker" in message
+    assert "DOCKER_HOST" in message
+    assert "PipBasedLambdaLayerLocalBuilder" in message  # the way out that needs no Docker
+    assert seconds < 10
+    assert not (tmp_path / "out").exists()
+    # The Docker SDK leaves the socket of its failed connection attempt open (docker/transport/unixconn.py), held
+    # by the frames of the error's context: collect it here, not as an unraisable warning in a later test.
+    del error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.mark.network
+def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: Path, docker_client: Any) -> None:
+    try:
+        docker_client.images.get(ABSENT_IMAGE)
+    except docker.errors.ImageNotFound:
+        pass
+    else:
+        pytest.skip(f"{ABSENT_IMAGE} is on this machine")
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.12"
+    )
+    assert builder.image == ABSENT_IMAGE
+    error, seconds = _build_within(120, builder)
+    assert isinstance(error, ContainerBuildError), repr(error)
+    message = str(error)
+    assert f"The build image {ABSENT_IMAGE} is not on this machine and cannot be pulled" in message
+    assert f"docker pull --platform linux/amd64 {ABSENT_IMAGE}" in message
+    assert "image=" in message
+    assert seconds < 60, f"took {seconds:.0f} s"
+    assert not (tmp_path / "out" / "layer.zip").exists()
+
+
+@pytest.mark.network
+def test_build_failing_inside_the_container_shows_pips_reason(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\ncdk-pip-layer-no-such-package-4f1e==1.0\n", encoding="utf-8")
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", use_cache=False
+    )
+    with pytest.raises(ContainerBuildError) as caught:
+        builder.build()
+    error = caught.value
+    assert error.what.startswith("The build failed inside public.ecr.aws/sam/build-python3.11:latest-x86_64")
+    assert str(requirements) in (error.subject or "")
+    # The tail shows the engine's own error from inside the container, which names the package.
+    assert error.details, error
+    assert error.details[0].startswith("cdk-pip-layer: error: No distribution of cdk-pip-layer-no-such-package-4f1e")
+    inner_hint = [line for line in error.details if line.startswith("What to do: ")]
+    assert inner_hint, error.details
+    assert "'cdk-pip-layer-no-such-package-4f1e'" in inner_hint[0]
+    assert "spelled right" in inner_hint[0]
+    assert "Traceback" not in str(error)
+    assert not (tmp_path / "out" / "layer.zip").exists()
+    assert not (tmp_path / "out" / "artifacts").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no staging left behind
+
+
+# -------------------------------------------------------------------------------------------- emulation --
+
+
+X86, ARM = Architecture.X86_64, Architecture.ARM64
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "binfmt_files", "expected"),
+    [
+        (X86, X86, {}, True),
+        (ARM, ARM, {"status": "disabled"}, True),  # native needs no binfmt handler
+        (X86, ARM, {}, False),
+        (X86, ARM, {"qemu-aarch64": "enabled", "status": "enabled"}, True),
+        (X86, ARM, {"qemu-aarch64": "disabled", "status": "enabled"}, False),
+        (X86, ARM, {"qemu-aarch64": "enabled", "status": "disabled"}, False),  # binfmt_misc off as a whole
+        (X86, ARM, {"qemu-x86_64": "enabled"}, False),
+        (ARM, X86, {"qemu-x86_64": "enabled"}, True),
+        (ARM, X86, {}, False),
+    ],
+)
+def test_can_emulate(
+    tmp_path: Path, host: Architecture, target: Architecture, binfmt_files: dict[str, str], expected: bool
+) -> None:
+    binfmt = tmp_path / "binfmt_misc"
+    binfmt.mkdir()
+    for name, first_line in binfmt_files.items():
+        rest = "" if name == "status" else "interpreter /usr/libexec/qemu-binfmt/x\nflags: PF\n"
+        (binfmt / name).write_text(f"{first_line}\n{rest}", encoding="utf-8")
+    assert _container_builder._can_emulate(target, host=host, binfmt_dir=binfmt) is expected
+
+
+def test_architecture_the_host_cannot_emulate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> None:
+    if platform.machine() != "x86_64":
+        pytest.skip("needs an x86_64 host, for which arm64 is foreign")
+    try:
+        docker_client.images.get(IMAGE_311_ARM64)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"no {IMAGE_311_ARM64} stand-in: the image check would fail before the emulation check")
+    monkeypatch.setattr(_container_builder, "BINFMT_DIR", tmp_path / "no-binfmt-handlers")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n", encoding="utf-8")
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", architecture="arm64"
+    )
+    with pytest.raises(ContainerBuildError) as caught:
+        builder.build()
+    message = str(caught.value)
+    assert message.startswith("This x86_64 host cannot run arm64 containers")
+    assert "qemu-user-static" in message
+    assert "tonistiigi/binfmt" in message
+    assert not (tmp_path / "out").exists()
