@@ -247,6 +247,11 @@ class LocalBundler:
                 f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
             )
         stage_input(self.options, self.staging_dir, use_cache=self.cache is not None, write_host_env=True)
+        from ._container_builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
+
+        problem = prepare_cache_volume(target.build_image, target.docker_platform)
+        if problem:
+            self.say(f"{self.label}: note: could not prepare the pip cache volume {CACHE_VOLUME}: {problem}")
         self.served = "docker"
         return False
 

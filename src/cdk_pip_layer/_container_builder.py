@@ -28,6 +28,7 @@ import docker.errors
 from ._builder import LayerBuildResult, _phase, _tree_size
 from ._container import (
     CACHE_MOUNT,
+    CACHE_VOLUME,
     CONTAINER_COMMAND,
     CONTAINER_ENVIRONMENT,
     CONTAINER_INPUT,
@@ -176,7 +177,11 @@ class PipBasedLambdaLayerContainerBuilder:
                 subject=str(self.target),
                 hint=f"use the {self.target.architecture.image_tag} tag of the image, or pass image= for the target.",
             )
-        if not _can_emulate(self.target.architecture):
+        # Ask the daemon what it runs on (it may be a VM or another machine); binfmt can only be checked when the
+        # daemon is this Linux host itself.
+        daemon = _DOCKER_ARCH.get(str(client.info().get("Architecture", "")).lower())
+        local = platform.system() == "Linux" and os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+        if daemon != self.target.architecture and local and not _can_emulate(self.target.architecture, host=daemon):
             raise ContainerBuildError(
                 f"This {platform.machine()} host cannot run {self.target.architecture.value} containers",
                 subject=str(self.target),
@@ -315,3 +320,37 @@ class PipBasedLambdaLayerContainerBuilder:
                 else "read the container's output above (run with logging at DEBUG for all of it), fix what it "
                 "names and build again.",
             )
+
+
+def prepare_cache_volume(
+    image: str, docker_platform: str, client: Any = None, volume: str = CACHE_VOLUME
+) -> str | None:
+    """Create the named pip-cache volume of the CDK Docker fallback, writable by every user.
+
+    Docker creates a named volume owned by root, and CDK runs the build as the calling user, who could then not
+    write to it. Done once per machine (an existing volume is left as it is). Returns what went wrong, or None.
+    """
+    owned = client is None
+    try:
+        client = client or docker.from_env()
+        try:
+            client.volumes.get(volume)
+            return None
+        except docker.errors.NotFound:
+            pass
+        client.volumes.create(volume)
+        client.containers.run(
+            image,
+            ["chmod", "1777", CACHE_MOUNT],
+            volumes={volume: {"bind": CACHE_MOUNT, "mode": "rw"}},
+            user="0:0",
+            platform=docker_platform,
+            remove=True,
+        )
+        return None
+    except docker.errors.DockerException as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        if owned and client is not None:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -21,6 +21,7 @@ from ._container import (
     CA_FILE,
     CA_VARIABLES,
     CACHE_MOUNT,
+    CACHE_VOLUME,
     CONTAINER_OUTPUT,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
@@ -43,6 +44,14 @@ def main(context: Path, output: Path | None = None) -> int:
             os.environ[name] = str(context / CA_FILE)
     cache = os.environ.get("PIP_CACHE_DIR")
     cached = bool(settings.get("use_cache", True) and cache and _writable(Path(cache)))
+    if settings.get("use_cache", True) and cache and not cached:
+        logging.getLogger("cdk_pip_layer").warning(
+            "the pip cache %s is not writable by uid %d: building without it "
+            "(for CDK's named volume: 'docker volume rm %s' and build again)",
+            cache,
+            os.getuid(),
+            CACHE_VOLUME,
+        )
     if not cached:
         os.environ.pop("PIP_CACHE_DIR", None)
         os.environ["PIP_NO_CACHE_DIR"] = "1"

@@ -352,12 +352,15 @@ def explain_failure(
                 f"check that '{missing.name}' and its version are spelled right and exist on {index.describe()}; "
                 f"if they do, the package publishes neither a wheel for {target} nor a source distribution"
             )
+        in_build_image = isinstance(installer, PipInstaller) and installer.native_builds
         return NoCompatibleDistributionError(
             what,
             package=missing.name,
             subject=str(requirements),
             details=details,
-            hint=hint + ", or build in the Lambda build image (container builder / bundling='docker') if the "
+            hint=hint + "."
+            if in_build_image
+            else hint + ", or build in the Lambda build image (container builder / bundling='docker') if the "
             "package has a source distribution with native code.",
         )
     return InstallError(

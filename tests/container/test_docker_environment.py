@@ -4,6 +4,7 @@ private index credentials (which must reach pip and nothing else)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from docker.models.containers import ContainerCollection
 
 from cdk_pip_layer import ContainerBuildError, IndexSettings, PipBasedLambdaLayerContainerBuilder
 
-from ._docker_tier import pypi_only
+from ._docker_tier import IMAGE_311, pypi_only
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 
@@ -303,3 +304,27 @@ def test_index_credentials_reach_pip_and_nothing_else(
     assert "cdkpl-no-such-private-pkg" in str(caught.value)
     assert password not in caplog.text
     assert any("container: pip:" in record.getMessage() for record in caplog.records)  # pip's log was there to leak
+
+
+def test_the_cdk_cache_volume_is_made_writable_for_every_user(docker_client: Any) -> None:
+    # Docker creates a named volume owned by root; CDK runs the build as the calling user. The fallback prepares
+    # the volume once so that a non-root user's pip cache works.
+    from cdk_pip_layer._container import CACHE_MOUNT
+    from cdk_pip_layer._container_builder import prepare_cache_volume
+
+    volume = f"cdk-pip-layer-test-{secrets.token_hex(4)}"
+    try:
+        assert prepare_cache_volume(IMAGE_311, "linux/amd64", docker_client, volume=volume) is None
+        out = docker_client.containers.run(
+            IMAGE_311,
+            ["sh", "-c", f"touch {CACHE_MOUNT}/written && stat -c %u {CACHE_MOUNT}/written"],
+            volumes={volume: {"bind": CACHE_MOUNT, "mode": "rw"}},
+            user="1234:1234",
+            remove=True,
+        )
+        assert out.decode().strip() == "1234"
+        # A second call leaves the existing volume (and what it holds) alone.
+        assert prepare_cache_volume(IMAGE_311, "linux/amd64", docker_client, volume=volume) is None
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.volumes.get(volume).remove(force=True)
