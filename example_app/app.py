@@ -26,8 +26,8 @@ class ExampleStack(cdk.Stack):
             requirements=HERE / "layer" / "requirements.txt",
             runtime="python3.12",
             architecture="x86_64",
-            # The Lambda runtime has its own boto3/botocore; never ship (or pin) a second copy in the layer.
-            exclude=("boto3", "botocore"),
+            # Nothing here depends on boto3. When a requirement pulls it in, add exclude=("boto3", "botocore"):
+            # the runtime has its own copy (an exclude that matches nothing is reported as a warning).
             description="requests, pydantic and orjson for python3.12 on x86_64",
             ssm_parameter_name="/cdk-pip-layer-example/layers/http-json/arn",
         )

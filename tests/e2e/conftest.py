@@ -38,11 +38,13 @@ class Cli:
     env: dict[str, str]
     cache: Path
 
-    def __call__(self, *args: str, cwd: Path = REPO, check: bool = True, app: str | None = None) -> CliRun:
+    def __call__(
+        self, *args: str, cwd: Path = REPO, check: bool = True, app: str | None = None, timeout: float = 900
+    ) -> CliRun:
         argv: Sequence[str] = [str(CDK), *args, "--no-notices"]
         if app is not None:
             argv = [*argv, "--app", app]
-        proc = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=900, check=False)
+        proc = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         run = CliRun(proc.returncode, proc.stdout, proc.stderr)
         if check and run.returncode != 0:
             pytest.fail(f"cdk {' '.join(args)} failed ({run.returncode}):\n{run.stdout}\n{run.stderr}")
