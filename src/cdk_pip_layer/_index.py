@@ -86,7 +86,7 @@ class IndexSettings:
 
     def describe(self) -> str:
         if not self.urls:
-            return "the user's pip configuration (PyPI by default)"
+            return "the index of your pip configuration (PyPI by default)"
         return ", ".join(redact(u) for u in self.urls)
 
 
@@ -108,8 +108,7 @@ def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> 
     """Return why ``url`` cannot be reached (redacted), or None when a server answered (whatever the status)."""
     parts = urlsplit(url)
     if parts.scheme == "file":
-        path = unquote(parts.path)
-        return None if Path(path).is_dir() else f"{redact(url)}: no such directory"
+        return None  # a local index: nothing to reach (pip and uv pass over a missing one with a warning)
     host = parts.netloc.rsplit("@", 1)[-1]
     path = parts.path.rstrip("/") + "/" + (f"{project}/" if project else "")
     request = urllib.request.Request(urlunsplit((parts.scheme, host, path, "", "")), method="GET")

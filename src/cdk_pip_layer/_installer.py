@@ -23,7 +23,9 @@ from ._errors import (
 )
 from ._index import IndexSettings, probe_index
 from ._interpreters import Interpreter, find_interpreter, find_uv, probe
+from ._pip_config import pip_settings, uv_environment
 from ._platform import LambdaTarget
+from ._redact import url_secrets
 from ._subprocess import CompletedRun, run
 
 InstallerChoice = Literal["auto", "pip", "uv"]
@@ -149,6 +151,7 @@ class UvInstaller(Installer):
     def __init__(self, uv: str, version: str) -> None:
         self.uv = uv
         self.version = version
+        self._pip_settings: dict[str, str] | None = None
 
     @property
     def description(self) -> str:
@@ -188,17 +191,28 @@ class UvInstaller(Installer):
             "-r",
             str(requirements),
         ]
-        for link in find_links:
-            argv += ["--find-links", str(link)]
-        for host in index.trusted_hosts:
-            argv += ["--allow-insecure-host", host]
-        argv += list(extra_args)
-        env: dict[str, str] = {"UV_NO_PYTHON_DOWNLOADS": "1"}
+        # The user's pip configuration, with pip's meaning (uv does not read it); our own settings on top.
+        if self._pip_settings is None:
+            self._pip_settings = pip_settings()
+        pip_env, pip_args = uv_environment(self._pip_settings)
+        env: dict[str, str] = {"UV_NO_PYTHON_DOWNLOADS": "1", **pip_env}
+        links = [str(link) for link in find_links] + [
+            link for link in pip_env.get("UV_FIND_LINKS", "").split(",") if link
+        ]
+        if links:
+            env["UV_FIND_LINKS"] = ",".join(links)
         if index.index_url:
             env["UV_INDEX_URL"] = index.index_url
         if index.extra_index_urls:
             env["UV_EXTRA_INDEX_URL"] = " ".join(index.extra_index_urls)
-        result = run(argv, cwd=requirements.parent, env=env, secrets=index.secrets)
+        for host in index.trusted_hosts:
+            argv += ["--allow-insecure-host", host]
+        argv += pip_args + list(extra_args)
+        secrets = [*index.secrets]
+        for key in ("index-url", "extra-index-url"):
+            for url in self._pip_settings.get(key, "").split():
+                secrets += url_secrets(url)
+        result = run(argv, cwd=requirements.parent, env=env, secrets=secrets)
         (target_dir / ".lock").unlink(missing_ok=True)  # uv's lock of the --target directory, not a layer file
         return result
 
@@ -292,19 +306,19 @@ _NETWORK_SIGNS = (
 )
 
 
-def _unreachable_indexes(result: CompletedRun, index: IndexSettings, project: str | None) -> list[str]:
-    """Indexes that could not be reached, judging by the run's output and by probing each one."""
+def _unreachable_indexes(result: CompletedRun, index: IndexSettings, project: str | None, python: str) -> list[str]:
+    """Indexes that could not be reached, judging by the run's output and by probing each one the installer used:
+    ours, else the user's pip configuration's, else PyPI."""
     no_index_env = (
         os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("PIP_NO_INDEX", "UV_NO_INDEX")
     )
     if "--no-index" in result.argv or any(no_index_env):
         return []  # the installer was told to use no index (offline, --find-links): none can be unreachable
-    urls = list(index.urls)
-    if not urls:
-        urls = ["https://pypi.org/simple"]
-        for line in result.output.splitlines():
-            if line.startswith("Looking in indexes:"):
-                urls = [u.strip() for u in line.split(":", 1)[1].split(",") if "****" not in u]
+    configured = pip_settings(python)
+    if configured.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        return []
+    urls = [index.index_url or configured.get("index-url") or "https://pypi.org/simple"]
+    urls += list(index.extra_index_urls) + configured.get("extra-index-url", "").split()
     reasons = [r for url in urls if (r := probe_index(url, project)) is not None]
     if not reasons and any(sign in result.output for sign in _NETWORK_SIGNS):
         reasons = [line for line in result.output.splitlines() if any(s in line for s in _NETWORK_SIGNS)][:3]
@@ -321,7 +335,7 @@ def explain_failure(
     missing: MissingDistribution | None,
 ) -> InstallError:
     """The one error to raise for a failed install run."""
-    unreachable = _unreachable_indexes(result, index, missing.name if missing else None)
+    unreachable = _unreachable_indexes(result, index, missing.name if missing else None, installer.pip_executable)
     if unreachable:
         return IndexUnreachableError(
             "The package index cannot be reached",
@@ -352,16 +366,9 @@ def explain_failure(
                 f"check that '{missing.name}' and its version are spelled right and exist on {index.describe()}; "
                 f"if they do, the package publishes neither a wheel for {target} nor a source distribution"
             )
-        in_build_image = isinstance(installer, PipInstaller) and installer.native_builds
+        # A source distribution would have been built (or named as needing the build image) before we got here.
         return NoCompatibleDistributionError(
-            what,
-            package=missing.name,
-            subject=str(requirements),
-            details=details,
-            hint=hint + "."
-            if in_build_image
-            else hint + ", or build in the Lambda build image (container builder / bundling='docker') if the "
-            "package has a source distribution with native code.",
+            what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
         )
     return InstallError(
         f"{installer.name} failed to install the requirements for {target}",

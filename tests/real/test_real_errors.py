@@ -84,5 +84,6 @@ def test_package_without_an_arm64_wheel(tmp_path: Path) -> None:
     (tried,) = [d for d in error.details if d.startswith("tags tried:")]
     assert "aarch64" in tried
     assert "x86_64" not in tried
-    assert re.search(r"container|docker", str(error))
+    # No sdist either, so the build image would not help: the hint says the target has no wheel.
+    assert "publishes wheels, but none for python3.12/arm64" in str(error)
     assert_nothing_written(tmp_path)
