@@ -31,20 +31,26 @@ class ExampleStack(cdk.Stack):
             description="requests, pydantic and orjson for python3.12 on x86_64",
             ssm_parameter_name="/cdk-pip-layer-example/layers/http-json/arn",
         )
-        function = aws_lambda.Function(
-            self,
-            "QuoteFunction",
-            runtime=aws_lambda.Runtime.PYTHON_3_12,
-            architecture=aws_lambda.Architecture.X86_64,
-            handler="handler.handler",
-            code=aws_lambda.Code.from_asset(str(HERE / "function")),
-            layers=[layer],
-            memory_size=256,
-            timeout=cdk.Duration.seconds(10),
-            environment={"RATES_URL": "https://api.frankfurter.app/latest"},
-        )
-        cdk.CfnOutput(self, "LayerVersionArn", value=layer.layer_version_arn)
-        cdk.CfnOutput(self, "FunctionName", value=function.function_name)
+        add_quote_function(self, layer)
+
+
+def add_quote_function(stack: cdk.Stack, layer: aws_lambda.ILayerVersion) -> aws_lambda.Function:
+    """The function that uses the layer, and the stack's outputs (shared with the benchmark's plain variant)."""
+    function = aws_lambda.Function(
+        stack,
+        "QuoteFunction",
+        runtime=aws_lambda.Runtime.PYTHON_3_12,
+        architecture=aws_lambda.Architecture.X86_64,
+        handler="handler.handler",
+        code=aws_lambda.Code.from_asset(str(HERE / "function")),
+        layers=[layer],
+        memory_size=256,
+        timeout=cdk.Duration.seconds(10),
+        environment={"RATES_URL": "https://api.frankfurter.app/latest"},
+    )
+    cdk.CfnOutput(stack, "LayerVersionArn", value=layer.layer_version_arn)
+    cdk.CfnOutput(stack, "FunctionName", value=function.function_name)
+    return function
 
 
 def main() -> None:

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import aws_cdk as cdk
+from app import add_quote_function  # the example app beside this file (run as a script from example_app/)
 from aws_cdk import aws_lambda, aws_ssm
 from constructs import Construct
-
-HERE = Path(__file__).resolve().parent
 
 
 class PlainStack(cdk.Stack):
@@ -31,20 +30,7 @@ class PlainStack(cdk.Stack):
             parameter_name="/cdk-pip-layer-example/layers/http-json/arn",
             string_value=layer.layer_version_arn,
         )
-        function = aws_lambda.Function(
-            self,
-            "QuoteFunction",
-            runtime=aws_lambda.Runtime.PYTHON_3_12,
-            architecture=aws_lambda.Architecture.X86_64,
-            handler="handler.handler",
-            code=aws_lambda.Code.from_asset(str(HERE / "function")),
-            layers=[layer],
-            memory_size=256,
-            timeout=cdk.Duration.seconds(10),
-            environment={"RATES_URL": "https://api.frankfurter.app/latest"},
-        )
-        cdk.CfnOutput(self, "LayerVersionArn", value=layer.layer_version_arn)
-        cdk.CfnOutput(self, "FunctionName", value=function.function_name)
+        add_quote_function(self, layer)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ class LayerBuildError(Exception):
     Attributes:
         what: one sentence saying what failed.
         subject: the input it failed for (a file, a package, a target).
+        package: the distribution the error is about, when there is one.
         details: extra lines (for example the tail of pip's output), already redacted.
         hint: what to do next.
     """
@@ -30,7 +31,9 @@ class LayerBuildError(Exception):
         subject: str | None = None,
         details: Sequence[str] = (),
         hint: str | None = None,
+        package: str | None = None,
     ) -> None:
+        self.package = package
         self.what = redact(what)
         self.subject = redact(subject) if subject else None
         self.details = tuple(redact(line) for line in details)
@@ -75,18 +78,6 @@ class IndexUnreachableError(InstallError):
 class NoCompatibleDistributionError(InstallError):
     """No distribution of a package can be installed for the target."""
 
-    def __init__(
-        self,
-        what: str,
-        *,
-        package: str,
-        subject: str | None = None,
-        details: Sequence[str] = (),
-        hint: str | None = None,
-    ) -> None:
-        self.package = package
-        super().__init__(what, subject=subject, details=details, hint=hint)
-
 
 class LocalBuildUnavailableError(LayerBuildError):
     """A local build cannot produce a correct layer for this target; the container build can.
@@ -103,18 +94,6 @@ class NoTargetInstallerError(LocalBuildUnavailableError):
 
 class NativeSdistError(LocalBuildUnavailableError):
     """A package is published only as a source distribution with native code."""
-
-    def __init__(
-        self,
-        what: str,
-        *,
-        package: str,
-        subject: str | None = None,
-        details: Sequence[str] = (),
-        hint: str | None = None,
-    ) -> None:
-        self.package = package
-        super().__init__(what, subject=subject, details=details, hint=hint)
 
 
 class VerificationError(LayerBuildError):
