@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._archive import write_layer_zip
-from ._errors import InstallError
+from ._errors import InstallError, InvalidInputError
 from ._exclude import exclude_distributions, installed_distributions
 from ._index import IndexSettings
 from ._installer import Installer, choose_installer, explain_failure
@@ -150,9 +151,15 @@ def install_for_target(
                 extra_args=extra_args,
                 cwd=requirements.path.resolve().parent,  # where the installer resolved relative -f paths
             )
-        if wheel is None:
+        if not isinstance(wheel, Path):
             raise explain_failure(
-                result, installer, target=target, index=index, requirements=requirements.path, missing=missing
+                result,
+                installer,
+                target=target,
+                index=index,
+                requirements=requirements.path,
+                missing=missing,
+                notes=wheel,
             )
         built.append(missing.name)
     raise InstallError("Too many source-only packages", subject=str(requirements.path))  # pragma: no cover
@@ -225,8 +232,7 @@ class PipBasedLambdaLayerLocalBuilder:
         with _phase("choose installer"):
             installer = self.select_installer()
         _log.info("installer: %s, target %s", installer.description, target)
-        self.build_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
+        staging = open_build_dir(self.build_dir, requirements)
         try:
             site_dir = staging / "artifacts" / "python"
             with _phase(f"install for {target} with {installer.name}"):
@@ -262,7 +268,7 @@ class PipBasedLambdaLayerLocalBuilder:
             with _phase("zip"):
                 staged_zip = staging / "layer.zip"
                 write_layer_zip(site_dir.parent, staged_zip)
-            result_zip, artifacts = self._publish(staging)
+            result_zip, artifacts = publish(self.build_dir, site_dir.parent, staged_zip, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         digest = hashlib.sha256(result_zip.read_bytes()).hexdigest()
@@ -281,14 +287,49 @@ class PipBasedLambdaLayerLocalBuilder:
             seconds=time.perf_counter() - start,
         )
 
-    def _publish(self, staging: Path) -> tuple[Path, Path]:
-        """Move the staged artifacts and zip into place; the old ones survive until the new ones are there."""
-        artifacts = self.build_dir / "artifacts"
-        zip_path = self.build_dir / "layer.zip"
-        old = None
-        if artifacts.exists():
-            old = staging / "old-artifacts"
-            artifacts.rename(old)
-        (staging / "artifacts").rename(artifacts)
-        (staging / "layer.zip").replace(zip_path)
-        return zip_path, artifacts
+
+def open_build_dir(build_dir: Path, requirements: RequirementsFile) -> Path:
+    """Create ``build_dir`` and a private staging directory inside it (returned).
+
+    Refuses a requirements file that lies in what every build replaces (``artifacts/``, ``layer.zip``): the build
+    would delete its own input.
+    """
+    replaced = ((build_dir / "artifacts").resolve(), (build_dir / "layer.zip").resolve())
+    for file in requirements.files:
+        if any(file == path or file.is_relative_to(path) for path in replaced):
+            raise InvalidInputError(
+                "The requirements file lies in what the build replaces",
+                subject=str(file),
+                hint=f"move it out of {build_dir}/artifacts (and do not name it layer.zip), or build into "
+                "another output directory.",
+            )
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".staging-", dir=build_dir))
+    except OSError as exc:
+        raise InvalidInputError(
+            f"The output directory cannot be used: {exc.strerror or exc}",
+            subject=str(build_dir),
+            hint="give a directory you can write to (it is created when missing), not a file.",
+        ) from None
+
+
+def publish(build_dir: Path, staged_artifacts: Path, staged_zip: Path, scratch: Path) -> tuple[Path, Path]:
+    """Move a complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). Until then
+    the previous build stays intact. Safe against another build publishing into the same directory at once (the
+    last one to finish wins, each of its two outputs complete)."""
+    artifacts = build_dir / "artifacts"
+    for attempt in range(50):
+        with contextlib.suppress(FileNotFoundError):
+            artifacts.rename(scratch / f"old-artifacts-{attempt}")
+        try:
+            staged_artifacts.rename(artifacts)
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    else:  # pragma: no cover - fifty concurrent builds publishing in the same instant
+        raise InstallError("Another build keeps replacing the output directory", subject=str(build_dir))
+    zip_path = build_dir / "layer.zip"
+    staged_zip.replace(zip_path)
+    return zip_path, artifacts

@@ -15,7 +15,6 @@ import logging
 import os
 import platform
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from ._builder import LayerBuildResult, _phase, _tree_size
+from ._builder import LayerBuildResult, _phase, _tree_size, open_build_dir, publish
 from ._container import (
     CACHE_MOUNT,
     CACHE_VOLUME,
@@ -205,12 +204,11 @@ class PipBasedLambdaLayerContainerBuilder:
         options = self.options
         target = options.target
         with _phase("read requirements"):
-            read_requirements(options.requirements)
+            requirements = read_requirements(options.requirements)
         client = self._docker()
         with _phase(f"check build image {self.image}"):
             self._ensure_image(client)
-        self.build_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
+        staging = open_build_dir(self.build_dir, requirements)
         try:
             input_dir, output_dir, result_dir = staging / "input", staging / "output", staging / "result"
             for directory in (output_dir, result_dir):
@@ -247,12 +245,7 @@ class PipBasedLambdaLayerContainerBuilder:
                     archive.extractall(artifacts)
                 unzipped = _tree_size(artifacts)
                 report = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
-            final_artifacts = self.build_dir / "artifacts"
-            if final_artifacts.exists():
-                final_artifacts.rename(staging / "old-artifacts")
-            artifacts.rename(final_artifacts)
-            zip_path = self.build_dir / "layer.zip"
-            built_zip.replace(zip_path)
+            zip_path, final_artifacts = publish(self.build_dir, artifacts, built_zip, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return LayerBuildResult(

@@ -18,6 +18,7 @@ from ._errors import (
     IndexUnreachableError,
     InstallError,
     InvalidInputError,
+    LayerBuildError,
     NoCompatibleDistributionError,
     NoTargetInstallerError,
 )
@@ -287,6 +288,9 @@ def choose_installer(
     )
 
 
+# Lines of an installer's answer that name a Python version requirement (Requires-Python) it could not meet.
+_PYTHON_REQUIREMENT = re.compile(r"(?i)requires-python|requires a different python|depends on python *[<>=!~]")
+
 _NETWORK_SIGNS = (
     "NewConnectionError",
     "Failed to establish a new connection",
@@ -333,7 +337,8 @@ def explain_failure(
     index: IndexSettings,
     requirements: Path,
     missing: MissingDistribution | None,
-) -> InstallError:
+    notes: Sequence[str] = (),
+) -> LayerBuildError:
     """The one error to raise for a failed install run."""
     unreachable = _unreachable_indexes(result, index, missing.name if missing else None, installer.pip_executable)
     if unreachable:
@@ -348,13 +353,16 @@ def explain_failure(
         if missing.not_found or (not missing.versions_for_target and "from versions: none" in result.output):
             what = f"No distribution of {missing.requirement} exists for {target}"
         else:
-            what = f"No wheel of {missing.requirement} is compatible with {target}"
+            what = f"No version matching {missing.requirement} has a wheel for {target}"
         details = [f"tags tried: {target.describe_tags()}"]
         if missing.versions_for_target:
             details.append("versions with a compatible wheel: " + ", ".join(missing.versions_for_target[-8:]))
-        details += [line for line in result.tail(8) if "hint:" in line or "Requires-Python" in line]
+        details += [line for line in result.tail(8) if "hint:" in line or _PYTHON_REQUIREMENT.search(line)]
+        details += [f"source distribution: {note}" for note in notes]
         wheels_elsewhere = re.search(r"Wheels are available for|has no wheels with a matching", result.output)
-        if missing.versions_for_target:
+        if any(_PYTHON_REQUIREMENT.search(line) for line in details):
+            hint = f"pin a version of '{missing.name}' that supports Python {target.python_version_str}"
+        elif missing.versions_for_target:
             hint = f"pin a version that has a wheel for {target} (see above)"
         elif wheels_elsewhere:
             hint = (
@@ -369,6 +377,16 @@ def explain_failure(
         # A source distribution would have been built (or named as needing the build image) before we got here.
         return NoCompatibleDistributionError(
             what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
+        )
+    unknown_option = re.search(r"no such option: (\S+)|unexpected argument '([^']+)'", result.output)
+    if unknown_option:
+        option = unknown_option.group(1) or unknown_option.group(2)
+        return InvalidInputError(
+            f"{installer.name} does not know the option {option}",
+            subject=str(requirements),
+            details=result.tail(4),
+            hint="remove it from the extra installer arguments or the requirements file, or spell it as "
+            f"{installer.name} documents it.",
         )
     return InstallError(
         f"{installer.name} failed to install the requirements for {target}",

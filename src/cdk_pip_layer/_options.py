@@ -13,23 +13,31 @@ from ._index import IndexSettings
 from ._installer import INSTALLER_CHOICES
 from ._platform import Architecture, LambdaTarget
 
-# Options the engine sets itself; a user passing them would silently break the target selection.
-_RESERVED_ARGS = (
-    "--target",
-    "-t",
-    "--platform",
-    "--python-version",
-    "--abi",
-    "--implementation",
-    "--only-binary",
-    "--python-platform",
-    "--prefix",
-    "--root",
-    "--user",
-    "--index-url",
-    "-i",
-    "--extra-index-url",
-)
+# Options the engine sets itself; a user passing them would silently break the target selection, write outside
+# the build, or bring back byte-code. pip also takes any unambiguous abbreviation of a long option (--platf), and
+# short options with their value attached (-t/dir), so those are refused too.
+_RESERVED_LONG = (
+    "--target", "--platform", "--python-version", "--abi", "--implementation", "--only-binary",
+    "--python-platform", "--prefix", "--root", "--user", "--index-url", "--extra-index-url", "--index",
+    "--default-index", "--compile", "--link-mode", "--system", "--python",
+)  # fmt: skip
+_RESERVED_SHORT = ("-t", "-i", "-p")
+# Real options that happen to be abbreviations of reserved ones.
+_ALLOWED_PREFIXES = ("--pre",)
+
+
+def reserved_argument(arg: str) -> str | None:
+    """The reserved option ``arg`` names (exactly or abbreviated), or None."""
+    name = arg.split("=", 1)[0]
+    if name.startswith("--"):
+        if name in _RESERVED_LONG:
+            return name
+        if len(name) > 3 and name not in _ALLOWED_PREFIXES:
+            return next((option for option in _RESERVED_LONG if option.startswith(name)), None)
+        return None
+    if name.startswith("-") and not name.startswith("--"):
+        return next((option for option in _RESERVED_SHORT if name.startswith(option)), None)
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,9 +87,10 @@ class LayerBuildOptions:
                 hint=f"use one of {', '.join(INSTALLER_CHOICES)}.",
             )
         for arg in self.extra_installer_args:
-            if arg.split("=", 1)[0] in _RESERVED_ARGS:
+            reserved = reserved_argument(arg)
+            if reserved:
                 raise InvalidInputError(
-                    f"Extra installer argument {arg.split('=', 1)[0]} is set by cdk-pip-layer itself",
+                    f"Extra installer argument {arg!r} ({reserved}) is set by cdk-pip-layer itself",
                     subject="extra installer arguments",
                     hint="use the runtime, architecture and index options instead.",
                 )

@@ -189,8 +189,14 @@ class _Reader:
                 for pos, option in enumerate(rest):
                     if option.startswith("--hash="):
                         hashes.append(option.split("=", 1)[1])
-                    elif option == "--hash" and pos + 1 < len(rest):
+                    elif option == "--hash" and pos + 1 < len(rest) and not rest[pos + 1].startswith("-"):
                         hashes.append(rest[pos + 1])
+                    elif option == "--hash":
+                        raise RequirementsFileError(
+                            f"Invalid line {lineno}: --hash needs a value",
+                            subject=where,
+                            hint="write --hash=sha256:<hex digest> after the requirement.",
+                        )
                 break
         if not requirement_text:
             raise RequirementsFileError(
@@ -211,48 +217,73 @@ class _Reader:
                     hint="write a PEP 508 requirement such as 'requests==2.32.3' or "
                     "'exceptiongroup; python_version < \"3.11\"'.",
                 ) from None
+            if any(not spec.version for spec in req.specifier):
+                raise RequirementsFileError(
+                    f"Invalid requirement on line {lineno}: {requirement_text!r} has an operator without a version",
+                    subject=where,
+                    hint="give the version after the operator, e.g. 'requests==2.32.3'.",
+                )
             entry = RequirementLine(path, lineno, requirement_text, req, tuple(hashes))
         (self.constraints if constraint else self.requirements).append(entry)
 
     def _option(self, path: Path, lineno: int, line: str) -> None:
+        """A line of options (pip allows several on one line, e.g. ``--no-index --find-links ./wheels``)."""
         where = f"{path}:{lineno}"
-        first, _, rest = line.partition(" ")
-        if first.startswith("--") and "=" in first:
-            name, _, value = first.partition("=")
-            value = f"{value} {rest}"
-        elif not first.startswith("--") and len(first) > 2:
-            name, value = first[:2], f"{first[2:]} {rest}"  # -rbase.txt
-        else:
-            name, value = first, rest
-        value = value.strip()
-        if name in _INCLUDE_OPTIONS:
-            if not value:
+        try:
+            tokens = shlex.split(line, posix=True)
+        except ValueError:
+            tokens = line.split()
+        pos = 0
+        while pos < len(tokens):
+            token = tokens[pos]
+            pos += 1
+            value: str | None = None
+            if token.startswith("--") and "=" in token:
+                name, _, value = token.partition("=")
+            elif token.startswith("-") and not token.startswith("--") and len(token) > 2:
+                name, value = token[:2], token[2:]  # -rbase.txt
+            elif token.startswith("-"):
+                name = token
+            else:
                 raise RequirementsFileError(
-                    f"Invalid line {lineno}: {name} needs a file name",
+                    f"Invalid line {lineno}: {token!r} follows the options",
                     subject=where,
-                    hint="write e.g. '-r base.txt'.",
+                    hint="put each requirement on a line of its own, options after it or on their own line.",
                 )
+            takes_value = name in _INCLUDE_OPTIONS or name in _FILE_OPTIONS_WITH_VALUE
+            if takes_value and value is None and pos < len(tokens) and not tokens[pos].startswith("-"):
+                value = tokens[pos]
+                pos += 1
+            self._one_option(path, lineno, where, name, value=(value or "").strip(), takes_value=takes_value)
+
+    def _one_option(self, path: Path, lineno: int, where: str, name: str, *, value: str, takes_value: bool) -> None:
+        if takes_value and not value:
+            raise RequirementsFileError(
+                f"Invalid line {lineno}: {name} needs a value",
+                subject=where,
+                hint="write e.g. '-r base.txt' or '--find-links ./wheels', or remove the option.",
+            )
+        if name in _INCLUDE_OPTIONS:
             if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
                 return  # a remote include: pip fetches it
-            include = path.parent / value
-            self.read(include, constraint=name in ("-c", "--constraint"), parent=where)
+            self.read(path.parent / value, constraint=name in ("-c", "--constraint"), parent=where)
         elif name in ("-e", "--editable"):
             raise RequirementsFileError(
                 f"Editable requirement on line {lineno} cannot go into a layer",
                 subject=where,
                 hint="install the project normally (without -e), or build a wheel of it and list the wheel.",
             )
-        elif name in _FILE_OPTIONS_WITH_VALUE:
-            if not value:
-                raise RequirementsFileError(
-                    f"Invalid line {lineno}: {name} needs a value",
-                    subject=where,
-                    hint="give the option a value or remove the line.",
-                )
-        elif name not in _FILE_OPTIONS_FLAGS:
+        elif name in _PER_REQUIREMENT_OPTIONS:
+            raise RequirementsFileError(
+                f"Invalid line {lineno}: {name} belongs after a requirement",
+                subject=where,
+                hint=f"write it on the requirement's line, e.g. 'requests==2.32.3 {name}=sha256:…'.",
+            )
+        elif not takes_value and name not in _FILE_OPTIONS_FLAGS:
             raise RequirementsFileError(
                 f"Unknown option on line {lineno}: {name}",
                 subject=where,
                 hint="use one of the options pip accepts in requirements files (-r, -c, -i, --extra-index-url, "
-                "-f, --trusted-host, --pre, --prefer-binary, --only-binary, --no-binary, --hash, ...).",
+                "-f, --trusted-host, --pre, --prefer-binary, --only-binary, --no-binary; --hash after a "
+                "requirement).",
             )

@@ -3,6 +3,7 @@ the ones with native code as needing the container build."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,12 @@ from ._subprocess import run
 # Installer arguments that say where packages come from; pip download and pip wheel must look in the same places.
 _SOURCE_FLAGS = ("--no-index", "--pre")
 _SOURCE_OPTIONS = ("--find-links", "-f")
+
+
+# pip found the source distribution but could not prepare it (its build backend failed on this host).
+_PREPARE_FAILED = ("metadata-generation-failed", "subprocess-exited-with-error", "Getting requirements to build")
+# Lines of pip's answer that say why no source distribution fits the target.
+_WHY = re.compile(r"(?i)requires-python|requires a different python|python *[<>=!~]=? *\d")
 
 
 def _source_args(extra_args: Sequence[str]) -> list[str]:
@@ -40,11 +47,12 @@ def build_pure_wheel(
     allow_native: bool = False,
     extra_args: Sequence[str] = (),
     cwd: Path | None = None,
-) -> Path | None:
+) -> Path | list[str]:
     """Download the sdist of ``missing`` and build a wheel from it into ``wheelhouse``.
 
-    Returns the wheel when it is pure Python (``py3-none-any``), None when no source distribution exists.
-    Raises :class:`NativeSdistError` when the wheel contains native code.
+    Returns the wheel when it is pure Python (``py3-none-any``); when no source distribution can be had for the
+    target, the lines of pip's answer that say why (possibly none). Raises :class:`NativeSdistError` when the wheel
+    contains native code, or when the source distribution exists but does not even prepare on this host.
     """
     with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-sdist-") as tmp:
         downloads = Path(tmp) / "sdist"
@@ -58,6 +66,8 @@ def build_pure_wheel(
                 "--no-input",
                 "--no-deps",
                 "--no-binary=:all:",
+                "--python-version",  # Requires-Python judged for the target, not for the host
+                target.python_version_str,
                 "--dest",
                 str(downloads),
                 *_source_args(extra_args),
@@ -68,10 +78,20 @@ def build_pure_wheel(
             secrets=index.secrets,
         )
         if not fetched.ok:
-            return None
-        sdists = sorted(downloads.iterdir())
+            if any(sign in fetched.output for sign in _PREPARE_FAILED):
+                raise NativeSdistError(
+                    f"{missing.name} is published only as a source distribution for {target}, and it does not "
+                    "build on this host",
+                    package=missing.name,
+                    subject=missing.requirement,
+                    details=fetched.tail(8),
+                    hint=f"build in the Lambda build image for {target} (container builder, or bundling='docker').",
+                )
+            why = [line.strip() for line in fetched.output.splitlines() if _WHY.search(line)][:4]
+            return [line if len(line) <= 240 else line[:239] + "…" for line in why]
+        sdists = sorted(downloads.iterdir()) if downloads.is_dir() else []
         if not sdists:
-            return None
+            return []
         built_dir = Path(tmp) / "wheel"
         built = run(
             [

@@ -41,7 +41,7 @@ def requirements(tmp_path: Path) -> Path:
         (["--architecture", "sparc"], "Unsupported architecture 'sparc'"),
         (["--index-url", "pypi.example.com/simple"], "Invalid package index URL"),
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
-        (["--installer-arg=--target=/tmp/x"], "--target is set by cdk-pip-layer itself"),
+        (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(
