@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
 import errno
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -26,6 +29,9 @@ from ._sdist import build_pure_wheel
 from ._verify import verify_layer
 
 _log = logging.getLogger("cdk_pip_layer")
+
+# What every distribution's .dist-info/INSTALLER says in a layer, whichever installer ran.
+INSTALLER_NAME = "cdk-pip-layer\n"
 
 # How many source-only packages one build may turn into wheels before giving up.
 _MAX_SDIST_ROUNDS = 10
@@ -89,13 +95,31 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
     """Remove what only the build host could use: console scripts (their shebang is the host's Python) and byte
     code compiled for another interpreter than the target's."""
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
-    # RECORD lines for files outside the layer (../../bin/<script>) hash the host's shebang: the zip would differ
-    # from one build host to the next.
-    for record in site_dir.glob("*.dist-info/RECORD"):
-        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if not line.lstrip('"').startswith("../")]
-        if kept != lines:
-            record.write_text("".join(kept), encoding="utf-8")
+    # RECORD lines for scripts (../../bin/<script> from pip, bin/<script> from uv) hash the host's shebang, and
+    # INSTALLER names
+    # the tool (pip, uv): either would make the zip differ from one build host to the next. The layer's installer
+    # is cdk-pip-layer, whichever program it ran.
+    installer_bytes = INSTALLER_NAME.encode()
+    installer_hash = base64.urlsafe_b64encode(hashlib.sha256(installer_bytes).digest()).rstrip(b"=").decode()
+    for dist_info in site_dir.glob("*.dist-info"):
+        record = dist_info / "RECORD"
+        if not record.is_file():
+            continue
+        installer_file = dist_info / "INSTALLER"
+        installer_entry = f"{dist_info.name}/INSTALLER"
+        rows = []
+        for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+            if not row or row[0].startswith("../") or not (site_dir / row[0]).exists():
+                continue  # a file outside the layer, or one removed with bin/
+            if row[0] == installer_entry and installer_file.is_file():
+                rows.append([installer_entry, f"sha256={installer_hash}", str(len(installer_bytes))])
+            else:
+                rows.append(row)
+        if installer_file.is_file():
+            installer_file.write_bytes(installer_bytes)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        record.write_text(out.getvalue(), encoding="utf-8")
     keep_tag = "cpython-{}{}".format(*target.python_version)
     for pyc in site_dir.rglob("*.pyc"):
         if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:

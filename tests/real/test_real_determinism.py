@@ -55,3 +55,15 @@ def test_two_builds_are_byte_identical(tmp_path: Path, installer: str) -> None:
             assert mode == 0o755, info.filename
         else:
             assert mode in (0o644, 0o755), (info.filename, oct(mode))
+
+
+def test_pip_and_uv_give_the_same_bytes(tmp_path: Path) -> None:
+    # Which installer runs depends on the host (an interpreter of the runtime's version, or uv): the layer must not.
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(REQUIREMENTS, encoding="utf-8")
+    with_pip = build_with_umask(requirements, tmp_path / "pip", 0o022, "pip")
+    with_uv = build_with_umask(requirements, tmp_path / "uv", 0o022, "uv")
+    assert with_pip == with_uv
+    with zipfile.ZipFile(tmp_path / "pip" / "layer.zip") as archive:
+        installers = {archive.read(n) for n in archive.namelist() if n.endswith(".dist-info/INSTALLER")}
+    assert installers == {b"cdk-pip-layer\n"}
