@@ -96,9 +96,8 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
     code compiled for another interpreter than the target's."""
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
     # RECORD lines for scripts (../../bin/<script> from pip, bin/<script> from uv) hash the host's shebang, and
-    # INSTALLER names
-    # the tool (pip, uv): either would make the zip differ from one build host to the next. The layer's installer
-    # is cdk-pip-layer, whichever program it ran.
+    # INSTALLER names the tool (pip, uv): either would make the zip differ from one build host to the next. The
+    # layer's installer is cdk-pip-layer, whichever program it ran.
     installer_bytes = INSTALLER_NAME.encode()
     installer_hash = base64.urlsafe_b64encode(hashlib.sha256(installer_bytes).digest()).rstrip(b"=").decode()
     for dist_info in site_dir.glob("*.dist-info"):
