@@ -22,7 +22,7 @@ from ._errors import InstallError, InvalidInputError
 from ._exclude import exclude_distributions, installed_distributions
 from ._index import IndexSettings
 from ._installer import Installer, choose_installer, explain_failure
-from ._options import LayerBuildOptions
+from ._options import LayerBuildOptions, as_tuple, build_directory
 from ._platform import LambdaTarget
 from ._requirements import RequirementsFile, read_requirements
 from ._sdist import build_pure_wheel
@@ -218,17 +218,17 @@ class PipBasedLambdaLayerLocalBuilder:
         verify: bool = True,
     ) -> None:
         self.options = LayerBuildOptions(
-            requirements=Path(requirements),
+            requirements=requirements,  # type: ignore[arg-type]  # LayerBuildOptions checks and converts
             runtime=runtime,
             architecture=architecture,
-            exclude=tuple(exclude),
-            index=index or IndexSettings(),
+            exclude=as_tuple(exclude),
+            index=IndexSettings() if index is None else index,
             installer=installer,
             python_executable=python_executable,
-            extra_installer_args=tuple(extra_installer_args),
+            extra_installer_args=as_tuple(extra_installer_args),
             verify=verify,
         )
-        self.build_dir = Path(build_dir)
+        self.build_dir = build_directory(build_dir)
 
     @classmethod
     def from_options(

@@ -39,7 +39,7 @@ from ._container import (
 )
 from ._errors import ContainerBuildError
 from ._index import IndexSettings
-from ._options import LayerBuildOptions
+from ._options import LayerBuildOptions, as_tuple, build_directory
 from ._platform import Architecture, LambdaTarget
 from ._redact import redact
 from ._requirements import read_requirements
@@ -117,16 +117,16 @@ class PipBasedLambdaLayerContainerBuilder:
         docker_client: Any = None,
     ) -> None:
         self.options = LayerBuildOptions(
-            requirements=Path(requirements),
+            requirements=requirements,  # type: ignore[arg-type]  # LayerBuildOptions checks and converts
             runtime=runtime,
             architecture=architecture,
-            exclude=tuple(exclude),
-            index=index or IndexSettings(),
+            exclude=as_tuple(exclude),
+            index=IndexSettings() if index is None else index,
             installer="pip",
-            extra_installer_args=tuple(extra_installer_args),
+            extra_installer_args=as_tuple(extra_installer_args),
             verify=verify,
         )
-        self.build_dir = Path(build_dir)
+        self.build_dir = build_directory(build_dir)
         self.image = image or self.options.target.build_image
         self.use_cache = use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"

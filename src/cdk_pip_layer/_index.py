@@ -41,6 +41,10 @@ class IndexSettings:
         )
 
     def __post_init__(self) -> None:
+        # One string is one URL (or host), not a sequence of characters.
+        for name in ("extra_index_urls", "trusted_hosts"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value or ()))
         for url in (self.index_url, *self.extra_index_urls):
             if url is None:
                 continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,12 +76,24 @@ class LayerBuildOptions:
     native_builds: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.requirements, (str, os.PathLike)) or not str(self.requirements):
+            raise InvalidInputError(
+                f"The requirements file must be a path, not {self.requirements!r}",
+                subject="requirements",
+                hint="pass the path of a requirements.txt.",
+            )
+        if not isinstance(self.index, IndexSettings):
+            raise InvalidInputError(
+                f"The index settings must be an IndexSettings, not {type(self.index).__name__}",
+                subject="index",
+                hint="pass IndexSettings(index_url='https://…/simple').",
+            )
         object.__setattr__(self, "requirements", Path(self.requirements))
         target = LambdaTarget.parse(self.runtime, self.architecture)
         object.__setattr__(self, "runtime", target.runtime)
         object.__setattr__(self, "architecture", target.architecture.value)
         object.__setattr__(self, "exclude", _names(self.exclude))
-        object.__setattr__(self, "extra_installer_args", tuple(self.extra_installer_args))
+        object.__setattr__(self, "extra_installer_args", as_tuple(self.extra_installer_args))
         if self.installer not in INSTALLER_CHOICES:
             raise InvalidInputError(
                 f"Unknown installer {self.installer!r}",
@@ -100,13 +114,24 @@ class LayerBuildOptions:
         return LambdaTarget(self.runtime, Architecture(self.architecture))
 
 
-def _names(values: str | Sequence[str]) -> tuple[str, ...]:
+# A distribution name (PEP 508).
+_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
+
+
+def as_tuple(values: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A sequence of strings as a tuple; one string is one item (not its characters); None is empty."""
+    if values is None:
+        return ()
     if isinstance(values, str):
-        values = [values]
+        return (values,)
+    return tuple(values)
+
+
+def _names(values: str | Sequence[str] | None) -> tuple[str, ...]:
     out = []
-    for value in values:
+    for value in as_tuple(values):
         name = value.strip()
-        if not name or not all(c.isalnum() or c in "-_." for c in name):
+        if not _NAME.match(name):
             raise InvalidInputError(
                 f"Invalid package name to exclude: {value!r}",
                 subject="exclude",
@@ -114,3 +139,14 @@ def _names(values: str | Sequence[str]) -> tuple[str, ...]:
             )
         out.append(canonicalize_name(name))
     return tuple(sorted(set(out)))
+
+
+def build_directory(value: str | os.PathLike[str] | None) -> Path:
+    """The build directory argument of a builder, checked."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise InvalidInputError(
+            f"The build directory must be a path, not {value!r}",
+            subject="build_dir",
+            hint="pass the directory that receives layer.zip and artifacts/.",
+        )
+    return Path(value)

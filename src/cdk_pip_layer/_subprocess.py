@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 from ._redact import redact
 
 _log = logging.getLogger("cdk_pip_layer")
+# Terminal colour and cursor sequences: pip and uv colour their output when they think a terminal is watching.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 @dataclass(frozen=True)
@@ -69,4 +72,4 @@ def run(
     except subprocess.TimeoutExpired as exc:
         out = exc.output if isinstance(exc.output, str) else ""
         return CompletedRun(args, -1, redact(out + f"\n(timed out after {timeout} s)", secrets))
-    return CompletedRun(args, proc.returncode, redact(proc.stdout or "", list(secrets)))
+    return CompletedRun(args, proc.returncode, redact(_ANSI.sub("", proc.stdout or ""), list(secrets)))
