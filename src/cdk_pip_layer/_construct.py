@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -42,6 +42,9 @@ _ARCHITECTURES = {"x86_64": aws_lambda.Architecture.X86_64, "arm64": aws_lambda.
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
 _SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,2048}$")
+_LAYER_NAME = re.compile(
+    r"^([a-zA-Z0-9_-]{1,140}|arn:[a-zA-Z0-9-]+:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9_-]{1,140})$"
+)
 
 
 class PipLambdaLayer(aws_lambda.LayerVersion):
@@ -119,7 +122,15 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         )
         mode = BundlingMode.parse(bundling)
         accounts = _accounts(grant_account_ids)
-        _check_props(description, license, organization_id, ssm_parameter_name)
+        _check_props(
+            {
+                "description": description,
+                "license": license,
+                "layer_version_name": layer_version_name,
+                "organization_id": organization_id,
+                "ssm_parameter_name": ssm_parameter_name,
+            }
+        )
         parsed = read_requirements(options.requirements)
         key = input_hash(options, parsed, __version__)
         # Only fully pinned requirements give the same layer tomorrow: only they may come from the cache.
@@ -231,39 +242,32 @@ def _accounts(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_props(
-    description: str | None, license: str | None, organization_id: str | None, ssm_parameter_name: str | None
-) -> None:
-    if description is not None and not cdk.Token.is_unresolved(description) and len(description) > 256:
-        raise InvalidInputError(
-            f"The layer description has {len(description)} characters; Lambda allows 256",
-            subject="description",
-            hint="shorten it.",
-        )
-    if license is not None and not cdk.Token.is_unresolved(license) and len(license) > 512:
-        raise InvalidInputError(
-            f"The license has {len(license)} characters; Lambda allows 512",
-            subject="license",
-            hint="give an SPDX identifier or a URL.",
-        )
-    if (
-        organization_id is not None
-        and not cdk.Token.is_unresolved(organization_id)
-        and not _ORGANIZATION.match(organization_id)
-    ):
-        raise InvalidInputError(
-            f"Invalid AWS Organization id {organization_id!r}",
-            subject="organization_id",
-            hint="give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
-            "'aws organizations describe-organization').",
-        )
-    if (
-        ssm_parameter_name is not None
-        and not cdk.Token.is_unresolved(ssm_parameter_name)
-        and not _SSM_NAME.match(ssm_parameter_name)
-    ):
-        raise InvalidInputError(
-            f"Invalid SSM parameter name {ssm_parameter_name!r}",
-            subject="ssm_parameter_name",
-            hint="use letters, digits and _ . - /, e.g. '/platform/layers/http-json/arn'.",
-        )
+def _ssm_name_ok(name: str) -> bool:
+    bare = name.lstrip("/").lower()
+    hierarchical_ok = "/" not in name or name.startswith("/")
+    return bool(_SSM_NAME.match(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))
+
+
+# (prop, check, what is wrong, what to do): Lambda's and SSM's own limits, checked before CloudFormation is.
+_PROP_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
+    ("description", lambda v: len(v) <= 256, "The layer description has {n} characters; Lambda allows 256",
+     "shorten it."),
+    ("license", lambda v: len(v) <= 512, "The license has {n} characters; Lambda allows 512",
+     "give an SPDX identifier or a URL."),
+    ("layer_version_name", lambda v: bool(_LAYER_NAME.match(v)), "Invalid layer name {value!r}",
+     "use 1 to 140 letters, digits, '-' and '_' (or a layer ARN)."),
+    ("organization_id", lambda v: bool(_ORGANIZATION.match(v)), "Invalid AWS Organization id {value!r}",
+     "give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
+     "'aws organizations describe-organization')."),
+    ("ssm_parameter_name", _ssm_name_ok, "Invalid SSM parameter name {value!r}",
+     "use letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/http-json/arn'); names "
+     "may not begin with 'aws' or 'ssm'."),
+)  # fmt: skip
+
+
+def _check_props(values: dict[str, str | None]) -> None:
+    for prop, check, what, hint in _PROP_CHECKS:
+        value = values.get(prop)
+        if value is None or cdk.Token.is_unresolved(value) or check(value):
+            continue
+        raise InvalidInputError(what.format(value=value, n=len(value)), subject=prop, hint=hint)
