@@ -54,10 +54,10 @@ class LayerBuildResult:
     sha256: str
     seconds: float
 
-    def summary(self) -> str:
+    def summary(self, *, with_path: bool = True) -> str:
         mib = 1024 * 1024
-        lines = [
-            f"layer: {self.zip_path}",
+        lines = [f"layer: {self.zip_path}"] if with_path else []
+        lines += [
             f"target: {self.target}",
             f"installer: {self.installer}",
             f"distributions ({len(self.distributions)}): {', '.join(self.distributions) or '-'}",
@@ -131,6 +131,30 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
             directory.rmdir()
 
 
+# Installer warnings that say nothing about the layer.
+_NOISE = (
+    "Running pip as the 'root' user",
+    "is ignored: it is neither a file nor a directory",
+    "Retrying (Retry(",
+    "You are using pip version",
+    "There was an error checking the latest version of pip",
+)
+
+
+def installer_warnings(output: str) -> tuple[str, ...]:
+    """The warnings pip or uv gave for a successful install (a yanked release, a deprecated feature, ...)."""
+    out: list[str] = []
+    for line in output.splitlines():
+        text = line.strip()
+        if text.lower().startswith("warning:") and not any(noise in text for noise in _NOISE):
+            message = text.split(":", 1)[1].strip()
+            if message not in out:
+                out.append(message)
+        elif text.startswith("Reason for being yanked:") and out:
+            out[-1] = f"{out[-1]} {text}"
+    return tuple(out)
+
+
 def install_for_target(
     installer: Installer,
     requirements: RequirementsFile,
@@ -141,8 +165,9 @@ def install_for_target(
     extra_args: Sequence[str],
     wheelhouse: Path,
     native_builds: bool = False,
-) -> tuple[str, ...]:
-    """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built and the
+    installer's warnings."""
     built: list[str] = []
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
@@ -157,7 +182,7 @@ def install_for_target(
             extra_args=extra_args,
         )
         if result.ok:
-            return tuple(built)
+            return tuple(built), installer_warnings(result.output)
         missing = installer.missing_distribution(result)
         if missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS:
             raise explain_failure(
@@ -259,7 +284,7 @@ class PipBasedLambdaLayerLocalBuilder:
         try:
             site_dir = staging / "artifacts" / "python"
             with _phase(f"install for {target} with {installer.name}"):
-                built = install_for_target(
+                built, installer_notes = install_for_target(
                     installer,
                     requirements,
                     site_dir,
@@ -269,7 +294,7 @@ class PipBasedLambdaLayerLocalBuilder:
                     wheelhouse=staging / "wheelhouse",
                     native_builds=options.native_builds,
                 )
-            warnings: list[str] = []
+            warnings: list[str] = list(installer_notes)
             with _phase("prune host files and exclusions"):
                 drop_host_artifacts(site_dir, target)
                 excluded = exclude_distributions(site_dir, options.exclude)

@@ -3,6 +3,8 @@ bundling adapter for the code, adds sharing; the build itself is the engine's.""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ from ._bundling import (
     default_layer_cache_dir,
     input_hash,
 )
+from ._container import CONTEXT_DIR, ERROR_FILE
 from ._errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from ._index import IndexSettings
 from ._options import LayerBuildOptions
@@ -204,6 +207,13 @@ def _bundling_error(bundler: LocalBundler, exc: Exception) -> Exception:
         return bundler.error
     if bundler.served == "docker":
         options = bundler.options
+        inner = bundler.staging_dir / CONTEXT_DIR / ERROR_FILE
+        if inner.is_file():  # the build ran in the image and failed there: its own message says it all
+            with contextlib.suppress(ValueError, OSError):
+                error = LayerBuildError.from_dict(json.loads(inner.read_text(encoding="utf-8")))
+                # Name the user's file, not its copy inside the container.
+                error.subject = f"{options.requirements} for {options.target}, built in {options.target.build_image}"
+                return error
         lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
         why = (
             f"a local build is impossible ({bundler.fallback_reason.what})"

@@ -52,6 +52,9 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO
 PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 CA_FILE = "ca-bundle.crt"
+# Where the build inside the container leaves its error (in the staged input's context directory, when that is
+# writable: the CDK fallback mounts it read-write), so that the host can raise the engine's own message.
+ERROR_FILE = "error.json"
 # Where the container builder asks the build to write its summary (the CDK fallback does not set it: CDK wants
 # nothing but layer.zip in the output directory).
 RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"

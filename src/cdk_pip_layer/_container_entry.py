@@ -5,6 +5,7 @@ Standard library and this engine only (``packaging`` comes from pip's vendored c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,7 @@ from ._container import (
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_OUTPUT,
+    ERROR_FILE,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
@@ -102,9 +104,11 @@ def main(context: Path, output: Path | None = None) -> int:
     except LayerBuildError as exc:
         _echo_pip_log(pip_log)
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # a read-only input (the container builder reads the output instead)
+            (context / ERROR_FILE).write_text(json.dumps(exc.to_dict()), encoding="utf-8")
         return exc.exit_code
     _echo_pip_log(pip_log)
-    print(result.summary())
+    print(result.summary(with_path=False))  # the path is the container's, of no use on the host
     return 0
 
 

@@ -52,6 +52,35 @@ class LayerBuildError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def to_dict(self) -> dict[str, object]:
+        """The error as JSON-ready data (how a build inside a container reports it to the host)."""
+        return {
+            "type": type(self).__name__,
+            "what": self.what,
+            "subject": self.subject,
+            "details": list(self.details),
+            "hint": self.hint,
+            "package": self.package,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, object]) -> LayerBuildError:
+        """The error :meth:`to_dict` described, as the same class (a ContainerBuildError when unknown)."""
+        cls = globals().get(str(data.get("type")))
+        if not (isinstance(cls, type) and issubclass(cls, LayerBuildError)):
+            cls = ContainerBuildError
+        details = data.get("details")
+        error = cls.__new__(cls)
+        LayerBuildError.__init__(
+            error,
+            str(data.get("what") or "The build failed"),
+            subject=str(data["subject"]) if data.get("subject") else None,
+            details=[str(line) for line in details] if isinstance(details, list) else (),
+            hint=str(data["hint"]) if data.get("hint") else None,
+            package=str(data["package"]) if data.get("package") else None,
+        )
+        return error
+
 
 class InvalidInputError(LayerBuildError):
     """The caller's input is wrong: a file, a runtime or architecture string, an option."""

@@ -59,3 +59,25 @@ def test_auto_bundling_falls_back_to_docker_for_a_native_sdist(
     assert done.stdout.strip() == "-156908512"
     # Nothing of the host's settings (CA bundle, proxies, credentials) stays behind in cdk.out.
     assert not [p for p in outdir.rglob("*") if p.name in ("host.env.json", "ca-bundle.crt")]
+
+
+def test_a_build_failing_in_the_image_raises_the_engines_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CDK only says "docker exited with status 1"; the construct must raise what the build in the image said.
+    aws_cdk = pytest.importorskip("aws_cdk")
+    from cdk_pip_layer import NoCompatibleDistributionError, PipLambdaLayer
+
+    monkeypatch.setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("cdk-pip-layer-no-such-package==1.0\n", encoding="utf-8")
+    app = aws_cdk.App(outdir=str(tmp_path / "cdk.out"))
+    stack = aws_cdk.Stack(app, "Failing")
+    with pytest.raises(NoCompatibleDistributionError) as caught:
+        PipLambdaLayer(stack, "Layer", requirements=str(requirements), runtime="python3.11", bundling="docker")
+    error = caught.value
+    assert error.package == "cdk-pip-layer-no-such-package"
+    assert "python3.11/x86_64" in error.what
+    assert error.subject is not None and str(requirements) in error.subject  # the user's file, not the copy
+    assert "/asset-input" not in str(error)
+    assert error.hint and "spelled right" in error.hint

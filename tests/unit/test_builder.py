@@ -270,3 +270,24 @@ def test_layer_does_not_depend_on_the_build_hosts_interpreter_path(
     assert venv.sha256 == other.sha256
     record = (venv.artifacts_dir / "python" / "demo_app-1.0.dist-info" / "RECORD").read_text()
     assert "bin/" not in record
+
+
+def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
+    from cdk_pip_layer._builder import installer_warnings
+
+    output = "\n".join(
+        [
+            "Collecting requests==2.32.0",
+            "WARNING: The candidate selected for download or install is a yanked version: 'requests' candidate",
+            "Reason for being yanked: Yanked due to conflicts with CVE-2024-35195 mitigation",
+            "WARNING: Running pip as the 'root' user can result in broken permissions",
+            "WARNING: Location 'file:///opt/x/requests/' is ignored: it is neither a file nor a directory.",
+            "warning: The package `foo==1.0` does not have an extra named `bar`",
+            "Successfully installed requests-2.32.0",
+        ]
+    )
+    assert installer_warnings(output) == (
+        "The candidate selected for download or install is a yanked version: 'requests' candidate "
+        "Reason for being yanked: Yanked due to conflicts with CVE-2024-35195 mitigation",
+        "The package `foo==1.0` does not have an extra named `bar`",
+    )
