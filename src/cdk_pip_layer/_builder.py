@@ -295,6 +295,8 @@ class PipBasedLambdaLayerLocalBuilder:
                     native_builds=options.native_builds,
                 )
             warnings: list[str] = list(installer_notes)
+            if not requirements.requirements:
+                warnings.append(f"{options.requirements} lists no requirement: the layer is empty")
             with _phase("prune host files and exclusions"):
                 drop_host_artifacts(site_dir, target)
                 excluded = exclude_distributions(site_dir, options.exclude)
