@@ -24,13 +24,18 @@ class CliRun:
     stderr: str
 
     @property
+    def output(self) -> str:
+        """Both streams: with CI=true the CDK CLI writes its messages to stdout, otherwise to stderr."""
+        return self.stdout + self.stderr
+
+    @property
     def bundled(self) -> bool:
         """Whether CDK asked for the layer's bundle at all (it says so before calling our bundler)."""
-        return "Bundling asset CdkPipLayerExample/HttpJsonLayer" in self.stderr
+        return "Bundling asset CdkPipLayerExample/HttpJsonLayer" in self.output
 
     @property
     def built_locally(self) -> bool:
-        return "local build of the layer" in self.stderr
+        return "local build of the layer" in self.output
 
 
 @dataclass(frozen=True)

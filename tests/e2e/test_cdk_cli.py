@@ -44,7 +44,7 @@ def cold(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliR
 def test_synth_builds_the_example_layer(cold: tuple[Path, CliRun]) -> None:
     outdir, run = cold
     assert run.bundled and run.built_locally
-    assert "built with pip" in run.stderr
+    assert "built with pip" in run.output
     template = _template(outdir)
     resources = template["Resources"]
     [(layer_id, layer)] = [(k, r) for k, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion"]
@@ -118,7 +118,7 @@ def test_a_warm_second_synth_builds_nothing(cli: Cli, cold: tuple[Path, CliRun])
     layer = _layer_zip(outdir)
     stamp = layer.stat().st_mtime_ns
     run = cli("synth", "-q", "-o", str(outdir))
-    assert not run.bundled and "cdk-pip-layer" not in run.stderr
+    assert not run.bundled and "cdk-pip-layer" not in run.output
     assert _layer_zip(outdir) == layer
     assert layer.stat().st_mtime_ns == stamp
 
@@ -128,7 +128,7 @@ def test_a_fresh_cdk_out_reuses_the_layer_cache(cli: Cli, cold: tuple[Path, CliR
     fresh = tmp_path / "ci" / "cdk.out"
     run = cli("synth", "-q", "-o", str(fresh))
     assert run.bundled and not run.built_locally
-    assert "reused from the cache" in run.stderr and str(cli.cache) in run.stderr
+    assert "reused from the cache" in run.output and str(cli.cache) in run.output
     assert _layer_zip(fresh).read_bytes() == _layer_zip(outdir).read_bytes()
 
 
@@ -137,7 +137,7 @@ def test_another_checkout_path_gives_the_same_asset_hash(cli: Cli, cold: tuple[P
     checkout = tmp_path / "somewhere" / "else"
     shutil.copytree(REPO / "example_app", checkout / "example_app", ignore=shutil.ignore_patterns("__pycache__"))
     run = cli("synth", "-q", "-o", str(checkout / "cdk.out"), cwd=checkout, app=f"{VENV_PYTHON} example_app/app.py")
-    assert "reused from the cache" in run.stderr
+    assert "reused from the cache" in run.output
     assert _layer_key(_template(checkout / "cdk.out")) == _layer_key(_template(outdir))
     manifest = json.loads((checkout / "cdk.out" / f"{STACK}.assets.json").read_text())
     assert _layer_key(_template(outdir)) in manifest["files"]
@@ -148,7 +148,7 @@ def test_cdk_ls_builds_nothing(cli: Cli, tmp_path: Path) -> None:
     env = {**cli.env, "CDK_PIP_LAYER_CACHE_DIR": str(cache)}
     run = Cli(env=env, cache=cache)("ls", "-o", str(tmp_path / "cdk.out"))
     assert run.stdout.split() == [STACK]
-    assert not run.bundled and "cdk-pip-layer" not in run.stderr
+    assert not run.bundled and "cdk-pip-layer" not in run.output
     assert not cache.exists()
     assert not list((tmp_path / "cdk.out").glob("asset.*.zip"))
 
@@ -159,7 +159,7 @@ def test_a_failed_build_shows_our_message(cli: Cli, tmp_path: Path) -> None:
     (app / "example_app" / "layer" / "requirements.txt").write_text("cdk-pip-layer-no-such-package==1.0\n")
     run = cli("synth", "-q", "-o", str(app / "cdk.out"), cwd=app, app=f"{VENV_PYTHON} example_app/app.py", check=False)
     assert run.returncode != 0
-    assert "cdk-pip-layer: CdkPipLayerExample/HttpJsonLayer: the layer could not be built:" in run.stderr
-    assert "cdk-pip-layer-no-such-package" in run.stderr
-    assert "for python3.12/x86_64" in run.stderr
-    assert "What to do:" in run.stderr
+    assert "cdk-pip-layer: CdkPipLayerExample/HttpJsonLayer: the layer could not be built:" in run.output
+    assert "cdk-pip-layer-no-such-package" in run.output
+    assert "for python3.12/x86_64" in run.output
+    assert "What to do:" in run.output

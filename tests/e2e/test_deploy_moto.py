@@ -188,7 +188,7 @@ def app_dir(aws_cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The app, and a bootstrapped moto (from a directory without cdk.json, so that no app is synthesized)."""
     elsewhere = tmp_path_factory.mktemp("bootstrap")
     run = aws_cli("bootstrap", f"aws://{ACCOUNT}/{REGION}", cwd=elsewhere, timeout=CLI_TIMEOUT)
-    assert "bootstrapped" in run.stdout + run.stderr
+    assert "bootstrapped" in run.output
     app = tmp_path_factory.mktemp("app")
     (app / "app.py").write_text(APP)
     (app / "requirements.txt").write_text(REQUIREMENTS)
@@ -212,7 +212,7 @@ def _received_template(moto: Moto) -> dict[str, Any]:
 
 
 def _bundled(run: CliRun) -> bool:
-    return f"Bundling asset {STACK}/{LAYER}" in run.stderr
+    return f"Bundling asset {STACK}/{LAYER}" in run.output
 
 
 def _deploy(aws_cli: Cli, moto: Moto, app: Path, outdir: Path) -> Deployment:
@@ -250,8 +250,8 @@ def second(aws_cli: Cli, moto: Moto, app_dir: Path, first: Deployment) -> Deploy
 
 def test_the_first_deploy_builds_and_publishes_one_layer_version(first: Deployment, moto: Moto) -> None:
     assert _bundled(first.run)
-    assert f"cdk-pip-layer: {STACK}/{LAYER}: local build of the layer for {RUNTIME}/{ARCHITECTURE}" in first.run.stderr
-    assert f"cdk-pip-layer: {STACK}/{LAYER}: built with " in first.run.stderr
+    assert f"cdk-pip-layer: {STACK}/{LAYER}: local build of the layer for {RUNTIME}/{ARCHITECTURE}" in first.run.output
+    assert f"cdk-pip-layer: {STACK}/{LAYER}: built with " in first.run.output
     [stack] = moto.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     [version] = first.versions
@@ -301,8 +301,8 @@ def test_the_grant_is_deployed(first: Deployment, moto: Moto) -> None:
 
 
 def test_a_second_deploy_with_nothing_changed_runs_no_pip(first: Deployment, second: Deployment) -> None:
-    assert not _bundled(second.run) and "cdk-pip-layer" not in second.run.stderr
-    assert f"{STACK} (no changes)" in second.run.stderr  # CloudFormation was not even asked
+    assert not _bundled(second.run) and "cdk-pip-layer" not in second.run.output
+    assert f"{STACK} (no changes)" in second.run.output  # CloudFormation was not even asked
     assert second.layer_zip == first.layer_zip
     assert second.zip_mtime_ns == first.zip_mtime_ns
     assert second.layer_name == first.layer_name
