@@ -34,7 +34,6 @@ from ._options import LayerBuildOptions
 from ._requirements import RequirementsFile
 
 LAYER_ZIP = "layer.zip"
-_URL = ("http://", "https://", "file://", "git+", "hg+", "svn+", "bzr+")
 
 
 class BundlingMode(str, enum.Enum):
@@ -70,12 +69,11 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
     it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
     """
     files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
-    archives = []
-    for line in requirements.requirements:
-        if line.requirement is None and not line.text.startswith(_URL):
-            local = line.file.parent / line.text.split(";", 1)[0].strip()
-            if local.is_file():
-                archives.append(hashlib.sha256(local.read_bytes()).hexdigest())
+    archives = [
+        hashlib.sha256(line.local_file.read_bytes()).hexdigest()
+        for line in requirements.requirements
+        if line.local_file is not None
+    ]
     document = {
         "cdk-pip-layer": version,
         "requirements": files,

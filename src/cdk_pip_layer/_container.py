@@ -128,6 +128,14 @@ def stage_input(
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(file, dest)
         dest.chmod(0o644)
+    # Local archives the requirements name (./wheels/x.whl) travel with them, at the same relative place.
+    for line in requirements.requirements:
+        local = line.local_file
+        if local is not None and local.resolve().is_relative_to(base):
+            dest = req_root / local.resolve().relative_to(base)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, dest)
+            dest.chmod(0o644)
     main_rel = (Path("requirements") / files[0].relative_to(base)).as_posix()
 
     context = root / CONTEXT_DIR

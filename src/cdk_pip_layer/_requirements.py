@@ -50,6 +50,14 @@ class RequirementLine:
     def where(self) -> str:
         return f"{self.file}:{self.lineno}"
 
+    @property
+    def local_file(self) -> Path | None:
+        """The local archive this line names (``./wheels/x.whl``), relative to its file, when it exists."""
+        if self.requirement is not None or re.match(r"^[a-z][a-z0-9+.-]*(\+[a-z]+)?://", self.text, re.I):
+            return None
+        path = self.file.parent / self.text.split(";", 1)[0].strip()
+        return path if path.is_file() else None
+
 
 @dataclass(frozen=True)
 class RequirementsFile:
