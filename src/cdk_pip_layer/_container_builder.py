@@ -67,6 +67,7 @@ def _host_architecture() -> Architecture | None:
 
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+DOCKER_SOCKET = Path("/var/run/docker.sock")
 _BINFMT_HANDLERS = {Architecture.ARM64: ("qemu-aarch64",), Architecture.X86_64: ("qemu-x86_64",)}
 
 
@@ -142,14 +143,21 @@ class PipBasedLambdaLayerContainerBuilder:
                 self._client = docker.from_env()
                 self._client.ping()
             except docker.errors.DockerException as exc:
-                installed = shutil.which("docker") or shutil.which("dockerd") or Path("/var/run/docker.sock").exists()
-                what = "The Docker daemon is not running" if installed else "Docker is not installed"
+                installed = shutil.which("docker") or shutil.which("dockerd") or DOCKER_SOCKET.exists()
+                if installed:
+                    what, todo = "The Docker daemon is not running", (
+                        "start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST"
+                    )
+                else:
+                    what, todo = "Docker is not installed", (
+                        "install Docker (Debian/Ubuntu: 'apt-get install docker.io'; or Docker Desktop)"
+                    )
                 raise ContainerBuildError(
                     f"{what}; the container build needs it",
                     subject=str(self.target),
                     details=[str(exc)],
-                    hint="start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST; "
-                    "or build locally (PipBasedLambdaLayerLocalBuilder) when the requirements have wheels.",
+                    hint=f"{todo}; or build locally (PipBasedLambdaLayerLocalBuilder) when the requirements have "
+                    "wheels for the target.",
                 ) from None
         return self._client
 

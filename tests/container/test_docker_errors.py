@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import platform
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,9 @@ def requirements(tmp_path: Path) -> Path:
     return path
 
 
-def _build_within(seconds: float, builder: PipBasedLambdaLayerContainerBuilder) -> tuple[BaseException, float]:
-    """Run ``builder.build()`` in a thread; fail the test (instead of hanging) when it takes longer than allowed."""
+def _build_within(seconds: float, builder: PipBasedLambdaLayerContainerBuilder) -> BaseException:
+    """Run ``builder.build()`` in a thread; fail the test (instead of hanging) when it has not ended after
+    ``seconds`` — a guard against a pull that hangs, not a measurement."""
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -40,14 +40,13 @@ def _build_within(seconds: float, builder: PipBasedLambdaLayerContainerBuilder) 
         except BaseException as exc:
             outcome.append(exc)
 
-    start = time.perf_counter()
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
         pytest.fail(f"the build did not fail within {seconds} s (a pull that hangs?)")
     assert outcome, "the build succeeded"
-    return outcome[0], time.perf_counter() - start
+    return outcome[0]
 
 
 def test_daemon_not_running(requirements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,18 +54,40 @@ def test_daemon_not_running(requirements: Path, tmp_path: Path, monkeypatch: pyt
     builder = PipBasedLambdaLayerContainerBuilder(
         requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11"
     )
-    error, seconds = _build_within(30, builder)
+    error = _build_within(30, builder)
     assert isinstance(error, ContainerBuildError)
     message = str(error)
     assert message.startswith("The Docker daemon is not running; the container build needs it")
     assert "What to do: start Docker" in message
     assert "DOCKER_HOST" in message
     assert "PipBasedLambdaLayerLocalBuilder" in message  # the way out that needs no Docker
-    assert seconds < 10
     assert not (tmp_path / "out").exists()
     # The Docker SDK leaves the socket of its failed connection attempt open (docker/transport/unixconn.py), held
     # by the frames of the error's context: collect it here, not as an unraisable warning in a later test.
     del error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_docker_not_installed(requirements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A host without Docker: no client or daemon on PATH, no socket, nothing at DOCKER_HOST.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'docker.sock'}")
+    monkeypatch.setattr(_container_builder, "DOCKER_SOCKET", tmp_path / "docker.sock")
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11"
+    )
+    error = _build_within(30, builder)
+    assert isinstance(error, ContainerBuildError)
+    message = str(error)
+    assert message.startswith("Docker is not installed; the container build needs it")
+    assert "What to do: install Docker" in message
+    assert "PipBasedLambdaLayerLocalBuilder" in message
+    assert not (tmp_path / "out").exists()
+    del error  # see test_daemon_not_running: release the SDK's socket here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
@@ -84,13 +105,12 @@ def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: 
         requirements=requirements, build_dir=tmp_path / "out", runtime="python3.12"
     )
     assert builder.image == ABSENT_IMAGE
-    error, seconds = _build_within(120, builder)
+    error = _build_within(120, builder)
     assert isinstance(error, ContainerBuildError), repr(error)
     message = str(error)
     assert f"The build image {ABSENT_IMAGE} is not on this machine and cannot be pulled" in message
     assert f"docker pull --platform linux/amd64 {ABSENT_IMAGE}" in message
     assert "image=" in message
-    assert seconds < 60, f"took {seconds:.0f} s"
     assert not (tmp_path / "out" / "layer.zip").exists()
 
 
