@@ -144,14 +144,12 @@ class PipBasedLambdaLayerContainerBuilder:
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 installed = shutil.which("docker") or shutil.which("dockerd") or DOCKER_SOCKET.exists()
-                if installed:
-                    what, todo = "The Docker daemon is not running", (
-                        "start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST"
-                    )
-                else:
-                    what, todo = "Docker is not installed", (
-                        "install Docker (Debian/Ubuntu: 'apt-get install docker.io'; or Docker Desktop)"
-                    )
+                what = "The Docker daemon is not running" if installed else "Docker is not installed"
+                todo = (
+                    "start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST"
+                    if installed
+                    else "install Docker (Debian/Ubuntu: 'apt-get install docker.io'; or Docker Desktop)"
+                )
                 raise ContainerBuildError(
                     f"{what}; the container build needs it",
                     subject=str(self.target),
