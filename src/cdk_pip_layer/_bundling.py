@@ -30,7 +30,7 @@ import jsii
 from ._builder import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
 from ._container import CACHE_MOUNT, CACHE_VOLUME, CONTAINER_COMMAND, CONTAINER_ENVIRONMENT, stage_input
 from ._errors import InvalidInputError, LayerBuildError, LocalBuildUnavailableError
-from ._options import LayerBuildOptions
+from ._options import LayerBuildOptions, default_cache_root
 from ._requirements import RequirementsFile
 
 LAYER_ZIP = "layer.zip"
@@ -70,9 +70,9 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
     """
     files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
     archives = [
-        hashlib.sha256(line.local_file.read_bytes()).hexdigest()
+        hashlib.sha256(local.read_bytes()).hexdigest()
         for line in requirements.requirements
-        if line.local_file is not None
+        if (local := line.local_file) is not None
     ]
     document = {
         "cdk-pip-layer": version,
@@ -92,10 +92,7 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
 def default_layer_cache_dir() -> Path:
     """``$CDK_PIP_LAYER_CACHE_DIR/layers``, else ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or
     ``~/.cache/cdk-pip-layer/layers``. One ``<input hash>/layer.zip`` per cached build."""
-    explicit = os.environ.get("CDK_PIP_LAYER_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "layers"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer" / "layers"
+    return default_cache_root() / "layers"
 
 
 class LayerCache:

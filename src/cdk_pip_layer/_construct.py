@@ -28,7 +28,7 @@ from ._bundling import (
 from ._container import CONTEXT_DIR, ERROR_FILE
 from ._errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from ._index import IndexSettings
-from ._options import LayerBuildOptions
+from ._options import LayerBuildOptions, as_tuple
 from ._redact import redact
 from ._requirements import read_requirements
 
@@ -111,16 +111,14 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         options = LayerBuildOptions(
-            requirements=Path(requirements),
+            requirements=requirements,  # type: ignore[arg-type]  # LayerBuildOptions checks and converts
             runtime=runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime,
             architecture=architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture,
-            exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude),
-            index=index or IndexSettings(),
+            exclude=as_tuple(exclude),
+            index=IndexSettings() if index is None else index,
             installer=installer,
             python_executable=python_executable,
-            extra_installer_args=(extra_installer_args,)
-            if isinstance(extra_installer_args, str)
-            else tuple(extra_installer_args),
+            extra_installer_args=as_tuple(extra_installer_args),
             verify=verify,
         )
         mode = BundlingMode.parse(bundling)
@@ -232,10 +230,8 @@ def _bundling_error(bundler: LocalBundler, exc: Exception) -> Exception:
 
 
 def _accounts(values: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(values, str):
-        values = [values]
     out: list[str] = []
-    for value in values:
+    for value in as_tuple(values):
         if cdk.Token.is_unresolved(value):
             out.append(value)
             continue

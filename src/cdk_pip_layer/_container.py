@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._index import host_ca_bundle
 from ._options import LayerBuildOptions
 from ._requirements import read_requirements
 
@@ -50,7 +51,6 @@ CONTAINER_ENVIRONMENT: Mapping[str, str] = {
 # Host settings forwarded to the container, when set.
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
-CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 CA_FILE = "ca-bundle.crt"
 # Where the build inside the container leaves its error (in the staged input's context directory, when that is
 # writable: the CDK fallback mounts it read-write), so that the host can raise the engine's own message.
@@ -94,15 +94,6 @@ def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     """The proxy and pip settings of this host that a container build needs."""
     env = os.environ if environ is None else environ
     return {name: env[name] for name in (*PROXY_VARIABLES, *PIP_VARIABLES) if env.get(name)}
-
-
-def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
-    env = os.environ if environ is None else environ
-    for name in CA_VARIABLES:
-        value = env.get(name)
-        if value and Path(value).is_file():
-            return Path(value)
-    return None
 
 
 def stage_input(

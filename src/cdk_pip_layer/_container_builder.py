@@ -39,7 +39,7 @@ from ._container import (
 )
 from ._errors import ContainerBuildError
 from ._index import IndexSettings
-from ._options import LayerBuildOptions, as_tuple, build_directory
+from ._options import LayerBuildOptions, as_tuple, build_directory, default_cache_root
 from ._platform import Architecture, LambdaTarget
 from ._redact import redact
 from ._requirements import read_requirements
@@ -52,14 +52,6 @@ _DOCKER_ARCH = {
     "arm64": Architecture.ARM64,
     "aarch64": Architecture.ARM64,
 }
-
-
-def default_cache_root() -> Path:
-    """Where cdk-pip-layer keeps its caches: ``$CDK_PIP_LAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME`` or ~/.cache."""
-    explicit = os.environ.get("CDK_PIP_LAYER_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer"
 
 
 def _host_architecture() -> Architecture | None:

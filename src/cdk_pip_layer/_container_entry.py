@@ -20,7 +20,6 @@ from pathlib import Path
 from ._builder import PipBasedLambdaLayerLocalBuilder
 from ._container import (
     CA_FILE,
-    CA_VARIABLES,
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_OUTPUT,
@@ -30,7 +29,7 @@ from ._container import (
     WHEELHOUSE_DIR,
 )
 from ._errors import LayerBuildError
-from ._index import IndexSettings, strip_credentials
+from ._index import CA_VARIABLES, IndexSettings, strip_credentials
 from ._options import LayerBuildOptions
 from ._subprocess import run
 

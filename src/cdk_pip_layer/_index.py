@@ -7,6 +7,7 @@ import ssl
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -100,12 +101,23 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+# Where pip, requests and OpenSSL look for a CA bundle, in the order pip honours them.
+CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The CA bundle this host's pip uses (a corporate proxy's CA lives there), when one is set and exists."""
+    env = os.environ if environ is None else environ
+    for name in CA_VARIABLES:
+        value = env.get(name)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
 def _ssl_context() -> ssl.SSLContext:
-    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        path = os.environ.get(var)
-        if path and Path(path).is_file():
-            return ssl.create_default_context(cafile=path)
-    return ssl.create_default_context()
+    ca = host_ca_bundle()
+    return ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
 
 
 def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> str | None:

@@ -150,3 +150,13 @@ def build_directory(value: str | os.PathLike[str] | None) -> Path:
             hint="pass the directory that receives layer.zip and artifacts/.",
         )
     return Path(value)
+
+
+def default_cache_root() -> Path:
+    """Where cdk-pip-layer keeps its caches (``layers/`` for the CDK layer cache, ``pip/`` for the container
+    builder's downloads): ``$CDK_PIP_LAYER_CACHE_DIR``, else ``$XDG_CACHE_HOME/cdk-pip-layer`` or
+    ``~/.cache/cdk-pip-layer``."""
+    explicit = os.environ.get("CDK_PIP_LAYER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer"
