@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-import cdk_pip_layer._construct
+import cdk_pip_layer.cdk.construct
 from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
-from cdk_pip_layer._bundling import input_hash
-from cdk_pip_layer._requirements import read_requirements
+from cdk_pip_layer.cdk.bundling import input_hash
+from cdk_pip_layer.engine.requirements import read_requirements
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -143,7 +143,7 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
     elif change == "verify":
         props["verify"] = False
     elif change == "library version":
-        monkeypatch.setattr(cdk_pip_layer._construct, "__version__", "0.2.0")
+        monkeypatch.setattr(cdk_pip_layer.cdk.construct, "__version__", "0.2.0")
     assert _hash(tmp_path, requirements, **props) != before
 
 

@@ -309,8 +309,8 @@ def test_index_credentials_reach_pip_and_nothing_else(
 def test_the_cdk_cache_volume_is_made_writable_for_every_user(docker_client: Any) -> None:
     # Docker creates a named volume owned by root; CDK runs the build as the calling user. The fallback prepares
     # the volume once so that a non-root user's pip cache works.
-    from cdk_pip_layer._container import CACHE_MOUNT
-    from cdk_pip_layer._container_builder import prepare_cache_volume
+    from cdk_pip_layer.container.builder import prepare_cache_volume
+    from cdk_pip_layer.container.protocol import CACHE_MOUNT
 
     volume = f"cdk-pip-layer-test-{secrets.token_hex(4)}"
     try:

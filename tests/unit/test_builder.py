@@ -16,7 +16,7 @@ from cdk_pip_layer import (
     NoCompatibleDistributionError,
     PipBasedLambdaLayerLocalBuilder,
 )
-from cdk_pip_layer._interpreters import find_uv
+from cdk_pip_layer.engine.interpreters import find_uv
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -273,7 +273,7 @@ def test_layer_does_not_depend_on_the_build_hosts_interpreter_path(
 
 
 def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
-    from cdk_pip_layer._builder import installer_warnings
+    from cdk_pip_layer.engine.local import installer_warnings
 
     output = "\n".join(
         [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import IndexSettings, LayerBuildOptions
-from cdk_pip_layer._container import CA_FILE, CONTEXT_DIR, stage_input
+from cdk_pip_layer.container.protocol import CA_FILE, CONTEXT_DIR, stage_input
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_requirements_includes_and_local_archives_keep_their_layout(project: Pat
     assert (root / "requirements" / "shared" / "base.txt").read_text(encoding="utf-8") == "six==1.16.0\n"
     assert (root / "requirements" / "layer" / "wheels" / "local_pkg-1.0-py3-none-any.whl").is_file()
     assert (root / CONTEXT_DIR / "run.py").is_file()
-    assert (root / CONTEXT_DIR / "cdk_pip_layer" / "_container_entry.py").is_file()
+    assert (root / CONTEXT_DIR / "cdk_pip_layer" / "container" / "entry.py").is_file()
     settings = json.loads((root / CONTEXT_DIR / "build.json").read_text(encoding="utf-8"))
     assert settings["runtime"] == "python3.11" and settings["exclude"] == ["boto3"]
     assert "s3cret-token" not in json.dumps(settings)

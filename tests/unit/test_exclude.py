@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer._exclude import exclude_distributions, installed_distributions
+from cdk_pip_layer.engine.exclude import exclude_distributions, installed_distributions
 
 
 def tree(root: Path) -> set[str]:

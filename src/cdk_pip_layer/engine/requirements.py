@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ._errors import RequirementsFileError
+from .errors import RequirementsFileError
 
 # Options pip accepts on a line of its own in a requirements file (pip's req_file.SUPPORTED_OPTIONS).
 _FILE_OPTIONS_WITH_VALUE = {

@@ -9,7 +9,7 @@ import stat
 import zipfile
 from pathlib import Path
 
-from ._errors import LayerBuildError
+from .errors import LayerBuildError
 
 # The earliest timestamp a zip can hold; also what most reproducible-build tools use.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

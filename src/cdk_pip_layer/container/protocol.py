@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._index import host_ca_bundle
-from ._options import LayerBuildOptions
-from ._requirements import read_requirements
+from cdk_pip_layer.engine.index import host_ca_bundle
+from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.requirements import read_requirements
 
 CONTAINER_INPUT = "/asset-input"
 CONTAINER_OUTPUT = "/asset-output"
@@ -77,7 +77,7 @@ except ImportError:  # the image has only pip: use the copy of packaging that pi
     for name in ("", ".version", ".specifiers", ".markers", ".requirements", ".tags", ".utils"):
         sys.modules["packaging" + name] = importlib.import_module("pip._vendor.packaging" + name)
 
-from cdk_pip_layer._container_entry import main
+from cdk_pip_layer.container.entry import main
 
 sys.exit(main(here))
 '''
@@ -94,6 +94,26 @@ def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     """The proxy and pip settings of this host that a container build needs."""
     env = os.environ if environ is None else environ
     return {name: env[name] for name in (*PROXY_VARIABLES, *PIP_VARIABLES) if env.get(name)}
+
+
+# What the build inside the image runs: the engine wing and this wing's entry point and protocol, nothing else
+# (no CDK adapter, no Docker SDK builder). The package's own __init__ is replaced by an empty one.
+_STAGED_CONTAINER_MODULES = ("__init__.py", "protocol.py", "entry.py")
+
+
+def stage_engine(context: Path) -> Path:
+    """Copy the engine and the in-image entry point into ``context/cdk_pip_layer``; return that directory."""
+    source = Path(__file__).resolve().parent.parent
+    package = context / "cdk_pip_layer"
+    (package / "container").mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('"""cdk-pip-layer\'s engine, staged for a container build."""\n', "utf-8")
+    for name in _STAGED_CONTAINER_MODULES:
+        shutil.copyfile(source / "container" / name, package / "container" / name)
+    engine = package / "engine"
+    engine.mkdir(exist_ok=True)
+    for module in sorted((source / "engine").glob("*.py")):
+        shutil.copyfile(module, engine / module.name)
+    return package
 
 
 def stage_input(
@@ -130,10 +150,7 @@ def stage_input(
     main_rel = (Path("requirements") / files[0].relative_to(base)).as_posix()
 
     context = root / CONTEXT_DIR
-    package = context / "cdk_pip_layer"
-    package.mkdir(parents=True, exist_ok=True)
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        shutil.copyfile(module, package / module.name)
+    package = stage_engine(context)
     (context / "run.py").write_text(_RUN_PY, encoding="utf-8")
     settings = {
         "requirements": main_rel,
@@ -160,6 +177,6 @@ def stage_input(
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(env, handle)
     # Readable by the container user (CDK runs it as the calling user; the builder too).
-    for path in (root, req_root, context, package):
+    for path in (root, req_root, context, package, *(p for p in package.rglob("*") if p.is_dir())):
         path.chmod(0o755)
     return StagedInput(root=root, requirements=main_rel, host_env=env)

@@ -17,16 +17,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._archive import write_layer_zip
-from ._errors import InstallError, InvalidInputError
-from ._exclude import exclude_distributions, installed_distributions
-from ._index import IndexSettings
-from ._installer import Installer, choose_installer, explain_failure
-from ._options import LayerBuildOptions, as_tuple, build_directory
-from ._platform import LambdaTarget
-from ._requirements import RequirementsFile, read_requirements
-from ._sdist import build_pure_wheel
-from ._verify import verify_layer
+from .archive import write_layer_zip
+from .errors import InstallError, InvalidInputError
+from .exclude import exclude_distributions, installed_distributions
+from .index import IndexSettings
+from .installers import Installer, choose_installer, explain_failure
+from .options import LayerBuildOptions, as_tuple, build_directory
+from .requirements import RequirementsFile, read_requirements
+from .sdist import build_pure_wheel
+from .target import LambdaTarget
+from .verify import verify_layer
 
 _log = logging.getLogger("cdk_pip_layer")
 

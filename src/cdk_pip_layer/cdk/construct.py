@@ -16,8 +16,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda, aws_ssm
 from constructs import Construct
 
-from . import __version__
-from ._bundling import (
+from cdk_pip_layer._version import __version__
+from cdk_pip_layer.container.protocol import CONTEXT_DIR, ERROR_FILE
+from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.options import LayerBuildOptions, as_tuple
+from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.requirements import read_requirements
+
+from .bundling import (
     BundlingMode,
     LayerCache,
     LocalBundler,
@@ -25,12 +32,6 @@ from ._bundling import (
     default_layer_cache_dir,
     input_hash,
 )
-from ._container import CONTEXT_DIR, ERROR_FILE
-from ._errors import ContainerBuildError, InvalidInputError, LayerBuildError
-from ._index import IndexSettings
-from ._options import LayerBuildOptions, as_tuple
-from ._redact import redact
-from ._requirements import read_requirements
 
 __all__ = ["BundlingMode", "PipLambdaLayer"]
 

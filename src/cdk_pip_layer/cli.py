@@ -10,13 +10,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from ._builder import PipBasedLambdaLayerLocalBuilder
-from ._errors import LayerBuildError
-from ._index import IndexSettings
-from ._installer import INSTALLER_CHOICES
-from ._platform import SUPPORTED_RUNTIMES
-from ._redact import redact
+from ._version import __version__
+from .engine.errors import LayerBuildError
+from .engine.index import IndexSettings
+from .engine.installers import INSTALLER_CHOICES
+from .engine.local import PipBasedLambdaLayerLocalBuilder
+from .engine.redact import redact
+from .engine.target import SUPPORTED_RUNTIMES
 
 
 class _PhaseFormatter(logging.Formatter):

@@ -17,8 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._builder import PipBasedLambdaLayerLocalBuilder
-from ._container import (
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.index import CA_VARIABLES, IndexSettings, strip_credentials
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.process import run
+
+from .protocol import (
     CA_FILE,
     CACHE_MOUNT,
     CACHE_VOLUME,
@@ -28,10 +33,6 @@ from ._container import (
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
 )
-from ._errors import LayerBuildError
-from ._index import CA_VARIABLES, IndexSettings, strip_credentials
-from ._options import LayerBuildOptions
-from ._subprocess import run
 
 
 def main(context: Path, output: Path | None = None) -> int:

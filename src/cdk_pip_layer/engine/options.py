@@ -10,10 +10,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ._errors import InvalidInputError
-from ._index import IndexSettings
-from ._installer import INSTALLER_CHOICES
-from ._platform import Architecture, LambdaTarget
+from .errors import InvalidInputError
+from .index import IndexSettings
+from .installers import INSTALLER_CHOICES
+from .target import Architecture, LambdaTarget
 
 # Options the engine sets itself; a user passing them would silently break the target selection, write outside
 # the build, or bring back byte-code. pip also takes any unambiguous abbreviation of a long option (--platf), and

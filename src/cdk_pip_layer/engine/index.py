@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ._errors import InvalidInputError
-from ._redact import redact, url_secrets
+from .errors import InvalidInputError
+from .redact import redact, url_secrets
 
 
 @dataclass(frozen=True)

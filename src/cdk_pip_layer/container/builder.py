@@ -24,8 +24,15 @@ from typing import Any
 import docker
 import docker.errors
 
-from ._builder import LayerBuildResult, _phase, _tree_size, open_build_dir, publish
-from ._container import (
+from cdk_pip_layer.engine.errors import ContainerBuildError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.local import LayerBuildResult, _phase, _tree_size, open_build_dir, publish
+from cdk_pip_layer.engine.options import LayerBuildOptions, as_tuple, build_directory, default_cache_root
+from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+
+from .protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_COMMAND,
@@ -37,12 +44,6 @@ from ._container import (
     VERBOSE_VARIABLE,
     stage_input,
 )
-from ._errors import ContainerBuildError
-from ._index import IndexSettings
-from ._options import LayerBuildOptions, as_tuple, build_directory, default_cache_root
-from ._platform import Architecture, LambdaTarget
-from ._redact import redact
-from ._requirements import read_requirements
 
 _log = logging.getLogger("cdk_pip_layer")
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._platform import LambdaTarget
-from ._subprocess import run
+from .process import run
+from .target import LambdaTarget
 
 _PROBE = (
     "import json, platform, sys\n"

@@ -27,11 +27,17 @@ from typing import TextIO, cast
 import aws_cdk as cdk
 import jsii
 
-from ._builder import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
-from ._container import CACHE_MOUNT, CACHE_VOLUME, CONTAINER_COMMAND, CONTAINER_ENVIRONMENT, stage_input
-from ._errors import InvalidInputError, LayerBuildError, LocalBuildUnavailableError
-from ._options import LayerBuildOptions, default_cache_root
-from ._requirements import RequirementsFile
+from cdk_pip_layer.container.protocol import (
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    CONTAINER_COMMAND,
+    CONTAINER_ENVIRONMENT,
+    stage_input,
+)
+from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.engine.local import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import LayerBuildOptions, default_cache_root
+from cdk_pip_layer.engine.requirements import RequirementsFile
 
 LAYER_ZIP = "layer.zip"
 
@@ -242,7 +248,7 @@ class LocalBundler:
                 f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
             )
         stage_input(self.options, self.staging_dir, use_cache=self.cache is not None, write_host_env=True)
-        from ._container_builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
+        from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
 
         problem = prepare_cache_volume(target.build_image, target.docker_platform)
         if problem:

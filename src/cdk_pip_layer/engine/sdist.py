@@ -10,11 +10,11 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-from ._errors import NativeSdistError
-from ._index import IndexSettings
-from ._installer import MissingDistribution
-from ._platform import LambdaTarget
-from ._subprocess import run
+from .errors import NativeSdistError
+from .index import IndexSettings
+from .installers import MissingDistribution
+from .process import run
+from .target import LambdaTarget
 
 # Installer arguments that say where packages come from; pip download and pip wheel must look in the same places.
 _SOURCE_FLAGS = ("--no-index", "--pre")

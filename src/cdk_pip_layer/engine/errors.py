@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._redact import redact
+from .redact import redact
 
 
 class LayerBuildError(Exception):

@@ -19,9 +19,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
-from ._errors import VerificationError
-from ._exclude import InstalledDistribution
-from ._platform import LambdaTarget
+from .errors import VerificationError
+from .exclude import InstalledDistribution
+from .target import LambdaTarget
 
 # Lambda's limit for a function and all its layers, unzipped (the error message says 262144000 bytes).
 LAMBDA_UNZIPPED_LIMIT = 262_144_000

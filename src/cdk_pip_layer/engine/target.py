@@ -12,7 +12,7 @@ from functools import cached_property
 
 from packaging import tags
 
-from ._errors import UnsupportedTargetError
+from .errors import UnsupportedTargetError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._redact import redact
+from .redact import redact
 
 _log = logging.getLogger("cdk_pip_layer")
 # Terminal colour and cursor sequences: pip and uv colour their output when they think a terminal is watching.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ._errors import (
+from .errors import (
     IndexUnreachableError,
     InstallError,
     InvalidInputError,
@@ -22,12 +22,12 @@ from ._errors import (
     NoCompatibleDistributionError,
     NoTargetInstallerError,
 )
-from ._index import IndexSettings, probe_index
-from ._interpreters import Interpreter, find_interpreter, find_uv, probe
-from ._pip_config import pip_settings, uv_environment
-from ._platform import LambdaTarget
-from ._redact import url_secrets
-from ._subprocess import CompletedRun, run
+from .index import IndexSettings, probe_index
+from .interpreters import Interpreter, find_interpreter, find_uv, probe
+from .pip_config import pip_settings, uv_environment
+from .process import CompletedRun, run
+from .redact import url_secrets
+from .target import LambdaTarget
 
 InstallerChoice = Literal["auto", "pip", "uv"]
 INSTALLER_CHOICES: tuple[str, ...] = ("auto", "pip", "uv")

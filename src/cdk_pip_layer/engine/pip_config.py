@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 
-from ._subprocess import run
+from .process import run
 
 _LINE = re.compile(r"^(?P<section>[^.]*)\.(?P<key>[a-z0-9-]+)='(?P<value>.*)'$")
 # Which section wins: pip's environment variables, then the install command's section, then [global].
