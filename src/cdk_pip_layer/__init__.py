@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .engine.errors import (
     ContainerBuildError,
     IndexUnreachableError,
@@ -25,19 +26,18 @@ from .engine.errors import (
     VerificationError,
 )
 from .engine.index import IndexSettings
-from .engine.local import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
-from .engine.options import LayerBuildOptions
+from .engine.local import PipBasedLambdaLayerLocalBuilder
+from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 
 if TYPE_CHECKING:
-    from .cdk.construct import BundlingMode, PipLambdaLayer
+    from .cdk.construct import PipLambdaLayer
     from .container.builder import PipBasedLambdaLayerContainerBuilder
 
-from ._version import __version__
 
 _LAZY = {
     "PipLambdaLayer": "cdk_pip_layer.cdk.construct",
-    "BundlingMode": "cdk_pip_layer.cdk.construct",
     "PipBasedLambdaLayerContainerBuilder": "cdk_pip_layer.container.builder",
 }
 
@@ -57,6 +57,7 @@ __all__ = [
     "IndexSettings",
     "IndexUnreachableError",
     "InstallError",
+    "InstallerChoice",
     "InvalidInputError",
     "LambdaTarget",
     "LayerBuildError",

@@ -13,8 +13,8 @@ from pathlib import Path
 from ._version import __version__
 from .engine.errors import LayerBuildError
 from .engine.index import IndexSettings
-from .engine.installers import INSTALLER_CHOICES
 from .engine.local import PipBasedLambdaLayerLocalBuilder
+from .engine.options import INSTALLER_CHOICES
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES
 
@@ -107,27 +107,7 @@ def _build(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
     )
     result = builder.build()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "zip": str(result.zip_path),
-                    "target": str(result.target),
-                    "installer": result.installer,
-                    "distributions": list(result.distributions),
-                    "excluded": list(result.excluded),
-                    "built_from_source": list(result.built_from_source),
-                    "warnings": list(result.warnings),
-                    "unzipped_bytes": result.unzipped_bytes,
-                    "zipped_bytes": result.zipped_bytes,
-                    "sha256": result.sha256,
-                    "seconds": round(result.seconds, 3),
-                },
-                indent=2,
-            )
-        )
-    else:
-        print(result.summary())
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0
 
 

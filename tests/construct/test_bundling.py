@@ -23,7 +23,8 @@ from cdk_pip_layer import (
     NoTargetInstallerError,
     PipLambdaLayer,
 )
-from cdk_pip_layer.cdk.bundling import BundlingMode, LayerCache, LocalBundler, bundling_options
+from cdk_pip_layer.cdk.bundling import BundlingMode, LocalBundler, bundling_options
+from cdk_pip_layer.cdk.cache import LayerCache
 from cdk_pip_layer.container.protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
@@ -57,7 +58,7 @@ def _host_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: Any) -> LocalBundler:
     return LocalBundler(
-        options=LayerBuildOptions(requirements=requirements, **options),
+        options=LayerBuildOptions.parse(requirements=requirements, **options),
         mode=mode,
         key="k" * 64,
         staging_dir=tmp_path / "staged-input",

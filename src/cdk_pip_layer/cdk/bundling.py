@@ -1,149 +1,76 @@
-"""The CDK bundling adapter: the asset hash, the layer cache, and the local bundler with its Docker fallback.
+"""The CDK bundling adapter: from a layer's options to CDK's ``Code``, and from CDK's bundling back to our outcome.
 
 CDK asks for a bundle only when it needs one (``bundling_required``) and only when ``cdk.out/asset.<hash>`` is not
 there yet; it then calls :meth:`LocalBundler.try_bundle`. That method serves the layer from the local cache, or
 builds it with the engine, or (in ``auto`` mode, when a local build is impossible) stages the container input and
 returns False so that CDK runs the Lambda build image with the bundling options made here.
 
-The asset hash is CUSTOM: a digest of the build *inputs* (see :func:`input_hash`), to which CDK adds the JSON of the
-bundling options. Nothing host-specific is in either, so every machine computes the same hash.
+:class:`LayerBundling` is the whole lifecycle for the construct: it reads the requirements once, computes the asset
+hash, makes the ``Code``, turns a failed bundling into the engine's own error, removes the staged input (which may
+hold credentials) as soon as bundling is over, and keeps a Docker build's layer in the cache.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import json
-import os
+import contextlib
 import shutil
 import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Literal, TextIO, cast
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_lambda
+from constructs import Construct
 
+from cdk_pip_layer._version import __version__
 from cdk_pip_layer.container.protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_COMMAND,
     CONTAINER_ENVIRONMENT,
+    CONTEXT_DIR,
+    read_outcome,
     stage_input,
 )
-from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError, LocalBuildUnavailableError
-from cdk_pip_layer.engine.local import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
-from cdk_pip_layer.engine.options import LayerBuildOptions, default_cache_root
-from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
+from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
+from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
 
-LAYER_ZIP = "layer.zip"
+from .asset_hash import input_hash
+from .cache import LayerCache, default_layer_cache_dir
+
+__all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
+
+BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
 
 
-class BundlingMode(str, enum.Enum):
-    """Where the layer is built.
+@dataclass(frozen=True)
+class BundlingOutcome:
+    """How one ``try_bundle`` call ended.
 
-    ``auto`` (default): locally when this host can build for the target, else in the Lambda build image (Docker).
-    ``local``: locally only; a target this host cannot build for is an error. ``docker``: always in the Lambda
-    build image.
+    Attributes:
+        served: ``"cache"``, ``"local"`` (built here) or ``"docker"`` (left to CDK's Docker run).
+        error: what the call raised (re-raised by the construct with our message), if it raised.
+        fallback_reason: why a local build was impossible, when Docker was left to build.
     """
 
-    AUTO = "auto"
-    LOCAL = "local"
-    DOCKER = "docker"
-
-    @classmethod
-    def parse(cls, value: BundlingMode | str) -> BundlingMode:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"Unknown bundling mode {value!r}",
-                subject="bundling",
-                hint="use 'auto' (local first, Docker when a local build is impossible), 'local' or 'docker'.",
-            ) from None
-
-
-def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, version: str) -> str:
-    """The CUSTOM asset hash: sha256 over a canonical JSON of everything that decides the layer's content.
-
-    In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
-    their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
-    settings without credentials, the extra installer arguments, the verify flag and the library version. Not in
-    it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
-    """
-    files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
-    archives = [
-        hashlib.sha256(local.read_bytes()).hexdigest()
-        for line in requirements.requirements
-        if (local := line.local_file) is not None
-    ]
-    document = {
-        "cdk-pip-layer": version,
-        "requirements": files,
-        "local-archives": archives,
-        "runtime": options.runtime,
-        "architecture": options.architecture,
-        "exclude": sorted(options.exclude),
-        "index": options.index.fingerprint(),
-        "extra-installer-args": list(options.extra_installer_args),
-        "verify": options.verify,
-    }
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def default_layer_cache_dir() -> Path:
-    """``$CDK_PIP_LAYER_CACHE_DIR/layers``, else ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or
-    ``~/.cache/cdk-pip-layer/layers``. One ``<input hash>/layer.zip`` per cached build."""
-    return default_cache_root() / "layers"
-
-
-class LayerCache:
-    """Built layers by input hash, so that a fresh ``cdk.out`` (as in CI) needs no install. Entries are written
-    atomically (a temporary file renamed into place); a damaged entry is ignored and replaced."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, key: str) -> Path:
-        return self.root / key / LAYER_ZIP
-
-    def get(self, key: str) -> Path | None:
-        path = self.path(key)
-        try:
-            return path if path.is_file() and zipfile.is_zipfile(path) else None
-        except OSError:
-            return None
-
-    def put(self, key: str, source: Path) -> Path:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".layer.zip.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
-            Path(tmp).chmod(0o644)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-
-
-BuilderFactory = Callable[[LayerBuildOptions, Path], PipBasedLambdaLayerLocalBuilder]
+    served: Literal["cache", "local", "docker"] | None = None
+    error: BaseException | None = None
+    fallback_reason: LayerBuildError | None = None
 
 
 @jsii.implements(cdk.ILocalBundling)
 class LocalBundler:
-    """CDK's local bundling hook for one layer (see the module docstring).
-
-    State CDK cannot carry is kept here for the construct: ``error`` (the exception a build raised, re-raised by
-    the construct with our message), ``fallback_reason`` (set when CDK is left to run Docker) and ``served``
-    (``"cache"``, ``"local"`` or ``"docker"``).
-    """
+    """CDK's local bundling hook for one layer (see the module docstring). Its :attr:`outcome` says how the last
+    call ended."""
 
     def __init__(
         self,
@@ -154,10 +81,12 @@ class LocalBundler:
         staging_dir: Path,
         cache: LayerCache | None,
         label: str,
+        requirements: RequirementsFile | None = None,
         builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
         stderr: TextIO | None = None,
     ) -> None:
         self.options = options
+        self.requirements = requirements or read_requirements(options.requirements)
         self.mode = mode
         self.key = key
         self.staging_dir = staging_dir
@@ -165,9 +94,15 @@ class LocalBundler:
         self.label = label
         self.builder_factory = builder_factory
         self._stderr = stderr
-        self.error: BaseException | None = None
-        self.fallback_reason: LayerBuildError | None = None
-        self.served: str | None = None
+        self.outcome = BundlingOutcome()
+
+    @property
+    def served(self) -> str | None:
+        return self.outcome.served
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.outcome.error
 
     @property
     def stderr(self) -> TextIO:
@@ -188,7 +123,7 @@ class LocalBundler:
                 hit = self.cache.get(self.key)
                 if hit is not None:
                     shutil.copyfile(hit, out / LAYER_ZIP)
-                    self.served = "cache"
+                    self.outcome = BundlingOutcome(served="cache")
                     self.say(
                         f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
                         f"({time.perf_counter() - start:.3f} s)"
@@ -200,12 +135,12 @@ class LocalBundler:
                 if self.mode is BundlingMode.LOCAL:
                     raise
                 return self._fall_back(out, exc)
-            self.served = "local"
+            self.outcome = BundlingOutcome(served="local")
             self._report(result)
             self._store(out / LAYER_ZIP)
             return True
         except BaseException as exc:
-            self.error = exc
+            self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
             _clean(out)
             if isinstance(exc, LayerBuildError):
                 self.say(f"{self.label}: the layer could not be built:\n{exc}")
@@ -217,7 +152,7 @@ class LocalBundler:
         # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
         build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
         try:
-            result = self.builder_factory(self.options, build_dir).build()
+            result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
             result.zip_path.replace(out / LAYER_ZIP)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
@@ -242,18 +177,19 @@ class LocalBundler:
         if reason is None:
             self.say(f"{self.label}: bundling='docker': building in {where}")
         else:
-            self.fallback_reason = reason
             because = "".join(f"; {line}" for line in reason.details)
             self.say(
                 f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
             )
-        stage_input(self.options, self.staging_dir, use_cache=self.cache is not None, write_host_env=True)
+        stage_input(
+            self.options, self.requirements, self.staging_dir, use_cache=self.cache is not None, write_host_env=True
+        )
         from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
 
         problem = prepare_cache_volume(target.build_image, target.docker_platform)
         if problem:
             self.say(f"{self.label}: note: could not prepare the pip cache volume {CACHE_VOLUME}: {problem}")
-        self.served = "docker"
+        self.outcome = BundlingOutcome(served="docker", fallback_reason=reason)
         return False
 
     def _store(self, built: Path) -> None:
@@ -293,3 +229,89 @@ def bundling_options(options: LayerBuildOptions, local: LocalBundler) -> cdk.Bun
         output_type=cdk.BundlingOutput.ARCHIVED,
         local=cast(cdk.ILocalBundling, local),
     )
+
+
+class LayerBundling:
+    """One layer's bundling, from its options to CDK's ``Code`` and back (see the module docstring).
+
+    The requirements file is read once here; the input hash computed from it is the asset hash and the cache key.
+    Only fully pinned requirements give the same layer tomorrow, so only they may come from the cache.
+    """
+
+    def __init__(
+        self,
+        options: LayerBuildOptions,
+        *,
+        mode: BundlingMode,
+        label: str,
+        cache: bool = True,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.options = options
+        self.requirements = read_requirements(options.requirements)
+        self.key = input_hash(options, self.requirements, __version__)
+        layer_cache = None
+        if cache and self.requirements.fully_pinned:
+            layer_cache = LayerCache(cache_dir if cache_dir is not None else default_layer_cache_dir())
+        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
+        self.staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
+        self.bundler = LocalBundler(
+            options=options,
+            requirements=self.requirements,
+            mode=mode,
+            key=self.key,
+            staging_dir=self.staging,
+            cache=layer_cache,
+            label=label,
+        )
+        self.code = aws_lambda.Code.from_asset(
+            str(self.staging),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            asset_hash=self.key,
+            bundling=bundling_options(options, self.bundler),
+        )
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the creation of the ``LayerVersion`` (where CDK bundles): a failure raises our error rather than
+        CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and credentials)."""
+        try:
+            yield
+        except Exception as exc:
+            raise self._error(exc) from None
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def keep_docker_output(self, layer: Construct) -> None:
+        """After a Docker build, keep the layer CDK wrote to ``cdk.out`` in the cache."""
+        asset = layer.node.try_find_child("Code")
+        stage = cdk.Stage.of(layer)
+        if isinstance(asset, cdk.aws_s3_assets.Asset) and self.bundler.served == "docker" and stage is not None:
+            self.bundler.store_docker_output(Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+
+    def _error(self, exc: Exception) -> Exception:
+        """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
+        outcome = self.bundler.outcome
+        if isinstance(outcome.error, LayerBuildError):
+            return outcome.error.with_traceback(None)  # it says all; the engine's frames would bury it
+        if isinstance(outcome.error, Exception):
+            return outcome.error
+        if outcome.served != "docker":
+            return exc
+        options = self.options
+        inner = read_outcome(self.staging / CONTEXT_DIR)
+        if isinstance(inner, LayerBuildError):  # the build ran in the image and failed there: its message says all
+            # Name the user's file, not its copy inside the container.
+            inner.subject = f"{options.requirements} for {options.target}, built in {options.target.build_image}"
+            return inner
+        lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
+        reason = outcome.fallback_reason
+        why = f"a local build is impossible ({reason.what})" if reason else "bundling='docker'"
+        return ContainerBuildError(
+            f"The Docker build of the layer failed ({why})",
+            subject=f"{options.requirements} for {options.target}",
+            details=lines,
+            hint="start Docker, or make the Lambda build image "
+            f"{options.target.build_image} available to it; or make a local build possible (install Python "
+            f"{options.target.python_version_str} or uv) and use bundling='auto'.",
+        )

@@ -1,14 +1,10 @@
 """``PipLambdaLayer``: a ``aws_lambda.LayerVersion`` built from a requirements file. Validates props, asks the
-bundling adapter for the code, adds sharing; the build itself is the engine's."""
+bundling adapter for the code, adds sharing; the build itself is the engine's, its lifecycle the adapter's."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,22 +12,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda, aws_ssm
 from constructs import Construct
 
-from cdk_pip_layer._version import __version__
-from cdk_pip_layer.container.protocol import CONTEXT_DIR, ERROR_FILE
-from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
+from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.options import LayerBuildOptions, as_tuple
-from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions, as_tuple
 
-from .bundling import (
-    BundlingMode,
-    LayerCache,
-    LocalBundler,
-    bundling_options,
-    default_layer_cache_dir,
-    input_hash,
-)
+from .bundling import LayerBundling
 
 __all__ = ["BundlingMode", "PipLambdaLayer"]
 
@@ -104,130 +89,72 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         grant_account_ids: Sequence[str] = (),
         organization_id: str | None = None,
         ssm_parameter_name: str | None = None,
-        installer: str = "auto",
+        installer: InstallerChoice | str = InstallerChoice.AUTO,
         python_executable: str | None = None,
         extra_installer_args: Sequence[str] = (),
         verify: bool = True,
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        options = LayerBuildOptions(
-            requirements=requirements,  # type: ignore[arg-type]  # LayerBuildOptions checks and converts
+        self.build_options = LayerBuildOptions.parse(
+            requirements=requirements,
             runtime=runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime,
             architecture=architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture,
-            exclude=as_tuple(exclude),
-            index=IndexSettings() if index is None else index,
+            exclude=exclude,
+            index=index,
             installer=installer,
             python_executable=python_executable,
-            extra_installer_args=as_tuple(extra_installer_args),
+            extra_installer_args=extra_installer_args,
             verify=verify,
         )
-        mode = BundlingMode.parse(bundling)
+        self.target = self.build_options.target
+        self.bundling_mode = BundlingMode.parse(bundling)
         accounts = _accounts(grant_account_ids)
         _check_props(
-            {
-                "description": description,
-                "license": license,
-                "layer_version_name": layer_version_name,
-                "organization_id": organization_id,
-                "ssm_parameter_name": ssm_parameter_name,
-            }
+            description=description,
+            license=license,
+            layer_version_name=layer_version_name,
+            organization_id=organization_id,
+            ssm_parameter_name=ssm_parameter_name,
         )
-        parsed = read_requirements(options.requirements)
-        key = input_hash(options, parsed, __version__)
-        # Only fully pinned requirements give the same layer tomorrow: only they may come from the cache.
-        layer_cache = None
-        if cache and parsed.fully_pinned:
-            layer_cache = LayerCache(Path(cache_dir) if cache_dir is not None else default_layer_cache_dir())
-
-        self.build_options = options
-        self.target = options.target
-        self.bundling_mode = mode
-        self.input_hash = key
-        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
-        staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
-        bundler = LocalBundler(
-            options=options,
-            mode=mode,
-            key=key,
-            staging_dir=staging,
-            cache=layer_cache,
-            label=f"{scope.node.path}/{id}".lstrip("/"),
+        label = f"{scope.node.path}/{id}".lstrip("/")
+        cache_path = Path(cache_dir) if cache_dir is not None else None
+        layer = LayerBundling(
+            self.build_options, mode=self.bundling_mode, label=label, cache=cache, cache_dir=cache_path
         )
-        self._bundler = bundler
-        code = aws_lambda.Code.from_asset(
-            str(staging),
-            asset_hash_type=cdk.AssetHashType.CUSTOM,
-            asset_hash=key,
-            bundling=bundling_options(options, bundler),
-        )
-        try:
+        self.input_hash = layer.key
+        with layer.running():
             super().__init__(
                 scope,
                 id,
-                code=code,
-                compatible_runtimes=[_RUNTIMES[options.runtime]],
-                compatible_architectures=[_ARCHITECTURES[options.architecture]],
+                code=layer.code,
+                compatible_runtimes=[_RUNTIMES[self.target.runtime]],
+                compatible_architectures=[_ARCHITECTURES[self.target.architecture.value]],
                 description=description,
                 layer_version_name=layer_version_name,
                 license=license,
                 removal_policy=removal_policy,
             )
-        except Exception as exc:
-            raise _bundling_error(bundler, exc) from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # with host.env.json: proxies and index credentials
-        asset = self.node.try_find_child("Code")
-        if isinstance(asset, cdk.aws_s3_assets.Asset) and bundler.served == "docker":
-            outdir = cdk.Stage.of(self)
-            if outdir is not None:
-                bundler.store_docker_output(Path(outdir.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+        layer.keep_docker_output(self)
+        self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
 
+    def _share(
+        self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None
+    ) -> aws_ssm.StringParameter | None:
+        """Grant ``lambda:GetLayerVersion`` to the accounts and the organization; publish the ARN in SSM."""
         for account in accounts:
             self.add_permission(f"Account{account}", account_id=account)
         if organization_id is not None:
             self.add_permission("Organization", account_id="*", organization_id=organization_id)
-        self.ssm_parameter: aws_ssm.StringParameter | None = None
-        if ssm_parameter_name is not None:
-            self.ssm_parameter = aws_ssm.StringParameter(
-                self,
-                "ArnParameter",
-                parameter_name=ssm_parameter_name,
-                string_value=self.layer_version_arn,
-                description=f"Layer version ARN of {self.node.path} ({self.target})",
-            )
-
-
-def _bundling_error(bundler: LocalBundler, exc: Exception) -> Exception:
-    """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
-    if isinstance(bundler.error, LayerBuildError):
-        return bundler.error.with_traceback(None)  # it says all; the engine's frames would bury it
-    if isinstance(bundler.error, Exception):
-        return bundler.error
-    if bundler.served == "docker":
-        options = bundler.options
-        inner = bundler.staging_dir / CONTEXT_DIR / ERROR_FILE
-        if inner.is_file():  # the build ran in the image and failed there: its own message says it all
-            with contextlib.suppress(ValueError, OSError):
-                error = LayerBuildError.from_dict(json.loads(inner.read_text(encoding="utf-8")))
-                # Name the user's file, not its copy inside the container.
-                error.subject = f"{options.requirements} for {options.target}, built in {options.target.build_image}"
-                return error
-        lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
-        why = (
-            f"a local build is impossible ({bundler.fallback_reason.what})"
-            if bundler.fallback_reason
-            else "bundling='docker'"
+        if ssm_parameter_name is None:
+            return None
+        return aws_ssm.StringParameter(
+            self,
+            "ArnParameter",
+            parameter_name=ssm_parameter_name,
+            string_value=self.layer_version_arn,
+            description=f"Layer version ARN of {self.node.path} ({self.target})",
         )
-        return ContainerBuildError(
-            f"The Docker build of the layer failed ({why})",
-            subject=f"{options.requirements} for {options.target}",
-            details=lines,
-            hint="start Docker, or make the Lambda build image "
-            f"{options.target.build_image} available to it; or make a local build possible (install Python "
-            f"{options.target.python_version_str} or uv) and use bundling='auto'.",
-        )
-    return exc
 
 
 def _accounts(values: Sequence[str]) -> tuple[str, ...]:
@@ -272,7 +199,7 @@ _PROP_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
 )  # fmt: skip
 
 
-def _check_props(values: dict[str, str | None]) -> None:
+def _check_props(**values: str | None) -> None:
     for prop, check, what, hint in _PROP_CHECKS:
         value = values.get(prop)
         if value is None or cdk.Token.is_unresolved(value) or check(value):

@@ -2,15 +2,14 @@
 (``public.ecr.aws/sam/build-pythonX.Y:latest-<arch>``) through the Docker SDK.
 
 For users who want the exact Lambda toolchain, and for source distributions with native code. The command, its
-environment and the staged input are the ones the CDK construct's Docker fallback uses (see ``_container``).
+environment and the staged input are the ones the CDK construct's Docker fallback uses (see :mod:`.protocol`).
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import hashlib
-import json
+import dataclasses
 import logging
 import os
 import platform
@@ -24,12 +23,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from cdk_pip_layer.engine.errors import ContainerBuildError
+from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.local import LayerBuildResult, _phase, _tree_size, open_build_dir, publish
-from cdk_pip_layer.engine.options import LayerBuildOptions, as_tuple, build_directory, default_cache_root
+from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
+from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .protocol import (
@@ -42,6 +41,7 @@ from .protocol import (
     RESULT_MOUNT,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
+    read_outcome,
     stage_input,
 )
 
@@ -110,18 +110,50 @@ class PipBasedLambdaLayerContainerBuilder:
         cache_dir: str | os.PathLike[str] | None = None,
         docker_client: Any = None,
     ) -> None:
-        self.options = LayerBuildOptions(
-            requirements=requirements,  # type: ignore[arg-type]  # LayerBuildOptions checks and converts
+        options = LayerBuildOptions.parse(
+            requirements=requirements,
             runtime=runtime,
             architecture=architecture,
-            exclude=as_tuple(exclude),
-            index=IndexSettings() if index is None else index,
-            installer="pip",
-            extra_installer_args=as_tuple(extra_installer_args),
+            exclude=exclude,
+            index=index,
+            installer=InstallerChoice.PIP,
+            extra_installer_args=extra_installer_args,
             verify=verify,
         )
+        self._setup(options, build_dir, None, image, use_cache, cache_dir, docker_client)
+
+    @classmethod
+    def from_options(
+        cls,
+        options: LayerBuildOptions,
+        build_dir: str | os.PathLike[str],
+        *,
+        requirements: RequirementsFile | None = None,
+        image: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        docker_client: Any = None,
+    ) -> PipBasedLambdaLayerContainerBuilder:
+        """A builder for options made already (``requirements``: the file as read already, if it was)."""
+        builder = cls.__new__(cls)
+        options = dataclasses.replace(options, installer=InstallerChoice.PIP)
+        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, docker_client)
+        return builder
+
+    def _setup(  # noqa: PLR0917 - the constructor's own arguments, once checked
+        self,
+        options: LayerBuildOptions,
+        build_dir: str | os.PathLike[str],
+        requirements: RequirementsFile | None,
+        image: str | None,
+        use_cache: bool,
+        cache_dir: str | os.PathLike[str] | None,
+        docker_client: Any,
+    ) -> None:
+        self.options = options
         self.build_dir = build_directory(build_dir)
-        self.image = image or self.options.target.build_image
+        self.requirements = requirements
+        self.image = image or options.target.build_image
         self.use_cache = use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
         self._client = docker_client
@@ -202,18 +234,18 @@ class PipBasedLambdaLayerContainerBuilder:
         start = time.perf_counter()
         options = self.options
         target = options.target
-        with _phase("read requirements"):
-            requirements = read_requirements(options.requirements)
+        with phase("read requirements"):
+            requirements = self.requirements or read_requirements(options.requirements)
         client = self._docker()
-        with _phase(f"check build image {self.image}"):
+        with phase(f"check build image {self.image}"):
             self._ensure_image(client)
-        staging = open_build_dir(self.build_dir, requirements)
-        try:
+        with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
+            staging = build.staging
             input_dir, output_dir, result_dir = staging / "input", staging / "output", staging / "result"
             for directory in (output_dir, result_dir):
                 directory.mkdir()
                 directory.chmod(0o755)
-            staged = stage_input(options, input_dir, use_cache=self.use_cache, write_host_env=False)
+            staged = stage_input(options, requirements, input_dir, use_cache=self.use_cache, write_host_env=False)
             volumes = {
                 str(input_dir.resolve()): {"bind": CONTAINER_INPUT, "mode": "ro"},
                 str(output_dir.resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
@@ -222,49 +254,59 @@ class PipBasedLambdaLayerContainerBuilder:
             if self.use_cache:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 volumes[str(self.cache_dir.resolve())] = {"bind": CACHE_MOUNT, "mode": "rw"}
-            with _phase(f"build in {self.image} ({target.docker_platform})"):
-                environment = {
-                    **CONTAINER_ENVIRONMENT,
-                    **staged.host_env,
-                    RESULT_VARIABLE: f"{RESULT_MOUNT}/result.json",
-                }
+            with phase(f"build in {self.image} ({target.docker_platform})"):
+                environment = {**CONTAINER_ENVIRONMENT, **staged.host_env, RESULT_VARIABLE: RESULT_MOUNT}
                 if _log.isEnabledFor(logging.DEBUG):
                     environment[VERBOSE_VARIABLE] = "1"
-                self._run(client, volumes, environment, options.index.secrets)
-            built_zip = output_dir / "layer.zip"
+                code, lines = self._run(client, volumes, environment, options.index.secrets)
+            report = self._outcome(read_outcome(result_dir), code, lines)
+            built_zip = output_dir / LAYER_ZIP
             if not built_zip.is_file():
                 raise ContainerBuildError(
                     "The container build finished without writing layer.zip",
                     subject=str(target),
                     hint="run again with logging at DEBUG to see the container's output, and report it.",
                 )
-            with _phase("unpack artifacts"):
-                artifacts = staging / "artifacts"
+            with phase("unpack artifacts"):
                 with zipfile.ZipFile(built_zip) as archive:
-                    archive.extractall(artifacts)
-                unzipped = _tree_size(artifacts)
-                report = json.loads((result_dir / "result.json").read_text(encoding="utf-8"))
-            zip_path, final_artifacts = publish(self.build_dir, artifacts, built_zip, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return LayerBuildResult(
-            target=target,
-            zip_path=zip_path,
-            artifacts_dir=final_artifacts,
-            installer=f"{report['installer']} in {self.image} ({target.docker_platform})",
-            distributions=tuple(report["distributions"]),
-            excluded=tuple(report["excluded"]),
-            built_from_source=tuple(report["built_from_source"]),
-            warnings=tuple(report["warnings"]),
+                    archive.extractall(build.artifacts_dir)
+                unzipped = tree_size(build.artifacts_dir)
+            built_zip.replace(build.zip_path)
+            published = build.publish()
+        return dataclasses.replace(
+            report,
+            zip_path=published.zip_path,
+            artifacts_dir=published.artifacts_dir,
+            installer=f"{report.installer} in {self.image} ({target.docker_platform})",
             unzipped_bytes=unzipped,
-            zipped_bytes=zip_path.stat().st_size,
-            sha256=hashlib.sha256(zip_path.read_bytes()).hexdigest(),
+            zipped_bytes=published.zipped_bytes,
+            sha256=published.sha256,
             seconds=time.perf_counter() - start,
+        )
+
+    def _outcome(
+        self, outcome: LayerBuildResult | LayerBuildError | None, code: int, lines: Sequence[str]
+    ) -> LayerBuildResult:
+        """The build's report, or the error it raised in the image (as the engine's own class, naming the user's
+        file rather than its copy in the container)."""
+        where = f"{self.options.requirements} for {self.target}"
+        if isinstance(outcome, LayerBuildError):
+            outcome.subject = f"{where}, built in {self.image}"
+            raise outcome
+        if code == 0 and isinstance(outcome, LayerBuildResult):
+            return outcome
+        raise ContainerBuildError(
+            f"The build failed inside {self.image} (exit code {code})",
+            subject=where,
+            details=list(lines[-25:]),
+            hint="read the container's output above (run with logging at DEBUG for all of it), fix what it names "
+            "and build again.",
         )
 
     def _run(
         self, client: Any, volumes: dict[str, dict[str, str]], environment: dict[str, str], secrets: Sequence[str]
-    ) -> None:
+    ) -> tuple[int, list[str]]:
+        """Run the build container; its exit code and its output lines (redacted)."""
         container = client.containers.create(
             self.image,
             command=list(CONTAINER_COMMAND),
@@ -293,25 +335,10 @@ class PipBasedLambdaLayerContainerBuilder:
                 lines.append(redact(pending, secrets))
                 _log.debug("container: %s", lines[-1])
             status = container.wait()
-            code = int(status.get("StatusCode", 1))
+            return int(status.get("StatusCode", 1)), lines
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-        if code != 0:
-            ours = [
-                line.removeprefix("cdk-pip-layer: error: ")
-                for line in lines
-                if line.startswith("cdk-pip-layer: error:")
-            ]
-            raise ContainerBuildError(
-                f"The build failed inside {self.image} (exit code {code})",
-                subject=f"{self.options.requirements} for {self.target}",
-                details=lines[-25:] if not ours else lines[lines.index("cdk-pip-layer: error: " + ours[0]) :][:25],
-                hint="the error from inside the container (above) says what failed and what to do."
-                if ours
-                else "read the container's output above (run with logging at DEBUG for all of it), fix what it "
-                "names and build again.",
-            )
 
 
 def prepare_cache_volume(

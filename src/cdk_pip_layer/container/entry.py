@@ -1,6 +1,6 @@
 """What runs inside the Lambda build image: the local builder, with the image's Python as the target interpreter.
 
-Standard library and this engine only (``packaging`` comes from pip's vendored copy when needed).
+Standard library, the engine and the protocol only (``packaging`` comes from pip's vendored copy when needed).
 """
 
 from __future__ import annotations
@@ -18,60 +18,41 @@ import time
 from pathlib import Path
 
 from cdk_pip_layer.engine.errors import LayerBuildError
-from cdk_pip_layer.engine.index import CA_VARIABLES, IndexSettings, strip_credentials
+from cdk_pip_layer.engine.index import CA_VARIABLES, strip_credentials
+from cdk_pip_layer.engine.installers import PipInstaller
+from cdk_pip_layer.engine.interpreters import probe
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
-from cdk_pip_layer.engine.options import LayerBuildOptions
-from cdk_pip_layer.engine.process import run
+from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.outputs import LAYER_ZIP
 
 from .protocol import (
     CA_FILE,
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_OUTPUT,
-    ERROR_FILE,
+    HOST_ENV_FILE,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
+    read_request,
+    write_outcome,
 )
+
+_log = logging.getLogger("cdk_pip_layer")
 
 
 def main(context: Path, output: Path | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[cdk-pip-layer container] %(message)s", stream=sys.stderr)
-    settings = json.loads((context / "build.json").read_text(encoding="utf-8"))
-    host_env_file = context / "host.env.json"
-    if host_env_file.is_file():
-        os.environ.update(json.loads(host_env_file.read_text(encoding="utf-8")))
-    if (context / CA_FILE).is_file():
-        for name in CA_VARIABLES:
-            os.environ[name] = str(context / CA_FILE)
-    cache = os.environ.get("PIP_CACHE_DIR")
-    cached = bool(settings.get("use_cache", True) and cache and _writable(Path(cache)))
-    if settings.get("use_cache", True) and cache and not cached:
-        logging.getLogger("cdk_pip_layer").warning(
-            "the pip cache %s is not writable by uid %d: building without it "
-            "(for CDK's named volume: 'docker volume rm %s' and build again)",
-            cache,
-            os.getuid(),
-            CACHE_VOLUME,
-        )
-    if not cached:
-        os.environ.pop("PIP_CACHE_DIR", None)
-        os.environ["PIP_NO_CACHE_DIR"] = "1"
-    index = settings.get("index") or {}
-    options = LayerBuildOptions(
-        requirements=context.parent / settings["requirements"],
-        runtime=settings["runtime"],
-        architecture=settings["architecture"],
-        exclude=tuple(settings["exclude"]),
-        # Index URLs with their credentials reach pip through PIP_INDEX_URL / PIP_EXTRA_INDEX_URL.
-        index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
-        installer="pip",
-        python_executable=sys.executable,
-        extra_installer_args=tuple(settings["extra_installer_args"]),
-        verify=settings["verify"],
-        native_builds=True,
+    request = read_request(context)
+    cached = _apply_host_settings(context, use_cache=request.use_cache)
+    # In the image, pip runs with the image's own Python: the runtime's exact version, glibc and machine, and a
+    # toolchain for source distributions with native code. Index URLs with their credentials reach pip through
+    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL.
+    options = dataclasses.replace(
+        request.options, installer=InstallerChoice.PIP, python_executable=sys.executable, native_builds=True
     )
     out = output or Path(CONTAINER_OUTPUT)
+    outcome_dir = Path(os.environ.get(RESULT_VARIABLE) or context)
     pip_log = None
     if os.environ.get(VERBOSE_VARIABLE) == "1":
         # The engine captures pip's output; pip's own log (PIP_LOG, appended to by every pip run) shows it all.
@@ -85,31 +66,44 @@ def main(context: Path, output: Path | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-") as build_dir:
             result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir).build()
             out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(result.zip_path, out / "layer.zip")
-            (out / "layer.zip").chmod(0o644)
-            report = os.environ.get(RESULT_VARIABLE)
-            if report:
-                Path(report).write_text(
-                    json.dumps(
-                        {
-                            "installer": result.installer,
-                            "distributions": list(result.distributions),
-                            "excluded": list(result.excluded),
-                            "built_from_source": list(result.built_from_source),
-                            "warnings": list(result.warnings),
-                        }
-                    ),
-                    encoding="utf-8",
-                )
+            shutil.copyfile(result.zip_path, out / LAYER_ZIP)
+            (out / LAYER_ZIP).chmod(0o644)
+            with contextlib.suppress(OSError):  # a read-only input: the host reads the output and the log then
+                write_outcome(outcome_dir, result)
     except LayerBuildError as exc:
         _echo_pip_log(pip_log)
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
-        with contextlib.suppress(OSError):  # a read-only input (the container builder reads the output instead)
-            (context / ERROR_FILE).write_text(json.dumps(exc.to_dict()), encoding="utf-8")
+        with contextlib.suppress(OSError):
+            write_outcome(outcome_dir, exc)
         return exc.exit_code
     _echo_pip_log(pip_log)
     print(result.summary(with_path=False))  # the path is the container's, of no use on the host
     return 0
+
+
+def _apply_host_settings(context: Path, *, use_cache: bool) -> bool:
+    """Put the host's settings staged in ``context`` (proxies, index credentials, the CA bundle) into this process's
+    environment, and pip's cache when it is wanted and writable. Returns whether the cache is used."""
+    host_env_file = context / HOST_ENV_FILE
+    if host_env_file.is_file():
+        os.environ.update(json.loads(host_env_file.read_text(encoding="utf-8")))
+    if (context / CA_FILE).is_file():
+        for name in CA_VARIABLES:
+            os.environ[name] = str(context / CA_FILE)
+    cache = os.environ.get("PIP_CACHE_DIR")
+    cached = bool(use_cache and cache and _writable(Path(cache)))
+    if use_cache and cache and not cached:
+        _log.warning(
+            "the pip cache %s is not writable by uid %d: building without it "
+            "(for CDK's named volume: 'docker volume rm %s' and build again)",
+            cache,
+            os.getuid(),
+            CACHE_VOLUME,
+        )
+    if not cached:
+        os.environ.pop("PIP_CACHE_DIR", None)
+        os.environ["PIP_NO_CACHE_DIR"] = "1"
+    return cached
 
 
 def _index_key() -> str:
@@ -132,34 +126,21 @@ def _with_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuild
     the download fails (a source-only requirement, an index error), the build runs as without a wheelhouse and
     reports pip's own error.
     """
-    requirements = options.requirements.resolve()
-    argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        "--retries",
-        "0",
-        "--dest",
-        str(wheelhouse),
-        "--find-links",
-        str(wheelhouse),
-        *options.target.pip_target_args(native_builds=True),
-        "-r",
-        str(requirements),
-        *options.extra_installer_args,
-    ]
-    log = logging.getLogger("cdk_pip_layer")
-    start = time.perf_counter()
-    done = run(argv, cwd=requirements.parent)
-    if not done.ok:
-        log.info("wheel cache: pip could not fetch every wheel; building without the cache")
+    interpreter = probe(sys.executable)
+    if interpreter is None:  # pragma: no cover - the interpreter running this code
         return options
-    log.info("wheel cache: %s ready in %.2f s", wheelhouse, time.perf_counter() - start)
+    start = time.perf_counter()
+    done = PipInstaller(interpreter, native_builds=True).download(
+        options.requirements,
+        wheelhouse,
+        target=options.target,
+        index=options.index,
+        extra_args=options.extra_installer_args,
+    )
+    if not done.ok:
+        _log.info("wheel cache: pip could not fetch every wheel; building without the cache")
+        return options
+    _log.info("wheel cache: %s ready in %.2f s", wheelhouse, time.perf_counter() - start)
     extra = (*options.extra_installer_args, "--no-index", "--find-links", str(wheelhouse))
     return dataclasses.replace(options, extra_installer_args=extra)
 

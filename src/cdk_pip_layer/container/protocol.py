@@ -1,19 +1,25 @@
-"""The container build, shared by the container builder and the CDK construct's Docker fallback.
+"""The container build's protocol, shared by the container builder, the CDK construct's Docker fallback and the
+entry point that runs inside the Lambda build image.
 
-Both run the same command in the Lambda build image, against the same staged input directory, so they cannot
-drift from each other, and the build inside the container is this engine itself (copied into the input), so it
-cannot drift from the local build either. The image needs nothing but its own Python and pip: the engine's one
-third-party import, ``packaging``, is taken from pip's vendored copy when it is not installed.
+Both host paths run the same command in the image against the same staged input, so they cannot drift from each
+other; the build inside the container is this engine itself (copied into the input), so it cannot drift from the
+local build either. The image needs nothing but its own Python and pip: the engine's one third-party import,
+``packaging``, is taken from pip's vendored copy when it is not installed.
 
 Layout of the staged input (mounted at ``/asset-input``)::
 
-    requirements/…            the requirements file and every file it includes, in their relative layout
-    .cdk-pip-layer/run.py     the entry point (CONTAINER_COMMAND runs it)
-    .cdk-pip-layer/cdk_pip_layer/…   a copy of this engine
-    .cdk-pip-layer/build.json the build options (no credentials)
+    requirements/…                   the requirements file and every file it includes, in their relative layout
+    .cdk-pip-layer/run.py            the entry point (CONTAINER_COMMAND runs it)
+    .cdk-pip-layer/cdk_pip_layer/…   the engine wing and the in-image entry (nothing of CDK or the Docker SDK)
+    .cdk-pip-layer/build.json        the build request: the options, without credentials (:func:`write_request`)
     .cdk-pip-layer/host.env.json     host settings: proxies, index credentials (mode 0600; only when staged for
                                      CDK, which cannot pass them otherwise; deleted right after bundling)
     .cdk-pip-layer/ca-bundle.crt     the host's CA bundle (PIP_CERT / REQUESTS_CA_BUNDLE / SSL_CERT_FILE)
+
+The build reports its outcome as ``result.json`` (a :class:`LayerBuildResult`) or ``error.json`` (the engine's
+:class:`LayerBuildError`) in the directory ``$CDK_PIP_LAYER_RESULT`` names, else in ``.cdk-pip-layer/`` (the CDK
+fallback mounts the input read-write and wants nothing but ``layer.zip`` in its output). The host raises that
+error as it is, so a failure inside the image reads exactly like the same failure of a local build.
 
 Everything host-specific travels in the staged input, never in the container command, its environment or its
 mounts: those are the same on every machine, so the CDK asset hash does not depend on the host.
@@ -28,9 +34,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdk_pip_layer.engine.index import host_ca_bundle
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
 from cdk_pip_layer.engine.options import LayerBuildOptions
-from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.outputs import LayerBuildResult
+from cdk_pip_layer.engine.requirements import RequirementsFile
 
 CONTAINER_INPUT = "/asset-input"
 CONTAINER_OUTPUT = "/asset-output"
@@ -52,11 +60,11 @@ CONTAINER_ENVIRONMENT: Mapping[str, str] = {
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
 CA_FILE = "ca-bundle.crt"
-# Where the build inside the container leaves its error (in the staged input's context directory, when that is
-# writable: the CDK fallback mounts it read-write), so that the host can raise the engine's own message.
+REQUEST_FILE = "build.json"
+HOST_ENV_FILE = "host.env.json"
+RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
-# Where the container builder asks the build to write its summary (the CDK fallback does not set it: CDK wants
-# nothing but layer.zip in the output directory).
+# The directory the build writes its outcome to (the container builder mounts one there and sets this).
 RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"
 RESULT_MOUNT = "/cdk-pip-layer-result"
 # Set to "1" (the container builder does when its logger is at DEBUG): the build prints pip's own verbose log
@@ -82,6 +90,10 @@ from cdk_pip_layer.container.entry import main
 sys.exit(main(here))
 '''
 
+# What the build inside the image runs: the engine wing and this wing's entry point and protocol, nothing else
+# (no CDK adapter, no Docker SDK builder). The package's own __init__ is replaced by an empty one.
+_STAGED_CONTAINER_MODULES = ("__init__.py", "protocol.py", "entry.py")
+
 
 @dataclass(frozen=True)
 class StagedInput:
@@ -90,15 +102,76 @@ class StagedInput:
     host_env: dict[str, str]  # what the container's environment needs from this host (may hold credentials)
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    """What ``build.json`` asks the build in the image for."""
+
+    options: LayerBuildOptions
+    use_cache: bool
+
+
 def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The proxy and pip settings of this host that a container build needs."""
     env = os.environ if environ is None else environ
     return {name: env[name] for name in (*PROXY_VARIABLES, *PIP_VARIABLES) if env.get(name)}
 
 
-# What the build inside the image runs: the engine wing and this wing's entry point and protocol, nothing else
-# (no CDK adapter, no Docker SDK builder). The package's own __init__ is replaced by an empty one.
-_STAGED_CONTAINER_MODULES = ("__init__.py", "protocol.py", "entry.py")
+def write_request(context: Path, options: LayerBuildOptions, requirements: str, *, use_cache: bool) -> None:
+    """Write ``build.json``: the options the build in the image needs, with the requirements file's path relative
+    to the staged input. Index URLs go without credentials (those travel in the container's environment)."""
+    request = {
+        "requirements": requirements,
+        "runtime": options.runtime,
+        "architecture": options.architecture,
+        "exclude": list(options.exclude),
+        "extra_installer_args": list(options.extra_installer_args),
+        "verify": options.verify,
+        "use_cache": use_cache,
+        "index": options.index.fingerprint(),
+    }
+    (context / REQUEST_FILE).write_text(json.dumps(request, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def read_request(context: Path) -> BuildRequest:
+    """The request :func:`write_request` wrote, as options. Index URLs are left to the ``PIP_*`` environment,
+    which carries them with their credentials; the trusted hosts come from the request."""
+    data = json.loads((context / REQUEST_FILE).read_text(encoding="utf-8"))
+    index = data.get("index") or {}
+    options = LayerBuildOptions.parse(
+        requirements=context.parent / data["requirements"],
+        runtime=data["runtime"],
+        architecture=data["architecture"],
+        exclude=data["exclude"],
+        index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
+        extra_installer_args=data["extra_installer_args"],
+        verify=data["verify"],
+    )
+    return BuildRequest(options=options, use_cache=bool(data.get("use_cache", True)))
+
+
+def write_outcome(directory: Path, outcome: LayerBuildResult | LayerBuildError) -> None:
+    """Report a build's outcome to the host: ``result.json`` or ``error.json`` in ``directory``."""
+    if isinstance(outcome, LayerBuildError):
+        (directory / ERROR_FILE).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+    else:
+        (directory / RESULT_FILE).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+
+
+def read_outcome(directory: Path) -> LayerBuildResult | LayerBuildError | None:
+    """The outcome :func:`write_outcome` reported in ``directory``, or None when there is none (the build did not
+    get that far, or what it wrote cannot be read)."""
+    for name in (ERROR_FILE, RESULT_FILE):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                return None
+            return LayerBuildError.from_dict(data) if name == ERROR_FILE else LayerBuildResult.from_dict(data)
+        except (OSError, ValueError, KeyError, LayerBuildError):
+            return None
+    return None
 
 
 def stage_engine(context: Path) -> Path:
@@ -118,6 +191,7 @@ def stage_engine(context: Path) -> Path:
 
 def stage_input(
     options: LayerBuildOptions,
+    requirements: RequirementsFile,
     root: Path,
     *,
     use_cache: bool = True,
@@ -126,11 +200,11 @@ def stage_input(
 ) -> StagedInput:
     """Write everything the container build needs into ``root`` (created if needed).
 
-    ``write_host_env`` stores proxies and index credentials in a 0600 file for the CDK Docker fallback, which has
-    no other way to pass them without making them part of the asset hash or a command line; the caller deletes
-    ``root`` as soon as bundling is over. The container builder passes them as container environment instead.
+    ``requirements`` is ``options.requirements`` as read already. ``write_host_env`` stores proxies and index
+    credentials in a 0600 file for the CDK Docker fallback, which has no other way to pass them without making
+    them part of the asset hash or a command line; the caller deletes ``root`` as soon as bundling is over. The
+    container builder passes them as container environment instead.
     """
-    requirements = read_requirements(options.requirements)
     files = [Path(f) for f in requirements.files]
     base = Path(os.path.commonpath([f.parent for f in files]))
     req_root = root / "requirements"
@@ -152,17 +226,7 @@ def stage_input(
     context = root / CONTEXT_DIR
     package = stage_engine(context)
     (context / "run.py").write_text(_RUN_PY, encoding="utf-8")
-    settings = {
-        "requirements": main_rel,
-        "runtime": options.runtime,
-        "architecture": options.architecture,
-        "exclude": list(options.exclude),
-        "extra_installer_args": list(options.extra_installer_args),
-        "verify": options.verify,
-        "use_cache": use_cache,
-        "index": options.index.fingerprint(),
-    }
-    (context / "build.json").write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
+    write_request(context, options, main_rel, use_cache=use_cache)
 
     env = host_environment(environ)
     # Our own index settings (with their credentials) win over the host's PIP_* variables.
@@ -172,11 +236,11 @@ def stage_input(
         shutil.copyfile(ca, context / CA_FILE)
         (context / CA_FILE).chmod(0o644)
     if write_host_env and env:
-        secret_file = context / "host.env.json"
+        secret_file = context / HOST_ENV_FILE
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(env, handle)
     # Readable by the container user (CDK runs it as the calling user; the builder too).
-    for path in (root, req_root, context, package, *(p for p in package.rglob("*") if p.is_dir())):
+    for path in (root, req_root, context, *(p for p in (package, *package.rglob("*")) if p.is_dir())):
         path.chmod(0o755)
     return StagedInput(root=root, requirements=main_rel, host_env=env)

@@ -1,18 +1,22 @@
-"""Private package index settings, and a reachability probe used to explain an install failure."""
+"""Where packages come from: the caller's index settings, the user's own pip configuration, and both translated
+into each installer's form (pip's ``PIP_*`` environment, uv's ``UV_*`` environment and arguments), one place each.
+
+Credentials may sit in any URL here. They reach an installer through its environment, never its command line, and
+are redacted from everything shown.
+"""
 
 from __future__ import annotations
 
 import os
-import ssl
-import urllib.error
-import urllib.request
-from base64 import b64encode
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import InvalidInputError
+from .process import run
 from .redact import redact, url_secrets
 
 
@@ -115,27 +119,81 @@ def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
     return None
 
 
-def _ssl_context() -> ssl.SSLContext:
-    ca = host_ca_bundle()
-    return ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
+# The user's own pip configuration (pip.conf files and ``PIP_*`` variables), for the installers that do not read
+# it: pip reads it itself; uv is handed the settings that decide where packages come from, with pip's meaning.
+
+_LINE = re.compile(r"^(?P<section>[^.]*)\.(?P<key>[a-z0-9-]+)='(?P<value>.*)'$")
+# Which section wins: pip's environment variables, then the install command's section, then [global].
+_PRECEDENCE = (":env:", "install", "global")
 
 
-def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> str | None:
-    """Return why ``url`` cannot be reached (redacted), or None when a server answered (whatever the status)."""
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return None  # a local index: nothing to reach (pip and uv pass over a missing one with a warning)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    path = parts.path.rstrip("/") + "/" + (f"{project}/" if project else "")
-    request = urllib.request.Request(urlunsplit((parts.scheme, host, path, "", "")), method="GET")
-    if "@" in parts.netloc:
-        userinfo = unquote(parts.netloc.rsplit("@", 1)[0])
-        request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=timeout, context=_ssl_context()):
-            return None
-    except urllib.error.HTTPError:
-        return None  # the server answered: reachable
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"{redact(url)}: {redact(str(reason), url_secrets(url))}"
+def pip_settings(python: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The user's effective pip settings, keyed like pip.conf (``index-url``, ``extra-index-url``, ...).
+
+    Returns only what ``PIP_*`` variables say when ``python`` has no pip to ask.
+    """
+    env = dict(os.environ if environ is None else environ)
+    found: dict[str, dict[str, str]] = {}
+    result = run([python or sys.executable, "-m", "pip", "config", "list"], timeout=60)
+    if result.ok:
+        for line in result.output.splitlines():
+            match = _LINE.match(line.strip())
+            if match:
+                found.setdefault(match["key"], {})[match["section"]] = match["value"]
+    for name, value in env.items():  # also when pip could not be asked
+        if name.startswith("PIP_") and value:
+            found.setdefault(name[4:].lower().replace("_", "-"), {})[":env:"] = value
+    settings: dict[str, str] = {}
+    for key, by_section in found.items():
+        for section in _PRECEDENCE:
+            if section in by_section:
+                settings[key] = by_section[section]
+                break
+    return settings
+
+
+def uv_environment(
+    settings: Mapping[str, str], index: IndexSettings | None = None, find_links: Sequence[Path] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """uv's environment variables and arguments that carry the meaning pip gives ``settings`` (the user's pip
+    configuration, see :func:`pip_settings`), with ``index`` and ``find_links`` (the build's own) on top."""
+    env, args = _uv_from_pip_settings(settings)
+    if find_links:
+        configured = [link for link in env.get("UV_FIND_LINKS", "").split(",") if link]
+        env["UV_FIND_LINKS"] = ",".join([str(link) for link in find_links] + configured)
+    if index is not None:
+        if index.index_url:
+            env["UV_INDEX_URL"] = index.index_url
+        if index.extra_index_urls:
+            env["UV_EXTRA_INDEX_URL"] = " ".join(index.extra_index_urls)
+        args += [arg for host in index.trusted_hosts for arg in ("--allow-insecure-host", host)]
+    return env, args
+
+
+def _uv_from_pip_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    env: dict[str, str] = {}
+    if settings.get("index-url"):
+        env["UV_INDEX_URL"] = settings["index-url"]
+    if settings.get("extra-index-url"):
+        env["UV_EXTRA_INDEX_URL"] = settings["extra-index-url"]
+    if settings.get("find-links"):
+        env["UV_FIND_LINKS"] = ",".join(settings["find-links"].split())
+    if settings.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        env["UV_NO_INDEX"] = "1"
+    if settings.get("cert"):
+        env["SSL_CERT_FILE"] = settings["cert"]
+    # pip searches every index and takes the best match; so must uv to give the same distributions.
+    env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
+    args = [arg for constraint in settings.get("constraint", "").split() for arg in ("--constraint", constraint)]
+    args += [arg for host in settings.get("trusted-host", "").split() for arg in ("--allow-insecure-host", host)]
+    return env, args
+
+
+def configured_secrets(settings: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials in the index URLs of the user's pip configuration (to redact from an installer's output)."""
+    return tuple(
+        secret
+        for key in ("index-url", "extra-index-url")
+        for url in settings.get(key, "").split()
+        for secret in url_secrets(url)
+    )

@@ -1,19 +1,71 @@
-"""Build settings shared by the local and the container builder (and by the CDK construct)."""
+"""What to build: one validated, frozen options value shared by the local builder, the container builder, the
+container protocol and the CDK construct, made by one :meth:`LayerBuildOptions.parse`."""
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InvalidInputError
 from .index import IndexSettings
-from .installers import INSTALLER_CHOICES
 from .target import Architecture, LambdaTarget
+
+
+class InstallerChoice(str, enum.Enum):
+    """Which program installs the wheels.
+
+    ``auto``: pip run by a Python of the runtime's exact version when one is found, else uv. ``pip`` or ``uv``
+    force one of them.
+    """
+
+    AUTO = "auto"
+    PIP = "pip"
+    UV = "uv"
+
+    @classmethod
+    def parse(cls, value: InstallerChoice | str) -> InstallerChoice:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"Unknown installer {value!r}",
+                subject="installer",
+                hint=f"use one of {', '.join(INSTALLER_CHOICES)}.",
+            ) from None
+
+
+INSTALLER_CHOICES: tuple[str, ...] = tuple(choice.value for choice in InstallerChoice)
+
+
+class BundlingMode(str, enum.Enum):
+    """Where the layer is built.
+
+    ``auto`` (default): locally when this host can build for the target, else in the Lambda build image (Docker).
+    ``local``: locally only; a target this host cannot build for is an error. ``docker``: always in the Lambda
+    build image.
+    """
+
+    AUTO = "auto"
+    LOCAL = "local"
+    DOCKER = "docker"
+
+    @classmethod
+    def parse(cls, value: BundlingMode | str) -> BundlingMode:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"Unknown bundling mode {value!r}",
+                subject="bundling",
+                hint="use 'auto' (local first, Docker when a local build is impossible), 'local' or 'docker'.",
+            ) from None
+
 
 # Options the engine sets itself; a user passing them would silently break the target selection, write outside
 # the build, or bring back byte-code. pip also takes any unambiguous abbreviation of a long option (--platf), and
@@ -44,12 +96,13 @@ def reserved_argument(arg: str) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class LayerBuildOptions:
-    """What to build. Every field has the default a platform team would want.
+    """What to build. Made by :meth:`parse`, which checks every value and gives each field its default.
 
     Attributes:
         requirements: the requirements file (``-r``/``-c`` includes are followed, relative to it).
-        runtime: the Lambda runtime, ``python3.10`` … ``python3.14``. Default ``python3.12``.
-        architecture: ``x86_64`` (default) or ``arm64``.
+        target: the Lambda runtime and architecture (:class:`LambdaTarget`); parsed from ``runtime``
+            (``python3.10`` … ``python3.14``, default ``python3.12``) and ``architecture`` (``x86_64``, the
+            default, or ``arm64``).
         exclude: distributions to leave out of the layer, e.g. ``("boto3", "botocore")`` (the runtime has them).
             Only the distributions named are removed, by the files their RECORD lists; their dependencies stay.
         index: private index settings (credentials allowed; they are never printed).
@@ -61,46 +114,54 @@ class LayerBuildOptions:
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
         verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
-            right inside the target's own build image, where the container builder sets it; default False.
+            right inside the target's own build image, where the container build sets it; default False.
     """
 
     requirements: Path
-    runtime: str = "python3.12"
-    architecture: str = "x86_64"
-    exclude: tuple[str, ...] = ()
+    target: LambdaTarget
+    exclude: tuple[NormalizedName, ...] = ()
     index: IndexSettings = field(default_factory=IndexSettings)
-    installer: str = "auto"
+    installer: InstallerChoice = InstallerChoice.AUTO
     python_executable: str | None = None
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
     native_builds: bool = False
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.requirements, (str, os.PathLike)) or not str(self.requirements):
+    @classmethod
+    def parse(
+        cls,
+        *,
+        requirements: str | os.PathLike[str],
+        runtime: str = "python3.12",
+        architecture: str | Architecture = "x86_64",
+        exclude: str | Sequence[str] | None = (),
+        index: IndexSettings | None = None,
+        installer: InstallerChoice | str = InstallerChoice.AUTO,
+        python_executable: str | os.PathLike[str] | None = None,
+        extra_installer_args: str | Sequence[str] | None = (),
+        verify: bool = True,
+        native_builds: bool = False,
+    ) -> LayerBuildOptions:
+        """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
+
+        Raises :class:`InvalidInputError` (or :class:`UnsupportedTargetError`) naming the value that is wrong.
+        """
+        if not isinstance(requirements, (str, os.PathLike)) or not str(requirements):
             raise InvalidInputError(
-                f"The requirements file must be a path, not {self.requirements!r}",
+                f"The requirements file must be a path, not {requirements!r}",
                 subject="requirements",
                 hint="pass the path of a requirements.txt.",
             )
-        if not isinstance(self.index, IndexSettings):
+        if index is None:
+            index = IndexSettings()
+        if not isinstance(index, IndexSettings):
             raise InvalidInputError(
-                f"The index settings must be an IndexSettings, not {type(self.index).__name__}",
+                f"The index settings must be an IndexSettings, not {type(index).__name__}",
                 subject="index",
                 hint="pass IndexSettings(index_url='https://…/simple').",
             )
-        object.__setattr__(self, "requirements", Path(self.requirements))
-        target = LambdaTarget.parse(self.runtime, self.architecture)
-        object.__setattr__(self, "runtime", target.runtime)
-        object.__setattr__(self, "architecture", target.architecture.value)
-        object.__setattr__(self, "exclude", _names(self.exclude))
-        object.__setattr__(self, "extra_installer_args", as_tuple(self.extra_installer_args))
-        if self.installer not in INSTALLER_CHOICES:
-            raise InvalidInputError(
-                f"Unknown installer {self.installer!r}",
-                subject="installer",
-                hint=f"use one of {', '.join(INSTALLER_CHOICES)}.",
-            )
-        for arg in self.extra_installer_args:
+        args = as_tuple(extra_installer_args)
+        for arg in args:
             reserved = reserved_argument(arg)
             if reserved:
                 raise InvalidInputError(
@@ -108,10 +169,25 @@ class LayerBuildOptions:
                     subject="extra installer arguments",
                     hint="use the runtime, architecture and index options instead.",
                 )
+        return cls(
+            requirements=Path(requirements),
+            target=LambdaTarget.parse(runtime, architecture),
+            exclude=_names(exclude),
+            index=index,
+            installer=InstallerChoice.parse(installer),
+            python_executable=os.fspath(python_executable) if python_executable is not None else None,
+            extra_installer_args=args,
+            verify=bool(verify),
+            native_builds=bool(native_builds),
+        )
 
     @property
-    def target(self) -> LambdaTarget:
-        return LambdaTarget(self.runtime, Architecture(self.architecture))
+    def runtime(self) -> str:
+        return self.target.runtime
+
+    @property
+    def architecture(self) -> str:
+        return self.target.architecture.value
 
 
 # A distribution name (PEP 508).
@@ -127,10 +203,10 @@ def as_tuple(values: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _names(values: str | Sequence[str] | None) -> tuple[str, ...]:
+def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
     out = []
     for value in as_tuple(values):
-        name = value.strip()
+        name = value.strip() if isinstance(value, str) else ""
         if not _NAME.match(name):
             raise InvalidInputError(
                 f"Invalid package name to exclude: {value!r}",

@@ -178,7 +178,7 @@ class _Reader:
                 hint="save the file as UTF-8.",
             ) from None
 
-    def _line(self, path: Path, lineno: int, line: str, constraint: bool) -> None:
+    def _line(self, path: Path, lineno: int, line: str, constraint: bool) -> None:  # noqa: C901 - one case a kind of line
         where = f"{path}:{lineno}"
         if line.startswith("-"):
             self._option(path, lineno, line)

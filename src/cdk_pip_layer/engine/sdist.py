@@ -10,9 +10,9 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from .diagnosis import MissingDistribution
 from .errors import NativeSdistError
 from .index import IndexSettings
-from .installers import MissingDistribution
 from .process import run
 from .target import LambdaTarget
 

@@ -19,8 +19,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .distributions import InstalledDistribution
 from .errors import VerificationError
-from .exclude import InstalledDistribution
 from .target import LambdaTarget
 
 # Lambda's limit for a function and all its layers, unzipped (the error message says 262144000 bytes).
@@ -87,7 +87,7 @@ def check_shared_objects(site_dir: Path, target: LambdaTarget) -> tuple[int, lis
     return count, problems
 
 
-def check_dependencies(
+def check_dependencies(  # noqa: C901 - one graph walk, its cases in one place
     site_dir: Path,
     top_level: Iterable[Requirement],
     target: LambdaTarget,

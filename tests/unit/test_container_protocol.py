@@ -10,6 +10,7 @@ import pytest
 
 from cdk_pip_layer import IndexSettings, LayerBuildOptions
 from cdk_pip_layer.container.protocol import CA_FILE, CONTEXT_DIR, stage_input
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
 
 
 @pytest.fixture
@@ -25,8 +26,13 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+def _inputs(project: Path) -> tuple[LayerBuildOptions, RequirementsFile]:
+    options = _options(project)
+    return options, read_requirements(options.requirements)
+
+
 def _options(project: Path) -> LayerBuildOptions:
-    return LayerBuildOptions(
+    return LayerBuildOptions.parse(
         requirements=project / "layer" / "requirements.txt",
         runtime="python3.11",
         exclude=("boto3",),
@@ -35,7 +41,7 @@ def _options(project: Path) -> LayerBuildOptions:
 
 
 def test_requirements_includes_and_local_archives_keep_their_layout(project: Path, tmp_path: Path) -> None:
-    staged = stage_input(_options(project), tmp_path / "input", environ={})
+    staged = stage_input(*_inputs(project), tmp_path / "input", environ={})
     root = tmp_path / "input"
     assert staged.requirements == "requirements/layer/requirements.txt"
     assert (root / "requirements" / "shared" / "base.txt").read_text(encoding="utf-8") == "six==1.16.0\n"
@@ -52,14 +58,14 @@ def test_host_settings_are_written_only_when_asked_and_only_for_the_owner(projec
     ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
     environ = {"HTTPS_PROXY": "http://proxy.example:3128", "PIP_CERT": str(ca), "HOME": "/home/someone"}
 
-    quiet = stage_input(_options(project), tmp_path / "sdk", environ=environ)
+    quiet = stage_input(*_inputs(project), tmp_path / "sdk", environ=environ)
     assert not (tmp_path / "sdk" / CONTEXT_DIR / "host.env.json").exists()  # the SDK passes it as environment
     assert quiet.host_env["HTTPS_PROXY"] == "http://proxy.example:3128"
     assert quiet.host_env["PIP_INDEX_URL"].endswith("@pypi.example.com/simple")
     assert "HOME" not in quiet.host_env
     assert (tmp_path / "sdk" / CONTEXT_DIR / CA_FILE).read_text(encoding="utf-8") == ca.read_text(encoding="utf-8")
 
-    stage_input(_options(project), tmp_path / "cdk", environ=environ, write_host_env=True)
+    stage_input(*_inputs(project), tmp_path / "cdk", environ=environ, write_host_env=True)
     secret_file = tmp_path / "cdk" / CONTEXT_DIR / "host.env.json"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert json.loads(secret_file.read_text(encoding="utf-8"))["PIP_INDEX_URL"] == (

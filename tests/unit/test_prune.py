@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer.engine.exclude import exclude_distributions, installed_distributions
+from cdk_pip_layer.engine.distributions import installed_distributions
+from cdk_pip_layer.engine.prune import exclude_distributions
 
 
 def tree(root: Path) -> set[str]:

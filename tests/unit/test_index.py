@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import IndexUnreachableError, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.index import pip_settings, uv_environment
 from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.pip_config import pip_settings, uv_environment
 
 
 def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
