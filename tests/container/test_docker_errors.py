@@ -23,8 +23,6 @@ from cdk_pip_layer.container import builder as _container_builder
 
 from ._docker_tier import IMAGE_311, IMAGE_311_ARM64
 
-pytestmark = pytest.mark.docker
-
 ABSENT_IMAGE = "public.ecr.aws/sam/build-python3.12:latest-x86_64"
 
 
@@ -99,7 +97,6 @@ def test_docker_not_installed(requirements: Path, tmp_path: Path, monkeypatch: p
         gc.collect()
 
 
-@pytest.mark.network
 def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: Path, docker_client: Any) -> None:
     try:
         docker_client.images.get(ABSENT_IMAGE)
@@ -120,7 +117,6 @@ def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: 
     assert not (tmp_path / "out" / "layer.zip").exists()
 
 
-@pytest.mark.network
 def test_build_failing_inside_the_container_raises_the_engines_own_error(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.16.0\ncdk-pip-layer-no-such-package-4f1e==1.0\n", encoding="utf-8")
