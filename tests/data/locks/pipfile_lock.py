@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+
+import tomli as tomllib  # tomllib (Python 3.11+) under its backport name, for the tools run on 3.10
 
 DEFAULT = {
     "anyio": None,
@@ -30,11 +32,15 @@ def main(uv_lock: Path, out: Path) -> None:
     packages = {p["name"]: p for p in lock["package"]}
     pipfile = tomllib.loads((out.parent / "Pipfile").read_text(encoding="utf-8"))
     meta = {"requires": pipfile["requires"], "sources": pipfile["source"]}
-    pipfile_hash = hashlib.sha256(json.dumps({"_meta": meta, "default": pipfile["packages"],
-                                              "develop": pipfile["dev-packages"]}, sort_keys=True,
-                                             separators=(",", ":")).encode()).hexdigest()
+    pipfile_hash = hashlib.sha256(
+        json.dumps(
+            {"_meta": meta, "default": pipfile["packages"], "develop": pipfile["dev-packages"]},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+    ).hexdigest()
 
-    def section(names: dict[str, str | None]) -> dict[str, object]:
+    def section(names: Mapping[str, str | None]) -> dict[str, object]:
         entries: dict[str, object] = {}
         for name, marker in sorted(names.items()):
             package = packages.get(name)
