@@ -416,3 +416,28 @@ def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
             runtime=host_runtime,
             extra_installer_args=("--no-index", "--find-links", str(app.parent)),
         ).build()
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", installers())
+def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_locked_build(
+    installer: str,
+    locked_project: tuple[Path, Path],
+    tmp_path: Path,
+    host_runtime: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uv in --require-hashes mode refuses any constraint not pinned with == (pip does not); a pip.conf with
+    `constraint = …` (here as PIP_CONSTRAINT) must not make locked builds with uv fail."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("torch<=2.14.1\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+    lock, wheels = locked_project
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=lock,
+        build_dir=tmp_path / "out",
+        runtime=host_runtime,
+        installer=installer,
+        extra_installer_args=("--no-index", "--find-links", str(wheels)),
+    ).build()
+    assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]

@@ -173,7 +173,7 @@ class PipBasedLambdaLayerLocalBuilder:
         _log.info("installer: %s, target %s", installer.description, target)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
             site_dir = build.site_dir
-            install_from, lock_args = installer_input(requirements, build.staging / "input")
+            install_from, lock_args = installer_input(requirements, build.staging / "input", installer.name)
             with phase(f"install for {target} with {installer.name}"):
                 built, installer_notes = install_for_target(
                     installer,

@@ -20,7 +20,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from .errors import InvalidInputError, NoCompatibleDistributionError
+from .errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
 from .lock_formats import LockedDistribution, LockSelection, PipfileLockReader, PylockReader, read_text
 from .lock_poetry import PoetryLockReader, read_poetry_lock
 from .lock_uv import UvLockReader, read_uv_lock
@@ -30,6 +30,10 @@ from .target import LambdaTarget
 
 # What the installer runs with for a lock: no resolution, every file checked against the lock's hashes.
 LOCK_INSTALLER_ARGS = ("--no-deps", "--require-hashes")
+# uv's --require-hashes also demands that every constraint (one from your pip configuration, say) be pinned with
+# ==, where pip's does not; every requirement generated from a lock carries its hashes, so uv's --verify-hashes
+# checks every file just the same.
+UV_LOCK_INSTALLER_ARGS = ("--no-deps", "--verify-hashes")
 GENERATED_NAME = "locked-requirements.txt"
 
 
@@ -85,11 +89,15 @@ class LockedRequirements(RequirementsFile):
         return path
 
 
-def installer_input(requirements: RequirementsFile, staging: Path) -> tuple[Path, tuple[str, ...]]:
-    """The file the installer reads and the arguments it needs for ``requirements``: the requirements file itself,
-    or for a lock the generated hash-pinned file (in ``staging``) with ``--no-deps --require-hashes``."""
+def installer_input(
+    requirements: RequirementsFile, staging: Path, installer: str = "pip"
+) -> tuple[Path, tuple[str, ...]]:
+    """The file the installer (``pip`` or ``uv``) reads and the arguments it needs for ``requirements``: the
+    requirements file itself, or for a lock the generated hash-pinned file (in ``staging``) with ``--no-deps`` and
+    hash checking."""
     if isinstance(requirements, LockedRequirements):
-        return requirements.write_install_file(staging), LOCK_INSTALLER_ARGS
+        args = UV_LOCK_INSTALLER_ARGS if installer == "uv" else LOCK_INSTALLER_ARGS
+        return requirements.write_install_file(staging), args
     return requirements.path, ()
 
 
@@ -139,6 +147,12 @@ def read_lock(
     else:
         selection = PipfileLockReader(path, target, groups, member).read(text)
     for dist in selection.distributions:
+        if not dist.hashes:
+            raise RequirementsFileError(
+                f"{path.name} records no hash for {dist.pin}",
+                subject=str(path),
+                hint="lock again with the tool that wrote the lock: a layer is built only from hash-pinned files.",
+            )
         _check_target(path, dist, target)
     lines = tuple(
         RequirementLine(path, number, dist.pin, Requirement(dist.pin), dist.hashes)
