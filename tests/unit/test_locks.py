@@ -441,3 +441,21 @@ def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_
         extra_installer_args=("--no-index", "--find-links", str(wheels)),
     ).build()
     assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
+    locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdk_pip_layer.cli import main
+
+    lock, wheels = locked_project
+    argv = ["build", "-r", str(lock), "-o", str(tmp_path / "out"), "--runtime", host_runtime, "--json", "-q"]
+    offline = ["--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"]
+    assert main([*argv, *offline]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["distributions"]) == ["demo-app==1.0", "lib==1.0"]
+    assert main([*argv, *offline, "--group", "nope"]) == 2
+    assert "pylock.toml has no group 'nope'" in capsys.readouterr().err
+    poetry = FIXTURES["poetry.lock"][0]
+    assert main(["build", "-r", str(poetry), "-o", str(tmp_path / "x"), "--member", "api", "-q"]) == 2
+    assert "A workspace member applies to uv.lock" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from .errors import NoTargetInstallerError, RequirementsFileError
+from .errors import LayerBuildError, RequirementsFileError
 from .interpreters import find_uv
 from .lock_formats import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
 from .process import run
@@ -173,7 +173,7 @@ def check_uv_lock(lock: Path) -> None:
     """
     uv = find_uv()
     if uv is None:
-        raise NoTargetInstallerError(
+        raise LayerBuildError(
             f"uv is needed to check that {lock.name} is up to date with its pyproject.toml, and it is not installed",
             subject=str(lock),
             hint="install uv (pip install uv) and build again.",
