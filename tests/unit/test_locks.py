@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from cdk_pip_layer import (
+    IndexSettings,
     InstallError,
     InvalidInputError,
     LambdaTarget,
@@ -459,3 +460,29 @@ def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
     poetry = FIXTURES["poetry.lock"][0]
     assert main(["build", "-r", str(poetry), "-o", str(tmp_path / "x"), "--member", "api", "-q"]) == 2
     assert "A workspace member applies to uv.lock" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("dead_index_env")
+@pytest.mark.parametrize("installer", installers())
+def test_the_locks_own_index_is_searched_besides_yours(
+    installer: str, make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: str
+) -> None:
+    """The lock says lib comes from a private index (a PEP 503 directory here); your own index (empty) stays
+    first: the build finds lib on the lock's index."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": "VERSION = 1\n"})
+    private = tmp_path / "private" / "simple"
+    (private / "lib").mkdir(parents=True)
+    shutil.copyfile(lib, private / "lib" / lib.name)
+    (private / "lib" / "index.html").write_text(f'<a href="{lib.name}">{lib.name}</a>\n', encoding="utf-8")
+    (tmp_path / "yours" / "simple").mkdir(parents=True)
+    lock = tmp_path / "pylock.toml"
+    entry = {"name": "lib", "version": "1.0", "index": private.as_uri(), "wheels": [wheel_entry(lib)]}
+    lock.write_text(pylock([entry]), encoding="utf-8")
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=lock,
+        build_dir=tmp_path / "out",
+        runtime=host_runtime,
+        installer=installer,
+        index=IndexSettings(index_url=(tmp_path / "yours" / "simple").as_uri()),
+    ).build()
+    assert result.distributions == ("lib==1.0",)

@@ -112,14 +112,15 @@ class LockReader:
         algorithm, _, digest = value.partition(":")
         return f"{algorithm}:{digest.lower()}"
 
-    def url(self, value: object, name: str) -> str:
-        if not isinstance(value, str) or re.search(r"\s", value) or urlsplit(value).scheme not in ("http", "https"):
+    def url(self, value: object, name: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+        if not isinstance(value, str) or re.search(r"\s", value) or urlsplit(value).scheme not in schemes:
             raise self.invalid(f"invalid URL {value!r} for {name}")
         return strip_credentials(value)
 
     def index(self, value: object, name: str) -> str | None:
-        """An index URL (credentials removed; they come from your configuration), None for PyPI."""
-        url = self.url(value, name).rstrip("/")
+        """An index URL (credentials removed; they come from your configuration), None for PyPI. A ``file://``
+        index (a PEP 503 directory) is an index too."""
+        url = self.url(value, name, ("http", "https", "file")).rstrip("/")
         return None if url == PYPI_SIMPLE else url
 
     def marker_holds(self, marker: object, where: str, **lock_context: frozenset[str]) -> bool:

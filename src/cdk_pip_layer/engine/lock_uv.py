@@ -138,7 +138,7 @@ class UvLockReader(LockReader):
         if not hashes:
             raise self.invalid(f"{name} has no hashes")
         files = tuple(str(a.get("filename") or file_name(str(a.get("url") or a.get("path") or ""))) for a in artefacts)
-        if kind == "registry" and str(source["registry"]).startswith(("http://", "https://")):
+        if kind == "registry" and str(source["registry"]).startswith(("http://", "https://", "file://")):
             version = self.version(package.get("version"), name)
             return LockedDistribution(name, version, hashes, index=self.index(source["registry"], name), files=files)
         if kind == "url":
