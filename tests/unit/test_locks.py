@@ -486,3 +486,20 @@ def test_the_locks_own_index_is_searched_besides_yours(
         index=IndexSettings(index_url=(tmp_path / "yours" / "simple").as_uri()),
     ).build()
     assert result.distributions == ("lib==1.0",)
+
+
+def test_a_forked_uv_lock_gives_each_target_its_own_version() -> None:
+    """Two versions of six in one universal lock, for different Python versions: each target gets its own."""
+    lock = LOCKS / "uv-forked" / "uv.lock"
+    assert [d.pin for d in read(lock, TARGETS[0]).distributions] == ["six==1.16.0"]
+    assert [d.pin for d in read(lock, TARGETS[2]).distributions] == ["six==1.17.0"]
+
+
+def test_a_pylock_package_whose_requires_python_excludes_the_target_is_refused(tmp_path: Path) -> None:
+    wheel = {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl", "hashes": {"sha256": SHA}}
+    lock = tmp_path / "pylock.toml"
+    package = {"name": "six", "version": "1.16.0", "requires-python": ">=3.11", "index": "https://pypi.org/simple"}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match=r"six in pylock\.toml requires Python >=3\.11, not 3\.10"):
+        read(lock, TARGETS[0])
+    assert [d.pin for d in read(lock, TARGETS[2]).distributions] == ["six==1.16.0"]

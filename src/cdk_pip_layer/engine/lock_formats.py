@@ -241,11 +241,15 @@ class PylockReader(LockReader):
         for package in array(data.get("packages")):
             entry = table(package)
             name = self.name(entry.get("name"))
-            holds = self.marker_holds(
-                entry.get("marker"), name, extras=frozenset(), dependency_groups=groups
-            ) and self.python_allowed(entry.get("requires-python"), name)
-            if holds:
-                out.append(self._distribution(name, entry))
+            if not self.marker_holds(entry.get("marker"), name, extras=frozenset(), dependency_groups=groups):
+                continue
+            if not self.python_allowed(entry.get("requires-python"), name):
+                raise self.error(
+                    f"{name} in {self.path.name} requires Python {entry['requires-python']}, not "
+                    f"{self.target.python_version_str}",
+                    "choose a runtime the lock's packages support, or lock for this one.",
+                )
+            out.append(self._distribution(name, entry))
         return LockSelection(tuple(out), {})
 
     def _check_environment(self, data: dict[str, Any]) -> None:

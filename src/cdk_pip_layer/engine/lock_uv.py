@@ -179,10 +179,11 @@ def check_uv_lock(lock: Path) -> None:
             hint="install uv (pip install uv) and build again.",
         )
     project = lock.resolve().parent
-    offline = run([uv, "lock", "--check", "--offline", "--directory", str(project)], timeout=120)
+    env = {"UV_PYTHON_DOWNLOADS": "never"}  # a check never installs a Python
+    offline = run([uv, "lock", "--check", "--offline", "--directory", str(project)], env=env, timeout=120)
     if offline.ok:
         return
-    online = run([uv, "lock", "--check", "--directory", str(project)], timeout=300)
+    online = run([uv, "lock", "--check", "--directory", str(project)], env=env, timeout=300)
     if online.ok:
         return
     out_of_date = "needs to be updated" in online.output or "network was disabled" in offline.output

@@ -11,7 +11,7 @@ bin="$(cd "$here/../../.." && pwd)/.venv/bin"
 export UV_NO_CONFIG=1 PIP_CONFIG_FILE=/dev/null REQUESTS_CA_BUNDLE="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}"
 unset PIP_FIND_LINKS PIP_CONSTRAINT
 
-for project in uv uv-workspace uv-sdist; do
+for project in uv uv-workspace uv-sdist uv-forked; do
     (cd "$here/$project" && "$bin/uv" lock --quiet)
 done
 (cd "$here/uv" && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --output-file requirements.txt \
