@@ -503,3 +503,22 @@ def test_a_pylock_package_whose_requires_python_excludes_the_target_is_refused(t
     with pytest.raises(RequirementsFileError, match=r"six in pylock\.toml requires Python >=3\.11, not 3\.10"):
         read(lock, TARGETS[0])
     assert [d.pin for d in read(lock, TARGETS[2]).distributions] == ["six==1.16.0"]
+
+
+def test_the_container_input_holds_the_generated_hash_pinned_file_not_the_lock(tmp_path: Path) -> None:
+    from cdk_pip_layer.container.protocol import CONTEXT_DIR, read_request, stage_input
+
+    options = LayerBuildOptions.parse(requirements=FIXTURES["poetry.lock"][0], runtime="python3.10", groups=["tests"])
+    locked = read_input(options)
+    assert isinstance(locked, LockedRequirements)
+    staged = stage_input(options, locked, tmp_path / "input", environ={})
+    assert staged.requirements == "requirements/locked-requirements.txt"
+    assert sorted(p.name for p in (tmp_path / "input" / "requirements").iterdir()) == ["locked-requirements.txt"]
+    # What the engine in the image reads: a plain requirements file, every line hash-pinned, no TOML to parse.
+    request = read_request(tmp_path / "input" / CONTEXT_DIR)
+    assert request.options.extra_installer_args == ("--no-deps", "--require-hashes")
+    in_image = read_input(request.options)
+    assert not isinstance(in_image, LockedRequirements)
+    assert [line.text for line in in_image.requirements] == [d.pin for d in locked.distributions]
+    assert all(line.hashes for line in in_image.requirements)
+    assert {line.text.split("==")[0] for line in in_image.requirements} >= {"six", "tomli"}
