@@ -522,3 +522,16 @@ def test_the_container_input_holds_the_generated_hash_pinned_file_not_the_lock(t
     assert [line.text for line in in_image.requirements] == [d.pin for d in locked.distributions]
     assert all(line.hashes for line in in_image.requirements)
     assert {line.text.split("==")[0] for line in in_image.requirements} >= {"six", "tomli"}
+
+
+def test_pylock_hashes_pip_cannot_check_are_left_out_and_a_file_needs_one_it_can(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    wheel: dict[str, Any] = {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl"}
+    package = {"name": "six", "version": "1.16.0", "index": "https://pypi.org/simple"}
+    wheel["hashes"] = {"blake2b": "cd" * 32, "sha256": SHA}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    assert read(lock, TARGETS[0]).distributions[0].hashes == (f"sha256:{SHA}",)
+    wheel["hashes"] = {"blake2b": "cd" * 32}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="has no sha256, sha384, sha512 hash"):
+        read(lock, TARGETS[0])

@@ -32,7 +32,9 @@ from .index import strip_credentials
 from .target import LambdaTarget
 
 PYPI_SIMPLE = "https://pypi.org/simple"
-_HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]{32,128}$")
+# The hash algorithms pip's and uv's hash-checking modes accept.
+_CHECKABLE = ("sha256", "sha384", "sha512")
+_HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]{64,128}$")
 _NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
 _ARCHIVE = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
 
@@ -299,10 +301,14 @@ class PylockReader(LockReader):
         )
 
     def _hashes(self, artefact: dict[str, Any], name: str) -> tuple[str, ...]:
+        """The hashes of one file that pip and uv can check (PEP 751 allows any algorithm of hashlib)."""
         found = table(artefact.get("hashes"))
-        if not found:
-            raise self.invalid(f"a file of {name} has no hashes")
-        return tuple(self.hash(f"{alg}:{digest}", name) for alg, digest in sorted(found.items()))
+        usable = tuple(self.hash(f"{alg}:{found[alg]}", name) for alg in _CHECKABLE if alg in found)
+        if not usable:
+            raise self.invalid(
+                f"a file of {name} has no {', '.join(_CHECKABLE)} hash (it has: {', '.join(found) or 'none'})"
+            )
+        return usable
 
 
 # -- Pipfile.lock ------------------------------------------------------------------------------------------------
