@@ -253,6 +253,8 @@ def wheel_entry(wheel: Path, digest: str | None = None) -> dict[str, Any]:
     ("hostile", "message"),
     [
         ({"name": "six six"}, "invalid package name"),
+        ({"name": "six\n--index-url http://evil/simple"}, "invalid package name"),
+        ({"wheels": [{"name": "x.whl", "url": "https://h/x.whl", "hashes": {"sha256": SHA + "\n"}}]}, "invalid hash"),
         ({"version": "1.0 --index-url http://evil"}, "invalid version"),
         ({"wheels": [{"name": "x.whl", "url": "https://h/x.whl", "hashes": {"sha256": "00\n--pre"}}]}, "invalid hash"),
         ({"index": "https://evil/simple\n--trusted-host evil"}, "invalid URL"),

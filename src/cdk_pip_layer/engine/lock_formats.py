@@ -34,8 +34,9 @@ from .target import LambdaTarget
 PYPI_SIMPLE = "https://pypi.org/simple"
 # The hash algorithms pip's and uv's hash-checking modes accept.
 _CHECKABLE = ("sha256", "sha384", "sha512")
-_HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]{64,128}$")
-_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
+# Matched whole (fullmatch): "$" would also match before a final newline.
+_HASH = re.compile(r"(sha256|sha384|sha512):[0-9a-fA-F]{64,128}")
+_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _ARCHIVE = (".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
 
 
@@ -96,7 +97,7 @@ class LockReader:
         )
 
     def name(self, value: object) -> NormalizedName:
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
             raise self.invalid(f"invalid package name {value!r}")
         return canonicalize_name(value)
 
@@ -109,7 +110,7 @@ class LockReader:
         raise self.invalid(f"invalid version {value!r} of {name}")
 
     def hash(self, value: object, name: str) -> str:
-        if not isinstance(value, str) or not _HASH.match(value):
+        if not isinstance(value, str) or not _HASH.fullmatch(value):
             raise self.invalid(f"invalid hash {value!r} of {name}")
         algorithm, _, digest = value.partition(":")
         return f"{algorithm}:{digest.lower()}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
@@ -155,7 +155,7 @@ def read_lock(
             )
         _check_target(path, dist, target)
     lines = tuple(
-        RequirementLine(path, number, dist.pin, Requirement(dist.pin), dist.hashes)
+        RequirementLine(path, number, dist.pin, _requirement(path, dist), dist.hashes)
         for number, dist in enumerate(selection.distributions, start=1)
     )
     return LockedRequirements(
@@ -167,6 +167,18 @@ def read_lock(
         project=_canonical(selection.project) if selection.project else "",
         target=target,
     )
+
+
+def _requirement(path: Path, dist: LockedDistribution) -> Requirement:
+    try:
+        return Requirement(dist.pin)
+    except InvalidRequirement as exc:
+        raise RequirementsFileError(
+            f"{path.name} pins {dist.pin!r}, which is not a valid requirement",
+            subject=str(path),
+            details=[str(exc)],
+            hint="lock again with the tool that wrote the lock.",
+        ) from None
 
 
 def _canonical(data: dict[str, Any]) -> str:

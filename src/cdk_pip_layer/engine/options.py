@@ -234,7 +234,7 @@ def _lock_names(values: str | Sequence[str] | None, what: str) -> tuple[str, ...
     """Group or member names for a lock file, checked (a name as its tool writes it: no spaces, no options)."""
     out: list[str] = []
     for value in as_tuple(values):
-        if not isinstance(value, str) or not _NAME.match(value.strip()):
+        if not isinstance(value, str) or not _NAME.fullmatch(value.strip()):
             raise InvalidInputError(
                 f"Invalid {what} name {value!r}",
                 subject=what,
