@@ -61,9 +61,9 @@ class UvLockReader(LockReader):
             self.packages.setdefault(self.name(entry.get("name")), []).append(entry)
         root = self._root(project, data)
         self.check_groups(table(root.get("dev-dependencies")))
-        start = [self._edge(dep, root["name"]) for dep in array(root.get("dependencies"))]
+        start = [self._edge(dep) for dep in array(root.get("dependencies"))]
         for group in self.groups:
-            start += [self._edge(dep, root["name"]) for dep in array(table(root.get("dev-dependencies"))[group])]
+            start += [self._edge(dep) for dep in array(table(root.get("dev-dependencies"))[group])]
         return LockSelection(self._walk(start), _relevant(project))
 
     def _root(self, project: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ class UvLockReader(LockReader):
             )
         return found[0]
 
-    def _edge(self, dep: object, parent: str) -> _Edge:
+    def _edge(self, dep: object) -> _Edge:
         entry = table(dep)
         name = self.name(entry.get("name"))
         source = entry.get("source")
@@ -123,7 +123,7 @@ class UvLockReader(LockReader):
                     if not context
                     else array(table(package.get("optional-dependencies")).get(context))
                 )
-                queue.extend(self._edge(dep, edge.name) for dep in deps)
+                queue.extend(self._edge(dep) for dep in deps)
             if id(package) not in chosen and _source_kind(package) not in ("editable", "virtual"):
                 chosen[id(package)] = self._distribution(edge.name, package)
         return tuple(sorted(chosen.values(), key=lambda d: d.name))
