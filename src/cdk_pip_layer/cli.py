@@ -42,7 +42,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Build DIR/layer.zip from a requirements file. Exit codes: 0 built; 1 build failed; "
         "2 bad input; 3 a local build is impossible for this target (use the container build).",
     )
-    build.add_argument("--requirements", "-r", required=True, type=Path, help="the requirements file")
+    build.add_argument(
+        "--requirements",
+        "-r",
+        required=True,
+        type=Path,
+        help="the requirements file, or a lock file: pylock.toml, uv.lock, poetry.lock, Pipfile.lock",
+    )
+    build.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="for a lock file: a dependency group to install too (repeatable), e.g. a Poetry group besides main",
+    )
+    build.add_argument("--member", metavar="NAME", help="for a uv workspace's uv.lock: the member to build for")
     build.add_argument(
         "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
     )
@@ -105,6 +119,8 @@ def _build(args: argparse.Namespace) -> int:
         python_executable=args.python_executable,
         extra_installer_args=args.installer_arg,
         verify=not args.no_verify,
+        groups=args.group,
+        member=args.member,
     )
     result = builder.build()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())

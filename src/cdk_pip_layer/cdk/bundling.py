@@ -39,10 +39,11 @@ from cdk_pip_layer.container.protocol import (
 )
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError, LocalBuildUnavailableError
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
+from cdk_pip_layer.engine.requirements import RequirementsFile
 
 from .asset_hash import input_hash
 from .cache import LayerCache, default_layer_cache_dir
@@ -86,7 +87,7 @@ class LocalBundler:
         stderr: TextIO | None = None,
     ) -> None:
         self.options = options
-        self.requirements = requirements or read_requirements(options.requirements)
+        self.requirements = requirements or read_input(options)
         self.mode = mode
         self.key = key
         self.staging_dir = staging_dir
@@ -248,7 +249,7 @@ class LayerBundling:
         cache_dir: Path | None = None,
     ) -> None:
         self.options = options
-        self.requirements = read_requirements(options.requirements)
+        self.requirements = read_input(options)
         self.key = input_hash(options, self.requirements, __version__)
         layer_cache = None
         if cache and self.requirements.fully_pinned:

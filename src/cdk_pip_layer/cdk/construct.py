@@ -45,7 +45,10 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
     ``cdk.out`` or the local layer cache make a rebuild unnecessary.
 
     Args:
-        requirements: the requirements file (``-r``/``-c`` includes are followed and hashed).
+        requirements: the requirements file (``-r``/``-c`` includes are followed and hashed), or a lock file:
+            ``pylock.toml``, ``uv.lock`` or ``poetry.lock`` (with its ``pyproject.toml``), ``Pipfile.lock``.
+        groups: for a lock file, dependency groups to install besides the project's dependencies.
+        member: for a uv workspace's ``uv.lock``, the member whose dependencies the layer holds.
         runtime: ``python3.10`` … ``python3.14`` (or an ``aws_lambda.Runtime``). Default ``python3.12``.
         architecture: ``x86_64`` (default) or ``arm64`` (or an ``aws_lambda.Architecture``).
         exclude: distributions to leave out, e.g. ``("boto3", "botocore")``; their RECORD files are removed.
@@ -95,6 +98,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         verify: bool = True,
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        groups: Sequence[str] = (),
+        member: str | None = None,
     ) -> None:
         self.build_options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -106,6 +111,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             python_executable=python_executable,
             extra_installer_args=extra_installer_args,
             verify=verify,
+            groups=groups,
+            member=member,
         )
         self.target = self.build_options.target
         self.bundling_mode = BundlingMode.parse(bundling)

@@ -25,10 +25,11 @@ import docker.errors
 
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
+from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .protocol import (
@@ -109,6 +110,8 @@ class PipBasedLambdaLayerContainerBuilder:
         use_cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
         docker_client: Any = None,
+        groups: Sequence[str] = (),
+        member: str | None = None,
     ) -> None:
         options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -119,6 +122,8 @@ class PipBasedLambdaLayerContainerBuilder:
             installer=InstallerChoice.PIP,
             extra_installer_args=extra_installer_args,
             verify=verify,
+            groups=groups,
+            member=member,
         )
         self._setup(options, build_dir, None, image, use_cache, cache_dir, docker_client)
 
@@ -235,7 +240,7 @@ class PipBasedLambdaLayerContainerBuilder:
         options = self.options
         target = options.target
         with phase("read requirements"):
-            requirements = self.requirements or read_requirements(options.requirements)
+            requirements = self.requirements or read_input(options)
         client = self._docker()
         with phase(f"check build image {self.image}"):
             self._ensure_image(client)

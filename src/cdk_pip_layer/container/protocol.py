@@ -27,15 +27,18 @@ mounts: those are the same on every machine, so the CDK asset hash does not depe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cdk_pip_layer.engine.errors import LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.locks import LOCK_INSTALLER_ARGS, LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LayerBuildResult
 from cdk_pip_layer.engine.requirements import RequirementsFile
@@ -205,6 +208,21 @@ def stage_input(
     them part of the asset hash or a command line; the caller deletes ``root`` as soon as bundling is over. The
     container builder passes them as container environment instead.
     """
+    if isinstance(requirements, LockedRequirements):
+        # A lock is read here on the host (a Python 3.10 image has no TOML parser): the image gets the hash-pinned
+        # requirements generated from it for the target, installed with --no-deps --require-hashes.
+        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-lock-") as tmp:
+            generated = requirements.write_install_file(Path(tmp))
+            plain = RequirementsFile(path=generated, requirements=requirements.requirements, files=(generated,))
+            locked_options = dataclasses.replace(
+                options,
+                extra_installer_args=(*options.extra_installer_args, *LOCK_INSTALLER_ARGS),
+                groups=(),
+                member=None,
+            )
+            return stage_input(
+                locked_options, plain, root, use_cache=use_cache, write_host_env=write_host_env, environ=environ
+            )
     files = [Path(f) for f in requirements.files]
     base = Path(os.path.commonpath([f.parent for f in files]))
     req_root = root / "requirements"

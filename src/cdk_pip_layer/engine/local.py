@@ -15,10 +15,11 @@ from .distributions import installed_distributions
 from .errors import InstallError
 from .index import IndexSettings, pip_settings
 from .installers import Installer, choose_installer
+from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
 from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
 from .prune import drop_host_artifacts, exclude_distributions
-from .requirements import RequirementsFile, read_requirements
+from .requirements import RequirementsFile
 from .sdist import build_pure_wheel
 from .target import Architecture, LambdaTarget
 from .verify import verify_layer
@@ -39,16 +40,18 @@ def install_for_target(
     extra_args: Sequence[str],
     wheelhouse: Path,
     native_builds: bool = False,
+    install_from: Path | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built and the
-    installer's warnings."""
+    installer's warnings. ``install_from`` is the file the installer reads when it is not ``requirements.path``
+    (the hash-pinned file generated from a lock)."""
     built: list[str] = []
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
         result = installer.install(
-            requirements.path,
+            install_from or requirements.path,
             site_dir,
             target=target,
             index=index,
@@ -117,6 +120,8 @@ class PipBasedLambdaLayerLocalBuilder:
         python_executable: str | None = None,
         extra_installer_args: Sequence[str] = (),
         verify: bool = True,
+        groups: Sequence[str] = (),
+        member: str | None = None,
     ) -> None:
         self.options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -128,6 +133,8 @@ class PipBasedLambdaLayerLocalBuilder:
             python_executable=python_executable,
             extra_installer_args=extra_installer_args,
             verify=verify,
+            groups=groups,
+            member=member,
         )
         self.build_dir = build_directory(build_dir)
         self.requirements: RequirementsFile | None = None
@@ -160,12 +167,13 @@ class PipBasedLambdaLayerLocalBuilder:
         options = self.options
         target = options.target
         with phase("read requirements"):
-            requirements = self.requirements or read_requirements(options.requirements)
+            requirements = self.requirements or read_input(options)
         with phase("choose installer"):
             installer = self.select_installer()
         _log.info("installer: %s, target %s", installer.description, target)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
             site_dir = build.site_dir
+            install_from, lock_args = installer_input(requirements, build.staging / "input", installer.name)
             with phase(f"install for {target} with {installer.name}"):
                 built, installer_notes = install_for_target(
                     installer,
@@ -173,9 +181,10 @@ class PipBasedLambdaLayerLocalBuilder:
                     site_dir,
                     target=target,
                     index=options.index,
-                    extra_args=options.extra_installer_args,
+                    extra_args=(*options.extra_installer_args, *lock_args),
                     wheelhouse=build.staging / "wheelhouse",
                     native_builds=options.native_builds,
+                    install_from=install_from,
                 )
             warnings: list[str] = list(installer_notes)
             if not requirements.requirements:

@@ -99,7 +99,9 @@ class LayerBuildOptions:
     """What to build. Made by :meth:`parse`, which checks every value and gives each field its default.
 
     Attributes:
-        requirements: the requirements file (``-r``/``-c`` includes are followed, relative to it).
+        requirements: the requirements file (``-r``/``-c`` includes are followed, relative to it), or a lock file,
+            told apart by its name: ``pylock.toml``/``pylock.<name>.toml``, ``uv.lock``, ``poetry.lock`` (each of
+            the last two with its ``pyproject.toml`` beside it) or ``Pipfile.lock``.
         target: the Lambda runtime and architecture (:class:`LambdaTarget`); parsed from ``runtime``
             (``python3.10`` … ``python3.14``, default ``python3.12``) and ``architecture`` (``x86_64``, the
             default, or ``arm64``).
@@ -115,6 +117,11 @@ class LayerBuildOptions:
         verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
             right inside the target's own build image, where the container build sets it; default False.
+        groups: for a lock file, the dependency groups to install besides the project's own dependencies (uv's
+            dependency groups, Poetry's groups besides ``main``, a Pipfile.lock's sections besides ``default``,
+            a pylock.toml's dependency groups instead of its ``default-groups``). Default none.
+        member: for a uv.lock of a workspace, the member whose dependencies go into the layer (default: the
+            project of the pyproject.toml beside the lock).
     """
 
     requirements: Path
@@ -126,6 +133,8 @@ class LayerBuildOptions:
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
     native_builds: bool = False
+    groups: tuple[str, ...] = ()
+    member: str | None = None
 
     @classmethod
     def parse(
@@ -141,6 +150,8 @@ class LayerBuildOptions:
         extra_installer_args: str | Sequence[str] | None = (),
         verify: bool = True,
         native_builds: bool = False,
+        groups: str | Sequence[str] | None = (),
+        member: str | None = None,
     ) -> LayerBuildOptions:
         """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
 
@@ -179,6 +190,8 @@ class LayerBuildOptions:
             extra_installer_args=args,
             verify=bool(verify),
             native_builds=bool(native_builds),
+            groups=_lock_names(groups, "groups"),
+            member=_lock_names(member, "member")[0] if member is not None else None,
         )
 
     @property
@@ -215,6 +228,21 @@ def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
             )
         out.append(canonicalize_name(name))
     return tuple(sorted(set(out)))
+
+
+def _lock_names(values: str | Sequence[str] | None, what: str) -> tuple[str, ...]:
+    """Group or member names for a lock file, checked (a name as its tool writes it: no spaces, no options)."""
+    out: list[str] = []
+    for value in as_tuple(values):
+        if not isinstance(value, str) or not _NAME.fullmatch(value.strip()):
+            raise InvalidInputError(
+                f"Invalid {what} name {value!r}",
+                subject=what,
+                hint="give names as the lock file's tool writes them, e.g. 'dev' or 'lambda-deps'.",
+            )
+        if value.strip() not in out:
+            out.append(value.strip())
+    return tuple(out)
 
 
 def build_directory(value: str | os.PathLike[str] | None) -> Path:
