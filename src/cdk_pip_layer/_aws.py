@@ -76,9 +76,22 @@ class Aws:
                 session = boto3.session.Session(profile_name=profile)
             credentials = session.get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        except boto_errors.ProfileNotFound:
+            raise PublishError(
+                f"The AWS profile {profile or os.environ.get('AWS_PROFILE')!r} does not exist",
+                subject=subject,
+                hint="name a profile of your AWS config files ('aws configure list-profiles'), or unset AWS_PROFILE.",
+            ) from None
         except _CREDENTIAL_ERRORS as exc:
             raise PublishError(
                 "No usable AWS credentials", subject=subject, details=[str(exc)], hint=f"{_CREDENTIALS_HINT}."
+            ) from None
+        except (boto_errors.BotoCoreError, boto_errors.ClientError) as exc:  # e.g. a role that cannot be assumed
+            raise PublishError(
+                "The AWS credentials could not be obtained",
+                subject=subject,
+                details=[str(exc)],
+                hint=f"fix what it names in your AWS configuration; {_CREDENTIALS_HINT}.",
             ) from None
         if frozen is None or not frozen.access_key:
             raise PublishError("No AWS credentials were found", subject=subject, hint=f"{_CREDENTIALS_HINT}.")
@@ -93,9 +106,18 @@ class Aws:
         return cls(session, chosen, secrets, subject)
 
     def client(self, service: str) -> Any:
+        """The service's client; an endpoint or region boto3 cannot use is a PublishError."""
         if service not in self._clients:
             config = Config(user_agent_extra=f"cdk-pip-layer/{__version__}")
-            self._clients[service] = self.session.client(service, region_name=self.region, config=config)
+            try:
+                self._clients[service] = self.session.client(service, region_name=self.region, config=config)
+            except (ValueError, boto_errors.BotoCoreError) as exc:
+                raise PublishError(
+                    f"No {service} client can be made for {self.region}",
+                    subject=self.subject,
+                    details=[self._clean(str(exc))],
+                    hint="check the region and, if you set one, AWS_ENDPOINT_URL or the endpoint_url of your profile.",
+                ) from None
         return self._clients[service]
 
     def call(self, service: str, operation: str, **params: Any) -> Any:

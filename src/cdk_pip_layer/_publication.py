@@ -113,7 +113,11 @@ class Publication:
                 ) from None
             if exc.aws_code != "AccessDenied":
                 raise
-            _log.info("cannot check the region of s3://%s (access denied); Lambda will", bucket)
+            _log.info(
+                "the region of s3://%s cannot be checked (access denied): Lambda refuses it if it is not %s",
+                bucket,
+                self.aws.region,
+            )
             return
         bucket_region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
         if bucket_region != self.aws.region:

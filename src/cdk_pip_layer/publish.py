@@ -20,7 +20,6 @@ boto3 is imported here only, and only when publishing (the ``cdk-pip-layer[publi
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 import zipfile
@@ -39,6 +38,7 @@ from .engine.aws_names import (
 )
 from .engine.errors import InvalidInputError, LayerBuildError
 from .engine.options import as_tuple
+from .engine.outputs import file_sha256
 from .engine.target import LambdaTarget
 
 __all__ = [
@@ -213,7 +213,7 @@ class PublishRequest:
         size = path.stat().st_size
         direct = size <= direct_upload_limit
         bucket = _bucket(s3_bucket, size=size, direct=direct, limit=direct_upload_limit, zip_path=path)
-        sha = hashlib.sha256(path.read_bytes()).digest()
+        sha = bytes.fromhex(file_sha256(path))
         return cls(
             zip_path=path,
             zip_size=size,

@@ -311,3 +311,27 @@ def test_a_zip_one_byte_over_the_real_limit_needs_a_bucket_and_goes_through_it(
     assert published["Content"]["CodeSize"] == DIRECT_UPLOAD_LIMIT + 1
     [stored] = moto.client("s3").list_objects_v2(Bucket=bucket)["Contents"]
     assert stored["Key"].startswith(f"layers/{name}/") and stored["Size"] == DIRECT_UPLOAD_LIMIT + 1
+
+
+def test_profiles_and_regions_are_read_as_the_aws_cli_reads_them(
+    moto: Emulator, tmp_path: Path, name: str, zips: Callable[[str], Path]
+) -> None:
+    """A named profile from the config files, its region; AWS_REGION over the profile's; --region over both."""
+    home = tmp_path / "home"
+    env = aws_env(home, endpoint=moto.endpoint, credentials=None, region=None)
+    Path(env["AWS_CONFIG_FILE"]).write_text("[profile ci]\nregion = eu-west-1\n", encoding="utf-8")
+    Path(env["AWS_SHARED_CREDENTIALS_FILE"]).write_text(
+        "[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n", encoding="utf-8"
+    )
+    by_flag = _publish(zips("a"), name, env, "--profile", "ci")
+    assert by_flag.returncode == 0, by_flag
+    assert by_flag.stdout.startswith(f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:{name}:1")
+    by_env = _publish(zips("a"), name, {**env, "AWS_PROFILE": "ci", "AWS_REGION": "us-west-2"})
+    assert by_env.stdout.startswith(f"arn:aws:lambda:us-west-2:{ACCOUNT}:layer:{name}:1"), by_env
+    by_option = _publish(
+        zips("a"), name, {**env, "AWS_PROFILE": "ci", "AWS_REGION": "us-west-2"}, "--region", "ap-southeast-2"
+    )
+    assert by_option.stdout.startswith(f"arn:aws:lambda:ap-southeast-2:{ACCOUNT}:layer:{name}:1"), by_option
+    missing = _publish(zips("a"), name, env, "--profile", "nope")
+    assert missing.returncode == 1
+    assert f"cdk-pip-layer: error: The AWS profile 'nope' does not exist [layer {name}]" in missing.stderr
