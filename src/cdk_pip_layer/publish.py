@@ -247,6 +247,12 @@ def _zip_file(value: str | os.PathLike[str]) -> Path:
         )
     path = Path(value)
     hint = "build it first ('cdk-pip-layer build -r requirements.txt -o DIR'), then publish DIR/layer.zip."
+    if path.is_dir():
+        raise InvalidInputError(
+            "The layer zip is a directory",
+            subject=str(path),
+            hint=f"publish the layer.zip in it: {path / 'layer.zip'}.",
+        )
     if not path.is_file():
         raise InvalidInputError("The layer zip does not exist", subject=str(path), hint=hint)
     try:

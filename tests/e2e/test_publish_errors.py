@@ -142,11 +142,13 @@ def test_bad_input_exits_2_before_any_request(tmp_path: Path, layer: Path, extra
     assert fragment in error
 
 
-@pytest.mark.parametrize("content", [None, b"not a zip", b""])
-def test_a_missing_or_broken_zip_exits_2(tmp_path: Path, content: bytes | None) -> None:
+@pytest.mark.parametrize("content", [None, b"not a zip", b"", "a directory"])
+def test_a_missing_or_broken_zip_exits_2(tmp_path: Path, content: bytes | str | None) -> None:
     path = tmp_path / "layer.zip"
-    if content is not None:
+    if isinstance(content, bytes):
         path.write_bytes(content)
+    elif content is not None:
+        path.mkdir()
     env = aws_env(tmp_path / "home", endpoint=f"http://127.0.0.1:{free_port()}")
     error = _one_clear_error(_publish(path, "deps", env), code=2)
     assert str(path) in error

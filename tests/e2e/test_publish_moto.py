@@ -335,3 +335,50 @@ def test_profiles_and_regions_are_read_as_the_aws_cli_reads_them(
     missing = _publish(zips("a"), name, env, "--profile", "nope")
     assert missing.returncode == 1
     assert f"cdk-pip-layer: error: The AWS profile 'nope' does not exist [layer {name}]" in missing.stderr
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_a_ci_run_rebuilds_and_publishes_only_when_the_layer_changed(
+    moto: Emulator, tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build then publish, as a CI job runs them on every commit: a rebuild of the same requirements in a fresh
+    checkout gives the same bytes and publishes nothing; a changed requirement publishes version 2."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # this test's own boto3 client: past the offline env's dead proxy
+    name = unique_name()
+    wheels = make_wheel("helper", "1.0", files={"helper.py": "VALUE = 1\n"}).parent
+    make_wheel("helper", "2.0", files={"helper.py": "VALUE = 2\n"})
+    env = aws_env(tmp_path / "home", endpoint=moto.endpoint, base=os.environ)
+    offline = ("--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}")
+
+    def ci_run(checkout: str, pin: str) -> tuple[Path, Any]:
+        req = tmp_path / checkout / "requirements.txt"
+        req.parent.mkdir()
+        req.write_text(f"helper=={pin}\n", encoding="utf-8")
+        out = tmp_path / checkout / "build"
+        built = run_cli("build", "-q", "-r", req, "-o", out, "--runtime", host_runtime, *offline, env=env)
+        assert built.returncode == 0, built
+        published = run_cli(
+            "publish",
+            "-q",
+            out / "layer.zip",
+            "--layer-name",
+            name,
+            "--runtime",
+            host_runtime,
+            "--architecture",
+            "x86_64",
+            env=env,
+        )
+        assert published.returncode == 0, published
+        return out / "layer.zip", published
+
+    first_zip, first = ci_run("commit-1", "1.0")
+    assert first.stdout == f"{_arn(name, 1)}\n"
+    same_zip, same = ci_run("commit-2", "1.0")
+    assert same_zip.read_bytes() == first_zip.read_bytes()
+    assert same.stdout == f"{_arn(name, 1)}\n"
+    changed_zip, changed = ci_run("commit-3", "2.0")
+    assert changed.stdout == f"{_arn(name, 2)}\n"
+    latest = moto.client("lambda").get_layer_version(LayerName=name, VersionNumber=2)
+    assert latest["Content"]["CodeSha256"] == code_sha256(changed_zip)
+    assert sorted(v["Version"] for v in moto.versions(name)) == [1, 2]
