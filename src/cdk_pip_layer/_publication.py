@@ -129,6 +129,23 @@ class Publication:
             )
 
     def _statements(self, version: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """The statements of an existing version's policy, by statement id; one of ours that grants something else
+        than asked (edited by hand) is an error, before anything is written."""
+        statements = self._policy(version)
+        for grant in self.request.grants:
+            present = statements.get(grant.statement_id)
+            if present is not None and version is not None and not _grants_the_same(present, grant):
+                raise PublishError(
+                    f"Version {version['Version']} has a statement {grant.statement_id} that grants something else",
+                    subject=self.request.subject,
+                    details=[json.dumps(present)],
+                    hint=f"remove it ('aws lambda remove-layer-version-permission --layer-name "
+                    f"{self.request.layer_name} --version-number {version['Version']} --statement-id "
+                    f"{grant.statement_id}') and publish again.",
+                )
+        return statements
+
+    def _policy(self, version: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
         """The statements of an existing version's policy, by statement id."""
         if version is None or not self.request.grants:
             return {}
@@ -214,17 +231,7 @@ class Publication:
         return {"S3Bucket": bucket, "S3Key": key}
 
     def _grant(self, version: dict[str, Any], grant: LayerGrant, existing: dict[str, dict[str, Any]]) -> LayerGrant:
-        present = existing.get(grant.statement_id)
-        if present is not None:
-            if not _grants_the_same(present, grant):
-                raise PublishError(
-                    f"Version {version['Version']} has a statement {grant.statement_id} that grants something else",
-                    subject=self.request.subject,
-                    details=[str(present)],
-                    hint=f"remove it ('aws lambda remove-layer-version-permission --layer-name "
-                    f"{self.request.layer_name} --version-number {version['Version']} --statement-id "
-                    f"{grant.statement_id}') and publish again.",
-                )
+        if grant.statement_id in existing:
             _log.info("%s already granted to %s", _ACTION, _who(grant))
             return grant
         params: dict[str, Any] = {

@@ -331,3 +331,22 @@ def test_without_boto3_publish_says_what_to_install(bare_venv: Path, tmp_path: P
     assert "pip install 'cdk-pip-layer[publish]'" in run.stderr
     probe = subprocess.run([str(bare_venv / "bin" / "python"), "-c", "import boto3"], capture_output=True, check=False)
     assert probe.returncode != 0  # the environment really has no boto3
+
+
+def test_a_statement_of_ours_edited_by_hand_is_refused_before_any_write(
+    moto: Emulator, tmp_path: Path, layer: Path
+) -> None:
+    name = unique_name()
+    env = aws_env(tmp_path / "home", endpoint=moto.endpoint)
+    assert _publish(layer, name, env).returncode == 0
+    sid = "cdk-pip-layer-account-111122223333"
+    moto.client("lambda").add_layer_version_permission(
+        LayerName=name, VersionNumber=1, StatementId=sid, Action="lambda:GetLayerVersion", Principal="999988887777"
+    )
+    parameter = f"/layers/{name}"
+    run = _publish(layer, name, env, "--grant-account", "111122223333", "--ssm-parameter", parameter)
+    error = _one_clear_error(run)
+    assert error == f"cdk-pip-layer: error: Version 1 has a statement {sid} that grants something else [layer {name}]"
+    assert f"--statement-id {sid}" in run.stderr
+    with pytest.raises(moto.client("ssm").exceptions.ParameterNotFound):
+        moto.client("ssm").get_parameter(Name=parameter)
