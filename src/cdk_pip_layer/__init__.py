@@ -1,8 +1,8 @@
 """cdk-pip-layer: Lambda layers from a requirements.txt, built right for the target runtime and architecture.
 
 The build engine (builders, options, errors) imports no CDK and no Docker SDK; the CDK construct and the container
-builder are loaded on first use, so ``import cdk_pip_layer`` stays light and the engine also runs inside a bare
-Lambda build image.
+builder are loaded on first use, and boto3 only when a layer is published, so ``import cdk_pip_layer`` stays light
+and the engine also runs inside a bare Lambda build image.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .build import LayerBuild, build_layer
 from .engine.errors import (
     ContainerBuildError,
     IndexUnreachableError,
@@ -30,6 +31,7 @@ from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
 from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
 
 if TYPE_CHECKING:
     from .cdk.construct import PipLambdaLayer
@@ -60,9 +62,11 @@ __all__ = [
     "InstallerChoice",
     "InvalidInputError",
     "LambdaTarget",
+    "LayerBuild",
     "LayerBuildError",
     "LayerBuildOptions",
     "LayerBuildResult",
+    "LayerGrant",
     "LocalBuildUnavailableError",
     "NativeSdistError",
     "NoCompatibleDistributionError",
@@ -70,8 +74,12 @@ __all__ = [
     "PipBasedLambdaLayerContainerBuilder",
     "PipBasedLambdaLayerLocalBuilder",
     "PipLambdaLayer",
+    "PublishError",
+    "PublishedLayer",
     "RequirementsFileError",
     "UnsupportedTargetError",
     "VerificationError",
     "__version__",
+    "build_layer",
+    "publish_layer",
 ]

@@ -7,16 +7,18 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
+from .build import build_layer
 from .engine.errors import LayerBuildError
 from .engine.index import IndexSettings
-from .engine.local import PipBasedLambdaLayerLocalBuilder
-from .engine.options import INSTALLER_CHOICES
+from .engine.options import INSTALLER_CHOICES, BundlingMode
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES
+from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
 
 class _PhaseFormatter(logging.Formatter):
@@ -32,16 +34,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdk-pip-layer",
         description="Build AWS Lambda layers from a requirements.txt, correct for the target runtime and "
-        "architecture whatever the host is.",
+        "architecture whatever the host is, and publish them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    common.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_build_command(commands, common)
+    _add_publish_command(commands, common)
+    return parser
+
+
+def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
+        parents=[common],
         help="build DIR/layer.zip (and DIR/artifacts/python) from a requirements file",
-        description="Build DIR/layer.zip from a requirements file. Exit codes: 0 built; 1 build failed; "
-        "2 bad input; 3 a local build is impossible for this target (use the container build).",
+        description="Build DIR/layer.zip from a requirements file, on this host or in the Lambda build image. "
+        "Exit codes: 0 built; 1 build failed; 2 bad input; 3 a local build is impossible for this target "
+        "(--bundling local only: auto then builds in the Lambda build image).",
     )
+    build.set_defaults(run=_build)
     build.add_argument(
         "--requirements",
         "-r",
@@ -84,10 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         "--installer",
         choices=INSTALLER_CHOICES,
         default="auto",
-        help="auto (default): pip with a Python of the runtime's version, else uv",
+        help="auto (default): pip with a Python of the runtime's version, else uv (local builds)",
     )
     build.add_argument(
-        "--python", dest="python_executable", metavar="PATH", help="the interpreter to run pip with (default: searched)"
+        "--python",
+        dest="python_executable",
+        metavar="PATH",
+        help="the interpreter to run pip with (local builds; default: searched)",
     )
     build.add_argument(
         "--installer-arg",
@@ -97,14 +115,31 @@ def _parser() -> argparse.ArgumentParser:
         help="an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
     )
     build.add_argument("--no-verify", action="store_true", help="skip the checks of the built layer")
-    build.add_argument("--json", action="store_true", help="print the summary as JSON")
-    build.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    build.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
-    return parser
+    where = build.add_argument_group("where it is built")
+    where.add_argument(
+        "--bundling",
+        choices=[mode.value for mode in BundlingMode],
+        default="auto",
+        help="auto (default): on this host when it can build for the target, else in the Lambda build image; "
+        "local: this host only (exit 3 when impossible); docker: always the build image",
+    )
+    where.add_argument("--image", help="the build image (default: public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)")
+    where.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="the container build's download cache (default: ~/.cache/cdk-pip-layer/pip)",
+    )
+    where.add_argument("--no-cache", action="store_true", help="no download cache for the container build")
+    where.add_argument(
+        "--docker-network",
+        metavar="MODE",
+        help="the build container's network mode, e.g. host (default: $CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
+    )
 
 
 def _build(args: argparse.Namespace) -> int:
-    builder = PipBasedLambdaLayerLocalBuilder(
+    built = build_layer(
         requirements=args.requirements,
         build_dir=args.output,
         runtime=args.runtime,
@@ -121,9 +156,71 @@ def _build(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         groups=args.group,
         member=args.member,
+        bundling=args.bundling,
+        image=args.image,
+        use_cache=not args.no_cache,
+        cache_dir=args.cache_dir,
+        network=args.docker_network,
     )
-    result = builder.build()
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
+    return 0
+
+
+def _add_publish_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    publish = commands.add_parser(
+        "publish",
+        parents=[common],
+        help="publish LAYER.zip as a Lambda layer version (nothing when the latest version has this content)",
+        description="Publish a layer zip as a version of a Lambda layer through the AWS SDK (boto3: profiles, "
+        "AWS_REGION, AWS_ENDPOINT_URL as you configure them), unless the latest version already has this "
+        "content. Prints the layer version ARN on stdout. Exit codes: 0 published or already there; 1 AWS refused "
+        "or could not be reached (nothing is left half-published); 2 bad input, or boto3 is not installed.",
+    )
+    publish.set_defaults(run=_publish)
+    publish.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
+    publish.add_argument("--layer-name", required=True, help="the layer's name (or ARN)")
+    publish.add_argument(
+        "--runtime", required=True, help=f"the runtime it was built for: {', '.join(SUPPORTED_RUNTIMES)}"
+    )
+    publish.add_argument("--architecture", required=True, help="the architecture it was built for: x86_64 or arm64")
+    publish.add_argument("--description", help="the version's description (at most 256 characters)")
+    publish.add_argument("--license", help="the version's licence, e.g. an SPDX identifier (at most 512 characters)")
+    publish.add_argument(
+        "--s3-bucket",
+        metavar="BUCKET",
+        help=f"upload through this bucket (in the layer's region) a zip over {DIRECT_UPLOAD_LIMIT:,} bytes",
+    )
+    publish.add_argument("--s3-prefix", metavar="PREFIX", help="key prefix in the bucket (e.g. layers/)")
+    publish.add_argument(
+        "--grant-account",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an account allowed lambda:GetLayerVersion on the version (repeatable)",
+    )
+    publish.add_argument("--organization-id", metavar="o-…", help="an AWS Organization whose accounts may use it")
+    publish.add_argument("--ssm-parameter", metavar="NAME", help="an SSM String parameter that receives the ARN")
+    publish.add_argument("--profile", help="the AWS profile (default: AWS_PROFILE, else the default profile)")
+    publish.add_argument("--region", help="the AWS region (default: AWS_REGION, else the profile's)")
+
+
+def _publish(args: argparse.Namespace) -> int:
+    published = publish_layer(
+        args.zip,
+        layer_name=args.layer_name,
+        runtime=args.runtime,
+        architecture=args.architecture,
+        description=args.description,
+        license=args.license,
+        s3_bucket=args.s3_bucket,
+        s3_prefix=args.s3_prefix,
+        grant_account_ids=args.grant_account,
+        organization_id=args.organization_id,
+        ssm_parameter_name=args.ssm_parameter,
+        profile=args.profile,
+        region=args.region,
+    )
+    print(json.dumps(published.to_dict(), indent=2) if args.json else published.version_arn)
     return 0
 
 
@@ -137,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return _build(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code

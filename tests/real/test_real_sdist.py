@@ -57,13 +57,14 @@ def test_native_sdist_is_refused_by_name(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "artifacts").exists()
 
 
-def test_native_sdist_exits_3_from_the_cli(tmp_path: Path) -> None:
+def test_native_sdist_exits_3_from_the_cli_with_bundling_local(tmp_path: Path) -> None:
+    """(--bundling auto, the default, builds it in the Lambda build image instead: tests/container.)"""
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(NATIVE_SDIST, encoding="utf-8")
     done = subprocess.run(
         [
             *(str(cli_path()), "build", "-r", str(requirements), "--runtime", "python3.12"),
-            *("--installer", "uv", "--output", str(tmp_path / "out")),
+            *("--installer", "uv", "--bundling", "local", "--output", str(tmp_path / "out")),
         ],
         capture_output=True,
         text=True,

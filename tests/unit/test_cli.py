@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def requirements(tmp_path: Path) -> Path:
         (["--index-url", "pypi.example.com/simple"], "Invalid package index URL"),
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
         (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
+        (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
+        (["--bundling", "local", "--no-cache"], "use_cache=False (--no-cache): settings of the container build"),
+        (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
+        (["--bundling", "docker", "--installer", "uv"], "installer=uv (--installer): settings of the local build"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): settings of the"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(
@@ -123,8 +129,11 @@ def test_successful_offline_build(
         assert data["installer"].startswith("pip ")
         assert data["distributions"] == ["helper==1.0"]
         assert data["warnings"] == ["excluded package 'boto3' is not in the layer"]
+        assert (data["bundling"], data["built_in"], data["image"]) == ("auto", "local", None)
+        assert data["built_reason"] == f"bundling=auto: this host can build for {host_runtime}/x86_64"
     else:
         assert f"layer: {out_dir / 'layer.zip'}" in out
+        assert f"built: locally (bundling=auto: this host can build for {host_runtime}/x86_64)" in out
         assert "installer: pip " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
@@ -186,3 +195,19 @@ def test_credentials_never_printed_even_on_failure(
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "layer.zip").exists()
     assert list((tmp_path / "out").glob(".staging-*")) == []
+
+
+def test_bundling_local_on_a_host_that_cannot_build_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pip cannot run for the other architecture here, and bundling=local never tries Docker."""
+    other = "arm64" if platform.machine().lower() in ("x86_64", "amd64") else "x86_64"
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    argv = ["build", "-q", "-r", str(req), "-o", str(tmp_path / "out"), "--runtime", "python3.11"]
+    code = main([*argv, "--architecture", other, "--installer", "pip", "--bundling", "local"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert error_lines(err) == [
+        f"cdk-pip-layer: error: A local build for python3.11/{other} is impossible on this host [python3.11/{other}]"
+    ]
+    assert out == ""
+    assert not (tmp_path / "out" / "layer.zip").exists()

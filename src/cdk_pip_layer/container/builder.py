@@ -92,7 +92,8 @@ class PipBasedLambdaLayerContainerBuilder:
     The container runs as the calling user (output files are yours, not root's); pip's download cache is a host
     directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings, the CA bundle
     and index credentials are forwarded without ever appearing on a command line, in an image or in a file left
-    behind.
+    behind. ``network`` is the container's network mode (e.g. ``host`` for an index on localhost; default
+    ``$CDK_PIP_LAYER_DOCKER_NETWORK``, else Docker's default).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None = None,
         use_cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        network: str | None = None,
         docker_client: Any = None,
         groups: Sequence[str] = (),
         member: str | None = None,
@@ -125,7 +127,7 @@ class PipBasedLambdaLayerContainerBuilder:
             groups=groups,
             member=member,
         )
-        self._setup(options, build_dir, None, image, use_cache, cache_dir, docker_client)
+        self._setup(options, build_dir, None, image, use_cache, cache_dir, network, docker_client)
 
     @classmethod
     def from_options(
@@ -137,12 +139,13 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None = None,
         use_cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        network: str | None = None,
         docker_client: Any = None,
     ) -> PipBasedLambdaLayerContainerBuilder:
         """A builder for options made already (``requirements``: the file as read already, if it was)."""
         builder = cls.__new__(cls)
         options = dataclasses.replace(options, installer=InstallerChoice.PIP)
-        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, docker_client)
+        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, network, docker_client)
         return builder
 
     def _setup(  # noqa: PLR0917 - the constructor's own arguments, once checked
@@ -153,6 +156,7 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None,
         use_cache: bool,
         cache_dir: str | os.PathLike[str] | None,
+        network: str | None,
         docker_client: Any,
     ) -> None:
         self.options = options
@@ -161,6 +165,7 @@ class PipBasedLambdaLayerContainerBuilder:
         self.image = image or options.target.build_image
         self.use_cache = use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
+        self.network = network or os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None
         self._client = docker_client
 
     @property
@@ -320,7 +325,7 @@ class PipBasedLambdaLayerContainerBuilder:
             user=f"{os.getuid()}:{os.getgid()}",
             working_dir=CONTAINER_INPUT,
             platform=self.target.docker_platform,
-            network_mode=os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None,
+            network_mode=self.network,
         )
         try:
             container.start()
