@@ -25,11 +25,13 @@ from .engine.errors import (
     UnsupportedTargetError,
     VerificationError,
 )
+from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
 from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from .engine.verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 
 if TYPE_CHECKING:
     from .cdk.construct import PipLambdaLayer
@@ -52,8 +54,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SUPPORTED_RUNTIMES",
     "Architecture",
+    "BuildContext",
     "BundlingMode",
     "ContainerBuildError",
+    "Finding",
+    "ImportMode",
     "IndexSettings",
     "IndexUnreachableError",
     "InstallError",
@@ -63,6 +68,7 @@ __all__ = [
     "LayerBuildError",
     "LayerBuildOptions",
     "LayerBuildResult",
+    "LayerVerification",
     "LocalBuildUnavailableError",
     "NativeSdistError",
     "NoCompatibleDistributionError",
@@ -71,7 +77,9 @@ __all__ = [
     "PipBasedLambdaLayerLocalBuilder",
     "PipLambdaLayer",
     "RequirementsFileError",
+    "Severity",
     "UnsupportedTargetError",
     "VerificationError",
     "__version__",
+    "verify_layer_zip",
 ]

@@ -7,16 +7,22 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from ._version import __version__
 from .engine.errors import LayerBuildError
+from .engine.findings import CHECKS
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import INSTALLER_CHOICES
 from .engine.redact import redact
+from .engine.report import write_report
+from .engine.requirements import read_requirements
 from .engine.target import SUPPORTED_RUNTIMES
+from .engine.verify import BuildContext, ImportMode, verify_layer_zip
 
 
 class _PhaseFormatter(logging.Formatter):
@@ -83,10 +89,88 @@ def _parser() -> argparse.ArgumentParser:
         help="an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
     )
     build.add_argument("--no-verify", action="store_true", help="skip the checks of the built layer")
+    build.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check of the layer off (repeatable)"
+    )
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     build.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
+    _add_verify_parser(commands)
     return parser
+
+
+def _add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    checks = "; ".join(f"{name}: {what}" for name, what in CHECKS.items())
+    verify = commands.add_parser(
+        "verify",
+        help="check any layer zip for a Lambda runtime and architecture",
+        description="Check a layer zip (built by anything) for a Lambda runtime and architecture, and print its "
+        "report. Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input.",
+        epilog=f"checks: {checks}",
+    )
+    verify.set_defaults(run=_verify)
+    verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
+    verify.add_argument(
+        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
+    )
+    verify.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    verify.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check off (repeatable)"
+    )
+    verify.add_argument(
+        "--import",
+        dest="smoke_import",
+        nargs="?",
+        const="auto",
+        default="off",
+        choices=[mode.value for mode in ImportMode],
+        help="import every top-level module in a clean interpreter of the runtime's version: here when one "
+        "exists (--import), or in the Lambda build image (--import=docker)",
+    )
+    verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
+    verify.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a distribution left out on purpose: a dependency on it is not a finding (repeatable)",
+    )
+    verify.add_argument(
+        "--requirements", "-r", type=Path, help="the requirements file the layer was built from (extras followed)"
+    )
+    verify.add_argument(
+        "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    verify.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    requirements: tuple[Requirement, ...] = ()
+    if args.requirements is not None:
+        parsed = read_requirements(args.requirements)
+        requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
+    importer = None
+    if args.smoke_import == ImportMode.DOCKER.value:
+        from .container.smoke import DockerImporter  # the Docker SDK only when asked for
+
+        importer = DockerImporter()
+    verification = verify_layer_zip(
+        args.zip,
+        args.runtime,
+        args.architecture,
+        ignore=args.ignore,
+        context=BuildContext(requirements=requirements, excluded=tuple(args.exclude)),
+        smoke_import=args.smoke_import,
+        importer=importer,
+        python=args.python_executable,
+    )
+    if args.report is not None:
+        args.report.mkdir(parents=True, exist_ok=True)
+        write_report(verification.report, args.report)
+    print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
+    return 0 if verification.ok else 1
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -105,6 +189,7 @@ def _build(args: argparse.Namespace) -> int:
         python_executable=args.python_executable,
         extra_installer_args=args.installer_arg,
         verify=not args.no_verify,
+        verify_ignore=args.ignore,
     )
     result = builder.build()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
@@ -121,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return _build(args)
+        run: Callable[[argparse.Namespace], int] = getattr(args, "run", _build)
+        return run(args)
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code

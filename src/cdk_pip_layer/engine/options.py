@@ -13,6 +13,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InvalidInputError
+from .findings import parse_ignore
 from .index import IndexSettings
 from .target import Architecture, LambdaTarget
 
@@ -112,7 +113,12 @@ class LayerBuildOptions:
             on PATH, in pyenv and in uv's managed Pythons.
         extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
-        verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
+        verify: check the finished layer zip before publishing it (see ``verify_layer_zip``): wheel tags, ELF files
+            (machine, GLIBC/GLIBCXX/CXXABI versions, shared libraries), dependencies, Requires-Python, RECORD,
+            byte-code, permissions, size, and a smoke import when an interpreter of the runtime's version is
+            here. Default True.
+        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` or ``("import",)`` (the names are in
+            ``cdk_pip_layer.engine.findings.CHECKS``).
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
             right inside the target's own build image, where the container build sets it; default False.
     """
@@ -125,6 +131,7 @@ class LayerBuildOptions:
     python_executable: str | None = None
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
+    verify_ignore: tuple[str, ...] = ()
     native_builds: bool = False
 
     @classmethod
@@ -140,6 +147,7 @@ class LayerBuildOptions:
         python_executable: str | os.PathLike[str] | None = None,
         extra_installer_args: str | Sequence[str] | None = (),
         verify: bool = True,
+        verify_ignore: str | Sequence[str] | None = (),
         native_builds: bool = False,
     ) -> LayerBuildOptions:
         """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
@@ -178,6 +186,7 @@ class LayerBuildOptions:
             python_executable=os.fspath(python_executable) if python_executable is not None else None,
             extra_installer_args=args,
             verify=bool(verify),
+            verify_ignore=parse_ignore(verify_ignore),
             native_builds=bool(native_builds),
         )
 
