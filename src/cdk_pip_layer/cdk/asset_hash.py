@@ -19,7 +19,8 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
 
     In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
     their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
-    settings without credentials, the extra installer arguments, the verify flag and the library version. Not in
+    settings without credentials, the extra installer arguments, the verify flag (and the checks turned off, when
+    any) and the library version. Not in
     it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
     """
     files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
@@ -39,5 +40,7 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
         "extra-installer-args": list(options.extra_installer_args),
         "verify": options.verify,
     }
+    if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
+        document["verify-ignore"] = list(options.verify_ignore)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

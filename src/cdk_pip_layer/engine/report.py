@@ -152,3 +152,37 @@ def write_report(report: LayerReport, directory: Path) -> list[Path]:
         written.append(directory / SBOM_FILE)
         write_text_atomically(written[1], sbom)
     return written
+
+
+def report_from_json(text: str) -> LayerReport:
+    """The report :meth:`LayerReport.to_json` wrote (for the SBOM of a layer whose report was kept as a file)."""
+    data = json.loads(text)
+    layer, verification = data["layer"], data["verification"]
+    findings = [
+        Finding(f["check"], Severity(f["severity"]), f["subject"], f["problem"], f.get("hint", ""))
+        for f in (*verification["errors"], *verification["warnings"])
+    ]
+    return LayerReport(
+        target=data["target"],
+        sha256=layer["sha256"],
+        zipped_bytes=layer["zipped_bytes"],
+        unzipped_bytes=layer["unzipped_bytes"],
+        files=layer["files"],
+        distributions=tuple(
+            DistributionReport(
+                name=d["name"],
+                version=d["version"],
+                unzipped_bytes=d["unzipped_bytes"],
+                files=d["files"],
+                licence=d["licence"],
+                origin=d["origin"],
+                wheel_tags=tuple(d["wheel_tags"]),
+            )
+            for d in data["distributions"]
+        ),
+        unowned_bytes=layer["unowned_bytes"],
+        checks=tuple(verification["checks"]),
+        ignored=tuple(verification["ignored"]),
+        skipped=dict(verification["skipped"]),
+        findings=tuple(findings),
+    )

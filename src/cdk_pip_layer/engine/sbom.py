@@ -37,6 +37,13 @@ def _timestamp() -> datetime:
     return datetime.now(tz=timezone.utc)
 
 
+def sbom_json_from_text(report_json: str) -> str | None:
+    """The SBOM of a report read back from its JSON text (what a cached or container-built layer keeps)."""
+    from .report import report_from_json
+
+    return sbom_json(report_from_json(report_json))
+
+
 def sbom_json(report: LayerReport) -> str | None:
     """The SBOM as CycloneDX 1.6 JSON, or None when cyclonedx-python-lib is not installed here."""
     if sbom_unavailable():

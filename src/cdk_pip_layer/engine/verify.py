@@ -39,10 +39,10 @@ from .report import (
 from .smoke import Importer, LocalImporter, smoke_import
 from .target import Architecture, LambdaTarget
 
-__all__ = ["LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
+__all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 
-_ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
-_CONTENT_CHECKS = ("record", "bytecode", "shebang", *_ELF_CHECKS)
+ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
+_CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
 
@@ -242,7 +242,7 @@ class _Verifier:
             return
         unavailable = elf_unavailable()
         if unavailable:
-            for check in _ELF_CHECKS:
+            for check in ELF_CHECKS:
                 self.skipped[check] = unavailable
         if any(self.wants(c) for c in _CONTENT_CHECKS):
             self._scan()
@@ -261,7 +261,7 @@ class _Verifier:
                 changed[expected[1].pin].append(path)
             self.add(self._bytecode(item))
             self.add(_shebang(item))
-            if item.elf_copy is not None and any(self.wants(c) for c in _ELF_CHECKS):
+            if item.elf_copy is not None and any(self.wants(c) for c in ELF_CHECKS):
                 try:
                     elves[path] = read_elf(item.elf_copy)
                 except ElfReadError as exc:
