@@ -4,6 +4,7 @@ and hostile archives (traversal, links out, lying sizes, unreadable files)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import stat
@@ -89,9 +90,9 @@ def test_a_good_layer_passes_with_its_report(site: Path, make_dist: Callable[...
     result = verify_layer_zip(layer_zip(site.parent), "python3.12")
     assert result.ok, result.summary()
     assert result.warnings == ()
-    report = result.report.to_dict()
-    assert [d["name"] for d in report["distributions"]] == ["app", "helper"]  # type: ignore[index]
-    assert report["verification"]["ok"] is True  # type: ignore[index]
+    report = json.loads(result.report.to_json())
+    assert [d["name"] for d in report["distributions"]] == ["app", "helper"]
+    assert report["verification"]["ok"] is True
     assert "import" in result.report.skipped  # not asked for
     assert result.report.digest == verify_layer_zip(layer_zip(site.parent), "python3.12").report.digest
 
@@ -611,3 +612,39 @@ def test_findings_are_grouped_so_the_message_stays_readable(tmp_path: Path) -> N
         result.raise_for_errors()
     assert len(info.value.details) == 21
     assert "40 more files" in info.value.details[-1]
+
+
+# --- the command line ----------------------------------------------------------------------------------------------
+
+
+def test_cli_verify_exit_codes_and_report(
+    tmp_path: Path, site: Path, make_dist: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdk_pip_layer.cli import main
+
+    make_dist(site, "good")
+    good = layer_zip(site.parent, tmp_path / "good.zip")
+    assert main(["verify", str(good), "--runtime", "python3.11", "-q", "--report", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "0 error(s)" in out and "good==1.0" in out and "skipped import: not asked for" in out
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["layer.cdx.json", "layer.report.json"]
+
+    make_dist(site, "bad", requires=["absent"])
+    bad = layer_zip(site.parent, tmp_path / "bad.zip")
+    assert main(["verify", str(bad), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "error: [dependencies] bad==1.0: needs absent" in out
+    assert main(["verify", str(bad), "-q", "--ignore", "dependencies", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verification"]["ignored"] == ["dependencies"]
+    assert main(["verify", str(bad), "-q", "--exclude", "absent"]) == 0
+    capsys.readouterr()
+
+    for args in (
+        ["verify", str(tmp_path / "missing.zip")],
+        ["verify", str(good), "--ignore", "nope"],
+        ["verify", str(good), "--runtime", "python2.7"],
+        ["verify", str(site)],
+    ):
+        assert main([*args, "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("cdk-pip-layer: error:") and "Traceback" not in err
