@@ -287,7 +287,7 @@ class _Verifier:
             path[len(site) :]
             for path in self.file_paths
             for site in self.inventory.site_dirs
-            if path.startswith(site) and path not in self.owners and "/" not in path[len(site) :]
+            if path.startswith(site) and path not in self.owners and not path.startswith(f"{site}lib/")
         )
         if loose:
             modules["(no distribution)"] = loose
