@@ -194,7 +194,7 @@ class PipBasedLambdaLayerLocalBuilder:
             verification = None
             if options.verify:
                 with phase("verify"):
-                    verification = self._verify(build.zip_path, requirements, installer, built)
+                    verification = self._verify(build.zip_path, requirements, installer, built, build.artifacts_dir)
                 warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
             published = build.publish()
             if verification is not None:
@@ -218,7 +218,12 @@ class PipBasedLambdaLayerLocalBuilder:
         )
 
     def _verify(
-        self, zip_path: Path, requirements: RequirementsFile, installer: Installer, built: Sequence[str]
+        self,
+        zip_path: Path,
+        requirements: RequirementsFile,
+        installer: Installer,
+        built: Sequence[str],
+        artifacts: Path,
     ) -> LayerVerification:
         """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
         VerificationError listing every error."""
@@ -237,6 +242,7 @@ class PipBasedLambdaLayerLocalBuilder:
             ),
             smoke_import=ImportMode.AUTO,
             python=installer.pip_executable if isinstance(installer, PipInstaller) else None,
+            layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
         )
         for check, reason in verification.report.skipped.items():
             _log.info("verify: %s skipped: %s", check, reason)

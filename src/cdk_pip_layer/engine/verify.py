@@ -153,6 +153,7 @@ def verify_layer_zip(
     importer: Importer | None = None,
     python: str | None = None,
     import_note: str | None = None,
+    layer_dir: Path | None = None,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -162,6 +163,8 @@ def verify_layer_zip(
         smoke_import: ``auto`` imports every top-level module in a local interpreter of the runtime's version when
             there is one; ``docker`` with ``importer`` in the Lambda build image; ``off`` (default) not at all.
         importer: where the smoke import runs (default: a local interpreter, ``python`` if given).
+        layer_dir: the zip's content already on disk (a build's ``artifacts/``): the smoke import reads it there
+            instead of extracting the zip again.
         import_note: what the report says about the smoke import when it is off here (e.g. that it ran in the
             build image).
 
@@ -186,7 +189,7 @@ def verify_layer_zip(
         if mode is ImportMode.OFF:
             verifier.skipped.setdefault("import", import_note or "not asked for")
         elif "import" not in ignored:
-            ran = verifier.smoke(importer or LocalImporter(python))
+            ran = verifier.smoke(importer or LocalImporter(python), layer_dir)
         return LayerVerification(target, path, verifier.report(), import_ran=ran)
 
 
@@ -274,7 +277,7 @@ class _Verifier:
         for path, facts in sorted(elves.items()):
             self.add(judge.judge(path, facts))
 
-    def smoke(self, importer: Importer) -> str | None:
+    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> str | None:
         """Run the smoke import; the interpreter it ran in, or None when it was skipped (the reason is kept)."""
         if "import" in self.skipped:
             return None
@@ -293,7 +296,7 @@ class _Verifier:
             modules["(no distribution)"] = loose
         if not modules:
             return importer.description
-        layer = self.archive.extract_all(self.work / "opt")
+        layer = layer_dir or self.archive.extract_all(self.work / "opt")
         self.add(smoke_import(layer, modules, importer, workdir=self.work))
         return importer.description
 
