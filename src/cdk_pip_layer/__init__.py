@@ -26,11 +26,13 @@ from .engine.errors import (
     UnsupportedTargetError,
     VerificationError,
 )
+from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
 from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from .engine.verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
 
 if TYPE_CHECKING:
@@ -54,8 +56,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SUPPORTED_RUNTIMES",
     "Architecture",
+    "BuildContext",
     "BundlingMode",
     "ContainerBuildError",
+    "Finding",
+    "ImportMode",
     "IndexSettings",
     "IndexUnreachableError",
     "InstallError",
@@ -67,6 +72,7 @@ __all__ = [
     "LayerBuildOptions",
     "LayerBuildResult",
     "LayerGrant",
+    "LayerVerification",
     "LocalBuildUnavailableError",
     "NativeSdistError",
     "NoCompatibleDistributionError",
@@ -77,9 +83,11 @@ __all__ = [
     "PublishError",
     "PublishedLayer",
     "RequirementsFileError",
+    "Severity",
     "UnsupportedTargetError",
     "VerificationError",
     "__version__",
     "build_layer",
     "publish_layer",
+    "verify_layer_zip",
 ]

@@ -104,6 +104,7 @@ def build_layer(
     verify: bool = True,
     groups: str | Sequence[str] = (),
     member: str | None = None,
+    verify_ignore: str | Sequence[str] = (),
     bundling: BundlingMode | str = BundlingMode.AUTO,
     image: str | None = None,
     use_cache: bool = True,
@@ -133,6 +134,7 @@ def build_layer(
         verify=verify,
         groups=groups,
         member=member,
+        verify_ignore=verify_ignore,
     )
     container = _ContainerSettings(image=image, use_cache=use_cache, cache_dir=cache_dir, network=network)
     _check_mode(mode, options, container)

@@ -11,13 +11,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+
 from ._version import __version__
 from .build import build_layer
 from .engine.errors import LayerBuildError
+from .engine.findings import CHECKS
 from .engine.index import IndexSettings
-from .engine.options import INSTALLER_CHOICES, BundlingMode
+from .engine.locks import read_input
+from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
+from .engine.report import write_report
 from .engine.target import SUPPORTED_RUNTIMES
+from .engine.verify import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
 
@@ -43,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_command(commands, common)
+    _add_verify_command(commands, common)
     _add_publish_command(commands, common)
     return parser
 
@@ -136,6 +143,85 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="MODE",
         help="the build container's network mode, e.g. host (default: $CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
     )
+    build.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check of the layer off (repeatable)"
+    )
+
+
+def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    checks = "; ".join(f"{name}: {what}" for name, what in CHECKS.items())
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="check any layer zip for a Lambda runtime and architecture",
+        description="Check a layer zip (built by anything) for a Lambda runtime and architecture, and print its "
+        "report. Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input.",
+        epilog=f"checks: {checks}",
+    )
+    verify.set_defaults(run=_verify)
+    verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
+    verify.add_argument(
+        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
+    )
+    verify.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    verify.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check off (repeatable)"
+    )
+    verify.add_argument(
+        "--import",
+        dest="smoke_import",
+        nargs="?",
+        const="auto",
+        default="off",
+        choices=[mode.value for mode in ImportMode],
+        help="import every top-level module in a clean interpreter of the runtime's version: here when one "
+        "exists (--import), or in the Lambda build image (--import=docker)",
+    )
+    verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
+    verify.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a distribution left out on purpose: a dependency on it is not a finding (repeatable)",
+    )
+    verify.add_argument(
+        "--requirements", "-r", type=Path, help="the requirements file the layer was built from (extras followed)"
+    )
+    verify.add_argument(
+        "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    requirements: tuple[Requirement, ...] = ()
+    if args.requirements is not None:  # a requirements or lock file, read for the layer's target
+        parsed = read_input(
+            LayerBuildOptions.parse(
+                requirements=args.requirements, runtime=args.runtime, architecture=args.architecture
+            )
+        )
+        requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
+    importer = None
+    if args.smoke_import == ImportMode.DOCKER.value:
+        from .container.smoke import DockerImporter  # the Docker SDK only when asked for
+
+        importer = DockerImporter()
+    verification = verify_layer_zip(
+        args.zip,
+        args.runtime,
+        args.architecture,
+        ignore=args.ignore,
+        context=BuildContext(requirements=requirements, excluded=tuple(args.exclude)),
+        smoke_import=args.smoke_import,
+        importer=importer,
+        python=args.python_executable,
+    )
+    if args.report is not None:
+        args.report.mkdir(parents=True, exist_ok=True)
+        write_report(verification.report, args.report)
+    print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
+    return 0 if verification.ok else 1
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -161,6 +247,7 @@ def _build(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         cache_dir=args.cache_dir,
         network=args.docker_network,
+        verify_ignore=args.ignore,
     )
     print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
     return 0

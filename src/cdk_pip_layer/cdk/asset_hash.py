@@ -20,9 +20,10 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
 
     In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
     their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
-    settings without credentials, the extra installer arguments, the verify flag and the library version; for a
-    lock file, the lock's bytes and the part of its pyproject.toml it depends on, and the groups and member. Not in
-    it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
+    settings without credentials, the extra installer arguments, the verify flag (and the checks turned off, when
+    any) and the library version; for a lock file, the lock's bytes and the part of its pyproject.toml it depends
+    on, and the groups and member. Not in it: paths, credentials, proxies, CA bundles, cache locations, the
+    installer or interpreter chosen, the host.
     """
     files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
     if isinstance(requirements, LockedRequirements):
@@ -46,5 +47,7 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
     }
     if isinstance(requirements, LockedRequirements):
         document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
+    if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
+        document["verify-ignore"] = list(options.verify_ignore)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

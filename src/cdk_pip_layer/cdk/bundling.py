@@ -13,6 +13,8 @@ hold credentials) as soon as bundling is over, and keeps a Docker build's layer 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import sys
 import tempfile
@@ -43,7 +45,10 @@ from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.report import REPORT_FILE, write_text_atomically
 from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.sbom import sbom_json_from_text
+from cdk_pip_layer.engine.verify import BuildContext, verify_layer_zip
 
 from .asset_hash import input_hash
 from .cache import LayerCache, default_layer_cache_dir
@@ -51,6 +56,8 @@ from .cache import LayerCache, default_layer_cache_dir
 __all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
 
 BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
+# The asset metadata entry that carries the layer report's digest.
+REPORT_METADATA = "cdk-pip-layer:layer-report"
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class LocalBundler:
         self.builder_factory = builder_factory
         self._stderr = stderr
         self.outcome = BundlingOutcome()
+        # The layer report of what this bundler served (None until it served something, or when unverified).
+        self.report_text: str | None = None
 
     @property
     def served(self) -> str | None:
@@ -124,6 +133,7 @@ class LocalBundler:
                 hit = self.cache.get(self.key)
                 if hit is not None:
                     shutil.copyfile(hit, out / LAYER_ZIP)
+                    self.report_text = self._cached_report(hit)
                     self.outcome = BundlingOutcome(served="cache")
                     self.say(
                         f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
@@ -154,6 +164,8 @@ class LocalBundler:
         build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
         try:
             result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            report = result.zip_path.parent / REPORT_FILE
+            self.report_text = report.read_text(encoding="utf-8") if report.is_file() else None
             result.zip_path.replace(out / LAYER_ZIP)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
@@ -197,9 +209,40 @@ class LocalBundler:
         if self.cache is None:
             return
         try:
-            self.cache.put(self.key, built)
+            cached = self.cache.put(self.key, built)
+            if self.report_text is not None:
+                write_text_atomically(cached.parent / REPORT_FILE, self.report_text)
         except OSError as exc:
             self.say(f"{self.label}: warning: could not write the layer cache {self.cache.root}: {exc}")
+
+    def _cached_report(self, hit: Path) -> str | None:
+        """The report kept with a cached layer (a layer is cached only once verified; an entry without a report
+        was built without verification)."""
+        kept = hit.parent / REPORT_FILE
+        return kept.read_text(encoding="utf-8") if kept.is_file() else None
+
+    def verify_docker_output(self, staged_zip: Path) -> None:
+        """After a Docker build, verify its layer on the host (the ELF checks need pyelftools, which the build image
+        lacks). A layer with errors is removed from ``cdk.out`` (the next synth builds again) and the error
+        raised."""
+        if self.served != "docker" or not self.options.verify or not staged_zip.is_file():
+            return
+        options = self.options
+        self.say(f"{self.label}: verifying the layer the build image made")
+        verification = verify_layer_zip(
+            staged_zip,
+            options.runtime,
+            options.architecture,
+            ignore=options.verify_ignore,
+            context=BuildContext(excluded=options.exclude),
+            import_note=f"ran in {options.target.build_image} during the build",
+        )
+        if not verification.ok:
+            staged_zip.unlink(missing_ok=True)
+            verification.raise_for_errors(subject=f"{options.requirements} for {options.target}")
+        for warning in verification.warnings:
+            self.say(f"{self.label}: warning: {warning}")
+        self.report_text = verification.report.to_json()
 
     def store_docker_output(self, staged_zip: Path) -> None:
         """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker)."""
@@ -284,11 +327,46 @@ class LayerBundling:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def keep_docker_output(self, layer: Construct) -> None:
-        """After a Docker build, keep the layer CDK wrote to ``cdk.out`` in the cache."""
+        """After a Docker build, verify the layer CDK wrote to ``cdk.out`` on the host and keep it in the cache."""
         asset = layer.node.try_find_child("Code")
         stage = cdk.Stage.of(layer)
         if isinstance(asset, cdk.aws_s3_assets.Asset) and self.bundler.served == "docker" and stage is not None:
-            self.bundler.store_docker_output(Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+            staged = Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip"
+            self.bundler.verify_docker_output(staged)
+            self.bundler.store_docker_output(staged)
+
+    def record_report(self, layer: Construct) -> None:
+        """Write the layer report (and its CycloneDX SBOM) next to the asset in ``cdk.out``
+        (``asset.<hash>.report.json``, ``asset.<hash>.cdx.json``) and put the report's sha256 into the asset's
+        metadata (``cdk-pip-layer:layer-report`` in the cloud assembly's manifest): the asset hash never sees it.
+        A warm ``cdk.out`` keeps the report of the build that made the asset."""
+        asset = layer.node.try_find_child("Code")
+        stage = cdk.Stage.of(layer)
+        if not isinstance(asset, cdk.aws_s3_assets.Asset) or stage is None:
+            return
+        outdir = Path(stage.asset_outdir)
+        report_path = outdir / f"asset.{asset.asset_hash}.report.json"
+        sbom_path = outdir / f"asset.{asset.asset_hash}.cdx.json"
+        text = self.bundler.report_text
+        if text is not None and outdir.is_dir():
+            write_text_atomically(report_path, text)
+            sbom = sbom_json_from_text(text)
+            if sbom is not None:
+                write_text_atomically(sbom_path, sbom)
+        if not report_path.is_file():
+            return
+        text = report_path.read_text(encoding="utf-8")
+        verification = json.loads(text).get("verification", {})
+        asset.node.add_metadata(
+            REPORT_METADATA,
+            {
+                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                "report": report_path.name,
+                "sbom": sbom_path.name if sbom_path.is_file() else None,
+                "errors": len(verification.get("errors", [])),
+                "warnings": len(verification.get("warnings", [])),
+            },
+        )
 
     def _error(self, exc: Exception) -> Exception:
         """The error to show for a failed bundling: ours, not CDK's wrapping of it."""

@@ -64,7 +64,9 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         installer: ``auto`` (pip with a Python of the runtime's version, else uv), ``pip`` or ``uv``.
         python_executable: the interpreter pip runs with (default: searched).
         extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
-        verify: check the layer before zipping it (default True; part of the asset hash).
+        verify: check the finished layer before it ships (default True; part of the asset hash): the report and
+            its SBOM go next to the asset in ``cdk.out``, the report's sha256 into the asset's metadata.
+        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` (part of the asset hash when set).
         cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
             for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
         cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
@@ -97,6 +99,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         python_executable: str | None = None,
         extra_installer_args: Sequence[str] = (),
         verify: bool = True,
+        verify_ignore: Sequence[str] = (),
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
         groups: Sequence[str] = (),
@@ -114,6 +117,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             verify=verify,
             groups=groups,
             member=member,
+            verify_ignore=verify_ignore,
         )
         self.target = self.build_options.target
         self.bundling_mode = BundlingMode.parse(bundling)
@@ -144,6 +148,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
                 removal_policy=removal_policy,
             )
         layer.keep_docker_output(self)
+        layer.record_report(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
 
     def _share(

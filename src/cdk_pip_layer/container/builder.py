@@ -29,8 +29,10 @@ from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.report import write_report
 from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+from cdk_pip_layer.engine.verify import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
 
 from .protocol import (
     CACHE_MOUNT,
@@ -277,14 +279,19 @@ class PipBasedLambdaLayerContainerBuilder:
                     subject=str(target),
                     hint="run again with logging at DEBUG to see the container's output, and report it.",
                 )
+            verification = self._verify(built_zip, requirements, report)
             with phase("unpack artifacts"):
                 with zipfile.ZipFile(built_zip) as archive:
                     archive.extractall(build.artifacts_dir)
                 unzipped = tree_size(build.artifacts_dir)
             built_zip.replace(build.zip_path)
             published = build.publish()
+            if verification is not None:
+                write_report(verification.report, published.zip_path.parent)
+        host_warnings = [] if verification is None else [str(w) for w in verification.warnings if w.check in ELF_CHECKS]
         return dataclasses.replace(
             report,
+            warnings=(*report.warnings, *host_warnings),
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,
             installer=f"{report.installer} in {self.image} ({target.docker_platform})",
@@ -293,6 +300,31 @@ class PipBasedLambdaLayerContainerBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
         )
+
+    def _verify(
+        self, built_zip: Path, requirements: RequirementsFile, report: LayerBuildResult
+    ) -> LayerVerification | None:
+        """Verify the zip the image built, on the host: the ELF checks need pyelftools, which the image lacks
+        (the smoke import ran in the image, with the runtime's own Python)."""
+        options = self.options
+        if not options.verify:
+            return None
+        with phase("verify on the host"):
+            verification = verify_layer_zip(
+                built_zip,
+                options.runtime,
+                options.architecture,
+                ignore=options.verify_ignore,
+                context=BuildContext(
+                    requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
+                    excluded=options.exclude,
+                    built_from_source=report.built_from_source,
+                    wheels_only=True,
+                ),
+                import_note=f"ran in {self.image} during the build",
+            )
+        verification.raise_for_errors(subject=f"{options.requirements} for {self.target}, built in {self.image}")
+        return verification
 
     def _outcome(
         self, outcome: LayerBuildResult | LayerBuildError | None, code: int, lines: Sequence[str]

@@ -14,15 +14,16 @@ from .diagnosis import explain_failure, installer_warnings
 from .distributions import installed_distributions
 from .errors import InstallError
 from .index import IndexSettings, pip_settings
-from .installers import Installer, choose_installer
+from .installers import Installer, PipInstaller, choose_installer
 from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
 from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
 from .prune import drop_host_artifacts, exclude_distributions
+from .report import REPORT_FILE, SBOM_FILE, write_report
 from .requirements import RequirementsFile
 from .sdist import build_pure_wheel
 from .target import Architecture, LambdaTarget
-from .verify import verify_layer
+from .verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 
 _log = logging.getLogger("cdk_pip_layer")
 
@@ -122,6 +123,7 @@ class PipBasedLambdaLayerLocalBuilder:
         verify: bool = True,
         groups: Sequence[str] = (),
         member: str | None = None,
+        verify_ignore: Sequence[str] = (),
     ) -> None:
         self.options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -135,6 +137,7 @@ class PipBasedLambdaLayerLocalBuilder:
             verify=verify,
             groups=groups,
             member=member,
+            verify_ignore=verify_ignore,
         )
         self.build_dir = build_directory(build_dir)
         self.requirements: RequirementsFile | None = None
@@ -195,21 +198,19 @@ class PipBasedLambdaLayerLocalBuilder:
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
                 dists = installed_distributions(site_dir)
             unzipped = tree_size(build.artifacts_dir)
-            if options.verify:
-                with phase("verify"):
-                    verify_layer(
-                        site_dir,
-                        dists,
-                        [line.requirement for line in requirements.requirements if line.requirement],
-                        target,
-                        excluded=options.exclude,
-                        unzipped_bytes=unzipped,
-                        subject=f"{options.requirements} for {target}",
-                        native_builds=options.native_builds,
-                    )
             with phase("zip"):
                 write_layer_zip(build.artifacts_dir, build.zip_path)
+            verification = None
+            if options.verify:
+                with phase("verify"):
+                    verification = self._verify(build.zip_path, requirements, installer, built, build.artifacts_dir)
+                warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
             published = build.publish()
+            if verification is not None:
+                write_report(verification.report, published.zip_path.parent)
+            else:  # no report must describe an earlier zip
+                for stale in (REPORT_FILE, SBOM_FILE):
+                    (published.zip_path.parent / stale).unlink(missing_ok=True)
         return LayerBuildResult(
             target=target,
             zip_path=published.zip_path,
@@ -224,3 +225,35 @@ class PipBasedLambdaLayerLocalBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
         )
+
+    def _verify(
+        self,
+        zip_path: Path,
+        requirements: RequirementsFile,
+        installer: Installer,
+        built: Sequence[str],
+        artifacts: Path,
+    ) -> LayerVerification:
+        """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
+        VerificationError listing every error."""
+        options = self.options
+        target = options.target
+        verification = verify_layer_zip(
+            zip_path,
+            target.runtime,
+            target.architecture,
+            ignore=options.verify_ignore,
+            context=BuildContext(
+                requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
+                excluded=options.exclude,
+                built_from_source=tuple(built),
+                wheels_only=True,
+            ),
+            smoke_import=ImportMode.AUTO,
+            python=installer.pip_executable if isinstance(installer, PipInstaller) else None,
+            layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
+        )
+        for check, reason in verification.report.skipped.items():
+            _log.info("verify: %s skipped: %s", check, reason)
+        verification.raise_for_errors(subject=f"{options.requirements} for {target}")
+        return verification

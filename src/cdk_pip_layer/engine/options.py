@@ -13,6 +13,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InvalidInputError
+from .findings import parse_ignore
 from .index import IndexSettings
 from .target import Architecture, LambdaTarget
 
@@ -114,7 +115,12 @@ class LayerBuildOptions:
             on PATH, in pyenv and in uv's managed Pythons.
         extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
-        verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
+        verify: check the finished layer zip before publishing it (see ``verify_layer_zip``): wheel tags, ELF files
+            (machine, GLIBC/GLIBCXX/CXXABI versions, shared libraries), dependencies, Requires-Python, RECORD,
+            byte-code, permissions, size, and a smoke import when an interpreter of the runtime's version is
+            here. Default True.
+        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` or ``("import",)`` (the names are in
+            ``cdk_pip_layer.engine.findings.CHECKS``).
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
             right inside the target's own build image, where the container build sets it; default False.
         groups: for a lock file, the dependency groups to install besides the project's own dependencies (uv's
@@ -132,6 +138,7 @@ class LayerBuildOptions:
     python_executable: str | None = None
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
+    verify_ignore: tuple[str, ...] = ()
     native_builds: bool = False
     groups: tuple[str, ...] = ()
     member: str | None = None
@@ -149,6 +156,7 @@ class LayerBuildOptions:
         python_executable: str | os.PathLike[str] | None = None,
         extra_installer_args: str | Sequence[str] | None = (),
         verify: bool = True,
+        verify_ignore: str | Sequence[str] | None = (),
         native_builds: bool = False,
         groups: str | Sequence[str] | None = (),
         member: str | None = None,
@@ -189,6 +197,7 @@ class LayerBuildOptions:
             python_executable=os.fspath(python_executable) if python_executable is not None else None,
             extra_installer_args=args,
             verify=bool(verify),
+            verify_ignore=parse_ignore(verify_ignore),
             native_builds=bool(native_builds),
             groups=_lock_names(groups, "groups"),
             member=_lock_names(member, "member")[0] if member is not None else None,
