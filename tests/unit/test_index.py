@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer import IndexUnreachableError, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer import IndexSettings, IndexUnreachableError, InvalidInputError, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.cli import main
 from cdk_pip_layer.engine.index import pip_settings, uv_environment
 from cdk_pip_layer.engine.interpreters import find_uv
+from index_server import serve_index
 
 
 def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
@@ -79,3 +82,56 @@ def test_uv_builds_honour_the_users_pip_index(tmp_path: Path, monkeypatch: pytes
     message = str(caught.value)
     assert "127.0.0.1:9" in message  # uv went to the index pip is configured with, not to PyPI
     assert "pw-s3cret" not in message
+
+
+@pytest.mark.usefixtures("dead_index_env")
+def test_uv_gets_the_credentials_of_the_users_pip_conf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wheel: Callable[..., Path]
+) -> None:
+    """pip.conf as 'aws codeartifact login --tool pip' writes it: the token in the index URL must reach uv as it
+    is, not as the '****' of what we show."""
+    if find_uv() is None:
+        pytest.skip("uv is not installed")
+    wheel = make_wheel("private-pkg", "1.0")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("private-pkg==1.0\n", encoding="utf-8")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with serve_index(wheel.parent, credentials=("aws", "tok3n-s3cret")) as index:
+        _config(tmp_path, monkeypatch, f"[global]\nindex-url = {index.url_with('aws', 'tok3n-s3cret')}\n")
+        assert pip_settings()["index-url"] == index.url_with("aws", "tok3n-s3cret")
+        result = PipBasedLambdaLayerLocalBuilder(
+            requirements=requirements, build_dir=tmp_path / "out", runtime="python3.12", installer="uv"
+        ).build()
+    assert result.distributions == ("private-pkg==1.0",)
+    assert any(request.startswith("200 GET /files/private_pkg-1.0") for request in index.requests)
+    assert "tok3n-s3cret" not in result.summary()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"index_url": "http://[::1"}, "Invalid package index URL"),
+        ({"index_url": "http://u:s3cret@[::1"}, "Invalid package index URL"),
+        ({"index_url": "http://host:99999/simple"}, "Invalid package index URL"),
+        ({"index_url": 123}, "must be a string"),
+        ({"index_url": b"https://pypi.example.com/simple"}, "must be a string"),
+        ({"extra_index_urls": [None]}, "must be a string"),
+        ({"extra_index_urls": 5}, "must be a string or a sequence of strings"),
+        ({"trusted_hosts": [1]}, "must be a string"),
+    ],
+)
+def test_index_settings_of_the_wrong_kind_are_one_clear_error(kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        IndexSettings(**kwargs)  # type: ignore[arg-type]
+    assert fragment in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_cli_index_url_that_does_not_parse_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n", encoding="utf-8")
+    code = main(["build", "-q", "-r", str(requirements), "-o", str(tmp_path / "out"), "--index-url", "http://[::1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Invalid package index URL" in err
+    assert "Traceback" not in err
