@@ -16,6 +16,7 @@ from cdk_pip_layer import (
     NoCompatibleDistributionError,
 )
 from cdk_pip_layer.engine.diagnosis import (
+    IndexProblem,
     MissingDistribution,
     explain_failure,
     installer_warnings,
@@ -46,9 +47,9 @@ def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> L
     run = recorded(installer, case)
     probed: list[str] = []
 
-    def probe(url: str, project: str | None) -> str | None:
+    def probe(url: str, project: str | None) -> IndexProblem | None:
         probed.append(url)
-        return f"{redact(url)}: connection refused" if "127.0.0.1:9" in url else None  # as probe_index says it
+        return IndexProblem(redact(url), "connection refused") if "127.0.0.1:9" in url else None
 
     error = explain_failure(
         run,

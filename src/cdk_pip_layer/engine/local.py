@@ -84,6 +84,7 @@ def install_for_target(
             missing=missing,
             configured=pip_settings(installer.pip_executable),
             notes=notes,
+            file_indexes=requirements.index_options,
         )
     raise InstallError("Too many source-only packages", subject=str(requirements.path))  # pragma: no cover
 
