@@ -55,7 +55,6 @@ def test_settings_map_to_uv_with_pips_meaning() -> None:
     assert env == {
         "UV_INDEX_URL": "https://i.example/simple",
         "UV_EXTRA_INDEX_URL": "https://a.example/s https://b.example/s",
-        "UV_FIND_LINKS": "/w/one,/w/two",
         "UV_NO_INDEX": "1",
         "SSL_CERT_FILE": "/etc/ca.pem",
         # pip takes the best match across every index; uv's default would stop at the first index with the name
@@ -64,7 +63,18 @@ def test_settings_map_to_uv_with_pips_meaning() -> None:
     assert args == [
         "--constraint", "/c/one.txt", "--constraint", "/c/two.txt",
         "--allow-insecure-host", "a.example", "--allow-insecure-host", "b.example",
+        "--find-links", "/w/one", "--find-links", "/w/two",
     ]  # fmt: skip
+
+
+def test_find_links_add_up_on_uvs_command_line() -> None:
+    """uv reads UV_FIND_LINKS only when its command line names none: the build's wheelhouse must not hide behind
+    an installer argument --find-links, nor the user's own."""
+    env, args = uv_environment(
+        {"find-links": "/w/users https://u:s3cret@links.example/"}, find_links=[Path("/build/wheelhouse")]
+    )
+    assert args == ["--find-links", "/build/wheelhouse", "--find-links", "/w/users"]
+    assert env["UV_FIND_LINKS"] == "https://u:s3cret@links.example/"  # a credential never on a command line
 
 
 @pytest.mark.usefixtures("dead_index_env")

@@ -192,11 +192,18 @@ def uv_environment(
     settings: Mapping[str, str], index: IndexSettings | None = None, find_links: Sequence[Path] = ()
 ) -> tuple[dict[str, str], list[str]]:
     """uv's environment variables and arguments that carry the meaning pip gives ``settings`` (the user's pip
-    configuration, see :func:`pip_settings`), with ``index`` and ``find_links`` (the build's own) on top."""
+    configuration, see :func:`pip_settings`), with ``index`` and ``find_links`` (the build's own) on top.
+
+    Find-links go on the command line, where they add up (uv reads ``UV_FIND_LINKS`` only when the command line
+    names none, so a ``--find-links`` installer argument would hide the build's own); only one that carries
+    credentials stays in the environment.
+    """
     env, args = _uv_from_pip_settings(settings)
-    if find_links:
-        configured = [link for link in env.get("UV_FIND_LINKS", "").split(",") if link]
-        env["UV_FIND_LINKS"] = ",".join([str(link) for link in find_links] + configured)
+    links = [str(link) for link in find_links] + settings.get("find-links", "").split()
+    args += [arg for link in links if not url_secrets(link) for arg in ("--find-links", link)]
+    secret_links = [link for link in links if url_secrets(link)]
+    if secret_links:
+        env["UV_FIND_LINKS"] = ",".join(secret_links)
     if index is not None:
         if index.index_url:
             env["UV_INDEX_URL"] = index.index_url
@@ -212,8 +219,6 @@ def _uv_from_pip_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], 
         env["UV_INDEX_URL"] = settings["index-url"]
     if settings.get("extra-index-url"):
         env["UV_EXTRA_INDEX_URL"] = settings["extra-index-url"]
-    if settings.get("find-links"):
-        env["UV_FIND_LINKS"] = ",".join(settings["find-links"].split())
     if settings.get("no-index", "").lower() in ("1", "true", "yes", "on"):
         env["UV_NO_INDEX"] = "1"
     if settings.get("cert"):
