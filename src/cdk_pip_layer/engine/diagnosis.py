@@ -303,3 +303,75 @@ def explain_failure(
         hint=f"read {installer}'s output above; fix the requirement it names (a version conflict is "
         "solved by relaxing or aligning pins) and build again.",
     )
+
+
+# --- a source distribution that does not build ----------------------------------------------------------------------
+
+# pip's own framing of a failed build step: never the reason.
+_BUILD_BOILERPLATE = re.compile(
+    r"(?i)^(error: subprocess-exited-with-error|error: metadata-generation-failed|error: failed-wheel-build"
+    r"|ERROR: Failed (building wheel|to build)|Failed to build|note: |hint: |[\u00d7\u2502\u2570]|\[end of output\]"
+    r"|See above for (output|details))"
+)
+# Lines that say what failed: an exception, an "error:" of a build tool or a compiler.
+_EXPLAINS = re.compile(
+    r"^(?:[\w./+-]+:\d+(?::\d+)?: )?(?:fatal )?error\b|^Error\b|^[A-Za-z_][\w.]*(?:Error|Exception)\b",
+    re.I,
+)
+# Signs of native code being compiled, or of the tools for it missing (the build image has them).
+_NATIVE = re.compile(
+    r"building '[^']+' extension|\b(?:gcc|g\+\+|cc1(?:plus)?|clang(?:\+\+)?|c\+\+|gfortran)\b.*(?:failed|No such file"
+    r"|not found)|No such file or directory: '(?:gcc|g\+\+|cc|c\+\+|clang)'|unable to execute '[^']*'|Python\.h"
+    r"|can't find Rust compiler|error: could not compile|CMake (?:Error|must be installed)|\bcargo\b.*failed",
+    re.I,
+)
+_BUILD_DEPS = re.compile(
+    r"pip subprocess to install build dependencies did not run successfully|Installing build dependencies"
+    r"(?:: finished with status| \.\.\.) '?error"
+)
+
+
+@dataclass(frozen=True)
+class SourceBuildFailure:
+    """Why a source distribution did not build, read from pip's output.
+
+    ``kind``: ``native`` (compiling native code failed, or the compiler is missing: the build image has one),
+    ``build-backend`` (the build requirements could not be installed), ``python`` (the package's own Python code
+    failed: an import, a syntax error), or ``unknown``.
+    """
+
+    kind: str
+    lines: tuple[str, ...]  # the lines that explain it, pip's framing left out
+
+
+def _subprocess_output(output: str) -> list[str]:
+    """The lines pip framed as the build step's own output ("[N lines of output]" … "[end of output]")."""
+    out: list[str] = []
+    inside = False
+    for line in output.splitlines():
+        text = line.strip()
+        if re.search(r"\[\d+ lines? of output\]", text):
+            inside = True
+        elif text == "[end of output]":
+            inside = False
+        elif inside and text:
+            out.append(text)
+    return out
+
+
+def read_build_failure(output: str, limit: int = 6) -> SourceBuildFailure:
+    """Read pip's answer to a failed ``pip download``/``pip wheel`` of a source distribution."""
+    framed = _subprocess_output(output)
+    candidates = framed or [line.strip() for line in output.splitlines() if line.strip()]
+    useful = [line for line in candidates if not _BUILD_BOILERPLATE.search(line)]
+    explaining = [line for line in useful if _EXPLAINS.search(line)]
+    lines = [line if len(line) <= 240 else line[:239] + "…" for line in (explaining or useful)[-limit:]]
+    if _BUILD_DEPS.search(output):
+        kind = "build-backend"
+    elif any(_NATIVE.search(line) for line in useful):
+        kind = "native"
+    elif re.search(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b", "\n".join(explaining), re.M):
+        kind = "python"
+    else:
+        kind = "unknown"
+    return SourceBuildFailure(kind, tuple(lines))

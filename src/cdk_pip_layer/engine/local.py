@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ from .diagnosis import explain_failure, installer_warnings
 from .distributions import installed_distributions
 from .errors import InstallError
 from .index import IndexSettings, pip_settings
+from .installable import write_installable
 from .installers import Installer, choose_installer
 from .options import InstallerChoice, LayerBuildOptions, build_directory
 from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
@@ -43,12 +45,16 @@ def install_for_target(
     """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built and the
     installer's warnings."""
     built: list[str] = []
+    built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
+        as_written = requirements.plain and not (requirements.require_hashes and built_hashes)
         result = installer.install(
-            requirements.path,
+            requirements.path
+            if as_written
+            else write_installable(requirements, wheelhouse.parent / "reqs", built_hashes),
             site_dir,
             target=target,
             index=index,
@@ -67,12 +73,13 @@ def install_for_target(
                     wheelhouse=wheelhouse,
                     index=index,
                     target=target,
+                    requirements=requirements,
                     allow_native=native_builds,
                     extra_args=extra_args,
-                    cwd=requirements.path.resolve().parent,  # where the installer resolved relative -f paths
                 )
             if isinstance(wheel, Path):
                 built.append(missing.name)
+                built_hashes[missing.name] = [f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"]
                 continue
             notes = wheel
         raise explain_failure(

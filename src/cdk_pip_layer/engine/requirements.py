@@ -298,7 +298,7 @@ class _Reader:
         where = f"{path}:{lineno}"
         hashes = _hashes(parsed, lineno, where)
         text = parsed.args
-        if is_pip_url(text) or _is_path(text, self.top or path):
+        if is_pip_url(text) or is_local_path(text, self.top or path):
             marker = text.partition("; " if is_pip_url(text) else ";")[2]
             _check_marker(marker.strip(), lineno, where, text)
             entry = RequirementLine(path, lineno, text, None, hashes)
@@ -372,8 +372,9 @@ def _locate(name: str, value: str, path: Path) -> str:
     return value
 
 
-def _is_path(text: str, top: Path) -> bool:
-    """pip's test for a local requirement: a directory that looks like a path, or an archive's file name."""
+def is_local_path(text: str, top: Path) -> bool:
+    """pip's test for a local requirement (``top`` being the requirements file whose directory the installer runs
+    in): a directory that looks like a path, or an archive's file name."""
     location = text.split(";", 1)[0].strip()
     looks_like_path = os.sep in location or location.startswith(".")
     if looks_like_path and (top.parent / location).is_dir():
