@@ -201,47 +201,59 @@ class _SourceBuild:
         return wheel
 
     def _build_error(self, failure: SourceBuildFailure) -> LayerBuildError:
-        """The error for a source distribution that did not build, advising only what can work."""
-        name, req, target = self.missing.name, self.missing.requirement, self.target
-        image = f"the Lambda build image for {target} (the container builder, or bundling='docker')"
-        host = _python_version(self.python) if failure.kind == "python" else ""
-        error: type[LayerBuildError]
-        if failure.kind == "native" and not self.allow_native:
-            error, what, hint = (
-                NativeSdistError,
-                f"{name} is published only as a source distribution for {target}, and its native code does "
-                "not build on this host",
-                f"build in {image}: it has the compilers and headers.",
-            )
-        elif failure.kind == "build-backend":
-            error, what, hint = (
-                InstallError,
-                f"The build backend of {req}'s source distribution could not be installed",
-                "it is installed from the same indexes as the packages: check that they serve it "
-                "(setuptools, hatchling, …) and are reachable, then build again.",
-            )
-        elif failure.kind == "python" and host == target.python_version_str:
-            error, what, hint = (
-                InstallError,
-                f"{req} does not build on Python {host}: its source distribution fails",
-                f"pin a release of '{name}' that supports Python {host} (a later one may also publish a wheel); "
-                "the Lambda build image runs the same Python, so it cannot build this release either.",
-            )
-        elif failure.kind == "python":
-            error, what, hint = (
-                LocalBuildUnavailableError,
-                f"{req}'s source distribution does not build on this host's Python {host}",
-                f"build in {image}, which runs Python {target.python_version_str}; or pin a release of "
-                f"'{name}' that supports both.",
-            )
-        else:
-            where = "in the build image" if self.allow_native else "on this host"
-            what = f"{req}'s source distribution does not build {where}"
-            error, hint = InstallError, f"read the lines above: pin a release of '{name}' with a wheel for {target}"
-            hint += ", or give the build what it asks for" + (
-                "." if self.allow_native else f" ({image} has compilers)."
-            )
-        return error(what, package=name, subject=req, details=failure.lines, hint=hint)
+        python = _python_version(self.python) if failure.kind == "python" else ""
+        return source_build_error(
+            failure, self.missing, target=self.target, build_python=python, allow_native=self.allow_native
+        )
+
+
+def source_build_error(
+    failure: SourceBuildFailure,
+    missing: MissingDistribution,
+    *,
+    target: LambdaTarget,
+    build_python: str,
+    allow_native: bool = False,
+) -> LayerBuildError:
+    """The error for a source distribution that did not build (``build_python``: the version that built it),
+    advising only what can work: the build image has compilers, but runs the target's Python like the host's."""
+    name, req = missing.name, missing.requirement
+    image = f"the Lambda build image for {target} (the container builder, or bundling='docker')"
+    error: type[LayerBuildError]
+    if failure.kind == "native" and not allow_native:
+        error, what, hint = (
+            NativeSdistError,
+            f"{name} is published only as a source distribution for {target}, and its native code does "
+            "not build on this host",
+            f"build in {image}: it has the compilers and headers.",
+        )
+    elif failure.kind == "build-backend":
+        error, what, hint = (
+            InstallError,
+            f"The build backend of {req}'s source distribution could not be installed",
+            "it is installed from the same indexes as the packages: check that they serve it "
+            "(setuptools, hatchling, …) and are reachable, then build again.",
+        )
+    elif failure.kind == "python" and build_python == target.python_version_str:
+        error, what, hint = (
+            InstallError,
+            f"{req} does not build on Python {build_python}: its source distribution fails",
+            f"pin a release of '{name}' that supports Python {build_python} (a later one may also publish a "
+            "wheel); the Lambda build image runs the same Python, so it cannot build this release either.",
+        )
+    elif failure.kind == "python":
+        error, what, hint = (
+            LocalBuildUnavailableError,
+            f"{req}'s source distribution does not build on this host's Python {build_python}",
+            f"build in {image}, which runs Python {target.python_version_str}; or pin a release of "
+            f"'{name}' that supports both.",
+        )
+    else:
+        where = "in the build image" if allow_native else "on this host"
+        what = f"{req}'s source distribution does not build {where}"
+        error, hint = InstallError, f"read the lines above: pin a release of '{name}' with a wheel for {target}"
+        hint += ", or give the build what it asks for" + ("." if allow_native else f" ({image} has compilers).")
+    return error(what, package=name, subject=req, details=failure.lines, hint=hint)
 
 
 def _prepared(output: str) -> bool:
