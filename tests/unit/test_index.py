@@ -145,3 +145,29 @@ def test_cli_index_url_that_does_not_parse_exits_2(tmp_path: Path, capsys: pytes
     assert code == 2
     assert "Invalid package index URL" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"exclude": [1]}, "Invalid package name to exclude: 1"),
+        ({"exclude": 1}, "exclude must be a string or a sequence of strings, not int"),
+        ({"exclude": b"boto3"}, "exclude must be a string or a sequence of strings, not bytes"),
+        ({"extra_installer_args": [1]}, "extra installer argument must be a string, not int"),
+        ({"extra_installer_args": [None]}, "extra installer argument must be a string, not NoneType"),
+        ({"extra_installer_args": 1}, "extra_installer_args must be a string or a sequence of strings, not int"),
+        ({"extra_installer_args": b"--pre"}, "must be a string or a sequence of strings, not bytes"),
+        ({"index": IndexSettings}, "must be an IndexSettings"),
+    ],
+)
+def test_python_api_values_of_the_wrong_type_are_one_clear_error(
+    tmp_path: Path, kwargs: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=tmp_path / "requirements.txt",
+            build_dir=tmp_path / "out",
+            **kwargs,  # type: ignore[arg-type]
+        )
+    assert fragment in str(info.value)
+    assert info.value.exit_code == 2
