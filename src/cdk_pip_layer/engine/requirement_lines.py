@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import optparse
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class _Parser(optparse.OptionParser):
 
 
 def _parser() -> _Parser:
+    """A parser for one line (optparse keeps a parse's state in the parser: none is shared)."""
     parser = _Parser(add_help_option=False, usage=optparse.SUPPRESS_USAGE)
     for short, long, takes_value in (*_FILE_OPTIONS, *_REQUIREMENT_OPTIONS):
         names = [name for name in (short, long) if name]
@@ -176,6 +178,13 @@ def _break_args_options(line: str) -> tuple[str, str]:
     return line, ""
 
 
+def _split(text: str) -> list[str]:
+    """``shlex.split``, which splits text without quotes or backslashes at its whitespace, only faster."""
+    if any(char in text for char in "'\"\\"):
+        return shlex.split(text)
+    return [token for token in re.split(r"[ \t\r\n]+", text) if token]
+
+
 def _plain(tokens: Sequence[str], requirement: bool) -> bool:
     expect_value = False
     for token in tokens:
@@ -193,7 +202,7 @@ def parse_line(line: str) -> LineOptions:
     """Read one logical line (comments stripped, variables expanded). Raises :class:`OptionError`."""
     args, options_text = _break_args_options(line)
     try:
-        tokens = shlex.split(options_text)
+        tokens = _split(options_text)
     except ValueError:
         raise OptionError(
             "its options cannot be split (an unclosed quote?)", "close the quote, or remove it from the option."

@@ -12,6 +12,7 @@ read as pip reads them). A line is refused only when pip refuses it, or when it 
 
 from __future__ import annotations
 
+import functools
 import optparse
 import os
 import re
@@ -433,16 +434,33 @@ def _check_marker(text: str, lineno: int, where: str, line: str) -> Marker | Non
     """The marker ``text`` (None when empty), parsed and evaluated for every Lambda target as pip would."""
     if not text:
         return None
-    try:
-        marker = Marker(text)
-        for runtime in SUPPORTED_RUNTIMES:
-            for arch in Architecture:
-                marker.evaluate({**LambdaTarget.parse(runtime, arch).marker_environment, "extra": ""})
-    except (InvalidMarker, ValueError, LookupError, TypeError) as exc:  # packaging's Undefined* derive from them
+    problem = _marker_problem(text)
+    if problem:
         raise RequirementsFileError(
             f"Invalid environment marker on line {lineno}: {shown(line)}",
             subject=where,
-            details=[shown(part, 240) for part in str(exc).splitlines()[:3]],
+            details=[shown(part, 240) for part in problem.splitlines()[:3]],
             hint="write a PEP 508 marker such as 'python_version < \"3.11\"' after the ';'.",
-        ) from None
-    return marker
+        )
+    return Marker(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _marker_problem(text: str) -> str | None:
+    """Why pip could not read or evaluate the marker ``text`` (the same few markers recur on many lines)."""
+    try:
+        marker = Marker(text)
+        for environment in _environments():
+            marker.evaluate(environment)
+    except (InvalidMarker, ValueError, LookupError, TypeError) as exc:  # packaging's Undefined* derive from them
+        return str(exc) or type(exc).__name__
+    return None
+
+
+@functools.cache
+def _environments() -> tuple[dict[str, str], ...]:
+    return tuple(
+        {**LambdaTarget.parse(runtime, arch).marker_environment, "extra": ""}
+        for runtime in SUPPORTED_RUNTIMES
+        for arch in Architecture
+    )
