@@ -442,3 +442,24 @@ def test_a_marker_pip_cannot_read_is_bad_input_naming_the_line(tmp_path: Path, l
     assert "Invalid environment marker on line 2" in done.stderr
     assert f"{req}:2" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_index_options_as_pip_applies_them(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    write(tmp_path / "base.txt", "--extra-index-url https://extra.example.com/simple\n-f wheels\nsix==1.16.0\n")
+    parsed = read_requirements(
+        write(
+            tmp_path / "deps" / "r.txt",
+            "-i https://a.example.com/simple -i https://b.example.com/simple\n"
+            "--no-index -r ../base.txt\n--trusted-host b.example.com --pre\n-f https://links.example.com/\n",
+        )
+    )
+    assert [(o.name, o.value) for o in parsed.index_options] == [
+        ("--index-url", "https://b.example.com/simple"),  # the last of a line; --no-index went with the include
+        ("--extra-index-url", "https://extra.example.com/simple"),
+        ("--find-links", str((tmp_path / "wheels").resolve())),  # beside its own file, as pip reads it
+        ("--trusted-host", "b.example.com"),
+        ("--pre", ""),
+        ("--find-links", "https://links.example.com/"),
+    ]
+    assert parsed.index_urls == ("https://b.example.com/simple", "https://extra.example.com/simple")

@@ -317,13 +317,14 @@ class _Reader:
                 "'requests==2.32.3 --hash=sha256:…'; alone on a line pip ignores it, and the requirement stays "
                 "unchecked.",
             )
-        self.require_hashes = self.require_hashes or bool(options.require_hashes)
-        self.no_require_hashes = self.no_require_hashes or bool(options.no_require_hashes)
         for name, values in _index_settings(options):
             for value in values:
                 _check_url(name, value, lineno, where)
-                self.index_options.append(IndexOption(name, _locate(name, value, path), where))
-        if not (options.requirements or options.constraints):
+        if not (options.requirements or options.constraints):  # pip drops the other options of an include line
+            self.require_hashes = self.require_hashes or bool(options.require_hashes)
+            self.no_require_hashes = self.no_require_hashes or bool(options.no_require_hashes)
+            for name, values in _index_settings(options):
+                self.index_options += [IndexOption(name, _locate(name, value, path), where) for value in values]
             self.lines.append(SourceLine(path, lineno, raw, constraint))
         for include in options.requirements or ():
             self._include(path, lineno, include, constraint=False, raw=raw, in_constraint=constraint)
