@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ from .diagnosis import explain_failure, installer_warnings
 from .distributions import installed_distributions
 from .errors import InstallError
 from .index import IndexSettings, pip_settings
+from .installable import write_installable
 from .installers import Installer, PipInstaller, choose_installer
 from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
@@ -41,18 +43,23 @@ def install_for_target(
     extra_args: Sequence[str],
     wheelhouse: Path,
     native_builds: bool = False,
-    install_from: Path | None = None,
+    shown_as: Path | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built and the
-    installer's warnings. ``install_from`` is the file the installer reads when it is not ``requirements.path``
-    (the hash-pinned file generated from a lock)."""
+    installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
+    from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
+    shown = shown_as or requirements.path
     built: list[str] = []
+    built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
+        as_written = requirements.plain and not (requirements.require_hashes and built_hashes)
         result = installer.install(
-            install_from or requirements.path,
+            requirements.path
+            if as_written
+            else write_installable(requirements, wheelhouse.parent / "reqs", built_hashes),
             site_dir,
             target=target,
             index=index,
@@ -71,12 +78,13 @@ def install_for_target(
                     wheelhouse=wheelhouse,
                     index=index,
                     target=target,
+                    requirements=requirements,
                     allow_native=native_builds,
                     extra_args=extra_args,
-                    cwd=requirements.path.resolve().parent,  # where the installer resolved relative -f paths
                 )
             if isinstance(wheel, Path):
                 built.append(missing.name)
+                built_hashes[missing.name] = [f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"]
                 continue
             notes = wheel
         raise explain_failure(
@@ -84,12 +92,13 @@ def install_for_target(
             installer.name,
             target=target,
             index=index,
-            requirements=requirements.path,
+            requirements=shown,
             missing=missing,
             configured=pip_settings(installer.pip_executable),
             notes=notes,
+            file_indexes=requirements.index_options,
         )
-    raise InstallError("Too many source-only packages", subject=str(requirements.path))  # pragma: no cover
+    raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
 
 
 class PipBasedLambdaLayerLocalBuilder:
@@ -176,18 +185,18 @@ class PipBasedLambdaLayerLocalBuilder:
         _log.info("installer: %s, target %s", installer.description, target)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
             site_dir = build.site_dir
-            install_from, lock_args = installer_input(requirements, build.staging / "input", installer.name)
+            installable, lock_args = installer_input(requirements, build.staging / "input", installer.name)
             with phase(f"install for {target} with {installer.name}"):
                 built, installer_notes = install_for_target(
                     installer,
-                    requirements,
+                    installable,
                     site_dir,
                     target=target,
                     index=options.index,
                     extra_args=(*options.extra_installer_args, *lock_args),
                     wheelhouse=build.staging / "wheelhouse",
                     native_builds=options.native_builds,
-                    install_from=install_from,
+                    shown_as=options.requirements,
                 )
             warnings: list[str] = list(installer_notes)
             if not requirements.requirements:

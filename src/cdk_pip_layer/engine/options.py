@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,8 +179,14 @@ class LayerBuildOptions:
                 subject="index",
                 hint="pass IndexSettings(index_url='https://…/simple').",
             )
-        args = as_tuple(extra_installer_args)
+        args = as_tuple(extra_installer_args, subject="extra_installer_args")
         for arg in args:
+            if not isinstance(arg, str):
+                raise InvalidInputError(
+                    f"An extra installer argument must be a string, not {type(arg).__name__}",
+                    subject="extra installer arguments",
+                    hint="pass the arguments as strings, e.g. ('--pre',).",
+                )
             reserved = reserved_argument(arg)
             if reserved:
                 raise InvalidInputError(
@@ -216,18 +222,28 @@ class LayerBuildOptions:
 _NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
 
 
-def as_tuple(values: str | Sequence[str] | None) -> tuple[str, ...]:
-    """A sequence of strings as a tuple; one string is one item (not its characters); None is empty."""
+def as_tuple(values: str | Sequence[str] | None, *, subject: str = "value") -> tuple[str, ...]:
+    """A sequence of strings as a tuple; one string is one item (not its characters); None is empty.
+
+    Anything else (a number, bytes) is an :class:`InvalidInputError` about ``subject``; the items are the caller's
+    to check.
+    """
     if values is None:
         return ()
     if isinstance(values, str):
         return (values,)
+    if isinstance(values, (bytes, bytearray)) or not isinstance(values, Iterable):
+        raise InvalidInputError(
+            f"{subject} must be a string or a sequence of strings, not {type(values).__name__}",
+            subject=subject,
+            hint=f"pass e.g. {subject}=('first', 'second').",
+        )
     return tuple(values)
 
 
 def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
     out = []
-    for value in as_tuple(values):
+    for value in as_tuple(values, subject="exclude"):
         name = value.strip() if isinstance(value, str) else ""
         if not _NAME.match(name):
             raise InvalidInputError(

@@ -42,12 +42,14 @@ def run(
     env: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
     timeout: float | None = None,
+    redact_output: bool = True,
 ) -> CompletedRun:
     """Run ``argv`` and return its redacted, combined output. Never raises for a non-zero exit.
 
     ``env`` entries are added to (not substituted for) the current environment, so the user's ``PIP_*``
     settings and proxy variables reach the child. ``secrets`` are removed from the output in addition to any
-    URL userinfo.
+    URL userinfo. ``redact_output=False`` returns the output as printed, for reading settings that hold
+    credentials (never for showing it).
     """
     args = tuple(os.fspath(a) for a in argv)
     full_env = dict(os.environ)
@@ -72,4 +74,5 @@ def run(
     except subprocess.TimeoutExpired as exc:
         out = exc.output if isinstance(exc.output, str) else ""
         return CompletedRun(args, -1, redact(out + f"\n(timed out after {timeout} s)", secrets))
-    return CompletedRun(args, proc.returncode, redact(_ANSI.sub("", proc.stdout or ""), list(secrets)))
+    output = _ANSI.sub("", proc.stdout or "")
+    return CompletedRun(args, proc.returncode, redact(output, list(secrets)) if redact_output else output)
