@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .engine.errors import LayerBuildError
+from .engine.errors import InvalidInputError, LayerBuildError
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import INSTALLER_CHOICES
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
     )
     build.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
-    build.add_argument("--output", "-o", required=True, type=Path, help="directory for layer.zip and artifacts/")
+    # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
+    build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
     build.add_argument(
         "--exclude",
         action="append",
@@ -89,10 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_directory(value: str) -> str:
+    """``--output``, refused when empty: an empty path is the current directory, whose ``artifacts/`` a build
+    replaces."""
+    if not value:
+        raise InvalidInputError(
+            "The output directory is empty",
+            subject="--output",
+            hint="name the directory that receives layer.zip and artifacts/, e.g. -o build/layer (or -o . for the "
+            "current directory, whose artifacts/ and layer.zip are then replaced).",
+        )
+    return value
+
+
 def _build(args: argparse.Namespace) -> int:
+    output = _output_directory(args.output)
     builder = PipBasedLambdaLayerLocalBuilder(
         requirements=args.requirements,
-        build_dir=args.output,
+        build_dir=output,
         runtime=args.runtime,
         architecture=args.architecture,
         exclude=args.exclude,
