@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from ._version import __version__
 from .engine.errors import InvalidInputError, LayerBuildError
@@ -126,6 +130,30 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[list[int]]:
+    """While the block runs, SIGTERM (what CI systems and ``timeout`` send) raises KeyboardInterrupt as SIGINT does,
+    so that the build stops the installer and removes its files the same way. Yields the signals received.
+
+    Only the command line installs handlers (in the main thread, restored afterwards): the library itself cleans up
+    on the exception, whatever raised it."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = logging.getLogger("cdk_pip_layer")
@@ -136,13 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return _build(args)
+        with _stop_signals_interrupt() as received:
+            try:
+                return _build(args)
+            except KeyboardInterrupt:
+                signum = signal.Signals(received[0] if received else signal.SIGINT)
+                print(
+                    f"cdk-pip-layer: interrupted by {signum.name}: the build stopped, its temporary files are removed "
+                    "and the output directory holds no partial layer",
+                    file=sys.stderr,
+                )
+                return 128 + signum.value
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("cdk-pip-layer: interrupted; nothing was replaced", file=sys.stderr)
-        return 130
     finally:
         if handler is not None:
             logger.removeHandler(handler)
