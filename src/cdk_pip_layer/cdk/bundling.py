@@ -43,6 +43,7 @@ from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 
 from .asset_hash import input_hash
 from .cache import LayerCache, default_layer_cache_dir
@@ -50,6 +51,11 @@ from .cache import LayerCache, default_layer_cache_dir
 __all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
 
 BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
+
+# Scratch directories named for their owner (see cdk_pip_layer.engine.scratch): the local build's, next to CDK's
+# output directory in cdk.out, and the staged asset input, in the temporary directory.
+BUILD_DIR_PREFIX = ".cdk-pip-layer-build-"
+INPUT_DIR_PREFIX = "cdk-pip-layer-input-"
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,10 @@ class LocalBundler:
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
         self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
-        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
-        build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
+        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A synth
+        # that is killed cannot remove it (an interrupted one does, below); the next synth does (see scratch).
+        remove_stale(out.parent, BUILD_DIR_PREFIX)
+        build_dir = make_scratch_dir(out.parent, BUILD_DIR_PREFIX)
         try:
             result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
             result.zip_path.replace(out / LAYER_ZIP)
@@ -253,8 +261,11 @@ class LayerBundling:
         layer_cache = None
         if cache and self.requirements.fully_pinned:
             layer_cache = LayerCache(cache_dir if cache_dir is not None else default_layer_cache_dir())
-        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
-        self.staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
+        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over (and, with its
+        # host settings and credentials, by a later synth when this one is killed before it can).
+        temp = Path(tempfile.gettempdir())
+        remove_stale(temp, INPUT_DIR_PREFIX)
+        self.staging = make_scratch_dir(temp, INPUT_DIR_PREFIX)
         self.bundler = LocalBundler(
             options=options,
             requirements=self.requirements,
