@@ -8,20 +8,19 @@ sleeps). A source distribution whose build backend hangs puts a grandchild (pip'
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from slow_index import SlowIndex, processes_mentioning, serve_slow_index
 
 pytestmark = [
     pytest.mark.usefixtures("dead_index_env"),
@@ -32,92 +31,11 @@ pytestmark = [
 _DEADLINE = 120.0
 
 
-class _Index(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-@dataclass
-class SlowIndex:
-    """A simple index on 127.0.0.1 serving ``files``; a download of ``stall`` stops after its first bytes until
-    :attr:`release` is set (:attr:`stalled` says it has begun)."""
-
-    files: dict[str, bytes]
-    stall: str
-    stalled: threading.Event
-    release: threading.Event
-    url: str
-
-
 @pytest.fixture
 def slow_index(make_wheel: Callable[..., Path]) -> Iterator[SlowIndex]:
     wheel = make_wheel("slowpkg", "1.0", files={"slowpkg.py": "# " + "x" * 20000 + "\nVALUE = 1\n"})
-    files = {wheel.name: wheel.read_bytes()}
-    stalled, release = threading.Event(), threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/simple/slowpkg":
-                links = "".join(
-                    f'<a href="/files/{name}#sha256={hashlib.sha256(data).hexdigest()}">{name}</a>\n'
-                    for name, data in files.items()
-                )
-                self._send(f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode(), "text/html")
-            elif self.path.startswith("/files/") and self.path[7:] in files:
-                data = files[self.path[7:]]
-                if self.path[7:] != index.stall or release.is_set():
-                    self._send(data, "application/octet-stream")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[:1000])
-                self.wfile.flush()
-                stalled.set()
-                release.wait()
-                try:
-                    self.wfile.write(data[1000:])
-                except OSError:
-                    pass  # the client is gone, as it should be
-            else:
-                self.send_error(404)
-
-        def _send(self, body: bytes, content_type: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = _Index(("127.0.0.1", 0), Handler)
-    index = SlowIndex(files, wheel.name, stalled, release, f"http://127.0.0.1:{server.server_address[1]}/simple")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_slow_index(wheel) as index:
         yield index
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def _processes_mentioning(text: str) -> dict[int, str]:
-    """The live processes whose command line contains ``text`` (zombies have none)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found[int(entry.name)] = cmdline
-    return found
 
 
 def _wait_until(condition: Callable[[], object], what: str, proc: subprocess.Popen[str] | None = None) -> None:
@@ -141,8 +59,17 @@ class Cli:
         env = dict(os.environ, TMPDIR=str(self.tmpdir), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
         env["PIP_DEFAULT_TIMEOUT"] = "600"  # the stalled download must wait for the signal, not time out
         return subprocess.Popen(
-            [sys.executable, "-m", "cdk_pip_layer", "build", "-r", str(self.requirements), "-o", str(self.out)]
-            + self.args,
+            [
+                sys.executable,
+                "-m",
+                "cdk_pip_layer",
+                "build",
+                "-r",
+                str(self.requirements),
+                "-o",
+                str(self.out),
+                *self.args,
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -173,7 +100,7 @@ def _install_from(cli: Cli, index: SlowIndex) -> None:
 def _stopped_mid_download(cli: Cli, index: SlowIndex, signum: int) -> tuple[subprocess.Popen[str], str, dict[int, str]]:
     proc = cli.start()
     _wait_until(index.stalled.is_set, "pip to start downloading", proc)
-    installers = _processes_mentioning(str(cli.requirements))
+    installers = processes_mentioning(str(cli.requirements))
     assert installers, "pip runs"
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=_DEADLINE)
@@ -193,7 +120,7 @@ def test_sigterm_and_sigint_stop_the_build_cleanly(cli: Cli, slow_index: SlowInd
     assert "Traceback" not in err
     # pip was stopped, with the processes it started, and nothing is left: no staging directory in the output,
     # none of pip's temporary directories in TMPDIR.
-    assert not any(pid in _processes_mentioning(str(cli.requirements)) for pid in installers)
+    assert not any(pid in processes_mentioning(str(cli.requirements)) for pid in installers)
     assert cli.leftovers() == {"output": [], "tmpdir": []}
 
 
@@ -206,7 +133,7 @@ def test_sigkill_leaves_no_installer_running_and_the_next_build_cleans_up(cli: C
     assert [name for name in left["output"] if name.startswith(".staging-")] == left["output"] != []
     assert left["tmpdir"] != []
     _wait_until(
-        lambda: not any(pid in _processes_mentioning(str(cli.requirements)) for pid in installers),
+        lambda: not any(pid in processes_mentioning(str(cli.requirements)) for pid in installers),
         "the orphaned pip to end",
     )
     # The next build removes what the killed one left.

@@ -27,7 +27,7 @@ from pathlib import Path
 # Directories of owners that cannot be checked are removed once they are this old (no build takes a day).
 UNCHECKED_MAX_AGE = 24 * 3600.0
 
-_TAG = re.compile(r"^([0-9a-f]{8})-([0-9]+)-([0-9]+)-")
+_TAG = re.compile(r"([0-9a-f]{8})-([0-9]+)-([0-9]+)")
 
 
 def _host() -> str:
@@ -70,10 +70,16 @@ class Owner:
         return cls(_host(), os.getpid(), _started(os.getpid()) or 0)
 
     @classmethod
+    def from_tag(cls, tag: str) -> Owner | None:
+        """The owner :attr:`tag` describes, or None."""
+        match = _TAG.fullmatch(tag)
+        return cls(match[1], int(match[2]), int(match[3])) if match else None
+
+    @classmethod
     def from_name(cls, name: str) -> Owner | None:
         """The owner a scratch directory's name (without its prefix) carries, or None (an earlier version's)."""
-        match = _TAG.match(name)
-        return cls(match[1], int(match[2]), int(match[3])) if match else None
+        tag, separator, _ = name.rpartition("-")
+        return cls.from_tag(tag) if separator else None
 
     @property
     def tag(self) -> str:
