@@ -141,7 +141,7 @@ def test_real_engine_without_an_interpreter_for_the_target_falls_back(
 
 def test_docker_mode_never_builds_locally(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
     bundler = _bundler(tmp_path, requirements, BundlingMode.DOCKER)
-    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"))
+    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"), {})
     out = _output_dir(tmp_path)
     assert _call(bundler, out) is False
     assert list(out.iterdir()) == []

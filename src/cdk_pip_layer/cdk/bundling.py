@@ -46,7 +46,7 @@ from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirement
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 
 from .asset_hash import input_hash
-from .cache import LayerCache, default_layer_cache_dir
+from .cache import LayerCache, default_layer_cache_dir, default_signing_key
 
 __all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
 
@@ -124,17 +124,8 @@ class LocalBundler:
         try:
             if self.mode is BundlingMode.DOCKER:
                 return self._fall_back(out, None)
-            if self.cache is not None:
-                start = time.perf_counter()
-                hit = self.cache.get(self.key)
-                if hit is not None:
-                    shutil.copyfile(hit, out / LAYER_ZIP)
-                    self.outcome = BundlingOutcome(served="cache")
-                    self.say(
-                        f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
-                        f"({time.perf_counter() - start:.3f} s)"
-                    )
-                    return True
+            if self._serve_from_cache(out):
+                return True
             try:
                 result = self._build(out)
             except LocalBuildUnavailableError as exc:
@@ -143,7 +134,7 @@ class LocalBundler:
                 return self._fall_back(out, exc)
             self.outcome = BundlingOutcome(served="local")
             self._report(result)
-            self._store(out / LAYER_ZIP)
+            self._store(out / LAYER_ZIP, result)
             return True
         except BaseException as exc:
             self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
@@ -151,6 +142,27 @@ class LocalBundler:
             if isinstance(exc, LayerBuildError):
                 self.say(f"{self.label}: the layer could not be built:\n{exc}")
             raise
+
+    def _serve_from_cache(self, out: Path) -> bool:
+        """Copy the cached layer into ``out`` if there is one that matches the record of its build; say so, or say
+        why an entry was not served (it is then built again, and replaced)."""
+        if self.cache is None:
+            return False
+        start = time.perf_counter()
+        fetched = self.cache.fetch(self.key, out / LAYER_ZIP)
+        entry = self.cache.path(self.key)
+        if fetched.record is None:
+            if fetched.problem:
+                self.say(
+                    f"{self.label}: warning: the cached layer {entry} is not used: {fetched.problem}; building it again"
+                )
+            return False
+        self.outcome = BundlingOutcome(served="cache")
+        self.say(
+            f"{self.label}: layer {self.key[:12]} reused from the cache {entry} ({len(fetched.record.distributions)} "
+            f"distributions, sha256 {fetched.record.sha256[:12]} as recorded; {time.perf_counter() - start:.3f} s)"
+        )
+        return True
 
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
@@ -200,18 +212,21 @@ class LocalBundler:
         self.outcome = BundlingOutcome(served="docker", fallback_reason=reason)
         return False
 
-    def _store(self, built: Path) -> None:
+    def _store(self, built: Path, result: LayerBuildResult | None) -> None:
+        """Keep ``built`` in the cache with the record of its build (its summary, without this host's paths)."""
         if self.cache is None:
             return
+        summary = {k: v for k, v in result.to_dict().items() if k not in ("zip", "artifacts")} if result else {}
         try:
-            self.cache.put(self.key, built)
+            self.cache.put(self.key, built, summary)
         except OSError as exc:
             self.say(f"{self.label}: warning: could not write the layer cache {self.cache.root}: {exc}")
 
-    def store_docker_output(self, staged_zip: Path) -> None:
-        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker)."""
+    def store_docker_output(self, staged_zip: Path, result: LayerBuildResult | None = None) -> None:
+        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker);
+        ``result`` is the build's report from inside the image, when it wrote one."""
         if self.served == "docker" and self.mode is BundlingMode.AUTO and staged_zip.is_file():
-            self._store(staged_zip)
+            self._store(staged_zip, result)
 
 
 def _clean(out: Path) -> None:
@@ -258,9 +273,12 @@ class LayerBundling:
         self.options = options
         self.requirements = read_requirements(options.requirements)
         self.key = input_hash(options, self.requirements, __version__)
+        self.docker_report: LayerBuildResult | None = None
         layer_cache = None
         if cache and self.requirements.fully_pinned:
-            layer_cache = LayerCache(cache_dir if cache_dir is not None else default_layer_cache_dir())
+            layer_cache = LayerCache(
+                cache_dir if cache_dir is not None else default_layer_cache_dir(), signing_key=default_signing_key()
+            )
         # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over (and, with its
         # host settings and credentials, by a later synth when this one is killed before it can).
         temp = Path(tempfile.gettempdir())
@@ -288,6 +306,9 @@ class LayerBundling:
         CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and credentials)."""
         try:
             yield
+            if self.bundler.served == "docker":  # the build's report from inside the image, for the cache record
+                report = read_outcome(self.staging / CONTEXT_DIR)
+                self.docker_report = report if isinstance(report, LayerBuildResult) else None
         except Exception as exc:
             raise self._error(exc) from None
         finally:
@@ -298,7 +319,9 @@ class LayerBundling:
         asset = layer.node.try_find_child("Code")
         stage = cdk.Stage.of(layer)
         if isinstance(asset, cdk.aws_s3_assets.Asset) and self.bundler.served == "docker" and stage is not None:
-            self.bundler.store_docker_output(Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+            self.bundler.store_docker_output(
+                Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip", self.docker_report
+            )
 
     def _error(self, exc: Exception) -> Exception:
         """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
