@@ -104,7 +104,10 @@ def test_an_entry_that_does_not_match_its_record_is_rebuilt_not_shipped(
     capsys.readouterr()
     _synth(tmp_path / "out-3", requirements)
     assert len(fake_build.calls) == 2
-    assert "reused from the cache" in capsys.readouterr().err
+    sha = hashlib.sha256(genuine).hexdigest()
+    assert f"reused from the cache {entry / 'layer.zip'}: 1 distribution, sha256 {sha[:12]} as recorded (" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_signing_key_refuses_an_entry_forged_with_a_matching_record(

@@ -158,9 +158,11 @@ class LocalBundler:
                 )
             return False
         self.outcome = BundlingOutcome(served="cache")
+        count = len(fetched.record.distributions)
         self.say(
-            f"{self.label}: layer {self.key[:12]} reused from the cache {entry} ({len(fetched.record.distributions)} "
-            f"distributions, sha256 {fetched.record.sha256[:12]} as recorded; {time.perf_counter() - start:.3f} s)"
+            f"{self.label}: layer {self.key[:12]} reused from the cache {entry}: {count} "
+            f"distribution{'' if count == 1 else 's'}, sha256 {fetched.record.sha256[:12]} as recorded "
+            f"({time.perf_counter() - start:.3f} s)"
         )
         return True
 
