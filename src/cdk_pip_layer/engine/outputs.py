@@ -242,7 +242,7 @@ class BuildTransaction:
             except OSError as exc:
                 problems = self._restore_artifacts(previous)
                 raise InvalidInputError(
-                    f"The new layer.zip cannot replace the old one: {exc.strerror or exc}; nothing was replaced",
+                    f"The new layer.zip cannot replace the old one: {exc.strerror or exc}; {_outcome(problems)}",
                     subject=str(zip_path),
                     details=problems,
                     hint="make sure layer.zip in the output directory is a file you may replace (not a directory), "
@@ -292,9 +292,13 @@ class BuildTransaction:
         return problems
 
 
+def _outcome(problems: list[str]) -> str:
+    return "nothing was replaced" if not problems else "and the previous outputs could not all be put back"
+
+
 def _unmovable(artifacts: Path, exc: OSError, problems: list[str]) -> InvalidInputError:
     return InvalidInputError(
-        f"The previous artifacts/ cannot be replaced: {exc.strerror or exc}; nothing was replaced",
+        f"The previous artifacts/ cannot be replaced: {exc.strerror or exc}; {_outcome(problems)}",
         subject=str(artifacts),
         details=problems,
         hint="make the output directory and its artifacts/ yours and writable (one left by a container running as "
