@@ -81,7 +81,7 @@ def run(
                 text=True,
                 errors="replace",
                 start_new_session=_POSIX,
-                preexec_fn=_end_with_parent(os.getpid()) if _LINUX else None,  # noqa: PLW1509 - async-signal-safe
+                preexec_fn=_end_with_parent(os.getpid()) if _LINUX else None,  # noqa: PLW1509 - one libc call, loaded before
             )
         except FileNotFoundError:
             return CompletedRun(args, 127, f"{args[0]}: command not found")
@@ -127,26 +127,28 @@ def _stop(proc: subprocess.Popen[str]) -> str:
     wrote. A second interruption while waiting goes straight to SIGKILL."""
     output = ""
     try:
-        _signal_group(proc, signal.SIGTERM)
+        _signal_group(proc, force=False)
         output, _ = proc.communicate(timeout=STOP_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         pass
     finally:
         # Whatever is left of the group (a build backend pip started, say) goes too.
-        _signal_group(proc, signal.SIGKILL)
+        _signal_group(proc, force=True)
         if proc.poll() is None:
             proc.wait()
     return output or ""
 
 
-def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
+def _signal_group(proc: subprocess.Popen[str], *, force: bool) -> None:
+    """SIGTERM (SIGKILL when ``force``) to the child's process group; elsewhere than POSIX, to the child."""
     try:
         if _POSIX:
-            os.killpg(proc.pid, signum)  # the child leads its own session: its group id is its pid
-        elif signum == signal.SIGTERM:
-            proc.terminate()
-        else:
+            # The child leads its own session: its group id is its pid.
+            os.killpg(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM) if force else signal.SIGTERM)
+        elif force:
             proc.kill()
+        else:
+            proc.terminate()
     except (ProcessLookupError, PermissionError):
         pass  # the group has ended
 
