@@ -353,7 +353,7 @@ class PipBasedLambdaLayerContainerBuilder:
             return int(status.get("StatusCode", 1)), lines
         finally:
             with contextlib.suppress(docker.errors.DockerException, OSError):
-                client.api.remove_container(name, force=True)
+                client.containers.get(name).remove(force=True)
 
 
 def remove_abandoned_containers(client: Any) -> list[str]:
@@ -361,18 +361,19 @@ def remove_abandoned_containers(client: Any) -> list[str]:
     return their ids. Never a container of a build that runs; those of owners on another host only once they are a
     day old. Problems are ignored: the next build tries again."""
     try:
-        found = client.api.containers(all=True, filters={"label": OWNER_LABEL})
+        found = client.containers.list(all=True, filters={"label": OWNER_LABEL}, sparse=True)
     except (docker.errors.DockerException, OSError):
         return []
     removed = []
-    for info in found:
+    for container in found:
+        info = container.attrs  # sparse: the list's fields, "Labels" and "Created" (seconds) among them
         owner = Owner.from_tag(str((info.get("Labels") or {}).get(OWNER_LABEL, "")))
         alive = owner.alive() if owner is not None else None
         if alive or (alive is None and time.time() - float(info.get("Created") or 0) < UNCHECKED_MAX_AGE):
             continue
         with contextlib.suppress(docker.errors.DockerException, OSError):
-            client.api.remove_container(info["Id"], force=True)
-            removed.append(str(info["Id"]))
+            container.remove(force=True)
+            removed.append(str(container.id))
     return removed
 
 
