@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from packaging.requirements import Requirement
 
 from ._version import __version__
 from .build import build_layer
-from .engine.errors import LayerBuildError
+from .engine.errors import InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.index import IndexSettings
 from .engine.locks import read_input
@@ -83,7 +87,8 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
         "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
     )
     build.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
-    build.add_argument("--output", "-o", required=True, type=Path, help="directory for layer.zip and artifacts/")
+    # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
+    build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
     build.add_argument(
         "--exclude",
         action="append",
@@ -224,10 +229,24 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if verification.ok else 1
 
 
+def _output_directory(value: str) -> str:
+    """``--output``, refused when empty: an empty path is the current directory, whose ``artifacts/`` a build
+    replaces."""
+    if not value:
+        raise InvalidInputError(
+            "The output directory is empty",
+            subject="--output",
+            hint="name the directory that receives layer.zip and artifacts/, e.g. -o build/layer (or -o . for the "
+            "current directory, whose artifacts/ and layer.zip are then replaced).",
+        )
+    return value
+
+
 def _build(args: argparse.Namespace) -> int:
+    output = _output_directory(args.output)
     built = build_layer(
         requirements=args.requirements,
-        build_dir=args.output,
+        build_dir=output,
         runtime=args.runtime,
         architecture=args.architecture,
         exclude=args.exclude,
@@ -311,6 +330,38 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[list[int]]:
+    """While the block runs, SIGTERM (what CI systems and ``timeout`` send) raises KeyboardInterrupt as SIGINT does,
+    so that the build stops the installer and removes its files the same way. Yields the signals received.
+
+    Only the command line installs handlers (in the main thread, restored afterwards): the library itself cleans up
+    on the exception, whatever raised it."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# What an interruption leaves, by command.
+_INTERRUPTED = {
+    "build": "the build stopped, its temporary files are removed and the output directory holds no partial layer",
+    "verify": "the check stopped; nothing was written",
+    "publish": "publishing stopped; run the same command again to finish it (it publishes nothing twice)",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = logging.getLogger("cdk_pip_layer")
@@ -322,13 +373,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
+        with _stop_signals_interrupt() as received:
+            try:
+                return run(args)
+            except KeyboardInterrupt:
+                signum = signal.Signals(received[0] if received else signal.SIGINT)
+                print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
+                return 128 + signum.value
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("cdk-pip-layer: interrupted; nothing was replaced", file=sys.stderr)
-        return 130
     finally:
         if handler is not None:
             logger.removeHandler(handler)

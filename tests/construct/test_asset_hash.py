@@ -231,7 +231,7 @@ def test_fresh_cdk_out_reuses_the_layer_cache(
 ) -> None:
     first = _synth(tmp_path / "ci-run-1" / "cdk.out", requirements)
     [entry] = (isolated_cache / "layers").iterdir()
-    assert sorted(p.name for p in entry.iterdir()) == ["layer.zip"]  # written atomically: no temporary left
+    assert sorted(p.name for p in entry.iterdir()) == ["layer.zip", "record.json"]  # atomic: no temporary left
     capsys.readouterr()
     second = _synth(tmp_path / "ci-run-2" / "cdk.out", requirements)
     assert len(fake_build.calls) == 1

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuild
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.report import write_report
 from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 from cdk_pip_layer.engine.verify import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
 
@@ -49,6 +51,9 @@ from .protocol import (
 )
 
 _log = logging.getLogger("cdk_pip_layer")
+
+# The label naming a build container's owner (see cdk_pip_layer.engine.scratch): host, pid and start time.
+OWNER_LABEL = "cdk-pip-layer.owner"
 
 _DOCKER_ARCH = {
     "amd64": Architecture.X86_64,
@@ -249,6 +254,8 @@ class PipBasedLambdaLayerContainerBuilder:
         with phase("read requirements"):
             requirements = self.requirements or read_input(options)
         client = self._docker()
+        for container in remove_abandoned_containers(client):
+            _log.info("removed the container %s of a build that was killed", container[:12])
         with phase(f"check build image {self.image}"):
             self._ensure_image(client)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
@@ -348,18 +355,26 @@ class PipBasedLambdaLayerContainerBuilder:
     def _run(
         self, client: Any, volumes: dict[str, dict[str, str]], environment: dict[str, str], secrets: Sequence[str]
     ) -> tuple[int, list[str]]:
-        """Run the build container; its exit code and its output lines (redacted)."""
-        container = client.containers.create(
-            self.image,
-            command=list(CONTAINER_COMMAND),
-            environment=environment,
-            volumes=volumes,
-            user=f"{os.getuid()}:{os.getgid()}",
-            working_dir=CONTAINER_INPUT,
-            platform=self.target.docker_platform,
-            network_mode=self.network,
-        )
+        """Run the build container; its exit code and its output lines (redacted).
+
+        The container is removed whatever happens, an interruption included (KeyboardInterrupt, or what a SIGTERM
+        handler raises): it is named before it is created, so even one whose creation was interrupted is found.
+        It is labelled with this process as its owner, so that when this process is killed outright a later
+        build removes it (:func:`remove_abandoned_containers`)."""
+        name = f"cdk-pip-layer-{uuid.uuid4().hex[:16]}"
         try:
+            container = client.containers.create(
+                self.image,
+                command=list(CONTAINER_COMMAND),
+                name=name,
+                labels={OWNER_LABEL: Owner.current().tag},
+                environment=environment,
+                volumes=volumes,
+                user=f"{os.getuid()}:{os.getgid()}",
+                working_dir=CONTAINER_INPUT,
+                platform=self.target.docker_platform,
+                network_mode=self.network,
+            )
             container.start()
             lines: list[str] = []
             # Docker's log frames need not end at a line end: join them first, so that a line (and a secret in
@@ -379,8 +394,29 @@ class PipBasedLambdaLayerContainerBuilder:
             status = container.wait()
             return int(status.get("StatusCode", 1)), lines
         finally:
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                client.containers.get(name).remove(force=True)
+
+
+def remove_abandoned_containers(client: Any) -> list[str]:
+    """Remove the build containers whose owner has died (a build killed before it could remove its container);
+    return their ids. Never a container of a build that runs; those of owners on another host only once they are a
+    day old. Problems are ignored: the next build tries again."""
+    try:
+        found = client.containers.list(all=True, filters={"label": OWNER_LABEL}, sparse=True)
+    except (docker.errors.DockerException, OSError):
+        return []
+    removed = []
+    for container in found:
+        info = container.attrs  # sparse: the list's fields, "Labels" and "Created" (seconds) among them
+        owner = Owner.from_tag(str((info.get("Labels") or {}).get(OWNER_LABEL, "")))
+        alive = owner.alive() if owner is not None else None
+        if alive or (alive is None and time.time() - float(info.get("Created") or 0) < UNCHECKED_MAX_AGE):
+            continue
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            container.remove(force=True)
+            removed.append(str(container.id))
+    return removed
 
 
 def prepare_cache_volume(
