@@ -140,6 +140,6 @@ def test_the_next_build_removes_the_container_of_a_killed_one(
         assert _containers_of(docker_client, proc.pid) == []
         assert left.id not in {c.id for c in docker_client.containers.list(all=True)}
         assert live.id in {c.id for c in docker_client.containers.list(all=True)}
-        assert sorted(p.name for p in out.iterdir()) == ["artifacts", "layer.zip"]
+        assert sorted(p.name for p in out.iterdir()) == ["artifacts", "layer.cdx.json", "layer.report.json", "layer.zip"]
     finally:
         live.remove(force=True)
