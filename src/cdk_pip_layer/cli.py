@@ -70,10 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         "--installer",
         choices=INSTALLER_CHOICES,
         default="auto",
-        help="auto (default): pip with a Python of the runtime's version, else uv",
+        help="auto (default): uv where it gives the layer pip would, else pip; or force pip / uv",
     )
     build.add_argument(
-        "--python", dest="python_executable", metavar="PATH", help="the interpreter to run pip with (default: searched)"
+        "--python",
+        dest="python_executable",
+        metavar="PATH",
+        help="the interpreter to run pip with, when pip runs (default: searched)",
     )
     build.add_argument(
         "--installer-arg",

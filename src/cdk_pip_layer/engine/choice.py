@@ -30,7 +30,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .catalog import OfferedWheel, offered_wheels
-from .errors import LayerBuildError, NoCompatibleDistributionError
+from .errors import LayerBuildError, NoCompatibleDistributionError, NoTargetInstallerError
 from .index import IndexSettings
 from .installers import Installer, InstallerSelection, UvInstaller
 from .options import InstallerChoice
@@ -235,12 +235,24 @@ def blind_spots(
     return out
 
 
-def blind_spot_for(name: str, offers: tuple[OfferedWheel, ...] | str, target: LambdaTarget) -> BlindSpot | None:
-    """When uv found no wheel of ``name`` for the target: the wheel pip would take, if only pip can take it."""
+def blind_spot_for(requirement: str, offers: tuple[OfferedWheel, ...] | str, target: LambdaTarget) -> BlindSpot | None:
+    """When uv found no wheel for ``requirement`` (``name`` and maybe a specifier, as uv named it): the wheel pip
+    would take for the target, if only pip can take it."""
     if isinstance(offers, str):
         return None
+    try:
+        parsed = Requirement(requirement)
+        name, specifier = parsed.name, parsed.specifier
+    except InvalidRequirement:
+        name, specifier = requirement, SpecifierSet()
     rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
-    candidates = [w for w in offers if not w.yanked and _pip_only(w, target, rank) is not None]
+    candidates = [
+        wheel
+        for wheel in offers
+        if not wheel.yanked
+        and _pip_only(wheel, target, rank) is not None
+        and specifier.contains(wheel.version, prereleases=True)
+    ]
     if not candidates:
         return None
     best = max(candidates, key=lambda w: (not w.version.is_prerelease, w.version))
@@ -269,7 +281,7 @@ class Installed:
     @property
     def description(self) -> str:
         """The installer and why it was used (the summary's ``installer:`` line)."""
-        return f"{self.installer.description}; {self.reason}"
+        return f"{self.installer.description} [{self.reason}]"
 
 
 @dataclass(frozen=True)
@@ -342,7 +354,8 @@ class LayerInstall:
             if pip is None:
                 raise
             _log.info("uv failed (%s): building with pip", exc.what)
-            return self._pip(pip, f"chosen: uv could not install the requirements ({exc.what})")
+            why = exc.details[0] if isinstance(exc, NoTargetInstallerError) and exc.details else exc.what
+            return self._pip(pip, f"chosen: uv could not install the requirements ({why})")
         difference = self.difference(uv)
         if not difference:
             checked = " (checked against the index)" if self.target.uv_blind_platforms else ""

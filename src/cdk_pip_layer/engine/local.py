@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from .archive import write_layer_zip
 from .catalog import offered_wheels
 from .choice import LayerInstall, blind_filename, blind_spot_for
-from .diagnosis import explain_failure, installer_warnings
+from .diagnosis import MissingDistribution, explain_failure, installer_warnings
 from .distributions import installed_distributions
 from .errors import InstallError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
@@ -63,7 +63,7 @@ def install_for_target(
             return tuple(built), installer_warnings(result.output)
         missing = installer.missing_distribution(result)
         if missing is not None and isinstance(installer, UvInstaller) and target.uv_blind_platforms:
-            _raise_if_only_pip_can(installer, missing.name, requirements, target=target, index=index, extra=extra_args)
+            _raise_if_only_pip_can(installer, missing, requirements, target=target, index=index, extra=extra_args)
         notes: Sequence[str] = ()
         if not (missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS):
             with phase(f"build {missing.requirement} from its source distribution"):
@@ -96,21 +96,21 @@ def install_for_target(
 
 def _raise_if_only_pip_can(
     uv: UvInstaller,
-    name: str,
+    missing: MissingDistribution,
     requirements: RequirementsFile,
     *,
     target: LambdaTarget,
     index: IndexSettings,
     extra: Sequence[str],
 ) -> None:
-    """uv found no wheel of ``name``: when the index has one only pip can take (a manylinux level uv cannot
+    """uv found no wheel for ``missing``: when the index has one only pip can take (a manylinux level uv cannot
     target), say exactly that rather than look for a source distribution."""
-    sources = uv.sources(index, extra, requirements)
-    offers = offered_wheels(sources, [name], keep=blind_filename(target))
-    spot = blind_spot_for(name, offers.get(canonicalize_name(name), ()), target)
+    name = missing.name
+    offers = offered_wheels(uv.sources(index, extra, requirements), [name], keep=blind_filename(target))
+    spot = blind_spot_for(missing.requirement, offers.get(canonicalize_name(name), ()), target)
     if spot is not None:
         raise NoTargetInstallerError(
-            f"uv cannot install {name} for {target}: its wheel has a manylinux level uv cannot target",
+            f"uv cannot install {missing.requirement} for {target}: its wheel has a manylinux level uv cannot target",
             package=name,
             subject=f"{requirements.path} for {target}",
             details=[spot.describe(target)],
