@@ -32,7 +32,7 @@ def _pip_can_run(runtime: str, architecture: str = "x86_64") -> bool:
 
 def metadata(layer: BuiltLayer, project: str) -> dict[str, str]:
     (dist_info,) = layer.site_dir.glob(f"{project}-*.dist-info")
-    out = {}
+    out: dict[str, str] = {}
     for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
         if not line:
             break

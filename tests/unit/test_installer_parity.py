@@ -198,3 +198,30 @@ def test_a_local_file_index_gives_the_same_layer_with_pip_and_uv(
     with_uv = build(requirements, tmp_path / "uv", host_runtime, "uv", index=index)
     assert_same_layer(with_pip, with_uv)
     assert "helper==1.2" in with_uv.distributions
+
+
+def test_uv_links_from_its_cache_and_the_build_never_writes_into_it(
+    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uv hard-links installed files to its cache when both are on one file system (far faster than copying a large
+    # layer). Nothing the build does may then write through a link: the cache must keep every wheel's files as the
+    # wheel has them, for every later build.
+    cache = tmp_path / "uv-cache"
+    monkeypatch.setenv("UV_CACHE_DIR", str(cache))
+    requirements = write_requirements(tmp_path, "app==1.0", "Headers_Dist==2.0")
+    first = build(requirements, tmp_path / "one", host_runtime, "uv", wheels=wheels)
+    assert (first.artifacts_dir / "python" / "app" / "__init__.py").stat().st_nlink > 1  # linked, not copied
+    second = build(requirements, tmp_path / "two", host_runtime, "uv", wheels=wheels)
+    assert_same_layer(first, second)
+    assert_same_layer(first, build(requirements, tmp_path / "pip", host_runtime, "pip", wheels=wheels))
+    checked = 0
+    for wheel in wheels.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            members = {info.filename: archive.read(info) for info in archive.infolist()}
+        for unpacked in cache.glob(f"archive-*/*/{wheel.name.split('-')[0]}*.dist-info"):
+            root = unpacked.parent
+            for name, data in members.items():
+                if (root / name).is_file():
+                    assert (root / name).read_bytes() == data, (wheel.name, name)
+                    checked += 1
+    assert checked >= 8

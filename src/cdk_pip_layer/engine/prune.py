@@ -145,10 +145,18 @@ def _normalise_record(site_dir: Path, dist_info: Path) -> None:
             rows[path] = [path, *row[1:]]
     rows[f"{dist_info.name}/RECORD"] = [f"{dist_info.name}/RECORD", "", ""]
     if installer_file.is_file():
-        installer_file.write_bytes(installer_bytes)
+        _replace(installer_file, installer_bytes)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows[path] for path in sorted(rows))
-    record.write_text(out.getvalue(), encoding="utf-8")
+    _replace(record, out.getvalue().encode("utf-8"))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` as a new file: uv may have installed it as a hard link into its cache, which an in-place
+    write would change for every later install."""
+    temporary = path.with_name(f".{path.name}.cdk-pip-layer")
+    temporary.write_bytes(data)
+    temporary.replace(path)
 
 
 def _layer_path(site_dir: Path, recorded: str, project: str) -> str | None:
