@@ -149,3 +149,15 @@ def test_sources_come_from_every_setting_an_installer_reads(tmp_path: Path, monk
     offline = build_sources(IndexSettings(), {"no-index": "1"}, ["--find-links", "w"], [], cwd=tmp_path)
     assert offline.indexes == ()
     assert offline.find_links == (str(tmp_path / "w"),)
+
+
+def test_netrc_credentials_are_used_like_pip_and_uv_use_them(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login robot password n3trc\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    offers = offered_wheels(Sources(indexes=(f"{server}/json",)), ["demo"])
+    assert not isinstance(offers["demo"], str)
+    assert "Basic " + base64.b64encode(b"robot:n3trc").decode() in _Index.seen_auth

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import netrc
 import os
 import re
 import shlex
@@ -219,8 +220,8 @@ class _Reader:
         host = parts.netloc.rsplit("@", 1)[-1]
         clean = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
         request = urllib.request.Request(clean, headers={"Accept": _ACCEPT, "Accept-Encoding": "gzip"})
-        if "@" in parts.netloc:
-            userinfo = unquote(parts.netloc.rsplit("@", 1)[0])
+        userinfo = unquote(parts.netloc.rsplit("@", 1)[0]) if "@" in parts.netloc else _netrc_login(parts.hostname)
+        if userinfo:
             request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls(host)) as response:
@@ -265,6 +266,17 @@ class _Reader:
             return path.as_uri(), "text/html", path.read_bytes()[: _MAX_PAGE + 1]
         except OSError as exc:
             raise _Unreadable(f"{path} could not be read: {exc.strerror or exc}") from None
+
+
+def _netrc_login(host: str | None) -> str | None:
+    """``login:password`` for ``host`` from the user's netrc (``$NETRC`` or ``~/.netrc``), as pip and uv use it."""
+    if not host:
+        return None
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return f"{entry[0]}:{entry[2]}" if entry and entry[2] is not None else None
 
 
 class _Unreadable(Exception):
