@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import UndefinedEnvironmentName
+from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
@@ -178,8 +178,8 @@ class _Constraints:
         try:
             if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": ""}):
                 return
-        except UndefinedEnvironmentName:
-            return
+        except (UndefinedEnvironmentName, UndefinedComparison, InvalidVersion):
+            return  # a limit that cannot be evaluated is left out: the check only gets stricter
         name = canonicalize_name(requirement.name)
         self.specifiers[name] = self.specifiers.get(name, SpecifierSet()) & requirement.specifier
 
@@ -235,6 +235,17 @@ def blind_spots(
     return out
 
 
+def _pinned(specifier: SpecifierSet) -> set[Version]:
+    out = set()
+    for spec in specifier:
+        if spec.operator in ("==", "===") and "*" not in spec.version:
+            try:
+                out.add(Version(spec.version))
+            except InvalidVersion:
+                continue
+    return out
+
+
 def blind_spot_for(requirement: str, offers: tuple[OfferedWheel, ...] | str, target: LambdaTarget) -> BlindSpot | None:
     """When uv found no wheel for ``requirement`` (``name`` and maybe a specifier, as uv named it): the wheel pip
     would take for the target, if only pip can take it."""
@@ -246,10 +257,11 @@ def blind_spot_for(requirement: str, offers: tuple[OfferedWheel, ...] | str, tar
     except InvalidRequirement:
         name, specifier = requirement, SpecifierSet()
     rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
+    pinned = _pinned(specifier)
     candidates = [
         wheel
         for wheel in offers
-        if not wheel.yanked
+        if (not wheel.yanked or wheel.version in pinned)  # pip takes a yanked release only when pinned to it
         and _pip_only(wheel, target, rank) is not None
         and specifier.contains(wheel.version, prereleases=True)
     ]
