@@ -79,3 +79,11 @@ def test_uv_builds_honour_the_users_pip_index(tmp_path: Path, monkeypatch: pytes
     message = str(caught.value)
     assert "127.0.0.1:9" in message  # uv went to the index pip is configured with, not to PyPI
     assert "pw-s3cret" not in message
+
+
+def test_pips_retries_reach_uv() -> None:
+    # PIP_RETRIES=0 (or retries in pip.conf) must also stop uv retrying an index that refuses connections for
+    # seconds, now that uv builds by default.
+    env, _ = uv_environment({"retries": "0"})
+    assert env["UV_HTTP_RETRIES"] == "0"
+    assert "UV_HTTP_RETRIES" not in uv_environment({})[0]

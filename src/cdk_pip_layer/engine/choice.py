@@ -30,7 +30,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .catalog import OfferedWheel, offered_wheels
-from .errors import LayerBuildError, NoCompatibleDistributionError, NoTargetInstallerError
+from .errors import IndexUnreachableError, LayerBuildError, NoCompatibleDistributionError, NoTargetInstallerError
 from .index import IndexSettings
 from .installers import Installer, InstallerSelection, UvInstaller
 from .options import InstallerChoice
@@ -363,8 +363,8 @@ class LayerInstall:
             built, notes = self.run(uv, self.extra_args)
         except LayerBuildError as exc:
             pip = self.selection.pip()
-            if pip is None:
-                raise
+            if pip is None or isinstance(exc, IndexUnreachableError):
+                raise  # an index uv cannot reach, pip cannot reach either
             _log.info("uv failed (%s): building with pip", exc.what)
             why = exc.details[0] if isinstance(exc, NoTargetInstallerError) and exc.details else exc.what
             return self._pip(pip, f"chosen: uv could not install the requirements ({why})")
