@@ -111,13 +111,13 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
         "--installer",
         choices=INSTALLER_CHOICES,
         default="auto",
-        help="auto (default): pip with a Python of the runtime's version, else uv (local builds)",
+        help="auto (default): uv where it gives the layer pip would, else pip; or force pip / uv (local builds)",
     )
     build.add_argument(
         "--python",
         dest="python_executable",
         metavar="PATH",
-        help="the interpreter to run pip with (local builds; default: searched)",
+        help="the interpreter to run pip with, when pip runs (local builds; default: searched)",
     )
     build.add_argument(
         "--installer-arg",

@@ -38,7 +38,10 @@ def test_cli_build_with_the_machine_pip_configuration(tmp_path: Path) -> None:
     stdout = done.stdout
     assert f"layer: {out / 'layer.zip'}" in stdout
     assert "target: python3.12/x86_64" in stdout
-    assert re.search(r"^installer: pip \S+ on Python 3\.12\.\d+ \(", stdout, re.M), stdout
+    # auto: uv, which installs the wheels pip would choose for this set; the summary says which and why
+    assert re.search(r"^installer: uv \S+ \(.*\) \[chosen: it installs the wheels pip would choose", stdout, re.M), (
+        stdout
+    )
     distributions = re.search(r"^distributions \((\d+)\): (.*)$", stdout, re.M)
     assert distributions, stdout
     assert int(distributions.group(1)) == len(distributions.group(2).split(", ")) >= 13
@@ -49,7 +52,7 @@ def test_cli_build_with_the_machine_pip_configuration(tmp_path: Path) -> None:
     assert "warning: excluded package 'boto3' is not in the layer" in stdout
 
     stderr = done.stderr
-    for phase in ("read requirements", "choose installer", "install for python3.12/x86_64 with pip", "verify", "zip"):
+    for phase in ("read requirements", "choose installer", "install for python3.12/x86_64 with uv", "verify", "zip"):
         assert re.search(rf"^\[cdk-pip-layer +\d+\.\ds\] {re.escape(phase)}: done in \d+\.\d\d s$", stderr, re.M), (
             phase,
             stderr,
@@ -61,7 +64,8 @@ def test_cli_build_with_the_machine_pip_configuration(tmp_path: Path) -> None:
 
 
 def test_cli_json_summary_and_user_pip_config_constraint(tmp_path: Path) -> None:
-    # A pip.conf of the user's (PIP_CONFIG_FILE) with a constraint: pip honours it for an unpinned dependency.
+    # A pip.conf of the user's (PIP_CONFIG_FILE) with a constraint: honoured for an unpinned dependency, by uv too
+    # (the default here), which is handed the user's pip configuration.
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("idna==3.7\n", encoding="utf-8")
     config = tmp_path / "pip.conf"
@@ -83,7 +87,7 @@ def test_cli_json_summary_and_user_pip_config_constraint(tmp_path: Path) -> None
     assert done.stderr == ""
     summary = json.loads(done.stdout)
     assert summary["target"] == "python3.10/x86_64"
-    assert summary["installer"].startswith("pip ")
+    assert summary["installer"].startswith("uv ")
     assert "idna==3.7" in summary["distributions"]
     assert any(d.startswith("exceptiongroup==") for d in summary["distributions"])
     assert summary["zipped_bytes"] == (tmp_path / "out" / "layer.zip").stat().st_size

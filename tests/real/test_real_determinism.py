@@ -65,3 +65,17 @@ def test_pip_and_uv_give_the_same_bytes(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "pip" / "layer.zip") as archive:
         installers = {archive.read(n) for n in archive.namelist() if n.endswith(".dist-info/INSTALLER")}
     assert installers == {b"cdk-pip-layer\n"}
+
+
+def test_headers_give_the_same_bytes_with_pip_and_uv(tmp_path: Path) -> None:
+    # pybind11-global ships C headers in .data/headers (pip and uv install them in different places) and data files
+    # in .data/data; six is named, so pip marks it REQUESTED (uv marks every distribution).
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pybind11-global==2.13.6\nsix==1.16.0\n", encoding="utf-8")
+    with_pip = build_with_umask(requirements, tmp_path / "pip", 0o022, "pip")
+    with_uv = build_with_umask(requirements, tmp_path / "uv", 0o022, "uv")
+    assert with_pip == with_uv
+    with zipfile.ZipFile(tmp_path / "uv" / "layer.zip") as archive:
+        names = archive.namelist()
+    assert "python/include/pybind11-global/pybind11/pybind11.h" in names
+    assert not [n for n in names if n.endswith(("/REQUESTED", "/direct_url.json", "/uv_cache.json"))]

@@ -130,7 +130,7 @@ def test_successful_offline_build(
         data = json.loads(out)
         assert data["zip"] == str(out_dir / "layer.zip")
         assert data["target"] == f"{host_runtime}/x86_64"
-        assert data["installer"].startswith("pip ")
+        assert data["installer"].startswith("uv ")  # auto: uv gives the layer pip would
         assert data["distributions"] == ["helper==1.0"]
         assert data["warnings"] == ["excluded package 'boto3' is not in the layer"]
         assert (data["bundling"], data["built_in"], data["image"]) == ("auto", "local", None)
@@ -138,7 +138,7 @@ def test_successful_offline_build(
     else:
         assert f"layer: {out_dir / 'layer.zip'}" in out
         assert f"built: locally (bundling=auto: this host can build for {host_runtime}/x86_64)" in out
-        assert "installer: pip " in out
+        assert "installer: uv " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
         assert "[cdk-pip-layer" in err  # progress goes to stderr, not stdout

@@ -171,3 +171,11 @@ def test_python_api_values_of_the_wrong_type_are_one_clear_error(
         )
     assert fragment in str(info.value)
     assert info.value.exit_code == 2
+
+
+def test_pips_retries_reach_uv() -> None:
+    # PIP_RETRIES=0 (or retries in pip.conf) must also stop uv retrying an index that refuses connections for
+    # seconds, now that uv builds by default.
+    env, _ = uv_environment({"retries": "0"})
+    assert env["UV_HTTP_RETRIES"] == "0"
+    assert "UV_HTTP_RETRIES" not in uv_environment({})[0]

@@ -30,6 +30,9 @@ pytestmark = [
 # Generous: these bound how long a broken build may hang the test run, and are never what a test asserts.
 _DEADLINE = 120.0
 
+# What a verified build leaves in its output directory.
+LAYER_OUTPUTS = ("artifacts", "layer.cdx.json", "layer.report.json", "layer.zip")
+
 
 @pytest.fixture
 def slow_index(make_wheel: Callable[..., Path]) -> Iterator[SlowIndex]:
@@ -141,7 +144,10 @@ def test_sigkill_leaves_no_installer_running_and_the_next_build_cleans_up(cli: C
     proc = cli.start()
     _, err = proc.communicate(timeout=_DEADLINE)
     assert proc.returncode == 0, err
-    assert cli.leftovers() == {"output": ["artifacts", "layer.cdx.json", "layer.report.json", "layer.zip"], "tmpdir": []}
+    assert cli.leftovers() == {
+        "output": [*LAYER_OUTPUTS],
+        "tmpdir": [],
+    }
 
 
 def _hanging_sdist(directory: Path, marker: Path) -> Path:

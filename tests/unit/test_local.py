@@ -104,7 +104,9 @@ def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_run
     assert any(n.startswith("python/new_only") for n in names) is (host >= (3, 12))
     assert not any(n.startswith("python/arm_only") for n in names)
 
-    assert result.installer.startswith("pip ")
+    # auto: uv, which installs what pip would here, and the summary says so
+    assert result.installer.startswith("uv ")
+    assert "chosen: it installs the wheels pip would choose" in result.installer
     assert result.excluded == ("six==1.16.0",)
     assert "demo-app==1.0" in result.distributions and "helper==1.2" in result.distributions
     assert "sixer==0.1" in result.distributions
@@ -118,7 +120,7 @@ def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_run
     for expected in (
         f"layer: {result.zip_path}",
         f"target: {host_runtime}/x86_64",
-        "installer: pip ",
+        "installer: uv ",
         "excluded: six==1.16.0",
         f"sha256: {result.sha256}",
         "warning: excluded package 'boto3' is not in the layer",

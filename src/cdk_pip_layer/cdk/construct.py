@@ -61,7 +61,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         grant_account_ids: accounts allowed to use the layer (one ``AWS::Lambda::LayerVersionPermission`` each).
         organization_id: an AWS Organization (``o-…``) whose accounts may use the layer.
         ssm_parameter_name: publish the layer version ARN in this SSM String parameter.
-        installer: ``auto`` (pip with a Python of the runtime's version, else uv), ``pip`` or ``uv``.
+        installer: ``auto`` (uv where it gives the layer pip would give, else pip), ``pip`` or ``uv``.
         python_executable: the interpreter pip runs with (default: searched).
         extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
         verify: check the finished layer before it ships (default True; part of the asset hash): the report and

@@ -223,6 +223,8 @@ def _uv_from_pip_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], 
         env["UV_NO_INDEX"] = "1"
     if settings.get("cert"):
         env["SSL_CERT_FILE"] = settings["cert"]
+    if settings.get("retries", "").isdigit():
+        env["UV_HTTP_RETRIES"] = settings["retries"]  # pip's retries: uv's own default retries for seconds
     # pip searches every index and takes the best match; so must uv to give the same distributions.
     env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
     args = [arg for constraint in settings.get("constraint", "").split() for arg in ("--constraint", constraint)]

@@ -10,12 +10,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
+from .catalog import Sources, build_sources
 from .diagnosis import MissingDistribution, missing_from_pip, missing_from_uv
 from .errors import InvalidInputError, NoTargetInstallerError
 from .index import IndexSettings, configured_secrets, pip_settings, uv_environment
-from .interpreters import Interpreter, find_interpreter, find_uv, probe
+from .interpreters import Interpreter, find_interpreter, find_uv, inspect_interpreter
 from .options import InstallerChoice
 from .process import CompletedRun, run
+from .requirements import RequirementsFile
 from .target import LambdaTarget
 
 
@@ -147,6 +149,7 @@ class UvInstaller(Installer):
         self.uv = uv
         self.version = version
         self._pip_settings: dict[str, str] | None = None
+        self._cache_dir: str | None = None
 
     @property
     def description(self) -> str:
@@ -181,24 +184,176 @@ class UvInstaller(Installer):
             "--only-binary",
             ":all:",
             "--link-mode",
-            "copy",
+            self._link_mode(target_dir),
             "--no-progress",
             "-r",
             str(requirements),
         ]
         # The user's pip configuration, with pip's meaning (uv does not read it); our own settings on top.
-        if self._pip_settings is None:
-            self._pip_settings = pip_settings()
-        uv_env, uv_args = uv_environment(self._pip_settings, index, find_links)
+        uv_env, uv_args = uv_environment(self.pip_settings, index, find_links)
         env = {"UV_NO_PYTHON_DOWNLOADS": "1", **uv_env}
         argv += uv_args + list(extra_args)
-        secrets = [*index.secrets, *configured_secrets(self._pip_settings)]
+        secrets = [*index.secrets, *configured_secrets(self.pip_settings)]
         result = run(argv, cwd=requirements.parent, env=env, secrets=secrets)
         (target_dir / ".lock").unlink(missing_ok=True)  # uv's lock of the --target directory, not a layer file
         return result
 
     def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
         return missing_from_uv(result)
+
+    def _link_mode(self, target_dir: Path) -> str:
+        """``hardlink`` when uv's cache is on the target's file system (several times faster than copying a large
+        layer; the build never writes into an installed file, see :func:`.prune._replace`), else ``copy``."""
+        if self._cache_dir is None:
+            result = run([self.uv, "cache", "dir"], timeout=60)
+            lines = result.output.strip().splitlines() if result.ok else []
+            self._cache_dir = lines[-1] if lines else ""
+        if not self._cache_dir:
+            return "copy"
+        cache = Path(self._cache_dir)
+        try:
+            while not cache.exists() and cache.parent != cache:  # a fresh machine: uv makes it where its parent is
+                cache = cache.parent
+            same = cache.stat().st_dev == target_dir.stat().st_dev
+        except OSError:
+            same = False
+        return "hardlink" if same else "copy"
+
+    @property
+    def pip_settings(self) -> dict[str, str]:
+        """The user's pip configuration (read once: asking pip costs a process start)."""
+        if self._pip_settings is None:
+            self._pip_settings = pip_settings()
+        return self._pip_settings
+
+    def sources(self, index: IndexSettings, extra_args: Sequence[str], requirements: RequirementsFile) -> Sources:
+        """Where this installer looks for distributions in a build (to check its choices against the index)."""
+        return build_sources(
+            index, self.pip_settings, extra_args, requirements.files, cwd=requirements.path.resolve().parent
+        )
+
+
+def find_pip_installer(
+    target: LambdaTarget, python_executable: str | None = None, *, native_builds: bool = False
+) -> PipInstaller | list[str]:
+    """pip run by ``python_executable``, or by an interpreter of the target's version found on this host; else why
+    there is none."""
+    if python_executable:
+        found = inspect_interpreter(python_executable)
+        reason = found if isinstance(found, str) else found.mismatch(target)
+        if reason or isinstance(found, str):
+            return [reason or ""]
+        return PipInstaller(found, native_builds=native_builds)
+    interpreter, rejected = find_interpreter(target)
+    if interpreter is not None:
+        return PipInstaller(interpreter, native_builds=native_builds)
+    return [f"no Python {target.python_version_str} for linux/{target.machine} with pip was found", *rejected]
+
+
+def find_uv_installer() -> UvInstaller | str:
+    """uv (a dependency of this package, so normally there), or why it cannot be used."""
+    uv = find_uv()
+    if uv is None:
+        return "uv is not installed (pip install uv)"
+    try:
+        result = run([uv, "--version"], timeout=60)
+    except OSError as exc:
+        return f"{uv} cannot be run ({exc.strerror or exc})"
+    words = result.output.split()
+    if not result.ok or len(words) < 2:
+        return f"{uv} does not run ({' '.join(result.tail(1)) or f'exit {result.returncode}'})"
+    return UvInstaller(uv, words[1])
+
+
+class InstallerSelection:
+    """The installers this host offers for a target, found when first needed (probing an interpreter costs a
+    process start), and the caller's preference: ``pip`` or ``uv`` forces one; ``auto`` starts with uv and turns
+    to pip where uv would not give pip's layer (see :mod:`.choice`)."""
+
+    def __init__(
+        self,
+        target: LambdaTarget,
+        preference: InstallerChoice | str = InstallerChoice.AUTO,
+        python_executable: str | None = None,
+        *,
+        native_builds: bool = False,
+    ) -> None:
+        self.target = target
+        self.preference = InstallerChoice.parse(preference)
+        self.python_executable = python_executable
+        self.native_builds = native_builds
+        self._pip: PipInstaller | list[str] | None = None
+        self._uv: UvInstaller | str | None = None
+
+    @property
+    def pip_only(self) -> bool:
+        """pip and nothing else: asked for, or a build inside the target's image (which compiles sources)."""
+        return self.preference is InstallerChoice.PIP or self.native_builds
+
+    def first(self) -> Installer:
+        """The installer the build starts with. Raises for a ``--python`` that cannot run pip for the target (bad
+        input, whichever installer runs) and when this host offers no installer for the target."""
+        if self.python_executable:
+            self.pip()
+        if self.pip_only:
+            return self.require_pip()
+        if self.preference is InstallerChoice.UV:
+            return self.require_uv()
+        uv = self.uv()
+        return uv if uv is not None else self.require_pip()
+
+    def pip(self) -> PipInstaller | None:
+        """pip for the target, when this host has an interpreter to run it."""
+        if self._pip is None:
+            self._pip = find_pip_installer(self.target, self.python_executable, native_builds=self.native_builds)
+            if isinstance(self._pip, list) and self.python_executable:
+                raise InvalidInputError(
+                    f"The given interpreter cannot build for {self.target}",
+                    subject=self.python_executable,
+                    details=self._pip,
+                    hint=f"give a CPython {self.target.python_version_str} on Linux/{self.target.machine} with "
+                    "pip, or leave it unset to search for one.",
+                )
+        return self._pip if isinstance(self._pip, PipInstaller) else None
+
+    def uv(self) -> UvInstaller | None:
+        if self._uv is None:
+            self._uv = find_uv_installer()
+        return self._uv if isinstance(self._uv, UvInstaller) else None
+
+    @property
+    def why_no_pip(self) -> list[str]:
+        return [] if self.pip() is not None or not isinstance(self._pip, list) else list(self._pip)
+
+    @property
+    def why_no_uv(self) -> str:
+        return "" if self.uv() is not None or not isinstance(self._uv, str) else self._uv
+
+    def require_pip(self) -> PipInstaller:
+        pip = self.pip()
+        if pip is None:
+            reasons = self.why_no_pip
+            if not self.pip_only:
+                reasons.append(self.why_no_uv or "uv cannot build for this target")
+            raise self.unavailable(reasons)
+        return pip
+
+    def require_uv(self) -> UvInstaller:
+        uv = self.uv()
+        if uv is None:
+            raise self.unavailable([self.why_no_uv])
+        return uv
+
+    def unavailable(self, reasons: Sequence[str], what: str | None = None) -> NoTargetInstallerError:
+        target = self.target
+        return NoTargetInstallerError(
+            what or f"A local build for {target} is impossible on this host",
+            subject=str(target),
+            details=reasons,
+            hint=f"install Python {target.python_version_str} (e.g. with pyenv or 'uv python install'; pip must run "
+            f"on linux/{target.machine}) or uv (pip install uv), or build in the Lambda build image (the container "
+            "builder, or bundling='docker').",
+        )
 
 
 def choose_installer(
@@ -208,41 +363,8 @@ def choose_installer(
     *,
     native_builds: bool = False,
 ) -> Installer:
-    """pip with an interpreter of the target version when there is one; else uv; else explain what is missing.
-
-    ``preference`` forces one of them ("pip" or "uv"); ``python_executable`` names the interpreter for pip.
-    """
-    preference = InstallerChoice.parse(preference)
-    reasons: list[str] = []
-    if preference in (InstallerChoice.AUTO, InstallerChoice.PIP):
-        if python_executable:
-            interpreter = probe(python_executable)
-            reason = f"{python_executable} does not run" if interpreter is None else interpreter.mismatch(target)
-            if interpreter is None or reason:
-                raise InvalidInputError(
-                    f"The given interpreter cannot build for {target}",
-                    subject=python_executable,
-                    details=[reason or ""],
-                    hint=f"give a CPython {target.python_version_str} on Linux/{target.machine} with pip, "
-                    "or leave it unset to search for one.",
-                )
-            return PipInstaller(interpreter, native_builds=native_builds)
-        found, rejected = find_interpreter(target)
-        if found:
-            return PipInstaller(found, native_builds=native_builds)
-        reasons.append(f"no Python {target.python_version_str} for linux/{target.machine} with pip was found")
-        reasons.extend(rejected)
-    if preference in (InstallerChoice.AUTO, InstallerChoice.UV) and not native_builds:
-        uv = find_uv()
-        if uv:
-            result = run([uv, "--version"])
-            if result.ok:
-                return UvInstaller(uv, result.output.split()[1] if len(result.output.split()) > 1 else "?")
-        reasons.append("uv is not installed (pip install 'cdk-pip-layer[uv]')")
-    raise NoTargetInstallerError(
-        f"A local build for {target} is impossible on this host",
-        subject=str(target),
-        details=reasons,
-        hint=f"install Python {target.python_version_str} (e.g. with pyenv or 'uv python install') or uv, "
-        "or build in the Lambda build image (the container builder, or bundling='docker').",
-    )
+    """The installer a build for ``target`` starts with: ``preference`` "pip" or "uv" forces one; "auto" starts
+    with uv (and may turn to pip after it, see :mod:`.choice`). ``python_executable`` names the interpreter for pip.
+    Raises :class:`NoTargetInstallerError` when this host has none, :class:`InvalidInputError` for a bad
+    ``python_executable``."""
+    return InstallerSelection(target, preference, python_executable, native_builds=native_builds).first()

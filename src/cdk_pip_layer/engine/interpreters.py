@@ -51,26 +51,75 @@ class Interpreter:
         return None
 
 
-def probe(executable: str) -> Interpreter | None:
-    result = run([executable, "-c", _PROBE], timeout=60)
+def inspect_interpreter(executable: str) -> Interpreter | str:
+    """The interpreter at ``executable``, or why it is none (a missing path, a directory, a file that is not
+    executable or not a Python, a Python that fails to start)."""
+    if os.sep not in executable and not shutil.which(executable):
+        return f"{executable} is not on PATH"
+    unusable = _unusable_path(shutil.which(executable) or executable if os.sep not in executable else executable)
+    if unusable:
+        return unusable
+    try:
+        result = run([executable, "-c", _PROBE], timeout=60)
+    except OSError as exc:  # e.g. a text file marked executable: "Exec format error"
+        return f"{executable} cannot be run ({exc.strerror or exc})"
     if not result.ok:
-        return None
+        last = result.tail(1)
+        return f"{executable} does not run (exit {result.returncode}{': ' + last[0] if last else ''})"
     try:
         data = json.loads(result.output.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
-    return Interpreter(
-        executable=executable,
-        version=(data["version"][0], data["version"][1], data["version"][2]),
-        machine=data["machine"],
-        sys_platform=data["sys_platform"],
-        implementation=data["implementation"],
-        pip_version=data["pip"],
-    )
+        return Interpreter(
+            executable=executable,
+            version=(data["version"][0], data["version"][1], data["version"][2]),
+            machine=data["machine"],
+            sys_platform=data["sys_platform"],
+            implementation=data["implementation"],
+            pip_version=data["pip"],
+        )
+    except (ValueError, IndexError, KeyError, TypeError):
+        return f"{executable} is not a Python interpreter"
 
 
-def _candidates(target: LambdaTarget) -> Iterator[str]:
-    """Places an interpreter of the target version usually lives, most specific first."""
+def _unusable_path(executable: str) -> str | None:
+    """Why ``executable`` cannot be an interpreter whatever it holds, or None."""
+    path = Path(executable)
+    try:
+        if path.is_dir():
+            return f"{executable} is a directory, not an interpreter"
+        if not path.exists():
+            return f"{executable} does not exist"
+    except OSError as exc:
+        return f"{executable} cannot be read ({exc.strerror or exc})"
+    if not os.access(path, os.X_OK):
+        return f"{executable} is not executable"
+    return None
+
+
+def probe(executable: str) -> Interpreter | None:
+    """The interpreter at ``executable``, or None (:func:`inspect_interpreter` says why)."""
+    found = inspect_interpreter(executable)
+    return None if isinstance(found, str) else found
+
+
+def _pyenv_versions(major: int, minor: int, notes: list[str]) -> list[Path]:
+    """pyenv's installed versions X.Y.*, newest first (its shims only work with PYENV_VERSION set, so they are
+    looked at directly). A pyenv that cannot be read is noted, not fatal: other places may have the interpreter."""
+    versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    try:
+        found = [entry for entry in versions.iterdir() if entry.name.startswith(f"{major}.{minor}.")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        notes.append(
+            f"pyenv's versions in {versions} cannot be read ({exc.strerror or exc}): fix PYENV_ROOT or give --python"
+        )
+        return []
+    return sorted(found, key=lambda entry: entry.name, reverse=True)
+
+
+def _candidates(target: LambdaTarget, notes: list[str]) -> Iterator[str]:
+    """Places an interpreter of the target version usually lives, most specific first; places that cannot be looked
+    into are added to ``notes``."""
     major, minor = target.python_version
     name = f"python{major}.{minor}"
     if sys.version_info[:2] == (major, minor):
@@ -78,13 +127,16 @@ def _candidates(target: LambdaTarget) -> Iterator[str]:
     found = shutil.which(name)
     if found:
         yield found
-    # pyenv's shims only work with PYENV_VERSION set, so look at its versions directly.
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    for version_dir in sorted((pyenv_root / "versions").glob(f"{major}.{minor}.*"), reverse=True):
+    for version_dir in _pyenv_versions(major, minor, notes):
         yield str(version_dir / "bin" / name)
     # uv-managed interpreters.
     uv_dir = Path(os.environ.get("UV_PYTHON_INSTALL_DIR", Path.home() / ".local/share/uv/python"))
-    for version_dir in sorted(uv_dir.glob(f"cpython-{major}.{minor}.*-linux-*"), reverse=True):
+    try:
+        managed = sorted(uv_dir.glob(f"cpython-{major}.{minor}.*-linux-*"), reverse=True)
+    except OSError as exc:
+        notes.append(f"uv's Pythons in {uv_dir} cannot be read ({exc.strerror or exc})")
+        managed = []
+    for version_dir in managed:
         yield str(version_dir / "bin" / name)
     for prefix in ("/usr/local/bin", "/usr/bin", "/opt/python/bin"):
         yield f"{prefix}/{name}"
@@ -94,13 +146,19 @@ def find_interpreter(target: LambdaTarget) -> tuple[Interpreter | None, list[str
     """The first interpreter that can run pip for ``target``, and why each other candidate was passed over."""
     seen: set[str] = set()
     rejected: list[str] = []
-    for candidate in _candidates(target):
-        if candidate in seen or not Path(candidate).exists():
+    for candidate in _candidates(target, rejected):
+        if candidate in seen:
             continue
         seen.add(candidate)
-        interpreter = probe(candidate)
-        if interpreter is None:
-            rejected.append(f"{candidate} does not run")
+        try:
+            if not Path(candidate).exists():
+                continue
+        except OSError as exc:  # a directory on the way that cannot be searched
+            rejected.append(f"{candidate} cannot be read ({exc.strerror or exc})")
+            continue
+        interpreter = inspect_interpreter(candidate)
+        if isinstance(interpreter, str):
+            rejected.append(interpreter)
             continue
         reason = interpreter.mismatch(target)
         if reason is None:
@@ -110,7 +168,7 @@ def find_interpreter(target: LambdaTarget) -> tuple[Interpreter | None, list[str
 
 
 def find_uv() -> str | None:
-    """The uv binary: from the ``uv`` Python package when installed (``cdk-pip-layer[uv]``), else from PATH."""
+    """The uv binary: from the ``uv`` Python package (a dependency of cdk-pip-layer), else from PATH."""
     try:
         from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
 

@@ -10,13 +10,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from .archive import write_layer_zip
-from .diagnosis import explain_failure, installer_warnings
+from .catalog import offered_wheels
+from .choice import LayerInstall, blind_filename, blind_spot_for
+from .diagnosis import MissingDistribution, explain_failure, installer_warnings
 from .distributions import installed_distributions
-from .errors import InstallError
+from .errors import InstallError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
 from .installable import write_installable
-from .installers import Installer, PipInstaller, choose_installer
+from .installers import Installer, InstallerSelection, PipInstaller, UvInstaller
 from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
 from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
@@ -69,6 +73,10 @@ def install_for_target(
         if result.ok:
             return tuple(built), installer_warnings(result.output)
         missing = installer.missing_distribution(result)
+        if missing is not None and isinstance(installer, UvInstaller) and target.uv_blind_platforms:
+            _raise_if_only_pip_can(
+                installer, missing, requirements, target=target, index=index, extra=extra_args, shown=shown
+            )
         notes: Sequence[str] = ()
         if not (missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS):
             with phase(f"build {missing.requirement} from its source distribution"):
@@ -99,6 +107,33 @@ def install_for_target(
             file_indexes=requirements.index_options,
         )
     raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
+
+
+def _raise_if_only_pip_can(
+    uv: UvInstaller,
+    missing: MissingDistribution,
+    requirements: RequirementsFile,
+    *,
+    target: LambdaTarget,
+    index: IndexSettings,
+    extra: Sequence[str],
+    shown: Path,
+) -> None:
+    """uv found no wheel for ``missing``: when the index has one only pip can take (a manylinux level uv cannot
+    target), say exactly that rather than look for a source distribution."""
+    name = missing.name
+    offers = offered_wheels(uv.sources(index, extra, requirements), [name], keep=blind_filename(target))
+    spot = blind_spot_for(missing.requirement, offers.get(canonicalize_name(name), ()), target)
+    if spot is not None:
+        raise NoTargetInstallerError(
+            f"uv cannot install {missing.requirement} for {target}: its wheel has a manylinux level uv cannot target",
+            package=name,
+            subject=f"{shown} for {target}",
+            details=[spot.describe(target)],
+            hint=f"let pip install it: with a Python {target.python_version_str} for linux/{target.machine} on "
+            "this host (installer 'auto' or 'pip'), or in the Lambda build image (the container builder, or "
+            f"bundling='docker'); or pin a version of {name} that has a manylinux2014 wheel.",
+        )
 
 
 class PipBasedLambdaLayerLocalBuilder:
@@ -167,12 +202,16 @@ class PipBasedLambdaLayerLocalBuilder:
         builder.requirements = requirements
         return builder
 
-    def select_installer(self) -> Installer:
-        """The installer this build would use; raises LocalBuildUnavailableError when there is none."""
+    def selection(self) -> InstallerSelection:
         options = self.options
-        return choose_installer(
+        return InstallerSelection(
             options.target, options.installer, options.python_executable, native_builds=options.native_builds
         )
+
+    def select_installer(self) -> Installer:
+        """The installer this build starts with (``auto`` may turn from uv to pip after checking uv's layer);
+        raises LocalBuildUnavailableError when there is none, InvalidInputError for a bad ``python_executable``."""
+        return self.selection().first()
 
     def build(self) -> LayerBuildResult:
         start = time.perf_counter()
@@ -181,24 +220,39 @@ class PipBasedLambdaLayerLocalBuilder:
         with phase("read requirements"):
             requirements = self.requirements or read_input(options)
         with phase("choose installer"):
-            installer = self.select_installer()
-        _log.info("installer: %s, target %s", installer.description, target)
+            selection = self.selection()
+            first = selection.first()
+        _log.info("installer: %s, target %s", first.description, target)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
             site_dir = build.site_dir
-            installable, lock_args = installer_input(requirements, build.staging / "input", installer.name)
-            with phase(f"install for {target} with {installer.name}"):
-                built, installer_notes = install_for_target(
-                    installer,
-                    installable,
-                    site_dir,
-                    target=target,
-                    index=options.index,
-                    extra_args=(*options.extra_installer_args, *lock_args),
-                    wheelhouse=build.staging / "wheelhouse",
-                    native_builds=options.native_builds,
-                    shown_as=options.requirements,
-                )
-            warnings: list[str] = list(installer_notes)
+
+            def run(installer: Installer, extra_args: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+                # For a lock: the hash-pinned file generated from it, and the installer's hash-checking arguments.
+                installable, lock_args = installer_input(requirements, build.staging / "input", installer.name)
+                with phase(f"install for {target} with {installer.name}"):
+                    return install_for_target(
+                        installer,
+                        installable,
+                        site_dir,
+                        target=target,
+                        index=options.index,
+                        extra_args=(*extra_args, *lock_args),
+                        wheelhouse=build.staging / "wheelhouse",
+                        native_builds=options.native_builds,
+                        shown_as=options.requirements,
+                    )
+
+            installed = LayerInstall(
+                selection,
+                requirements,
+                site_dir=site_dir,
+                scratch=build.staging,
+                index=options.index,
+                extra_args=options.extra_installer_args,
+                run=run,
+            ).install()
+            _log.info("installer: %s", installed.description)
+            warnings: list[str] = list(installed.warnings)
             if not requirements.requirements:
                 warnings.append(f"{options.requirements} lists no requirement: the layer is empty")
             with phase("prune host files and exclusions"):
@@ -212,7 +266,13 @@ class PipBasedLambdaLayerLocalBuilder:
             verification = None
             if options.verify:
                 with phase("verify"):
-                    verification = self._verify(build.zip_path, requirements, installer, built, build.artifacts_dir)
+                    verification = self._verify(
+                        build.zip_path,
+                        requirements,
+                        installed.installer,
+                        installed.built_from_source,
+                        build.artifacts_dir,
+                    )
                 warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
             published = build.publish()
             if verification is not None:
@@ -224,10 +284,10 @@ class PipBasedLambdaLayerLocalBuilder:
             target=target,
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,
-            installer=installer.description,
+            installer=installed.description,
             distributions=tuple(d.pin for d in dists),
             excluded=tuple(d.pin for d in excluded.removed),
-            built_from_source=built,
+            built_from_source=installed.built_from_source,
             warnings=tuple(warnings),
             unzipped_bytes=unzipped,
             zipped_bytes=published.zipped_bytes,

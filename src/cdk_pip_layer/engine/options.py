@@ -21,8 +21,8 @@ from .target import Architecture, LambdaTarget
 class InstallerChoice(str, enum.Enum):
     """Which program installs the wheels.
 
-    ``auto``: pip run by a Python of the runtime's exact version when one is found, else uv. ``pip`` or ``uv``
-    force one of them.
+    ``auto``: uv where it gives the layer pip would give (checked after it ran), else pip when a Python of the
+    runtime's exact version runs on the target's machine. ``pip`` or ``uv`` force one of them.
     """
 
     AUTO = "auto"
@@ -109,10 +109,9 @@ class LayerBuildOptions:
         exclude: distributions to leave out of the layer, e.g. ``("boto3", "botocore")`` (the runtime has them).
             Only the distributions named are removed, by the files their RECORD lists; their dependencies stay.
         index: private index settings (credentials allowed; they are never printed).
-        installer: ``auto`` (pip with a Python of the runtime's version if one is found, else uv), ``pip`` or
-            ``uv``.
-        python_executable: the interpreter to run pip with; by default one of the runtime's version is searched
-            on PATH, in pyenv and in uv's managed Pythons.
+        installer: ``auto`` (uv where it gives the layer pip would give, else pip), ``pip`` or ``uv``.
+        python_executable: the interpreter to run pip with (when pip runs); by default one of the runtime's version
+            is searched on PATH, in pyenv and in uv's managed Pythons.
         extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
         verify: check the finished layer zip before publishing it (see ``verify_layer_zip``): wheel tags, ELF files

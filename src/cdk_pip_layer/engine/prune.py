@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -94,8 +95,9 @@ def _remove_recorded_files(
 
 
 def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
-    """Remove what only the build host could use: console scripts (their shebang is the host's Python) and byte
-    code compiled for another interpreter than the target's."""
+    """Remove what only the build host could use, and make the rest the same whichever installer ran: console
+    scripts (their shebang is the host's Python), byte code compiled for another interpreter than the target's, the
+    installers' own bookkeeping in each ``.dist-info``, and C headers in one place (see :func:`_normalise_record`)."""
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
     for dist_info in site_dir.glob("*.dist-info"):
         _normalise_record(site_dir, dist_info)
@@ -103,18 +105,41 @@ def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
     for pyc in site_dir.rglob("*.pyc"):
         if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:
             pyc.unlink()
-    # Empty directories (emptied __pycache__, or uv's empty <dist>.libs/) carry nothing and would only make the
-    # zip differ between installers.
+    # Empty directories (emptied __pycache__, uv's empty <dist>.libs/, pip's include/site/ after the headers moved)
+    # carry nothing and would only make the zip differ between installers.
     for dirpath, _, _ in sorted(os.walk(site_dir), key=lambda entry: len(entry[0]), reverse=True):
         directory = Path(dirpath)
         if directory != site_dir and not any(directory.iterdir()):
             directory.rmdir()
 
 
+# What installers write into a .dist-info for themselves: which requirements were named (REQUESTED: pip for the
+# requirements given, uv for every distribution), where a wheel came from (direct_url.json: the absolute file://
+# path of a local wheel), uv's cache key (uv_cache.json: a timestamp). Nothing on Lambda reads them, and each one
+# differs between installers, build hosts or checkouts.
+_BOOKKEEPING = frozenset({"REQUESTED", "direct_url.json", "uv_cache.json"})
+
+# Where pip puts a wheel's .data/headers, relative to the target: include/python/<name>, or
+# include/site/pythonX.Y/<name> from a virtual environment, <name> spelled as the requirement spelled it. uv puts
+# them in include/<canonical name>, which is where they go in every layer.
+_PIP_HEADERS = re.compile(r"^include/(?:python|site/python\d+\.\d+)/(?P<name>[^/]+)/(?P<rest>.+)$")
+
+
 def _normalise_record(site_dir: Path, dist_info: Path) -> None:
-    """RECORD lines for scripts (../../bin/<script> from pip, bin/<script> from uv) hash the host's shebang, and
-    INSTALLER names the tool (pip, uv): either would make the zip differ from one build host to the next. RECORD
-    keeps the files that are in the layer, and the layer's installer is cdk-pip-layer, whichever program ran."""
+    """Make one distribution's files and RECORD the same whichever installer wrote them, RECORD listing exactly
+    the files in the layer with their hashes:
+
+    - RECORD lines for scripts (../../bin/<script> from pip, bin/<script> from uv) hash the host's shebang: the
+      scripts are gone (``bin/``), so are their lines;
+    - pip records what ``--target`` moved out of its ``lib/python`` (data files, headers) as ``../../<path>``: it is
+      at ``<path>`` in the layer;
+    - C headers go to ``include/<canonical name>/`` (see ``_PIP_HEADERS``);
+    - the installers' bookkeeping files go (see ``_BOOKKEEPING``);
+    - INSTALLER says cdk-pip-layer, whichever program ran;
+    - the lines are sorted, as pip and uv both write them.
+    """
+    for name in _BOOKKEEPING:
+        (dist_info / name).unlink(missing_ok=True)
     record = dist_info / "RECORD"
     if not record.is_file():
         return
@@ -122,16 +147,46 @@ def _normalise_record(site_dir: Path, dist_info: Path) -> None:
     installer_hash = base64.urlsafe_b64encode(hashlib.sha256(installer_bytes).digest()).rstrip(b"=").decode()
     installer_file = dist_info / "INSTALLER"
     installer_entry = f"{dist_info.name}/INSTALLER"
-    rows = []
+    project = canonicalize_name(dist_info.name.partition("-")[0])  # <name>-<version>.dist-info, "-" escaped in <name>
+    rows: dict[str, list[str]] = {}
     for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
-        if not row or row[0].startswith("../") or not (site_dir / row[0]).exists():
-            continue  # a file outside the layer, or one removed with bin/
-        if row[0] == installer_entry and installer_file.is_file():
-            rows.append([installer_entry, f"sha256={installer_hash}", str(len(installer_bytes))])
+        if not row:
+            continue
+        path = _layer_path(site_dir, row[0], project)
+        if path is None or not (site_dir / path).is_file():
+            continue  # a file outside the layer, one removed with bin/, or installer bookkeeping (deleted above)
+        if path == installer_entry and installer_file.is_file():
+            rows[path] = [installer_entry, f"sha256={installer_hash}", str(len(installer_bytes))]
         else:
-            rows.append(row)
+            rows[path] = [path, *row[1:]]
+    rows[f"{dist_info.name}/RECORD"] = [f"{dist_info.name}/RECORD", "", ""]
     if installer_file.is_file():
-        installer_file.write_bytes(installer_bytes)
+        _replace(installer_file, installer_bytes)
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    record.write_text(out.getvalue(), encoding="utf-8")
+    csv.writer(out, lineterminator="\n").writerows(rows[path] for path in sorted(rows))
+    _replace(record, out.getvalue().encode("utf-8"))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` as a new file: uv may have installed it as a hard link into its cache, which an in-place
+    write would change for every later install."""
+    temporary = path.with_name(f".{path.name}.cdk-pip-layer")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def _layer_path(site_dir: Path, recorded: str, project: str) -> str | None:
+    """Where a file RECORD names is in the layer (moving pip's headers to their one place), or None when it is not
+    in the layer."""
+    path = recorded[len("../../") :] if recorded.startswith("../../") else recorded
+    if path.startswith(("../", "/")):
+        return None
+    headers = _PIP_HEADERS.match(path)
+    if headers and canonicalize_name(headers["name"]) == project:
+        moved = f"include/{project}/{headers['rest']}"
+        source, dest = site_dir / path, site_dir / moved
+        if source.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(dest)
+        return moved
+    return path

@@ -215,13 +215,42 @@ class LambdaTarget:
         return args
 
     @property
+    def uv_manylinux_level(self) -> int:
+        """The newest manylinux level uv can be told (``--python-platform``) that does not exceed our glibc."""
+        glibc_minor = self.glibc[1]
+        return max(level for level in _UV_MANYLINUX_LEVELS if level <= glibc_minor)
+
+    @property
     def uv_python_platform(self) -> str:
         """The ``--python-platform`` value for uv: the newest manylinux level uv knows within our glibc."""
-        glibc_minor = self.glibc[1]
-        level = max(level for level in _UV_MANYLINUX_LEVELS if level <= glibc_minor)
-        return f"{self.machine}-manylinux_2_{level}"
+        return f"{self.machine}-manylinux_2_{self.uv_manylinux_level}"
+
+    @cached_property
+    def uv_supported_tags(self) -> frozenset[tags.Tag]:
+        """The tags of :attr:`supported_tags` that uv accepts when told :attr:`uv_python_platform`: every manylinux
+        level up to that one. For Amazon Linux 2 (glibc 2.26) that leaves out manylinux_2_18 .. manylinux_2_26:
+        wheels pip installs and uv cannot."""
+        level = self.uv_manylinux_level
+        return frozenset(tag for tag in self.supported_tags if _platform_glibc_minor(tag.platform) <= level)
+
+    @property
+    def uv_blind_platforms(self) -> tuple[str, ...]:
+        """The platform tags the runtime loads and uv cannot target (none for glibc 2.34), newest first."""
+        level = self.uv_manylinux_level
+        return tuple(platform for platform in self.platform_tags if _platform_glibc_minor(platform) > level)
 
     def describe_tags(self, limit: int = 4) -> str:
         shown = [str(tag) for tag in self.supported_tags[:limit]]
         rest = len(self.supported_tags) - len(shown)
         return ", ".join(shown) + (f" … and {rest} more" if rest > 0 else "")
+
+
+def _platform_glibc_minor(platform: str) -> int:
+    """The glibc minor version a manylinux platform tag needs (0 for ``any`` and other platforms)."""
+    for level, legacy in _LEGACY_MANYLINUX.items():
+        if platform.startswith(f"{legacy}_"):
+            return level[1]
+    if platform.startswith("manylinux_2_"):
+        minor = platform.split("_")[2]
+        return int(minor) if minor.isdigit() else 0
+    return 0

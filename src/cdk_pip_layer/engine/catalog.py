@@ -1,0 +1,341 @@
+"""What the package indexes offer for a project: its wheel files with their tags, ``Requires-Python`` and yanked
+state, read from where the installers read them (the index and the extra indexes, ``file://`` indexes,
+``--find-links`` directories and pages), with the same credentials, CA bundle and proxies.
+
+The installer choice uses it to tell whether pip would choose other wheels than uv did (see :mod:`.choice`). The
+simple repository API is read as PEP 691 JSON when the index offers it, else as PEP 503 HTML; only wheel files
+matter (builds install wheels only). Standard library and ``packaging`` only: the engine also runs inside the
+Lambda build image.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import netrc
+import os
+import re
+import shlex
+import ssl
+import threading
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import url2pathname
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from .index import IndexSettings, host_ca_bundle
+from .redact import redact
+
+_JSON = "application/vnd.pypi.simple.v1+json"
+_ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+_MAX_PAGE = 64 * 1024 * 1024  # numpy's page is about 2 MB
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class OfferedWheel:
+    """One wheel file an index (or a find-links location) offers."""
+
+    filename: str
+    version: Version
+    tags: frozenset[Tag]
+    requires_python: SpecifierSet | None
+    yanked: bool
+
+    def admits(self, python: Version) -> bool:
+        """Whether its ``Requires-Python`` admits ``python`` (no statement admits every version)."""
+        return self.requires_python is None or self.requires_python.contains(python, prereleases=True)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the installers look for distributions: index URLs (credentials allowed), find-links locations
+    (directories, files or URLs), hosts whose certificate is not checked, and the CA bundle."""
+
+    indexes: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    prereleases: bool = False  # --pre: pre-releases are candidates too
+
+    def describe(self) -> str:
+        return ", ".join(redact(place) for place in (*self.indexes, *self.find_links)) or "no index"
+
+
+def build_sources(
+    index: IndexSettings,
+    settings: Mapping[str, str],
+    extra_args: Sequence[str],
+    requirement_files: Iterable[Path],
+    *,
+    cwd: Path,
+) -> Sources:
+    """The places a build's installer reads: the user's pip configuration (``settings``, see
+    :func:`~.index.pip_settings`), the build's index settings, the options in the extra installer arguments and
+    in the requirements files. All of them together: a superset of what either installer reads is what a check
+    of their choices needs."""
+    main = index.index_url or settings.get("index-url") or "https://pypi.org/simple"
+    indexes = [main, *index.extra_index_urls, *settings.get("extra-index-url", "").split()]
+    options = _Options(cwd)
+    options.read_args(extra_args)
+    for path in requirement_files:
+        options.read_file(path)
+    no_index = settings.get("no-index", "").lower() in _TRUE or options.no_index
+    find_links = [_local(link, cwd) for link in settings.get("find-links", "").split()] + options.find_links
+    trusted = [*settings.get("trusted-host", "").split(), *index.trusted_hosts, *options.trusted_hosts]
+    ca_bundle = settings.get("cert") or (str(host_ca_bundle()) if host_ca_bundle() else None)
+    return Sources(
+        indexes=() if no_index else tuple(dict.fromkeys([*indexes, *options.indexes])),
+        find_links=tuple(dict.fromkeys(find_links)),
+        trusted_hosts=tuple(dict.fromkeys(trusted)),
+        ca_bundle=ca_bundle,
+        prereleases=settings.get("pre", "").lower() in _TRUE or options.pre,
+    )
+
+
+def _local(link: str, base: Path) -> str:
+    """A find-links value as the installers resolve it: URLs as they are, paths relative to ``base``."""
+    if re.match(r"^[a-z][a-z0-9+.-]*://", link, re.I):
+        return link
+    return str((base / Path(link).expanduser()).resolve())
+
+
+class _Options:
+    """The options that say where packages come from, in installer arguments and requirements files."""
+
+    _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip expands ${VAR} in requirements files
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.indexes: list[str] = []
+        self.find_links: list[str] = []
+        self.trusted_hosts: list[str] = []
+        self.no_index = False
+        self.pre = False
+
+    def read_args(self, args: Sequence[str], base: Path | None = None) -> None:
+        tokens = list(args)
+        while tokens:
+            name, _, value = tokens.pop(0).partition("=")
+            if name.startswith("-") and not name.startswith("--") and len(name) > 2 and not value:
+                name, value = name[:2], name[2:]  # -fwheels
+            takes = name in ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host")
+            if takes and not value and tokens:
+                value = tokens.pop(0)
+            self._one(name, value, base or self.cwd)
+
+    def _one(self, name: str, value: str, base: Path) -> None:
+        if name == "--no-index":
+            self.no_index = True
+        elif name == "--pre":
+            self.pre = True
+        elif name in ("-i", "--index-url", "--extra-index-url") and value:
+            self.indexes.append(value)
+        elif name in ("-f", "--find-links") and value:
+            relative = base / value
+            self.find_links.append(_local(str(relative) if relative.exists() else value, self.cwd))
+        elif name == "--trusted-host" and value:
+            self.trusted_hosts.append(value)
+
+    def read_file(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return  # the requirements reader reports unreadable files
+        text = re.sub(r"\\\r?\n", " ", text)
+        for raw in text.splitlines():
+            line = re.sub(r"(^|\s+)#.*$", "", raw).strip()
+            if not line.startswith("-"):
+                continue
+            line = self._ENV.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+            try:
+                words = shlex.split(line)
+            except ValueError:
+                words = line.split()
+            self.read_args(words, base=path.resolve().parent)
+
+
+def offered_wheels(
+    sources: Sources,
+    projects: Iterable[str],
+    *,
+    keep: Callable[[str], bool] | None = None,
+    timeout: float = 20.0,
+) -> dict[str, tuple[OfferedWheel, ...] | str]:
+    """Every wheel the sources offer for each project (only those whose file name ``keep`` accepts: a big project
+    lists thousands), or why they could not all be read (redacted). Pages are read concurrently."""
+    names = sorted({canonicalize_name(project) for project in projects})
+    places: list[tuple[str, str]] = [(url, "index") for url in sources.indexes]
+    places += [(link, "links") for link in sources.find_links]
+    jobs = [(name, place, kind) for name in names for place, kind in places]
+    reader = _Reader(sources, timeout, keep or (lambda _: True))
+    found: dict[str, list[OfferedWheel]] = {name: [] for name in names}
+    failed: dict[str, str] = {}
+    if not jobs:
+        return {name: () for name in names}
+    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        results = pool.map(lambda job: reader.read(*job), jobs)
+        for (name, _, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, str):
+                failed.setdefault(name, result)
+            else:
+                found[name].extend(wheel for owner, wheel in result if owner == name)
+    return {name: failed.get(name) or tuple(found[name]) for name in names}
+
+
+class _Reader:
+    def __init__(self, sources: Sources, timeout: float, keep: Callable[[str], bool]) -> None:
+        self.sources = sources
+        self.timeout = timeout
+        self.keep = keep
+        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def read(self, project: NormalizedName, place: str, kind: str) -> list[tuple[NormalizedName, OfferedWheel]] | str:
+        """The wheels ``place`` lists for ``project`` (an index's project page, or a find-links location)."""
+        try:
+            if kind == "index":
+                base = place.rstrip("/") + f"/{project}/"
+                return _wheels(*self._page(base, project_page=True), keep=self.keep)
+            return _wheels(*self._page(place, project_page=False), keep=self.keep)
+        except _Unreadable as exc:
+            return str(exc)
+
+    def _page(self, url: str, *, project_page: bool) -> tuple[str, str, bytes]:
+        """(the page's URL, its content type, its bytes); an empty page when it does not exist."""
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            return self._local(url, project_page=project_page)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        clean = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+        request = urllib.request.Request(clean, headers={"Accept": _ACCEPT, "Accept-Encoding": "gzip"})
+        userinfo = unquote(parts.netloc.rsplit("@", 1)[0]) if "@" in parts.netloc else _netrc_login(parts.hostname)
+        if userinfo:
+            request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls(host)) as response:
+                data = response.read(_MAX_PAGE + 1)
+                if response.headers.get("Content-Encoding") == "gzip":
+                    data = gzip.decompress(data)
+                return response.geturl(), response.headers.get("Content-Type", ""), data
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return url, "", b""
+            raise _Unreadable(f"{redact(url)} answered {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise _Unreadable(f"{redact(url)} could not be read: {redact(str(reason))}") from None
+
+    def _tls(self, host: str) -> ssl.SSLContext:
+        """One context for each kind of host (making one costs tens of milliseconds)."""
+        trusted = host.split(":", maxsplit=1)[0] in self.sources.trusted_hosts or host in self.sources.trusted_hosts
+        with self._lock:
+            if trusted not in self._contexts:
+                ca = self.sources.ca_bundle
+                context = ssl.create_default_context(cafile=ca if ca and Path(ca).is_file() else None)
+                if trusted:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE  # the user said so (--trusted-host), as pip and uv do
+                self._contexts[trusted] = context
+            return self._contexts[trusted]
+
+    @staticmethod
+    def _local(url: str, *, project_page: bool) -> tuple[str, str, bytes]:
+        parts = urlsplit(url)
+        path = Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
+        try:
+            if path.is_dir() and (project_page or (path / "index.html").is_file()):
+                path = path / "index.html"  # a file:// index, as pip reads one
+            elif path.is_dir():
+                # A find-links directory: its files are the links.
+                links = "".join(f'<a href="{entry.name}">{entry.name}</a>' for entry in sorted(path.iterdir()))
+                return path.as_uri() + "/", "text/html", links.encode()
+            if not path.is_file():
+                return url, "", b""
+            return path.as_uri(), "text/html", path.read_bytes()[: _MAX_PAGE + 1]
+        except OSError as exc:
+            raise _Unreadable(f"{path} could not be read: {exc.strerror or exc}") from None
+
+
+def _netrc_login(host: str | None) -> str | None:
+    """``login:password`` for ``host`` from the user's netrc (``$NETRC`` or ``~/.netrc``), as pip and uv use it."""
+    if not host:
+        return None
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return f"{entry[0]}:{entry[2]}" if entry and entry[2] is not None else None
+
+
+class _Unreadable(Exception):
+    """A source could not be read (internal: the caller gets the message)."""
+
+
+def _wheels(
+    url: str, content_type: str, data: bytes, *, keep: Callable[[str], bool]
+) -> list[tuple[NormalizedName, OfferedWheel]]:
+    if not data:
+        return []
+    if len(data) > _MAX_PAGE:
+        raise _Unreadable(f"{redact(url)} is larger than {_MAX_PAGE // (1024 * 1024)} MB")
+    if content_type.split(";", maxsplit=1)[0].strip() == _JSON:
+        try:
+            files = json.loads(data)["files"]
+            entries = [(str(f["filename"]), f.get("requires-python"), f.get("yanked")) for f in files]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Unreadable(f"{redact(url)} is not a valid simple index page ({exc})") from None
+    else:
+        parser = _Links()
+        parser.feed(data.decode("utf-8", errors="replace"))
+        entries = parser.entries
+    out = []
+    for filename, requires_python, yanked in entries:
+        wheel = _wheel(filename, requires_python, bool(yanked)) if keep(filename) else None
+        if wheel is not None:
+            out.append(wheel)
+    return out
+
+
+def _wheel(filename: str, requires_python: object, yanked: bool) -> tuple[NormalizedName, OfferedWheel] | None:
+    if not filename.endswith(".whl"):
+        return None
+    try:
+        name, version, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    try:
+        specifier = SpecifierSet(requires_python) if isinstance(requires_python, str) and requires_python else None
+    except InvalidSpecifier:
+        specifier = None  # pip ignores a Requires-Python it cannot parse
+    return name, OfferedWheel(filename, version, frozenset(tags), specifier, yanked)
+
+
+class _Links(HTMLParser):
+    """The anchors of a PEP 503 page: (file name, data-requires-python, data-yanked present)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[tuple[str, str | None, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        values = dict(attrs)
+        href = values.get("href")
+        if not href:
+            return
+        path = urlsplit(urljoin("https://x/", href)).path
+        filename = unquote(path.rsplit("/", 1)[-1])
+        self.entries.append((filename, values.get("data-requires-python"), "data-yanked" in values))
