@@ -109,7 +109,10 @@ def run_cli(tmp_path: Path, requirements: str, *args: str) -> subprocess.Complet
 def test_pinned_pandas_for_python311_arm64_names_what_uv_cannot_target(tmp_path: Path) -> None:
     if _pip_can_run("python3.11", "arm64"):
         pytest.skip("pip can run for python3.11/arm64 on this host")
-    done = run_cli(tmp_path, "pandas==3.0.0\n", "--runtime", "python3.11", "--architecture", "arm64")
+    # --bundling local: the local build's own answer (auto would go on to build it in the Lambda build image).
+    done = run_cli(
+        tmp_path, "pandas==3.0.0\n", "--runtime", "python3.11", "--architecture", "arm64", "--bundling", "local"
+    )
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "uv cannot install pandas==3.0.0 for python3.11/arm64" in done.stderr
