@@ -49,7 +49,8 @@ BUILD_ARM64=${CDK_PIP_LAYER_CI_ARM64:-1}
 DOCKERD_LOG=${DOCKERD_LOG:-/tmp/dockerd.log}
 DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
 ROOTFS_TIMEOUT=${CDK_PIP_LAYER_CI_ROOTFS_TIMEOUT:-900}
-# Bump when the root filesystems or the images change: cached tarballs and images of another version are remade.
+# Bump when the recipe below changes. Each image's key (its label, its tarball's name) is this version and a digest
+# of its line in IMAGES: cached tarballs and images of another key are remade.
 ROOTFS_VERSION=3
 # The SAM build images carry a C/C++ toolchain and Python headers (for sdists with native code); so do ours,
 # on x86_64. The arm64 stand-in (under qemu) stays minimal: no test compiles there.
@@ -222,11 +223,12 @@ sys.exit(not all([compileall.compile_dir(d, quiet=1, workers=0) for d in dirs]))
     warn "byte-compiling Python in $dir failed for some files: pip runs in that image will be slower"
 }
 
-rootfs_tar() { echo "$CACHE_DIR/rootfs-$1-$2-v$ROOTFS_VERSION.tar"; } # suite arch
+image_key() { printf 'v%s-%s' "$ROOTFS_VERSION" "$(printf '%s' "$*" | sha256sum | cut -c1-10)"; } # spec
+rootfs_tar() { echo "$CACHE_DIR/rootfs-$1-$2-$3.tar"; }                                         # suite arch key
 
-make_rootfs_tar() { # suite arch how kind packages: how = minbase (installed) | extract (see above)
-  local suite=$1 arch=$2 how=$3 kind=$4 packages=$5 tar work mirror t=$SECONDS opts=()
-  tar=$(rootfs_tar "$suite" "$arch")
+make_rootfs_tar() { # suite arch how kind packages key: how = minbase (installed) | extract (see above)
+  local suite=$1 arch=$2 how=$3 kind=$4 packages=$5 key=$6 tar work mirror t=$SECONDS opts=()
+  tar=$(rootfs_tar "$suite" "$arch" "$key")
   work="$CACHE_DIR/work/$suite-$arch"
   mirror=$(detect_mirror)
   cleanup_dir "$work"
@@ -261,22 +263,22 @@ make_rootfs_tar() { # suite arch how kind packages: how = minbase (installed) | 
 CREATED_IMAGES=()
 image_version() { docker image inspect -f '{{index .Config.Labels "cdk-pip-layer.rootfs"}}' "$1" 2>/dev/null; }
 
-import_image() { # name tarball  (native arch, via docker import)
+import_image() { # name tarball key  (native arch, via docker import)
   docker import \
     --change "ENV PATH=$IMAGE_PATH_ENV" \
     --change 'ENV LANG=C.UTF-8' \
     --change 'WORKDIR /var/task' \
     --change 'CMD ["/bin/bash"]' \
-    --change "LABEL cdk-pip-layer.rootfs=$ROOTFS_VERSION" \
+    --change "LABEL cdk-pip-layer.rootfs=$3" \
     --message "cdk-pip-layer CI stand-in" \
     "$2" "$1" >/dev/null
 }
 
-load_foreign_image() { # name tarball goarch variant
+load_foreign_image() { # name tarball goarch variant key
   # dockerd 20.10 ignores `docker import --platform`, recording the host arch,
   # and `docker run --platform linux/arm64` then tries (and fails) to pull.
   # So write a docker-save archive with the right architecture and load it.
-  local name=$1 tarball=$2 arch=$3 variant=$4 tmp diff_id now
+  local name=$1 tarball=$2 arch=$3 variant=$4 key=$5 tmp diff_id now
   tmp=$(mktemp -d "$CACHE_DIR/load.XXXXXX")
   diff_id=$(sha256sum "$tarball" | cut -d' ' -f1)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -284,7 +286,7 @@ load_foreign_image() { # name tarball goarch variant
   cat >"$tmp/config.json" <<JSON
 {"architecture":"$arch","variant":"$variant","os":"linux","created":"$now",
  "config":{"Env":["PATH=$IMAGE_PATH_ENV","LANG=C.UTF-8"],"Cmd":["/bin/bash"],"WorkingDir":"/var/task",
-           "Labels":{"cdk-pip-layer.rootfs":"$ROOTFS_VERSION"}},
+           "Labels":{"cdk-pip-layer.rootfs":"$key"}},
  "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},
  "history":[{"created":"$now","comment":"cdk-pip-layer CI stand-in"}]}
 JSON
@@ -328,7 +330,7 @@ enable_qemu_aarch64() {
 IMAGES=(
   "public.ecr.aws/sam/build-python3.11:latest-x86_64 bookworm amd64 minbase sam $NATIVE_PACKAGES"
   "public.ecr.aws/sam/build-python3.13:latest-x86_64 trixie amd64 minbase sam $NATIVE_PACKAGES"
-  "cdk-pip-layer-ci/python:3.14 forky amd64 minbase python python3.14,python3.14-venv"
+  "cdk-pip-layer-ci/python:3.14 forky amd64 minbase python python3.14,python3.14-venv,python3-pip"
 )
 if [ "$BUILD_ARM64" = 1 ]; then
   enable_qemu_aarch64 ||
@@ -344,10 +346,11 @@ TODO=() PIDS=()
 trap '[ ${#PIDS[@]} -eq 0 ] || kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 for spec in "${IMAGES[@]}"; do
   read -r name suite arch how kind packages <<<"$spec"
-  if [ "$(image_version "$name")" = "$ROOTFS_VERSION" ]; then log "image $name exists"; continue; fi
+  key=$(image_key "$spec")
+  if [ "$(image_version "$name")" = "$key" ]; then log "image $name exists"; continue; fi
   TODO+=("$spec")
-  [ -s "$(rootfs_tar "$suite" "$arch")" ] && continue
-  make_rootfs_tar "$suite" "$arch" "$how" "$kind" "$packages" &
+  [ -s "$(rootfs_tar "$suite" "$arch" "$key")" ] && continue
+  make_rootfs_tar "$suite" "$arch" "$how" "$kind" "$packages" "$key" &
   PIDS+=($!)
 done
 failed=0 started=${#PIDS[@]}
@@ -355,14 +358,25 @@ for pid in "${PIDS[@]}"; do wait "$pid" || failed=1; done
 PIDS=()
 [ "$failed" = 0 ] || die "a root filesystem could not be made (see above)"
 [ "$started" = 0 ] || step_done "root filesystems"
+# Tarballs of no current image (an older recipe or package list) only take space: ~500 MB each.
+for tar in "$CACHE_DIR"/rootfs-*.tar; do
+  [ -e "$tar" ] || continue
+  current=0
+  for spec in "${IMAGES[@]}"; do
+    read -r name suite arch how kind packages <<<"$spec"
+    [ "$tar" = "$(rootfs_tar "$suite" "$arch" "$(image_key "$spec")")" ] && current=1
+  done
+  [ "$current" = 1 ] || { log "removing the stale $tar"; rm -f "$tar"; }
+done
 
 for spec in "${TODO[@]}"; do
   read -r name suite arch how kind packages <<<"$spec"
+  key=$(image_key "$spec")
   log "importing $name"
   if [ "$arch" = amd64 ]; then
-    import_image "$name" "$(rootfs_tar "$suite" "$arch")"
+    import_image "$name" "$(rootfs_tar "$suite" "$arch" "$key")" "$key"
   else
-    load_foreign_image "$name" "$(rootfs_tar "$suite" "$arch")" "$arch" v8
+    load_foreign_image "$name" "$(rootfs_tar "$suite" "$arch" "$key")" "$arch" v8 "$key"
   fi
   check_image "$name" "$arch" "$kind"
   CREATED_IMAGES+=("$name")
