@@ -332,11 +332,13 @@ IMAGES=(
   "public.ecr.aws/sam/build-python3.13:latest-x86_64 trixie amd64 minbase sam $NATIVE_PACKAGES"
   "cdk-pip-layer-ci/python:3.14 forky amd64 minbase python python3.14,python3.14-venv,python3-pip"
 )
+ARM64_SPEC="public.ecr.aws/sam/build-python3.11:latest-arm64 bookworm arm64 extract sam $BASE_PACKAGES"
+KNOWN_SPECS=("${IMAGES[@]}" "$ARM64_SPEC") # whose cached tarballs are kept
 if [ "$BUILD_ARM64" = 1 ]; then
   enable_qemu_aarch64 ||
     die "cannot register qemu-aarch64 with binfmt_misc (F flag), so no arm64 stand-in can run here;" \
       "CDK_PIP_LAYER_CI_ARM64=0 leaves it out (the arm64 container tests then skip)"
-  IMAGES+=("public.ecr.aws/sam/build-python3.11:latest-arm64 bookworm arm64 extract sam $BASE_PACKAGES")
+  IMAGES+=("$ARM64_SPEC")
 else
   log "arm64 stand-in left out (CDK_PIP_LAYER_CI_ARM64=$BUILD_ARM64)"
 fi
@@ -362,7 +364,7 @@ PIDS=()
 for tar in "$CACHE_DIR"/rootfs-*.tar; do
   [ -e "$tar" ] || continue
   current=0
-  for spec in "${IMAGES[@]}"; do
+  for spec in "${KNOWN_SPECS[@]}"; do
     read -r name suite arch how kind packages <<<"$spec"
     [ "$tar" = "$(rootfs_tar "$suite" "$arch" "$(image_key "$spec")")" ] && current=1
   done
