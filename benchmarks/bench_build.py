@@ -247,7 +247,7 @@ def tool_version(argv: Sequence[str], marker: str = "") -> str:
     return lines[0] if done.returncode == 0 and lines else "?"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - the cases of one run, in sequence
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per cache mode (default 3)")
     parser.add_argument("--no-warm", action="store_true", help="skip the warm-cache rounds")

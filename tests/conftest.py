@@ -1,4 +1,18 @@
-"""Shared fixtures: real wheels and fake installed distributions built in tmp_path, and a hermetic pip/uv env."""
+"""The test tiers, and shared fixtures: real wheels and fake installed distributions built in tmp_path, and a
+hermetic pip/uv environment.
+
+A test's tier is the folder it lives in, and its marker is the folder's name (no test sets one by hand):
+
+- ``unit``: pure and offline (real pip and uv against wheels built in tmp_path, never the network);
+- ``construct``: real CDK (jsii) with ``aws_cdk.assertions``; the engine's build and Docker replaced by fakes;
+- ``real``: real pip, uv and PyPI, pyenv's interpreters for import tests;
+- ``e2e``: the real CDK CLI, and a deploy to the moto AWS emulator;
+- ``container``: a real Docker engine with the stand-in Lambda build images;
+- ``packaging``: the built sdist and wheel, installed into a fresh virtual environment.
+
+A bare ``pytest`` runs the two pure tiers (``testpaths``); ``pytest tests`` runs them all, as CI does; ``-m`` picks
+tiers by name (``pytest tests -m "real or e2e"``).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +31,21 @@ from packaging.utils import canonicalize_name
 from cdk_pip_layer import SUPPORTED_RUNTIMES
 
 FileContents = Mapping[str, "str | bytes"]
+
+TIERS = ("unit", "construct", "real", "e2e", "container", "packaging")
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier: the name of the folder under ``tests/`` it lives in."""
+    for item in items:
+        try:
+            tier = Path(item.path).resolve().relative_to(_TESTS).parts[0]
+        except ValueError:  # pragma: no cover - a test outside tests/
+            continue
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of the tier folders {', '.join(TIERS)}")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def _record_hash(data: bytes) -> str:

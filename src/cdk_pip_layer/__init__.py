@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._builder import LayerBuildResult, PipBasedLambdaLayerLocalBuilder
-from ._errors import (
+from ._version import __version__
+from .engine.errors import (
     ContainerBuildError,
     IndexUnreachableError,
     InstallError,
@@ -25,20 +25,20 @@ from ._errors import (
     UnsupportedTargetError,
     VerificationError,
 )
-from ._index import IndexSettings
-from ._options import LayerBuildOptions
-from ._platform import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from .engine.index import IndexSettings
+from .engine.local import PipBasedLambdaLayerLocalBuilder
+from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from .engine.outputs import LayerBuildResult
+from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 
 if TYPE_CHECKING:
-    from ._construct import BundlingMode, PipLambdaLayer
-    from ._container_builder import PipBasedLambdaLayerContainerBuilder
+    from .cdk.construct import PipLambdaLayer
+    from .container.builder import PipBasedLambdaLayerContainerBuilder
 
-__version__ = "0.1.0"
 
 _LAZY = {
-    "PipLambdaLayer": "._construct",
-    "BundlingMode": "._construct",
-    "PipBasedLambdaLayerContainerBuilder": "._container_builder",
+    "PipLambdaLayer": "cdk_pip_layer.cdk.construct",
+    "PipBasedLambdaLayerContainerBuilder": "cdk_pip_layer.container.builder",
 }
 
 
@@ -57,6 +57,7 @@ __all__ = [
     "IndexSettings",
     "IndexUnreachableError",
     "InstallError",
+    "InstallerChoice",
     "InvalidInputError",
     "LambdaTarget",
     "LayerBuildError",

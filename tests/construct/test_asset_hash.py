@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-import cdk_pip_layer._construct
+import cdk_pip_layer.cdk.bundling
 from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
-from cdk_pip_layer._bundling import input_hash
-from cdk_pip_layer._requirements import read_requirements
+from cdk_pip_layer.cdk.asset_hash import input_hash
+from cdk_pip_layer.engine.requirements import read_requirements
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -61,7 +61,7 @@ def test_asset_hash_is_our_input_hash_plus_the_exact_bundling_json(tmp_path: Pat
 def test_input_hash_definition_is_stable() -> None:
     """A changed definition changes every user's layer version: it must be deliberate (and bump the version)."""
     root = Path(__file__).parent / "data"
-    options = LayerBuildOptions(requirements=root / "requirements.txt", exclude=("botocore", "Boto3"))
+    options = LayerBuildOptions.parse(requirements=root / "requirements.txt", exclude=("botocore", "Boto3"))
     canonical = (
         '{"architecture":"x86_64","cdk-pip-layer":"0.1.0","exclude":["boto3","botocore"],'
         '"extra-installer-args":[],"index":{"extra_index_urls":[],"index_url":null,"trusted_hosts":[]},'
@@ -143,7 +143,7 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
     elif change == "verify":
         props["verify"] = False
     elif change == "library version":
-        monkeypatch.setattr(cdk_pip_layer._construct, "__version__", "0.2.0")
+        monkeypatch.setattr(cdk_pip_layer.cdk.bundling, "__version__", "0.2.0")
     assert _hash(tmp_path, requirements, **props) != before
 
 

@@ -23,8 +23,9 @@ from cdk_pip_layer import (
     NoTargetInstallerError,
     PipLambdaLayer,
 )
-from cdk_pip_layer._bundling import BundlingMode, LayerCache, LocalBundler, bundling_options
-from cdk_pip_layer._container import (
+from cdk_pip_layer.cdk.bundling import BundlingMode, LocalBundler, bundling_options
+from cdk_pip_layer.cdk.cache import LayerCache
+from cdk_pip_layer.container.protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
     CONTAINER_COMMAND,
@@ -32,7 +33,7 @@ from cdk_pip_layer._container import (
     PIP_VARIABLES,
     PROXY_VARIABLES,
 )
-from cdk_pip_layer._interpreters import find_interpreter
+from cdk_pip_layer.engine.interpreters import find_interpreter
 
 from ._helpers import files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -57,7 +58,7 @@ def _host_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: Any) -> LocalBundler:
     return LocalBundler(
-        options=LayerBuildOptions(requirements=requirements, **options),
+        options=LayerBuildOptions.parse(requirements=requirements, **options),
         mode=mode,
         key="k" * 64,
         staging_dir=tmp_path / "staged-input",
@@ -321,7 +322,7 @@ def test_what_a_user_sees_when_the_layer_cannot_be_built(tmp_path: Path, require
     assert "cdk-pip-layer: Stack/Layer: the layer could not be built:\nA local build for python3.14/x86_64" in err
     # The traceback ends with our error, not with jsii's wrapping of it.
     last = err.strip().splitlines()
-    assert any(line.startswith("cdk_pip_layer._errors.NoTargetInstallerError: A local build") for line in last)
+    assert any(line.startswith("cdk_pip_layer.engine.errors.NoTargetInstallerError: A local build") for line in last)
     assert last[-1].startswith("What to do: install Python 3.14")
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildResult, PipBasedLambdaLayerContainerBuilder
+from layer_inspection import zip_names
 
 IMAGE_311 = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
 IMAGE_311_ARM64 = "public.ecr.aws/sam/build-python3.11:latest-arm64"
@@ -38,9 +37,6 @@ WHEEL_ONLY_EXCLUDE = ("six",)
 NATIVE_SDIST = "mmh3==2.5.1\n"
 # Wheels with shared objects for aarch64 (manylinux2014), cp311.
 ARM64_REQUIREMENTS = "orjson==3.10.12\nPyYAML==6.0.2\n"
-
-ELF_X86_64 = 62
-ELF_AARCH64 = 183
 
 
 def in_ci() -> bool:
@@ -132,40 +128,3 @@ def container_build(
     with pypi_only(), captured_log() as lines:
         result = builder.build()
     return Built(result, list(lines), cache)
-
-
-def zip_names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return archive.namelist()
-
-
-def elf_machine(path: Path) -> int | None:
-    """The ELF ``e_machine`` of a file (None when it is not ELF), read from its header."""
-    header = path.read_bytes()[:20]
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-
-
-def shared_objects(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and (p.name.endswith(".so") or ".so." in p.name))
-
-
-def unzip(zip_path: Path, dest: Path) -> Path:
-    """Extract a layer.zip as Lambda does (into /opt); return the directory Python finds packages in."""
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(dest)
-    return dest / "python"
-
-
-def run_isolated(python: Path, code: str, pythonpath: Path) -> subprocess.CompletedProcess[str]:
-    """``code`` in ``python`` seeing only the standard library and ``pythonpath`` (as Lambda sees /opt/python)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(pythonpath),
-        "PYTHONNOUSERSITE": "1",
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        [str(python), "-S", "-s", "-B", "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
-    )

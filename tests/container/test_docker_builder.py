@@ -6,13 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
-
 from cdk_pip_layer import LayerBuildResult
+from layer_inspection import ELF_X86_64, elf_machine, run_isolated, shared_objects, unzip, zip_names
 
-from ._docker_tier import ELF_X86_64, IMAGE_311, Built, elf_machine, run_isolated, shared_objects, unzip, zip_names
-
-pytestmark = [pytest.mark.docker, pytest.mark.network]
+from ._docker_tier import IMAGE_311, Built
 
 
 def test_layout_is_the_local_builders(cold_build: Built) -> None:

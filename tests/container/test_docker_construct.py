@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ._docker_tier import ELF_X86_64, NATIVE_SDIST, elf_machine, run_isolated, unzip
+from layer_inspection import ELF_X86_64, elf_machine, run_isolated, unzip
 
-pytestmark = [pytest.mark.docker, pytest.mark.network]
+from ._docker_tier import NATIVE_SDIST
 
 
 def test_auto_bundling_falls_back_to_docker_for_a_native_sdist(

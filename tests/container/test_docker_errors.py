@@ -13,11 +13,15 @@ from typing import Any
 import docker.errors
 import pytest
 
-from cdk_pip_layer import Architecture, ContainerBuildError, PipBasedLambdaLayerContainerBuilder, _container_builder
+from cdk_pip_layer import (
+    Architecture,
+    ContainerBuildError,
+    NoCompatibleDistributionError,
+    PipBasedLambdaLayerContainerBuilder,
+)
+from cdk_pip_layer.container import builder as _container_builder
 
-from ._docker_tier import IMAGE_311_ARM64
-
-pytestmark = pytest.mark.docker
+from ._docker_tier import IMAGE_311, IMAGE_311_ARM64
 
 ABSENT_IMAGE = "public.ecr.aws/sam/build-python3.12:latest-x86_64"
 
@@ -93,7 +97,6 @@ def test_docker_not_installed(requirements: Path, tmp_path: Path, monkeypatch: p
         gc.collect()
 
 
-@pytest.mark.network
 def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: Path, docker_client: Any) -> None:
     try:
         docker_client.images.get(ABSENT_IMAGE)
@@ -114,25 +117,22 @@ def test_image_absent_and_not_pullable_fails_fast(requirements: Path, tmp_path: 
     assert not (tmp_path / "out" / "layer.zip").exists()
 
 
-@pytest.mark.network
-def test_build_failing_inside_the_container_shows_pips_reason(tmp_path: Path) -> None:
+def test_build_failing_inside_the_container_raises_the_engines_own_error(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.16.0\ncdk-pip-layer-no-such-package-4f1e==1.0\n", encoding="utf-8")
     builder = PipBasedLambdaLayerContainerBuilder(
         requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", use_cache=False
     )
-    with pytest.raises(ContainerBuildError) as caught:
+    with pytest.raises(NoCompatibleDistributionError) as caught:
         builder.build()
     error = caught.value
-    assert error.what.startswith("The build failed inside public.ecr.aws/sam/build-python3.11:latest-x86_64")
-    assert str(requirements) in (error.subject or "")
-    # The tail shows the engine's own error from inside the container, which names the package.
-    assert error.details, error
-    assert error.details[0].startswith("cdk-pip-layer: error: No distribution of cdk-pip-layer-no-such-package-4f1e")
-    inner_hint = [line for line in error.details if line.startswith("What to do: ")]
-    assert inner_hint, error.details
-    assert "'cdk-pip-layer-no-such-package-4f1e'" in inner_hint[0]
-    assert "spelled right" in inner_hint[0]
+    # The same error a local build raises, naming the package; its subject names the user's file and the image.
+    assert error.what.startswith("No distribution of cdk-pip-layer-no-such-package-4f1e")
+    assert error.package == "cdk-pip-layer-no-such-package-4f1e"
+    assert error.subject == f"{requirements} for python3.11/x86_64, built in {IMAGE_311}"
+    assert "'cdk-pip-layer-no-such-package-4f1e'" in (error.hint or "")
+    assert "spelled right" in (error.hint or "")
+    assert error.exit_code == 1
     assert "Traceback" not in str(error)
     assert not (tmp_path / "out" / "layer.zip").exists()
     assert not (tmp_path / "out" / "artifacts").exists()

@@ -8,20 +8,9 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import NativeSdistError, PipBasedLambdaLayerLocalBuilder
+from layer_inspection import ELF_AARCH64, ELF_X86_64, elf_machine, run_isolated, shared_objects, unzip
 
-from ._docker_tier import (
-    ELF_AARCH64,
-    ELF_X86_64,
-    NATIVE_SDIST,
-    Built,
-    elf_machine,
-    pypi_only,
-    run_isolated,
-    shared_objects,
-    unzip,
-)
-
-pytestmark = [pytest.mark.docker, pytest.mark.network]
+from ._docker_tier import NATIVE_SDIST, Built, pypi_only
 
 
 def test_the_local_builder_refuses_the_native_sdist(tmp_path: Path) -> None:

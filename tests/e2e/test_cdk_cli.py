@@ -14,8 +14,6 @@ import pytest
 
 from .conftest import REPO, VENV_PYTHON, Cli, CliRun, python_for
 
-pytestmark = [pytest.mark.cdkcli, pytest.mark.network]
-
 STACK = "CdkPipLayerExample"
 
 

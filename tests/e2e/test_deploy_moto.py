@@ -30,8 +30,6 @@ from botocore.exceptions import ClientError
 
 from .conftest import VENV_PYTHON, Cli, CliRun
 
-pytestmark = [pytest.mark.cdkcli, pytest.mark.network]
-
 MOTO_SERVER = VENV_PYTHON.parent / "moto_server"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"

@@ -13,11 +13,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .conftest import CDK, REPO
-
-pytestmark = [pytest.mark.cdkcli, pytest.mark.network]
 
 
 def _recommended_feature_flags() -> dict[str, Any]:

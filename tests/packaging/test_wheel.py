@@ -27,8 +27,6 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-pytestmark = [pytest.mark.network, pytest.mark.cdkcli]
-
 REPO = Path(__file__).resolve().parents[2]
 DEV_BIN = REPO / ".venv" / "bin"
 CDK_CLI = REPO / "node_modules" / "aws-cdk" / "bin" / "cdk"

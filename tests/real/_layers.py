@@ -6,16 +6,13 @@ from the installed ``.dist-info``, ELF headers are read byte by byte, glibc leve
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.tags import Tag, parse_tag
-from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer import LambdaTarget, LayerBuildResult, PipBasedLambdaLayerLocalBuilder
 
@@ -42,9 +39,6 @@ sniffio==1.3.1
 # The shared objects each native distribution above must bring (a directory prefix in the layer).
 NATIVE_MODULE_DIRS = ("orjson/", "pydantic_core/", "yaml/", "charset_normalizer/", "cryptography/")
 
-ELF_X86_64 = 62
-ELF_AARCH64 = 183
-ELF_MACHINE = {"x86_64": ELF_X86_64, "arm64": ELF_AARCH64}
 
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MANYLINUX = re.compile(r"^(?:manylinux_(?P<major>\d+)_(?P<minor>\d+)|(?P<legacy>manylinux\d+))_(?P<arch>.+)$")
@@ -148,14 +142,6 @@ def assert_no_host_artifacts(layer: BuiltLayer) -> None:
     assert not scripts, scripts[:5]
 
 
-def elf_machine(path: Path) -> int | None:
-    """``e_machine`` of an ELF file (None when it is not ELF)."""
-    header = path.read_bytes()[:20]
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-
-
 def manylinux_glibc(platform: str) -> tuple[tuple[int, int], str] | None:
     """``manylinux_2_28_x86_64`` -> ((2, 28), "x86_64"); legacy names too; None for other platforms."""
     match = _MANYLINUX.match(platform)
@@ -174,47 +160,6 @@ def parse_tags(lines: list[str]) -> set[Tag]:
     for line in lines:
         out |= parse_tag(line)
     return out
-
-
-def pyenv_python(version: str) -> Path | None:
-    """The newest pyenv CPython ``X.Y.*`` on this machine, or None."""
-    root = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
-    candidates: list[tuple[Version, Path]] = []
-    for exe in root.glob(f"versions/{version}.*/bin/python{version}"):
-        try:
-            candidates.append((Version(exe.parent.parent.name), exe))
-        except InvalidVersion:
-            continue  # e.g. a virtualenv or a free-threaded build
-    return max(candidates)[1] if candidates else None
-
-
-def run_isolated(python: Path, code: str, pythonpath: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in ``python`` seeing only the standard library and ``pythonpath`` (like Lambda's /opt/python).
-
-    ``-S`` skips site (no site-packages of that interpreter), ``-s``/PYTHONNOUSERSITE keep the user's site out,
-    ``-B`` writes no byte-code into the unzipped layer.
-    """
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(pythonpath),
-        "PYTHONNOUSERSITE": "1",
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        [str(python), "-S", "-s", "-B", "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def unzip(zip_path: Path, dest: Path) -> Path:
-    """Extract a layer.zip as Lambda does (into /opt); return the directory Python finds packages in."""
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(dest)
-    return dest / "python"
 
 
 def cli_path() -> Path:

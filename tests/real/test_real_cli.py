@@ -9,11 +9,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from ._layers import NATIVE_REQUIREMENTS, cli_path
-
-pytestmark = pytest.mark.network
 
 
 def user_env(**extra: str) -> dict[str, str]:

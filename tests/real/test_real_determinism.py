@@ -11,8 +11,6 @@ import pytest
 
 from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
 
-pytestmark = pytest.mark.network
-
 REQUIREMENTS = """\
 orjson==3.10.12
 PyYAML==6.0.2

@@ -9,8 +9,6 @@ from packaging.version import Version
 
 from cdk_pip_layer import NoCompatibleDistributionError, PipBasedLambdaLayerLocalBuilder
 
-pytestmark = pytest.mark.network
-
 UNKNOWN = "cdk-pip-layer-no-such-dist-7f3a"
 
 

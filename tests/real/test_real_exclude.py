@@ -11,8 +11,6 @@ import pytest
 
 from ._layers import BuiltLayer, LayerCache, LayerSpec, assert_no_host_artifacts
 
-pytestmark = pytest.mark.network
-
 BOTO3 = "1.35.90"
 REQUIREMENTS = f"""\
 watchtower==3.3.1

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ._layers import NATIVE_REQUIREMENTS, LayerCache, LayerSpec, pyenv_python, run_isolated, unzip
+from layer_inspection import pyenv_python, run_isolated, unzip
 
-pytestmark = pytest.mark.network
+from ._layers import NATIVE_REQUIREMENTS, LayerCache, LayerSpec
 
 SCRIPT = """
 import sys

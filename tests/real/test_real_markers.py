@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from ._layers import BuiltLayer, LayerCache, LayerSpec, assert_no_host_artifacts, pyenv_python
+from layer_inspection import pyenv_python
 
-pytestmark = pytest.mark.network
+from ._layers import BuiltLayer, LayerCache, LayerSpec, assert_no_host_artifacts
 
 REQUIREMENTS = """\
 anyio==4.6.2.post1

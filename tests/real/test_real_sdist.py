@@ -8,20 +8,9 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import NativeSdistError, PipBasedLambdaLayerLocalBuilder
+from layer_inspection import pyenv_python, run_isolated, unzip
 
-from ._layers import (
-    BuiltLayer,
-    LayerCache,
-    LayerSpec,
-    assert_no_host_artifacts,
-    cli_path,
-    parse_tags,
-    pyenv_python,
-    run_isolated,
-    unzip,
-)
-
-pytestmark = pytest.mark.network
+from ._layers import BuiltLayer, LayerCache, LayerSpec, assert_no_host_artifacts, cli_path, parse_tags
 
 # termcolor 1.1.0 is a 3.9 kB sdist with no wheel; later versions have wheels, so the installer's first run
 # fails with "no matching distribution" and the engine must build it.

@@ -7,21 +7,18 @@ import re
 
 import pytest
 
+from layer_inspection import ELF_MACHINE, elf_machine, pyenv_python
+
 from ._layers import (
-    ELF_MACHINE,
     NATIVE_MODULE_DIRS,
     NATIVE_REQUIREMENTS,
     BuiltLayer,
     LayerCache,
     LayerSpec,
     assert_no_host_artifacts,
-    elf_machine,
     manylinux_glibc,
     parse_tags,
-    pyenv_python,
 )
-
-pytestmark = pytest.mark.network
 
 # (runtime, architecture) -> the cryptography wheel platform the build must choose: the newest manylinux level
 # the runtime's glibc allows (2.26 on Amazon Linux 2, 2.34 on Amazon Linux 2023) among 2.17 / 2.28 / 2.34.

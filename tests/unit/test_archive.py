@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildError
-from cdk_pip_layer._archive import write_layer_zip
+from cdk_pip_layer.engine.archive import write_layer_zip
 
 FILES: dict[str, bytes] = {
     "python/pkg/__init__.py": b"from .mod import f\n",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer._cli import main
+from cdk_pip_layer.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdk_pip_layer import IndexSettings, InvalidInputError, LayerBuildError, NoCompatibleDistributionError
-from cdk_pip_layer._redact import redact, url_secrets
+from cdk_pip_layer.engine.redact import redact, url_secrets
 
 
 @pytest.mark.parametrize(

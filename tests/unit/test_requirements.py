@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import RequirementsFileError
-from cdk_pip_layer._requirements import read_requirements
+from cdk_pip_layer.engine.requirements import read_requirements
 
 
 def write(path: Path, text: str | bytes) -> Path:

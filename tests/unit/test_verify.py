@@ -10,8 +10,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from cdk_pip_layer import LambdaTarget, VerificationError
-from cdk_pip_layer._exclude import installed_distributions
-from cdk_pip_layer._verify import (
+from cdk_pip_layer.engine.distributions import installed_distributions
+from cdk_pip_layer.engine.verify import (
     LAMBDA_UNZIPPED_LIMIT,
     check_dependencies,
     check_shared_objects,

@@ -1,0 +1,50 @@
+"""The layer's CUSTOM asset hash: a digest of the build inputs, known before any build and the same on every host.
+
+CDK adds the JSON of the bundling options to it (see :func:`~.bundling.bundling_options`), which hold nothing
+host-specific either, so every machine computes the same asset hash for the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from cdk_pip_layer.engine.locks import LockedRequirements
+from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.requirements import RequirementsFile
+
+
+def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, version: str) -> str:
+    """The CUSTOM asset hash: sha256 over a canonical JSON of everything that decides the layer's content.
+
+    In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
+    their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
+    settings without credentials, the extra installer arguments, the verify flag and the library version; for a
+    lock file, the lock's bytes and the part of its pyproject.toml it depends on, and the groups and member. Not in
+    it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
+    """
+    files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
+    if isinstance(requirements, LockedRequirements):
+        # A lock: its bytes and the pyproject content it depends on (an edited description is no new layer).
+        files = requirements.hashed_inputs()
+    archives = [
+        hashlib.sha256(local.read_bytes()).hexdigest()
+        for line in requirements.requirements
+        if (local := line.local_file) is not None
+    ]
+    document = {
+        "cdk-pip-layer": version,
+        "requirements": files,
+        "local-archives": archives,
+        "runtime": options.runtime,
+        "architecture": options.architecture,
+        "exclude": sorted(options.exclude),
+        "index": options.index.fingerprint(),
+        "extra-installer-args": list(options.extra_installer_args),
+        "verify": options.verify,
+    }
+    if isinstance(requirements, LockedRequirements):
+        document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,318 @@
+"""The CDK bundling adapter: from a layer's options to CDK's ``Code``, and from CDK's bundling back to our outcome.
+
+CDK asks for a bundle only when it needs one (``bundling_required``) and only when ``cdk.out/asset.<hash>`` is not
+there yet; it then calls :meth:`LocalBundler.try_bundle`. That method serves the layer from the local cache, or
+builds it with the engine, or (in ``auto`` mode, when a local build is impossible) stages the container input and
+returns False so that CDK runs the Lambda build image with the bundling options made here.
+
+:class:`LayerBundling` is the whole lifecycle for the construct: it reads the requirements once, computes the asset
+hash, makes the ``Code``, turns a failed bundling into the engine's own error, removes the staged input (which may
+hold credentials) as soon as bundling is over, and keeps a Docker build's layer in the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO, cast
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda
+from constructs import Construct
+
+from cdk_pip_layer._version import __version__
+from cdk_pip_layer.container.protocol import (
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    CONTAINER_COMMAND,
+    CONTAINER_ENVIRONMENT,
+    CONTEXT_DIR,
+    read_outcome,
+    stage_input,
+)
+from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.locks import read_input
+from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
+from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
+from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.requirements import RequirementsFile
+
+from .asset_hash import input_hash
+from .cache import LayerCache, default_layer_cache_dir
+
+__all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
+
+BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
+
+
+@dataclass(frozen=True)
+class BundlingOutcome:
+    """How one ``try_bundle`` call ended.
+
+    Attributes:
+        served: ``"cache"``, ``"local"`` (built here) or ``"docker"`` (left to CDK's Docker run).
+        error: what the call raised (re-raised by the construct with our message), if it raised.
+        fallback_reason: why a local build was impossible, when Docker was left to build.
+    """
+
+    served: Literal["cache", "local", "docker"] | None = None
+    error: BaseException | None = None
+    fallback_reason: LayerBuildError | None = None
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LocalBundler:
+    """CDK's local bundling hook for one layer (see the module docstring). Its :attr:`outcome` says how the last
+    call ended."""
+
+    def __init__(
+        self,
+        *,
+        options: LayerBuildOptions,
+        mode: BundlingMode,
+        key: str,
+        staging_dir: Path,
+        cache: LayerCache | None,
+        label: str,
+        requirements: RequirementsFile | None = None,
+        builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.options = options
+        self.requirements = requirements or read_input(options)
+        self.mode = mode
+        self.key = key
+        self.staging_dir = staging_dir
+        self.cache = cache
+        self.label = label
+        self.builder_factory = builder_factory
+        self._stderr = stderr
+        self.outcome = BundlingOutcome()
+
+    @property
+    def served(self) -> str | None:
+        return self.outcome.served
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.outcome.error
+
+    @property
+    def stderr(self) -> TextIO:
+        return self._stderr or sys.stderr
+
+    def say(self, text: str) -> None:
+        self.stderr.write(f"cdk-pip-layer: {text}\n")
+        self.stderr.flush()
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
+        """Put ``layer.zip`` into ``output_dir`` and return True, or return False to let CDK run Docker."""
+        out = Path(output_dir)
+        try:
+            if self.mode is BundlingMode.DOCKER:
+                return self._fall_back(out, None)
+            if self.cache is not None:
+                start = time.perf_counter()
+                hit = self.cache.get(self.key)
+                if hit is not None:
+                    shutil.copyfile(hit, out / LAYER_ZIP)
+                    self.outcome = BundlingOutcome(served="cache")
+                    self.say(
+                        f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
+                        f"({time.perf_counter() - start:.3f} s)"
+                    )
+                    return True
+            try:
+                result = self._build(out)
+            except LocalBuildUnavailableError as exc:
+                if self.mode is BundlingMode.LOCAL:
+                    raise
+                return self._fall_back(out, exc)
+            self.outcome = BundlingOutcome(served="local")
+            self._report(result)
+            self._store(out / LAYER_ZIP)
+            return True
+        except BaseException as exc:
+            self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
+            _clean(out)
+            if isinstance(exc, LayerBuildError):
+                self.say(f"{self.label}: the layer could not be built:\n{exc}")
+            raise
+
+    def _build(self, out: Path) -> LayerBuildResult:
+        target = self.options.target
+        self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
+        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
+        build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
+        try:
+            result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            result.zip_path.replace(out / LAYER_ZIP)
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)
+        return result
+
+    def _report(self, result: LayerBuildResult) -> None:
+        mib = 1024 * 1024
+        self.say(
+            f"{self.label}: built with {result.installer} in {result.seconds:.1f} s: "
+            f"{len(result.distributions)} distributions, {result.unzipped_bytes / mib:.1f} MiB unzipped, "
+            f"{result.zipped_bytes / mib:.1f} MiB zipped"
+        )
+        for warning in result.warnings:
+            self.say(f"{self.label}: warning: {warning}")
+
+    def _fall_back(self, out: Path, reason: LocalBuildUnavailableError | None) -> bool:
+        """Clean the output, stage the container input (with this host's proxies, credentials and CA bundle, which
+        only ``docker run`` reads; the construct deletes them when bundling returns) and let CDK run Docker."""
+        _clean(out)
+        target = self.options.target
+        where = f"the Lambda build image {target.build_image} ({target.docker_platform})"
+        if reason is None:
+            self.say(f"{self.label}: bundling='docker': building in {where}")
+        else:
+            because = "".join(f"; {line}" for line in reason.details)
+            self.say(
+                f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
+            )
+        stage_input(
+            self.options, self.requirements, self.staging_dir, use_cache=self.cache is not None, write_host_env=True
+        )
+        from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
+
+        problem = prepare_cache_volume(target.build_image, target.docker_platform)
+        if problem:
+            self.say(f"{self.label}: note: could not prepare the pip cache volume {CACHE_VOLUME}: {problem}")
+        self.outcome = BundlingOutcome(served="docker", fallback_reason=reason)
+        return False
+
+    def _store(self, built: Path) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(self.key, built)
+        except OSError as exc:
+            self.say(f"{self.label}: warning: could not write the layer cache {self.cache.root}: {exc}")
+
+    def store_docker_output(self, staged_zip: Path) -> None:
+        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker)."""
+        if self.served == "docker" and self.mode is BundlingMode.AUTO and staged_zip.is_file():
+            self._store(staged_zip)
+
+
+def _clean(out: Path) -> None:
+    if out.is_dir():
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def bundling_options(options: LayerBuildOptions, local: LocalBundler) -> cdk.BundlingOptions:
+    """CDK's bundling options. Their JSON is part of the asset hash, so they hold nothing host-specific: the image
+    by name (``from_registry``: nothing runs at synth), a constant command and environment, and pip's cache as a
+    named Docker volume. Host settings travel in the staged input instead."""
+    target = options.target
+    return cdk.BundlingOptions(
+        image=cdk.DockerImage.from_registry(target.build_image),
+        command=list(CONTAINER_COMMAND),
+        environment=dict(CONTAINER_ENVIRONMENT),
+        volumes=[cdk.DockerVolume(host_path=CACHE_VOLUME, container_path=CACHE_MOUNT)],
+        platform=target.docker_platform,
+        output_type=cdk.BundlingOutput.ARCHIVED,
+        local=cast(cdk.ILocalBundling, local),
+    )
+
+
+class LayerBundling:
+    """One layer's bundling, from its options to CDK's ``Code`` and back (see the module docstring).
+
+    The requirements file is read once here; the input hash computed from it is the asset hash and the cache key.
+    Only fully pinned requirements give the same layer tomorrow, so only they may come from the cache.
+    """
+
+    def __init__(
+        self,
+        options: LayerBuildOptions,
+        *,
+        mode: BundlingMode,
+        label: str,
+        cache: bool = True,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.options = options
+        self.requirements = read_input(options)
+        self.key = input_hash(options, self.requirements, __version__)
+        layer_cache = None
+        if cache and self.requirements.fully_pinned:
+            layer_cache = LayerCache(cache_dir if cache_dir is not None else default_layer_cache_dir())
+        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
+        self.staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
+        self.bundler = LocalBundler(
+            options=options,
+            requirements=self.requirements,
+            mode=mode,
+            key=self.key,
+            staging_dir=self.staging,
+            cache=layer_cache,
+            label=label,
+        )
+        self.code = aws_lambda.Code.from_asset(
+            str(self.staging),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            asset_hash=self.key,
+            bundling=bundling_options(options, self.bundler),
+        )
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the creation of the ``LayerVersion`` (where CDK bundles): a failure raises our error rather than
+        CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and credentials)."""
+        try:
+            yield
+        except Exception as exc:
+            raise self._error(exc) from None
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def keep_docker_output(self, layer: Construct) -> None:
+        """After a Docker build, keep the layer CDK wrote to ``cdk.out`` in the cache."""
+        asset = layer.node.try_find_child("Code")
+        stage = cdk.Stage.of(layer)
+        if isinstance(asset, cdk.aws_s3_assets.Asset) and self.bundler.served == "docker" and stage is not None:
+            self.bundler.store_docker_output(Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+
+    def _error(self, exc: Exception) -> Exception:
+        """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
+        outcome = self.bundler.outcome
+        if isinstance(outcome.error, LayerBuildError):
+            return outcome.error.with_traceback(None)  # it says all; the engine's frames would bury it
+        if isinstance(outcome.error, Exception):
+            return outcome.error
+        if outcome.served != "docker":
+            return exc
+        options = self.options
+        inner = read_outcome(self.staging / CONTEXT_DIR)
+        if isinstance(inner, LayerBuildError):  # the build ran in the image and failed there: its message says all
+            # Name the user's file, not its copy inside the container.
+            inner.subject = f"{options.requirements} for {options.target}, built in {options.target.build_image}"
+            return inner
+        lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
+        reason = outcome.fallback_reason
+        why = f"a local build is impossible ({reason.what})" if reason else "bundling='docker'"
+        return ContainerBuildError(
+            f"The Docker build of the layer failed ({why})",
+            subject=f"{options.requirements} for {options.target}",
+            details=lines,
+            hint="start Docker, or make the Lambda build image "
+            f"{options.target.build_image} available to it; or make a local build possible (install Python "
+            f"{options.target.python_version_str} or uv) and use bundling='auto'.",
+        )

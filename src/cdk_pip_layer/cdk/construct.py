@@ -1,0 +1,214 @@
+"""``PipLambdaLayer``: a ``aws_lambda.LayerVersion`` built from a requirements file. Validates props, asks the
+bundling adapter for the code, adds sharing; the build itself is the engine's, its lifecycle the adapter's."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda, aws_ssm
+from constructs import Construct
+
+from cdk_pip_layer.engine.errors import InvalidInputError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions, as_tuple
+
+from .bundling import LayerBundling
+
+__all__ = ["BundlingMode", "PipLambdaLayer"]
+
+_RUNTIMES = {
+    "python3.10": aws_lambda.Runtime.PYTHON_3_10,
+    "python3.11": aws_lambda.Runtime.PYTHON_3_11,
+    "python3.12": aws_lambda.Runtime.PYTHON_3_12,
+    "python3.13": aws_lambda.Runtime.PYTHON_3_13,
+    "python3.14": aws_lambda.Runtime.PYTHON_3_14,
+}
+_ARCHITECTURES = {"x86_64": aws_lambda.Architecture.X86_64, "arm64": aws_lambda.Architecture.ARM_64}
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
+_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,2048}$")
+_LAYER_NAME = re.compile(
+    r"^([a-zA-Z0-9_-]{1,140}|arn:[a-zA-Z0-9-]+:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9_-]{1,140})$"
+)
+
+
+class PipLambdaLayer(aws_lambda.LayerVersion):
+    """A Lambda layer built from a ``requirements.txt``, correct for the target runtime and architecture.
+
+    It is a ``aws_lambda.LayerVersion``: pass it wherever CDK takes a layer. Compatible runtimes and architectures
+    follow from ``runtime`` and ``architecture``. The layer is built when CDK asks for the asset (``cdk synth``,
+    ``cdk deploy``), never for ``cdk ls``/``cdk destroy`` or stacks left out with ``--exclusively``; a warm
+    ``cdk.out`` or the local layer cache make a rebuild unnecessary.
+
+    Args:
+        requirements: the requirements file (``-r``/``-c`` includes are followed and hashed), or a lock file:
+            ``pylock.toml``, ``uv.lock`` or ``poetry.lock`` (with its ``pyproject.toml``), ``Pipfile.lock``.
+        groups: for a lock file, dependency groups to install besides the project's dependencies.
+        member: for a uv workspace's ``uv.lock``, the member whose dependencies the layer holds.
+        runtime: ``python3.10`` … ``python3.14`` (or an ``aws_lambda.Runtime``). Default ``python3.12``.
+        architecture: ``x86_64`` (default) or ``arm64`` (or an ``aws_lambda.Architecture``).
+        exclude: distributions to leave out, e.g. ``("boto3", "botocore")``; their RECORD files are removed.
+        index: private index settings; credentials reach pip, never the template, the hash or ``cdk.out``.
+        bundling: ``auto`` (default; local, else Docker with the Lambda build image), ``local`` or ``docker``.
+        description, layer_version_name, license: as for ``LayerVersion``.
+        removal_policy: default ``RETAIN``: consumers of a shared layer keep working when a new version is
+            deployed or the stack is deleted. Pass ``RemovalPolicy.DESTROY`` for throw-away layers.
+        grant_account_ids: accounts allowed to use the layer (one ``AWS::Lambda::LayerVersionPermission`` each).
+        organization_id: an AWS Organization (``o-…``) whose accounts may use the layer.
+        ssm_parameter_name: publish the layer version ARN in this SSM String parameter.
+        installer: ``auto`` (pip with a Python of the runtime's version, else uv), ``pip`` or ``uv``.
+        python_executable: the interpreter pip runs with (default: searched).
+        extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
+        verify: check the layer before zipping it (default True; part of the asset hash).
+        cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
+            for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
+        cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
+            ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or ``~/.cache/cdk-pip-layer/layers``. Delete it to clear it.
+
+    The asset hash is a digest of the inputs (requirements bytes, target, excludes, index without credentials,
+    installer arguments, verify, library version) plus CDK's bundling options, which hold nothing host-specific:
+    the same on every machine and checkout path, new whenever the layer's content may change.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        requirements: str | os.PathLike[str],
+        runtime: str | aws_lambda.Runtime = "python3.12",
+        architecture: str | aws_lambda.Architecture = "x86_64",
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        bundling: BundlingMode | str = BundlingMode.AUTO,
+        description: str | None = None,
+        layer_version_name: str | None = None,
+        license: str | None = None,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        grant_account_ids: Sequence[str] = (),
+        organization_id: str | None = None,
+        ssm_parameter_name: str | None = None,
+        installer: InstallerChoice | str = InstallerChoice.AUTO,
+        python_executable: str | None = None,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        groups: Sequence[str] = (),
+        member: str | None = None,
+    ) -> None:
+        self.build_options = LayerBuildOptions.parse(
+            requirements=requirements,
+            runtime=runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime,
+            architecture=architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture,
+            exclude=exclude,
+            index=index,
+            installer=installer,
+            python_executable=python_executable,
+            extra_installer_args=extra_installer_args,
+            verify=verify,
+            groups=groups,
+            member=member,
+        )
+        self.target = self.build_options.target
+        self.bundling_mode = BundlingMode.parse(bundling)
+        accounts = _accounts(grant_account_ids)
+        _check_props(
+            description=description,
+            license=license,
+            layer_version_name=layer_version_name,
+            organization_id=organization_id,
+            ssm_parameter_name=ssm_parameter_name,
+        )
+        label = f"{scope.node.path}/{id}".lstrip("/")
+        cache_path = Path(cache_dir) if cache_dir is not None else None
+        layer = LayerBundling(
+            self.build_options, mode=self.bundling_mode, label=label, cache=cache, cache_dir=cache_path
+        )
+        self.input_hash = layer.key
+        with layer.running():
+            super().__init__(
+                scope,
+                id,
+                code=layer.code,
+                compatible_runtimes=[_RUNTIMES[self.target.runtime]],
+                compatible_architectures=[_ARCHITECTURES[self.target.architecture.value]],
+                description=description,
+                layer_version_name=layer_version_name,
+                license=license,
+                removal_policy=removal_policy,
+            )
+        layer.keep_docker_output(self)
+        self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
+
+    def _share(
+        self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None
+    ) -> aws_ssm.StringParameter | None:
+        """Grant ``lambda:GetLayerVersion`` to the accounts and the organization; publish the ARN in SSM."""
+        for account in accounts:
+            self.add_permission(f"Account{account}", account_id=account)
+        if organization_id is not None:
+            self.add_permission("Organization", account_id="*", organization_id=organization_id)
+        if ssm_parameter_name is None:
+            return None
+        return aws_ssm.StringParameter(
+            self,
+            "ArnParameter",
+            parameter_name=ssm_parameter_name,
+            string_value=self.layer_version_arn,
+            description=f"Layer version ARN of {self.node.path} ({self.target})",
+        )
+
+
+def _accounts(values: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in as_tuple(values):
+        if cdk.Token.is_unresolved(value):
+            out.append(value)
+            continue
+        account = str(value).strip()
+        if not _ACCOUNT.match(account):
+            raise InvalidInputError(
+                f"Invalid AWS account id {value!r}",
+                subject="grant_account_ids",
+                hint="give 12-digit account ids; share with an organization through organization_id. To make "
+                "the layer public, call layer.add_permission('Public', account_id='*') yourself.",
+            )
+        if account not in out:
+            out.append(account)
+    return tuple(out)
+
+
+def _ssm_name_ok(name: str) -> bool:
+    bare = name.lstrip("/").lower()
+    hierarchical_ok = "/" not in name or name.startswith("/")
+    return bool(_SSM_NAME.match(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))
+
+
+# (prop, check, what is wrong, what to do): Lambda's and SSM's own limits, checked before CloudFormation is.
+_PROP_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
+    ("description", lambda v: len(v) <= 256, "The layer description has {n} characters; Lambda allows 256",
+     "shorten it."),
+    ("license", lambda v: len(v) <= 512, "The license has {n} characters; Lambda allows 512",
+     "give an SPDX identifier or a URL."),
+    ("layer_version_name", lambda v: bool(_LAYER_NAME.match(v)), "Invalid layer name {value!r}",
+     "use 1 to 140 letters, digits, '-' and '_' (or a layer ARN)."),
+    ("organization_id", lambda v: bool(_ORGANIZATION.match(v)), "Invalid AWS Organization id {value!r}",
+     "give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
+     "'aws organizations describe-organization')."),
+    ("ssm_parameter_name", _ssm_name_ok, "Invalid SSM parameter name {value!r}",
+     "use letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/http-json/arn'); names "
+     "may not begin with 'aws' or 'ssm'."),
+)  # fmt: skip
+
+
+def _check_props(**values: str | None) -> None:
+    for prop, check, what, hint in _PROP_CHECKS:
+        value = values.get(prop)
+        if value is None or cdk.Token.is_unresolved(value) or check(value):
+            continue
+        raise InvalidInputError(what.format(value=value, n=len(value)), subject=prop, hint=hint)

@@ -1,0 +1,380 @@
+"""The container build: the same inputs and outputs as the local builder, built inside the Lambda build image
+(``public.ecr.aws/sam/build-pythonX.Y:latest-<arch>``) through the Docker SDK.
+
+For users who want the exact Lambda toolchain, and for source distributions with native code. The command, its
+environment and the staged input are the ones the CDK construct's Docker fallback uses (see :mod:`.protocol`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import dataclasses
+import logging
+import os
+import platform
+import shutil
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.locks import read_input
+from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
+from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
+from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+
+from .protocol import (
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    CONTAINER_COMMAND,
+    CONTAINER_ENVIRONMENT,
+    CONTAINER_INPUT,
+    CONTAINER_OUTPUT,
+    RESULT_MOUNT,
+    RESULT_VARIABLE,
+    VERBOSE_VARIABLE,
+    read_outcome,
+    stage_input,
+)
+
+_log = logging.getLogger("cdk_pip_layer")
+
+_DOCKER_ARCH = {
+    "amd64": Architecture.X86_64,
+    "x86_64": Architecture.X86_64,
+    "arm64": Architecture.ARM64,
+    "aarch64": Architecture.ARM64,
+}
+
+
+def _host_architecture() -> Architecture | None:
+    return _DOCKER_ARCH.get(platform.machine().lower())
+
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+_BINFMT_HANDLERS = {Architecture.ARM64: ("qemu-aarch64",), Architecture.X86_64: ("qemu-x86_64",)}
+
+
+def _can_emulate(target: Architecture, *, host: Architecture | None = None, binfmt_dir: Path | None = None) -> bool:
+    """Whether this Linux host runs binaries of ``target``: natively, or through a registered and enabled binfmt
+    handler (a handler, or binfmt_misc as a whole, that is registered but disabled has ``disabled`` as its first
+    line)."""
+    if (host or _host_architecture()) == target:
+        return True
+    binfmt = binfmt_dir or BINFMT_DIR
+    with contextlib.suppress(OSError):
+        if (binfmt / "status").read_text(encoding="utf-8", errors="replace").startswith("disabled"):
+            return False
+    for name in _BINFMT_HANDLERS[target]:
+        try:
+            status = (binfmt / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if status.startswith("enabled"):
+            return True
+    return False
+
+
+class PipBasedLambdaLayerContainerBuilder:
+    """Builds a Lambda layer inside the Lambda build image; output identical in layout to the local builder's:
+    ``<build_dir>/artifacts/python/…`` and a deterministic ``<build_dir>/layer.zip``.
+
+    The container runs as the calling user (output files are yours, not root's); pip's download cache is a host
+    directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings, the CA bundle
+    and index credentials are forwarded without ever appearing on a command line, in an image or in a file left
+    behind.
+    """
+
+    def __init__(
+        self,
+        *,
+        requirements: str | os.PathLike[str],
+        build_dir: str | os.PathLike[str],
+        runtime: str = "python3.12",
+        architecture: str = "x86_64",
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+        image: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        docker_client: Any = None,
+        groups: Sequence[str] = (),
+        member: str | None = None,
+    ) -> None:
+        options = LayerBuildOptions.parse(
+            requirements=requirements,
+            runtime=runtime,
+            architecture=architecture,
+            exclude=exclude,
+            index=index,
+            installer=InstallerChoice.PIP,
+            extra_installer_args=extra_installer_args,
+            verify=verify,
+            groups=groups,
+            member=member,
+        )
+        self._setup(options, build_dir, None, image, use_cache, cache_dir, docker_client)
+
+    @classmethod
+    def from_options(
+        cls,
+        options: LayerBuildOptions,
+        build_dir: str | os.PathLike[str],
+        *,
+        requirements: RequirementsFile | None = None,
+        image: str | None = None,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        docker_client: Any = None,
+    ) -> PipBasedLambdaLayerContainerBuilder:
+        """A builder for options made already (``requirements``: the file as read already, if it was)."""
+        builder = cls.__new__(cls)
+        options = dataclasses.replace(options, installer=InstallerChoice.PIP)
+        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, docker_client)
+        return builder
+
+    def _setup(  # noqa: PLR0917 - the constructor's own arguments, once checked
+        self,
+        options: LayerBuildOptions,
+        build_dir: str | os.PathLike[str],
+        requirements: RequirementsFile | None,
+        image: str | None,
+        use_cache: bool,
+        cache_dir: str | os.PathLike[str] | None,
+        docker_client: Any,
+    ) -> None:
+        self.options = options
+        self.build_dir = build_directory(build_dir)
+        self.requirements = requirements
+        self.image = image or options.target.build_image
+        self.use_cache = use_cache
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
+        self._client = docker_client
+
+    @property
+    def target(self) -> LambdaTarget:
+        return self.options.target
+
+    def _docker(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                installed = shutil.which("docker") or shutil.which("dockerd") or DOCKER_SOCKET.exists()
+                what = "The Docker daemon is not running" if installed else "Docker is not installed"
+                todo = (
+                    "start Docker (e.g. 'sudo systemctl start docker' or Docker Desktop), or set DOCKER_HOST"
+                    if installed
+                    else "install Docker (Debian/Ubuntu: 'apt-get install docker.io'; or Docker Desktop)"
+                )
+                raise ContainerBuildError(
+                    f"{what}; the container build needs it",
+                    subject=str(self.target),
+                    details=[str(exc)],
+                    hint=f"{todo}; or build locally (PipBasedLambdaLayerLocalBuilder) when the requirements have "
+                    "wheels for the target.",
+                ) from None
+        return self._client
+
+    def _ensure_image(self, client: Any) -> None:
+        try:
+            image = client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            _log.info("pulling %s for %s", self.image, self.target.docker_platform)
+            try:
+                image = client.images.pull(self.image, platform=self.target.docker_platform)
+            except docker.errors.APIError as exc:
+                raise ContainerBuildError(
+                    f"The build image {self.image} is not on this machine and cannot be pulled",
+                    subject=str(self.target),
+                    details=[str(exc.explanation or exc)],
+                    hint=f"pull it where the registry is reachable ('docker pull --platform "
+                    f"{self.target.docker_platform} {self.image}'), load it here, or pass image= naming a local "
+                    "image with the runtime's Python and pip.",
+                ) from None
+        image_arch = _DOCKER_ARCH.get(str(image.attrs.get("Architecture", "")).lower())
+        if image_arch is not None and image_arch != self.target.architecture:
+            raise ContainerBuildError(
+                f"The build image {self.image} is for {image_arch.value}, not {self.target.architecture.value}",
+                subject=str(self.target),
+                hint=f"use the {self.target.architecture.image_tag} tag of the image, or pass image= for the target.",
+            )
+        # Ask the daemon what it runs on (it may be a VM or another machine); binfmt can only be checked when the
+        # daemon is this Linux host itself.
+        daemon = _DOCKER_ARCH.get(str(client.info().get("Architecture", "")).lower())
+        local = platform.system() == "Linux" and os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+        if daemon != self.target.architecture and local and not _can_emulate(self.target.architecture, host=daemon):
+            raise ContainerBuildError(
+                f"This {platform.machine()} host cannot run {self.target.architecture.value} containers",
+                subject=str(self.target),
+                hint="register QEMU for it (Debian: 'apt-get install qemu-user-static binfmt-support'; or 'docker run "
+                "--privileged --rm tonistiigi/binfmt --install all'), or build on a host of that architecture.",
+            )
+
+    def build(self) -> LayerBuildResult:
+        """Build the layer; the Docker client made for it (none was passed) is closed when the build ends."""
+        owned = self._client is None
+        try:
+            return self._build()
+        finally:
+            if owned and self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+
+    def _build(self) -> LayerBuildResult:
+        start = time.perf_counter()
+        options = self.options
+        target = options.target
+        with phase("read requirements"):
+            requirements = self.requirements or read_input(options)
+        client = self._docker()
+        with phase(f"check build image {self.image}"):
+            self._ensure_image(client)
+        with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
+            staging = build.staging
+            input_dir, output_dir, result_dir = staging / "input", staging / "output", staging / "result"
+            for directory in (output_dir, result_dir):
+                directory.mkdir()
+                directory.chmod(0o755)
+            staged = stage_input(options, requirements, input_dir, use_cache=self.use_cache, write_host_env=False)
+            volumes = {
+                str(input_dir.resolve()): {"bind": CONTAINER_INPUT, "mode": "ro"},
+                str(output_dir.resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
+                str(result_dir.resolve()): {"bind": RESULT_MOUNT, "mode": "rw"},
+            }
+            if self.use_cache:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                volumes[str(self.cache_dir.resolve())] = {"bind": CACHE_MOUNT, "mode": "rw"}
+            with phase(f"build in {self.image} ({target.docker_platform})"):
+                environment = {**CONTAINER_ENVIRONMENT, **staged.host_env, RESULT_VARIABLE: RESULT_MOUNT}
+                if _log.isEnabledFor(logging.DEBUG):
+                    environment[VERBOSE_VARIABLE] = "1"
+                code, lines = self._run(client, volumes, environment, options.index.secrets)
+            report = self._outcome(read_outcome(result_dir), code, lines)
+            built_zip = output_dir / LAYER_ZIP
+            if not built_zip.is_file():
+                raise ContainerBuildError(
+                    "The container build finished without writing layer.zip",
+                    subject=str(target),
+                    hint="run again with logging at DEBUG to see the container's output, and report it.",
+                )
+            with phase("unpack artifacts"):
+                with zipfile.ZipFile(built_zip) as archive:
+                    archive.extractall(build.artifacts_dir)
+                unzipped = tree_size(build.artifacts_dir)
+            built_zip.replace(build.zip_path)
+            published = build.publish()
+        return dataclasses.replace(
+            report,
+            zip_path=published.zip_path,
+            artifacts_dir=published.artifacts_dir,
+            installer=f"{report.installer} in {self.image} ({target.docker_platform})",
+            unzipped_bytes=unzipped,
+            zipped_bytes=published.zipped_bytes,
+            sha256=published.sha256,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _outcome(
+        self, outcome: LayerBuildResult | LayerBuildError | None, code: int, lines: Sequence[str]
+    ) -> LayerBuildResult:
+        """The build's report, or the error it raised in the image (as the engine's own class, naming the user's
+        file rather than its copy in the container)."""
+        where = f"{self.options.requirements} for {self.target}"
+        if isinstance(outcome, LayerBuildError):
+            outcome.subject = f"{where}, built in {self.image}"
+            raise outcome
+        if code == 0 and isinstance(outcome, LayerBuildResult):
+            return outcome
+        raise ContainerBuildError(
+            f"The build failed inside {self.image} (exit code {code})",
+            subject=where,
+            details=list(lines[-25:]),
+            hint="read the container's output above (run with logging at DEBUG for all of it), fix what it names "
+            "and build again.",
+        )
+
+    def _run(
+        self, client: Any, volumes: dict[str, dict[str, str]], environment: dict[str, str], secrets: Sequence[str]
+    ) -> tuple[int, list[str]]:
+        """Run the build container; its exit code and its output lines (redacted)."""
+        container = client.containers.create(
+            self.image,
+            command=list(CONTAINER_COMMAND),
+            environment=environment,
+            volumes=volumes,
+            user=f"{os.getuid()}:{os.getgid()}",
+            working_dir=CONTAINER_INPUT,
+            platform=self.target.docker_platform,
+            network_mode=os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None,
+        )
+        try:
+            container.start()
+            lines: list[str] = []
+            # Docker's log frames need not end at a line end: join them first, so that a line (and a secret in
+            # it) split across two frames is still seen, and redacted, whole.
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            pending = ""
+            for chunk in container.logs(stream=True, follow=True):
+                *complete, pending = (pending + decoder.decode(chunk)).split("\n")
+                for line in complete:
+                    clean = redact(line.rstrip("\r"), secrets)
+                    lines.append(clean)
+                    _log.debug("container: %s", clean)
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                lines.append(redact(pending, secrets))
+                _log.debug("container: %s", lines[-1])
+            status = container.wait()
+            return int(status.get("StatusCode", 1)), lines
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+
+def prepare_cache_volume(
+    image: str, docker_platform: str, client: Any = None, volume: str = CACHE_VOLUME
+) -> str | None:
+    """Create the named pip-cache volume of the CDK Docker fallback, writable by every user.
+
+    Docker creates a named volume owned by root, and CDK runs the build as the calling user, who could then not
+    write to it. Done once per machine (an existing volume is left as it is). Returns what went wrong, or None.
+    """
+    owned = client is None
+    try:
+        client = client or docker.from_env()
+        try:
+            client.volumes.get(volume)
+            return None
+        except docker.errors.NotFound:
+            pass
+        client.volumes.create(volume)
+        client.containers.run(
+            image,
+            ["chmod", "1777", CACHE_MOUNT],
+            volumes={volume: {"bind": CACHE_MOUNT, "mode": "rw"}},
+            user="0:0",
+            platform=docker_platform,
+            remove=True,
+        )
+        return None
+    except docker.errors.DockerException as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        if owned and client is not None:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -1,0 +1,160 @@
+"""What runs inside the Lambda build image: the local builder, with the image's Python as the target interpreter.
+
+Standard library, the engine and the protocol only (``packaging`` comes from pip's vendored copy when needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.index import CA_VARIABLES, strip_credentials
+from cdk_pip_layer.engine.installers import PipInstaller
+from cdk_pip_layer.engine.interpreters import probe
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.outputs import LAYER_ZIP
+
+from .protocol import (
+    CA_FILE,
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    CONTAINER_OUTPUT,
+    HOST_ENV_FILE,
+    RESULT_VARIABLE,
+    VERBOSE_VARIABLE,
+    WHEELHOUSE_DIR,
+    read_request,
+    write_outcome,
+)
+
+_log = logging.getLogger("cdk_pip_layer")
+
+
+def main(context: Path, output: Path | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[cdk-pip-layer container] %(message)s", stream=sys.stderr)
+    request = read_request(context)
+    cached = _apply_host_settings(context, use_cache=request.use_cache)
+    # In the image, pip runs with the image's own Python: the runtime's exact version, glibc and machine, and a
+    # toolchain for source distributions with native code. Index URLs with their credentials reach pip through
+    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL.
+    options = dataclasses.replace(
+        request.options, installer=InstallerChoice.PIP, python_executable=sys.executable, native_builds=True
+    )
+    out = output or Path(CONTAINER_OUTPUT)
+    outcome_dir = Path(os.environ.get(RESULT_VARIABLE) or context)
+    pip_log = None
+    if os.environ.get(VERBOSE_VARIABLE) == "1":
+        # The engine captures pip's output; pip's own log (PIP_LOG, appended to by every pip run) shows it all.
+        pip_log = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-log-")) / "pip.log"
+        os.environ["PIP_LOG"] = str(pip_log)
+    if cached and Path(CACHE_MOUNT).is_dir():
+        wheelhouse = Path(CACHE_MOUNT) / WHEELHOUSE_DIR / _index_key()
+        if _writable(wheelhouse):
+            options = _with_wheelhouse(options, wheelhouse)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-") as build_dir:
+            result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir).build()
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.zip_path, out / LAYER_ZIP)
+            (out / LAYER_ZIP).chmod(0o644)
+            with contextlib.suppress(OSError):  # a read-only input: the host reads the output and the log then
+                write_outcome(outcome_dir, result)
+    except LayerBuildError as exc:
+        _echo_pip_log(pip_log)
+        print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            write_outcome(outcome_dir, exc)
+        return exc.exit_code
+    _echo_pip_log(pip_log)
+    print(result.summary(with_path=False))  # the path is the container's, of no use on the host
+    return 0
+
+
+def _apply_host_settings(context: Path, *, use_cache: bool) -> bool:
+    """Put the host's settings staged in ``context`` (proxies, index credentials, the CA bundle) into this process's
+    environment, and pip's cache when it is wanted and writable. Returns whether the cache is used."""
+    host_env_file = context / HOST_ENV_FILE
+    if host_env_file.is_file():
+        os.environ.update(json.loads(host_env_file.read_text(encoding="utf-8")))
+    if (context / CA_FILE).is_file():
+        for name in CA_VARIABLES:
+            os.environ[name] = str(context / CA_FILE)
+    cache = os.environ.get("PIP_CACHE_DIR")
+    cached = bool(use_cache and cache and _writable(Path(cache)))
+    if use_cache and cache and not cached:
+        _log.warning(
+            "the pip cache %s is not writable by uid %d: building without it "
+            "(for CDK's named volume: 'docker volume rm %s' and build again)",
+            cache,
+            os.getuid(),
+            CACHE_VOLUME,
+        )
+    if not cached:
+        os.environ.pop("PIP_CACHE_DIR", None)
+        os.environ["PIP_NO_CACHE_DIR"] = "1"
+    return cached
+
+
+def _index_key() -> str:
+    """One wheelhouse per set of indexes (URLs without credentials): a file name means one file on one index, but
+    two indexes may serve different files under the same name."""
+    urls = [os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"]
+    urls += (os.environ.get("PIP_EXTRA_INDEX_URL") or "").split()
+    canonical = json.dumps([strip_credentials(url).rstrip("/") for url in urls])
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _with_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuildOptions:
+    """Download the wheels of this build into ``wheelhouse`` on the cache mount, where they stay for the next
+    build (a wheel already there is not downloaded again), and install from there alone.
+
+    pip's HTTP cache cannot be relied on for this: it keeps only responses with caching headers, and a proxy that
+    strips them (TLS-inspecting ones do) makes every download uncacheable. Nor can ``--find-links`` next to the
+    index: for the same file pip's resolver takes the index's copy. So: ``pip download`` resolves against the index
+    (a warm build fetches only the index pages), then the install runs with ``--no-index`` on the wheelhouse. When
+    the download fails (a source-only requirement, an index error), the build runs as without a wheelhouse and
+    reports pip's own error.
+    """
+    interpreter = probe(sys.executable)
+    if interpreter is None:  # pragma: no cover - the interpreter running this code
+        return options
+    start = time.perf_counter()
+    done = PipInstaller(interpreter, native_builds=True).download(
+        options.requirements,
+        wheelhouse,
+        target=options.target,
+        index=options.index,
+        extra_args=options.extra_installer_args,
+    )
+    if not done.ok:
+        _log.info("wheel cache: pip could not fetch every wheel; building without the cache")
+        return options
+    _log.info("wheel cache: %s ready in %.2f s", wheelhouse, time.perf_counter() - start)
+    extra = (*options.extra_installer_args, "--no-index", "--find-links", str(wheelhouse))
+    return dataclasses.replace(options, extra_installer_args=extra)
+
+
+def _echo_pip_log(pip_log: Path | None) -> None:
+    if pip_log is not None and pip_log.is_file():
+        for line in pip_log.read_text(encoding="utf-8", errors="replace").splitlines():
+            print(f"pip: {line}", file=sys.stderr)
+        pip_log.unlink()
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)

@@ -1,0 +1,264 @@
+"""The container build's protocol, shared by the container builder, the CDK construct's Docker fallback and the
+entry point that runs inside the Lambda build image.
+
+Both host paths run the same command in the image against the same staged input, so they cannot drift from each
+other; the build inside the container is this engine itself (copied into the input), so it cannot drift from the
+local build either. The image needs nothing but its own Python and pip: the engine's one third-party import,
+``packaging``, is taken from pip's vendored copy when it is not installed.
+
+Layout of the staged input (mounted at ``/asset-input``)::
+
+    requirements/…                   the requirements file and every file it includes, in their relative layout
+    .cdk-pip-layer/run.py            the entry point (CONTAINER_COMMAND runs it)
+    .cdk-pip-layer/cdk_pip_layer/…   the engine wing and the in-image entry (nothing of CDK or the Docker SDK)
+    .cdk-pip-layer/build.json        the build request: the options, without credentials (:func:`write_request`)
+    .cdk-pip-layer/host.env.json     host settings: proxies, index credentials (mode 0600; only when staged for
+                                     CDK, which cannot pass them otherwise; deleted right after bundling)
+    .cdk-pip-layer/ca-bundle.crt     the host's CA bundle (PIP_CERT / REQUESTS_CA_BUNDLE / SSL_CERT_FILE)
+
+The build reports its outcome as ``result.json`` (a :class:`LayerBuildResult`) or ``error.json`` (the engine's
+:class:`LayerBuildError`) in the directory ``$CDK_PIP_LAYER_RESULT`` names, else in ``.cdk-pip-layer/`` (the CDK
+fallback mounts the input read-write and wants nothing but ``layer.zip`` in its output). The host raises that
+error as it is, so a failure inside the image reads exactly like the same failure of a local build.
+
+Everything host-specific travels in the staged input, never in the container command, its environment or its
+mounts: those are the same on every machine, so the CDK asset hash does not depend on the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.locks import LOCK_INSTALLER_ARGS, LockedRequirements
+from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.outputs import LayerBuildResult
+from cdk_pip_layer.engine.requirements import RequirementsFile
+
+CONTAINER_INPUT = "/asset-input"
+CONTAINER_OUTPUT = "/asset-output"
+CONTEXT_DIR = ".cdk-pip-layer"
+CACHE_MOUNT = "/cdk-pip-layer-cache"
+# Under CACHE_MOUNT: the wheels builds downloaded, kept for the next build (pip's HTTP cache is the rest).
+WHEELHOUSE_DIR = "wheelhouse"
+# A named Docker volume: the same name on every machine, so it can sit in CDK's bundling options.
+CACHE_VOLUME = "cdk-pip-layer-pip-cache"
+CONTAINER_COMMAND: tuple[str, ...] = ("python3", f"{CONTAINER_INPUT}/{CONTEXT_DIR}/run.py")
+CONTAINER_ENVIRONMENT: Mapping[str, str] = {
+    "HOME": "/tmp",  # CDK and the builder run the container as the calling user, who has no home in the image
+    "PIP_CACHE_DIR": f"{CACHE_MOUNT}/pip",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+# Host settings forwarded to the container, when set.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
+CA_FILE = "ca-bundle.crt"
+REQUEST_FILE = "build.json"
+HOST_ENV_FILE = "host.env.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+# The directory the build writes its outcome to (the container builder mounts one there and sets this).
+RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"
+RESULT_MOUNT = "/cdk-pip-layer-result"
+# Set to "1" (the container builder does when its logger is at DEBUG): the build prints pip's own verbose log
+# (every download and cache hit) to its output after pip has run.
+VERBOSE_VARIABLE = "CDK_PIP_LAYER_VERBOSE"
+
+_RUN_PY = '''"""Entry point of the cdk-pip-layer container build (generated; runs with the image's own Python)."""
+import sys
+from pathlib import Path
+
+here = Path(__file__).resolve().parent
+sys.path.insert(0, str(here))
+try:
+    import packaging.tags  # noqa: F401
+except ImportError:  # the image has only pip: use the copy of packaging that pip vendors
+    import importlib
+
+    for name in ("", ".version", ".specifiers", ".markers", ".requirements", ".tags", ".utils"):
+        sys.modules["packaging" + name] = importlib.import_module("pip._vendor.packaging" + name)
+
+from cdk_pip_layer.container.entry import main
+
+sys.exit(main(here))
+'''
+
+# What the build inside the image runs: the engine wing and this wing's entry point and protocol, nothing else
+# (no CDK adapter, no Docker SDK builder). The package's own __init__ is replaced by an empty one.
+_STAGED_CONTAINER_MODULES = ("__init__.py", "protocol.py", "entry.py")
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    root: Path
+    requirements: str  # path of the requirements file, relative to root
+    host_env: dict[str, str]  # what the container's environment needs from this host (may hold credentials)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What ``build.json`` asks the build in the image for."""
+
+    options: LayerBuildOptions
+    use_cache: bool
+
+
+def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The proxy and pip settings of this host that a container build needs."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in (*PROXY_VARIABLES, *PIP_VARIABLES) if env.get(name)}
+
+
+def write_request(context: Path, options: LayerBuildOptions, requirements: str, *, use_cache: bool) -> None:
+    """Write ``build.json``: the options the build in the image needs, with the requirements file's path relative
+    to the staged input. Index URLs go without credentials (those travel in the container's environment)."""
+    request = {
+        "requirements": requirements,
+        "runtime": options.runtime,
+        "architecture": options.architecture,
+        "exclude": list(options.exclude),
+        "extra_installer_args": list(options.extra_installer_args),
+        "verify": options.verify,
+        "use_cache": use_cache,
+        "index": options.index.fingerprint(),
+    }
+    (context / REQUEST_FILE).write_text(json.dumps(request, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def read_request(context: Path) -> BuildRequest:
+    """The request :func:`write_request` wrote, as options. Index URLs are left to the ``PIP_*`` environment,
+    which carries them with their credentials; the trusted hosts come from the request."""
+    data = json.loads((context / REQUEST_FILE).read_text(encoding="utf-8"))
+    index = data.get("index") or {}
+    options = LayerBuildOptions.parse(
+        requirements=context.parent / data["requirements"],
+        runtime=data["runtime"],
+        architecture=data["architecture"],
+        exclude=data["exclude"],
+        index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
+        extra_installer_args=data["extra_installer_args"],
+        verify=data["verify"],
+    )
+    return BuildRequest(options=options, use_cache=bool(data.get("use_cache", True)))
+
+
+def write_outcome(directory: Path, outcome: LayerBuildResult | LayerBuildError) -> None:
+    """Report a build's outcome to the host: ``result.json`` or ``error.json`` in ``directory``."""
+    if isinstance(outcome, LayerBuildError):
+        (directory / ERROR_FILE).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+    else:
+        (directory / RESULT_FILE).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+
+
+def read_outcome(directory: Path) -> LayerBuildResult | LayerBuildError | None:
+    """The outcome :func:`write_outcome` reported in ``directory``, or None when there is none (the build did not
+    get that far, or what it wrote cannot be read)."""
+    for name in (ERROR_FILE, RESULT_FILE):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                return None
+            return LayerBuildError.from_dict(data) if name == ERROR_FILE else LayerBuildResult.from_dict(data)
+        except (OSError, ValueError, KeyError, LayerBuildError):
+            return None
+    return None
+
+
+def stage_engine(context: Path) -> Path:
+    """Copy the engine and the in-image entry point into ``context/cdk_pip_layer``; return that directory."""
+    source = Path(__file__).resolve().parent.parent
+    package = context / "cdk_pip_layer"
+    (package / "container").mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('"""cdk-pip-layer\'s engine, staged for a container build."""\n', "utf-8")
+    for name in _STAGED_CONTAINER_MODULES:
+        shutil.copyfile(source / "container" / name, package / "container" / name)
+    engine = package / "engine"
+    engine.mkdir(exist_ok=True)
+    for module in sorted((source / "engine").glob("*.py")):
+        shutil.copyfile(module, engine / module.name)
+    return package
+
+
+def stage_input(
+    options: LayerBuildOptions,
+    requirements: RequirementsFile,
+    root: Path,
+    *,
+    use_cache: bool = True,
+    write_host_env: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> StagedInput:
+    """Write everything the container build needs into ``root`` (created if needed).
+
+    ``requirements`` is ``options.requirements`` as read already. ``write_host_env`` stores proxies and index
+    credentials in a 0600 file for the CDK Docker fallback, which has no other way to pass them without making
+    them part of the asset hash or a command line; the caller deletes ``root`` as soon as bundling is over. The
+    container builder passes them as container environment instead.
+    """
+    if isinstance(requirements, LockedRequirements):
+        # A lock is read here on the host (a Python 3.10 image has no TOML parser): the image gets the hash-pinned
+        # requirements generated from it for the target, installed with --no-deps --require-hashes.
+        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-lock-") as tmp:
+            generated = requirements.write_install_file(Path(tmp))
+            plain = RequirementsFile(path=generated, requirements=requirements.requirements, files=(generated,))
+            locked_options = dataclasses.replace(
+                options,
+                extra_installer_args=(*options.extra_installer_args, *LOCK_INSTALLER_ARGS),
+                groups=(),
+                member=None,
+            )
+            return stage_input(
+                locked_options, plain, root, use_cache=use_cache, write_host_env=write_host_env, environ=environ
+            )
+    files = [Path(f) for f in requirements.files]
+    base = Path(os.path.commonpath([f.parent for f in files]))
+    req_root = root / "requirements"
+    for file in files:
+        dest = req_root / file.relative_to(base)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, dest)
+        dest.chmod(0o644)
+    # Local archives the requirements name (./wheels/x.whl) travel with them, at the same relative place.
+    for line in requirements.requirements:
+        local = line.local_file
+        if local is not None and local.resolve().is_relative_to(base):
+            dest = req_root / local.resolve().relative_to(base)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, dest)
+            dest.chmod(0o644)
+    main_rel = (Path("requirements") / files[0].relative_to(base)).as_posix()
+
+    context = root / CONTEXT_DIR
+    package = stage_engine(context)
+    (context / "run.py").write_text(_RUN_PY, encoding="utf-8")
+    write_request(context, options, main_rel, use_cache=use_cache)
+
+    env = host_environment(environ)
+    # Our own index settings (with their credentials) win over the host's PIP_* variables.
+    env.update(options.index.pip_env())
+    ca = host_ca_bundle(environ)
+    if ca is not None:
+        shutil.copyfile(ca, context / CA_FILE)
+        (context / CA_FILE).chmod(0o644)
+    if write_host_env and env:
+        secret_file = context / HOST_ENV_FILE
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(env, handle)
+    # Readable by the container user (CDK runs it as the calling user; the builder too).
+    for path in (root, req_root, context, *(p for p in (package, *package.rglob("*")) if p.is_dir())):
+        path.chmod(0o755)
+    return StagedInput(root=root, requirements=main_rel, host_env=env)

@@ -1,0 +1,121 @@
+"""Pruning an installed ``python/`` directory into a layer: what only the build host could use goes (console
+scripts, foreign byte-code, the installer's name), and excluded distributions (boto3, botocore, ...) go by exactly
+the files their RECORD lists."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from .distributions import InstalledDistribution, installed_distributions
+from .target import LambdaTarget
+
+# What every distribution's .dist-info/INSTALLER says in a layer, whichever installer ran.
+INSTALLER_NAME = "cdk-pip-layer\n"
+
+
+@dataclass(frozen=True)
+class ExclusionResult:
+    removed: tuple[InstalledDistribution, ...]
+    files_removed: int
+    not_installed: tuple[str, ...]
+
+
+def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResult:
+    """Delete each named distribution: every file its RECORD lists (inside ``site_dir``), its .dist-info, and the
+    directories left empty. Files of other distributions are never touched, whatever their names."""
+    wanted = {canonicalize_name(n): n for n in names}
+    installed = {d.name: d for d in installed_distributions(site_dir)}
+    root = site_dir.resolve()
+    removed: list[InstalledDistribution] = []
+    count = 0
+    touched_dirs: set[Path] = set()
+    for name in sorted(wanted):
+        dist = installed.get(name)
+        if dist is None:
+            continue
+        count += _remove_recorded_files(dist, root, touched_dirs)
+        if dist.dist_info.exists():
+            shutil.rmtree(dist.dist_info)
+        removed.append(dist)
+    # Remove the directories the deletions left empty, deepest first, never the site directory itself.
+    for directory in sorted(touched_dirs, key=lambda p: len(p.parts), reverse=True):
+        current = directory
+        while current != root and current.is_relative_to(root) and current.is_dir() and not any(current.iterdir()):
+            current.rmdir()
+            current = current.parent
+    missing = tuple(original for key, original in sorted(wanted.items()) if key not in installed)
+    return ExclusionResult(tuple(removed), count, missing)
+
+
+def _remove_recorded_files(dist: InstalledDistribution, root: Path, touched_dirs: set[Path]) -> int:
+    """Delete the files ``dist``'s RECORD lists inside ``root`` (and their byte-code); return how many."""
+    count = 0
+    for entry in metadata.PathDistribution(dist.dist_info).files or []:
+        path = (root / entry).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue  # RECORD entries outside the layer (e.g. ../../bin/x) are not ours to delete
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            count += 1
+            touched_dirs.add(path.parent)
+            pycache = path.parent / "__pycache__"
+            if pycache.is_dir():
+                for pyc in pycache.glob(f"{path.stem}.*.pyc"):
+                    pyc.unlink()
+                touched_dirs.add(pycache)
+    return count
+
+
+def drop_host_artifacts(site_dir: Path, target: LambdaTarget) -> None:
+    """Remove what only the build host could use: console scripts (their shebang is the host's Python) and byte
+    code compiled for another interpreter than the target's."""
+    shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    for dist_info in site_dir.glob("*.dist-info"):
+        _normalise_record(site_dir, dist_info)
+    keep_tag = "cpython-{}{}".format(*target.python_version)
+    for pyc in site_dir.rglob("*.pyc"):
+        if pyc.parent.name == "__pycache__" and keep_tag not in pyc.name:
+            pyc.unlink()
+    # Empty directories (emptied __pycache__, or uv's empty <dist>.libs/) carry nothing and would only make the
+    # zip differ between installers.
+    for dirpath, _, _ in sorted(os.walk(site_dir), key=lambda entry: len(entry[0]), reverse=True):
+        directory = Path(dirpath)
+        if directory != site_dir and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def _normalise_record(site_dir: Path, dist_info: Path) -> None:
+    """RECORD lines for scripts (../../bin/<script> from pip, bin/<script> from uv) hash the host's shebang, and
+    INSTALLER names the tool (pip, uv): either would make the zip differ from one build host to the next. RECORD
+    keeps the files that are in the layer, and the layer's installer is cdk-pip-layer, whichever program ran."""
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return
+    installer_bytes = INSTALLER_NAME.encode()
+    installer_hash = base64.urlsafe_b64encode(hashlib.sha256(installer_bytes).digest()).rstrip(b"=").decode()
+    installer_file = dist_info / "INSTALLER"
+    installer_entry = f"{dist_info.name}/INSTALLER"
+    rows = []
+    for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+        if not row or row[0].startswith("../") or not (site_dir / row[0]).exists():
+            continue  # a file outside the layer, or one removed with bin/
+        if row[0] == installer_entry and installer_file.is_file():
+            rows.append([installer_entry, f"sha256={installer_hash}", str(len(installer_bytes))])
+        else:
+            rows.append(row)
+    if installer_file.is_file():
+        installer_file.write_bytes(installer_bytes)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    record.write_text(out.getvalue(), encoding="utf-8")

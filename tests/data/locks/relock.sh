@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Remake the lock fixtures with the tools themselves (needs the network to PyPI and the dev extra's uv and Poetry):
+#   bash tests/data/locks/relock.sh
+# Each project pins the same small set: a native wheel (orjson), a dependency with marker-dependent dependencies
+# (anyio: exceptiongroup and typing-extensions below Python 3.11) and a marker on a requirement (tomli). The
+# requirements.txt beside each lock is that tool's own export of the same lock, the reference the tests compare with.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="$(cd "$here/../../.." && pwd)/.venv/bin"
+# The tools see PyPI alone, not this machine's pip or uv configuration.
+export UV_NO_CONFIG=1 PIP_CONFIG_FILE=/dev/null REQUESTS_CA_BUNDLE="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}"
+unset PIP_FIND_LINKS PIP_CONSTRAINT
+
+for project in uv uv-workspace uv-sdist uv-forked; do
+    (cd "$here/$project" && "$bin/uv" lock --quiet)
+done
+(cd "$here/uv" && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --output-file requirements.txt \
+    && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --format pylock.toml --output-file pylock.toml)
+(cd "$here/poetry" && "$bin/poetry" lock --quiet && "$bin/poetry" export --quiet --output requirements.txt)
+# Pipfile.lock: written from uv.lock's hashes in pipenv's layout (pipenv is not among the dev tools).
+"$bin/python" "$here/pipfile_lock.py" "$here/uv/uv.lock" "$here/pipenv/Pipfile.lock"

@@ -1,0 +1,293 @@
+"""The real local builder, driven offline: real pip (or uv) installing wheels built in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cdk_pip_layer import (
+    LayerBuildResult,
+    LocalBuildUnavailableError,
+    NoCompatibleDistributionError,
+    PipBasedLambdaLayerLocalBuilder,
+)
+from cdk_pip_layer.engine.interpreters import find_uv
+
+pytestmark = pytest.mark.usefixtures("offline_env")
+
+
+def offline_args(wheels: Path) -> tuple[str, ...]:
+    return ("--no-index", "--find-links", str(wheels))
+
+
+def build(
+    requirements: Path,
+    build_dir: Path,
+    wheels: Path,
+    runtime: str,
+    **kwargs: object,
+) -> LayerBuildResult:
+    builder = PipBasedLambdaLayerLocalBuilder(
+        requirements=requirements,
+        build_dir=build_dir,
+        runtime=runtime,
+        extra_installer_args=offline_args(wheels),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return builder.build()
+
+
+def layer_names(zip_path: Path) -> list[str]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.namelist()
+
+
+@pytest.fixture
+def wheels(make_wheel: Callable[..., Path]) -> Path:
+    """A small index: an app with marker-dependent and extra dependencies, a console script, stale bytecode."""
+    app = make_wheel(
+        "demo-app",
+        "1.0",
+        requires=[
+            'old-only; python_version < "3.11"',
+            'new-only; python_version >= "3.12"',
+            'arm-only; platform_machine == "aarch64"',
+            "helper>=1",
+        ],
+        files={
+            "demo_app/__init__.py": "from helper import VALUE\n",
+            "demo_app/cli.py": "def main():\n    print('hi')\n",
+            "demo_app/__pycache__/cli.cpython-39.pyc": b"stale bytecode of another interpreter",
+            "demo_app-1.0.data/scripts/demo-tool": "#!python\nprint('tool')\n",
+        },
+        entry_points="[console_scripts]\ndemo = demo_app.cli:main\n",
+    )
+    make_wheel("helper", "1.2", files={"helper.py": "VALUE = 1\n"})
+    for name in ("old-only", "new-only", "arm-only"):
+        make_wheel(name, "1.0")
+    make_wheel("six", "1.16.0", files={"six.py": "# six\n"})
+    make_wheel("sixer", "0.1", files={"sixer/__init__.py": "", "sixer/six.py": ""})
+    return app.parent
+
+
+def write_requirements(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "requirements.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+    req = write_requirements(tmp_path, "demo-app==1.0", "six==1.16.0", "sixer==0.1")
+    result = build(req, tmp_path / "build", wheels, host_runtime, exclude=["Six", "boto3"])
+    names = layer_names(result.zip_path)
+
+    assert result.zip_path == tmp_path / "build" / "layer.zip"
+    assert result.artifacts_dir == tmp_path / "build" / "artifacts"
+    assert (result.artifacts_dir / "python" / "demo_app" / "cli.py").is_file()
+    assert "python/demo_app/__init__.py" in names
+    assert "python/helper.py" in names
+    # exclusion by RECORD: six is gone, sixer (same prefix) stays
+    assert "python/six.py" not in names
+    assert not [n for n in names if n.startswith("python/six-")]
+    assert {"python/sixer/__init__.py", "python/sixer/six.py"} <= set(names)
+    # host artifacts: no bin/ (shebangs point at the build host's Python), no byte code at all
+    assert not [n for n in names if n.startswith(("bin/", "python/bin/"))]
+    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    # markers were evaluated for the target
+    host = sys.version_info[:2]
+    assert any(n.startswith("python/old_only") for n in names) is (host < (3, 11))
+    assert any(n.startswith("python/new_only") for n in names) is (host >= (3, 12))
+    assert not any(n.startswith("python/arm_only") for n in names)
+
+    assert result.installer.startswith("pip ")
+    assert result.excluded == ("six==1.16.0",)
+    assert "demo-app==1.0" in result.distributions and "helper==1.2" in result.distributions
+    assert "sixer==0.1" in result.distributions
+    assert not [d for d in result.distributions if d.startswith("six==")]
+    assert result.warnings == ("excluded package 'boto3' is not in the layer",)
+    assert result.sha256 == hashlib.sha256(result.zip_path.read_bytes()).hexdigest()
+    assert result.zipped_bytes == result.zip_path.stat().st_size
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert result.unzipped_bytes == sum(i.file_size for i in archive.infolist())
+    summary = result.summary()
+    for expected in (
+        f"layer: {result.zip_path}",
+        f"target: {host_runtime}/x86_64",
+        "installer: pip ",
+        "excluded: six==1.16.0",
+        f"sha256: {result.sha256}",
+        "warning: excluded package 'boto3' is not in the layer",
+    ):
+        assert expected in summary
+    assert not list((tmp_path / "build").glob(".staging-*"))
+
+
+def test_two_builds_are_byte_identical(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+    req = write_requirements(tmp_path, "demo-app==1.0")
+    first = build(req, tmp_path / "one", wheels, host_runtime)
+    second = build(req, tmp_path / "elsewhere" / "two", wheels, host_runtime)
+    assert first.sha256 == second.sha256
+    assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
+
+
+def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+    build_dir = tmp_path / "build"
+    good = build(write_requirements(tmp_path, "helper==1.2"), build_dir, wheels, host_runtime)
+    before = good.zip_path.read_bytes()
+    artifacts_before = sorted(p.relative_to(build_dir).as_posix() for p in good.artifacts_dir.rglob("*"))
+
+    bad = write_requirements(tmp_path, "helper==1.2", "no-such-package-anywhere==1.0")
+    with pytest.raises(NoCompatibleDistributionError) as info:
+        build(bad, build_dir, wheels, host_runtime)
+    assert info.value.package == "no-such-package-anywhere"
+    assert "no-such-package-anywhere" in str(info.value)
+    assert good.zip_path.read_bytes() == before
+    assert sorted(p.relative_to(build_dir).as_posix() for p in good.artifacts_dir.rglob("*")) == artifacts_before
+    assert sorted(p.name for p in build_dir.iterdir()) == ["artifacts", "layer.zip"]
+
+
+# --- markers for other targets than the host: pip with another interpreter, or uv ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch", "installer", "present", "absent"),
+    [
+        ("python3.10", "x86_64", "pip", {"old_only"}, {"new_only", "arm_only"}),
+        ("python3.12", "x86_64", "pip", {"new_only"}, {"old_only", "arm_only"}),
+        ("python3.10", "x86_64", "uv", {"old_only"}, {"new_only", "arm_only"}),
+        ("python3.12", "arm64", "uv", {"new_only", "arm_only"}, {"old_only"}),
+    ],
+)
+def test_markers_follow_the_target(
+    tmp_path: Path, wheels: Path, *, runtime: str, arch: str, installer: str, present: set[str], absent: set[str]
+) -> None:
+    if installer == "uv" and find_uv() is None:
+        pytest.skip("uv is not installed")
+    builder = PipBasedLambdaLayerLocalBuilder(
+        requirements=write_requirements(tmp_path, "demo-app==1.0"),
+        build_dir=tmp_path / "build",
+        runtime=runtime,
+        architecture=arch,
+        installer=installer,
+        extra_installer_args=offline_args(wheels),
+    )
+    try:
+        builder.select_installer()
+    except LocalBuildUnavailableError as exc:
+        pytest.skip(f"no local installer for {runtime}: {exc.what}")
+    result = builder.build()
+    tops = {n.split("/")[1] for n in layer_names(result.zip_path) if n.count("/") >= 2}
+    assert present <= tops
+    assert not (absent & tops)
+    assert result.installer.startswith(installer)
+
+
+# --- a pure-Python package published only as a source distribution -------------------------------------------------
+
+_BACKEND = """
+import base64, hashlib, os, zipfile
+
+def _hash(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    info = "puresdist-1.0.dist-info"
+    files = {
+        "puresdist.py": b"VALUE = 42\\n",
+        info + "/METADATA": b"Metadata-Version: 2.1\\nName: puresdist\\nVersion: 1.0\\n\\n",
+        info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = "".join(f"{k},{_hash(v)},{len(v)}\\n" for k, v in files.items()) + info + "/RECORD,,\\n"
+    files[info + "/RECORD"] = record.encode()
+    name = "puresdist-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for arc, data in files.items():
+            archive.writestr(arc, data)
+    return name
+"""
+
+
+def make_sdist(dest: Path) -> Path:
+    """An sdist whose in-tree PEP 517 backend needs no download: it builds offline."""
+    import io
+    import tarfile
+
+    members = {
+        "puresdist-1.0/pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        ),
+        "puresdist-1.0/backend.py": _BACKEND,
+        "puresdist-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: puresdist\nVersion: 1.0\n",
+    }
+    path = dest / "puresdist-1.0.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_pure_sdist_from_find_links_is_built_offline(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+    make_sdist(wheels)
+    req = write_requirements(tmp_path, "helper==1.2", "puresdist==1.0")
+    result = build(req, tmp_path / "build", wheels, host_runtime)
+    assert result.built_from_source == ("puresdist",)
+    assert "puresdist==1.0" in result.distributions
+    assert "python/puresdist.py" in layer_names(result.zip_path)
+
+
+def _base_interpreter() -> str | None:
+    """The interpreter this venv was made from: same version, another path (as on another machine)."""
+    if sys.prefix == sys.base_prefix:
+        return None
+    base = Path(sys.base_prefix) / "bin" / "python{}.{}".format(*sys.version_info[:2])
+    return str(base) if base.is_file() else None
+
+
+def test_layer_does_not_depend_on_the_build_hosts_interpreter_path(
+    tmp_path: Path, wheels: Path, host_runtime: str
+) -> None:
+    base = _base_interpreter()
+    if base is None:
+        pytest.skip("tests do not run in a venv: no second interpreter of this version to compare with")
+    req = write_requirements(tmp_path, "demo-app==1.0")
+    try:
+        other = build(req, tmp_path / "base", wheels, host_runtime, python_executable=base)
+    except LocalBuildUnavailableError as exc:
+        pytest.skip(f"{base} cannot build: {exc.what}")
+    venv = build(req, tmp_path / "venv", wheels, host_runtime, python_executable=sys.executable)
+    assert venv.sha256 == other.sha256
+    record = (venv.artifacts_dir / "python" / "demo_app-1.0.dist-info" / "RECORD").read_text()
+    assert "bin/" not in record
+
+
+def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
+    from cdk_pip_layer.engine.diagnosis import installer_warnings
+
+    output = "\n".join(
+        [
+            "Collecting requests==2.32.0",
+            "WARNING: The candidate selected for download or install is a yanked version: 'requests' candidate",
+            "Reason for being yanked: Yanked due to conflicts with CVE-2024-35195 mitigation",
+            "WARNING: Running pip as the 'root' user can result in broken permissions",
+            "WARNING: Location 'file:///opt/x/requests/' is ignored: it is neither a file nor a directory.",
+            "warning: The package `foo==1.0` does not have an extra named `bar`",
+            "Successfully installed requests-2.32.0",
+        ]
+    )
+    assert installer_warnings(output) == (
+        "The candidate selected for download or install is a yanked version: 'requests' candidate "
+        "Reason for being yanked: Yanked due to conflicts with CVE-2024-35195 mitigation",
+        "The package `foo==1.0` does not have an extra named `bar`",
+    )

@@ -1,0 +1,539 @@
+"""Lock files in, exactly the locked layer out: reading each format for each target (against the tool's own
+export of the same lock), the build from a lock with real pip and uv (offline, wheels built in tmp_path), hash
+checking, freshness, and hostile or wrong input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli as tomllib
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from cdk_pip_layer import (
+    IndexSettings,
+    InstallError,
+    InvalidInputError,
+    LambdaTarget,
+    LayerBuildOptions,
+    NoCompatibleDistributionError,
+    PipBasedLambdaLayerLocalBuilder,
+    RequirementsFileError,
+    VerificationError,
+)
+from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.lock_poetry import content_hash
+from cdk_pip_layer.engine.locks import LockedRequirements, lock_format, read_input
+
+SHA = "ab" * 32
+LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
+TARGETS = [
+    LambdaTarget.parse(runtime, arch) for runtime in ("python3.10", "python3.12") for arch in ("x86_64", "arm64")
+]
+# Each lock fixture, and the requirements.txt its tool exported from the same lock (Pipfile.lock was written from
+# uv.lock's hashes, so uv's export is its reference too).
+FIXTURES = {
+    "uv.lock": (LOCKS / "uv" / "uv.lock", LOCKS / "uv" / "requirements.txt"),
+    "pylock.toml": (LOCKS / "uv" / "pylock.toml", LOCKS / "uv" / "requirements.txt"),
+    "poetry.lock": (LOCKS / "poetry" / "poetry.lock", LOCKS / "poetry" / "requirements.txt"),
+    "Pipfile.lock": (LOCKS / "pipenv" / "Pipfile.lock", LOCKS / "uv" / "requirements.txt"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_uv_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+
+
+def exported(requirements: Path, target: LambdaTarget) -> dict[str, tuple[str, set[str]]]:
+    """name -> (version, hashes) of what the tool's exported requirements.txt installs on ``target``."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    text = requirements.read_text(encoding="utf-8").replace("\\\n", " ")
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        words = line.split(" --hash=")
+        req = Requirement(words[0])
+        if req.marker is None or req.marker.evaluate({**target.marker_environment, "extra": ""}):
+            out[canonicalize_name(req.name)] = (str(next(iter(req.specifier)).version), {w.strip() for w in words[1:]})
+    return out
+
+
+def read(lock: Path, target: LambdaTarget, **options: Any) -> LockedRequirements:
+    parsed = LayerBuildOptions.parse(
+        requirements=lock, runtime=target.runtime, architecture=target.architecture, **options
+    )
+    result = read_input(parsed)
+    assert isinstance(result, LockedRequirements)
+    return result
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+@pytest.mark.parametrize("fixture", list(FIXTURES))
+def test_each_lock_selects_what_its_tools_export_installs_on_the_target(fixture: str, target: LambdaTarget) -> None:
+    lock, export = FIXTURES[fixture]
+    locked = read(lock, target)
+    assert locked.fully_pinned
+    got = {d.name: (d.version, set(d.hashes)) for d in locked.distributions}
+    assert got == exported(export, target)
+    below_311 = target.python_version < (3, 11)
+    assert ("exceptiongroup" in got) is below_311
+    assert ("tomli" in got) is below_311
+    assert "orjson" in got  # the native one, for every target
+
+
+@pytest.mark.parametrize("fixture", list(FIXTURES))
+def test_the_installer_gets_every_distribution_pinned_with_the_locks_hashes(fixture: str, tmp_path: Path) -> None:
+    lock, _ = FIXTURES[fixture]
+    locked = read(lock, TARGETS[0])
+    written = locked.write_install_file(tmp_path / "staging")
+    assert written.parent == tmp_path / "staging"
+    text = written.read_text(encoding="utf-8")
+    for dist in locked.distributions:
+        assert f"{dist.name}=={dist.version} \\\n" in text
+        assert all(f"--hash={h}" in text for h in dist.hashes)
+    assert "--extra-index-url" not in text  # PyPI is every installer's default: never added as an extra index
+    assert not any(p.name.endswith("locked-requirements.txt") for p in lock.parent.iterdir())
+
+
+def test_groups_add_their_distributions() -> None:
+    target = TARGETS[2]
+    for lock, group in (
+        (LOCKS / "uv" / "uv.lock", "tests"),
+        (LOCKS / "poetry" / "poetry.lock", "tests"),
+        (LOCKS / "pipenv" / "Pipfile.lock", "develop"),
+        (LOCKS / "uv" / "pylock.toml", None),
+    ):
+        plain = {d.name for d in read(lock, target).distributions}
+        assert "six" not in plain, lock
+        if group is not None:
+            assert {d.name for d in read(lock, target, groups=[group]).distributions} == plain | {"six"}
+
+
+def test_an_unknown_group_names_the_groups_there_are() -> None:
+    with pytest.raises(RequirementsFileError, match="no group 'nope'") as caught:
+        read(LOCKS / "poetry" / "poetry.lock", TARGETS[0], groups=["nope"])
+    assert "tests" in str(caught.value.hint)
+
+
+def test_a_workspace_member_is_chosen_by_option_and_members_are_not_installed() -> None:
+    lock = LOCKS / "uv-workspace" / "uv.lock"
+    with pytest.raises(RequirementsFileError, match="workspace root") as caught:
+        read(lock, TARGETS[0])
+    assert "api" in str(caught.value.hint)
+    assert "jobs" in str(caught.value.hint)
+    # api depends on the member jobs, which depends on six: the members are your code, their dependencies the layer's.
+    assert {d.name for d in read(lock, TARGETS[0], member="api").distributions} == {"sniffio", "six"}
+    assert {d.name for d in read(lock, TARGETS[0], member="jobs").distributions} == {"six"}
+    with pytest.raises(RequirementsFileError, match="not a project of this workspace"):
+        read(lock, TARGETS[0], member="six")
+
+
+def test_poetry_content_hash_is_computed_as_poetry_computes_it(tmp_path: Path) -> None:
+    from poetry.packages.locker import Locker  # Poetry itself (a dev tool): the reference
+
+    pyprojects = [
+        tomllib.loads((LOCKS / "poetry" / "pyproject.toml").read_text(encoding="utf-8")),
+        {"tool": {"poetry": {"name": "x", "dependencies": {"python": "^3.10", "requests": "2.32.3"}}}},
+        {"tool": {"poetry": {"dependencies": {"python": "^3.10"}, "group": {"dev": {"dependencies": {"six": "*"}}}}}},
+        {"project": {"name": "x", "dependencies": ["six"]}, "dependency-groups": {"lint": ["ruff"]}},
+        {"project": {"name": "x", "description": "no dependencies at all"}},
+    ]
+    for pyproject in pyprojects:
+        assert content_hash(pyproject) == Locker(tmp_path / "poetry.lock", pyproject)._get_content_hash()
+    locked = tomllib.loads((LOCKS / "poetry" / "poetry.lock").read_text(encoding="utf-8"))
+    assert content_hash(pyprojects[0]) == locked["metadata"]["content-hash"]
+
+
+def copy_project(tmp_path: Path, name: str) -> Path:
+    return Path(shutil.copytree(LOCKS / name, tmp_path / name))
+
+
+def test_an_out_of_date_poetry_lock_is_refused_with_the_command_that_fixes_it(tmp_path: Path) -> None:
+    project = copy_project(tmp_path, "poetry")
+    pyproject = project / "pyproject.toml"
+    # A new description changes nothing Poetry locks: still current.
+    pyproject.write_text(pyproject.read_text().replace("locked with Poetry", "locked by Poetry"), encoding="utf-8")
+    read(project / "poetry.lock", TARGETS[0])
+    pyproject.write_text(pyproject.read_text().replace('"orjson==3.10.12",', '"orjson==3.10.13",'), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="out of date") as caught:
+        read(project / "poetry.lock", TARGETS[0])
+    assert caught.value.exit_code == 2
+    assert "poetry lock" in str(caught.value.hint)
+
+
+def test_a_current_uv_lock_is_checked_by_uv_offline(tmp_path: Path, offline_env: None) -> None:
+    project = copy_project(tmp_path, "uv")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("locked with uv", "locked by uv"), encoding="utf-8")
+    assert {d.name for d in read(project / "uv.lock", TARGETS[0]).distributions} >= {"anyio", "orjson"}
+
+
+@pytest.mark.parametrize("fixture", ["uv.lock", "poetry.lock"])
+def test_a_lock_needs_its_pyproject(fixture: str, tmp_path: Path) -> None:
+    lock, _ = FIXTURES[fixture]
+    alone = tmp_path / lock.name
+    shutil.copyfile(lock, alone)
+    with pytest.raises(RequirementsFileError, match=r"pyproject\.toml beside it"):
+        read(alone, TARGETS[0])
+
+
+def test_file_names_tell_the_format() -> None:
+    assert lock_format(Path("pylock.toml")) == "pylock"
+    assert lock_format(Path("pylock.lambda.toml")) == "pylock"
+    assert lock_format(Path("uv.lock")) == "uv"
+    assert lock_format(Path("poetry.lock")) == "poetry"
+    assert lock_format(Path("Pipfile.lock")) == "pipfile"
+    for name in ("requirements.txt", "requirements-prod.txt", "pylock.a.b.toml", "pyproject.toml", "deps.in"):
+        assert lock_format(Path(name)) is None, name
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "Pipfile"])
+def test_a_project_file_is_pointed_to_its_lock(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not a lock file") as caught:
+        read_input(LayerBuildOptions.parse(requirements=path))
+    assert "uv.lock" in str(caught.value.hint)
+
+
+def test_groups_and_members_are_refused_for_a_requirements_file(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text("six==1.16.0\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="apply to lock files"):
+        read_input(LayerBuildOptions.parse(requirements=path, groups=["dev"]))
+    with pytest.raises(InvalidInputError, match="Invalid groups name"):
+        LayerBuildOptions.parse(requirements=path, groups=["--index-url=http://evil"])
+    with pytest.raises(InvalidInputError, match=r"applies to uv\.lock"):
+        read(FIXTURES["poetry.lock"][0], TARGETS[0], member="api")
+
+
+def pylock(packages: list[dict[str, Any]], **top: Any) -> str:
+    """A PEP 751 pylock.toml (written as TOML by json: inline tables and arrays are JSON-compatible)."""
+    lines = ['lock-version = "1.0"', 'created-by = "tests"']
+    lines += [f"{key.replace('_', '-')} = {json.dumps(value)}" for key, value in top.items()]
+    for package in packages:
+        lines.append("[[packages]]")
+        for key, value in package.items():
+            if isinstance(value, dict):
+                inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {inline} }}")
+            elif isinstance(value, list):
+                lines.append(f"{key} = [" + ", ".join(_inline(v) for v in value) + "]")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _inline(value: dict[str, Any]) -> str:
+    parts = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            item_text = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in item.items()) + " }"
+        else:
+            item_text = json.dumps(item)
+        parts.append(f"{key} = {item_text}")
+    return "{ " + ", ".join(parts) + " }"
+
+
+def wheel_entry(wheel: Path, digest: str | None = None) -> dict[str, Any]:
+    sha = digest or hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return {"name": wheel.name, "url": f"https://files.example.com/{wheel.name}", "hashes": {"sha256": sha}}
+
+
+@pytest.mark.parametrize(
+    ("hostile", "message"),
+    [
+        ({"name": "six six"}, "invalid package name"),
+        ({"name": "six\n--index-url http://evil/simple"}, "invalid package name"),
+        ({"wheels": [{"name": "x.whl", "url": "https://h/x.whl", "hashes": {"sha256": SHA + "\n"}}]}, "invalid hash"),
+        ({"version": "1.0 --index-url http://evil"}, "invalid version"),
+        ({"wheels": [{"name": "x.whl", "url": "https://h/x.whl", "hashes": {"sha256": "00\n--pre"}}]}, "invalid hash"),
+        ({"index": "https://evil/simple\n--trusted-host evil"}, "invalid URL"),
+        ({"marker": "python_version <"}, "marker"),
+        ({"vcs": {"type": "git", "url": "https://github.com/x/y"}}, "git|vcs"),
+        ({"directory": {"path": "../x"}}, "directory"),
+    ],
+)
+def test_hostile_or_broken_locks_are_refused_before_anything_is_written(
+    hostile: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    package: dict[str, Any] = {
+        "name": "six",
+        "version": "1.16.0",
+        "index": "https://pypi.org/simple",
+        "wheels": [
+            {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl", "hashes": {"sha256": "ab" * 32}}
+        ],
+    }
+    package.update(hostile)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(pylock([package]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match=message) as caught:
+        read(lock, TARGETS[0])
+    assert caught.value.exit_code == 2
+
+
+def test_not_toml_or_not_json_is_one_clear_error(tmp_path: Path) -> None:
+    for name, text in (("pylock.toml", "lock-version = [\n"), ("Pipfile.lock", "{not json")):
+        lock = tmp_path / name
+        lock.write_text(text, encoding="utf-8")
+        with pytest.raises(RequirementsFileError, match=r"not valid TOML|not JSON"):
+            read(lock, TARGETS[0])
+
+
+def test_a_lock_without_a_wheel_for_the_target_nor_an_sdist_names_what_it_offers(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    wheels = [
+        {
+            "name": "fast-1.0-cp312-cp312-macosx_11_0_arm64.whl",
+            "url": "https://h/a.whl",
+            "hashes": {"sha256": "ab" * 32},
+        },
+        {"name": "fast-1.0-cp312-cp312-win_amd64.whl", "url": "https://h/b.whl", "hashes": {"sha256": "cd" * 32}},
+    ]
+    lock.write_text(pylock([{"name": "fast", "version": "1.0", "index": "https://pypi.org/simple", "wheels": wheels}]))
+    with pytest.raises(NoCompatibleDistributionError) as caught:
+        read(lock, LambdaTarget.parse("python3.12", "arm64"))
+    error = caught.value
+    assert error.package == "fast"
+    assert "python3.12/arm64" in error.what
+    assert any("cp312-cp312-macosx_11_0_arm64" in line and "win_amd64" in line for line in error.details)
+
+
+def test_credentials_in_a_lock_never_reach_the_installer_file(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    wheel = {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl", "hashes": {"sha256": "ab" * 32}}
+    index = "https://deploy:s3cr3t-token@pypi.example.com/simple/"
+    lock.write_text(pylock([{"name": "six", "version": "1.16.0", "index": index, "wheels": [wheel]}]))
+    text = read(lock, TARGETS[0]).install_text
+    assert "s3cr3t" not in text
+    assert "--extra-index-url https://pypi.example.com/simple\n" in text
+
+
+def test_pylock_environments_and_requires_python_are_checked(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(pylock([], requires_python=">=3.11"), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match=r"requires Python >=3\.11, not 3\.10"):
+        read(lock, TARGETS[0])
+    lock.write_text(pylock([], environments=["sys_platform == 'darwin'"]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="other environments"):
+        read(lock, TARGETS[0])
+
+
+# -- the build from a lock, offline: real pip and uv against wheels made in tmp_path ------------------------------
+
+
+@pytest.fixture
+def locked_project(make_wheel: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path]:
+    """Wheels of two versions of a library (the lock pins the older), a marker-dependent one for Python < 3.11,
+    and a pylock.toml pinning them with their real hashes."""
+    app = make_wheel("demo-app", "1.0", requires=["lib>=1", 'old-only; python_version < "3.11"'])
+    lib_old = make_wheel("lib", "1.0", files={"lib.py": "VERSION = 1\n"})
+    make_wheel("lib", "2.0", files={"lib.py": "VERSION = 2\n"})
+    old_only = make_wheel("old-only", "1.0")
+    packages = [
+        {"name": "demo-app", "version": "1.0", "index": "https://pypi.org/simple", "wheels": [wheel_entry(app)]},
+        {"name": "lib", "version": "1.0", "index": "https://pypi.org/simple", "wheels": [wheel_entry(lib_old)]},
+        {
+            "name": "old-only",
+            "version": "1.0",
+            "marker": "python_full_version < '3.11'",
+            "index": "https://pypi.org/simple",
+            "wheels": [wheel_entry(old_only)],
+        },
+    ]
+    lock = tmp_path / "project" / "pylock.toml"
+    lock.parent.mkdir()
+    lock.write_text(pylock(packages), encoding="utf-8")
+    return lock, app.parent
+
+
+def installers() -> list[str]:
+    return ["pip", "uv"] if find_uv() else ["pip"]
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", installers())
+def test_a_build_from_a_lock_installs_exactly_the_locked_versions(
+    installer: str, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str
+) -> None:
+    lock, wheels = locked_project
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=lock,
+        build_dir=tmp_path / "out",
+        runtime=host_runtime,
+        installer=installer,
+        extra_installer_args=("--no-index", "--find-links", str(wheels)),
+    ).build()
+    # lib 2.0 is there to be found, but the lock says 1.0; old-only's marker is false on this runtime.
+    assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert archive.read("python/lib.py") == b"VERSION = 1\n"
+        assert not [n for n in archive.namelist() if "locked-requirements" in n]
+    assert sorted(p.name for p in lock.parent.iterdir()) == ["pylock.toml"]  # nothing written beside the lock
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", installers())
+def test_a_tampered_hash_in_the_lock_fails_the_build(
+    installer: str, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str
+) -> None:
+    lock, wheels = locked_project
+    lib = wheels / "lib-1.0-py3-none-any.whl"
+    real = hashlib.sha256(lib.read_bytes()).hexdigest()
+    lock.write_text(lock.read_text().replace(real, "0" * 64), encoding="utf-8")
+    with pytest.raises(InstallError) as caught:
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=lock,
+            build_dir=tmp_path / "out",
+            runtime=host_runtime,
+            installer=installer,
+            extra_installer_args=("--no-index", "--find-links", str(wheels)),
+        ).build()
+    assert "hash" in str(caught.value).lower()
+    assert not (tmp_path / "out" / "layer.zip").exists()
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
+    make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: str
+) -> None:
+    app = make_wheel("demo-app", "1.0", requires=["lib>=1"])
+    make_wheel("lib", "1.0")
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(pylock([{"name": "demo-app", "version": "1.0", "index": "https://pypi.org/simple",
+                             "wheels": [wheel_entry(app)]}]), encoding="utf-8")  # fmt: skip
+    with pytest.raises(VerificationError, match=r"lib>=1 \(needed by demo-app 1.0"):
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=lock,
+            build_dir=tmp_path / "out",
+            runtime=host_runtime,
+            extra_installer_args=("--no-index", "--find-links", str(app.parent)),
+        ).build()
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", installers())
+def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_locked_build(
+    installer: str,
+    locked_project: tuple[Path, Path],
+    tmp_path: Path,
+    host_runtime: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uv in --require-hashes mode refuses any constraint not pinned with == (pip does not); a pip.conf with
+    `constraint = …` (here as PIP_CONSTRAINT) must not make locked builds with uv fail."""
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("torch<=2.14.1\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+    lock, wheels = locked_project
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=lock,
+        build_dir=tmp_path / "out",
+        runtime=host_runtime,
+        installer=installer,
+        extra_installer_args=("--no-index", "--find-links", str(wheels)),
+    ).build()
+    assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
+    locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdk_pip_layer.cli import main
+
+    lock, wheels = locked_project
+    argv = ["build", "-r", str(lock), "-o", str(tmp_path / "out"), "--runtime", host_runtime, "--json", "-q"]
+    offline = ["--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"]
+    assert main([*argv, *offline]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["distributions"]) == ["demo-app==1.0", "lib==1.0"]
+    assert main([*argv, *offline, "--group", "nope"]) == 2
+    assert "pylock.toml has no group 'nope'" in capsys.readouterr().err
+    poetry = FIXTURES["poetry.lock"][0]
+    assert main(["build", "-r", str(poetry), "-o", str(tmp_path / "x"), "--member", "api", "-q"]) == 2
+    assert "A workspace member applies to uv.lock" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("dead_index_env")
+@pytest.mark.parametrize("installer", installers())
+def test_the_locks_own_index_is_searched_besides_yours(
+    installer: str, make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: str
+) -> None:
+    """The lock says lib comes from a private index (a PEP 503 directory here); your own index (empty) stays
+    first: the build finds lib on the lock's index."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": "VERSION = 1\n"})
+    private = tmp_path / "private" / "simple"
+    (private / "lib").mkdir(parents=True)
+    shutil.copyfile(lib, private / "lib" / lib.name)
+    (private / "lib" / "index.html").write_text(f'<a href="{lib.name}">{lib.name}</a>\n', encoding="utf-8")
+    (tmp_path / "yours" / "simple").mkdir(parents=True)
+    lock = tmp_path / "pylock.toml"
+    entry = {"name": "lib", "version": "1.0", "index": private.as_uri(), "wheels": [wheel_entry(lib)]}
+    lock.write_text(pylock([entry]), encoding="utf-8")
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=lock,
+        build_dir=tmp_path / "out",
+        runtime=host_runtime,
+        installer=installer,
+        index=IndexSettings(index_url=(tmp_path / "yours" / "simple").as_uri()),
+    ).build()
+    assert result.distributions == ("lib==1.0",)
+
+
+def test_a_forked_uv_lock_gives_each_target_its_own_version() -> None:
+    """Two versions of six in one universal lock, for different Python versions: each target gets its own."""
+    lock = LOCKS / "uv-forked" / "uv.lock"
+    assert [d.pin for d in read(lock, TARGETS[0]).distributions] == ["six==1.16.0"]
+    assert [d.pin for d in read(lock, TARGETS[2]).distributions] == ["six==1.17.0"]
+
+
+def test_a_pylock_package_whose_requires_python_excludes_the_target_is_refused(tmp_path: Path) -> None:
+    wheel = {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl", "hashes": {"sha256": SHA}}
+    lock = tmp_path / "pylock.toml"
+    package = {"name": "six", "version": "1.16.0", "requires-python": ">=3.11", "index": "https://pypi.org/simple"}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match=r"six in pylock\.toml requires Python >=3\.11, not 3\.10"):
+        read(lock, TARGETS[0])
+    assert [d.pin for d in read(lock, TARGETS[2]).distributions] == ["six==1.16.0"]
+
+
+def test_the_container_input_holds_the_generated_hash_pinned_file_not_the_lock(tmp_path: Path) -> None:
+    from cdk_pip_layer.container.protocol import CONTEXT_DIR, read_request, stage_input
+
+    options = LayerBuildOptions.parse(requirements=FIXTURES["poetry.lock"][0], runtime="python3.10", groups=["tests"])
+    locked = read_input(options)
+    assert isinstance(locked, LockedRequirements)
+    staged = stage_input(options, locked, tmp_path / "input", environ={})
+    assert staged.requirements == "requirements/locked-requirements.txt"
+    assert sorted(p.name for p in (tmp_path / "input" / "requirements").iterdir()) == ["locked-requirements.txt"]
+    # What the engine in the image reads: a plain requirements file, every line hash-pinned, no TOML to parse.
+    request = read_request(tmp_path / "input" / CONTEXT_DIR)
+    assert request.options.extra_installer_args == ("--no-deps", "--require-hashes")
+    in_image = read_input(request.options)
+    assert not isinstance(in_image, LockedRequirements)
+    assert [line.text for line in in_image.requirements] == [d.pin for d in locked.distributions]
+    assert all(line.hashes for line in in_image.requirements)
+    assert {line.text.split("==")[0] for line in in_image.requirements} >= {"six", "tomli"}
+
+
+def test_pylock_hashes_pip_cannot_check_are_left_out_and_a_file_needs_one_it_can(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    wheel: dict[str, Any] = {"name": "six-1.16.0-py2.py3-none-any.whl", "url": "https://h/six.whl"}
+    package = {"name": "six", "version": "1.16.0", "index": "https://pypi.org/simple"}
+    wheel["hashes"] = {"blake2b": "cd" * 32, "sha256": SHA}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    assert read(lock, TARGETS[0]).distributions[0].hashes == (f"sha256:{SHA}",)
+    wheel["hashes"] = {"blake2b": "cd" * 32}
+    lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="has no sha256, sha384, sha512 hash"):
+        read(lock, TARGETS[0])
