@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unit tier (tests/unit) on every supported Python, each in a throwaway venv holding only the wheel of this
-# checkout (not editable), pytest, and the package's own dependencies (pinned to the dev extra's versions):
+# checkout (not editable) with its uv extra, pytest, and the package's own dependencies (pinned to the dev extra):
 #   3.10 3.11 3.12 3.13  pyenv's newest patch release of each, on this machine;
 #   3.14                 Debian forky's python3.14 in the cdk-pip-layer-ci/python:3.14 image (.ci/docker-setup.sh):
 #                        neither pyenv (it downloads from python.org) nor uv (from GitHub) can fetch a 3.14 here,
@@ -22,14 +22,16 @@ say "building the wheel"
 .venv/bin/python -m build --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 wheels=("$work"/dist/*.whl)
 [ ${#wheels[@]} = 1 ] || die "expected one wheel, got: ${wheels[*]}"
-# pytest and the package's own dependencies, at the versions of the dev extra (one source of truth: pyproject.toml).
+# pytest and the package's own dependencies (its uv extra included: the engine's second installer), at the versions
+# of the dev extra (one source of truth: pyproject.toml).
 .venv/bin/python - >"$work/dist/constraints.txt" <<'EOF'
 from importlib.metadata import requires
 
 from packaging.requirements import Requirement
 
 reqs = [Requirement(r) for r in requires("cdk-pip-layer") or []]
-own = {r.name for r in reqs if r.marker is None} | {"pytest"}
+own = {"pytest"} | {r.name for r in reqs if r.marker is None or "extra" not in str(r.marker)}
+own |= {r.name for r in reqs if r.marker is not None and r.marker.evaluate({"extra": "uv"})}
 for r in reqs:
     if r.name in own and r.marker is not None and r.marker.evaluate({"extra": "dev"}):
         print(f"{r.name}{r.specifier}")
@@ -42,8 +44,9 @@ grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the de
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 mkdir "$work/dist/wheelhouse"
 # shellcheck disable=SC2016 # $1: the venv's python, $2: the directory holding the wheel, constraints and wheelhouse
-unit_run='"$1" -m pip download --quiet -d "$2/wheelhouse" "$2"/*.whl pytest -c "$2/constraints.txt" &&
-  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$2"/*.whl pytest \
+unit_run='wheel=$(echo "$2"/*.whl) &&
+  "$1" -m pip download --quiet -d "$2/wheelhouse" "$wheel[uv]" pytest -c "$2/constraints.txt" &&
+  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$wheel[uv]" pytest \
     -c "$2/constraints.txt" &&
   "$1" -m pytest -p no:cacheprovider -q tests/unit'
 

@@ -163,7 +163,7 @@ class UserVenv:
 def _dependency_pins(meta: email.message.Message) -> list[str]:
     """The dev extra's pins of the package's own dependencies: the versions the tests were written against."""
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
-    runtime = {r.name for r in requires if r.marker is None}
+    runtime = {r.name for r in requires if r.marker is None or "extra" not in str(r.marker)}
     return sorted(
         str(Requirement(f"{r.name}{r.specifier}"))
         for r in requires
