@@ -53,8 +53,11 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def _metadata(name: str, version: str, requires: Iterable[str], extras: Iterable[str]) -> str:
+def _metadata(
+    name: str, version: str, requires: Iterable[str], extras: Iterable[str], requires_python: str | None = None
+) -> str:
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Python: {requires_python}"] if requires_python else []
     lines += [f"Provides-Extra: {extra}" for extra in extras]
     lines += [f"Requires-Dist: {req}" for req in requires]
     return "\n".join(lines) + "\n\n"
@@ -81,6 +84,7 @@ def write_wheel(
     files: FileContents | None = None,
     tag: str = "py3-none-any",
     entry_points: str | None = None,
+    requires_python: str | None = None,
 ) -> Path:
     """Write a valid wheel (METADATA, WHEEL, RECORD with hashes) to ``dest_dir`` and return its path.
 
@@ -93,7 +97,7 @@ def write_wheel(
         arc: _as_bytes(data)
         for arc, data in (files if files is not None else {f"{dist}/__init__.py": f"NAME = {name!r}\n"}).items()
     }
-    contents[f"{dist_info}/METADATA"] = _metadata(name, version, requires, extras).encode()
+    contents[f"{dist_info}/METADATA"] = _metadata(name, version, requires, extras, requires_python).encode()
     contents[f"{dist_info}/WHEEL"] = _wheel_file(tag).encode()
     if entry_points is not None:
         contents[f"{dist_info}/entry_points.txt"] = entry_points.encode()

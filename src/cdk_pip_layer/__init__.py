@@ -1,8 +1,8 @@
 """cdk-pip-layer: Lambda layers from a requirements.txt, built right for the target runtime and architecture.
 
 The build engine (builders, options, errors) imports no CDK and no Docker SDK; the CDK construct and the container
-builder are loaded on first use, so ``import cdk_pip_layer`` stays light and the engine also runs inside a bare
-Lambda build image.
+builder are loaded on first use, and boto3 only when a layer is published, so ``import cdk_pip_layer`` stays light
+and the engine also runs inside a bare Lambda build image.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .build import LayerBuild, build_layer
 from .engine.errors import (
     ContainerBuildError,
     IndexUnreachableError,
@@ -25,11 +26,14 @@ from .engine.errors import (
     UnsupportedTargetError,
     VerificationError,
 )
+from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
 from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from .engine.verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
+from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
 
 if TYPE_CHECKING:
     from .cdk.construct import PipLambdaLayer
@@ -52,17 +56,23 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SUPPORTED_RUNTIMES",
     "Architecture",
+    "BuildContext",
     "BundlingMode",
     "ContainerBuildError",
+    "Finding",
+    "ImportMode",
     "IndexSettings",
     "IndexUnreachableError",
     "InstallError",
     "InstallerChoice",
     "InvalidInputError",
     "LambdaTarget",
+    "LayerBuild",
     "LayerBuildError",
     "LayerBuildOptions",
     "LayerBuildResult",
+    "LayerGrant",
+    "LayerVerification",
     "LocalBuildUnavailableError",
     "NativeSdistError",
     "NoCompatibleDistributionError",
@@ -70,8 +80,14 @@ __all__ = [
     "PipBasedLambdaLayerContainerBuilder",
     "PipBasedLambdaLayerLocalBuilder",
     "PipLambdaLayer",
+    "PublishError",
+    "PublishedLayer",
     "RequirementsFileError",
+    "Severity",
     "UnsupportedTargetError",
     "VerificationError",
     "__version__",
+    "build_layer",
+    "publish_layer",
+    "verify_layer_zip",
 ]

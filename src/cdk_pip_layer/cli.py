@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from packaging.requirements import Requirement
 
 from ._version import __version__
-from .engine.errors import LayerBuildError
+from .build import build_layer
+from .engine.errors import InvalidInputError, LayerBuildError
+from .engine.findings import CHECKS
 from .engine.index import IndexSettings
-from .engine.local import PipBasedLambdaLayerLocalBuilder
-from .engine.options import INSTALLER_CHOICES
+from .engine.locks import read_input
+from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
+from .engine.report import write_report
 from .engine.target import SUPPORTED_RUNTIMES
+from .engine.verify import BuildContext, ImportMode, verify_layer_zip
+from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
 
 class _PhaseFormatter(logging.Formatter):
@@ -32,16 +44,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdk-pip-layer",
         description="Build AWS Lambda layers from a requirements.txt, correct for the target runtime and "
-        "architecture whatever the host is.",
+        "architecture whatever the host is, and publish them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    common.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_build_command(commands, common)
+    _add_verify_command(commands, common)
+    _add_publish_command(commands, common)
+    return parser
+
+
+def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
+        parents=[common],
         help="build DIR/layer.zip (and DIR/artifacts/python) from a requirements file",
-        description="Build DIR/layer.zip from a requirements file. Exit codes: 0 built; 1 build failed; "
-        "2 bad input; 3 a local build is impossible for this target (use the container build).",
+        description="Build DIR/layer.zip from a requirements file, on this host or in the Lambda build image. "
+        "Exit codes: 0 built; 1 build failed; 2 bad input; 3 a local build is impossible for this target "
+        "(--bundling local only: auto then builds in the Lambda build image).",
     )
+    build.set_defaults(run=_build)
     build.add_argument(
         "--requirements",
         "-r",
@@ -61,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
     )
     build.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
-    build.add_argument("--output", "-o", required=True, type=Path, help="directory for layer.zip and artifacts/")
+    # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
+    build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
     build.add_argument(
         "--exclude",
         action="append",
@@ -84,10 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         "--installer",
         choices=INSTALLER_CHOICES,
         default="auto",
-        help="auto (default): pip with a Python of the runtime's version, else uv",
+        help="auto (default): pip with a Python of the runtime's version, else uv (local builds)",
     )
     build.add_argument(
-        "--python", dest="python_executable", metavar="PATH", help="the interpreter to run pip with (default: searched)"
+        "--python",
+        dest="python_executable",
+        metavar="PATH",
+        help="the interpreter to run pip with (local builds; default: searched)",
     )
     build.add_argument(
         "--installer-arg",
@@ -97,16 +127,126 @@ def _parser() -> argparse.ArgumentParser:
         help="an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
     )
     build.add_argument("--no-verify", action="store_true", help="skip the checks of the built layer")
-    build.add_argument("--json", action="store_true", help="print the summary as JSON")
-    build.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    build.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
-    return parser
+    where = build.add_argument_group("where it is built")
+    where.add_argument(
+        "--bundling",
+        choices=[mode.value for mode in BundlingMode],
+        default="auto",
+        help="auto (default): on this host when it can build for the target, else in the Lambda build image; "
+        "local: this host only (exit 3 when impossible); docker: always the build image",
+    )
+    where.add_argument("--image", help="the build image (default: public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)")
+    where.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="the container build's download cache (default: ~/.cache/cdk-pip-layer/pip)",
+    )
+    where.add_argument("--no-cache", action="store_true", help="no download cache for the container build")
+    where.add_argument(
+        "--docker-network",
+        metavar="MODE",
+        help="the build container's network mode, e.g. host (default: $CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
+    )
+    build.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check of the layer off (repeatable)"
+    )
+
+
+def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    checks = "; ".join(f"{name}: {what}" for name, what in CHECKS.items())
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="check any layer zip for a Lambda runtime and architecture",
+        description="Check a layer zip (built by anything) for a Lambda runtime and architecture, and print its "
+        "report. Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input.",
+        epilog=f"checks: {checks}",
+    )
+    verify.set_defaults(run=_verify)
+    verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
+    verify.add_argument(
+        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
+    )
+    verify.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    verify.add_argument(
+        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check off (repeatable)"
+    )
+    verify.add_argument(
+        "--import",
+        dest="smoke_import",
+        nargs="?",
+        const="auto",
+        default="off",
+        choices=[mode.value for mode in ImportMode],
+        help="import every top-level module in a clean interpreter of the runtime's version: here when one "
+        "exists (--import), or in the Lambda build image (--import=docker)",
+    )
+    verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
+    verify.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a distribution left out on purpose: a dependency on it is not a finding (repeatable)",
+    )
+    verify.add_argument(
+        "--requirements", "-r", type=Path, help="the requirements file the layer was built from (extras followed)"
+    )
+    verify.add_argument(
+        "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
+    )
+
+
+def _verify(args: argparse.Namespace) -> int:
+    requirements: tuple[Requirement, ...] = ()
+    if args.requirements is not None:  # a requirements or lock file, read for the layer's target
+        parsed = read_input(
+            LayerBuildOptions.parse(
+                requirements=args.requirements, runtime=args.runtime, architecture=args.architecture
+            )
+        )
+        requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
+    importer = None
+    if args.smoke_import == ImportMode.DOCKER.value:
+        from .container.smoke import DockerImporter  # the Docker SDK only when asked for
+
+        importer = DockerImporter()
+    verification = verify_layer_zip(
+        args.zip,
+        args.runtime,
+        args.architecture,
+        ignore=args.ignore,
+        context=BuildContext(requirements=requirements, excluded=tuple(args.exclude)),
+        smoke_import=args.smoke_import,
+        importer=importer,
+        python=args.python_executable,
+    )
+    if args.report is not None:
+        args.report.mkdir(parents=True, exist_ok=True)
+        write_report(verification.report, args.report)
+    print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
+    return 0 if verification.ok else 1
+
+
+def _output_directory(value: str) -> str:
+    """``--output``, refused when empty: an empty path is the current directory, whose ``artifacts/`` a build
+    replaces."""
+    if not value:
+        raise InvalidInputError(
+            "The output directory is empty",
+            subject="--output",
+            hint="name the directory that receives layer.zip and artifacts/, e.g. -o build/layer (or -o . for the "
+            "current directory, whose artifacts/ and layer.zip are then replaced).",
+        )
+    return value
 
 
 def _build(args: argparse.Namespace) -> int:
-    builder = PipBasedLambdaLayerLocalBuilder(
+    output = _output_directory(args.output)
+    built = build_layer(
         requirements=args.requirements,
-        build_dir=args.output,
+        build_dir=output,
         runtime=args.runtime,
         architecture=args.architecture,
         exclude=args.exclude,
@@ -121,10 +261,105 @@ def _build(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         groups=args.group,
         member=args.member,
+        bundling=args.bundling,
+        image=args.image,
+        use_cache=not args.no_cache,
+        cache_dir=args.cache_dir,
+        network=args.docker_network,
+        verify_ignore=args.ignore,
     )
-    result = builder.build()
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
     return 0
+
+
+def _add_publish_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    publish = commands.add_parser(
+        "publish",
+        parents=[common],
+        help="publish LAYER.zip as a Lambda layer version (nothing when the latest version has this content)",
+        description="Publish a layer zip as a version of a Lambda layer through the AWS SDK (boto3: profiles, "
+        "AWS_REGION, AWS_ENDPOINT_URL as you configure them), unless the latest version already has this "
+        "content. Prints the layer version ARN on stdout. Exit codes: 0 published or already there; 1 AWS refused "
+        "or could not be reached (nothing is left half-published); 2 bad input, or boto3 is not installed.",
+    )
+    publish.set_defaults(run=_publish)
+    publish.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
+    publish.add_argument("--layer-name", required=True, help="the layer's name (or ARN)")
+    publish.add_argument(
+        "--runtime", required=True, help=f"the runtime it was built for: {', '.join(SUPPORTED_RUNTIMES)}"
+    )
+    publish.add_argument("--architecture", required=True, help="the architecture it was built for: x86_64 or arm64")
+    publish.add_argument("--description", help="the version's description (at most 256 characters)")
+    publish.add_argument("--license", help="the version's licence, e.g. an SPDX identifier (at most 512 characters)")
+    publish.add_argument(
+        "--s3-bucket",
+        metavar="BUCKET",
+        help=f"upload through this bucket (in the layer's region) a zip over {DIRECT_UPLOAD_LIMIT:,} bytes",
+    )
+    publish.add_argument("--s3-prefix", metavar="PREFIX", help="key prefix in the bucket (e.g. layers/)")
+    publish.add_argument(
+        "--grant-account",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an account allowed lambda:GetLayerVersion on the version (repeatable)",
+    )
+    publish.add_argument("--organization-id", metavar="o-…", help="an AWS Organization whose accounts may use it")
+    publish.add_argument("--ssm-parameter", metavar="NAME", help="an SSM String parameter that receives the ARN")
+    publish.add_argument("--profile", help="the AWS profile (default: AWS_PROFILE, else the default profile)")
+    publish.add_argument("--region", help="the AWS region (default: AWS_REGION, else the profile's)")
+
+
+def _publish(args: argparse.Namespace) -> int:
+    published = publish_layer(
+        args.zip,
+        layer_name=args.layer_name,
+        runtime=args.runtime,
+        architecture=args.architecture,
+        description=args.description,
+        license=args.license,
+        s3_bucket=args.s3_bucket,
+        s3_prefix=args.s3_prefix,
+        grant_account_ids=args.grant_account,
+        organization_id=args.organization_id,
+        ssm_parameter_name=args.ssm_parameter,
+        profile=args.profile,
+        region=args.region,
+    )
+    print(json.dumps(published.to_dict(), indent=2) if args.json else published.version_arn)
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[list[int]]:
+    """While the block runs, SIGTERM (what CI systems and ``timeout`` send) raises KeyboardInterrupt as SIGINT does,
+    so that the build stops the installer and removes its files the same way. Yields the signals received.
+
+    Only the command line installs handlers (in the main thread, restored afterwards): the library itself cleans up
+    on the exception, whatever raised it."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# What an interruption leaves, by command.
+_INTERRUPTED = {
+    "build": "the build stopped, its temporary files are removed and the output directory holds no partial layer",
+    "verify": "the check stopped; nothing was written",
+    "publish": "publishing stopped; run the same command again to finish it (it publishes nothing twice)",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,13 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return _build(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        with _stop_signals_interrupt() as received:
+            try:
+                return run(args)
+            except KeyboardInterrupt:
+                signum = signal.Signals(received[0] if received else signal.SIGINT)
+                print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
+                return 128 + signum.value
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("cdk-pip-layer: interrupted; nothing was replaced", file=sys.stderr)
-        return 130
     finally:
         if handler is not None:
             logger.removeHandler(handler)

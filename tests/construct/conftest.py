@@ -122,7 +122,9 @@ if settings.get("fail"):
     print("docker: Error response from daemon: pull access denied", file=sys.stderr)
     sys.exit(125)
 with zipfile.ZipFile(Path(mounts["/asset-output"]) / "layer.zip", "w") as archive:
-    archive.writestr("python/built_in_docker.py", "OK = True\\n")
+    info = zipfile.ZipInfo("python/built_in_docker.py", date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100644 << 16  # world-readable, as Lambda needs (writestr's default is 0600)
+    archive.writestr(info, "OK = True\\n")
 '''
 
 # CDK runs Docker from the jsii kernel, a node process started once per test session with the environment of that

@@ -231,7 +231,7 @@ def test_fresh_cdk_out_reuses_the_layer_cache(
 ) -> None:
     first = _synth(tmp_path / "ci-run-1" / "cdk.out", requirements)
     [entry] = (isolated_cache / "layers").iterdir()
-    assert sorted(p.name for p in entry.iterdir()) == ["layer.zip"]  # written atomically: no temporary left
+    assert sorted(p.name for p in entry.iterdir()) == ["layer.zip", "record.json"]  # atomic: no temporary left
     capsys.readouterr()
     second = _synth(tmp_path / "ci-run-2" / "cdk.out", requirements)
     assert len(fake_build.calls) == 1
@@ -310,3 +310,59 @@ def test_a_local_archive_named_in_the_requirements_is_hashed(tmp_path: Path) -> 
     before = _hash(tmp_path, requirements)
     wheel.write_bytes(b"second build, same file name")
     assert _hash(tmp_path, requirements) != before
+
+
+# --- credentials are never hashed -----------------------------------------------------------------------------------
+
+_WITH_TOKEN = (
+    "--extra-index-url https://aws:{token}@corp-111122223333.d.codeartifact.eu-west-1.amazonaws.com/pypi/py/simple/\n"
+    "six==1.16.0\n"
+    "internal-lib @ git+https://deploy:{token}@github.com/corp/internal-lib.git@v1.2.0\n"
+)
+
+
+@pytest.mark.parametrize("where", ["requirements file", "included file", "installer argument"])
+def test_rotating_a_token_keeps_the_hash(tmp_path: Path, where: str) -> None:
+    """A CodeArtifact token lasts 12 hours: each new one must not publish a new layer version."""
+
+    def checkout(root: Path, token: str) -> tuple[Path, dict[str, Any]]:
+        text = _WITH_TOKEN.format(token=token)
+        if where == "included file":
+            requirements = _checkout(root, main="-r base.txt\n", base=text)
+        else:
+            requirements = _checkout(root, main=text if where == "requirements file" else "six==1.16.0\n")
+        args = ["--find-links", f"https://aws:{token}@links.example.com/wheels/"]
+        return requirements, ({"extra_installer_args": args} if where == "installer argument" else {})
+
+    first, props = checkout(tmp_path / "monday", "eyJ2ZXIiOjEsImlzdSI6MTcwMDAwMDAwMH0.first-token")
+    second, other_props = checkout(tmp_path / "tuesday", "eyJ2ZXIiOjEsImlzdSI6MTcwMDA0MzIwMH0.second-token")
+    assert _hash(tmp_path, first, **props) == _hash(tmp_path, second, **other_props)
+
+
+def test_the_index_itself_still_counts(tmp_path: Path) -> None:
+    one = _checkout(tmp_path / "a", main=_WITH_TOKEN.format(token="same-token"))
+    other = _checkout(tmp_path / "b", main=_WITH_TOKEN.format(token="same-token").replace("py/simple", "dev/simple"))
+    assert _hash(tmp_path, one) != _hash(tmp_path, other)
+
+
+def test_no_credential_reaches_the_hashed_document(tmp_path: Path) -> None:
+    requirements = _checkout(tmp_path / "a", main=_WITH_TOKEN.format(token="tok3n-s3cret"))
+    options = LayerBuildOptions.parse(
+        requirements=requirements,
+        index=IndexSettings(index_url="https://u:pw-s3cret@pypi.example.com/simple"),
+        extra_installer_args=["--find-links=https://u:args-s3cret@links.example.com/"],
+    )
+    seen: list[bytes] = []
+    real_sha256 = hashlib.sha256
+
+    def spy(data: bytes = b"", **kwargs: Any) -> Any:
+        seen.append(bytes(data))
+        return real_sha256(data, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashlib, "sha256", spy)
+        input_hash(options, read_requirements(requirements), "0.1.0")
+    assert seen
+    for data in seen:
+        for secret in (b"tok3n-s3cret", b"pw-s3cret", b"args-s3cret"):
+            assert secret not in data

@@ -34,6 +34,7 @@ from cdk_pip_layer.container.protocol import (
     PROXY_VARIABLES,
 )
 from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.scratch import Owner
 
 from ._helpers import files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -140,7 +141,7 @@ def test_real_engine_without_an_interpreter_for_the_target_falls_back(
 
 def test_docker_mode_never_builds_locally(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
     bundler = _bundler(tmp_path, requirements, BundlingMode.DOCKER)
-    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"))
+    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"), {})
     out = _output_dir(tmp_path)
     assert _call(bundler, out) is False
     assert list(out.iterdir()) == []
@@ -350,3 +351,39 @@ def test_only_the_selected_stack_is_bundled(tmp_path: Path, requirements: Path, 
     PipLambdaLayer(cdk.Stack(app, "Other"), "Layer", requirements=requirements, runtime="python3.11")
     app.synth()
     assert [str(options.target) for options in fake_build.calls] == ["python3.12/x86_64"]
+
+
+# --- what a killed synth left behind ---------------------------------------------------------------------------------
+
+
+def _left_by(parent: Path, prefix: str, owner: Owner, *, secret: bool = False) -> Path:
+    path = parent / f"{prefix}{owner.tag}-abcd1234"
+    (path / "artifacts" / "python").mkdir(parents=True)
+    (path / "layer.zip").write_bytes(b"x" * 1000)
+    if secret:
+        (path / ".cdk-pip-layer").mkdir()
+        (path / ".cdk-pip-layer" / "host.env.json").write_text(json.dumps({"PIP_INDEX_URL": PRIVATE_INDEX}))
+    return path
+
+
+def test_a_synth_removes_what_a_killed_synth_left_and_nothing_of_a_running_one(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild
+) -> None:
+    """A synth killed mid-build (SIGKILL, a CI timeout) leaves its build directory in cdk.out and its staged input,
+    with credentials, in the temporary directory; the next synth removes them, and never a running synth's."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    me = Owner.current()
+    dead = Owner(me.host, ended.pid, 7)
+    outdir, tmp = tmp_path / "cdk.out", tmp_path / "tmp"
+    outdir.mkdir()
+    stale_build = _left_by(outdir, ".cdk-pip-layer-build-", dead)
+    stale_input = _left_by(tmp, "cdk-pip-layer-input-", dead, secret=True)
+    running_build = _left_by(outdir, ".cdk-pip-layer-build-", me)
+    running_input = _left_by(tmp, "cdk-pip-layer-input-", me, secret=True)
+    app, stack = make_app(outdir)
+    PipLambdaLayer(stack, "Layer", requirements=requirements)
+    synth_template(app)
+    assert len(fake_build.calls) == 1
+    assert not stale_build.exists() and not stale_input.exists()
+    assert running_build.is_dir() and running_input.is_dir()

@@ -17,7 +17,13 @@ def test_layout_is_the_local_builders(cold_build: Built) -> None:
     build_dir = result.zip_path.parent
     assert result.zip_path == build_dir / "layer.zip"
     assert result.artifacts_dir == build_dir / "artifacts"
-    assert sorted(p.name for p in build_dir.iterdir()) == ["artifacts", "layer.zip"]  # no staging left behind
+    # no staging left behind; the report and SBOM of the host's verification next to the zip
+    assert sorted(p.name for p in build_dir.iterdir()) == [
+        "artifacts",
+        "layer.cdx.json",
+        "layer.report.json",
+        "layer.zip",
+    ]
     assert (result.artifacts_dir / "python" / "requests" / "__init__.py").is_file()
     # The zip holds exactly the artifacts tree.
     on_disk = sorted(

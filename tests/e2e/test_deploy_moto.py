@@ -14,10 +14,6 @@ import base64
 import hashlib
 import io
 import json
-import socket
-import subprocess
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +24,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from ._moto import moto_server, tail
 from .conftest import VENV_PYTHON, Cli, CliRun
 
-MOTO_SERVER = VENV_PYTHON.parent / "moto_server"
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 STACK = "CdkPipLayerMoto"
@@ -63,7 +59,6 @@ PipLambdaLayer(
 )
 app.synth()
 """
-START_TIMEOUT = 30.0  # seconds for moto_server to answer
 CLI_TIMEOUT = 150.0  # seconds for each cdk command
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}
 
@@ -87,63 +82,12 @@ class Deployment:
     versions: list[dict[str, Any]]  # list_layer_versions right after this deploy
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(port: int) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-    try:
-        with opener.open(f"http://127.0.0.1:{port}/moto-api/", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    if not MOTO_SERVER.exists():
-        pytest.fail(f"{MOTO_SERVER} is missing: install the dev extra ('moto[server]')")
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    for _ in range(3):  # the free port may be taken before moto binds it (moto exits): then try another
-        port = _free_port()
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while proc.poll() is None and time.monotonic() < deadline:
-                if _answers(port):
-                    # "localhost", not 127.0.0.1: the CLI builds the CloudFormation TemplateURL from it.
-                    yield Moto(endpoint=f"http://localhost:{port}", log=log)
-                    return
-                time.sleep(0.2)
-            if proc.poll() is None:
-                break  # alive but silent: another port will not help
-        finally:
-            _stop(proc)
-    pytest.fail(f"moto_server did not answer within {START_TIMEOUT:.0f} s:\n{_tail(log)}")
+    # "localhost", not 127.0.0.1: the CLI builds the CloudFormation TemplateURL from it.
+    with moto_server(log, host_name="localhost") as endpoint:
+        yield Moto(endpoint=endpoint, log=log)
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +174,7 @@ def _deploy(aws_cli: Cli, moto: Moto, app: Path, outdir: Path) -> Deployment:
     # moto gives the layer CloudFormation's generated name (stack-logicalId-suffix) but no physical id in the stack.
     lam = moto.client("lambda")
     names = [x["LayerName"] for x in lam.list_layers()["Layers"] if x["LayerName"].startswith(f"{STACK}-{logical_id}")]
-    assert len(names) == 1, (names, _tail(moto.log))
+    assert len(names) == 1, (names, tail(moto.log))
     versions: list[dict[str, Any]] = lam.list_layer_versions(LayerName=names[0])["LayerVersions"]
     return Deployment(run, outdir, layer_zip, layer_zip.stat().st_mtime_ns, names[0], versions)
 

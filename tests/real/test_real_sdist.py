@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer import NativeSdistError, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer import InstallError, LocalBuildUnavailableError, NativeSdistError, PipBasedLambdaLayerLocalBuilder
 from layer_inspection import pyenv_python, run_isolated, unzip
 
 from ._layers import BuiltLayer, LayerCache, LayerSpec, assert_no_host_artifacts, cli_path, parse_tags
@@ -57,13 +57,14 @@ def test_native_sdist_is_refused_by_name(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "artifacts").exists()
 
 
-def test_native_sdist_exits_3_from_the_cli(tmp_path: Path) -> None:
+def test_native_sdist_exits_3_from_the_cli_with_bundling_local(tmp_path: Path) -> None:
+    """(--bundling auto, the default, builds it in the Lambda build image instead: tests/container.)"""
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(NATIVE_SDIST, encoding="utf-8")
     done = subprocess.run(
         [
             *(str(cli_path()), "build", "-r", str(requirements), "--runtime", "python3.12"),
-            *("--installer", "uv", "--output", str(tmp_path / "out")),
+            *("--installer", "uv", "--bundling", "local", "--output", str(tmp_path / "out")),
         ],
         capture_output=True,
         text=True,
@@ -74,3 +75,65 @@ def test_native_sdist_exits_3_from_the_cli(tmp_path: Path) -> None:
     assert "mmh3" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def _pip_23_without_wheel() -> str:
+    """pyenv's Python 3.10.13: pip 23.0 and no 'wheel', the host on which pip builds setup.py-only sdists the
+    legacy way (setup.py bdist_wheel) unless told --use-pep517."""
+    python = pyenv_python("3.10")
+    if python is None:
+        pytest.skip("no Python 3.10 in pyenv on this machine")
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util, pip; print(pip.__version__, importlib.util.find_spec('wheel'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    version, has_wheel = probe.stdout.split()
+    if not version.startswith("23.0") or has_wheel != "None":
+        pytest.skip(f"{python} has pip {version} and wheel {has_wheel}: not the host this test is about")
+    return str(python)
+
+
+def test_a_setup_py_only_sdist_builds_on_a_python_whose_pip_has_no_wheel(tmp_path: Path) -> None:
+    python = _pip_23_without_wheel()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("docopt==0.6.2\n", encoding="utf-8")  # setup.py only, no wheel on PyPI
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=requirements,
+        build_dir=tmp_path / "out",
+        runtime="python3.10",
+        installer="pip",
+        python_executable=python,
+    ).build()
+    assert result.built_from_source == ("docopt",)
+    assert result.distributions == ("docopt==0.6.2",)
+    site = unzip(result.zip_path, tmp_path / "unzipped")
+    done = run_isolated(Path(python), "import docopt; print(docopt.docopt('usage: x [--v]', ['--v']))", site)
+    assert done.returncode == 0, done.stderr
+    assert "'--v': True" in done.stdout
+
+
+def test_a_release_that_does_not_build_on_the_runtimes_python_is_explained(tmp_path: Path) -> None:
+    python = pyenv_python("3.12")
+    if python is None:
+        pytest.skip("no Python 3.12 in pyenv on this machine")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("wrapt==1.13.3\n", encoding="utf-8")  # no cp312 wheel; its sdist needs Python < 3.11
+    builder = PipBasedLambdaLayerLocalBuilder(
+        requirements=requirements,
+        build_dir=tmp_path / "out",
+        runtime="python3.12",
+        installer="pip",
+        python_executable=str(python),
+    )
+    with pytest.raises(InstallError) as caught:
+        builder.build()
+    error = caught.value
+    assert not isinstance(error, LocalBuildUnavailableError)  # the build image would fail the same way
+    assert error.package == "wrapt"
+    assert any("cannot import name 'formatargspec'" in line for line in error.details), error.details
+    assert not any("See above" in line or "metadata-generation-failed" in line for line in error.details)
+    assert "pin a release of 'wrapt' that supports Python 3.12" in str(error)
+    assert not (tmp_path / "out" / "layer.zip").exists()

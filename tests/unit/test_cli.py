@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +47,11 @@ def requirements(tmp_path: Path) -> Path:
         (["--index-url", "pypi.example.com/simple"], "Invalid package index URL"),
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
         (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
+        (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
+        (["--bundling", "local", "--no-cache"], "use_cache=False (--no-cache): settings of the container build"),
+        (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
+        (["--bundling", "docker", "--installer", "uv"], "installer=uv (--installer): settings of the local build"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): settings of the"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(
@@ -123,8 +133,11 @@ def test_successful_offline_build(
         assert data["installer"].startswith("pip ")
         assert data["distributions"] == ["helper==1.0"]
         assert data["warnings"] == ["excluded package 'boto3' is not in the layer"]
+        assert (data["bundling"], data["built_in"], data["image"]) == ("auto", "local", None)
+        assert data["built_reason"] == f"bundling=auto: this host can build for {host_runtime}/x86_64"
     else:
         assert f"layer: {out_dir / 'layer.zip'}" in out
+        assert f"built: locally (bundling=auto: this host can build for {host_runtime}/x86_64)" in out
         assert "installer: pip " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
@@ -186,3 +199,123 @@ def test_credentials_never_printed_even_on_failure(
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "layer.zip").exists()
     assert list((tmp_path / "out").glob(".staging-*")) == []
+
+
+def test_bundling_local_on_a_host_that_cannot_build_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pip cannot run for the other architecture here, and bundling=local never tries Docker."""
+    other = "arm64" if platform.machine().lower() in ("x86_64", "amd64") else "x86_64"
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    argv = ["build", "-q", "-r", str(req), "-o", str(tmp_path / "out"), "--runtime", "python3.11"]
+    code = main([*argv, "--architecture", other, "--installer", "pip", "--bundling", "local"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert error_lines(err) == [
+        f"cdk-pip-layer: error: A local build for python3.11/{other} is impossible on this host [python3.11/{other}]"
+    ]
+    assert out == ""
+    assert not (tmp_path / "out" / "layer.zip").exists()
+
+
+# --- the output directory: refused when unusable, never half-replaced ------------------------------------------------
+
+
+def _offline_build_args(tmp_path: Path, make_wheel: Callable[..., Path], runtime: str) -> list[str]:
+    wheels = make_wheel("helper", "1.0", files={"helper.py": "X = 1\n"}).parent
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    return [
+        "-r",
+        str(req),
+        "--runtime",
+        runtime,
+        "--installer-arg=--no-index",
+        f"--installer-arg=--find-links={wheels}",
+    ]
+
+
+def _snapshot(directory: Path) -> dict[str, bytes | None]:
+    """Every entry below ``directory``: a file's bytes, None for a directory."""
+    return {p.relative_to(directory).as_posix(): (None if p.is_dir() else p.read_bytes()) for p in directory.rglob("*")}
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_an_empty_output_is_refused_and_the_current_directory_left_alone(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    work = tmp_path / "work"
+    (work / "artifacts").mkdir(parents=True)
+    (work / "artifacts" / "mine.txt").write_text("the user's own artifacts/")
+    monkeypatch.chdir(work)
+    before = _snapshot(work)
+    code = main(["build", *args, "-o", ""])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(error_lines(err)) == 1
+    assert "output" in error_lines(err)[0].lower()
+    assert "Traceback" not in err and out == ""
+    assert _snapshot(work) == before
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_an_output_whose_layer_zip_is_a_directory_is_refused_and_left_whole(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    out_dir = tmp_path / "out"
+    (out_dir / "layer.zip").mkdir(parents=True)
+    (out_dir / "layer.zip" / "note.txt").write_text("someone's directory")
+    (out_dir / "artifacts" / "python").mkdir(parents=True)
+    (out_dir / "artifacts" / "python" / "old.py").write_text("OLD = True\n")
+    before = _snapshot(out_dir)
+    code = main(["build", "-q", *args, "-o", str(out_dir)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(error_lines(err)) == 1
+    assert f"[{out_dir / 'layer.zip'}]" in error_lines(err)[0]
+    assert "What to do:" in err and "Traceback" not in err and out == ""
+    assert _snapshot(out_dir) == before  # no new artifacts/ without a new zip, no staging left
+
+
+def _as_an_ordinary_user(argv: list[str]) -> list[str]:
+    """``argv`` run without root's power to override file permissions (as any user who is not root is)."""
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot drop the permission override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *argv]
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_an_artifacts_directory_that_cannot_be_moved_fails_clearly_and_nothing_is_replaced(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+) -> None:
+    """An ``artifacts/`` the user may not move (left by a root container, say): one message, the old layer kept."""
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    out_dir = tmp_path / "out"
+    (out_dir / "artifacts" / "python").mkdir(parents=True)
+    (out_dir / "artifacts" / "python" / "old.py").write_text("OLD = True\n")
+    (out_dir / "layer.zip").write_bytes(b"the previous layer")
+    (out_dir / "artifacts").chmod(0o555)  # renaming a directory elsewhere needs write access to it
+    try:
+        before = _snapshot(out_dir)
+        run = subprocess.run(
+            _as_an_ordinary_user([sys.executable, "-m", "cdk_pip_layer", "build", "-q", *args, "-o", str(out_dir)]),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 2, run.stderr
+        assert len(error_lines(run.stderr)) == 1, run.stderr
+        assert f"[{out_dir / 'artifacts'}]" in error_lines(run.stderr)[0]
+        assert "What to do:" in run.stderr and "Traceback" not in run.stderr
+        assert _snapshot(out_dir) == before
+    finally:
+        (out_dir / "artifacts").chmod(0o755)

@@ -13,18 +13,24 @@ from cdk_pip_layer import (
     InstallError,
     InvalidInputError,
     LambdaTarget,
+    LocalBuildUnavailableError,
+    NativeSdistError,
     NoCompatibleDistributionError,
 )
 from cdk_pip_layer.engine.diagnosis import (
+    IndexProblem,
     MissingDistribution,
+    SourceBuildFailure,
     explain_failure,
     installer_warnings,
     missing_from_pip,
     missing_from_uv,
+    read_build_failure,
 )
 from cdk_pip_layer.engine.errors import LayerBuildError
 from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.sdist import source_build_error
 
 RECORDED = Path(__file__).parent / "data" / "installer_output"
 TARGET = LambdaTarget.parse("python3.11", "x86_64")
@@ -46,9 +52,9 @@ def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> L
     run = recorded(installer, case)
     probed: list[str] = []
 
-    def probe(url: str, project: str | None) -> str | None:
+    def probe(url: str, project: str | None) -> IndexProblem | None:
         probed.append(url)
-        return f"{redact(url)}: connection refused" if "127.0.0.1:9" in url else None  # as probe_index says it
+        return IndexProblem(redact(url), "connection refused") if "127.0.0.1:9" in url else None
 
     error = explain_failure(
         run,
@@ -138,3 +144,74 @@ def test_a_yanked_release_is_a_warning_of_a_successful_run() -> None:
     assert installer_warnings(recorded("uv", "yanked-warning").output) == (
         '`cryptography==37.0.3` is yanked (reason: "Regression in OpenSSL.")',
     )
+
+
+# --- source distributions that do not build (recorded from real releases, see record.py) ---------------------------
+
+WRAPT = MissingDistribution("wrapt==1.13.3", "wrapt", (), not_found=False)
+PATHTOOLS = MissingDistribution("pathtools==0.1.2", "pathtools", (), not_found=False)
+MMH3 = MissingDistribution("mmh3==2.5.1", "mmh3", (), not_found=False)
+DOCOPT = MissingDistribution("docopt==0.6.2", "docopt", (), not_found=False)
+PYTHON_3_12 = LambdaTarget.parse("python3.12", "x86_64")
+BOILERPLATE = ("metadata-generation-failed", "See above", "subprocess-exited-with-error", "note:", "[end of output]")
+
+
+def build_failure(case: str) -> SourceBuildFailure:
+    run = recorded("pip", case)
+    assert not run.ok
+    return read_build_failure(run.output)
+
+
+def assert_explains(failure: SourceBuildFailure, reason: str) -> None:
+    assert any(reason in line for line in failure.lines), failure.lines
+    assert not [line for line in failure.lines if any(text in line for text in BOILERPLATE)], failure.lines
+
+
+def test_a_release_that_does_not_build_on_the_targets_python_says_why_and_not_to_use_the_build_image() -> None:
+    failure = build_failure("sdist-python-incompatible")
+    assert failure.kind == "python"
+    assert_explains(failure, "ImportError: cannot import name 'formatargspec' from 'inspect'")
+    error = source_build_error(failure, WRAPT, target=PYTHON_3_12, build_python="3.12")
+    assert type(error) is InstallError
+    assert error.exit_code == 1  # the build image (Python 3.12 as well) cannot help: no fallback to Docker
+    assert error.what == "wrapt==1.13.3 does not build on Python 3.12: its source distribution fails"
+    assert "pin a release of 'wrapt' that supports Python 3.12" in (error.hint or "")
+    assert "cannot build this release either" in (error.hint or "")
+    assert any("formatargspec" in line for line in error.details)
+
+
+def test_a_module_gone_from_the_hosts_python_advises_the_build_image_only_for_another_python() -> None:
+    failure = build_failure("sdist-removed-module")
+    assert failure.kind == "python"
+    assert_explains(failure, "ModuleNotFoundError: No module named 'imp'")
+    same = source_build_error(failure, PATHTOOLS, target=PYTHON_3_12, build_python="3.12")
+    assert type(same) is InstallError
+    assert "build image runs the same Python" in (same.hint or "")
+    # uv on a 3.12 host building for python3.11: the image's Python 3.11 still has imp
+    other = source_build_error(failure, PATHTOOLS, target=TARGET, build_python="3.12")
+    assert isinstance(other, LocalBuildUnavailableError)
+    assert other.exit_code == 3
+    assert other.what == "pathtools==0.1.2's source distribution does not build on this host's Python 3.12"
+    assert "Lambda build image for python3.11/x86_64" in (other.hint or "")
+
+
+def test_a_missing_compiler_is_native_code_that_the_build_image_can_build() -> None:
+    failure = build_failure("sdist-no-compiler")
+    assert failure.kind == "native"
+    assert_explains(failure, "No such file or directory: 'g++'")
+    error = source_build_error(failure, MMH3, target=TARGET, build_python="3.11")
+    assert isinstance(error, NativeSdistError)
+    assert "native code" in error.what
+    assert "compilers" in (error.hint or "")
+    in_the_image = source_build_error(failure, MMH3, target=TARGET, build_python="3.11", allow_native=True)
+    assert type(in_the_image) is InstallError  # already in the build image: never "use the build image"
+    assert "build image" not in (in_the_image.hint or "")
+
+
+def test_a_build_that_fails_for_another_reason_is_never_called_native() -> None:
+    failure = build_failure("sdist-legacy-build")  # pip 23.0's legacy setup.py bdist_wheel without 'wheel'
+    assert failure.kind == "unknown"
+    assert_explains(failure, "error: invalid command 'bdist_wheel'")
+    error = source_build_error(failure, DOCOPT, target=LambdaTarget.parse("python3.10", "x86_64"), build_python="")
+    assert type(error) is InstallError
+    assert "native" not in error.what

@@ -148,7 +148,13 @@ def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host
     assert "no-such-package-anywhere" in str(info.value)
     assert good.zip_path.read_bytes() == before
     assert sorted(p.relative_to(build_dir).as_posix() for p in good.artifacts_dir.rglob("*")) == artifacts_before
-    assert sorted(p.name for p in build_dir.iterdir()) == ["artifacts", "layer.zip"]
+    # the earlier layer's report and SBOM stay with it
+    assert sorted(p.name for p in build_dir.iterdir()) == [
+        "artifacts",
+        "layer.cdx.json",
+        "layer.report.json",
+        "layer.zip",
+    ]
 
 
 # --- markers for other targets than the host: pip with another interpreter, or uv ----------------------------------

@@ -134,3 +134,72 @@ def test_nothing_to_exclude(site: Path) -> None:
     result = exclude_distributions(site, [])
     assert result.removed == () and result.files_removed == 0 and result.not_installed == ()
     assert tree(site) == before
+
+
+# --- files another distribution's RECORD claims stay -----------------------------------------------------------------
+
+
+def test_a_record_listing_another_distributions_module_does_not_delete_it(
+    tmp_path: Path, make_dist: Callable[..., Path]
+) -> None:
+    """A RECORD that lists six.py (vendoring tools and broken wheels write such RECORDs) removes its own files only."""
+    site = tmp_path / "python"
+    make_dist(site, "six", "1.16.0", files={"six.py": "# six\n"})
+    make_dist(site, "grabby", "1.0", files={"grabby/__init__.py": "", "six.py": "# six\n"})
+    result = exclude_distributions(site, ["grabby"])
+    assert [d.name for d in result.removed] == ["grabby"]
+    assert (site / "six.py").read_text() == "# six\n"
+    assert tree(site) == {
+        "six.py",
+        "six-1.16.0.dist-info/",
+        *(f"six-1.16.0.dist-info/{n}" for n in ("METADATA", "INSTALLER", "WHEEL", "RECORD")),
+    }
+
+
+def test_a_namespace_init_shared_by_two_distributions_stays_with_the_one_kept(
+    tmp_path: Path, make_dist: Callable[..., Path]
+) -> None:
+    site = tmp_path / "python"
+    make_dist(site, "ns-a", "1.0", files={"ns/__init__.py": "# shared\n", "ns/a.py": ""})
+    make_dist(site, "ns-b", "1.0", files={"ns/__init__.py": "# shared\n", "ns/b.py": ""})
+    cache = site / "ns" / "__pycache__"
+    cache.mkdir()
+    for stem in ("__init__", "a", "b"):
+        (cache / f"{stem}.cpython-312.pyc").write_bytes(b"\0")
+    exclude_distributions(site, ["ns-a"])
+    assert {p for p in tree(site) if p.startswith("ns/")} == {
+        "ns/",
+        "ns/__init__.py",
+        "ns/b.py",
+        "ns/__pycache__/",
+        "ns/__pycache__/__init__.cpython-312.pyc",
+        "ns/__pycache__/b.cpython-312.pyc",
+    }
+    assert not any(p.startswith("ns_a-") for p in tree(site))
+
+
+def test_a_file_shared_only_by_excluded_distributions_goes(tmp_path: Path, make_dist: Callable[..., Path]) -> None:
+    site = tmp_path / "python"
+    make_dist(site, "ns-a", "1.0", files={"ns/__init__.py": "", "ns/a.py": ""})
+    make_dist(site, "ns-b", "1.0", files={"ns/__init__.py": "", "ns/b.py": ""})
+    make_dist(site, "other", "1.0", files={"other.py": ""})
+    exclude_distributions(site, ["ns-a", "ns-b"])
+    assert not (site / "ns").exists()
+    assert (site / "other.py").is_file()
+
+
+def test_a_record_listing_another_distributions_metadata_does_not_delete_it(
+    tmp_path: Path, make_dist: Callable[..., Path]
+) -> None:
+    site = tmp_path / "python"
+    make_dist(site, "six", "1.16.0", files={"six.py": ""})
+    make_dist(
+        site,
+        "grabby",
+        "1.0",
+        files={"grabby.py": ""},
+        extra_record=["six-1.16.0.dist-info/METADATA,,", "six-1.16.0.dist-info/RECORD,,"],
+    )
+    exclude_distributions(site, ["grabby"])
+    assert [d.pin for d in installed_distributions(site)] == ["six==1.16.0"]
+    assert (site / "six-1.16.0.dist-info" / "RECORD").is_file()

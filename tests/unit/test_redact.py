@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from cdk_pip_layer import IndexSettings, InvalidInputError, LayerBuildError, NoCompatibleDistributionError
-from cdk_pip_layer.engine.redact import redact, url_secrets
+from cdk_pip_layer.engine.redact import redact, strip_userinfo, url_secrets
 
 
 @pytest.mark.parametrize(
@@ -153,3 +156,43 @@ def test_subclass_with_extra_fields_redacts_too() -> None:
     )
     assert "s3cret" not in str(error)
     assert error.package == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://a:b@h1/x https://c@h2/y", "https://****@h1/x https://****@h2/y"),
+        ("x://y://u:p@h/", "x://y://****@h/"),
+        ("1://u:p@h/", "1://u:p@h/"),  # no scheme: no URL
+        ("https://@host/", "https://@host/"),  # nothing before the "@"
+        ("https://u:p@h@i/", "https://****@i/"),
+        ("s3cret in https://u:s3cret@h/ and https://h/@x", "s3cret in https://****@h/ and https://h/@x"),
+    ],
+)
+def test_redact_finds_each_url(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_strip_userinfo_drops_credentials_and_keeps_the_rest() -> None:
+    text = "--extra-index-url https://u:tok3n@pkgs.example.com/simple\nsix==1.16.0 # https://h/@x\n"
+    assert strip_userinfo(text) == "--extra-index-url https://pkgs.example.com/simple\nsix==1.16.0 # https://h/@x\n"
+    assert strip_userinfo("git+https://deploy:gh_tok@github.com/o/r.git@v1") == "git+https://github.com/o/r.git@v1"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "'a' * 1_000_000",
+        "'a' * 500_000 + '://' + 'b' * 500_000",
+        "'a://' * 250_000",
+        "'1' * 500_000 + '://' + '@' * 500_000",
+    ],
+)
+def test_redaction_of_a_megabyte_ends(hostile: str) -> None:
+    """Run in a child process: a regression to a quadratic scan would hang it, and the timeout ends the test."""
+    code = (
+        "from cdk_pip_layer.engine.redact import redact, strip_userinfo, url_secrets\n"
+        f"text = {hostile}\nredact(text)\nstrip_userinfo(text)\nurl_secrets(text)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

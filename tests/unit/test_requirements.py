@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +91,7 @@ def test_same_file_included_twice_is_not_circular(tmp_path: Path) -> None:
 
 
 def test_url_path_and_option_lines(tmp_path: Path) -> None:
+    (tmp_path / "vendor" / "localpkg").mkdir(parents=True)
     req = write(
         tmp_path / "requirements.txt",
         "--index-url https://pypi.example.com/simple\n"
@@ -102,7 +107,7 @@ def test_url_path_and_option_lines(tmp_path: Path) -> None:
         "--no-index\n"
         "./vendor/mypkg-1.0-py3-none-any.whl\n"
         "https://example.com/pkg-1.0.tar.gz\n"
-        "/abs/path/to/pkg\n"
+        f"{tmp_path / 'vendor' / 'localpkg'}\n"
         "git+https://github.com/org/repo.git@v1#egg=repo\n"
         "six==1.16.0\n",
     )
@@ -223,3 +228,238 @@ def test_fully_pinned(tmp_path: Path, text: str, pinned: bool) -> None:
 def test_fully_pinned_follows_includes(tmp_path: Path) -> None:
     write(tmp_path / "base.txt", "attrs\n")
     assert read_requirements(write(tmp_path / "r.txt", "six==1\n-r base.txt\n")).fully_pinned is False
+
+
+# --- pip's grammar: every line pip accepts is accepted --------------------------------------------------------------
+
+# Lines as they stand in public projects' requirement files (pip-compile output, framework and ML projects, lock
+# exports), each accepted by pip 23.0 to 26.3. The second element is the requirement names the line gives.
+REAL_LINES = [
+    ("inflate64==1.0.0; python_version >= '3.8' --no-binary=:inflate64:", ("inflate64",)),
+    ('numpy>=1.21.0 ; python_version >= "3.10"', ("numpy",)),
+    ("pywin32==306; sys_platform == 'win32'", ("pywin32",)),
+    ("requests[security,socks]>=2.20.0,<3", ("requests",)),
+    ("Django>=3.2,<4.0 # LTS", ("django",)),
+    ("Django>=3.2,<4.0\t# LTS, tab before the comment", ("django",)),
+    ('importlib-metadata>=4.6; python_version<"3.10"', ("importlib-metadata",)),
+    (
+        "typing_extensions>=4.0.0; python_version < '3.11' and platform_python_implementation != 'PyPy'",
+        ("typing-extensions",),
+    ),
+    ('uvloop==0.19.0 ; sys_platform != "win32" and implementation_name == "cpython"', ("uvloop",)),
+    ("foo===1.0-custom", ("foo",)),
+    ("torch==2.3.1+cpu", ("torch",)),
+    ("package @ https://example.com/package-1.0.tar.gz", ("package",)),
+    ("pkg @ git+https://github.com/org/pkg.git@main ; python_version >= '3.8'", ("pkg",)),
+    ("git+https://github.com/psf/requests.git@v2.32.3#egg=requests", ()),
+    (
+        "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01506781dbcf25c91daf11/"
+        "six-1.16.0-py2.py3-none-any.whl#sha256=8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
+        (),
+    ),
+    ("./wheels/internal_tool-1.0-py3-none-any.whl", ()),
+    ("./wheels/internal_tool-1.0-py3-none-any.whl; python_version >= '3.10'", ()),
+    ("internal_tool-1.0-py3-none-any.whl", ()),
+    (
+        "certifi==2024.8.30 \\\n"
+        "    --hash=sha256:922820b53db7a7257ffbda3f597266d435245903d80737e34f8a45ff3e3230d8 \\\n"
+        "    --hash=sha256:bec941d2aa8195e248a60b31ff9f0558284cf01a52591ceda73ea9afffd69fd9\n"
+        "    # via requests",
+        ("certifi",),
+    ),
+    ("six==1.16.0 --hash sha512:" + "ab" * 64 + " --hash=sha384:" + "cd" * 48, ("six",)),
+    ("pyodbc==5.1.0 --config-settings=--build-option=--force", ("pyodbc",)),
+    ("pyodbc==5.1.0 -C key=value", ("pyodbc",)),
+    ("pyodbc==5.1.0 --global-option=build_ext", ("pyodbc",)),
+    ("--extra-index-url https://download.pytorch.org/whl/cpu", ()),
+    ("--extra-index=https://download.pytorch.org/whl/cpu", ()),  # optparse takes an unambiguous prefix
+    ("-f https://download.pytorch.org/whl/torch_stable.html", ()),
+    ("-fhttps://download.pytorch.org/whl/torch_stable.html", ()),
+    ("-i https://pypi.org/simple", ()),
+    ("--index-url=https://pypi.org/simple --trusted-host pypi.org", ()),
+    ("--trusted-host pypi.python.org", ()),
+    ("--only-binary=:all:", ()),
+    ("--no-binary :none:", ()),
+    ("--prefer-binary", ()),
+    ("--pre", ()),
+    ("--require-hashes", ()),
+    ("--use-feature=truststore", ()),
+    ("--config-settings key=value", ()),  # pip ignores a per-requirement option on an option line
+    ("# via -r requirements.in", ()),
+]
+
+
+@pytest.mark.parametrize(("line", "names"), REAL_LINES, ids=[str(i) for i in range(len(REAL_LINES))])
+def test_lines_from_real_projects_are_accepted(tmp_path: Path, line: str, names: tuple[str, ...]) -> None:
+    parsed = read_requirements(write(tmp_path / "requirements.txt", line + "\n"))
+    assert parsed.names == names
+
+
+def test_a_requirement_with_a_marker_and_an_option_keeps_both(tmp_path: Path) -> None:
+    parsed = read_requirements(
+        write(tmp_path / "r.txt", "inflate64==1.0.0; python_version >= '3.8' --no-binary=:inflate64:\n")
+    )
+    (line,) = parsed.requirements
+    assert line.requirement is not None
+    assert str(line.requirement.specifier) == "==1.0.0"
+    assert str(line.requirement.marker) == 'python_version >= "3.8"'
+
+
+def test_environment_variables_are_expanded_as_pip_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIX_VERSION", "1.16.0")
+    monkeypatch.delenv("UNSET_VERSION", raising=False)
+    parsed = read_requirements(write(tmp_path / "r.txt", "six==${SIX_VERSION}\n"))
+    (line,) = parsed.requirements
+    assert line.requirement is not None and str(line.requirement.specifier) == "==1.16.0"
+    with pytest.raises(RequirementsFileError, match="Invalid requirement"):
+        read_requirements(write(tmp_path / "r2.txt", "six==${UNSET_VERSION}\n"))
+
+
+def test_a_comment_line_ends_a_continuation_as_in_pip(tmp_path: Path) -> None:
+    parsed = read_requirements(write(tmp_path / "r.txt", "six==1.16.0 \\\n# a comment\nattrs==23.2.0\n"))
+    assert parsed.names == ("six", "attrs")
+
+
+REFUSED_LINES = [
+    ("six==1.16.0 --hash=md5:0123\n", "sha256, sha384, sha512"),  # pip: allowed hash algorithms
+    ("six==1.16.0 --hash=0123\n", "--hash=sha256:"),
+    ("--no\n", "ambiguous"),  # --no-index, --no-binary, --no-require-hashes
+    ("--pre=yes\n", "does not take a value"),
+    ("six==1.16.0 --hash='sha256:abc\n", "quote"),
+    ("--config-settings novalue\n", "KEY=VALUE"),
+    ("-i 'http://[::1'\n", "http://[::1"),
+    ("./six-1.16.0-py2.py3-none-any.whl; $(id)\n", "marker"),
+    ("https://example.com/six-1.16.0-py2.py3-none-any.whl; $(id) == 'x'\n", "marker"),
+    ("six==1.16.0; python_version ~= '$(id)'\n", "marker"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), REFUSED_LINES)
+def test_lines_pip_refuses_are_refused_with_the_line(tmp_path: Path, text: str, fragment: str) -> None:
+    req = write(tmp_path / "requirements.txt", text)
+    with pytest.raises(RequirementsFileError) as info:
+        read_requirements(req)
+    message = str(info.value)
+    assert f"{req}:1" in message
+    assert fragment in message
+    assert info.value.exit_code == 2
+
+
+def _pips() -> list[str]:
+    """The interpreters whose pip referees the tables: this one's, and the oldest pip a user's Python may have."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    oldest = sorted(pyenv.glob("3.10.*/bin/python3.10"))
+    return [sys.executable, *(str(p) for p in oldest[:1])]
+
+
+def test_the_tables_are_pips_own_verdict(tmp_path: Path) -> None:
+    """Each accepted line is accepted by some pip from 23.0 on; each refused one by none (or crashes pip)."""
+    accepted = [write(tmp_path / f"ok-{i}.txt", line + "\n") for i, (line, _) in enumerate(REAL_LINES)]
+    refused = [write(tmp_path / f"bad-{i}.txt", text) for i, (text, _) in enumerate(REFUSED_LINES)]
+    verdicts: list[list[str]] = []
+    for python in _pips():
+        done = subprocess.run(
+            [python, str(Path(__file__).parent / "data" / "pip_verdict.py"), *map(str, accepted + refused)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=True,
+            env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"},
+        )
+        verdicts.append(json.loads(done.stdout))
+    assert len(verdicts) >= 1
+    for pos, (line, _) in enumerate(REAL_LINES):
+        assert any(v[pos] == "ok" for v in verdicts), (line, [v[pos] for v in verdicts])
+    for pos, (text, _) in enumerate(REFUSED_LINES, start=len(REAL_LINES)):
+        assert all(v[pos] != "ok" for v in verdicts), (text, [v[pos] for v in verdicts])
+
+
+# --- hostile input: one clear refusal, at once -----------------------------------------------------------------------
+
+MEGABYTE = 1024 * 1024
+
+
+def _cli(tmp_path: Path, requirements: str) -> subprocess.CompletedProcess[str]:
+    """The command line on ``requirements``; the timeout only keeps a regression from hanging the test run."""
+    return subprocess.run(
+        [sys.executable, "-m", "cdk_pip_layer", "build", "-q", "-r", requirements, "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"},
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a" * MEGABYTE,  # a 1 MB "name"
+        "six==1.16.0; python_version == '" + "x" * MEGABYTE + "'",  # a 1 MB marker
+        "six==1.16.0" + " " * MEGABYTE + "x",  # a megabyte of blanks: pip's comment expression is quadratic on it
+        "https://" + "a" * MEGABYTE,  # a URL whose "userinfo" never ends
+    ],
+    ids=["name", "marker", "blanks", "url"],
+)
+def test_a_megabyte_line_is_refused_at_once(tmp_path: Path, line: str) -> None:
+    req = write(tmp_path / "requirements.txt", f"attrs==23.2.0\n{line}\n")
+    done = _cli(tmp_path, str(req))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{req}:2" in done.stderr
+    assert "characters long" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr) < 2000  # the line is named, not printed
+    assert done.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_device_that_never_ends_is_refused(tmp_path: Path) -> None:
+    done = _cli(tmp_path, "/dev/zero")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "larger than 32 MiB" in done.stderr
+    assert "/dev/zero" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_include_of_a_device_is_refused(tmp_path: Path) -> None:
+    done = _cli(tmp_path, str(write(tmp_path / "requirements.txt", "six==1.16.0\n-r /dev/zero\n")))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "larger than 32 MiB (included from" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "six==1.16.0; python_version ~= '$(id)'",  # pip crashes evaluating it (UndefinedComparison)
+        "./six-1.16.0-py2.py3-none-any.whl; $(id)",  # pip 23 crashes parsing it (InvalidMarker)
+    ],
+)
+def test_a_marker_pip_cannot_read_is_bad_input_naming_the_line(tmp_path: Path, line: str) -> None:
+    req = write(tmp_path / "requirements.txt", f"attrs==23.2.0\n{line}\n")
+    done = _cli(tmp_path, str(req))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Invalid environment marker on line 2" in done.stderr
+    assert f"{req}:2" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_index_options_as_pip_applies_them(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    write(tmp_path / "base.txt", "--extra-index-url https://extra.example.com/simple\n-f wheels\nsix==1.16.0\n")
+    parsed = read_requirements(
+        write(
+            tmp_path / "deps" / "r.txt",
+            "-i https://a.example.com/simple -i https://b.example.com/simple\n"
+            "--no-index -r ../base.txt\n--trusted-host b.example.com --pre\n-f https://links.example.com/\n",
+        )
+    )
+    assert [(o.name, o.value) for o in parsed.index_options] == [
+        ("--index-url", "https://b.example.com/simple"),  # the last of a line; --no-index went with the include
+        ("--extra-index-url", "https://extra.example.com/simple"),
+        ("--find-links", str((tmp_path / "wheels").resolve())),  # beside its own file, as pip reads it
+        ("--trusted-host", "b.example.com"),
+        ("--pre", ""),
+        ("--find-links", "https://links.example.com/"),
+    ]
+    assert parsed.index_urls == ("https://b.example.com/simple", "https://extra.example.com/simple")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from cdk_pip_layer.engine.locks import LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
-from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.redact import strip_userinfo
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_text
 
 
 def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, version: str) -> str:
@@ -20,14 +21,16 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
 
     In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
     their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
-    settings without credentials, the extra installer arguments, the verify flag and the library version; for a
-    lock file, the lock's bytes and the part of its pyproject.toml it depends on, and the groups and member. Not in
-    it: paths, credentials, proxies, CA bundles, cache locations, the installer or interpreter chosen, the host.
+    settings without credentials, the extra installer arguments, the verify flag (and the checks turned off, when
+    any) and the library version; for a lock file, the lock's bytes and the part of its pyproject.toml it depends
+    on, and the groups and member. Not in it: paths, credentials (the user info of every URL in the files and
+    arguments is left out, so a rotated token gives the same hash), proxies, CA bundles, cache locations, the
+    installer or interpreter chosen, the host.
     """
-    files = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files]
+    files = [hashlib.sha256(_without_credentials(Path(f))).hexdigest() for f in requirements.files]
     if isinstance(requirements, LockedRequirements):
         # A lock: its bytes and the pyproject content it depends on (an edited description is no new layer).
-        files = requirements.hashed_inputs()
+        files = requirements.hashed_inputs(_without_credentials(requirements.path))
     archives = [
         hashlib.sha256(local.read_bytes()).hexdigest()
         for line in requirements.requirements
@@ -41,10 +44,22 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
         "architecture": options.architecture,
         "exclude": sorted(options.exclude),
         "index": options.index.fingerprint(),
-        "extra-installer-args": list(options.extra_installer_args),
+        "extra-installer-args": [strip_userinfo(arg) for arg in options.extra_installer_args],
         "verify": options.verify,
     }
     if isinstance(requirements, LockedRequirements):
         document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
+    if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
+        document["verify-ignore"] = list(options.verify_ignore)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _without_credentials(path: Path) -> bytes:
+    """The file's bytes with the user info of every URL removed (the same bytes for a file that has none)."""
+    data = path.read_bytes()
+    try:
+        return strip_userinfo(data.decode("utf-8")).encode("utf-8")
+    except UnicodeDecodeError:  # another encoding, declared in the file as pip reads it
+        text, _ = read_text(path)
+        return strip_userinfo(text).encode("utf-8")

@@ -13,6 +13,8 @@ hold credentials) as soon as bundling is over, and keeps a Docker build's layer 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import sys
 import tempfile
@@ -43,14 +45,25 @@ from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.report import REPORT_FILE, write_text_atomically
 from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.sbom import sbom_json_from_text
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
+from cdk_pip_layer.engine.verify import BuildContext, verify_layer_zip
 
 from .asset_hash import input_hash
-from .cache import LayerCache, default_layer_cache_dir
+from .cache import LayerCache, default_layer_cache_dir, default_signing_key
 
 __all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
 
 BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
+# The asset metadata entry that carries the layer report's digest.
+REPORT_METADATA = "cdk-pip-layer:layer-report"
+
+# Scratch directories named for their owner (see cdk_pip_layer.engine.scratch): the local build's, next to CDK's
+# output directory in cdk.out, and the staged asset input, in the temporary directory.
+BUILD_DIR_PREFIX = ".cdk-pip-layer-build-"
+INPUT_DIR_PREFIX = "cdk-pip-layer-input-"
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,8 @@ class LocalBundler:
         self.builder_factory = builder_factory
         self._stderr = stderr
         self.outcome = BundlingOutcome()
+        # The layer report of what this bundler served (None until it served something, or when unverified).
+        self.report_text: str | None = None
 
     @property
     def served(self) -> str | None:
@@ -119,17 +134,8 @@ class LocalBundler:
         try:
             if self.mode is BundlingMode.DOCKER:
                 return self._fall_back(out, None)
-            if self.cache is not None:
-                start = time.perf_counter()
-                hit = self.cache.get(self.key)
-                if hit is not None:
-                    shutil.copyfile(hit, out / LAYER_ZIP)
-                    self.outcome = BundlingOutcome(served="cache")
-                    self.say(
-                        f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
-                        f"({time.perf_counter() - start:.3f} s)"
-                    )
-                    return True
+            if self._serve_from_cache(out):
+                return True
             try:
                 result = self._build(out)
             except LocalBuildUnavailableError as exc:
@@ -138,7 +144,7 @@ class LocalBundler:
                 return self._fall_back(out, exc)
             self.outcome = BundlingOutcome(served="local")
             self._report(result)
-            self._store(out / LAYER_ZIP)
+            self._store(out / LAYER_ZIP, result)
             return True
         except BaseException as exc:
             self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
@@ -147,13 +153,41 @@ class LocalBundler:
                 self.say(f"{self.label}: the layer could not be built:\n{exc}")
             raise
 
+    def _serve_from_cache(self, out: Path) -> bool:
+        """Copy the cached layer into ``out`` if there is one that matches the record of its build; say so, or say
+        why an entry was not served (it is then built again, and replaced)."""
+        if self.cache is None:
+            return False
+        start = time.perf_counter()
+        fetched = self.cache.fetch(self.key, out / LAYER_ZIP)
+        entry = self.cache.path(self.key)
+        if fetched.record is None:
+            if fetched.problem:
+                self.say(
+                    f"{self.label}: warning: the cached layer {entry} is not used: {fetched.problem}; building it again"
+                )
+            return False
+        self.outcome = BundlingOutcome(served="cache")
+        self.report_text = self._cached_report(entry, fetched.record.build.get("report_sha256"))
+        count = len(fetched.record.distributions)
+        self.say(
+            f"{self.label}: layer {self.key[:12]} reused from the cache {entry}: {count} "
+            f"distribution{'' if count == 1 else 's'}, sha256 {fetched.record.sha256[:12]} as recorded "
+            f"({time.perf_counter() - start:.3f} s)"
+        )
+        return True
+
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
         self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
-        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
-        build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
+        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A synth
+        # that is killed cannot remove it (an interrupted one does, below); the next synth does (see scratch).
+        remove_stale(out.parent, BUILD_DIR_PREFIX)
+        build_dir = make_scratch_dir(out.parent, BUILD_DIR_PREFIX)
         try:
             result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            report = result.zip_path.parent / REPORT_FILE
+            self.report_text = report.read_text(encoding="utf-8") if report.is_file() else None
             result.zip_path.replace(out / LAYER_ZIP)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
@@ -193,18 +227,57 @@ class LocalBundler:
         self.outcome = BundlingOutcome(served="docker", fallback_reason=reason)
         return False
 
-    def _store(self, built: Path) -> None:
+    def _store(self, built: Path, result: LayerBuildResult | None) -> None:
+        """Keep ``built`` in the cache with the record of its build (its summary, without this host's paths)."""
         if self.cache is None:
             return
+        summary = {k: v for k, v in result.to_dict().items() if k not in ("zip", "artifacts")} if result else {}
         try:
-            self.cache.put(self.key, built)
+            if self.report_text is not None:  # the record binds the report kept beside the zip
+                summary["report_sha256"] = hashlib.sha256(self.report_text.encode("utf-8")).hexdigest()
+            cached = self.cache.put(self.key, built, summary)
+            if self.report_text is not None:
+                write_text_atomically(cached.parent / REPORT_FILE, self.report_text)
         except OSError as exc:
             self.say(f"{self.label}: warning: could not write the layer cache {self.cache.root}: {exc}")
 
-    def store_docker_output(self, staged_zip: Path) -> None:
-        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker)."""
+    def _cached_report(self, entry: Path, recorded: object) -> str | None:
+        """The report kept with a cached layer, when it is the one its record names (a layer is cached only once
+        verified; an entry without a report was built without verification)."""
+        kept = entry.parent / REPORT_FILE
+        if not isinstance(recorded, str) or not kept.is_file():
+            return None
+        text = kept.read_text(encoding="utf-8")
+        return text if hashlib.sha256(text.encode("utf-8")).hexdigest() == recorded else None
+
+    def verify_docker_output(self, staged_zip: Path) -> None:
+        """After a Docker build, verify its layer on the host (the ELF checks need pyelftools, which the build image
+        lacks). A layer with errors is removed from ``cdk.out`` (the next synth builds again) and the error
+        raised."""
+        if self.served != "docker" or not self.options.verify or not staged_zip.is_file():
+            return
+        options = self.options
+        self.say(f"{self.label}: verifying the layer the build image made")
+        verification = verify_layer_zip(
+            staged_zip,
+            options.runtime,
+            options.architecture,
+            ignore=options.verify_ignore,
+            context=BuildContext(excluded=options.exclude),
+            import_note=f"ran in {options.target.build_image} during the build",
+        )
+        if not verification.ok:
+            staged_zip.unlink(missing_ok=True)
+            verification.raise_for_errors(subject=f"{options.requirements} for {options.target}")
+        for warning in verification.warnings:
+            self.say(f"{self.label}: warning: {warning}")
+        self.report_text = verification.report.to_json()
+
+    def store_docker_output(self, staged_zip: Path, result: LayerBuildResult | None = None) -> None:
+        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker);
+        ``result`` is the build's report from inside the image, when it wrote one."""
         if self.served == "docker" and self.mode is BundlingMode.AUTO and staged_zip.is_file():
-            self._store(staged_zip)
+            self._store(staged_zip, result)
 
 
 def _clean(out: Path) -> None:
@@ -251,11 +324,17 @@ class LayerBundling:
         self.options = options
         self.requirements = read_input(options)
         self.key = input_hash(options, self.requirements, __version__)
+        self.docker_report: LayerBuildResult | None = None
         layer_cache = None
         if cache and self.requirements.fully_pinned:
-            layer_cache = LayerCache(cache_dir if cache_dir is not None else default_layer_cache_dir())
-        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over.
-        self.staging = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-input-"))
+            layer_cache = LayerCache(
+                cache_dir if cache_dir is not None else default_layer_cache_dir(), signing_key=default_signing_key()
+            )
+        # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over (and, with its
+        # host settings and credentials, by a later synth when this one is killed before it can).
+        temp = Path(tempfile.gettempdir())
+        remove_stale(temp, INPUT_DIR_PREFIX)
+        self.staging = make_scratch_dir(temp, INPUT_DIR_PREFIX)
         self.bundler = LocalBundler(
             options=options,
             requirements=self.requirements,
@@ -278,17 +357,55 @@ class LayerBundling:
         CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and credentials)."""
         try:
             yield
+            if self.bundler.served == "docker":  # the build's report from inside the image, for the cache record
+                report = read_outcome(self.staging / CONTEXT_DIR)
+                self.docker_report = report if isinstance(report, LayerBuildResult) else None
         except Exception as exc:
             raise self._error(exc) from None
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def keep_docker_output(self, layer: Construct) -> None:
-        """After a Docker build, keep the layer CDK wrote to ``cdk.out`` in the cache."""
+        """After a Docker build, verify the layer CDK wrote to ``cdk.out`` on the host and keep it in the cache."""
         asset = layer.node.try_find_child("Code")
         stage = cdk.Stage.of(layer)
         if isinstance(asset, cdk.aws_s3_assets.Asset) and self.bundler.served == "docker" and stage is not None:
-            self.bundler.store_docker_output(Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip")
+            staged = Path(stage.asset_outdir) / f"asset.{asset.asset_hash}.zip"
+            self.bundler.verify_docker_output(staged)
+            self.bundler.store_docker_output(staged, self.docker_report)
+
+    def record_report(self, layer: Construct) -> None:
+        """Write the layer report (and its CycloneDX SBOM) next to the asset in ``cdk.out``
+        (``asset.<hash>.report.json``, ``asset.<hash>.cdx.json``) and put the report's sha256 into the asset's
+        metadata (``cdk-pip-layer:layer-report`` in the cloud assembly's manifest): the asset hash never sees it.
+        A warm ``cdk.out`` keeps the report of the build that made the asset."""
+        asset = layer.node.try_find_child("Code")
+        stage = cdk.Stage.of(layer)
+        if not isinstance(asset, cdk.aws_s3_assets.Asset) or stage is None:
+            return
+        outdir = Path(stage.asset_outdir)
+        report_path = outdir / f"asset.{asset.asset_hash}.report.json"
+        sbom_path = outdir / f"asset.{asset.asset_hash}.cdx.json"
+        text = self.bundler.report_text
+        if text is not None and outdir.is_dir():
+            write_text_atomically(report_path, text)
+            sbom = sbom_json_from_text(text)
+            if sbom is not None:
+                write_text_atomically(sbom_path, sbom)
+        if not report_path.is_file():
+            return
+        text = report_path.read_text(encoding="utf-8")
+        verification = json.loads(text).get("verification", {})
+        asset.node.add_metadata(
+            REPORT_METADATA,
+            {
+                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                "report": report_path.name,
+                "sbom": sbom_path.name if sbom_path.is_file() else None,
+                "errors": len(verification.get("errors", [])),
+                "warnings": len(verification.get("warnings", [])),
+            },
+        )
 
     def _error(self, exc: Exception) -> Exception:
         """The error to show for a failed bundling: ours, not CDK's wrapping of it."""

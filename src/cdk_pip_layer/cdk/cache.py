@@ -1,50 +1,202 @@
-"""The local layer cache: built layers by input hash, so that a fresh ``cdk.out`` (as in CI) needs no install."""
+"""The local layer cache: built layers by input hash, so that a fresh ``cdk.out`` (as in CI) needs no install.
+
+An entry is ``<root>/<input hash>/layer.zip`` and ``record.json``, the record of what was built: the input hash it
+was built for, the zip's sha256 and size, and the build's summary (target, installer, distributions, warnings).
+A zip is served only when it matches its record; otherwise the caller is told why and builds again, and the new
+build replaces the entry.
+
+What that protects against, and what not: the cache directory may be shared or restored between CI runs, so
+anyone who can write it is assumed hostile. A record beside the zip catches corruption, a truncated or
+half-written entry, a zip put there without a record (or by an earlier version), an entry copied from another
+input hash, and a link in place of the zip; but whoever can write the zip can also write a matching record. With
+a signing key (``CDK_PIP_LAYER_CACHE_KEY``, a CI secret), each record carries an HMAC-SHA256 over its content: an
+entry not signed with that key is rebuilt, so only a holder of the key can make one that is served, on any
+machine that has the key. The key is never written, printed or part of the asset hash.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
-import shutil
+import stat
 import tempfile
-import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cdk_pip_layer.engine.options import default_cache_root
 from cdk_pip_layer.engine.outputs import LAYER_ZIP
 
+RECORD_FILE = "record.json"
+SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"
+_FORMAT = 1
+_MAX_RECORD_BYTES = 1 << 20
+
 
 def default_layer_cache_dir() -> Path:
     """``$CDK_PIP_LAYER_CACHE_DIR/layers``, else ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or
-    ``~/.cache/cdk-pip-layer/layers``. One ``<input hash>/layer.zip`` per cached build."""
+    ``~/.cache/cdk-pip-layer/layers``. One ``<input hash>/`` directory per cached build."""
     return default_cache_root() / "layers"
 
 
-class LayerCache:
-    """Built layers by input hash, so that a fresh ``cdk.out`` (as in CI) needs no install. Entries are written
-    atomically (a temporary file renamed into place); a damaged entry is ignored and replaced."""
+def default_signing_key() -> bytes | None:
+    """The key records are signed with: ``$CDK_PIP_LAYER_CACHE_KEY``, or None (records unsigned)."""
+    value = os.environ.get(SIGNING_KEY_VARIABLE)
+    return value.encode("utf-8") if value else None
 
-    def __init__(self, root: Path) -> None:
+
+@dataclass(frozen=True)
+class CacheRecord:
+    """What an entry holds: the zip built for ``key``, its sha256 and size, and the build's summary."""
+
+    key: str
+    sha256: str
+    size: int
+    build: Mapping[str, object]
+
+    @property
+    def distributions(self) -> list[str]:
+        value = self.build.get("distributions")
+        return [str(item) for item in value] if isinstance(value, list) else []
+
+    def signed_content(self) -> bytes:
+        content = {"format": _FORMAT, "key": self.key, "sha256": self.sha256, "size": self.size, "build": self.build}
+        return json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def signature(self, signing_key: bytes) -> str:
+        return hmac.new(signing_key, self.signed_content(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """How a lookup ended: ``record`` when the entry was served; ``problem`` when an entry exists but was not
+    served (why); both None when there is no entry."""
+
+    record: CacheRecord | None = None
+    problem: str | None = None
+
+
+class _Mismatch(Exception):
+    """Why an entry is not served."""
+
+
+class LayerCache:
+    """Built layers by input hash, each with the record of its build; written atomically, served only when the
+    zip matches its record (and, with ``signing_key``, when the record is signed with it)."""
+
+    def __init__(self, root: Path, *, signing_key: bytes | None = None) -> None:
         self.root = root
+        self._signing_key = signing_key
 
     def path(self, key: str) -> Path:
         return self.root / key / LAYER_ZIP
 
-    def get(self, key: str) -> Path | None:
-        path = self.path(key)
+    def fetch(self, key: str, dest: Path) -> Fetched:
+        """Copy the entry for ``key`` to ``dest`` if it is what its record says was built; check the copy, so that
+        what is served is what was checked. On any mismatch ``dest`` is removed and the reason returned."""
+        entry = self.root / key
+        zip_path, record_path = entry / LAYER_ZIP, entry / RECORD_FILE
+        if not os.path.lexists(zip_path) and not os.path.lexists(record_path):
+            return Fetched()
         try:
-            return path if path.is_file() and zipfile.is_zipfile(path) else None
-        except OSError:
-            return None
+            record = self._read_record(key, record_path)
+            info = zip_path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                raise _Mismatch(f"its {LAYER_ZIP} is not a regular file")
+            if info.st_size != record.size:
+                raise _Mismatch(f"its {LAYER_ZIP} has {info.st_size} bytes, its record says {record.size}")
+            digest = _copy_hashed(zip_path, dest)
+            if digest != record.sha256:
+                raise _Mismatch(f"its {LAYER_ZIP} has sha256 {digest}, its record says {record.sha256}")
+        except _Mismatch as exc:
+            dest.unlink(missing_ok=True)
+            return Fetched(problem=str(exc))
+        except OSError as exc:
+            dest.unlink(missing_ok=True)
+            return Fetched(problem=f"it cannot be read ({exc.strerror or exc})")
+        return Fetched(record=record)
 
-    def put(self, key: str, source: Path) -> Path:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".layer.zip.", suffix=".tmp", dir=path.parent)
+    def _read_record(self, key: str, path: Path) -> CacheRecord:
+        """The entry's record, if it is for ``key`` (and signed with the signing key, when there is one)."""
         try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
-            Path(tmp).chmod(0o644)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            with path.open("rb") as handle:
+                data = json.loads(handle.read(_MAX_RECORD_BYTES + 1)[:_MAX_RECORD_BYTES])
+            record = CacheRecord(
+                key=str(data["key"]), sha256=str(data["sha256"]), size=int(data["size"]), build=dict(data["build"])
+            )
+            known = data.get("format") == _FORMAT
+        except FileNotFoundError:
+            raise _Mismatch(f"it has no {RECORD_FILE} saying what was built") from None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise _Mismatch(f"its {RECORD_FILE} cannot be read") from None
+        if not known:
+            raise _Mismatch(f"its {RECORD_FILE} has an unknown format")
+        if record.key != key:
+            raise _Mismatch(f"its record is for another input ({record.key[:12]})")
+        if self._signing_key is not None:
+            signature = data.get("hmac")
+            if not isinstance(signature, str):
+                raise _Mismatch(f"its record is not signed, and {SIGNING_KEY_VARIABLE} is set")
+            if not hmac.compare_digest(signature, record.signature(self._signing_key)):
+                raise _Mismatch(f"its record is not signed with the key in {SIGNING_KEY_VARIABLE}")
+        return record
+
+    def put(self, key: str, source: Path, build: Mapping[str, object]) -> Path:
+        """Store ``source`` as the layer built for ``key``, with the record of ``build`` (the build's summary,
+        without host paths). Each file is written to a temporary name and renamed into place, the record last."""
+        entry = self.root / key
+        entry.mkdir(parents=True, exist_ok=True)
+        if entry.is_symlink() or not entry.is_dir():
+            raise NotADirectoryError(f"{entry} is not a directory of the cache")
+        path = entry / LAYER_ZIP
+        digest, size = _write_atomically(entry, LAYER_ZIP, lambda out: _copy_into(source, out))
+        record = CacheRecord(key=key, sha256=digest, size=size, build=dict(build))
+        content = {"format": _FORMAT, "key": key, "sha256": digest, "size": size, "build": record.build}
+        if self._signing_key is not None:
+            content["hmac"] = record.signature(self._signing_key)
+        data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(data, out))
         return path
+
+
+def _copy_hashed(source: Path, dest: Path) -> str:
+    """Copy ``source`` (not following a link) to ``dest``; the sha256 of the bytes written."""
+    digest = hashlib.sha256()
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(source, flags), "rb") as src, dest.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _copy_into(source: Path, out: BinaryIO) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with source.open("rb") as src:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def _write_bytes(data: bytes, out: BinaryIO) -> tuple[str, int]:
+    out.write(data)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _write_atomically(directory: Path, name: str, write: Callable[[BinaryIO], tuple[str, int]]) -> tuple[str, int]:
+    """Write ``directory/name`` through a temporary file renamed into place; what ``write`` returned."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            written = write(out)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(directory / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return written

@@ -4,7 +4,6 @@ bundling adapter for the code, adds sharing; the build itself is the engine's, i
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +11,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda, aws_ssm
 from constructs import Construct
 
+from cdk_pip_layer.engine.aws_names import (
+    DESCRIPTION_LIMIT,
+    LICENSE_LIMIT,
+    account_id_ok,
+    layer_name_ok,
+    organization_id_ok,
+    ssm_name_ok,
+)
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions, as_tuple
@@ -28,12 +35,6 @@ _RUNTIMES = {
     "python3.14": aws_lambda.Runtime.PYTHON_3_14,
 }
 _ARCHITECTURES = {"x86_64": aws_lambda.Architecture.X86_64, "arm64": aws_lambda.Architecture.ARM_64}
-_ACCOUNT = re.compile(r"^\d{12}$")
-_ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
-_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,2048}$")
-_LAYER_NAME = re.compile(
-    r"^([a-zA-Z0-9_-]{1,140}|arn:[a-zA-Z0-9-]+:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9_-]{1,140})$"
-)
 
 
 class PipLambdaLayer(aws_lambda.LayerVersion):
@@ -63,7 +64,9 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         installer: ``auto`` (pip with a Python of the runtime's version, else uv), ``pip`` or ``uv``.
         python_executable: the interpreter pip runs with (default: searched).
         extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
-        verify: check the layer before zipping it (default True; part of the asset hash).
+        verify: check the finished layer before it ships (default True; part of the asset hash): the report and
+            its SBOM go next to the asset in ``cdk.out``, the report's sha256 into the asset's metadata.
+        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` (part of the asset hash when set).
         cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
             for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
         cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
@@ -96,6 +99,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         python_executable: str | None = None,
         extra_installer_args: Sequence[str] = (),
         verify: bool = True,
+        verify_ignore: Sequence[str] = (),
         cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
         groups: Sequence[str] = (),
@@ -113,6 +117,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             verify=verify,
             groups=groups,
             member=member,
+            verify_ignore=verify_ignore,
         )
         self.target = self.build_options.target
         self.bundling_mode = BundlingMode.parse(bundling)
@@ -143,6 +148,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
                 removal_policy=removal_policy,
             )
         layer.keep_docker_output(self)
+        layer.record_report(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
 
     def _share(
@@ -171,7 +177,7 @@ def _accounts(values: Sequence[str]) -> tuple[str, ...]:
             out.append(value)
             continue
         account = str(value).strip()
-        if not _ACCOUNT.match(account):
+        if not account_id_ok(account):
             raise InvalidInputError(
                 f"Invalid AWS account id {value!r}",
                 subject="grant_account_ids",
@@ -183,24 +189,19 @@ def _accounts(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _ssm_name_ok(name: str) -> bool:
-    bare = name.lstrip("/").lower()
-    hierarchical_ok = "/" not in name or name.startswith("/")
-    return bool(_SSM_NAME.match(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))
-
-
 # (prop, check, what is wrong, what to do): Lambda's and SSM's own limits, checked before CloudFormation is.
 _PROP_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
-    ("description", lambda v: len(v) <= 256, "The layer description has {n} characters; Lambda allows 256",
+    ("description", lambda v: len(v) <= DESCRIPTION_LIMIT,
+     f"The layer description has {{n}} characters; Lambda allows {DESCRIPTION_LIMIT}",
      "shorten it."),
-    ("license", lambda v: len(v) <= 512, "The license has {n} characters; Lambda allows 512",
+    ("license", lambda v: len(v) <= LICENSE_LIMIT, f"The license has {{n}} characters; Lambda allows {LICENSE_LIMIT}",
      "give an SPDX identifier or a URL."),
-    ("layer_version_name", lambda v: bool(_LAYER_NAME.match(v)), "Invalid layer name {value!r}",
+    ("layer_version_name", layer_name_ok, "Invalid layer name {value!r}",
      "use 1 to 140 letters, digits, '-' and '_' (or a layer ARN)."),
-    ("organization_id", lambda v: bool(_ORGANIZATION.match(v)), "Invalid AWS Organization id {value!r}",
+    ("organization_id", organization_id_ok, "Invalid AWS Organization id {value!r}",
      "give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
      "'aws organizations describe-organization')."),
-    ("ssm_parameter_name", _ssm_name_ok, "Invalid SSM parameter name {value!r}",
+    ("ssm_parameter_name", ssm_name_ok, "Invalid SSM parameter name {value!r}",
      "use letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/http-json/arn'); names "
      "may not begin with 'aws' or 'ssm'."),
 )  # fmt: skip

@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +30,11 @@ from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.report import write_report
 from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+from cdk_pip_layer.engine.verify import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
 
 from .protocol import (
     CACHE_MOUNT,
@@ -47,6 +51,9 @@ from .protocol import (
 )
 
 _log = logging.getLogger("cdk_pip_layer")
+
+# The label naming a build container's owner (see cdk_pip_layer.engine.scratch): host, pid and start time.
+OWNER_LABEL = "cdk-pip-layer.owner"
 
 _DOCKER_ARCH = {
     "amd64": Architecture.X86_64,
@@ -92,7 +99,8 @@ class PipBasedLambdaLayerContainerBuilder:
     The container runs as the calling user (output files are yours, not root's); pip's download cache is a host
     directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings, the CA bundle
     and index credentials are forwarded without ever appearing on a command line, in an image or in a file left
-    behind.
+    behind. ``network`` is the container's network mode (e.g. ``host`` for an index on localhost; default
+    ``$CDK_PIP_LAYER_DOCKER_NETWORK``, else Docker's default).
     """
 
     def __init__(
@@ -109,6 +117,7 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None = None,
         use_cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        network: str | None = None,
         docker_client: Any = None,
         groups: Sequence[str] = (),
         member: str | None = None,
@@ -125,7 +134,7 @@ class PipBasedLambdaLayerContainerBuilder:
             groups=groups,
             member=member,
         )
-        self._setup(options, build_dir, None, image, use_cache, cache_dir, docker_client)
+        self._setup(options, build_dir, None, image, use_cache, cache_dir, network, docker_client)
 
     @classmethod
     def from_options(
@@ -137,12 +146,13 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None = None,
         use_cache: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        network: str | None = None,
         docker_client: Any = None,
     ) -> PipBasedLambdaLayerContainerBuilder:
         """A builder for options made already (``requirements``: the file as read already, if it was)."""
         builder = cls.__new__(cls)
         options = dataclasses.replace(options, installer=InstallerChoice.PIP)
-        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, docker_client)
+        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, network, docker_client)
         return builder
 
     def _setup(  # noqa: PLR0917 - the constructor's own arguments, once checked
@@ -153,6 +163,7 @@ class PipBasedLambdaLayerContainerBuilder:
         image: str | None,
         use_cache: bool,
         cache_dir: str | os.PathLike[str] | None,
+        network: str | None,
         docker_client: Any,
     ) -> None:
         self.options = options
@@ -161,6 +172,7 @@ class PipBasedLambdaLayerContainerBuilder:
         self.image = image or options.target.build_image
         self.use_cache = use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
+        self.network = network or os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None
         self._client = docker_client
 
     @property
@@ -242,6 +254,8 @@ class PipBasedLambdaLayerContainerBuilder:
         with phase("read requirements"):
             requirements = self.requirements or read_input(options)
         client = self._docker()
+        for container in remove_abandoned_containers(client):
+            _log.info("removed the container %s of a build that was killed", container[:12])
         with phase(f"check build image {self.image}"):
             self._ensure_image(client)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
@@ -272,14 +286,19 @@ class PipBasedLambdaLayerContainerBuilder:
                     subject=str(target),
                     hint="run again with logging at DEBUG to see the container's output, and report it.",
                 )
+            verification = self._verify(built_zip, requirements, report)
             with phase("unpack artifacts"):
                 with zipfile.ZipFile(built_zip) as archive:
                     archive.extractall(build.artifacts_dir)
                 unzipped = tree_size(build.artifacts_dir)
             built_zip.replace(build.zip_path)
             published = build.publish()
+            if verification is not None:
+                write_report(verification.report, published.zip_path.parent)
+        host_warnings = [] if verification is None else [str(w) for w in verification.warnings if w.check in ELF_CHECKS]
         return dataclasses.replace(
             report,
+            warnings=(*report.warnings, *host_warnings),
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,
             installer=f"{report.installer} in {self.image} ({target.docker_platform})",
@@ -288,6 +307,31 @@ class PipBasedLambdaLayerContainerBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
         )
+
+    def _verify(
+        self, built_zip: Path, requirements: RequirementsFile, report: LayerBuildResult
+    ) -> LayerVerification | None:
+        """Verify the zip the image built, on the host: the ELF checks need pyelftools, which the image lacks
+        (the smoke import ran in the image, with the runtime's own Python)."""
+        options = self.options
+        if not options.verify:
+            return None
+        with phase("verify on the host"):
+            verification = verify_layer_zip(
+                built_zip,
+                options.runtime,
+                options.architecture,
+                ignore=options.verify_ignore,
+                context=BuildContext(
+                    requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
+                    excluded=options.exclude,
+                    built_from_source=report.built_from_source,
+                    wheels_only=True,
+                ),
+                import_note=f"ran in {self.image} during the build",
+            )
+        verification.raise_for_errors(subject=f"{options.requirements} for {self.target}, built in {self.image}")
+        return verification
 
     def _outcome(
         self, outcome: LayerBuildResult | LayerBuildError | None, code: int, lines: Sequence[str]
@@ -311,18 +355,26 @@ class PipBasedLambdaLayerContainerBuilder:
     def _run(
         self, client: Any, volumes: dict[str, dict[str, str]], environment: dict[str, str], secrets: Sequence[str]
     ) -> tuple[int, list[str]]:
-        """Run the build container; its exit code and its output lines (redacted)."""
-        container = client.containers.create(
-            self.image,
-            command=list(CONTAINER_COMMAND),
-            environment=environment,
-            volumes=volumes,
-            user=f"{os.getuid()}:{os.getgid()}",
-            working_dir=CONTAINER_INPUT,
-            platform=self.target.docker_platform,
-            network_mode=os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None,
-        )
+        """Run the build container; its exit code and its output lines (redacted).
+
+        The container is removed whatever happens, an interruption included (KeyboardInterrupt, or what a SIGTERM
+        handler raises): it is named before it is created, so even one whose creation was interrupted is found.
+        It is labelled with this process as its owner, so that when this process is killed outright a later
+        build removes it (:func:`remove_abandoned_containers`)."""
+        name = f"cdk-pip-layer-{uuid.uuid4().hex[:16]}"
         try:
+            container = client.containers.create(
+                self.image,
+                command=list(CONTAINER_COMMAND),
+                name=name,
+                labels={OWNER_LABEL: Owner.current().tag},
+                environment=environment,
+                volumes=volumes,
+                user=f"{os.getuid()}:{os.getgid()}",
+                working_dir=CONTAINER_INPUT,
+                platform=self.target.docker_platform,
+                network_mode=self.network,
+            )
             container.start()
             lines: list[str] = []
             # Docker's log frames need not end at a line end: join them first, so that a line (and a secret in
@@ -342,8 +394,29 @@ class PipBasedLambdaLayerContainerBuilder:
             status = container.wait()
             return int(status.get("StatusCode", 1)), lines
         finally:
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                client.containers.get(name).remove(force=True)
+
+
+def remove_abandoned_containers(client: Any) -> list[str]:
+    """Remove the build containers whose owner has died (a build killed before it could remove its container);
+    return their ids. Never a container of a build that runs; those of owners on another host only once they are a
+    day old. Problems are ignored: the next build tries again."""
+    try:
+        found = client.containers.list(all=True, filters={"label": OWNER_LABEL}, sparse=True)
+    except (docker.errors.DockerException, OSError):
+        return []
+    removed = []
+    for container in found:
+        info = container.attrs  # sparse: the list's fields, "Labels" and "Created" (seconds) among them
+        owner = Owner.from_tag(str((info.get("Labels") or {}).get(OWNER_LABEL, "")))
+        alive = owner.alive() if owner is not None else None
+        if alive or (alive is None and time.time() - float(info.get("Created") or 0) < UNCHECKED_MAX_AGE):
+            continue
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            container.remove(force=True)
+            removed.append(str(container.id))
+    return removed
 
 
 def prepare_cache_volume(

@@ -129,6 +129,7 @@ def write_request(context: Path, options: LayerBuildOptions, requirements: str, 
         "exclude": list(options.exclude),
         "extra_installer_args": list(options.extra_installer_args),
         "verify": options.verify,
+        "verify_ignore": list(options.verify_ignore),
         "use_cache": use_cache,
         "index": options.index.fingerprint(),
     }
@@ -148,6 +149,7 @@ def read_request(context: Path) -> BuildRequest:
         index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
         extra_installer_args=data["extra_installer_args"],
         verify=data["verify"],
+        verify_ignore=data.get("verify_ignore") or (),
     )
     return BuildRequest(options=options, use_cache=bool(data.get("use_cache", True)))
 

@@ -27,10 +27,27 @@ from .errors import (
 from .index import IndexSettings, host_ca_bundle
 from .process import CompletedRun
 from .redact import redact, url_secrets
+from .requirements import IndexOption
 from .target import LambdaTarget
 
-# (index URL, project) -> why the index cannot be reached, or None when it answered.
-Probe = Callable[[str, "str | None"], "str | None"]
+
+@dataclass(frozen=True)
+class IndexProblem:
+    """What an index did instead of serving a project page: not answer (``status`` None), or answer with an HTTP
+    error that is not "no such project" (401, 403, 5xx)."""
+
+    url: str  # redacted
+    reason: str  # redacted
+    status: int | None = None
+
+    def __str__(self) -> str:
+        if self.status:
+            return f"{self.url}: HTTP {self.status} {self.reason}"
+        return f"{self.url}: {self.reason}" if self.reason else self.url
+
+
+# (index URL, project) -> what went wrong with the index, or None when it answered (a page, or "not found").
+Probe = Callable[[str, "str | None"], "IndexProblem | None"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +124,9 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
 
 
-def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> str | None:
-    """Return why ``url`` cannot be reached (redacted), or None when a server answered (whatever the status)."""
+def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> IndexProblem | None:
+    """What went wrong asking ``url`` for ``project``'s page (redacted): no answer, or an HTTP 401, 403 or 5xx;
+    None when the index answered with the page or with "no such project"."""
     parts = urlsplit(url)
     if parts.scheme == "file":
         return None  # a local index: nothing to reach (pip and uv pass over a missing one with a warning)
@@ -121,11 +139,13 @@ def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> 
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=_ssl_context()):
             return None
-    except urllib.error.HTTPError:
-        return None  # the server answered: reachable
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403) or exc.code >= 500:
+            return IndexProblem(redact(url), redact(str(exc.reason), url_secrets(url)), exc.code)
+        return None  # the server answered (404: no such project there)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"{redact(url)}: {redact(str(reason), url_secrets(url))}"
+        return IndexProblem(redact(url), redact(str(reason), url_secrets(url)))
 
 
 # Lines of an installer's answer that name a Python version requirement (Requires-Python) it could not meet.
@@ -150,24 +170,68 @@ _NETWORK_SIGNS = (
 )
 
 
-def _unreachable_indexes(
-    result: CompletedRun, index: IndexSettings, project: str | None, configured: Mapping[str, str], probe: Probe
-) -> list[str]:
-    """Indexes that could not be reached, judging by the run's output and by probing each one the installer used:
-    ours, else the user's pip configuration's, else PyPI."""
-    no_index_env = (
-        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("PIP_NO_INDEX", "UV_NO_INDEX")
-    )
-    if "--no-index" in result.argv or any(no_index_env):
-        return []  # the installer was told to use no index (offline, --find-links): none can be unreachable
-    if configured.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+def _indexes_used(index: IndexSettings, configured: Mapping[str, str], in_file: Sequence[IndexOption]) -> list[str]:
+    """The indexes the installer asked, with pip's precedence: the requirements file's ``-i`` over ours, over the
+    user's pip configuration, over PyPI; extra indexes from all three. None when told to use no index."""
+    truthy = ("1", "true", "yes", "on")
+    no_index_env = (os.environ.get(v, "").lower() in truthy for v in ("PIP_NO_INDEX", "UV_NO_INDEX"))
+    if any(no_index_env) or configured.get("no-index", "").lower() in truthy:
         return []
-    urls = [index.index_url or configured.get("index-url") or "https://pypi.org/simple"]
+    if any(option.name == "--no-index" for option in in_file):
+        return []
+    file_index = [o.value for o in in_file if o.name == "--index-url" and o.value]
+    urls = [(file_index[-1:] or [index.index_url or configured.get("index-url") or "https://pypi.org/simple"])[0]]
     urls += list(index.extra_index_urls) + configured.get("extra-index-url", "").split()
-    reasons = [r for url in urls if (r := probe(url, project)) is not None]
-    if not reasons and any(sign in result.output for sign in _NETWORK_SIGNS):
-        reasons = [line for line in result.output.splitlines() if any(s in line for s in _NETWORK_SIGNS)][:3]
-    return reasons
+    urls += [o.value for o in in_file if o.name == "--extra-index-url" and o.value]
+    return list(dict.fromkeys(url for url in urls if "://" in url))
+
+
+def _index_problems(
+    result: CompletedRun,
+    urls: Sequence[str],
+    project: str | None,
+    probe: Probe,
+) -> list[IndexProblem]:
+    """What went wrong with the indexes the installer used, judging by probing each one and by the run's output."""
+    if "--no-index" in result.argv:
+        return []  # the installer was told to use no index (offline, --find-links): none can be unreachable
+    problems = [p for url in urls if (p := probe(url, project)) is not None]
+    if not problems and any(sign in result.output for sign in _NETWORK_SIGNS):
+        lines = [line for line in result.output.splitlines() if any(s in line for s in _NETWORK_SIGNS)][:3]
+        problems = [IndexProblem(line.strip(), "") for line in lines]
+    return problems
+
+
+def _index_error(problems: Sequence[IndexProblem], requirements: Path) -> LayerBuildError:
+    """The one error for indexes that failed the build, the most telling problem first."""
+    statuses = {p.status for p in problems}
+    details = [str(p) for p in problems]
+    if 401 in statuses:
+        what, hint = (
+            "Authentication failed for the package index",
+            "check the user name and password or token of the index URL (in the index settings, the "
+            "requirements file, pip.conf or PIP_INDEX_URL); tokens expire (for AWS CodeArtifact, log in again).",
+        )
+    elif 403 in statuses:
+        what, hint = (
+            "The package index refused access",
+            "the credentials were accepted but do not give access to this index or package: check the "
+            "account's permissions, or the URL (another repository?).",
+        )
+    elif any(status is not None and status >= 500 for status in statuses):
+        what, hint = (
+            "The package index failed",
+            "the index answered with a server error: build again later, or tell the index's operators.",
+        )
+    else:
+        what, hint = (
+            "The package index cannot be reached",
+            "check the index URL, your network and proxy settings (HTTPS_PROXY) and the CA bundle "
+            "(PIP_CERT / SSL_CERT_FILE), then build again.",
+        )
+    if len(problems) == 1 and problems[0].status:
+        what = f"{what} (HTTP {problems[0].status})"
+    return IndexUnreachableError(what, subject=str(requirements), details=details, hint=hint)
 
 
 def explain_failure(
@@ -181,23 +245,18 @@ def explain_failure(
     configured: Mapping[str, str],
     notes: Sequence[str] = (),
     probe: Probe | None = None,
+    file_indexes: Sequence[IndexOption] = (),
 ) -> LayerBuildError:
     """The one error to raise for a failed install run of ``installer`` ("pip" or "uv").
 
-    ``configured`` is the user's pip configuration (:func:`~.index.pip_settings`), ``probe`` what tells whether an
-    index answers (:func:`probe_index` by default; tests replay recorded installer output without a network).
+    ``configured`` is the user's pip configuration (:func:`~.index.pip_settings`), ``file_indexes`` the index
+    options of the requirements files, ``probe`` what tells whether an index answers (:func:`probe_index` by
+    default; tests replay recorded installer output without a network).
     """
-    unreachable = _unreachable_indexes(
-        result, index, missing.name if missing else None, configured, probe or probe_index
-    )
-    if unreachable:
-        return IndexUnreachableError(
-            "The package index cannot be reached",
-            subject=str(requirements),
-            details=unreachable,
-            hint="check the index URL, your network and proxy settings (HTTPS_PROXY) and the CA bundle "
-            "(PIP_CERT / SSL_CERT_FILE), then build again.",
-        )
+    urls = _indexes_used(index, configured, file_indexes)
+    problems = _index_problems(result, urls, missing.name if missing else None, probe or probe_index)
+    if problems:
+        return _index_error(problems, requirements)
     if missing is not None:
         if missing.not_found or (not missing.versions_for_target and "from versions: none" in result.output):
             what = f"No distribution of {missing.requirement} exists for {target}"
@@ -244,3 +303,75 @@ def explain_failure(
         hint=f"read {installer}'s output above; fix the requirement it names (a version conflict is "
         "solved by relaxing or aligning pins) and build again.",
     )
+
+
+# --- a source distribution that does not build ----------------------------------------------------------------------
+
+# pip's own framing of a failed build step: never the reason.
+_BUILD_BOILERPLATE = re.compile(
+    r"(?i)^(error: subprocess-exited-with-error|error: metadata-generation-failed|error: failed-wheel-build"
+    r"|ERROR: Failed (building wheel|to build)|Failed to build|note: |hint: |[\u00d7\u2502\u2570]|\[end of output\]"
+    r"|See above for (output|details))"
+)
+# Lines that say what failed: an exception, an "error:" of a build tool or a compiler.
+_EXPLAINS = re.compile(
+    r"^(?:[\w./+-]+:\d+(?::\d+)?: )?(?:fatal )?error\b|^Error\b|^[A-Za-z_][\w.]*(?:Error|Exception)\b",
+    re.I,
+)
+# Signs of native code being compiled, or of the tools for it missing (the build image has them).
+_NATIVE = re.compile(
+    r"building '[^']+' extension|\b(?:gcc|g\+\+|cc1(?:plus)?|clang(?:\+\+)?|c\+\+|gfortran)\b.*(?:failed|No such file"
+    r"|not found)|No such file or directory: '(?:gcc|g\+\+|cc|c\+\+|clang)'|unable to execute '[^']*'|Python\.h"
+    r"|can't find Rust compiler|error: could not compile|CMake (?:Error|must be installed)|\bcargo\b.*failed",
+    re.I,
+)
+_BUILD_DEPS = re.compile(
+    r"pip subprocess to install build dependencies did not run successfully|Installing build dependencies"
+    r"(?:: finished with status| \.\.\.) '?error"
+)
+
+
+@dataclass(frozen=True)
+class SourceBuildFailure:
+    """Why a source distribution did not build, read from pip's output.
+
+    ``kind``: ``native`` (compiling native code failed, or the compiler is missing: the build image has one),
+    ``build-backend`` (the build requirements could not be installed), ``python`` (the package's own Python code
+    failed: an import, a syntax error), or ``unknown``.
+    """
+
+    kind: str
+    lines: tuple[str, ...]  # the lines that explain it, pip's framing left out
+
+
+def _subprocess_output(output: str) -> list[str]:
+    """The lines pip framed as the build step's own output ("[N lines of output]" … "[end of output]")."""
+    out: list[str] = []
+    inside = False
+    for line in output.splitlines():
+        text = line.strip()
+        if re.search(r"\[\d+ lines? of output\]", text):
+            inside = True
+        elif text == "[end of output]":
+            inside = False
+        elif inside and text:
+            out.append(text)
+    return out
+
+
+def read_build_failure(output: str, limit: int = 6) -> SourceBuildFailure:
+    """Read pip's answer to a failed ``pip download``/``pip wheel`` of a source distribution."""
+    framed = _subprocess_output(output)
+    candidates = framed or [line.strip() for line in output.splitlines() if line.strip()]
+    useful = [line for line in candidates if not _BUILD_BOILERPLATE.search(line)]
+    explaining = [line for line in useful if _EXPLAINS.search(line)]
+    lines = [line if len(line) <= 240 else line[:239] + "…" for line in (explaining or useful)[-limit:]]
+    if _BUILD_DEPS.search(output):
+        kind = "build-backend"
+    elif any(_NATIVE.search(line) for line in useful):
+        kind = "native"
+    elif re.search(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b", "\n".join(explaining), re.M):
+        kind = "python"
+    else:
+        kind = "unknown"
+    return SourceBuildFailure(kind, tuple(lines))

@@ -46,22 +46,14 @@ class IndexSettings:
         )
 
     def __post_init__(self) -> None:
+        if self.index_url is not None and not isinstance(self.index_url, str):
+            raise _not_a_string("index_url", self.index_url)
         # One string is one URL (or host), not a sequence of characters.
         for name in ("extra_index_urls", "trusted_hosts"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value or ()))
+            object.__setattr__(self, name, _strings(name, getattr(self, name)))
         for url in (self.index_url, *self.extra_index_urls):
-            if url is None:
-                continue
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
-                # Without "scheme://" redact() cannot see the credentials: show only what follows the last "@".
-                shown = redact(url) if "://" in url or "@" not in url else "****@" + url.rsplit("@", 1)[1]
-                raise InvalidInputError(
-                    f"Invalid package index URL {shown!r}",
-                    subject="index settings",
-                    hint="give a full URL such as 'https://pypi.example.com/simple'.",
-                )
+            if url is not None:
+                _check_index_url(url)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -99,6 +91,49 @@ class IndexSettings:
         return ", ".join(redact(u) for u in self.urls)
 
 
+def _not_a_string(name: str, value: object) -> InvalidInputError:
+    return InvalidInputError(
+        f"IndexSettings.{name} must be a string, not {type(value).__name__}",
+        subject="index settings",
+        hint="give URLs (and host names) as str, e.g. IndexSettings(index_url='https://pypi.example.com/simple').",
+    )
+
+
+def _strings(name: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInputError(
+            f"IndexSettings.{name} must be a string or a sequence of strings, not {type(value).__name__}",
+            subject="index settings",
+            hint=f"e.g. IndexSettings({name}=('https://pypi.example.com/simple',)).",
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise _not_a_string(f"{name} item", item)
+    return tuple(value)
+
+
+def _check_index_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https", "file") and (parts.scheme == "file" or bool(parts.netloc))
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        valid = False
+    if not valid:
+        # Without "scheme://" redact() cannot see the credentials: show only what follows the last "@".
+        shown = redact(url) if "://" in url or "@" not in url else "****@" + url.rsplit("@", 1)[1]
+        raise InvalidInputError(
+            f"Invalid package index URL {shown!r}",
+            subject="index settings",
+            hint="give a full URL such as 'https://pypi.example.com/simple' (an IPv6 host in brackets: "
+            "'http://[::1]:8080/simple').",
+        )
+
+
 def strip_credentials(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -134,7 +169,8 @@ def pip_settings(python: str | None = None, environ: Mapping[str, str] | None = 
     """
     env = dict(os.environ if environ is None else environ)
     found: dict[str, dict[str, str]] = {}
-    result = run([python or sys.executable, "-m", "pip", "config", "list"], timeout=60)
+    # Read as printed: the credentials in these URLs must reach uv as they are (only what is shown is redacted).
+    result = run([python or sys.executable, "-m", "pip", "config", "list"], timeout=60, redact_output=False)
     if result.ok:
         for line in result.output.splitlines():
             match = _LINE.match(line.strip())
@@ -156,11 +192,18 @@ def uv_environment(
     settings: Mapping[str, str], index: IndexSettings | None = None, find_links: Sequence[Path] = ()
 ) -> tuple[dict[str, str], list[str]]:
     """uv's environment variables and arguments that carry the meaning pip gives ``settings`` (the user's pip
-    configuration, see :func:`pip_settings`), with ``index`` and ``find_links`` (the build's own) on top."""
+    configuration, see :func:`pip_settings`), with ``index`` and ``find_links`` (the build's own) on top.
+
+    Find-links go on the command line, where they add up (uv reads ``UV_FIND_LINKS`` only when the command line
+    names none, so a ``--find-links`` installer argument would hide the build's own); only one that carries
+    credentials stays in the environment.
+    """
     env, args = _uv_from_pip_settings(settings)
-    if find_links:
-        configured = [link for link in env.get("UV_FIND_LINKS", "").split(",") if link]
-        env["UV_FIND_LINKS"] = ",".join([str(link) for link in find_links] + configured)
+    links = [str(link) for link in find_links] + settings.get("find-links", "").split()
+    args += [arg for link in links if not url_secrets(link) for arg in ("--find-links", link)]
+    secret_links = [link for link in links if url_secrets(link)]
+    if secret_links:
+        env["UV_FIND_LINKS"] = ",".join(secret_links)
     if index is not None:
         if index.index_url:
             env["UV_INDEX_URL"] = index.index_url
@@ -176,8 +219,6 @@ def _uv_from_pip_settings(settings: Mapping[str, str]) -> tuple[dict[str, str], 
         env["UV_INDEX_URL"] = settings["index-url"]
     if settings.get("extra-index-url"):
         env["UV_EXTRA_INDEX_URL"] = settings["extra-index-url"]
-    if settings.get("find-links"):
-        env["UV_FIND_LINKS"] = ",".join(settings["find-links"].split())
     if settings.get("no-index", "").lower() in ("1", "true", "yes", "on"):
         env["UV_NO_INDEX"] = "1"
     if settings.get("cert"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -14,15 +15,17 @@ from .diagnosis import explain_failure, installer_warnings
 from .distributions import installed_distributions
 from .errors import InstallError
 from .index import IndexSettings, pip_settings
-from .installers import Installer, choose_installer
+from .installable import write_installable
+from .installers import Installer, PipInstaller, choose_installer
 from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
 from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
 from .prune import drop_host_artifacts, exclude_distributions
+from .report import REPORT_FILE, SBOM_FILE, write_report
 from .requirements import RequirementsFile
 from .sdist import build_pure_wheel
 from .target import Architecture, LambdaTarget
-from .verify import verify_layer
+from .verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 
 _log = logging.getLogger("cdk_pip_layer")
 
@@ -40,18 +43,23 @@ def install_for_target(
     extra_args: Sequence[str],
     wheelhouse: Path,
     native_builds: bool = False,
-    install_from: Path | None = None,
+    shown_as: Path | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Install into ``site_dir``; turn pure-Python sdists into wheels as needed. Returns the sdists built and the
-    installer's warnings. ``install_from`` is the file the installer reads when it is not ``requirements.path``
-    (the hash-pinned file generated from a lock)."""
+    installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
+    from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
+    shown = shown_as or requirements.path
     built: list[str] = []
+    built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
+        as_written = requirements.plain and not (requirements.require_hashes and built_hashes)
         result = installer.install(
-            install_from or requirements.path,
+            requirements.path
+            if as_written
+            else write_installable(requirements, wheelhouse.parent / "reqs", built_hashes),
             site_dir,
             target=target,
             index=index,
@@ -70,12 +78,13 @@ def install_for_target(
                     wheelhouse=wheelhouse,
                     index=index,
                     target=target,
+                    requirements=requirements,
                     allow_native=native_builds,
                     extra_args=extra_args,
-                    cwd=requirements.path.resolve().parent,  # where the installer resolved relative -f paths
                 )
             if isinstance(wheel, Path):
                 built.append(missing.name)
+                built_hashes[missing.name] = [f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"]
                 continue
             notes = wheel
         raise explain_failure(
@@ -83,12 +92,13 @@ def install_for_target(
             installer.name,
             target=target,
             index=index,
-            requirements=requirements.path,
+            requirements=shown,
             missing=missing,
             configured=pip_settings(installer.pip_executable),
             notes=notes,
+            file_indexes=requirements.index_options,
         )
-    raise InstallError("Too many source-only packages", subject=str(requirements.path))  # pragma: no cover
+    raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
 
 
 class PipBasedLambdaLayerLocalBuilder:
@@ -122,6 +132,7 @@ class PipBasedLambdaLayerLocalBuilder:
         verify: bool = True,
         groups: Sequence[str] = (),
         member: str | None = None,
+        verify_ignore: Sequence[str] = (),
     ) -> None:
         self.options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -135,6 +146,7 @@ class PipBasedLambdaLayerLocalBuilder:
             verify=verify,
             groups=groups,
             member=member,
+            verify_ignore=verify_ignore,
         )
         self.build_dir = build_directory(build_dir)
         self.requirements: RequirementsFile | None = None
@@ -173,18 +185,18 @@ class PipBasedLambdaLayerLocalBuilder:
         _log.info("installer: %s, target %s", installer.description, target)
         with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
             site_dir = build.site_dir
-            install_from, lock_args = installer_input(requirements, build.staging / "input", installer.name)
+            installable, lock_args = installer_input(requirements, build.staging / "input", installer.name)
             with phase(f"install for {target} with {installer.name}"):
                 built, installer_notes = install_for_target(
                     installer,
-                    requirements,
+                    installable,
                     site_dir,
                     target=target,
                     index=options.index,
                     extra_args=(*options.extra_installer_args, *lock_args),
                     wheelhouse=build.staging / "wheelhouse",
                     native_builds=options.native_builds,
-                    install_from=install_from,
+                    shown_as=options.requirements,
                 )
             warnings: list[str] = list(installer_notes)
             if not requirements.requirements:
@@ -195,21 +207,19 @@ class PipBasedLambdaLayerLocalBuilder:
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
                 dists = installed_distributions(site_dir)
             unzipped = tree_size(build.artifacts_dir)
-            if options.verify:
-                with phase("verify"):
-                    verify_layer(
-                        site_dir,
-                        dists,
-                        [line.requirement for line in requirements.requirements if line.requirement],
-                        target,
-                        excluded=options.exclude,
-                        unzipped_bytes=unzipped,
-                        subject=f"{options.requirements} for {target}",
-                        native_builds=options.native_builds,
-                    )
             with phase("zip"):
                 write_layer_zip(build.artifacts_dir, build.zip_path)
+            verification = None
+            if options.verify:
+                with phase("verify"):
+                    verification = self._verify(build.zip_path, requirements, installer, built, build.artifacts_dir)
+                warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
             published = build.publish()
+            if verification is not None:
+                write_report(verification.report, published.zip_path.parent)
+            else:  # no report must describe an earlier zip
+                for stale in (REPORT_FILE, SBOM_FILE):
+                    (published.zip_path.parent / stale).unlink(missing_ok=True)
         return LayerBuildResult(
             target=target,
             zip_path=published.zip_path,
@@ -224,3 +234,35 @@ class PipBasedLambdaLayerLocalBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
         )
+
+    def _verify(
+        self,
+        zip_path: Path,
+        requirements: RequirementsFile,
+        installer: Installer,
+        built: Sequence[str],
+        artifacts: Path,
+    ) -> LayerVerification:
+        """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
+        VerificationError listing every error."""
+        options = self.options
+        target = options.target
+        verification = verify_layer_zip(
+            zip_path,
+            target.runtime,
+            target.architecture,
+            ignore=options.verify_ignore,
+            context=BuildContext(
+                requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
+                excluded=options.exclude,
+                built_from_source=tuple(built),
+                wheels_only=True,
+            ),
+            smoke_import=ImportMode.AUTO,
+            python=installer.pip_executable if isinstance(installer, PipInstaller) else None,
+            layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
+        )
+        for check, reason in verification.report.skipped.items():
+            _log.info("verify: %s skipped: %s", check, reason)
+        verification.raise_for_errors(subject=f"{options.requirements} for {target}")
+        return verification

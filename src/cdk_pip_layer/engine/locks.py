@@ -60,9 +60,10 @@ class LockedRequirements(RequirementsFile):
     def fully_pinned(self) -> bool:
         return True
 
-    def hashed_inputs(self) -> list[str]:
-        """What the asset hash takes for this input: the lock's bytes, and the pyproject's relevant content."""
-        out = [hashlib.sha256(self.path.read_bytes()).hexdigest()]
+    def hashed_inputs(self, lock_bytes: bytes | None = None) -> list[str]:
+        """What the asset hash takes for this input: the lock's bytes (``lock_bytes`` when given: the caller's
+        reading of them, e.g. with credentials left out), and the pyproject's relevant content."""
+        out = [hashlib.sha256(self.path.read_bytes() if lock_bytes is None else lock_bytes).hexdigest()]
         if self.project:
             out.append(hashlib.sha256(self.project.encode("utf-8")).hexdigest())
         return out
@@ -91,14 +92,15 @@ class LockedRequirements(RequirementsFile):
 
 def installer_input(
     requirements: RequirementsFile, staging: Path, installer: str = "pip"
-) -> tuple[Path, tuple[str, ...]]:
-    """The file the installer (``pip`` or ``uv``) reads and the arguments it needs for ``requirements``: the
-    requirements file itself, or for a lock the generated hash-pinned file (in ``staging``) with ``--no-deps`` and
-    hash checking."""
+) -> tuple[RequirementsFile, tuple[str, ...]]:
+    """What the installer (``pip`` or ``uv``) reads and the arguments it needs for ``requirements``: the
+    requirements file itself, or for a lock the generated hash-pinned file (written in ``staging``, and read as a
+    requirements file in hash-checking mode, so that a locked sdist is checked before it is built) with
+    ``--no-deps`` and hash checking."""
     if isinstance(requirements, LockedRequirements):
         args = UV_LOCK_INSTALLER_ARGS if installer == "uv" else LOCK_INSTALLER_ARGS
-        return requirements.write_install_file(staging), args
-    return requirements.path, ()
+        return read_requirements(requirements.write_install_file(staging)), args
+    return requirements, ()
 
 
 def read_input(options: LayerBuildOptions) -> RequirementsFile:

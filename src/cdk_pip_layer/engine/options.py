@@ -6,13 +6,14 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InvalidInputError
+from .findings import parse_ignore
 from .index import IndexSettings
 from .target import Architecture, LambdaTarget
 
@@ -114,7 +115,12 @@ class LayerBuildOptions:
             on PATH, in pyenv and in uv's managed Pythons.
         extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
             itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
-        verify: check the layer before zipping it (wheel tags, ELF machine, dependencies, size). Default True.
+        verify: check the finished layer zip before publishing it (see ``verify_layer_zip``): wheel tags, ELF files
+            (machine, GLIBC/GLIBCXX/CXXABI versions, shared libraries), dependencies, Requires-Python, RECORD,
+            byte-code, permissions, size, and a smoke import when an interpreter of the runtime's version is
+            here. Default True.
+        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` or ``("import",)`` (the names are in
+            ``cdk_pip_layer.engine.findings.CHECKS``).
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
             right inside the target's own build image, where the container build sets it; default False.
         groups: for a lock file, the dependency groups to install besides the project's own dependencies (uv's
@@ -132,6 +138,7 @@ class LayerBuildOptions:
     python_executable: str | None = None
     extra_installer_args: tuple[str, ...] = ()
     verify: bool = True
+    verify_ignore: tuple[str, ...] = ()
     native_builds: bool = False
     groups: tuple[str, ...] = ()
     member: str | None = None
@@ -149,6 +156,7 @@ class LayerBuildOptions:
         python_executable: str | os.PathLike[str] | None = None,
         extra_installer_args: str | Sequence[str] | None = (),
         verify: bool = True,
+        verify_ignore: str | Sequence[str] | None = (),
         native_builds: bool = False,
         groups: str | Sequence[str] | None = (),
         member: str | None = None,
@@ -171,8 +179,14 @@ class LayerBuildOptions:
                 subject="index",
                 hint="pass IndexSettings(index_url='https://…/simple').",
             )
-        args = as_tuple(extra_installer_args)
+        args = as_tuple(extra_installer_args, subject="extra_installer_args")
         for arg in args:
+            if not isinstance(arg, str):
+                raise InvalidInputError(
+                    f"An extra installer argument must be a string, not {type(arg).__name__}",
+                    subject="extra installer arguments",
+                    hint="pass the arguments as strings, e.g. ('--pre',).",
+                )
             reserved = reserved_argument(arg)
             if reserved:
                 raise InvalidInputError(
@@ -189,6 +203,7 @@ class LayerBuildOptions:
             python_executable=os.fspath(python_executable) if python_executable is not None else None,
             extra_installer_args=args,
             verify=bool(verify),
+            verify_ignore=parse_ignore(verify_ignore),
             native_builds=bool(native_builds),
             groups=_lock_names(groups, "groups"),
             member=_lock_names(member, "member")[0] if member is not None else None,
@@ -207,18 +222,28 @@ class LayerBuildOptions:
 _NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
 
 
-def as_tuple(values: str | Sequence[str] | None) -> tuple[str, ...]:
-    """A sequence of strings as a tuple; one string is one item (not its characters); None is empty."""
+def as_tuple(values: str | Sequence[str] | None, *, subject: str = "value") -> tuple[str, ...]:
+    """A sequence of strings as a tuple; one string is one item (not its characters); None is empty.
+
+    Anything else (a number, bytes) is an :class:`InvalidInputError` about ``subject``; the items are the caller's
+    to check.
+    """
     if values is None:
         return ()
     if isinstance(values, str):
         return (values,)
+    if isinstance(values, (bytes, bytearray)) or not isinstance(values, Iterable):
+        raise InvalidInputError(
+            f"{subject} must be a string or a sequence of strings, not {type(values).__name__}",
+            subject=subject,
+            hint=f"pass e.g. {subject}=('first', 'second').",
+        )
     return tuple(values)
 
 
 def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
     out = []
-    for value in as_tuple(values):
+    for value in as_tuple(values, subject="exclude"):
         name = value.strip() if isinstance(value, str) else ""
         if not _NAME.match(name):
             raise InvalidInputError(

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
+import signal
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,12 +21,15 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import InstallError, InvalidInputError
+from .scratch import make_scratch_dir, remove_stale
 from .target import LambdaTarget
 
 _log = logging.getLogger("cdk_pip_layer")
 
 LAYER_ZIP = "layer.zip"
 ARTIFACTS = "artifacts"
+# A build's staging directory in the output directory: ``.staging-<owner>-<random>`` (see :mod:`.scratch`).
+STAGING_PREFIX = ".staging-"
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ class BuildTransaction:
             published = build.publish()
 
     ``inputs`` are files the build reads; one that lies in what every build replaces (``artifacts/``,
-    ``layer.zip``) is refused, since the build would delete its own input.
+    ``layer.zip``) is refused, since the build would delete its own input. Opening also removes the staging
+    directories that killed builds left in ``build_dir`` (see :mod:`.scratch`); a live build's stay.
     """
 
     def __init__(self, build_dir: Path, *, inputs: Iterable[Path] = ()) -> None:
@@ -196,9 +200,17 @@ class BuildTransaction:
                     hint=f"move it out of {self.build_dir}/artifacts (and do not name it layer.zip), or build into "
                     "another output directory.",
                 )
+        old_zip = self.build_dir / LAYER_ZIP
+        if old_zip.is_dir() and not old_zip.is_symlink():
+            raise InvalidInputError(
+                "The output directory holds a directory named layer.zip, which the new layer cannot replace",
+                subject=str(old_zip),
+                hint="remove or rename that directory, or build into another output directory.",
+            )
         try:
             self.build_dir.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.build_dir))
+            remove_stale(self.build_dir, STAGING_PREFIX)
+            self._staging = make_scratch_dir(self.build_dir, STAGING_PREFIX)
         except OSError as exc:
             raise InvalidInputError(
                 f"The output directory cannot be used: {exc.strerror or exc}",
@@ -215,24 +227,94 @@ class BuildTransaction:
             self._staging = None
 
     def publish(self) -> Published:
-        """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). Until
-        then the previous build stays intact. Safe against another build publishing into the same directory at
-        once (the last one to finish wins, each of its two outputs complete)."""
+        """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). All or
+        nothing: when either step fails, the previous ``artifacts/`` and ``layer.zip`` are put back as they were,
+        and SIGINT/SIGTERM wait until the two steps are done. Safe against another build publishing into the same
+        directory at once (the last one to finish wins, each of its two outputs complete)."""
         staged_zip = self.zip_path
         zipped_bytes = staged_zip.stat().st_size
         sha256 = file_sha256(staged_zip)
+        zip_path = self.build_dir / LAYER_ZIP
+        with signals_deferred():
+            previous = self._swap_artifacts()
+            try:
+                staged_zip.replace(zip_path)
+            except OSError as exc:
+                problems = self._restore_artifacts(previous)
+                raise InvalidInputError(
+                    f"The new layer.zip cannot replace the old one: {exc.strerror or exc}; {_outcome(problems)}",
+                    subject=str(zip_path),
+                    details=problems,
+                    hint="make sure layer.zip in the output directory is a file you may replace (not a directory), "
+                    "or build into another output directory.",
+                ) from None
+        return Published(
+            zip_path=zip_path, artifacts_dir=self.build_dir / ARTIFACTS, zipped_bytes=zipped_bytes, sha256=sha256
+        )
+
+    def _swap_artifacts(self) -> Path | None:
+        """Move the previous ``artifacts/`` (if any) aside into the staging directory and the new one into place;
+        return where the previous one went. Raises InvalidInputError, with the previous one back in place, when
+        either move fails."""
         artifacts = self.build_dir / ARTIFACTS
+        previous: Path | None = None
         for attempt in range(50):
-            with contextlib.suppress(FileNotFoundError):
-                artifacts.rename(self.staging / f"old-artifacts-{attempt}")
+            aside = self.staging / f"old-artifacts-{attempt}"
+            try:
+                artifacts.rename(aside)
+                previous = aside
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise _unmovable(artifacts, exc, self._restore_artifacts(previous, ours_published=False)) from None
             try:
                 self.artifacts_dir.rename(artifacts)
-                break
+                return previous
             except OSError as exc:
                 if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-        else:  # pragma: no cover - fifty concurrent builds publishing in the same instant
-            raise InstallError("Another build keeps replacing the output directory", subject=str(self.build_dir))
-        zip_path = self.build_dir / LAYER_ZIP
-        staged_zip.replace(zip_path)
-        return Published(zip_path=zip_path, artifacts_dir=artifacts, zipped_bytes=zipped_bytes, sha256=sha256)
+                    raise _unmovable(artifacts, exc, self._restore_artifacts(previous, ours_published=False)) from None
+        # pragma: no cover - fifty concurrent builds publishing in the same instant
+        raise InstallError("Another build keeps replacing the output directory", subject=str(self.build_dir))
+
+    def _restore_artifacts(self, previous: Path | None, *, ours_published: bool = True) -> list[str]:
+        """Undo :meth:`_swap_artifacts`: the new ``artifacts/`` back into staging, the previous one back in place.
+        Returns what could not be undone (for the error's details)."""
+        artifacts = self.build_dir / ARTIFACTS
+        problems: list[str] = []
+        moves = [(artifacts, self.artifacts_dir)] if ours_published else []
+        if previous is not None:
+            moves.append((previous, artifacts))
+        for source, destination in moves:
+            try:
+                source.rename(destination)
+            except OSError as exc:
+                problems.append(f"could not move {source} back to {destination}: {exc.strerror or exc}")
+        return problems
+
+
+def _outcome(problems: list[str]) -> str:
+    return "nothing was replaced" if not problems else "and the previous outputs could not all be put back"
+
+
+def _unmovable(artifacts: Path, exc: OSError, problems: list[str]) -> InvalidInputError:
+    return InvalidInputError(
+        f"The previous artifacts/ cannot be replaced: {exc.strerror or exc}; {_outcome(problems)}",
+        subject=str(artifacts),
+        details=problems,
+        hint="make the output directory and its artifacts/ yours and writable (one left by a container running as "
+        "root may not be: remove it with the rights that made it), or build into another output directory.",
+    )
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block take effect when it ends (a handler installed by the program
+    then runs, or the default action). No handler is installed: a library may do this, and it is brief."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -1,16 +1,25 @@
-"""The one place that runs other programs: argv lists, never a shell; output captured and redacted."""
+"""The one place that runs other programs: argv lists, never a shell; output captured and redacted; a child that is
+stopped when its caller is (its whole process group), and that leaves no temporary files behind."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import logging
 import os
 import re
+import shutil
+import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .redact import redact
+from .scratch import make_scratch_dir, remove_stale
 
 _log = logging.getLogger("cdk_pip_layer")
 # Terminal colour and cursor sequences: pip and uv colour their output when they think a terminal is watching.
@@ -42,34 +51,133 @@ def run(
     env: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
     timeout: float | None = None,
+    redact_output: bool = True,
 ) -> CompletedRun:
     """Run ``argv`` and return its redacted, combined output. Never raises for a non-zero exit.
 
     ``env`` entries are added to (not substituted for) the current environment, so the user's ``PIP_*``
     settings and proxy variables reach the child. ``secrets`` are removed from the output in addition to any
-    URL userinfo.
+    URL userinfo. ``redact_output=False`` returns the output as printed, for reading settings that hold
+    credentials (never for showing it).
+
+    The child runs in a session of its own with a private ``TMPDIR`` (unless ``env`` names one), removed when it
+    ends. When the caller is interrupted (KeyboardInterrupt, or any exception, e.g. from a SIGTERM handler) or the
+    timeout passes, the child's whole process group is stopped: SIGTERM, a grace period, then SIGKILL. On Linux the
+    child is also told to end when this process dies (SIGKILL leaves no installer running on its own).
     """
     args = tuple(os.fspath(a) for a in argv)
+    secrets = list(secrets)
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     _log.debug("running: %s", redact(" ".join(args)))
+    with _private_tmpdir(full_env, explicit=bool(env and "TMPDIR" in env)):
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                args,
+                cwd=cwd,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                start_new_session=_POSIX,
+                preexec_fn=_end_with_parent(os.getpid()) if _LINUX else None,  # noqa: PLW1509 - one libc call, loaded before
+            )
+        except FileNotFoundError:
+            return CompletedRun(args, 127, f"{args[0]}: command not found")
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            output = _stop(proc)
+            return CompletedRun(args, -1, redact(_ANSI.sub("", output) + f"\n(timed out after {timeout} s)", secrets))
+        except BaseException:
+            _stop(proc)
+            raise
+    output = _ANSI.sub("", output or "")
+    return CompletedRun(args, proc.returncode, redact(output, secrets) if redact_output else output)
+
+
+# How long a stopped child gets to exit after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 5.0
+# The private TMPDIR of each child: ``cdk-pip-layer-tmp-<owner>-<random>`` in the system's temporary directory.
+TMPDIR_PREFIX = "cdk-pip-layer-tmp-"
+_POSIX = os.name == "posix"
+_LINUX = sys.platform.startswith("linux")
+
+
+@contextlib.contextmanager
+def _private_tmpdir(env: dict[str, str], *, explicit: bool) -> Iterator[None]:
+    """Point the child's TMPDIR (TMP, TEMP) at a directory of its own, removed afterwards whatever happened: pip
+    killed mid-install cannot clean its own temporary directories, and they must not pile up in the user's. Those
+    that a killed build left are removed first."""
+    if explicit:
+        yield
+        return
+    parent = Path(tempfile.gettempdir())
+    remove_stale(parent, TMPDIR_PREFIX)
+    private = make_scratch_dir(parent, TMPDIR_PREFIX)
+    env.update(TMPDIR=str(private), TMP=str(private), TEMP=str(private))
     try:
-        proc = subprocess.run(  # noqa: S603 - argv list, no shell
-            args,
-            cwd=cwd,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        return CompletedRun(args, 127, f"{args[0]}: command not found")
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output if isinstance(exc.output, str) else ""
-        return CompletedRun(args, -1, redact(out + f"\n(timed out after {timeout} s)", secrets))
-    return CompletedRun(args, proc.returncode, redact(_ANSI.sub("", proc.stdout or ""), list(secrets)))
+        yield
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """Stop ``proc`` and everything in its process group: SIGTERM, wait, SIGKILL. Returns the output it still
+    wrote. A second interruption while waiting goes straight to SIGKILL."""
+    output = ""
+    try:
+        _signal_group(proc, force=False)
+        output, _ = proc.communicate(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        # Whatever is left of the group (a build backend pip started, say) goes too.
+        _signal_group(proc, force=True)
+        if proc.poll() is None:
+            proc.wait()
+    return output or ""
+
+
+def _signal_group(proc: subprocess.Popen[str], *, force: bool) -> None:
+    """SIGTERM (SIGKILL when ``force``) to the child's process group; elsewhere than POSIX, to the child."""
+    try:
+        if _POSIX:
+            # The child leads its own session: its group id is its pid.
+            os.killpg(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM) if force else signal.SIGTERM)
+        elif force:
+            proc.kill()
+        else:
+            proc.terminate()
+    except (ProcessLookupError, PermissionError):
+        pass  # the group has ended
+
+
+def _end_with_parent(parent: int) -> Callable[[], None]:
+    """Run in the child before it starts the program: ask Linux to send it SIGTERM when ``parent`` dies, and end at
+    once if it died already."""
+    prctl = _prctl()
+
+    def set_parent_death_signal() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(143)
+
+    return set_parent_death_signal
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, loaded once in the parent (the child must not load libraries between fork and exec)."""
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function

@@ -10,7 +10,7 @@ import hashlib
 import io
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,21 +33,21 @@ class ExclusionResult:
 
 def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResult:
     """Delete each named distribution: every file its RECORD lists (inside ``site_dir``), its .dist-info, and the
-    directories left empty. Files of other distributions are never touched, whatever their names."""
+    directories left empty. Files of other distributions are never touched, whatever their names: neither a
+    neighbour with a similar name nor a file that another installed distribution's RECORD also lists (a namespace
+    package's shared ``__init__.py``, or a module a broken RECORD claims as its own)."""
     wanted = {canonicalize_name(n): n for n in names}
     installed = {d.name: d for d in installed_distributions(site_dir)}
     root = site_dir.resolve()
-    removed: list[InstalledDistribution] = []
+    going = [installed[name] for name in sorted(wanted) if name in installed]
+    # Every file a distribution that stays claims, as its RECORD lists it: those are never deleted.
+    kept = _claimed_files([d for d in installed.values() if d.name not in wanted], root)
     count = 0
     touched_dirs: set[Path] = set()
-    for name in sorted(wanted):
-        dist = installed.get(name)
-        if dist is None:
-            continue
-        count += _remove_recorded_files(dist, root, touched_dirs)
+    for dist in going:
+        count += _remove_recorded_files(dist, root, touched_dirs, kept)
         if dist.dist_info.exists():
             shutil.rmtree(dist.dist_info)
-        removed.append(dist)
     # Remove the directories the deletions left empty, deepest first, never the site directory itself.
     for directory in sorted(touched_dirs, key=lambda p: len(p.parts), reverse=True):
         current = directory
@@ -55,16 +55,31 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
             current.rmdir()
             current = current.parent
     missing = tuple(original for key, original in sorted(wanted.items()) if key not in installed)
-    return ExclusionResult(tuple(removed), count, missing)
+    return ExclusionResult(tuple(going), count, missing)
 
 
-def _remove_recorded_files(dist: InstalledDistribution, root: Path, touched_dirs: set[Path]) -> int:
-    """Delete the files ``dist``'s RECORD lists inside ``root`` (and their byte-code); return how many."""
-    count = 0
+def _recorded_paths(dist: InstalledDistribution, root: Path) -> Iterator[Path]:
+    """The files ``dist``'s RECORD lists, resolved; those outside ``root`` (e.g. ``../../bin/x``) are left out."""
     for entry in metadata.PathDistribution(dist.dist_info).files or []:
         path = (root / entry).resolve()
-        if not path.is_relative_to(root) or path == root:
-            continue  # RECORD entries outside the layer (e.g. ../../bin/x) are not ours to delete
+        if path.is_relative_to(root) and path != root:
+            yield path
+
+
+def _claimed_files(dists: Iterable[InstalledDistribution], root: Path) -> frozenset[Path]:
+    """Every file the RECORDs of ``dists`` list, resolved."""
+    return frozenset(path for dist in dists for path in _recorded_paths(dist, root))
+
+
+def _remove_recorded_files(
+    dist: InstalledDistribution, root: Path, touched_dirs: set[Path], kept: frozenset[Path]
+) -> int:
+    """Delete the files ``dist``'s RECORD lists inside ``root`` (and their byte-code), except those in ``kept``
+    (claimed by a distribution that stays); return how many."""
+    count = 0
+    for path in _recorded_paths(dist, root):
+        if path in kept:
+            continue  # another installed distribution's file too: it stays, and so does its byte-code
         if path.is_file() or path.is_symlink():
             path.unlink()
             count += 1
@@ -72,7 +87,8 @@ def _remove_recorded_files(dist: InstalledDistribution, root: Path, touched_dirs
             pycache = path.parent / "__pycache__"
             if pycache.is_dir():
                 for pyc in pycache.glob(f"{path.stem}.*.pyc"):
-                    pyc.unlink()
+                    if pyc.resolve() not in kept:
+                        pyc.unlink()
                 touched_dirs.add(pycache)
     return count
 

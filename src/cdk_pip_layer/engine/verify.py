@@ -1,109 +1,682 @@
-"""Checks that a built layer will load on its target, run before anything ships.
+"""Catch a broken layer before it ships: the checks of a layer zip, whoever made it (this engine, ``pip install
+--target`` + ``zip``, PythonLayerVersion, SAM), for one Lambda target.
 
-- every installed wheel carries a tag the runtime accepts (its CPython ABI, abi3 or none; its glibc and machine);
-- every shared object is an ELF file for the target's machine;
-- every dependency a distribution declares for the target (markers evaluated for the target, with the extras
-  asked for) is installed, unless deliberately excluded;
-- the unzipped size fits Lambda's limit.
+:func:`verify_layer_zip` reads the zip safely (:mod:`.layer_zip`), finds its distributions (:mod:`.inventory`), runs
+every check named in :data:`.findings.CHECKS` that is not ignored, and returns a :class:`LayerVerification`: the
+findings (errors fail a build and ``cdk synth``; warnings are shown) and the layer report (:mod:`.report`). Every
+build runs it on the finished zip before publishing it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
-from importlib import metadata
+import enum
+import hashlib
+import re
+import tempfile
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .distributions import InstalledDistribution
-from .errors import VerificationError
-from .target import LambdaTarget
+from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
+from .errors import InvalidInputError, VerificationError
+from .findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
+from .inventory import LayerDistribution, LayerInventory, importable_modules, read_inventory
+from .lambda_os import LAYER_BIN, LAYER_PYTHON, RUNTIME_BIN, RUNTIME_DISTRIBUTIONS, SHELLS, pyc_loads, pyc_version
+from .layer_zip import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
+from .report import (
+    LAMBDA_UNZIPPED_LIMIT,
+    UNZIPPED_WARNING,
+    ZIPPED_DIRECT_UPLOAD_LIMIT,
+    DistributionReport,
+    LayerReport,
+)
+from .smoke import Importer, LocalImporter, smoke_import
+from .target import Architecture, LambdaTarget
 
-# Lambda's limit for a function and all its layers, unzipped (the error message says 262144000 bytes).
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
+__all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
+
+ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
+_CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
+_PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
+_MIB = 1024 * 1024
+
+
+class ImportMode(str, enum.Enum):
+    """Whether and where the smoke import runs.
+
+    ``auto``: with an interpreter of the runtime's Python for the target's machine on this host, else skipped (the
+    report says why). ``off``: not at all. ``docker``: in the Lambda build image (the caller passes the importer).
+    """
+
+    AUTO = "auto"
+    OFF = "off"
+    DOCKER = "docker"
+
+    @classmethod
+    def parse(cls, value: ImportMode | str | bool | None) -> ImportMode:
+        if isinstance(value, ImportMode):
+            return value
+        if value is None or value is False:
+            return cls.OFF
+        if value is True:
+            return cls.AUTO
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise InvalidInputError(
+                f"Unknown smoke import mode {value!r}",
+                subject="import",
+                hint="use 'auto' (a local interpreter of the runtime's version), 'docker' or 'off'.",
+            ) from None
 
 
 @dataclass(frozen=True)
-class VerificationReport:
-    distributions: int
-    shared_objects: int
-    unzipped_bytes: int
+class BuildContext:
+    """What the build that made the layer knows; a layer verified on its own has none of it.
+
+    Attributes:
+        requirements: the requirements file's requirements (their extras are followed).
+        excluded: distributions left out on purpose (a dependency on them is not a finding).
+        built_from_source: distributions whose wheels the build made from source distributions.
+        wheels_only: every other distribution was installed from a published wheel.
+    """
+
+    requirements: tuple[Requirement, ...] = ()
+    excluded: tuple[str, ...] = ()
+    built_from_source: tuple[str, ...] = ()
+    wheels_only: bool = False
 
 
-def _wheel_tags(dist: InstalledDistribution) -> list[str]:
-    wheel = dist.dist_info / "WHEEL"
-    if not wheel.is_file():
+@dataclass(frozen=True)
+class LayerVerification:
+    """The outcome of :func:`verify_layer_zip`: the findings and the layer report."""
+
+    target: LambdaTarget
+    zip_path: Path
+    report: LayerReport
+    import_ran: str | None = field(default=None)  # the interpreter the smoke import ran in
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.report.findings
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return self.report.errors
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return self.report.warnings
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return not self.errors
+
+    def raise_for_errors(self, subject: str | None = None) -> None:
+        """Raise one :class:`VerificationError` listing every error, if there is any."""
+        if self.ok:
+            return
+        raise VerificationError(
+            f"The layer would not work on {self.target}: {len(self.errors)} problem(s) found",
+            subject=subject or str(self.zip_path),
+            details=[str(f) for f in grouped(self.errors)],
+            hint="fix what each line names (the part in parentheses says how); a check you know to be wrong for "
+            "this layer can be turned off by name (--ignore CHECK, or verify_ignore=('CHECK',) in the construct).",
+        )
+
+    def summary(self) -> str:
+        """Findings first, then the report in short."""
+        head = (
+            f"verified {self.zip_path} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        )
+        lines = [head, *(str(f) for f in grouped(self.errors)), *(str(f) for f in grouped(self.warnings))]
+        if self.import_ran:
+            lines.append(f"smoke import ran in {self.import_ran}")
+        return "\n".join([*lines, *self.report.short()])
+
+
+def verify_layer_zip(
+    zip_path: str | Path,
+    runtime: str = "python3.12",
+    architecture: str | Architecture = "x86_64",
+    *,
+    ignore: str | Iterable[str] | None = (),
+    context: BuildContext | None = None,
+    smoke_import: ImportMode | str | bool = ImportMode.OFF,
+    importer: Importer | None = None,
+    python: str | None = None,
+    import_note: str | None = None,
+    layer_dir: Path | None = None,
+) -> LayerVerification:
+    """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
+
+    Args:
+        ignore: check names to turn off (see ``cdk_pip_layer.engine.findings.CHECKS``).
+        context: what the build knows (requirements, exclusions, what it built from source); None for any zip.
+        smoke_import: ``auto`` imports every top-level module in a local interpreter of the runtime's version when
+            there is one; ``docker`` with ``importer`` in the Lambda build image; ``off`` (default) not at all.
+        importer: where the smoke import runs (default: a local interpreter, ``python`` if given).
+        layer_dir: the zip's content already on disk (a build's ``artifacts/``): the smoke import reads it there
+            instead of extracting the zip again.
+        import_note: what the report says about the smoke import when it is off here (e.g. that it ran in the
+            build image).
+
+    Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
+    or a check name is wrong. Problems in the layer are findings, not exceptions: see
+    :meth:`LayerVerification.raise_for_errors`.
+    """
+    target = LambdaTarget.parse(runtime, architecture)
+    ignored = parse_ignore(ignore)
+    mode = ImportMode.parse(smoke_import)
+    if mode is ImportMode.DOCKER and importer is None:
+        raise InvalidInputError(
+            "The smoke import in Docker needs the container importer",
+            subject="import",
+            hint="use the command line (cdk-pip-layer verify --import=docker) or pass importer=.",
+        )
+    path = Path(zip_path)
+    with LayerArchive(path) as archive, tempfile.TemporaryDirectory(prefix="cdk-pip-layer-verify-") as work:
+        verifier = _Verifier(archive, target, ignored, context or BuildContext(), Path(work))
+        verifier.run()
+        ran = None
+        if mode is ImportMode.OFF:
+            verifier.skipped.setdefault("import", import_note or "not asked for")
+        elif "import" not in ignored:
+            ran = verifier.smoke(importer or LocalImporter(python), layer_dir)
+        return LayerVerification(target, path, verifier.report(), import_ran=ran)
+
+
+class _Verifier:
+    """One verification: the archive, what was found, and the report."""
+
+    def __init__(
+        self, archive: LayerArchive, target: LambdaTarget, ignored: tuple[str, ...], context: BuildContext, work: Path
+    ) -> None:
+        self.archive = archive
+        self.target = target
+        self.ignored = ignored
+        self.context = context
+        self.work = work
+        self.findings: list[Finding] = []
+        self.skipped: dict[str, str] = {}
+        self.inventory = read_inventory(archive, target)
+        self.owners = self.inventory.owners()
+        self.file_paths = {e.path for e in archive.safe("file")}
+
+    def wants(self, check: str) -> bool:
+        return check not in self.ignored and check not in self.skipped
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        self.findings.extend(f for f in findings if f.check not in self.ignored)
+
+    def describe(self, path: str) -> str:
+        owner = self.inventory.owner_of(path, self.owners)
+        return f"{path} ({owner.pin})" if owner else path
+
+    # --- running ---------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.add(_paths(self.archive))
+        self.add(self._symlinks())
+        self.add(_permissions(self.archive))
+        self.add(self._layout())
+        self.add(self._size())
+        dists = self.inventory.distributions
+        self.add(_tags(dists, self.target))
+        self.add(_requires_python(dists, self.target))
+        if self.wants("dependencies"):
+            self.add(_dependencies(self.inventory, self.context, self.target))
+        self.add(self._missing_record_files())
+        if not self.archive.readable:
+            reason = (
+                f"the zip declares {self.archive.unzipped_bytes:,} bytes unzipped"
+                if not self.archive.too_many_entries
+                else "the zip has more entries than any layer may"
+            )
+            for check in (*_CONTENT_CHECKS, "import"):
+                self.skipped[check] = f"contents not read: {reason}"
+            return
+        unavailable = elf_unavailable()
+        if unavailable:
+            for check in ELF_CHECKS:
+                self.skipped[check] = unavailable
+        if any(self.wants(c) for c in _CONTENT_CHECKS):
+            self._scan()
+
+    def _scan(self) -> None:
+        hashes = {row.path: (row.sha256, dist) for dist in self.inventory.distributions for row in dist.record}
+        changed: dict[str, list[str]] = defaultdict(list)
+        elves: dict[str, ElfFacts] = {}
+        for item in scan(self.archive, self.work):
+            if isinstance(item, ReadFailure):
+                self.add([_read_failure(item)])
+                continue
+            path = item.entry.path
+            expected = hashes.get(path)
+            if expected and expected[0] and expected[0] != item.sha256:
+                changed[expected[1].pin].append(path)
+            self.add(self._bytecode(item))
+            self.add(_shebang(item))
+            if item.elf_copy is not None and any(self.wants(c) for c in ELF_CHECKS):
+                try:
+                    elves[path] = read_elf(item.elf_copy)
+                except ElfReadError as exc:
+                    self.add([error("machine", self.describe(path), f"cannot be read as an ELF file ({exc})")])
+        self.add(_changed(changed))
+        names = {p.rsplit("/", 1)[-1] for p in self.file_paths}
+        names |= {e.path.rsplit("/", 1)[-1] for e in self.archive.safe("symlink")}
+        names |= {facts.soname for facts in elves.values() if facts.soname}
+        judge = ElfJudge(self.target, frozenset(names), self.describe)
+        for path, facts in sorted(elves.items()):
+            self.add(judge.judge(path, facts))
+
+    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> str | None:
+        """Run the smoke import; the interpreter it ran in, or None when it was skipped (the reason is kept)."""
+        if "import" in self.skipped:
+            return None
+        reason = importer.unavailable(self.target)
+        if reason:
+            self.skipped["import"] = reason
+            return None
+        modules = {d.pin: d.modules() for d in self.inventory.distributions if d.modules()}
+        loose = importable_modules(
+            path[len(site) :]
+            for path in self.file_paths
+            for site in self.inventory.site_dirs
+            if path.startswith(site) and path not in self.owners and not path.startswith(f"{site}lib/")
+        )
+        if loose:
+            modules["(no distribution)"] = loose
+        if not modules:
+            return importer.description
+        layer = layer_dir or self.archive.extract_all(self.work / "opt")
+        self.add(smoke_import(layer, modules, importer, workdir=self.work))
+        return importer.description
+
+    # --- the report ------------------------------------------------------------------------------------------------
+
+    def report(self) -> LayerReport:
+        sizes = {e.path: e.size for e in self.archive.safe("file")}
+        dists = tuple(self._distribution_report(d, sizes) for d in self.inventory.distributions)
+        owned = sum(size for path, size in sizes.items() if path in self.owners)
+        digest = hashlib.sha256()
+        with self.archive.path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
+        return LayerReport(
+            target=str(self.target),
+            sha256=digest.hexdigest(),
+            zipped_bytes=self.archive.zipped_bytes,
+            unzipped_bytes=self.archive.unzipped_bytes,
+            files=len(sizes),
+            distributions=dists,
+            unowned_bytes=sum(sizes.values()) - owned,
+            checks=tuple(c for c in CHECKS if c not in self.ignored and c not in self.skipped),
+            ignored=self.ignored,
+            skipped={c: r for c, r in self.skipped.items() if c not in self.ignored},
+            findings=tuple(findings),
+        )
+
+    def _distribution_report(self, dist: LayerDistribution, sizes: Mapping[str, int]) -> DistributionReport:
+        paths = {p for p in dist.paths() if p in sizes} | {p for p in sizes if p.startswith(dist.dist_info)}
+        return DistributionReport(
+            name=dist.display_name,
+            version=dist.version,
+            unzipped_bytes=sum(sizes[p] for p in paths),
+            files=len(paths),
+            licence=dist.licence,
+            origin=_origin(dist, self.context),
+            wheel_tags=dist.wheel_tags,
+        )
+
+    # --- checks that need the verifier's state ---------------------------------------------------------------------
+
+    def _symlinks(self) -> list[Finding]:
+        present = set(self.file_paths) | {e.path for e in self.archive.safe()}
+        present |= {"/".join(p.split("/")[:i]) for p in present for i in range(1, p.count("/") + 1)}
+        out = []
+        for entry in self.archive.safe("symlink"):
+            try:
+                text = self.archive.link_target(entry)
+            except Exception as exc:  # any read error is the archive check's
+                out.append(error("archive", entry.path, f"cannot be read ({exc})"))
+                continue
+            dest = link_destination(entry.path, text)
+            if dest is None:
+                out.append(
+                    error(
+                        "symlinks",
+                        entry.path,
+                        f"is a symbolic link to {text!r}, outside the layer (never followed here)",
+                        "replace the link by the file it stands for, or remove it",
+                    )
+                )
+            elif dest not in present:
+                out.append(
+                    warning("symlinks", entry.path, f"is a symbolic link to {text!r}, which is not in the layer")
+                )
+        return out
+
+    def _layout(self) -> list[Finding]:
+        out = [
+            error(
+                "layout",
+                entry.name,
+                "uses '\\' in its name; Lambda extracts it as one file whose name holds backslashes",
+                "make the zip with a tool that writes '/' separators (zip, Python's zipfile)",
+            )
+            for entry in self.archive.entries
+            if "\\" in entry.name
+        ]
+        for stray in self.inventory.stray_dist_infos:
+            out.append(
+                error(
+                    "layout",
+                    stray,
+                    f"is not where {self.target.runtime} imports from ({' or '.join(self.inventory.site_dirs)})",
+                    "install with 'pip install --target python' (or into python/lib/"
+                    f"python{self.target.python_version_str}/site-packages) for this runtime",
+                )
+            )
+        if not self.file_paths:
+            out.append(error("layout", str(self.archive.path), "holds no file", "build the layer again"))
+        elif not any(p.startswith((LAYER_PYTHON, LAYER_BIN, "lib/")) for p in self.file_paths):
+            out.append(
+                error(
+                    "layout",
+                    str(self.archive.path),
+                    "has nothing under python/, bin/ or lib/: Lambda extracts the zip to /opt and imports from "
+                    "/opt/python",
+                    "zip the directory that contains python/ (cd build && zip -r layer.zip python)",
+                )
+            )
+        return out
+
+    def _size(self) -> list[Finding]:
+        unzipped, zipped = self.archive.unzipped_bytes, self.archive.zipped_bytes
+        out = []
+        if unzipped > LAMBDA_UNZIPPED_LIMIT:
+            sizes = {e.path: e.size for e in self.archive.safe("file")}
+            largest = sorted(
+                ((sum(sizes.get(p, 0) for p in d.paths()), d.pin) for d in self.inventory.distributions),
+                reverse=True,
+            )[:5]
+            listed = ", ".join(f"{pin} {size / _MIB:.1f} MiB" for size, pin in largest) or "no distribution"
+            out.append(
+                error(
+                    "size",
+                    str(self.archive.path),
+                    f"is {unzipped:,} bytes unzipped; Lambda allows {LAMBDA_UNZIPPED_LIMIT:,} for a function and "
+                    f"all its layers (largest: {listed})",
+                    "exclude what the runtime provides (boto3, botocore), drop what the function does not import, "
+                    "or split the layer",
+                )
+            )
+        elif unzipped > UNZIPPED_WARNING:
+            out.append(
+                warning(
+                    "size",
+                    str(self.archive.path),
+                    f"is {unzipped / _MIB:.0f} MiB unzipped: little of Lambda's 250 MiB is left for the function "
+                    "and other layers",
+                )
+            )
+        if zipped > ZIPPED_DIRECT_UPLOAD_LIMIT:
+            out.append(
+                warning(
+                    "size",
+                    str(self.archive.path),
+                    f"is {zipped / _MIB:.0f} MiB zipped: too large for a direct upload (50 MB); upload it through S3 "
+                    "(CDK does)",
+                )
+            )
+        return out
+
+    def _missing_record_files(self) -> list[Finding]:
+        out = []
+        for dist in self.inventory.distributions:
+            if not dist.has_record:
+                out.append(
+                    warning("record", dist.pin, "has no RECORD: its files cannot be checked", "reinstall it with pip")
+                )
+                continue
+            missing = sorted(
+                row.path
+                for row in dist.record
+                if row.path not in self.file_paths and "/__pycache__/" not in row.path and not row.path.endswith("/")
+            )
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                out.append(
+                    error(
+                        "record",
+                        dist.pin,
+                        f"{len(missing)} file(s) its RECORD lists are missing from the layer: {shown}",
+                        "rebuild the layer without deleting them (an exclusion must not remove files another "
+                        "distribution also installs)",
+                    )
+                )
+        return out
+
+    def _bytecode(self, item: ScannedFile) -> list[Finding]:
+        path = item.entry.path
+        if not path.endswith(".pyc"):
+            return []
+        target = self.target
+        magic = int.from_bytes(item.head[:2], "little") if item.head[2:4] == b"\r\n" else None
+        if "/__pycache__/" in f"/{path}":
+            tag = _PYC_TAG.search(path.rsplit("/", 1)[-1])
+            written_for = (int(tag.group(1)), int(tag.group(2))) if tag else None
+            if written_for is not None and written_for != target.python_version:
+                version = "{}.{}".format(*written_for)
+                return [
+                    warning(
+                        "bytecode",
+                        self.describe(path),
+                        f"is byte-code of Python {version}, which {target.runtime} never reads (dead weight)",
+                        "build without byte-compiling (pip --no-compile), as cdk-pip-layer does",
+                    )
+                ]
+            return []
+        source = path[:-1]
+        if source in self.file_paths:
+            return []  # the .py next to it wins
+        if magic is not None and pyc_loads(magic, target):
+            return []
+        found = pyc_version(magic) if magic is not None else None
+        what = f"byte-code of Python {found[0]}.{found[1]}" if found else "not byte-code this Python reads"
+        return [
+            error(
+                "bytecode",
+                self.describe(path),
+                f"is {what} and has no .py next to it: 'bad magic number' at import on {target.runtime}",
+                "ship the .py source, or byte-code compiled by the runtime's Python",
+            )
+        ]
+
+
+# --- checks that are plain functions -------------------------------------------------------------------------------
+
+
+def _read_failure(item: ReadFailure) -> Finding:
+    return error(
+        "archive",
+        item.entry.path,
+        f"cannot be read ({item.reason}): Lambda cannot extract it either",
+        "make the zip again (zip -r, or Python's zipfile), without encryption",
+    )
+
+
+def _paths(archive: LayerArchive) -> list[Finding]:
+    out = [
+        error(
+            "paths",
+            entry.name,
+            f"{entry.unsafe}: an unpacker that trusts it writes outside /opt (never extracted here)",
+            "rebuild the zip from the layer directory (cd build && zip -r layer.zip python)",
+        )
+        for entry in archive.entries
+        if entry.unsafe is not None
+    ]
+    out += [
+        error("paths", entry.path, "is a device file, FIFO or socket", "remove it from the layer")
+        for entry in archive.safe("other")
+    ]
+    counts = Counter(entry.path for entry in archive.safe() if entry.kind != "dir")
+    out += [
+        error("paths", path, f"appears {count} times in the zip: which one Lambda extracts is undefined")
+        for path, count in sorted(counts.items())
+        if count > 1
+    ]
+    if archive.too_many_entries:
+        out.append(error("paths", str(archive.path), "has more than 500,000 entries; it was not read"))
+    return out
+
+
+def _permissions(archive: LayerArchive) -> list[Finding]:
+    out = []
+    for entry in archive.safe("file", "dir"):
+        if entry.mode is None:
+            continue
+        if entry.kind == "file" and not entry.mode & 0o004:
+            out.append(
+                error(
+                    "permissions",
+                    entry.path,
+                    f"is not readable by others (mode {entry.mode:04o}): the function's user cannot read it "
+                    '("Some files do not have read permissions")',
+                    "chmod -R a+rX the layer directory before zipping",
+                )
+            )
+        elif entry.kind == "dir" and entry.mode & 0o005 != 0o005:
+            out.append(
+                error(
+                    "permissions",
+                    entry.path,
+                    f"is a directory others cannot enter (mode {entry.mode:04o})",
+                    "chmod -R a+rX the layer directory before zipping",
+                )
+            )
+        elif entry.kind == "file" and entry.path.startswith(LAYER_BIN) and not entry.mode & 0o111:
+            out.append(warning("permissions", entry.path, "is in bin/ (on PATH) but not executable"))
+    return out
+
+
+def _tags(dists: Sequence[LayerDistribution], target: LambdaTarget) -> list[Finding]:
+    supported = set(target.supported_tags) | set(target.native_tags)
+    out = []
+    for dist in dists:
+        try:
+            tags = [parse_tag(tag) for tag in dist.wheel_tags]
+        except ValueError:
+            out.append(warning("tags", dist.pin, f"has an unreadable WHEEL tag ({', '.join(dist.wheel_tags)})"))
+            continue
+        if tags and not any(supported & tag for tag in tags):
+            out.append(
+                error(
+                    "tags",
+                    dist.pin,
+                    f"is a wheel for {', '.join(dist.wheel_tags)}, which {target} cannot load",
+                    f"install a wheel for the target ({target.describe_tags(3)}), or build the layer for the "
+                    "target with cdk-pip-layer",
+                )
+            )
+    return out
+
+
+def _requires_python(dists: Sequence[LayerDistribution], target: LambdaTarget) -> list[Finding]:
+    out = []
+    version = target.python_version_str
+    for dist in dists:
+        if not dist.requires_python:
+            continue
+        try:
+            spec = SpecifierSet(dist.requires_python)
+        except InvalidSpecifier:
+            out.append(warning("requires-python", dist.pin, f"has an invalid Requires-Python {dist.requires_python!r}"))
+            continue
+        # Lambda moves the patch level itself: a release that accepts any 3.X.* patch level is fine.
+        if not any(spec.contains(f"{version}.{patch}", prereleases=True) for patch in (0, 99)):
+            out.append(
+                error(
+                    "requires-python",
+                    dist.pin,
+                    f"requires Python {dist.requires_python}, which excludes {target.runtime} (Python {version})",
+                    f"pin a release that supports Python {version} (pip run by Python {version} picks one), or "
+                    "drop the requirement",
+                )
+            )
+    return out
+
+
+def _origin(dist: LayerDistribution, context: BuildContext) -> str:
+    built = {canonicalize_name(name) for name in context.built_from_source}
+    if dist.name in built or any(tag.split("-")[-1].startswith("linux_") for tag in dist.wheel_tags):
+        return "built from source"
+    if context.wheels_only:
+        return "wheel"
+    platforms = {tag.split("-")[-1] for tag in dist.wheel_tags}
+    if platforms and all(p != "any" for p in platforms):
+        return "wheel"  # manylinux/musllinux tags: only a published wheel carries them
+    return "unknown"
+
+
+def _shebang(item: ScannedFile) -> list[Finding]:
+    path = item.entry.path
+    in_bin = path.startswith(LAYER_BIN)
+    if not (in_bin or path.startswith(f"{LAYER_PYTHON}bin/")) or not item.head.startswith(b"#!"):
         return []
+    lines = item.head.decode("utf-8", errors="replace").splitlines()
+    program = lines[0][2:].strip().split(" ")[0] if lines else ""
+    # pip writes long interpreter paths as a /bin/sh trampoline: '''exec' /path/python "$0" "$@"
+    for line in lines[1:3]:
+        if line.startswith("'''exec' "):
+            program = line.split(" ")[1]
+    if program in SHELLS or program.startswith(RUNTIME_BIN):
+        return []
+    problem = f"starts with #!{program}, an interpreter Lambda does not have (the build host's)"
+    hint = "rewrite the line to #!/usr/bin/env python3, or leave bin/ out (cdk-pip-layer builds drop it)"
+    if in_bin:
+        return [error("shebang", path, problem, hint)]
+    return [warning("shebang", path, f"{problem}; python/bin/ is not on PATH, so it is dead weight", hint)]
+
+
+def _changed(changed: Mapping[str, list[str]]) -> list[Finding]:
     return [
-        line.split(":", 1)[1].strip()
-        for line in wheel.read_text(encoding="utf-8", errors="replace").splitlines()
-        if line.startswith("Tag:")
+        warning(
+            "record",
+            pin,
+            f"{len(paths)} file(s) differ from what its RECORD says (changed after install): {', '.join(paths[:3])}",
+            "reinstall it unchanged, unless the change is yours",
+        )
+        for pin, paths in sorted(changed.items())
     ]
 
 
-def check_wheel_tags(
-    dists: Iterable[InstalledDistribution], target: LambdaTarget, *, native_builds: bool = False
-) -> list[str]:
-    supported = set(target.supported_tags) | (set(target.native_tags) if native_builds else set())
-    problems = []
-    for dist in dists:
-        tags = _wheel_tags(dist)
-        if tags and not any(supported & parse_tag(tag) for tag in tags):
-            problems.append(f"{dist.pin} is a wheel for {', '.join(tags)}, which {target} cannot load")
-    return problems
-
-
-def elf_machine(path: Path) -> int | None:
-    """The ``e_machine`` field of an ELF file, or None when ``path`` is not ELF."""
-    with path.open("rb") as handle:
-        header = handle.read(20)
-    if len(header) < 20 or header[:4] != b"\x7fELF":
-        return None
-    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
-
-
-_ELF_NAMES = {3: "i386", 62: "x86_64", 183: "aarch64", 40: "arm", 243: "riscv", 21: "ppc64", 22: "s390"}
-
-
-def check_shared_objects(site_dir: Path, target: LambdaTarget) -> tuple[int, list[str]]:
-    count = 0
-    problems = []
-    expected = target.architecture.elf_machine
-    for path in sorted(site_dir.rglob("*.so*")):
-        if not path.is_file() or not (path.suffix == ".so" or ".so." in path.name):
-            continue
-        machine = elf_machine(path)
-        if machine is None:
-            continue
-        count += 1
-        if machine != expected:
-            problems.append(
-                f"{path.relative_to(site_dir)} is built for {_ELF_NAMES.get(machine, machine)}, not {target.machine}"
-            )
-    return count, problems
-
-
-def check_dependencies(  # noqa: C901 - one graph walk, its cases in one place
-    site_dir: Path,
-    top_level: Iterable[Requirement],
-    target: LambdaTarget,
-    excluded: Iterable[str] = (),
-) -> list[str]:
-    """Walk the dependency graph from ``top_level`` with the target's markers; list what is missing or wrong."""
+def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
+    inventory: LayerInventory, context: BuildContext, target: LambdaTarget
+) -> list[Finding]:
+    """Walk the dependency graph of every distribution (and of the requirements, with their extras), markers
+    evaluated for the target; report what is missing or in a version that does not fit."""
     env = target.marker_environment
-    dists: dict[NormalizedName, metadata.Distribution] = {}
-    for dist_info in site_dir.glob("*.dist-info"):
-        found = metadata.PathDistribution(dist_info)
-        if found.metadata["Name"]:
-            dists[canonicalize_name(found.metadata["Name"])] = found
-    skip = {canonicalize_name(n) for n in excluded}
-    problems: list[str] = []
+    dists: dict[NormalizedName, LayerDistribution] = {d.name: d for d in inventory.distributions}
+    skip = {canonicalize_name(n) for n in context.excluded}
+    out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)
-    queue: deque[tuple[Requirement, str]] = deque((req, "the requirements file") for req in top_level)
+    queue: deque[tuple[Requirement, str]] = deque()
+    for req in context.requirements:
+        if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+            queue.append((req, "the requirements file"))
+    queue.extend((Requirement(f"{d.name}=={d.version}"), "the layer") for d in inventory.distributions if d.version)
+    reported: set[tuple[str, str]] = set()
     while queue:
         req, wanted_by = queue.popleft()
         name = canonicalize_name(req.name)
@@ -111,58 +684,49 @@ def check_dependencies(  # noqa: C901 - one graph walk, its cases in one place
             continue
         dist = dists.get(name)
         if dist is None:
-            problems.append(f"{req} (needed by {wanted_by} on {target}) is not installed")
+            if (name, wanted_by) not in reported:
+                reported.add((name, wanted_by))
+                out.append(_missing_dependency(req, wanted_by, target, runtime=name in RUNTIME_DISTRIBUTIONS))
             continue
         if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
-            problems.append(f"{wanted_by} needs {req}, but {dist.version} is installed")
-        # Each (distribution, extra) is expanded once; "" stands for the distribution's own dependencies.
+            out.append(
+                error(
+                    "dependencies",
+                    dist.pin,
+                    f"{wanted_by} needs {req}, but {dist.version} is installed",
+                    "resolve the conflict in the requirements (pin versions that fit together)",
+                )
+            )
         contexts = ({""} | {canonicalize_name(e) for e in req.extras}) - processed[name]
         if not contexts:
             continue
         processed[name] |= contexts
-        parent = f"{dist.metadata['Name']} {dist.version}"
-        for raw in dist.requires or []:
+        for raw in dist.requires:
             try:
                 dep = Requirement(raw)
             except InvalidRequirement:
                 continue
             if dep.marker is None:
                 if "" in contexts:
-                    queue.append((dep, parent))
+                    queue.append((dep, dist.pin))
             elif any(dep.marker.evaluate({**env, "extra": extra}) for extra in contexts):
-                queue.append((dep, parent))
-    return problems
+                queue.append((dep, dist.pin))
+    return out
 
 
-def verify_layer(
-    site_dir: Path,
-    dists: list[InstalledDistribution],
-    top_level: Iterable[Requirement],
-    target: LambdaTarget,
-    *,
-    excluded: Iterable[str],
-    unzipped_bytes: int,
-    subject: str,
-    native_builds: bool = False,
-) -> VerificationReport:
-    """Run every check; raise one :class:`VerificationError` listing every problem found."""
-    problems = check_wheel_tags(dists, target, native_builds=native_builds)
-    shared, elf_problems = check_shared_objects(site_dir, target)
-    problems += elf_problems
-    top = [r for r in top_level if r.marker is None or r.marker.evaluate({**target.marker_environment, "extra": ""})]
-    problems += check_dependencies(site_dir, top, target, excluded)
-    if unzipped_bytes > LAMBDA_UNZIPPED_LIMIT:
-        problems.append(
-            f"the layer is {unzipped_bytes:,} bytes unzipped; Lambda allows {LAMBDA_UNZIPPED_LIMIT:,} for a "
-            "function and all its layers"
+def _missing_dependency(req: Requirement, wanted_by: str, target: LambdaTarget, *, runtime: bool) -> Finding:
+    if runtime:
+        return warning(
+            "dependencies",
+            wanted_by,
+            f"needs {req}, which is not in the layer: the {target.runtime} runtime's own copy will be used "
+            "(its version is AWS's choice)",
+            "put it into the layer if the version matters, or exclude it on purpose (--exclude)",
         )
-    if problems:
-        raise VerificationError(
-            f"The built layer would not work on {target}",
-            subject=subject,
-            details=problems,
-            hint="for a missing dependency, add it to the requirements (the installer evaluated markers "
-            "differently from the target); for a size problem, exclude packages the runtime provides (boto3, "
-            "botocore) or split the layer.",
-        )
-    return VerificationReport(len(dists), shared, unzipped_bytes)
+    return error(
+        "dependencies",
+        wanted_by,
+        f'needs {req} on {target}, which is not in the layer ("No module named …" at import)',
+        "add it to the requirements (an installer that evaluated markers for another Python or machine left it "
+        "out), or build the layer with cdk-pip-layer",
+    )

@@ -1,13 +1,15 @@
 """Re-record the installer outputs that tests/unit/test_diagnosis.py replays offline.
 
 Each case runs the engine's own pip or uv invocation (the argv a build uses) against the real PyPI, for
-python3.11/x86_64, and saves what the installer printed. Run it from the repository root when pip or uv change
-their wording:
+python3.11/x86_64, and saves what the installer printed. The ``sdist-*`` cases run the engine's source build
+(``pip download``/``pip wheel`` with ``--use-pep517``, as ``engine/sdist.py`` runs them) of real releases that do
+not build, with the interpreter named. Run it from the repository root when pip or uv change their wording (name
+cases to record only those):
 
     env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null UV_NO_CONFIG=1 \
-        .venv/bin/python tests/unit/data/installer_output/record.py
+        .venv/bin/python tests/unit/data/installer_output/record.py [case ...]
 
-Temporary paths in the output are replaced by <tmp>, the interpreter's path by <python>.
+Temporary paths in the output are replaced by <tmp>, the interpreter's path by <python> (its prefix by <prefix>).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.installers import Installer, choose_installer
+from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.process import run
 from cdk_pip_layer.engine.target import LambdaTarget
 
 HERE = Path(__file__).resolve().parent
@@ -37,8 +41,48 @@ CASES: dict[str, tuple[str, IndexSettings, tuple[str, ...]]] = {
 }
 
 
-def record(installer: Installer) -> None:
+# name -> (the Python that builds, the release, how): releases published as source only for that Python.
+SOURCE_CASES: dict[str, tuple[str, str, str]] = {
+    # wrapt 1.13.3 imports inspect.formatargspec (gone in 3.11) while setuptools reads its version
+    "sdist-python-incompatible": ("python3.12", "wrapt==1.13.3", "download"),
+    # pathtools 0.1.2's setup.py imports imp (gone in 3.12)
+    "sdist-removed-module": ("python3.12", "pathtools==0.1.2", "download"),
+    # mmh3 2.5.1 is C++: built on a host without a compiler (PATH without g++)
+    "sdist-no-compiler": ("python3.11", "mmh3==2.5.1", "wheel-without-compiler"),
+    # docopt 0.6.2 (setup.py only) built the legacy way by pip 23.0 without 'wheel': what the engine did before
+    # it used --use-pep517 (pyenv's Python 3.10.13 is such a host)
+    "sdist-legacy-build": ("python3.10", "docopt==0.6.2", "legacy-wheel"),
+}
+
+
+def record_source_build(name: str) -> None:
+    runtime, requirement, how = SOURCE_CASES[name]
+    interpreter, _ = find_interpreter(LambdaTarget.parse(runtime, "x86_64"))
+    assert interpreter is not None, f"no {runtime} on this host"
+    python = interpreter.executable
+    quiet = ["--disable-pip-version-check", "--no-input", "--no-cache-dir"]
+    pep517 = [] if how == "legacy-wheel" else ["--use-pep517"]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(
+            [python, "-m", "pip", "download", *quiet, *pep517, "--no-deps", "--no-binary=:all:",
+             "--python-version", runtime.removeprefix("python"), "--dest", f"{tmp}/sdist", requirement]
+        )  # fmt: skip
+        if result.ok:
+            (sdist,) = Path(tmp, "sdist").iterdir()
+            env = {"PATH": "/nonexistent"} if how == "wheel-without-compiler" else None
+            argv = [python, "-m", "pip", "wheel", *quiet, *pep517, "--no-deps", "--wheel-dir", f"{tmp}/wheel"]
+            result = run([*argv, str(sdist)], env=env)
+        output = result.output.replace(str(Path(tmp).resolve()), "<tmp>").replace(tmp, "<tmp>")
+        output = output.replace(python, "<python>").replace(str(Path(python).parent.parent), "<prefix>")
+    out = HERE / f"pip-{name}.txt"
+    out.write_text(f"# exit code {result.returncode}\n{output}", encoding="utf-8")
+    print(f"{out.name}: exit {result.returncode}", file=sys.stderr)
+
+
+def record(installer: Installer, names: list[str]) -> None:
     for name, (requirements, index, extra) in CASES.items():
+        if names and name not in names:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             req = Path(tmp) / "requirements.txt"
             req.write_text(requirements, encoding="utf-8")
@@ -53,8 +97,13 @@ def record(installer: Installer) -> None:
 
 
 def main() -> None:
-    record(choose_installer(TARGET, "pip"))
-    record(choose_installer(TARGET, "uv"))
+    names = sys.argv[1:]
+    if not names or set(names) & set(CASES):
+        record(choose_installer(TARGET, "pip"), names)
+        record(choose_installer(TARGET, "uv"), names)
+    for name in SOURCE_CASES:
+        if not names or name in names:
+            record_source_build(name)
 
 
 if __name__ == "__main__":

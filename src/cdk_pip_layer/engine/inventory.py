@@ -1,0 +1,224 @@
+"""What a layer zip holds, read from the zip itself: the distributions in the directories the runtime imports from
+(their METADATA, WHEEL tags, RECORD), which file belongs to which distribution, and what each one can import."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import email.policy
+import io
+import posixpath
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from .lambda_os import LAYER_PYTHON
+from .layer_zip import Entry, LayerArchive
+from .target import LambdaTarget
+
+# METADATA, RECORD and the like are small; a larger one is read up to this much.
+_MAX_METADATA = 16 * 1024 * 1024
+_DIST_INFO = re.compile(r"^(?P<site>(?:.*/)?)(?P<dir>[^/]+\.dist-info)/METADATA$")
+_EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_-]+)?\.(?:so|py|pyc)$")
+_NOT_MODULES = (".dist-info", ".data", ".libs", ".egg-info")
+
+
+def site_dirs(target: LambdaTarget) -> tuple[str, ...]:
+    """The layer paths Python imports from on the target: ``python/`` and ``python/lib/python3.X/site-packages/``."""
+    return (LAYER_PYTHON, "python/lib/python{}.{}/site-packages/".format(*target.python_version))
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    path: str  # layer path
+    sha256: str | None  # hex digest, when RECORD gives a sha256
+    size: int | None
+
+
+@dataclass(frozen=True)
+class LayerDistribution:
+    """One installed distribution in the layer."""
+
+    name: NormalizedName
+    display_name: str
+    version: str
+    site: str  # the site directory it is installed in (a layer path ending in "/")
+    dist_info: str  # the layer path of its .dist-info directory (ending in "/")
+    requires: tuple[str, ...]
+    requires_python: str | None
+    licence: str | None
+    wheel_tags: tuple[str, ...]
+    has_record: bool
+    record: tuple[RecordRow, ...]  # rows inside the layer
+    outside_record: int  # rows that point outside the site directory (../../bin/… of pip --target)
+
+    @property
+    def pin(self) -> str:
+        return f"{self.display_name}=={self.version}"
+
+    def paths(self) -> set[str]:
+        """Every layer path that belongs to it: its RECORD's files and its .dist-info."""
+        return {row.path for row in self.record}
+
+    def modules(self) -> list[str]:
+        """The modules to import to see that it loads: its top-level modules and packages (for a namespace
+        package, the packages inside it), from its RECORD."""
+        return importable_modules(row.path[len(self.site) :] for row in self.record if row.path.startswith(self.site))
+
+
+def importable_modules(relative_paths: Iterable[str]) -> list[str]:
+    """Importable names from paths relative to a site directory: ``a.py`` -> ``a``; ``pkg/__init__.py`` -> ``pkg``;
+    a namespace directory (no ``__init__``) -> the packages and modules inside it, one level down."""
+    tree: dict[str, set[str]] = {}
+    for rel in relative_paths:
+        head, _, rest = rel.partition("/")
+        tree.setdefault(head, set())
+        if rest:
+            tree[head].add(rest)
+    return sorted(_modules_in(tree, prefix="", depth=0))
+
+
+def _modules_in(tree: dict[str, set[str]], *, prefix: str, depth: int) -> set[str]:
+    out: set[str] = set()
+    for head, rests in tree.items():
+        if not rests:  # a file
+            match = _EXTENSION.match(head)
+            if match and match.group("name") != "__init__" and head != "__pycache__":
+                out.add(prefix + match.group("name"))
+            continue
+        if head.endswith(_NOT_MODULES) or head == "__pycache__" or not head.isidentifier():
+            continue
+        if not any(_EXTENSION.match(r.rsplit("/", 1)[-1]) for r in rests):
+            continue  # data only
+        if any(r.startswith("__init__.") for r in rests) or depth >= 2:
+            out.add(prefix + head)
+            continue
+        sub: dict[str, set[str]] = {}
+        for rel in rests:
+            first, _, rest = rel.partition("/")
+            sub.setdefault(first, set())
+            if rest:
+                sub[first].add(rest)
+        out |= _modules_in(sub, prefix=f"{prefix}{head}.", depth=depth + 1)
+    return out
+
+
+def _licence(headers: email.message.Message) -> str | None:
+    expression = headers.get("License-Expression")
+    if expression:
+        return str(expression).strip()
+    text = str(headers.get("License") or "").strip()
+    if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
+        return text
+    for classifier in headers.get_all("Classifier") or []:
+        parts = [part.strip() for part in str(classifier).split("::")]
+        if parts[0] == "License" and len(parts) > 1 and parts[-1] != "OSI Approved":
+            return parts[-1]
+    return None
+
+
+def _record_rows(text: str, site: str) -> tuple[list[RecordRow], int]:
+    rows: list[RecordRow] = []
+    outside = 0
+    for row in csv.reader(io.StringIO(text)):
+        if not row or not row[0]:
+            continue
+        path = posixpath.normpath(posixpath.join(site, row[0].replace("\\", "/")))
+        if not path.startswith(site) or row[0].startswith("/"):
+            outside += 1
+            continue
+        digest = None
+        if len(row) > 1 and row[1].startswith("sha256="):
+            encoded = row[1][len("sha256=") :]
+            try:
+                digest = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
+            except (binascii.Error, ValueError):
+                digest = "invalid"
+        size = int(row[2]) if len(row) > 2 and row[2].isdigit() else None
+        rows.append(RecordRow(path, digest, size))
+    return rows, outside
+
+
+@dataclass(frozen=True)
+class LayerInventory:
+    """The distributions of a layer and who owns which file."""
+
+    site_dirs: tuple[str, ...]
+    distributions: tuple[LayerDistribution, ...]
+    stray_dist_infos: tuple[str, ...]  # .dist-info directories outside the target's site directories
+
+    def owners(self) -> dict[str, LayerDistribution]:
+        out: dict[str, LayerDistribution] = {}
+        for dist in self.distributions:
+            for path in dist.paths():
+                out.setdefault(path, dist)
+        return out
+
+    def owner_of(self, path: str, owners: dict[str, LayerDistribution] | None = None) -> LayerDistribution | None:
+        owners = owners if owners is not None else self.owners()
+        found = owners.get(path)
+        if found is not None:
+            return found
+        return next((d for d in self.distributions if path.startswith(d.dist_info)), None)
+
+
+def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventory:
+    """The distributions installed in the target's site directories of ``archive``."""
+    sites = site_dirs(target)
+    by_path: dict[str, Entry] = {e.path: e for e in archive.safe("file")}
+    found: dict[NormalizedName, LayerDistribution] = {}
+    stray: list[str] = []
+    for path in sorted(by_path):
+        match = _DIST_INFO.match(path)
+        if match is None:
+            continue
+        site, dist_info = match.group("site"), f"{match.group('site')}{match.group('dir')}/"
+        if site not in sites:
+            stray.append(dist_info)
+            continue
+        dist = _read_distribution(archive, by_path, site, dist_info)
+        if dist is not None and dist.name not in found:
+            found[dist.name] = dist
+    return LayerInventory(sites, tuple(found[name] for name in sorted(found)), tuple(stray))
+
+
+def _text(archive: LayerArchive, entry: Entry | None) -> str:
+    if entry is None or not archive.readable:
+        return ""
+    try:
+        return archive.read(entry, _MAX_METADATA).decode("utf-8", errors="replace")
+    except Exception:  # an unreadable entry is the archive check's to report
+        return ""
+
+
+def _read_distribution(
+    archive: LayerArchive, by_path: dict[str, Entry], site: str, dist_info: str
+) -> LayerDistribution | None:
+    raw = _text(archive, by_path.get(f"{dist_info}METADATA")).encode("utf-8")
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    name = str(headers.get("Name") or "").strip()
+    if not name:
+        return None
+    wheel = _text(archive, by_path.get(f"{dist_info}WHEEL"))
+    tags = tuple(line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:"))
+    record_entry = by_path.get(f"{dist_info}RECORD")
+    rows, outside = _record_rows(_text(archive, record_entry), site)
+    requires_python = str(headers.get("Requires-Python") or "").strip() or None
+    return LayerDistribution(
+        name=canonicalize_name(name),
+        display_name=name,
+        version=str(headers.get("Version") or "").strip(),
+        site=site,
+        dist_info=dist_info,
+        requires=tuple(str(r) for r in headers.get_all("Requires-Dist") or []),
+        requires_python=requires_python,
+        licence=_licence(headers),
+        wheel_tags=tags,
+        has_record=record_entry is not None,
+        record=tuple(rows),
+        outside_record=outside,
+    )

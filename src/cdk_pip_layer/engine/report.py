@@ -1,0 +1,188 @@
+"""The layer report: what a layer ships (per distribution its version, size, licence and origin), its size against
+Lambda's limits, and what the verifier found. Written next to ``layer.zip`` as ``layer.report.json`` (with the
+CycloneDX SBOM ``layer.cdx.json``, see :mod:`.sbom`) and printed in short by the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .findings import Finding, Severity
+
+REPORT_FILE = "layer.report.json"
+SBOM_FILE = "layer.cdx.json"
+REPORT_FORMAT = 1
+
+# Lambda's limits (AWS, "Lambda quotas"): a function and all its layers unzipped; a zip uploaded directly.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+UNZIPPED_WARNING = 200 * 1000 * 1000  # little room left for the function's own code and the other layers
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000
+
+
+@dataclass(frozen=True)
+class DistributionReport:
+    name: str
+    version: str
+    unzipped_bytes: int
+    files: int
+    licence: str | None
+    origin: str  # "wheel", "built from source" or "unknown"
+    wheel_tags: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "unzipped_bytes": self.unzipped_bytes,
+            "files": self.files,
+            "licence": self.licence,
+            "origin": self.origin,
+            "wheel_tags": list(self.wheel_tags),
+        }
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Everything the report file holds. ``findings`` are those not turned off; ``skipped`` maps a check that could
+    not run here to the reason."""
+
+    target: str
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+    distributions: tuple[DistributionReport, ...]
+    unowned_bytes: int  # files no distribution's RECORD claims (lib/, bin/, loose files)
+    checks: tuple[str, ...]
+    ignored: tuple[str, ...]
+    skipped: Mapping[str, str]
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": REPORT_FORMAT,
+            "target": self.target,
+            "layer": {
+                "sha256": self.sha256,
+                "zipped_bytes": self.zipped_bytes,
+                "unzipped_bytes": self.unzipped_bytes,
+                "files": self.files,
+                "unowned_bytes": self.unowned_bytes,
+            },
+            "limits": {
+                "unzipped_bytes": LAMBDA_UNZIPPED_LIMIT,
+                "unzipped_warning_bytes": UNZIPPED_WARNING,
+                "zipped_direct_upload_bytes": ZIPPED_DIRECT_UPLOAD_LIMIT,
+                "unzipped_used": round(self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT, 4),
+            },
+            "distributions": [d.to_dict() for d in self.distributions],
+            "verification": {
+                "ok": not self.errors,
+                "checks": list(self.checks),
+                "ignored": list(self.ignored),
+                "skipped": dict(sorted(self.skipped.items())),
+                "errors": [f.to_dict() for f in self.errors],
+                "warnings": [f.to_dict() for f in self.warnings],
+            },
+        }
+
+    def to_json(self) -> str:
+        """The report's canonical text (sorted keys): the same layer and findings give the same bytes."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @property
+    def digest(self) -> str:
+        """sha256 of :meth:`to_json`: what the CDK construct records in the asset's metadata."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def short(self, *, largest: int = 10) -> list[str]:
+        """The report in a few lines: the largest distributions, the total against the limit, what was skipped."""
+        mib = 1024 * 1024
+        lines = [
+            f"layer report: {len(self.distributions)} distributions, {self.files} files, "
+            f"{self.unzipped_bytes / mib:.1f} MiB unzipped of Lambda's {LAMBDA_UNZIPPED_LIMIT / mib:.0f} MiB "
+            f"({100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT:.0f}%), {self.zipped_bytes / mib:.1f} MiB zipped"
+        ]
+        for dist in sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))[:largest]:
+            lines.append(
+                f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
+                f"{dist.licence or 'licence unknown'}, {dist.origin}"
+            )
+        if len(self.distributions) > largest:
+            lines.append(f"  … and {len(self.distributions) - largest} more")
+        lines += [f"skipped {check}: {reason}" for check, reason in sorted(self.skipped.items())]
+        return lines
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place (0644)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: LayerReport, directory: Path) -> list[Path]:
+    """Write ``layer.report.json`` and, where the CycloneDX library is installed (every host; not the Lambda build
+    image, whose host writes it), ``layer.cdx.json`` into ``directory``. Returns the files written."""
+    from .sbom import sbom_json
+
+    written = [directory / REPORT_FILE]
+    write_text_atomically(written[0], report.to_json())
+    sbom = sbom_json(report)
+    if sbom is not None:
+        written.append(directory / SBOM_FILE)
+        write_text_atomically(written[1], sbom)
+    return written
+
+
+def report_from_json(text: str) -> LayerReport:
+    """The report :meth:`LayerReport.to_json` wrote (for the SBOM of a layer whose report was kept as a file)."""
+    data = json.loads(text)
+    layer, verification = data["layer"], data["verification"]
+    findings = [
+        Finding(f["check"], Severity(f["severity"]), f["subject"], f["problem"], f.get("hint", ""))
+        for f in (*verification["errors"], *verification["warnings"])
+    ]
+    return LayerReport(
+        target=data["target"],
+        sha256=layer["sha256"],
+        zipped_bytes=layer["zipped_bytes"],
+        unzipped_bytes=layer["unzipped_bytes"],
+        files=layer["files"],
+        distributions=tuple(
+            DistributionReport(
+                name=d["name"],
+                version=d["version"],
+                unzipped_bytes=d["unzipped_bytes"],
+                files=d["files"],
+                licence=d["licence"],
+                origin=d["origin"],
+                wheel_tags=tuple(d["wheel_tags"]),
+            )
+            for d in data["distributions"]
+        ),
+        unowned_bytes=layer["unowned_bytes"],
+        checks=tuple(verification["checks"]),
+        ignored=tuple(verification["ignored"]),
+        skipped=dict(verification["skipped"]),
+        findings=tuple(findings),
+    )

@@ -1,0 +1,52 @@
+"""The smoke import in the Lambda build image (verify --import=docker), on the stand-in images."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk_pip_layer.cli import main
+from cdk_pip_layer.container.smoke import DockerImporter
+from cdk_pip_layer.engine.verify import verify_layer_zip
+
+
+def layer(path: Path, files: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            archive.writestr(info, text)
+    return path
+
+
+def test_import_in_the_build_image(tmp_path: Path, docker_client: Any) -> None:
+    zip_path = layer(
+        tmp_path / "layer.zip",
+        {
+            "python/fine/__init__.py": "import json\nVALUE = 1\n",
+            "python/broken/__init__.py": "import missing_dependency\n",
+            "python/where/__init__.py": "import sys\nassert sys.version_info[:2] == (3, 11), sys.version\n",
+        },
+    )
+    result = verify_layer_zip(
+        zip_path, "python3.11", "x86_64", smoke_import="docker", importer=DockerImporter(client=docker_client)
+    )
+    assert result.import_ran is not None and "build-python3.11" in result.import_ran
+    assert [(f.check, f.subject) for f in result.errors] == [("import", "broken ((no distribution))")]
+    assert "missing_dependency" in result.errors[0].problem
+
+
+def test_cli_import_docker_without_the_image_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zip_path = layer(tmp_path / "layer.zip", {"python/fine.py": "X = 1\n"})
+    # there is no stand-in image for python3.12 on arm64: skipped, and the report says why
+    assert (
+        main(["verify", str(zip_path), "--runtime", "python3.12", "--architecture", "arm64", "--import=docker", "-q"])
+        == 0
+    )
+    assert "skipped import: the image public.ecr.aws/sam/build-python3.12:latest-arm64 is not on this machine" in (
+        capsys.readouterr().out
+    )

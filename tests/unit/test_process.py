@@ -1,0 +1,82 @@
+"""The one subprocess helper: a child stopped with everything it started, and no temporary files left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cdk_pip_layer.engine.process import TMPDIR_PREFIX, run
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from Linux's /proc")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped by whoever inherited it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 30
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _running(pid)
+
+
+# A child that starts a grandchild (as pip starts a build backend), records its pid, and waits for it.
+_FAMILY = 'sleep 600 & echo $! > "$1"; wait'
+
+
+def test_each_run_has_a_private_tmpdir_removed_afterwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = run(["sh", "-c", 'echo "$TMPDIR"; touch "$TMPDIR/pip-unpack-left"; echo "$TMP" "$TEMP"'])
+    private, others = result.output.splitlines()
+    assert Path(private).parent == tmp_path and Path(private).name.startswith(TMPDIR_PREFIX)
+    assert others == f"{private} {private}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_explicit_tmpdir_is_the_callers(tmp_path: Path) -> None:
+    result = run(["sh", "-c", 'echo "$TMPDIR"'], env={"TMPDIR": str(tmp_path)})
+    assert result.output.strip() == str(tmp_path)
+
+
+def test_a_timeout_stops_the_child_and_what_it_started(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    result = run(["sh", "-c", _FAMILY, "sh", str(pidfile)], timeout=2)
+    assert result.returncode == -1
+    assert "(timed out after 2 s)" in result.output
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_an_interrupted_caller_stops_the_child_and_what_it_started(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt_once_started() -> None:
+        deadline = time.monotonic() + 60
+        while not (pidfile.is_file() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # A real SIGINT to the main thread, as a terminal's Ctrl-C is: it interrupts the wait for the child.
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run(["sh", "-c", _FAMILY, "sh", str(pidfile)])
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_the_child_leads_its_own_process_group() -> None:
+    """So that stopping it reaches what it started, and a terminal's Ctrl-C reaches the build, not pip directly."""
+    result = run(["sh", "-c", "cut -d' ' -f5 /proc/$$/stat; echo $$"])
+    group, pid = result.output.split()
+    assert group == pid != str(os.getpgrp())
