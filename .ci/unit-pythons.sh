@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unit tier (tests/unit) on every supported Python, each in a throwaway venv holding only the wheel of this
-# checkout (not editable) with its uv extra, pytest, and the package's own dependencies (pinned to the dev extra):
+# checkout (not editable) with its own extras, pytest, and the package's dependencies (pinned to the dev extra):
 #   3.10 3.11 3.12 3.13  pyenv's newest patch release of each, on this machine;
 #   3.14                 Debian forky's python3.14 in the cdk-pip-layer-ci/python:3.14 image (.ci/docker-setup.sh):
 #                        neither pyenv (it downloads from python.org) nor uv (from GitHub) can fetch a 3.14 here,
@@ -22,19 +22,23 @@ say "building the wheel"
 .venv/bin/python -m build --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 wheels=("$work"/dist/*.whl)
 [ ${#wheels[@]} = 1 ] || die "expected one wheel, got: ${wheels[*]}"
-# pytest and the package's own dependencies (its uv extra included: the engine's second installer), at the versions
-# of the dev extra (one source of truth: pyproject.toml).
-.venv/bin/python - >"$work/dist/constraints.txt" <<'EOF'
-from importlib.metadata import requires
+# The package's own optional extras (all but dev: uv, the engine's second installer; publish's AWS SDK) and, for
+# pytest and every dependency, the version the dev extra pins (one source of truth: pyproject.toml).
+.venv/bin/python - "$work/dist" <<'EOF'
+import sys
+from importlib.metadata import metadata, requires
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
+out = Path(sys.argv[1])
+extras = sorted(set(metadata("cdk-pip-layer").get_all("Provides-Extra") or []) - {"dev"})
 reqs = [Requirement(r) for r in requires("cdk-pip-layer") or []]
 own = {"pytest"} | {r.name for r in reqs if r.marker is None or "extra" not in str(r.marker)}
-own |= {r.name for r in reqs if r.marker is not None and r.marker.evaluate({"extra": "uv"})}
-for r in reqs:
-    if r.name in own and r.marker is not None and r.marker.evaluate({"extra": "dev"}):
-        print(f"{r.name}{r.specifier}")
+own |= {r.name for r in reqs if r.marker is not None and any(r.marker.evaluate({"extra": e}) for e in extras)}
+dev = [r for r in reqs if r.marker is not None and r.marker.evaluate({"extra": "dev"})]
+(out / "constraints.txt").write_text("".join(f"{r.name}{r.specifier}\n" for r in dev if r.name in own))
+(out / "extras.txt").write_text(",".join(extras))
 EOF
 grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the dev extra"
 
@@ -44,9 +48,9 @@ grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the de
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 mkdir "$work/dist/wheelhouse"
 # shellcheck disable=SC2016 # $1: the venv's python, $2: the directory holding the wheel, constraints and wheelhouse
-unit_run='wheel=$(echo "$2"/*.whl) &&
-  "$1" -m pip download --quiet -d "$2/wheelhouse" "$wheel[uv]" pytest -c "$2/constraints.txt" &&
-  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$wheel[uv]" pytest \
+unit_run='wheel="$(echo "$2"/*.whl)[$(cat "$2/extras.txt")]" &&
+  "$1" -m pip download --quiet -d "$2/wheelhouse" "$wheel" pytest -c "$2/constraints.txt" &&
+  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$wheel" pytest \
     -c "$2/constraints.txt" &&
   "$1" -m pytest -p no:cacheprovider -q tests/unit'
 
