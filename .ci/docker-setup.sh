@@ -1,41 +1,44 @@
 #!/usr/bin/env bash
-# .ci/docker-setup.sh - give this machine a working Docker engine and local
-# stand-ins for the AWS SAM Python build images.
+# .ci/docker-setup.sh - give this machine a working Docker engine, local stand-ins for the AWS SAM Python build
+# images, and a Python 3.14 image for CI's unit tests.
 #
-# Needs root on Debian (bookworm). Only the Debian, PyPI and npm registries are
-# reachable: no image registry, so `docker pull` always fails and the SAM build
-# images are replaced by Debian root filesystems (debootstrap) tagged with the
-# real names:
-#   public.ecr.aws/sam/build-python3.11:latest-x86_64   Debian bookworm, Python 3.11
-#   public.ecr.aws/sam/build-python3.13:latest-x86_64   Debian trixie,   Python 3.13
-#   public.ecr.aws/sam/build-python3.11:latest-arm64    bookworm arm64, run by qemu-user-static
-#       through binfmt_misc; its metadata says linux/arm64/v8, so `docker run
-#       --platform linux/arm64` works. Its debootstrap takes ~2.5 min (x86_64
-#       ones ~40 s); if it fails or exceeds CDK_PIP_LAYER_CI_ARM64_TIMEOUT
-#       (300 s) it is skipped with a warning and a marker file in the cache
-#       dir stops later runs from retrying. CDK_PIP_LAYER_CI_ARM64=0 skips it.
-# Each image has python3 (also python, /var/lang/bin/python3 like the real image),
-# `python3 -m pip` / pip with Debian's EXTERNALLY-MANAGED marker removed so that
-# `pip install --target` works, WORKDIR /var/task and CMD ["/bin/bash"].
-# The host CA bundle is deliberately NOT baked in: behind the TLS-inspecting
-# proxy, pip inside a container only verifies PyPI when the caller forwards the
-# host bundle (e.g. -v /etc/ssl/certs/ca-certificates.crt:/certs/ca.crt:ro
+# Needs root on Debian (bookworm). Only the Debian, PyPI and npm registries are reachable: no image registry, so
+# `docker pull` always fails and the SAM build images are replaced by Debian root filesystems (mmdebstrap) tagged
+# with the real names:
+#   public.ecr.aws/sam/build-python3.11:latest-x86_64   Debian bookworm, Python 3.11, g++ and headers
+#   public.ecr.aws/sam/build-python3.13:latest-x86_64   Debian trixie,   Python 3.13, g++ and headers
+#   public.ecr.aws/sam/build-python3.11:latest-arm64    Debian bookworm arm64, Python 3.11, run by qemu-user-static
+#       through binfmt_misc; its metadata says linux/arm64/v8, so `docker run --platform linux/arm64` works.
+#   cdk-pip-layer-ci/python:3.14                        Debian forky, Python 3.14 (.ci/run's unit tests on 3.14)
+# Each SAM stand-in has python3 (also python, /var/lang/bin/python3 like the real image), `python3 -m pip` / pip
+# with Debian's EXTERNALLY-MANAGED marker removed so that `pip install --target` works, WORKDIR /var/task and
+# CMD ["/bin/bash"].
+#
+# The x86_64 root filesystems are made by `mmdebstrap --variant=minbase` (faster than debootstrap). The arm64 one is
+# NOT installed under emulation (dpkg and every maintainer script under qemu took 3 to 5 minutes, and longer on a
+# busy machine): its packages are only extracted, natively (`--variant=extract`, seconds), then what their
+# maintainer scripts would have done and the image needs is done here: /etc/passwd and /etc/group, the CA bundle,
+# and, under qemu in one process each, ldconfig and the byte-code of Python's standard library and pip (without it
+# every pip run in the container compiles them again, ~5 s under qemu). About 40 s in all. The root filesystems are
+# made in parallel. If any of them cannot be made, or an image does not run, this script fails: it never skips
+# one (CDK_PIP_LAYER_CI_ARM64=0 leaves the arm64 stand-in out on purpose, for machines without binfmt_misc).
+#
+# The host CA bundle is deliberately NOT baked in: behind the TLS-inspecting proxy, pip inside a container only
+# verifies PyPI when the caller forwards the host bundle (e.g. -v /etc/ssl/certs/ca-certificates.crt:/certs/ca.crt:ro
 # -e PIP_CERT=/certs/ca.crt). Without it pip fails with CERTIFICATE_VERIFY_FAILED.
 #
-# Networking: containers reach PyPI both on the default bridge network and with
-# --network host; the script checks this whenever it starts dockerd or builds an
-# image, fails if neither works and warns if only --network host does.
+# Networking: containers reach PyPI both on the default bridge network and with --network host; the script checks
+# this whenever it starts dockerd or builds an image, fails if neither works and warns if only --network host does.
 #
-# Idempotent: a running daemon and existing images are left alone (second run
-# takes about a second). Root filesystems are cached as tarballs in
-# $CDK_PIP_LAYER_CACHE (default /var/cache/cdk-pip-layer-ci), so re-creating an
-# image after `docker system prune -a` only re-imports (~10 s), no debootstrap.
+# Idempotent: a running daemon and existing images are left alone (second run takes about a second). Root
+# filesystems are cached as tarballs in $CDK_PIP_LAYER_CACHE (default /var/cache/cdk-pip-layer-ci), so re-creating
+# an image after `docker system prune -a` only re-imports (~10 s).
 #
 # Environment knobs:
 #   CDK_PIP_LAYER_CACHE      cache dir for rootfs tarballs (default above)
-#   CDK_PIP_LAYER_CI_ARM64   1 (default) build the arm64 stand-in, 0 skip it
-#   CDK_PIP_LAYER_CI_ARM64_TIMEOUT  seconds allowed for its debootstrap (300)
-#   DEBIAN_MIRROR            debootstrap mirror (default: apt's own Debian mirror)
+#   CDK_PIP_LAYER_CI_ARM64   1 (default) build the arm64 stand-in, 0 leave it out
+#   CDK_PIP_LAYER_CI_ROOTFS_TIMEOUT  seconds allowed to make one root filesystem before failing (900)
+#   DEBIAN_MIRROR            mirror for mmdebstrap (default: apt's own Debian mirror)
 #   DOCKERD_FLAGS            extra dockerd flags; when set, only these are tried
 #   DOCKERD_LOG              dockerd log file (default /tmp/dockerd.log)
 #   DOCKERD_TIMEOUT          seconds to wait per dockerd attempt (default 60)
@@ -45,10 +48,10 @@ CACHE_DIR=${CDK_PIP_LAYER_CACHE:-/var/cache/cdk-pip-layer-ci}
 BUILD_ARM64=${CDK_PIP_LAYER_CI_ARM64:-1}
 DOCKERD_LOG=${DOCKERD_LOG:-/tmp/dockerd.log}
 DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
-ARM64_TIMEOUT=${CDK_PIP_LAYER_CI_ARM64_TIMEOUT:-300}
-# Bump when the rootfs customisation below changes: invalidates cached tarballs.
-# Bump when the stand-ins' contents change: images whose label differs are rebuilt.
-ROOTFS_VERSION=2
+ROOTFS_TIMEOUT=${CDK_PIP_LAYER_CI_ROOTFS_TIMEOUT:-900}
+# Bump when the recipe below changes. Each image's key (its label, its tarball's name) is this version and a digest
+# of its line in IMAGES: cached tarballs and images of another key are remade.
+ROOTFS_VERSION=3
 # The SAM build images carry a C/C++ toolchain and Python headers (for sdists with native code); so do ours,
 # on x86_64. The arm64 stand-in (under qemu) stays minimal: no test compiles there.
 BASE_PACKAGES=python3,python3-pip,python3-venv
@@ -68,9 +71,10 @@ export DEBIAN_FRONTEND=noninteractive
 # ---------------------------------------------------------------- packages --
 need_pkgs=()
 { command -v dockerd && command -v docker; } >/dev/null 2>&1 || need_pkgs+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 command -v flock >/dev/null 2>&1 || need_pkgs+=(util-linux)
 if [ "$BUILD_ARM64" = 1 ]; then
+  command -v arch-test >/dev/null 2>&1 || need_pkgs+=(arch-test) # mmdebstrap wants it for a foreign architecture
   [ -e /usr/bin/qemu-aarch64-static ] || need_pkgs+=(qemu-user-static)
   command -v update-binfmts >/dev/null 2>&1 || need_pkgs+=(binfmt-support)
 fi
@@ -161,7 +165,7 @@ detect_mirror() {
   echo "${url:-http://deb.debian.org/debian}"
 }
 
-# Use apt's proxy (if it has one) for debootstrap's downloads too.
+# Use apt's proxy (if it has one) for mmdebstrap's downloads too.
 APT_HTTP_PROXY='' APT_HTTPS_PROXY=''
 eval "$(apt-config shell APT_HTTP_PROXY Acquire::http::Proxy APT_HTTPS_PROXY Acquire::https::Proxy)"
 [ -n "$APT_HTTP_PROXY" ] && [ -z "${http_proxy:-}" ] && export http_proxy=$APT_HTTP_PROXY
@@ -170,14 +174,22 @@ eval "$(apt-config shell APT_HTTP_PROXY Acquire::http::Proxy APT_HTTPS_PROXY Acq
 cleanup_dir() { # remove a (possibly half-built) rootfs dir, never crossing mounts
   local dir=$1 m
   [ -e "$dir" ] || return 0
-  # An interrupted debootstrap can leave /proc, /sys, ... mounted inside.
+  # An interrupted mmdebstrap can leave /proc, /sys, ... mounted inside.
   awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" || true
   done
   rm -rf --one-file-system "$dir"
 }
 
-customise_rootfs() { # make the Debian rootfs behave like a SAM build image
+
+tidy_rootfs() { # what an image does not need, and what docker provides
+  local dir=$1
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  mkdir -p "$dir/var/lib/apt/lists/partial"
+  : >"$dir/etc/resolv.conf"
+}
+
+customise_sam_rootfs() { # make the Debian rootfs behave like a SAM build image
   local dir=$1 py
   rm -f "$dir"/usr/lib/python3*/EXTERNALLY-MANAGED
   [ -e "$dir/usr/bin/python" ] || ln -s python3 "$dir/usr/bin/python"
@@ -186,129 +198,192 @@ customise_rootfs() { # make the Debian rootfs behave like a SAM build image
   for exe in python3 python "$py" pip pip3; do
     [ -e "$dir/usr/bin/$exe" ] && ln -sfn "/usr/bin/$exe" "$dir/var/lang/bin/$exe"
   done
-  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-  mkdir -p "$dir/var/lib/apt/lists/partial"
-  : >"$dir/etc/resolv.conf" # docker provides its own
   if [ ! -x "$dir/usr/bin/python3" ] || [ ! -d "$dir/usr/lib/python3/dist-packages/pip" ]; then
     die "rootfs $dir lacks python3 or pip"
   fi
 }
 
-ROOTFS_TAR=
-ensure_rootfs_tar() { # suite arch timeout packages version -> sets ROOTFS_TAR ("" if debootstrap failed)
-  local suite=$1 arch=$2 limit=$3 packages=$4 version=$5
-  ROOTFS_TAR="$CACHE_DIR/rootfs-$suite-$arch-v$version.tar"
-  [ -s "$ROOTFS_TAR" ] && return 0
-  local work="$CACHE_DIR/work/$suite-$arch" mirror t=$SECONDS
+# An extracted root filesystem has its packages' files but none of what their maintainer scripts do. Done here, as
+# far as the image needs it: natively where possible, under qemu (binfmt_misc) for the two steps that need the
+# image's own programs.
+finish_extracted_rootfs() {
+  local dir=$1
+  cp "$dir/usr/share/base-passwd/passwd.master" "$dir/etc/passwd"
+  cp "$dir/usr/share/base-passwd/group.master" "$dir/etc/group"
+  if [ -d "$dir/usr/share/ca-certificates" ]; then # update-ca-certificates' bundle
+    mkdir -p "$dir/etc/ssl/certs"
+    find "$dir/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort | xargs -r cat >"$dir/etc/ssl/certs/ca-certificates.crt"
+  fi
+  chroot "$dir" /sbin/ldconfig
+  # python3's own postinst byte-compiles the standard library, and python3-pip's its package.
+  chroot "$dir" /usr/bin/python3 -c '
+import compileall, sys, sysconfig
+dirs = (sysconfig.get_path("stdlib"), "/usr/lib/python3/dist-packages")
+sys.exit(not all([compileall.compile_dir(d, quiet=1, workers=0) for d in dirs]))' ||
+    warn "byte-compiling Python in $dir failed for some files: pip runs in that image will be slower"
+}
+
+image_key() { printf 'v%s-%s' "$ROOTFS_VERSION" "$(printf '%s' "$*" | sha256sum | cut -c1-10)"; } # spec
+rootfs_tar() { echo "$CACHE_DIR/rootfs-$1-$2-$3.tar"; }                                         # suite arch key
+
+make_rootfs_tar() { # suite arch how kind packages key: how = minbase (installed) | extract (see above)
+  local suite=$1 arch=$2 how=$3 kind=$4 packages=$5 key=$6 tar work mirror t=$SECONDS opts=()
+  tar=$(rootfs_tar "$suite" "$arch" "$key")
+  work="$CACHE_DIR/work/$suite-$arch"
   mirror=$(detect_mirror)
   cleanup_dir "$work"
   mkdir -p "$CACHE_DIR/work"
-  log "debootstrap $suite/$arch from $mirror (log: $work.log)"
-  if ! timeout "$limit" debootstrap --arch="$arch" --variant=minbase \
-    --include="$packages" "$suite" "$work" "$mirror" >"$work.log" 2>&1; then
+  # Debian testing's Release file has a Valid-Until a week ahead, which a mirror kept for a while outlives.
+  [ "$suite" = forky ] && opts+=(--aptopt='Acquire::Check-Valid-Until "false"')
+  case $how in
+    minbase) opts+=(--variant=minbase "--include=$packages") ;;
+    extract)
+      # shellcheck disable=SC2016 # mmdebstrap's hook gets $1 (the root filesystem): merged /usr, as debootstrap makes
+      opts+=(--variant=extract "--include=?essential" "--include=$packages"
+        --setup-hook='for d in bin sbin lib; do mkdir -p "$1/usr/$d"; ln -s "usr/$d" "$1/$d"; done') ;;
+    *) die "unknown rootfs kind $how" ;;
+  esac
+  log "mmdebstrap $suite/$arch ($how) from $mirror (log: $work.log)"
+  if ! timeout "$ROOTFS_TIMEOUT" mmdebstrap --mode=root --arch="$arch" "${opts[@]}" "$suite" "$work" "$mirror" \
+    >"$work.log" 2>&1; then
     tail -n 20 "$work.log" >&2
     cleanup_dir "$work"
-    warn "debootstrap $suite/$arch failed or exceeded ${limit}s (log: $work.log)"
-    ROOTFS_TAR=
-    return 0
+    die "mmdebstrap $suite/$arch failed or took over ${ROOTFS_TIMEOUT}s (log: $work.log)"
   fi
-  customise_rootfs "$work"
-  tar --numeric-owner -C "$work" -cf "$ROOTFS_TAR.tmp" .
-  mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+  if [ "$how" = extract ]; then finish_extracted_rootfs "$work"; fi
+  if [ "$kind" = sam ]; then customise_sam_rootfs "$work"; fi
+  tidy_rootfs "$work"
+  tar --numeric-owner -C "$work" -cf "$tar.tmp" .
+  mv "$tar.tmp" "$tar"
   cleanup_dir "$work"
-  log "cached $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1), debootstrap+tar $((SECONDS - t))s)"
+  log "cached $tar ($(du -h "$tar" | cut -f1), made in $((SECONDS - t))s)"
 }
 
 # ------------------------------------------------------------------ images --
 CREATED_IMAGES=()
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 image_version() { docker image inspect -f '{{index .Config.Labels "cdk-pip-layer.rootfs"}}' "$1" 2>/dev/null; }
 
-import_image() { # name tarball  (native arch, via docker import)
+import_image() { # name tarball key  (native arch, via docker import)
   docker import \
     --change "ENV PATH=$IMAGE_PATH_ENV" \
     --change 'ENV LANG=C.UTF-8' \
     --change 'WORKDIR /var/task' \
     --change 'CMD ["/bin/bash"]' \
-    --change "LABEL cdk-pip-layer.rootfs=$ROOTFS_VERSION" \
+    --change "LABEL cdk-pip-layer.rootfs=$3" \
     --message "cdk-pip-layer CI stand-in" \
     "$2" "$1" >/dev/null
 }
 
-load_foreign_image() { # name tarball goarch variant
+load_foreign_image() { # name tarball goarch variant key
   # dockerd 20.10 ignores `docker import --platform`, recording the host arch,
   # and `docker run --platform linux/arm64` then tries (and fails) to pull.
   # So write a docker-save archive with the right architecture and load it.
-  local name=$1 tarball=$2 arch=$3 variant=$4 tmp diff_id now
+  local name=$1 tarball=$2 arch=$3 variant=$4 key=$5 tmp diff_id now
   tmp=$(mktemp -d "$CACHE_DIR/load.XXXXXX")
   diff_id=$(sha256sum "$tarball" | cut -d' ' -f1)
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   ln "$tarball" "$tmp/layer.tar" 2>/dev/null || ln -s "$tarball" "$tmp/layer.tar"
-  cat >"$tmp/config.json" <<EOF
+  cat >"$tmp/config.json" <<JSON
 {"architecture":"$arch","variant":"$variant","os":"linux","created":"$now",
- "config":{"Env":["PATH=$IMAGE_PATH_ENV","LANG=C.UTF-8"],"Cmd":["/bin/bash"],"WorkingDir":"/var/task"},
+ "config":{"Env":["PATH=$IMAGE_PATH_ENV","LANG=C.UTF-8"],"Cmd":["/bin/bash"],"WorkingDir":"/var/task",
+           "Labels":{"cdk-pip-layer.rootfs":"$key"}},
  "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},
  "history":[{"created":"$now","comment":"cdk-pip-layer CI stand-in"}]}
-EOF
+JSON
   printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]\n' "$name" >"$tmp/manifest.json"
   tar -C "$tmp" -chf - manifest.json config.json layer.tar | docker load >/dev/null
   rm -rf "$tmp"
 }
 
-ensure_image() { # name suite arch
-  local name=$1 suite=$2 arch=$3
-  if [ "$(image_version "$name")" = "$ROOTFS_VERSION" ]; then log "image $name exists"; return 0; fi
-  ensure_rootfs_tar "$suite" "$arch" 900 "$NATIVE_PACKAGES" "$ROOTFS_VERSION"
-  [ -n "$ROOTFS_TAR" ] || die "could not build the root filesystem for $name"
-  log "importing $name"
-  import_image "$name" "$ROOTFS_TAR"
-  docker run --rm "$name" python3 -m pip --version >/dev/null || die "$name: python3 -m pip does not run"
-  docker run --rm "$name" sh -c 'command -v g++ && test -f /usr/include/python3*/Python.h' >/dev/null ||
-    die "$name: no C++ compiler or Python headers"
-  CREATED_IMAGES+=("$name")
-  step_done "image $name"
+check_image() { # name arch kind: the image runs, with what the tests need; removed and fatal if not
+  local name=$1 arch=$2 kind=$3 run=(docker run --rm) problem=
+  [ "$arch" = amd64 ] || run+=(--platform "linux/$arch")
+  if [ "$arch" = arm64 ] && [ "$("${run[@]}" "$name" uname -m 2>&1)" != aarch64 ]; then
+    problem="it does not run as aarch64 under qemu"
+  elif [ "$kind" = sam ] && ! "${run[@]}" "$name" python3 -c 'import ssl, zlib, ctypes, venv' >/dev/null; then
+    problem="its python3 lacks a standard module"
+  elif [ "$kind" = sam ] && ! "${run[@]}" "$name" python3 -m pip --version >/dev/null; then
+    problem="python3 -m pip does not run"
+  elif [ "$kind" = sam ] && [ "$arch" = amd64 ] &&
+    ! "${run[@]}" "$name" sh -c 'command -v g++ && test -f /usr/include/python3*/Python.h' >/dev/null; then
+    problem="it has no C++ compiler or no Python headers"
+  elif [ "$kind" = python ] &&
+    ! "${run[@]}" "$name" sh -c 'python3.14 -m venv /tmp/v && /tmp/v/bin/python -m pip --version' >/dev/null; then
+    problem="python3.14 -m venv does not give a working pip"
+  fi
+  if [ -n "$problem" ]; then
+    docker image rm "$name" >/dev/null 2>&1 || true
+    die "$name: $problem"
+  fi
 }
 
-ensure_image public.ecr.aws/sam/build-python3.11:latest-x86_64 bookworm amd64
-ensure_image public.ecr.aws/sam/build-python3.13:latest-x86_64 trixie amd64
-
-ARM64_IMAGE=public.ecr.aws/sam/build-python3.11:latest-arm64
-ARM64_FAILED_MARK="$CACHE_DIR/arm64-unsupported"
 enable_qemu_aarch64() {
   [ -d /proc/sys/fs/binfmt_misc ] || return 1
   [ -e /proc/sys/fs/binfmt_misc/register ] ||
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || return 1
   [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
-  # The F (fix-binary) flag makes the interpreter usable inside containers.
+  # The F (fix-binary) flag makes the interpreter usable inside containers and chroots.
   grep -qs '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64
 }
-if [ "$BUILD_ARM64" != 1 ]; then
-  log "arm64 stand-in skipped (CDK_PIP_LAYER_CI_ARM64=$BUILD_ARM64)"
-elif [ -e "$ARM64_FAILED_MARK" ]; then
-  log "arm64 stand-in skipped: failed before ($(cat "$ARM64_FAILED_MARK")); rm $ARM64_FAILED_MARK to retry"
-elif ! enable_qemu_aarch64; then
-  warn "arm64 stand-in skipped: cannot register qemu-aarch64 with binfmt_misc (F flag)"
-elif image_exists "$ARM64_IMAGE"; then
-  log "image $ARM64_IMAGE exists"
+
+# name suite arch how kind packages
+IMAGES=(
+  "public.ecr.aws/sam/build-python3.11:latest-x86_64 bookworm amd64 minbase sam $NATIVE_PACKAGES"
+  "public.ecr.aws/sam/build-python3.13:latest-x86_64 trixie amd64 minbase sam $NATIVE_PACKAGES"
+  "cdk-pip-layer-ci/python:3.14 forky amd64 minbase python python3.14,python3.14-venv,python3-pip"
+)
+ARM64_SPEC="public.ecr.aws/sam/build-python3.11:latest-arm64 bookworm arm64 extract sam $BASE_PACKAGES"
+KNOWN_SPECS=("${IMAGES[@]}" "$ARM64_SPEC") # whose cached tarballs are kept
+if [ "$BUILD_ARM64" = 1 ]; then
+  enable_qemu_aarch64 ||
+    die "cannot register qemu-aarch64 with binfmt_misc (F flag), so no arm64 stand-in can run here;" \
+      "CDK_PIP_LAYER_CI_ARM64=0 leaves it out (the arm64 container tests then skip)"
+  IMAGES+=("$ARM64_SPEC")
 else
-  ensure_rootfs_tar bookworm arm64 "$ARM64_TIMEOUT" "$BASE_PACKAGES" 1
-  if [ -z "$ROOTFS_TAR" ]; then
-    echo "debootstrap failed or took over ${ARM64_TIMEOUT}s ($(date -u +%F))" >"$ARM64_FAILED_MARK"
-    warn "arm64 stand-in skipped"
-  else
-    log "loading $ARM64_IMAGE"
-    load_foreign_image "$ARM64_IMAGE" "$ROOTFS_TAR" arm64 v8
-    if [ "$(docker run --rm --platform linux/arm64 "$ARM64_IMAGE" uname -m 2>/dev/null)" = aarch64 ] &&
-      docker run --rm --platform linux/arm64 "$ARM64_IMAGE" python3 -m pip --version >/dev/null; then
-      CREATED_IMAGES+=("$ARM64_IMAGE")
-      step_done "image $ARM64_IMAGE"
-    else
-      docker image rm "$ARM64_IMAGE" >/dev/null 2>&1 || true
-      echo "image does not run under qemu ($(date -u +%F))" >"$ARM64_FAILED_MARK"
-      warn "arm64 stand-in removed: it does not run under qemu here"
-    fi
-  fi
+  log "arm64 stand-in left out (CDK_PIP_LAYER_CI_ARM64=$BUILD_ARM64)"
 fi
+
+# The root filesystems that are not cached yet, made in parallel (downloads overlap with dpkg's work).
+TODO=() PIDS=()
+trap '[ ${#PIDS[@]} -eq 0 ] || kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+for spec in "${IMAGES[@]}"; do
+  read -r name suite arch how kind packages <<<"$spec"
+  key=$(image_key "$spec")
+  if [ "$(image_version "$name")" = "$key" ]; then log "image $name exists"; continue; fi
+  TODO+=("$spec")
+  [ -s "$(rootfs_tar "$suite" "$arch" "$key")" ] && continue
+  make_rootfs_tar "$suite" "$arch" "$how" "$kind" "$packages" "$key" &
+  PIDS+=($!)
+done
+failed=0 started=${#PIDS[@]}
+for pid in "${PIDS[@]}"; do wait "$pid" || failed=1; done
+PIDS=()
+[ "$failed" = 0 ] || die "a root filesystem could not be made (see above)"
+[ "$started" = 0 ] || step_done "root filesystems"
+# Tarballs of no current image (an older recipe or package list) only take space: ~500 MB each.
+for tar in "$CACHE_DIR"/rootfs-*.tar; do
+  [ -e "$tar" ] || continue
+  current=0
+  for spec in "${KNOWN_SPECS[@]}"; do
+    read -r name suite arch how kind packages <<<"$spec"
+    [ "$tar" = "$(rootfs_tar "$suite" "$arch" "$(image_key "$spec")")" ] && current=1
+  done
+  [ "$current" = 1 ] || { log "removing the stale $tar"; rm -f "$tar"; }
+done
+
+for spec in "${TODO[@]}"; do
+  read -r name suite arch how kind packages <<<"$spec"
+  key=$(image_key "$spec")
+  log "importing $name"
+  if [ "$arch" = amd64 ]; then
+    import_image "$name" "$(rootfs_tar "$suite" "$arch" "$key")" "$key"
+  else
+    load_foreign_image "$name" "$(rootfs_tar "$suite" "$arch" "$key")" "$arch" v8 "$key"
+  fi
+  check_image "$name" "$arch" "$kind"
+  CREATED_IMAGES+=("$name")
+  step_done "image $name"
+done
 
 # -------------------------------------------------------------- networking --
 if [ "$DAEMON_STARTED" = 1 ] || [ ${#CREATED_IMAGES[@]} -gt 0 ]; then
@@ -326,4 +401,4 @@ if [ "$DAEMON_STARTED" = 1 ] || [ ${#CREATED_IMAGES[@]} -gt 0 ]; then
   step_done "network check"
 fi
 
-log "ready in $((SECONDS - T0))s: $(docker images --format '{{.Repository}}:{{.Tag}}' 'public.ecr.aws/sam/*' | sort | tr '\n' ' ')"
+log "ready in $((SECONDS - T0))s: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(public.ecr.aws/sam|cdk-pip-layer-ci)/' | sort | tr '\n' ' ')"

@@ -104,7 +104,8 @@ def pypi_only_environment() -> None:
     os.environ["PIP_CONFIG_FILE"] = os.devnull
     for name in ("PIP_FIND_LINKS", "PIP_CONSTRAINT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         os.environ.pop(name, None)
-    os.environ["JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION"] = "1"
+    # jsii (CDK in this process) runs the first `node` on PATH: the venv's Node LTS (scripts/setup.sh) comes first.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def ensure_alpha_image(client: Any, ca: Path, rebuild: bool) -> float | None:

