@@ -32,6 +32,10 @@ from cdk_pip_layer import SUPPORTED_RUNTIMES
 
 FileContents = Mapping[str, "str | bytes"]
 
+# jsii (the CDK in this process) and the CDK CLI run on the Node that scripts/setup.sh puts into the virtual
+# environment's bin directory (a supported LTS), not on whatever older Node the machine has on PATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
 TIERS = ("unit", "construct", "real", "e2e", "container", "packaging")
 _TESTS = Path(__file__).resolve().parent
 

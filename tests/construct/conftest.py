@@ -20,9 +20,6 @@ from typing import Any
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
-
 from cdk_pip_layer import LayerBuildError, LayerBuildOptions, LayerBuildResult
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 

@@ -23,7 +23,6 @@ def test_auto_bundling_falls_back_to_docker_for_a_native_sdist(
     aws_cdk = pytest.importorskip("aws_cdk")
     from cdk_pip_layer import PipLambdaLayer
 
-    monkeypatch.setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     requirements = tmp_path / "layer" / "requirements.txt"
     requirements.parent.mkdir()
     requirements.write_text(NATIVE_SDIST, encoding="utf-8")
@@ -68,7 +67,6 @@ def test_a_build_failing_in_the_image_raises_the_engines_own_error(
     aws_cdk = pytest.importorskip("aws_cdk")
     from cdk_pip_layer import NoCompatibleDistributionError, PipLambdaLayer
 
-    monkeypatch.setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("cdk-pip-layer-no-such-package==1.0\n", encoding="utf-8")
     app = aws_cdk.App(outdir=str(tmp_path / "cdk.out"))

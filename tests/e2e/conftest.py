@@ -65,8 +65,6 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     env.update(
         {
             "CDK_PIP_LAYER_CACHE_DIR": str(cache),
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20",
             "CDK_DISABLE_VERSION_CHECK": "1",
         }
     )
