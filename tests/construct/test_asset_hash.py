@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-import cdk_pip_layer.cdk.bundling
+import cdk_pip_layer._version
+import cdk_pip_layer.cdk.asset_hash
 from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
 from cdk_pip_layer.cdk.asset_hash import input_hash
+from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
 from cdk_pip_layer.engine.requirements import read_requirements
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
@@ -59,19 +61,20 @@ def test_asset_hash_is_our_input_hash_plus_the_exact_bundling_json(tmp_path: Pat
 
 
 def test_input_hash_definition_is_stable() -> None:
-    """A changed definition changes every user's layer version: it must be deliberate (and bump the version)."""
+    """A changed definition changes every user's layer version: it must be deliberate (and bump the layer format
+    epoch, see engine/layer_format.py)."""
     root = Path(__file__).parent / "data"
     options = LayerBuildOptions.parse(requirements=root / "requirements.txt", exclude=("botocore", "Boto3"))
     canonical = (
-        '{"architecture":"x86_64","cdk-pip-layer":"0.1.0","exclude":["boto3","botocore"],'
+        '{"architecture":"x86_64","exclude":["boto3","botocore"],'
         '"extra-installer-args":[],"index":{"extra_index_urls":[],"index_url":null,"trusted_hosts":[]},'
-        '"local-archives":[],"requirements":['
+        '"layer-format":2,"local-archives":[],"requirements":['
         f'"{hashlib.sha256((root / "requirements.txt").read_bytes()).hexdigest()}",'
         f'"{hashlib.sha256((root / "base.txt").read_bytes()).hexdigest()}"],'
         '"runtime":"python3.12","verify":true}'
     )
     expected = hashlib.sha256(canonical.encode()).hexdigest()
-    assert input_hash(options, read_requirements(options.requirements), "0.1.0") == expected
+    assert input_hash(options, read_requirements(options.requirements)) == expected
 
 
 def test_same_inputs_in_two_checkouts_and_processes_give_the_same_hash(tmp_path: Path) -> None:
@@ -115,7 +118,7 @@ def test_same_inputs_in_two_checkouts_and_processes_give_the_same_hash(tmp_path:
         "trusted host",
         "extra installer args",
         "verify",
-        "library version",
+        "layer format epoch",
     ],
 )
 def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
@@ -142,8 +145,8 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
         props["extra_installer_args"] = ["--pre"]
     elif change == "verify":
         props["verify"] = False
-    elif change == "library version":
-        monkeypatch.setattr(cdk_pip_layer.cdk.bundling, "__version__", "0.2.0")
+    elif change == "layer format epoch":
+        monkeypatch.setattr(cdk_pip_layer.cdk.asset_hash, "LAYER_FORMAT_EPOCH", LAYER_FORMAT_EPOCH + 1)
     assert _hash(tmp_path, requirements, **props) != before
 
 
@@ -159,6 +162,7 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "cache off",
         "bundling mode",
         "installer",
+        "library version",
         "exclude order and spelling",
         "file name and directory",
     ],
@@ -191,6 +195,9 @@ def test_host_settings_and_secrets_do_not_change_the_hash(
         props["bundling"] = "docker"
     elif change == "installer":
         props["installer"] = "uv"
+    elif change == "library version":  # a bug-fix release that changes no layer's bytes publishes no new version
+        for module in (cdk_pip_layer, cdk_pip_layer._version):
+            monkeypatch.setattr(module, "__version__", "99.0.0")
     elif change == "exclude order and spelling":
         props["exclude"] = ["BotoCore", "boto3", "Boto3"]
     elif change == "file name and directory":
@@ -361,7 +368,7 @@ def test_no_credential_reaches_the_hashed_document(tmp_path: Path) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hashlib, "sha256", spy)
-        input_hash(options, read_requirements(requirements), "0.1.0")
+        input_hash(options, read_requirements(requirements))
     assert seen
     for data in seen:
         for secret in (b"tok3n-s3cret", b"pw-s3cret", b"args-s3cret"):

@@ -10,19 +10,21 @@ import hashlib
 import json
 from pathlib import Path
 
+from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
 from cdk_pip_layer.engine.locks import LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.redact import strip_userinfo
 from cdk_pip_layer.engine.requirements import RequirementsFile, read_text
 
 
-def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, version: str) -> str:
+def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> str:
     """The CUSTOM asset hash: sha256 over a canonical JSON of everything that decides the layer's content.
 
     In it: the bytes of every requirements file (the file and its ``-r``/``-c`` includes, in reading order, not
     their paths) and of local archives they name, the runtime, the architecture, the sorted excludes, the index
     settings without credentials, the extra installer arguments, the verify flag (and the checks turned off, when
-    any) and the library version; for a lock file, the lock's bytes and the part of its pyproject.toml it depends
+    any) and the layer format epoch (not the library's version: a release that changes no layer's bytes publishes no
+    new layer version); for a lock file, the lock's bytes and the part of its pyproject.toml it depends
     on, and the groups and member. Not in it: paths, credentials (the user info of every URL in the files and
     arguments is left out, so a rotated token gives the same hash), proxies, CA bundles, cache locations, the
     installer or interpreter chosen, the host.
@@ -37,7 +39,7 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile, versi
         if (local := line.local_file) is not None
     ]
     document = {
-        "cdk-pip-layer": version,
+        "layer-format": LAYER_FORMAT_EPOCH,
         "requirements": files,
         "local-archives": archives,
         "runtime": options.runtime,

@@ -29,7 +29,6 @@ import jsii
 from aws_cdk import aws_lambda
 from constructs import Construct
 
-from cdk_pip_layer._version import __version__
 from cdk_pip_layer.container.protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
@@ -323,7 +322,7 @@ class LayerBundling:
     ) -> None:
         self.options = options
         self.requirements = read_input(options)
-        self.key = input_hash(options, self.requirements, __version__)
+        self.key = input_hash(options, self.requirements)
         self.docker_report: LayerBuildResult | None = None
         layer_cache = None
         if cache and self.requirements.fully_pinned:
