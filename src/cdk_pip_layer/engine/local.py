@@ -199,8 +199,8 @@ class PipBasedLambdaLayerLocalBuilder:
                         native_builds=options.native_builds,
                     )
             with phase("zip"):
-                write_layer_zip(build.artifacts_dir, build.zip_path)
-            published = build.publish()
+                written = write_layer_zip(build.artifacts_dir, build.zip_path)
+            published = build.publish(sha256=written.sha256)
         return LayerBuildResult(
             target=target,
             zip_path=published.zip_path,

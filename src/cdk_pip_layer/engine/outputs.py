@@ -214,13 +214,14 @@ class BuildTransaction:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
 
-    def publish(self) -> Published:
+    def publish(self, *, sha256: str | None = None) -> Published:
         """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). Until
         then the previous build stays intact. Safe against another build publishing into the same directory at
-        once (the last one to finish wins, each of its two outputs complete)."""
+        once (the last one to finish wins, each of its two outputs complete). ``sha256``: the staged zip's, when
+        its writer computed it while writing (else the zip is read again for it)."""
         staged_zip = self.zip_path
         zipped_bytes = staged_zip.stat().st_size
-        sha256 = file_sha256(staged_zip)
+        sha256 = sha256 or file_sha256(staged_zip)
         artifacts = self.build_dir / ARTIFACTS
         for attempt in range(50):
             with contextlib.suppress(FileNotFoundError):
