@@ -33,11 +33,13 @@ from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 
 if TYPE_CHECKING:
     from .cdk.construct import PipLambdaLayer
+    from .cdk.targets import PipLambdaLayers
     from .container.builder import PipBasedLambdaLayerContainerBuilder
 
 
 _LAZY = {
     "PipLambdaLayer": "cdk_pip_layer.cdk.construct",
+    "PipLambdaLayers": "cdk_pip_layer.cdk.targets",
     "PipBasedLambdaLayerContainerBuilder": "cdk_pip_layer.container.builder",
 }
 
@@ -70,6 +72,7 @@ __all__ = [
     "PipBasedLambdaLayerContainerBuilder",
     "PipBasedLambdaLayerLocalBuilder",
     "PipLambdaLayer",
+    "PipLambdaLayers",
     "RequirementsFileError",
     "UnsupportedTargetError",
     "VerificationError",

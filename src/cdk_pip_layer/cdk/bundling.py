@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO, cast
@@ -67,6 +68,14 @@ class BundlingOutcome:
     fallback_reason: LayerBuildError | None = None
 
 
+@dataclass(frozen=True)
+class _Started:
+    """A local build started ahead of CDK's ``try_bundle`` (see :meth:`LocalBundler.start`)."""
+
+    build_dir: Path
+    future: Future[LayerBuildResult]
+
+
 @jsii.implements(cdk.ILocalBundling)
 class LocalBundler:
     """CDK's local bundling hook for one layer (see the module docstring). Its :attr:`outcome` says how the last
@@ -95,6 +104,9 @@ class LocalBundler:
         self.builder_factory = builder_factory
         self._stderr = stderr
         self.outcome = BundlingOutcome()
+        self._started: _Started | None = None
+        # perf_counter() at the start and the end of the local build, once there was one.
+        self.build_interval: tuple[float, float] | None = None
 
     @property
     def served(self) -> str | None:
@@ -146,13 +158,50 @@ class LocalBundler:
                 self.say(f"{self.label}: the layer could not be built:\n{exc}")
             raise
 
+    def start(self, executor: Executor, build_root: Path) -> bool:
+        """Start the local build now, in ``executor``, for :meth:`try_bundle` to collect when CDK asks (several
+        layers then build at once). Nothing starts when the cache or Docker will serve the layer. ``build_root``:
+        where the build's directory goes (CDK's asset directory, so that the zip is moved, not copied)."""
+        if self.mode is BundlingMode.DOCKER or self._started is not None:
+            return False
+        if self.cache is not None and self.cache.get(self.key) is not None:
+            return False
+        build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=build_root))
+        self._started = _Started(build_dir, executor.submit(self._run_build, build_dir))
+        return True
+
+    @property
+    def started(self) -> bool:
+        """Whether a build started by :meth:`start` is waiting for :meth:`try_bundle` to collect it."""
+        return self._started is not None
+
+    def discard(self) -> None:
+        """Wait for a started build that CDK never asked for, and remove what it wrote."""
+        started, self._started = self._started, None
+        if started is not None:
+            with contextlib.suppress(BaseException):
+                started.future.result()
+            shutil.rmtree(started.build_dir, ignore_errors=True)
+
+    def _run_build(self, build_dir: Path) -> LayerBuildResult:
+        begin = time.perf_counter()
+        try:
+            return self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+        finally:
+            self.build_interval = (begin, time.perf_counter())
+
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
-        self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
-        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
-        build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
+        started, self._started = self._started, None
+        if started is not None:
+            self.say(f"{self.label}: local build of the layer for {target} (started with the others)")
+            build_dir = started.build_dir
+        else:
+            self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
+            # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied.
+            build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=out.parent))
         try:
-            result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            result = started.future.result() if started is not None else self._run_build(build_dir)
             result.zip_path.replace(out / LAYER_ZIP)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
@@ -264,11 +313,9 @@ class LayerBundling:
             cache=layer_cache,
             label=label,
         )
+        self.bundling = bundling_options(options, self.bundler)
         self.code = aws_lambda.Code.from_asset(
-            str(self.staging),
-            asset_hash_type=cdk.AssetHashType.CUSTOM,
-            asset_hash=self.key,
-            bundling=bundling_options(options, self.bundler),
+            str(self.staging), asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=self.key, bundling=self.bundling
         )
 
     @contextlib.contextmanager

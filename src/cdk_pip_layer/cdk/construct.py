@@ -119,7 +119,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         )
         label = f"{scope.node.path}/{id}".lstrip("/")
         cache_path = Path(cache_dir) if cache_dir is not None else None
-        layer = LayerBundling(
+        layer = self._layer_bundling(
             self.build_options, mode=self.bundling_mode, label=label, cache=cache, cache_dir=cache_path
         )
         self.input_hash = layer.key
@@ -137,6 +137,13 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             )
         layer.keep_docker_output(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
+
+    def _layer_bundling(
+        self, options: LayerBuildOptions, *, mode: BundlingMode, label: str, cache: bool, cache_dir: Path | None
+    ) -> LayerBundling:
+        """This layer's bundling. (A group of layers built at once, :class:`~.targets.PipLambdaLayers`, makes its
+        members' bundling first and starts their builds before CDK asks for the first one.)"""
+        return LayerBundling(options, mode=mode, label=label, cache=cache, cache_dir=cache_dir)
 
     def _share(
         self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None
