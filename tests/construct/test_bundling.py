@@ -35,7 +35,7 @@ from cdk_pip_layer.container.protocol import (
 )
 from cdk_pip_layer.engine.interpreters import find_interpreter
 
-from ._helpers import files_under, layer_asset_hash, make_app, synth_template
+from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
 
 SECRET = "tok3n-s3cret-value"
@@ -350,3 +350,23 @@ def test_only_the_selected_stack_is_bundled(tmp_path: Path, requirements: Path, 
     PipLambdaLayer(cdk.Stack(app, "Other"), "Layer", requirements=requirements, runtime="python3.11")
     app.synth()
     assert [str(options.target) for options in fake_build.calls] == ["python3.12/x86_64"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (PINNED, {}, True),
+        ("requests>=2.32\n", {}, True),  # not fully pinned: no layer cache, but the Docker build's wheel cache
+        (PINNED, {"cache": False}, False),
+    ],
+)
+def test_the_docker_build_uses_the_wheel_cache_unless_caching_is_off(
+    tmp_path: Path, requirements: Path, fake_docker: FakeDocker, case: tuple[str, dict[str, Any], bool]
+) -> None:
+    content, props, wheel_cache = case
+    requirements.write_text(content, encoding="utf-8")
+    app, stack = make_app(tmp_path / "cdk.out")
+    PipLambdaLayer(stack, "Layer", requirements=requirements, bundling="docker", **props)
+    synth_template(app)
+    [call] = fake_docker.calls
+    assert call["build_json"]["use_cache"] is wheel_cache

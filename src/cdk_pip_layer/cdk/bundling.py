@@ -93,6 +93,7 @@ class LocalBundler:
         requirements: RequirementsFile | None = None,
         builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
         stderr: TextIO | None = None,
+        wheel_cache: bool | None = None,
     ) -> None:
         self.options = options
         self.requirements = requirements or read_requirements(options.requirements)
@@ -100,6 +101,9 @@ class LocalBundler:
         self.key = key
         self.staging_dir = staging_dir
         self.cache = cache
+        # The Docker build's wheel cache (the named volume): on unless the user turned caching off. Unlike the layer
+        # cache it is right for requirements that are not fully pinned too (the index is still asked for them).
+        self.wheel_cache = cache is not None if wheel_cache is None else wheel_cache
         self.label = label
         self.builder_factory = builder_factory
         self._stderr = stderr
@@ -230,9 +234,7 @@ class LocalBundler:
             self.say(
                 f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
             )
-        stage_input(
-            self.options, self.requirements, self.staging_dir, use_cache=self.cache is not None, write_host_env=True
-        )
+        stage_input(self.options, self.requirements, self.staging_dir, use_cache=self.wheel_cache, write_host_env=True)
         from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
 
         problem = prepare_cache_volume(target.build_image, target.docker_platform)
@@ -311,6 +313,7 @@ class LayerBundling:
             key=self.key,
             staging_dir=self.staging,
             cache=layer_cache,
+            wheel_cache=cache,
             label=label,
         )
         self.bundling = bundling_options(options, self.bundler)

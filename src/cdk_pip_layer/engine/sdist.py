@@ -4,6 +4,7 @@ the ones with native code as needing the container build."""
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,5 +134,5 @@ def build_pure_wheel(
             )
         wheelhouse.mkdir(parents=True, exist_ok=True)
         dest = wheelhouse / wheel.name
-        wheel.replace(dest)
+        shutil.move(wheel, dest)  # the temporary directory may be on another file system than the wheelhouse
         return dest
