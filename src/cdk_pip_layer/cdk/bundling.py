@@ -13,6 +13,7 @@ hold credentials) as soon as bundling is over, and keeps a Docker build's layer 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -101,6 +102,8 @@ class LocalBundler:
         self.key = key
         self.staging_dir = staging_dir
         self.cache = cache
+        # bundling='docker' promises a layer built in the image: it reuses only layers built there, kept apart.
+        self.cache_key = key if mode is not BundlingMode.DOCKER else _in_image_key(key, options.target.build_image)
         # The Docker build's wheel cache (the named volume): on unless the user turned caching off. Unlike the layer
         # cache it is right for requirements that are not fully pinned too (the index is still asked for them).
         self.wheel_cache = cache is not None if wheel_cache is None else wheel_cache
@@ -132,19 +135,19 @@ class LocalBundler:
         """Put ``layer.zip`` into ``output_dir`` and return True, or return False to let CDK run Docker."""
         out = Path(output_dir)
         try:
-            if self.mode is BundlingMode.DOCKER:
-                return self._fall_back(out, None)
             if self.cache is not None:
                 start = time.perf_counter()
-                hit = self.cache.get(self.key)
+                hit = self.cache.get(self.cache_key)
                 if hit is not None:
                     shutil.copyfile(hit, out / LAYER_ZIP)
                     self.outcome = BundlingOutcome(served="cache")
                     self.say(
-                        f"{self.label}: layer {self.key[:12]} reused from the cache {hit} "
+                        f"{self.label}: layer {self.cache_key[:12]} reused from the cache {hit} "
                         f"({time.perf_counter() - start:.3f} s)"
                     )
                     return True
+            if self.mode is BundlingMode.DOCKER:
+                return self._fall_back(out, None)
             try:
                 result = self._build(out)
             except LocalBuildUnavailableError as exc:
@@ -168,7 +171,7 @@ class LocalBundler:
         where the build's directory goes (CDK's asset directory, so that the zip is moved, not copied)."""
         if self.mode is BundlingMode.DOCKER or self._started is not None:
             return False
-        if self.cache is not None and self.cache.get(self.key) is not None:
+        if self.cache is not None and self.cache.get(self.cache_key) is not None:
             return False
         build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=build_root))
         self._started = _Started(build_dir, executor.submit(self._run_build, build_dir))
@@ -247,14 +250,19 @@ class LocalBundler:
         if self.cache is None:
             return
         try:
-            self.cache.put(self.key, built)
+            self.cache.put(self.cache_key, built)
         except OSError as exc:
             self.say(f"{self.label}: warning: could not write the layer cache {self.cache.root}: {exc}")
 
     def store_docker_output(self, staged_zip: Path) -> None:
         """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker)."""
-        if self.served == "docker" and self.mode is BundlingMode.AUTO and staged_zip.is_file():
+        if self.served == "docker" and staged_zip.is_file():
             self._store(staged_zip)
+
+
+def _in_image_key(key: str, image: str) -> str:
+    """The cache key of a layer built in ``image`` with bundling='docker'."""
+    return hashlib.sha256(f"{key} built in {image}".encode()).hexdigest()
 
 
 def _clean(out: Path) -> None:

@@ -62,7 +62,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
         verify: check the layer before zipping it (default True; part of the asset hash).
         cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
-            for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
+            for fully pinned requirements; with ``bundling='docker'`` only layers built in that image are reused),
+            and the Docker build's wheel cache (the ``cdk-pip-layer-pip-cache`` volume).
         cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
             ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or ``~/.cache/cdk-pip-layer/layers``. Delete it to clear it.
 
