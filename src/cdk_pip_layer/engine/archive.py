@@ -41,7 +41,7 @@ EXEC_MODE = 0o755
 DIR_MODE = 0o755
 
 CHUNK = 1 << 20  # bytes read (and deflated) at a time
-SPOOL_LIMIT = 4 << 20  # compressed bytes of one entry kept in memory; the rest waits in a temporary file
+SPOOL_LIMIT = 2 << 20  # compressed bytes of one entry kept in memory; the rest waits in a temporary file
 BATCH_BYTES = 1 << 20  # small files are deflated in batches of about this many bytes (one task per batch)
 _AHEAD_PER_WORKER = 4  # tasks compressed ahead of the writer, per worker: the bound on memory in flight
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
