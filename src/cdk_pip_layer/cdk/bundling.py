@@ -2,8 +2,10 @@
 
 CDK asks for a bundle only when it needs one (``bundling_required``) and only when ``cdk.out/asset.<hash>`` is not
 there yet; it then calls :meth:`LocalBundler.try_bundle`. That method serves the layer from the local cache, or
-builds it with the engine, or (in ``auto`` mode, when a local build is impossible) stages the container input and
-returns False so that CDK runs the Lambda build image with the bundling options made here.
+builds it with the engine (or collects the build :meth:`LocalBundler.start` began earlier, when a group of layers
+builds at once: see :mod:`.targets`), or (in ``auto`` mode, when a local build is impossible, and with
+``bundling='docker'``) stages the container input and returns False so that CDK runs the Lambda build image with
+the bundling options made here.
 
 :class:`LayerBundling` is the whole lifecycle for the construct: it reads the requirements once, computes the asset
 hash, makes the ``Code``, turns a failed bundling into the engine's own error, removes the staged input (which may
@@ -176,11 +178,6 @@ class LocalBundler:
         build_dir = Path(tempfile.mkdtemp(prefix=".cdk-pip-layer-build-", dir=build_root))
         self._started = _Started(build_dir, executor.submit(self._run_build, build_dir))
         return True
-
-    @property
-    def started(self) -> bool:
-        """Whether a build started by :meth:`start` is waiting for :meth:`try_bundle` to collect it."""
-        return self._started is not None
 
     def discard(self) -> None:
         """Wait for a started build that CDK never asked for, and remove what it wrote."""
