@@ -37,6 +37,7 @@ from typing import Any
 from _bench import (
     CLI,
     REPO,
+    SECONDS,
     UV,
     interleaved,
     machine,
@@ -128,6 +129,7 @@ class Bench:
         out = self._fresh(name)
         env = self.env(name, out)
         steps: dict[str, float]
+        begin = perf_counter()
 
         if name in ("pip", "uv"):
             target = out / "python"
@@ -138,12 +140,14 @@ class Bench:
             start = perf_counter()
             run([*argv, "--target", target], env=env)
             steps = {"install": perf_counter() - start, "zip -r": self._zip(out, env)}
+            seconds = perf_counter() - begin
             stats: dict[str, Any] = dict(tree_stats(target))
         elif name == "sam":
             start = perf_counter()
             build = out / "build"
             run([SAM, "build", "--template-file", self.project / "template.yaml", "--build-dir", build], env=env)
             steps = {"sam build": perf_counter() - start, "zip -r": self._zip(build / "Deps", env)}
+            seconds = perf_counter() - begin
             stats = dict(tree_stats(build / "Deps" / "python"))
             out = build / "Deps"
         else:
@@ -151,12 +155,14 @@ class Bench:
             stderr = run(
                 [CLI, "build", "-r", self.requirements, "--runtime", "python3.12", "-o", out, *installer], env=env
             )
+            seconds = perf_counter() - begin
             steps = our_phases(stderr)
             stats = dict(tree_stats(out / "artifacts"))
             installer_line = [line for line in stderr.splitlines() if "] installer: " in line]
             stats["installer"] = installer_line[0].split("] installer: ", 1)[1] if installer_line else "?"
         facts: dict[str, Any] = {**stats, "zipped_bytes": (out / "layer.zip").stat().st_size}
         facts["steps_s"] = {k: round(v, 3) for k, v in steps.items()}
+        facts[SECONDS] = seconds
         shutil.rmtree(self.work / f"{self._n:03d}-{name}", ignore_errors=True)
         return facts
 

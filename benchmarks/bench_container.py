@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from _bench import interleaved, machine, ratio, samples_json, summarize, write_results
+from _bench import SECONDS, interleaved, machine, ratio, samples_json, summarize, write_results
 
 IMAGE = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
 ALPHA_IMAGE = "cdk-pip-layer-bench/python-alpha-bundler:3.11-x86_64"
@@ -201,10 +201,11 @@ class Bench:
         from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
 
         out = self._fresh(name)
+        start = time.perf_counter()
         result = PipBasedLambdaLayerContainerBuilder(
             requirements=self.requirements, build_dir=out / "build", runtime="python3.11", cache_dir=cache or out
         ).build()
-        facts = zip_stats(result.zip_path)
+        facts = {**zip_stats(result.zip_path), SECONDS: time.perf_counter() - start}
         shutil.rmtree(out)
         return facts
 
@@ -218,10 +219,11 @@ class Bench:
         from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
 
         out = self._fresh("local")
+        start = time.perf_counter()
         result = PipBasedLambdaLayerLocalBuilder(
             requirements=self.requirements, build_dir=out / "build", runtime="python3.11"
         ).build()
-        facts = {**zip_stats(result.zip_path), "installer": result.installer}
+        facts = {**zip_stats(result.zip_path), "installer": result.installer, SECONDS: time.perf_counter() - start}
         shutil.rmtree(out)
         return facts
 
@@ -233,6 +235,7 @@ class Bench:
         from cdk_pip_layer.cdk import bundling
 
         out = self._fresh(name)
+        start = time.perf_counter()
         app = cdk.App(outdir=str(out / "cdk.out"))
         stack = cdk.Stack(app, "Ours")
         # The benchmark's own volume (see the docstring).
@@ -250,8 +253,9 @@ class Bench:
                 cache_dir=layer_cache or out / "layer-cache",
             )
             app.synth()
+        seconds = time.perf_counter() - start
         (asset,) = (out / "cdk.out").glob("asset.*.zip")
-        facts = zip_stats(asset)
+        facts = {**zip_stats(asset), SECONDS: seconds}
         shutil.rmtree(out)
         return facts
 
@@ -287,6 +291,7 @@ class Bench:
         from aws_cdk import aws_lambda_python_alpha as alpha
 
         out = self._fresh("plv")
+        start = time.perf_counter()
         app = cdk.App(outdir=str(out / "cdk.out"))
         stack = cdk.Stack(app, "Alpha")
         alpha.PythonLayerVersion(
@@ -302,8 +307,9 @@ class Bench:
             ),
         )
         app.synth()
+        seconds = time.perf_counter() - start
         (asset,) = [p for p in (out / "cdk.out").glob("asset.*") if p.is_dir()]
-        facts = tree_stats(asset)
+        facts = {**tree_stats(asset), SECONDS: seconds}
         shutil.rmtree(out)
         return facts
 

@@ -26,10 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from _bench import interleaved, machine, our_phases, pypi_only_env, samples_json, summarize, write_results
+from _bench import SECONDS, interleaved, machine, our_phases, pypi_only_env, samples_json, summarize, write_results
 
 FORTY = """
 annotated-types==0.8.0 attrs==24.2.0 boto3==1.35.76 botocore==1.35.99 cachetools==5.5.0 certifi==2026.10.19.post1
@@ -91,9 +92,11 @@ class Bench:
         req.write_text("\n".join(SETS[name]) + "\n", encoding="utf-8")
         env = pypi_only_env({"PIP_CACHE_DIR": str(self.caches / "pip"), "UV_CACHE_DIR": str(self.caches / "uv")})
         argv = ["build", "-r", str(req), "--runtime", "python3.12", "-o", str(run_dir / "out"), "--json"]
+        start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, *argv], env=env, capture_output=True, text=True, check=False
         )
+        seconds = time.perf_counter() - start
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:
             sys.exit(f"bench_scale: {name} failed:\n{done.stdout}\n{done.stderr}")
@@ -108,6 +111,7 @@ class Bench:
             "engine_peak_mib": round(peaks["engine_peak_kib"] / 1024, 1),
             "installer_peak_mib": round(peaks["installer_peak_kib"] / 1024, 1),
             "steps_s": {k: round(v, 3) for k, v in our_phases(done.stderr).items()},
+            SECONDS: seconds,
         }
 
 

@@ -24,10 +24,11 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from _bench import CDK, interleaved, machine, pypi_only_env, ratio, run, samples_json, summarize, write_results
+from _bench import CDK, SECONDS, interleaved, machine, pypi_only_env, ratio, run, samples_json, summarize, write_results
 
 GOAL = 1.5
 TARGETS = ["python3.12/x86_64", "python3.12/arm64", "python3.13/x86_64", "python3.13/arm64"]
@@ -95,13 +96,15 @@ class Bench:
             }
         )
         app = f"{shlex.quote(sys.executable)} {shlex.quote(str(self.work / 'app.py'))} {variant}"
+        start = time.perf_counter()
         stderr = run([CDK, "synth", "-q", "--no-notices", "-o", run_dir / "cdk.out", "--app", app], env=env)
+        seconds = time.perf_counter() - start
         builds = [m.groupdict() for m in _BUILT.finditer(stderr)]
         expected = 1 if variant == "one" else 4
         if len(builds) != expected:
             sys.exit(f"bench_targets: {variant} built {len(builds)} layers, not {expected}:\n{stderr}")
         shutil.rmtree(run_dir, ignore_errors=True)
-        return {"builds": builds}
+        return {"builds": builds, SECONDS: seconds}
 
 
 def main() -> int:
