@@ -123,12 +123,36 @@ def scale(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def synth(data: dict[str, Any]) -> list[str]:
+    machine = data["machine"]
+    start, end = machine.get("load_average_at_start", ["?"]), machine.get("load_average_at_end", ["?"])
+    loads = f"{start[0]} at the start, {end[0]} at the end"
+    warm, fresh, cold = data["warm"], data["fresh_cdk_out_cache_warm"], data["cold"]
+    out = [f"{machine.get('when', '?')}, {machine.get('cpus', '?')} CPUs, 1-minute load {loads}.", ""]
+    out += ["| case | result | goal |", "|---|---|---|"]
+    out.append(
+        f"| warm `cdk synth`, nothing changed: ours vs the same app with a plain prebuilt `Code.from_asset` layer "
+        f"({warm['rounds']} rounds) | {warm['ours_median']:.2f} s vs {warm['plain_median']:.2f} s, ratio "
+        f"**{warm['ratio']:.2f}** | ≤ {warm['goal_ratio']} |"
+    )
+    out.append(
+        f"| fresh `cdk.out`, layer cache warm: build work | **{fresh['build_work_seconds_median']:.3f} s** (synth "
+        f"{fresh['synth_seconds_median']:.1f} s) | < {fresh['goal_build_work_seconds']:.0f} s |"
+    )
+    out.append(
+        f"| cold build (pip's cache off) | synth {cold['synth_seconds']:.1f} s, of which layer build "
+        f"{cold['build_seconds']:.1f} s | |"
+    )
+    return out
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bench_build": build,
     "bench_zip": zips,
     "bench_targets": targets,
     "bench_container": container,
     "bench_scale": scale,
+    "bench_synth": synth,
 }
 
 
