@@ -49,7 +49,11 @@ def build(data: dict[str, Any]) -> list[str]:
             shown = f"{label} ({installer})" if key == "ours" and installer else label
             out.append(f"| {shown} | {summary[key]['median_s']:.1f} s | {summary[key]['median_s'] / pip:.2f} |")
     ratios = data["ratios"]
-    out += ["", f"ours / plain pip = {ratios.get('ours / pip')}, ours / bare uv = {ratios.get('ours / uv')}"]
+    out += [
+        "",
+        f"ours / plain pip = {ratios.get('ours / pip')}, ours / bare uv = {ratios.get('ours / uv')}, "
+        f"ours `--installer uv` / bare uv = {ratios.get('ours-uv / uv')}",
+    ]
     return out
 
 
