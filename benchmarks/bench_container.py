@@ -1,23 +1,30 @@
-"""Container build benchmark: cold vs warm pip cache, local vs container, and CDK's own PythonLayerVersion.
+"""Container build benchmark: our Docker path against CDK's PythonLayerVersion on the same image.
 
-Run (as root on the CI machine, after ``bash .ci/docker-setup.sh``)::
+Run (as root on the CI machine, after ``bash scripts/setup.sh --docker``)::
 
-    .venv/bin/pip install 'aws-cdk.aws-lambda-python-alpha==2.275.0a0'   # matches aws-cdk-lib 2.275.0
     .venv/bin/python benchmarks/bench_container.py [--rounds 5]
 
-Writes ``benchmarks/results/bench_container.json``. Every round runs every variant once, in the same order
-(interleaved, so that a slow minute of the network hits all of them); a warm-up round that is not timed comes
-first. Reported: every time, the median per variant, and ratios of medians.
+Writes ``benchmarks/results/bench_container.json``. Every round runs every variant once, the order rotating
+(interleaved, so that a slow minute of the network hits all of them), after an unmeasured warm-up round that
+fills the warm caches. Reported: every time, the medians, their ratios, and the machine's load.
 
-Variants, all for the same pinned wheel-only requirements, python3.11 x86_64, stand-in image
-``public.ecr.aws/sam/build-python3.11:latest-x86_64``:
+All variants build the same 13 pinned wheel-only packages for python3.11 x86_64 in the stand-in image
+``public.ecr.aws/sam/build-python3.11:latest-x86_64``. The CDK variants are ``app.synth()`` in this process, each
+into a fresh ``cdk.out``:
 
-- ``container_cold``: ``PipBasedLambdaLayerContainerBuilder`` with an empty cache directory.
-- ``container_warm``: the same with the cache directory the earlier rounds filled.
-- ``local``: ``PipBasedLambdaLayerLocalBuilder`` (pip with pyenv's Python 3.11), the user's pip cache as it is.
-- ``cdk_ours_docker``: ``cdk synth`` (in process) of a stack with ``PipLambdaLayer(bundling="docker")``: CDK
-  runs ``docker run`` of the stand-in, with pip's cache in the named volume ``cdk-pip-layer-pip-cache``.
-- ``cdk_python_alpha``: ``cdk synth`` of a stack with ``aws_lambda_python_alpha.PythonLayerVersion``.
+- ``plv``: ``aws_lambda_python_alpha.PythonLayerVersion`` (it keeps no cache between synths).
+- ``ours-cold``: ``PipLambdaLayer(bundling="docker")`` with an empty wheel cache (a fresh named volume for every
+  run, made ahead and unmeasured: a one-off per machine, like pulling the image) and an empty layer cache.
+- ``ours-warm``: the same with the wheel cache the warm-up filled (the container runs; its pinned requirements are
+  installed from the cache without asking the index) and an empty layer cache.
+- ``ours-layer-cache``: the same with the layer cache warm, as in CI with a persisted cache: no container runs.
+- ``builder-cold`` / ``builder-warm``: ``PipBasedLambdaLayerContainerBuilder`` with an empty / a warm cache
+  directory (no CDK).
+- ``local``: ``PipBasedLambdaLayerLocalBuilder`` on this host (pip with pyenv's Python 3.11).
+
+The named volumes of the ``ours`` variants are this benchmark's own (``cdk-pip-layer-bench-*``, removed at the
+end), not ``cdk-pip-layer-pip-cache``: the script points the construct at them by replacing the volume name in
+``cdk_pip_layer.cdk.bundling`` (a benchmark-only patch; it changes the asset hash, nothing else).
 
 CDK's ``PythonLayerVersion`` cannot run here as it ships. Its bundling image is ``docker build`` of its own
 Dockerfile ``FROM public.ecr.aws/sam/build-python3.11`` (tag ``latest``, which no stand-in has) and that
@@ -36,12 +43,11 @@ entry, as a user behind such a proxy would. Building the image is timed separate
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -50,13 +56,15 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "bench_container.json"
+from _bench import SECONDS, interleaved, machine, ratio, samples_json, summarize, write_results
+
 IMAGE = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
 ALPHA_IMAGE = "cdk-pip-layer-bench/python-alpha-bundler:3.11-x86_64"
 ALPHA_VERSION = "2.275.0a0"
 CA_IN_CONTAINER = "/run/cdk-pip-layer-bench/ca.crt"
+WARM_VOLUME = "cdk-pip-layer-bench-warm"
 
 REQUIREMENTS = """\
 requests==2.32.3
@@ -155,7 +163,6 @@ def tree_stats(root: Path) -> dict[str, Any]:
         "files": len(files),
         "bytes": sum(p.stat().st_size for p in files),
         "pyc_files": sum(p.suffix == ".pyc" for p in files),
-        "has_six": any(p.name == "six.py" for p in files),
     }
 
 
@@ -168,19 +175,21 @@ def zip_stats(path: Path) -> dict[str, Any]:
         "zip_bytes": path.stat().st_size,
         "zip_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "pyc_files": sum(i.filename.endswith(".pyc") for i in infos),
-        "has_six": any(i.filename.endswith("/six.py") for i in infos),
     }
 
 
 class Bench:
-    def __init__(self, work: Path, ca: Path) -> None:
+    def __init__(self, work: Path, ca: Path, client: Any) -> None:
         self.work = work
         self.ca = ca
+        self.client = client
         self.requirements = work / "layer" / "requirements.txt"
         self.requirements.parent.mkdir(parents=True)
         self.requirements.write_text(REQUIREMENTS, encoding="utf-8")
         self.warm_cache = work / "warm-pip-cache"
-        self.outputs: dict[str, dict[str, Any]] = {}
+        self.warm_layer_cache = work / "warm-layer-cache"
+        self.volumes: list[str] = []
+        self._cold_volumes: list[str] = []
         self._n = 0
 
     def _fresh(self, name: str) -> Path:
@@ -189,58 +198,101 @@ class Bench:
         path.mkdir()
         return path
 
-    def container_cold(self) -> None:
+    def _builder(self, name: str, cache: Path | None) -> dict[str, Any]:
         from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
 
-        out = self._fresh("cold")
+        out = self._fresh(name)
+        start = time.perf_counter()
         result = PipBasedLambdaLayerContainerBuilder(
-            requirements=self.requirements, build_dir=out / "build", runtime="python3.11", cache_dir=out / "cache"
+            requirements=self.requirements, build_dir=out / "build", runtime="python3.11", cache_dir=cache or out
         ).build()
-        self.outputs["container_cold"] = zip_stats(result.zip_path)
+        facts = {**zip_stats(result.zip_path), SECONDS: time.perf_counter() - start}
         shutil.rmtree(out)
+        return facts
 
-    def container_warm(self) -> None:
-        from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
+    def builder_cold(self) -> dict[str, Any]:
+        return self._builder("builder-cold", None)
 
-        out = self._fresh("warm")
-        result = PipBasedLambdaLayerContainerBuilder(
-            requirements=self.requirements, build_dir=out / "build", runtime="python3.11", cache_dir=self.warm_cache
-        ).build()
-        self.outputs["container_warm"] = zip_stats(result.zip_path)
-        shutil.rmtree(out)
+    def builder_warm(self) -> dict[str, Any]:
+        return self._builder("builder-warm", self.warm_cache)
 
-    def local(self) -> None:
+    def local(self) -> dict[str, Any]:
         from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
 
         out = self._fresh("local")
+        start = time.perf_counter()
         result = PipBasedLambdaLayerLocalBuilder(
             requirements=self.requirements, build_dir=out / "build", runtime="python3.11"
         ).build()
-        self.outputs["local"] = {**zip_stats(result.zip_path), "installer": result.installer}
+        facts = {**zip_stats(result.zip_path), "installer": result.installer, SECONDS: time.perf_counter() - start}
         shutil.rmtree(out)
+        return facts
 
-    def cdk_ours_docker(self) -> None:
+    def _ours(self, name: str, *, volume: str, layer_cache: Path | None) -> dict[str, Any]:
         import aws_cdk as cdk
 
+        import cdk_pip_layer.container.builder as container_builder
         from cdk_pip_layer import PipLambdaLayer
+        from cdk_pip_layer.cdk import bundling
 
-        out = self._fresh("cdk-ours")
+        out = self._fresh(name)
+        start = time.perf_counter()
         app = cdk.App(outdir=str(out / "cdk.out"))
         stack = cdk.Stack(app, "Ours")
-        PipLambdaLayer(
-            stack, "Layer", requirements=str(self.requirements), runtime="python3.11", bundling="docker", cache=False
-        )
-        app.synth()
+        # The benchmark's own volume (see the docstring).
+        prepare = functools.partial(container_builder.prepare_cache_volume, volume=volume)
+        with (
+            mock.patch.object(bundling, "CACHE_VOLUME", volume),
+            mock.patch.object(container_builder, "prepare_cache_volume", prepare),
+        ):
+            PipLambdaLayer(
+                stack,
+                "Layer",
+                requirements=str(self.requirements),
+                runtime="python3.11",
+                bundling="docker",
+                cache_dir=layer_cache or out / "layer-cache",
+            )
+            app.synth()
+        seconds = time.perf_counter() - start
         (asset,) = (out / "cdk.out").glob("asset.*.zip")
-        self.outputs["cdk_ours_docker"] = zip_stats(asset)
+        facts = {**zip_stats(asset), SECONDS: seconds}
         shutil.rmtree(out)
+        return facts
 
-    def cdk_python_alpha(self) -> None:
+    def prepare_cold_volumes(self, count: int) -> None:
+        """Make the empty named volumes of the ``ours-cold`` runs ahead, unmeasured: making the volume is a one-off
+        per machine (like pulling the image), not part of a build."""
+        from cdk_pip_layer.container.builder import prepare_cache_volume
+
+        for number in range(count):
+            volume = f"cdk-pip-layer-bench-cold-{number}"
+            problem = prepare_cache_volume(IMAGE, "linux/amd64", self.client, volume)
+            if problem:
+                sys.exit(f"could not make the volume {volume}: {problem}")
+            self.volumes.append(volume)
+            self._cold_volumes.append(volume)
+
+    def ours_cold(self) -> dict[str, Any]:
+        return self._ours("ours-cold", volume=self._cold_volumes.pop(0), layer_cache=None)
+
+    def ours_warm(self) -> dict[str, Any]:
+        if WARM_VOLUME not in self.volumes:
+            self.volumes.append(WARM_VOLUME)
+        return self._ours("ours-warm", volume=WARM_VOLUME, layer_cache=None)
+
+    def ours_layer_cache(self) -> dict[str, Any]:
+        if WARM_VOLUME not in self.volumes:
+            self.volumes.append(WARM_VOLUME)
+        return self._ours("ours-layer-cache", volume=WARM_VOLUME, layer_cache=self.warm_layer_cache)
+
+    def plv(self) -> dict[str, Any]:
         import aws_cdk as cdk
         from aws_cdk import aws_lambda
         from aws_cdk import aws_lambda_python_alpha as alpha
 
-        out = self._fresh("cdk-alpha")
+        out = self._fresh("plv")
+        start = time.perf_counter()
         app = cdk.App(outdir=str(out / "cdk.out"))
         stack = cdk.Stack(app, "Alpha")
         alpha.PythonLayerVersion(
@@ -256,16 +308,28 @@ class Bench:
             ),
         )
         app.synth()
+        seconds = time.perf_counter() - start
         (asset,) = [p for p in (out / "cdk.out").glob("asset.*") if p.is_dir()]
-        self.outputs["cdk_python_alpha"] = tree_stats(asset)
+        facts = {**tree_stats(asset), SECONDS: seconds}
         shutil.rmtree(out)
+        return facts
+
+    def remove_volumes(self) -> None:
+        """Remove the named volumes this benchmark made (and only those)."""
+        import docker.errors
+
+        for name in self.volumes:
+            try:
+                self.client.volumes.get(name).remove(force=True)
+            except docker.errors.DockerException as exc:
+                print(f"could not remove the volume {name}: {exc}", file=sys.stderr)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rebuild-alpha-image", action="store_true")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
 
     import docker
@@ -284,41 +348,38 @@ def main() -> int:
     if alpha_version != ALPHA_VERSION:
         sys.exit(f"install aws-cdk.aws-lambda-python-alpha=={ALPHA_VERSION} (found {alpha_version})")
     image_seconds = ensure_alpha_image(client, ca, args.rebuild_alpha_image)
-    client.close()
 
     work = Path(tempfile.mkdtemp(prefix="bench-container-"))
-    bench = Bench(work, ca)
-    variants: dict[str, Callable[[], None]] = {
-        "container_cold": bench.container_cold,
-        "container_warm": bench.container_warm,
+    bench = Bench(work, ca, client)
+    variants: dict[str, Callable[[], dict[str, Any]]] = {
+        "plv": bench.plv,
+        "ours-cold": bench.ours_cold,
+        "ours-warm": bench.ours_warm,
+        "ours-layer-cache": bench.ours_layer_cache,
+        "builder-cold": bench.builder_cold,
+        "builder-warm": bench.builder_warm,
         "local": bench.local,
-        "cdk_ours_docker": bench.cdk_ours_docker,
-        "cdk_python_alpha": bench.cdk_python_alpha,
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
     try:
-        for round_no in range(args.rounds + 1):  # round 0: warm-up (fills the warm cache, loads jsii), not timed
-            for name, run in variants.items():
-                start = time.perf_counter()
-                run()
-                seconds = time.perf_counter() - start
-                if round_no:
-                    times[name].append(round(seconds, 3))
-                print(f"round {round_no} {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
+        bench.prepare_cold_volumes(args.rounds + 1)
+        samples = interleaved(variants, args.rounds)
     finally:
+        bench.remove_volumes()
+        client.close()
         shutil.rmtree(work, ignore_errors=True)
-
-    medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
-
-    def ratio(a: str, b: str) -> float:
-        return round(medians[a] / medians[b], 2)
-
+    summary = summarize(samples)
+    ratios = {
+        "ours-cold / plv": ratio(summary, "ours-cold", "plv"),
+        "ours-warm / plv": ratio(summary, "ours-warm", "plv"),
+        "ours-layer-cache / plv": ratio(summary, "ours-layer-cache", "plv"),
+        "builder-cold / plv": ratio(summary, "builder-cold", "plv"),
+        "builder-warm / plv": ratio(summary, "builder-warm", "plv"),
+        "builder-warm / local": ratio(summary, "builder-warm", "local"),
+    }
     report = {
         "benchmark": "bench_container",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
-            "host": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-            "python": platform.python_version(),
+            **machine(samples),
             "docker": docker_version,
             "network": "PyPI through a TLS-inspecting proxy that strips caching headers",
         },
@@ -327,16 +388,9 @@ def main() -> int:
         "image": IMAGE,
         "requirements": REQUIREMENTS.split(),
         "rounds": args.rounds,
-        "seconds": times,
-        "median_seconds": medians,
-        "ratios": {
-            "container_cold / container_warm": ratio("container_cold", "container_warm"),
-            "container_warm / local": ratio("container_warm", "local"),
-            "container_cold / local": ratio("container_cold", "local"),
-            "cdk_python_alpha / cdk_ours_docker": ratio("cdk_python_alpha", "cdk_ours_docker"),
-            "cdk_ours_docker / container_warm": ratio("cdk_ours_docker", "container_warm"),
-        },
-        "outputs": bench.outputs,
+        "summary": summary,
+        "ratios": ratios,
+        "goals": {"ours-cold / plv": 1.0, "ours-warm / plv": 0.5},
         "one_off": {
             "python_alpha_image_build_seconds": "already built (--rebuild-alpha-image to time it)"
             if image_seconds is None
@@ -349,10 +403,10 @@ def main() -> int:
             "container): every synth downloads everything.",
             "PythonLayerVersion's asset is a directory (CDK zips it at deploy time); ours is the final layer.zip.",
         ],
+        "runs": samples_json(samples),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({"median_seconds": medians, "ratios": report["ratios"]}, indent=2))
+    write_results("bench_container", report, args.output)
+    print(json.dumps({"median_seconds": {k: v["median_s"] for k, v in summary.items()}, "ratios": ratios}, indent=2))
     return 0
 
 

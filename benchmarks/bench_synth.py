@@ -84,6 +84,7 @@ def main() -> None:
     if not CDK.exists() or not PYTHON.exists():
         sys.exit("run 'bash scripts/setup.sh' first (needs .venv and node_modules/.bin/cdk)")
 
+    load_at_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     try:
         env = dict(os.environ)
@@ -139,6 +140,9 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_average_at_start": [round(x, 2) for x in load_at_start],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
             "cdk_cli": subprocess.run(
                 [str(CDK), "--version"], capture_output=True, text=True, check=False, env=env
             ).stdout.strip(),

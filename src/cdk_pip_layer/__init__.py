@@ -37,11 +37,13 @@ from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
 
 if TYPE_CHECKING:
     from .cdk.construct import PipLambdaLayer
+    from .cdk.targets import PipLambdaLayers
     from .container.builder import PipBasedLambdaLayerContainerBuilder
 
 
 _LAZY = {
     "PipLambdaLayer": "cdk_pip_layer.cdk.construct",
+    "PipLambdaLayers": "cdk_pip_layer.cdk.targets",
     "PipBasedLambdaLayerContainerBuilder": "cdk_pip_layer.container.builder",
 }
 
@@ -80,6 +82,7 @@ __all__ = [
     "PipBasedLambdaLayerContainerBuilder",
     "PipBasedLambdaLayerLocalBuilder",
     "PipLambdaLayer",
+    "PipLambdaLayers",
     "PublishError",
     "PublishedLayer",
     "RequirementsFileError",

@@ -373,3 +373,17 @@ def test_no_credential_reaches_the_hashed_document(tmp_path: Path) -> None:
     for data in seen:
         for secret in (b"tok3n-s3cret", b"pw-s3cret", b"args-s3cret"):
             assert secret not in data
+
+
+def test_docker_bundling_reuses_only_layers_built_in_the_image(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, fake_docker: FakeDocker, isolated_cache: Path
+) -> None:
+    local = _synth(tmp_path / "out-1", requirements)  # built locally and cached
+    in_image = _synth(tmp_path / "out-2", requirements, bundling="docker")
+    assert len(fake_docker.calls) == 1  # the local build's layer is not what bundling='docker' promises
+    again = _synth(tmp_path / "out-3", requirements, bundling="docker")
+    assert len(fake_docker.calls) == 1  # a fresh cdk.out: the layer built in the image comes from the cache
+    assert len(fake_build.calls) == 1
+    assert again.read_bytes() == in_image.read_bytes() != local.read_bytes()
+    assert zipfile.ZipFile(again).namelist() == ["python/built_in_docker.py"]
+    assert len(list((isolated_cache / "layers").glob("*/layer.zip"))) == 2

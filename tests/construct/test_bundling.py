@@ -36,7 +36,7 @@ from cdk_pip_layer.container.protocol import (
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.scratch import Owner
 
-from ._helpers import files_under, layer_asset_hash, make_app, synth_template
+from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
 
 SECRET = "tok3n-s3cret-value"
@@ -387,3 +387,23 @@ def test_a_synth_removes_what_a_killed_synth_left_and_nothing_of_a_running_one(
     assert len(fake_build.calls) == 1
     assert not stale_build.exists() and not stale_input.exists()
     assert running_build.is_dir() and running_input.is_dir()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (PINNED, {}, True),
+        ("requests>=2.32\n", {}, True),  # not fully pinned: no layer cache, but the Docker build's wheel cache
+        (PINNED, {"cache": False}, False),
+    ],
+)
+def test_the_docker_build_uses_the_wheel_cache_unless_caching_is_off(
+    tmp_path: Path, requirements: Path, fake_docker: FakeDocker, case: tuple[str, dict[str, Any], bool]
+) -> None:
+    content, props, wheel_cache = case
+    requirements.write_text(content, encoding="utf-8")
+    app, stack = make_app(tmp_path / "cdk.out")
+    PipLambdaLayer(stack, "Layer", requirements=requirements, bundling="docker", **props)
+    synth_template(app)
+    [call] = fake_docker.calls
+    assert call["build_json"]["use_cache"] is wheel_cache

@@ -4,12 +4,13 @@ the pip cache, and the same file list as a local build."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from cdk_pip_layer import LayerBuildResult
 from layer_inspection import ELF_X86_64, elf_machine, run_isolated, shared_objects, unzip, zip_names
 
-from ._docker_tier import IMAGE_311, Built
+from ._docker_tier import IMAGE_311, WHEEL_ONLY, WHEEL_ONLY_EXCLUDE, Built, container_build
 
 
 def test_layout_is_the_local_builders(cold_build: Built) -> None:
@@ -116,3 +117,24 @@ def test_local_and_container_builds_hold_the_same_files(uncached_build: Built, l
     assert "container" not in local_build.installer
     assert sorted(uncached_build.names()) == sorted(local_names)
     assert set(uncached_build.result.distributions) == set(local_build.distributions)
+
+
+def _asked_an_index(built: Built) -> list[str]:
+    return [line for line in built.pip_lines() if "Starting new HTTPS connection" in line or "/simple/" in line]
+
+
+def test_a_warm_build_of_pinned_requirements_asks_no_index(cold_build: Built, warm_build: Built) -> None:
+    assert _asked_an_index(cold_build), "the cold build resolves against PyPI"
+    assert _asked_an_index(warm_build) == []
+    assert "no index is asked" in "\n".join(warm_build.log)
+
+
+def test_a_wheel_missing_from_the_cache_is_fetched_again(cold_build: Built, warm_build: Built, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(cold_build.cache_dir, cache)
+    [idna] = cache.rglob("idna-*.whl")
+    idna.unlink()
+    again = container_build(tmp_path / "again", WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=cache)
+    assert again.result.zip_path.read_bytes() == warm_build.result.zip_path.read_bytes()
+    assert [line for line in again.pip_lines() if "Downloading" in line and "idna" in line]
+    assert list(cache.rglob("idna-*.whl"))

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import random
+import shutil
 import stat
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildError
-from cdk_pip_layer.engine.archive import write_layer_zip
+from cdk_pip_layer.engine.archive import CHUNK, SPOOL_LIMIT, write_layer_zip
 
 FILES: dict[str, bytes] = {
     "python/pkg/__init__.py": b"from .mod import f\n",
@@ -60,8 +66,8 @@ def test_same_tree_gives_identical_bytes(tmp_path: Path) -> None:
     two = make_tree(tmp_path / "b" / "deeper" / "other", order=names[::-1], mask=0o077, mtime=1_700_000_000)
     zip_one = tmp_path / "one.zip"
     zip_two = tmp_path / "b" / "two.zip"
-    size_one = write_layer_zip(one, zip_one)
-    size_two = write_layer_zip(two, zip_two)
+    size_one = write_layer_zip(one, zip_one).unzipped_bytes
+    size_two = write_layer_zip(two, zip_two).unzipped_bytes
     assert sha256(zip_one) == sha256(zip_two)
     assert size_one == size_two == sum(len(v) for v in FILES.values())
 
@@ -171,3 +177,172 @@ def test_existing_zip_is_replaced_when_complete(tmp_path: Path) -> None:
     with zipfile.ZipFile(dest) as archive:
         assert archive.read("python/pkg/mod.py") == FILES["python/pkg/mod.py"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer", "layer.zip"]
+
+
+# The serial writer the layer zip was first written with (zipfile, one entry after the other), kept here as the
+# reference: the parallel writer must give exactly its bytes.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _reference_entries(root: Path) -> list[tuple[str, Path]]:
+    out: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        current = Path(dirpath)
+        for name in dirnames:
+            path = current / name
+            if path.is_symlink():
+                for sub_path, _, sub_files in os.walk(path, followlinks=True):
+                    sub = Path(sub_path)
+                    out.append((sub.relative_to(root).as_posix() + "/", sub))
+                    out.extend(((sub / f).relative_to(root).as_posix(), sub / f) for f in sub_files)
+            else:
+                out.append((path.relative_to(root).as_posix() + "/", path))
+        out.extend(((current / name).relative_to(root).as_posix(), current / name) for name in filenames)
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def reference_serial_zip(root: Path, dest: Path) -> None:
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, path in _reference_entries(root):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.create_system = 3
+            if name.endswith("/"):
+                info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+                info.compress_type = zipfile.ZIP_STORED
+                archive.writestr(info, b"")
+                continue
+            st = path.stat()
+            mode = 0o755 if st.st_mode & 0o111 else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = st.st_size
+            with path.open("rb") as src, archive.open(info, "w", force_zip64=st.st_size > 2**31) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _incompressible(rng: random.Random, size: int) -> bytes:
+    return rng.randbytes(size)
+
+
+def _text(rng: random.Random, size: int) -> bytes:
+    words = [rng.randbytes(rng.randint(2, 9)).hex().encode() for _ in range(400)]
+    out = bytearray()
+    while len(out) < size:
+        out += b" ".join(rng.choices(words, k=12)) + b"\n"
+    return bytes(out[:size])
+
+
+def golden_tree(root: Path) -> Path:
+    """Sizes from 0 B to several MB (around the read chunk, and beyond what one entry keeps in memory), text and
+    incompressible data, executables, empty and nested directories, many small files, a non-ASCII name, links."""
+    rng = random.Random(12)
+    py = root / "python"
+    sizes = [0, 1, 100, 32 * 1024 - 1, 64 * 1024, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17]
+    for size in sizes:
+        (py / "text").mkdir(parents=True, exist_ok=True)
+        (py / "text" / f"t{size}.py").write_bytes(_text(rng, size))
+        (py / "bin").mkdir(exist_ok=True)
+        (py / "bin" / f"r{size}.so").write_bytes(_incompressible(rng, size))
+    # Beyond SPOOL_LIMIT once compressed: this entry's data waits in a temporary file.
+    (py / "big" / "lib").mkdir(parents=True)
+    (py / "big" / "lib" / "huge.so").write_bytes(_incompressible(rng, SPOOL_LIMIT + 2 * CHUNK + 5))
+    (py / "big" / "mixed.dat").write_bytes(_text(rng, 2 * CHUNK) + _incompressible(rng, 3 * CHUNK))
+    for i in range(300):
+        (py / "many" / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (py / "many" / f"d{i % 7}" / f"m{i:03}.py").write_bytes(_text(rng, rng.randint(0, 6000)))
+    (py / "empty" / "deeper").mkdir(parents=True)
+    (py / "données.txt").write_text("non-ASCII name\n", encoding="utf-8")
+    tool = py / "bin" / "tool"
+    tool.write_bytes(b"#!/bin/sh\necho hi\n")
+    tool.chmod(0o750)
+    (py / "bin" / "r100.so").chmod(0o711)
+    (py / "text" / "alias.py").symlink_to("t100.py")
+    (py / "big" / "linked").symlink_to("lib", target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The golden tree, and its zip as the serial reference writer makes it."""
+    base = tmp_path_factory.mktemp("golden")
+    root = golden_tree(base / "layer")
+    reference_serial_zip(root, base / "reference.zip")
+    return root, (base / "reference.zip").read_bytes()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_parallel_writer_gives_the_serial_writers_bytes(
+    tmp_path: Path, golden: tuple[Path, bytes], workers: int
+) -> None:
+    root, reference = golden
+    dest = tmp_path / "out" / "layer.zip"
+    dest.parent.mkdir()
+    written = write_layer_zip(root, dest, workers=workers)
+    assert dest.read_bytes() == reference
+    # The sizes and the hash come from the writing pass, and are the file's.
+    assert written.sha256 == sha256(dest)
+    assert written.zipped_bytes == dest.stat().st_size
+    with zipfile.ZipFile(dest) as archive:
+        files = [i for i in archive.infolist() if not i.is_dir()]
+        assert archive.testzip() is None
+    assert written.files == len(files)
+    assert written.unzipped_bytes == sum(i.file_size for i in files)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["layer.zip"]  # no spool or partial left
+
+
+def test_a_link_making_a_loop_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "layer"
+    (root / "python" / "pkg").mkdir(parents=True)
+    (root / "python" / "pkg" / "a.py").write_text("")
+    (root / "python" / "pkg" / "again").symlink_to("..", target_is_directory=True)
+    dest = tmp_path / "layer.zip"
+    with pytest.raises(LayerBuildError, match="makes a loop") as info:
+        write_layer_zip(root, dest)
+    assert "python/pkg/again" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]
+
+
+# The child's own peak (VmHWM): getrusage's ru_maxrss would keep the peak of the pytest process it was forked from.
+_PEAK_RSS = """
+import json, re, sys
+from pathlib import Path
+from cdk_pip_layer.engine.archive import write_layer_zip
+written = write_layer_zip(Path(sys.argv[1]), Path(sys.argv[2]))
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+print(json.dumps({"unzipped": written.unzipped_bytes, "peak_kib": int(peak)}))
+"""
+
+
+def _zip_in_child(root: Path, dest: Path) -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(root), str(dest)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, int] = json.loads(done.stdout)
+    return result
+
+
+def _incompressible_file(path: Path, size: int, block: bytes) -> None:
+    """``size`` bytes deflate cannot shrink (a random block longer than its 32 KiB window, repeated)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for _ in range(size // len(block)):
+            out.write(block)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the peak memory from Linux's /proc")
+def test_memory_stays_flat_as_the_layer_grows(tmp_path: Path) -> None:
+    block = random.Random(5).randbytes(CHUNK)
+    small, large = tmp_path / "small", tmp_path / "large"
+    _incompressible_file(small / "python" / "one.so", 2 * CHUNK, block)
+    big = max(8 * CHUNK, 2 * SPOOL_LIMIT)  # every file beyond what one entry may keep in memory
+    for i in range(6):
+        _incompressible_file(large / "python" / f"lib{i}.so", big, block)
+    one = _zip_in_child(small, tmp_path / "small.zip")
+    many = _zip_in_child(large, tmp_path / "large.zip")
+    assert (one["unzipped"], many["unzipped"]) == (2 * CHUNK, 6 * big)
+    grown_mib = (many["peak_kib"] - one["peak_kib"]) / 1024
+    print(f"peak memory: {one['peak_kib'] / 1024:.0f} MiB for 2 MiB, {many['peak_kib'] / 1024:.0f} MiB for 48 MiB")
+    assert grown_mib < 24, f"peak memory grew by {grown_mib:.0f} MiB for {6 * big / CHUNK - 2:.0f} MiB more layer"
+    with contextlib.suppress(OSError):
+        shutil.rmtree(large)

@@ -2,8 +2,10 @@
 
 CDK asks for a bundle only when it needs one (``bundling_required``) and only when ``cdk.out/asset.<hash>`` is not
 there yet; it then calls :meth:`LocalBundler.try_bundle`. That method serves the layer from the local cache, or
-builds it with the engine, or (in ``auto`` mode, when a local build is impossible) stages the container input and
-returns False so that CDK runs the Lambda build image with the bundling options made here.
+builds it with the engine (or collects the build :meth:`LocalBundler.start` began earlier, when a group of layers
+builds at once: see :mod:`.targets`), or (in ``auto`` mode, when a local build is impossible, and with
+``bundling='docker'``) stages the container input and returns False so that CDK runs the Lambda build image with
+the bundling options made here.
 
 :class:`LayerBundling` is the whole lifecycle for the construct: it reads the requirements once, computes the asset
 hash, makes the ``Code``, turns a failed bundling into the engine's own error, removes the staged input (which may
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO, cast
@@ -80,6 +83,14 @@ class BundlingOutcome:
     fallback_reason: LayerBuildError | None = None
 
 
+@dataclass(frozen=True)
+class _Started:
+    """A local build started ahead of CDK's ``try_bundle`` (see :meth:`LocalBundler.start`)."""
+
+    build_dir: Path
+    future: Future[LayerBuildResult]
+
+
 @jsii.implements(cdk.ILocalBundling)
 class LocalBundler:
     """CDK's local bundling hook for one layer (see the module docstring). Its :attr:`outcome` says how the last
@@ -97,6 +108,7 @@ class LocalBundler:
         requirements: RequirementsFile | None = None,
         builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
         stderr: TextIO | None = None,
+        wheel_cache: bool | None = None,
     ) -> None:
         self.options = options
         self.requirements = requirements or read_input(options)
@@ -104,12 +116,20 @@ class LocalBundler:
         self.key = key
         self.staging_dir = staging_dir
         self.cache = cache
+        # bundling='docker' promises a layer built in the image: it reuses only layers built there, kept apart.
+        self.cache_key = key if mode is not BundlingMode.DOCKER else _in_image_key(key, options.target.build_image)
+        # The Docker build's wheel cache (the named volume): on unless the user turned caching off. Unlike the layer
+        # cache it is right for requirements that are not fully pinned too (the index is still asked for them).
+        self.wheel_cache = cache is not None if wheel_cache is None else wheel_cache
         self.label = label
         self.builder_factory = builder_factory
         self._stderr = stderr
         self.outcome = BundlingOutcome()
         # The layer report of what this bundler served (None until it served something, or when unverified).
         self.report_text: str | None = None
+        self._started: _Started | None = None
+        # perf_counter() at the start and the end of the local build, once there was one.
+        self.build_interval: tuple[float, float] | None = None
 
     @property
     def served(self) -> str | None:
@@ -131,10 +151,10 @@ class LocalBundler:
         """Put ``layer.zip`` into ``output_dir`` and return True, or return False to let CDK run Docker."""
         out = Path(output_dir)
         try:
-            if self.mode is BundlingMode.DOCKER:
-                return self._fall_back(out, None)
             if self._serve_from_cache(out):
                 return True
+            if self.mode is BundlingMode.DOCKER:
+                return self._fall_back(out, None)
             try:
                 result = self._build(out)
             except LocalBuildUnavailableError as exc:
@@ -158,8 +178,8 @@ class LocalBundler:
         if self.cache is None:
             return False
         start = time.perf_counter()
-        fetched = self.cache.fetch(self.key, out / LAYER_ZIP)
-        entry = self.cache.path(self.key)
+        fetched = self.cache.fetch(self.cache_key, out / LAYER_ZIP)
+        entry = self.cache.path(self.cache_key)
         if fetched.record is None:
             if fetched.problem:
                 self.say(
@@ -170,21 +190,54 @@ class LocalBundler:
         self.report_text = self._cached_report(entry, fetched.record.build.get("report_sha256"))
         count = len(fetched.record.distributions)
         self.say(
-            f"{self.label}: layer {self.key[:12]} reused from the cache {entry}: {count} "
+            f"{self.label}: layer {self.cache_key[:12]} reused from the cache {entry}: {count} "
             f"distribution{'' if count == 1 else 's'}, sha256 {fetched.record.sha256[:12]} as recorded "
             f"({time.perf_counter() - start:.3f} s)"
         )
         return True
 
+    def start(self, executor: Executor, build_root: Path) -> bool:
+        """Start the local build now, in ``executor``, for :meth:`try_bundle` to collect when CDK asks (several
+        layers then build at once). Nothing starts when the cache or Docker will serve the layer. ``build_root``:
+        where the build's directory goes (CDK's asset directory, so that the zip is moved, not copied)."""
+        if self.mode is BundlingMode.DOCKER or self._started is not None:
+            return False
+        if self.cache is not None and self.cache.holds(self.cache_key):
+            return False
+        remove_stale(build_root, BUILD_DIR_PREFIX)
+        build_dir = make_scratch_dir(build_root, BUILD_DIR_PREFIX)
+        self._started = _Started(build_dir, executor.submit(self._run_build, build_dir))
+        return True
+
+    def discard(self) -> None:
+        """Wait for a started build that CDK never asked for, and remove what it wrote."""
+        started, self._started = self._started, None
+        if started is not None:
+            with contextlib.suppress(BaseException):
+                started.future.result()
+            shutil.rmtree(started.build_dir, ignore_errors=True)
+
+    def _run_build(self, build_dir: Path) -> LayerBuildResult:
+        begin = time.perf_counter()
+        try:
+            return self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+        finally:
+            self.build_interval = (begin, time.perf_counter())
+
     def _build(self, out: Path) -> LayerBuildResult:
         target = self.options.target
-        self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
-        # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A synth
-        # that is killed cannot remove it (an interrupted one does, below); the next synth does (see scratch).
-        remove_stale(out.parent, BUILD_DIR_PREFIX)
-        build_dir = make_scratch_dir(out.parent, BUILD_DIR_PREFIX)
+        started, self._started = self._started, None
+        if started is not None:
+            self.say(f"{self.label}: local build of the layer for {target} (started with the others)")
+            build_dir = started.build_dir
+        else:
+            self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
+            # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A
+            # synth that is killed cannot remove it (an interrupted one does, below); the next synth does (scratch).
+            remove_stale(out.parent, BUILD_DIR_PREFIX)
+            build_dir = make_scratch_dir(out.parent, BUILD_DIR_PREFIX)
         try:
-            result = self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            result = started.future.result() if started is not None else self._run_build(build_dir)
             report = result.zip_path.parent / REPORT_FILE
             self.report_text = report.read_text(encoding="utf-8") if report.is_file() else None
             result.zip_path.replace(out / LAYER_ZIP)
@@ -215,9 +268,7 @@ class LocalBundler:
             self.say(
                 f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
             )
-        stage_input(
-            self.options, self.requirements, self.staging_dir, use_cache=self.cache is not None, write_host_env=True
-        )
+        stage_input(self.options, self.requirements, self.staging_dir, use_cache=self.wheel_cache, write_host_env=True)
         from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
 
         problem = prepare_cache_volume(target.build_image, target.docker_platform)
@@ -234,7 +285,7 @@ class LocalBundler:
         try:
             if self.report_text is not None:  # the record binds the report kept beside the zip
                 summary["report_sha256"] = hashlib.sha256(self.report_text.encode("utf-8")).hexdigest()
-            cached = self.cache.put(self.key, built, summary)
+            cached = self.cache.put(self.cache_key, built, summary)
             if self.report_text is not None:
                 write_text_atomically(cached.parent / REPORT_FILE, self.report_text)
         except OSError as exc:
@@ -273,10 +324,16 @@ class LocalBundler:
         self.report_text = verification.report.to_json()
 
     def store_docker_output(self, staged_zip: Path, result: LayerBuildResult | None = None) -> None:
-        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker);
-        ``result`` is the build's report from inside the image, when it wrote one."""
-        if self.served == "docker" and self.mode is BundlingMode.AUTO and staged_zip.is_file():
+        """After a Docker build, keep its layer in the cache too (a later fresh ``cdk.out`` then needs no Docker,
+        and bundling='docker' reuses it); ``result`` is the build's report from inside the image, when it wrote
+        one."""
+        if self.served == "docker" and staged_zip.is_file():
             self._store(staged_zip, result)
+
+
+def _in_image_key(key: str, image: str) -> str:
+    """The cache key of a layer built in ``image`` with bundling='docker'."""
+    return hashlib.sha256(f"{key} built in {image}".encode()).hexdigest()
 
 
 def _clean(out: Path) -> None:
@@ -341,13 +398,12 @@ class LayerBundling:
             key=self.key,
             staging_dir=self.staging,
             cache=layer_cache,
+            wheel_cache=cache,
             label=label,
         )
+        self.bundling = bundling_options(options, self.bundler)
         self.code = aws_lambda.Code.from_asset(
-            str(self.staging),
-            asset_hash_type=cdk.AssetHashType.CUSTOM,
-            asset_hash=self.key,
-            bundling=bundling_options(options, self.bundler),
+            str(self.staging), asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=self.key, bundling=self.bundling
         )
 
     @contextlib.contextmanager

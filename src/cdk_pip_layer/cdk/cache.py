@@ -94,6 +94,17 @@ class LayerCache:
     def path(self, key: str) -> Path:
         return self.root / key / LAYER_ZIP
 
+    def holds(self, key: str) -> bool:
+        """Whether an entry for ``key`` is there, with a record that reads right and a zip of the recorded size (a
+        cheap look, e.g. to decide whether to start a build early; :meth:`fetch` still checks the zip's bytes)."""
+        entry = self.root / key
+        try:
+            record = self._read_record(key, entry / RECORD_FILE)
+            info = (entry / LAYER_ZIP).lstat()
+        except (_Mismatch, OSError):
+            return False
+        return stat.S_ISREG(info.st_mode) and info.st_size == record.size
+
     def fetch(self, key: str, dest: Path) -> Fetched:
         """Copy the entry for ``key`` to ``dest`` if it is what its record says was built; check the copy, so that
         what is served is what was checked. On any mismatch ``dest`` is removed and the reason returned."""

@@ -68,7 +68,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             its SBOM go next to the asset in ``cdk.out``, the report's sha256 into the asset's metadata.
         verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` (part of the asset hash when set).
         cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
-            for fully pinned requirements, and not with ``bundling='docker'``, which always builds in the image).
+            for fully pinned requirements; with ``bundling='docker'`` only layers built in that image are reused),
+            and the Docker build's wheel cache (the ``cdk-pip-layer-pip-cache`` volume).
         cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
             ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or ``~/.cache/cdk-pip-layer/layers``. Delete it to clear it.
 
@@ -131,7 +132,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         )
         label = f"{scope.node.path}/{id}".lstrip("/")
         cache_path = Path(cache_dir) if cache_dir is not None else None
-        layer = LayerBundling(
+        layer = self._layer_bundling(
             self.build_options, mode=self.bundling_mode, label=label, cache=cache, cache_dir=cache_path
         )
         self.input_hash = layer.key
@@ -150,6 +151,13 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         layer.keep_docker_output(self)
         layer.record_report(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
+
+    def _layer_bundling(
+        self, options: LayerBuildOptions, *, mode: BundlingMode, label: str, cache: bool, cache_dir: Path | None
+    ) -> LayerBundling:
+        """This layer's bundling. (A group of layers built at once, :class:`~.targets.PipLambdaLayers`, makes its
+        members' bundling first and starts their builds before CDK asks for the first one.)"""
+        return LayerBundling(options, mode=mode, label=label, cache=cache, cache_dir=cache_dir)
 
     def _share(
         self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None

@@ -16,7 +16,6 @@ import platform
 import shutil
 import time
 import uuid
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
-from cdk_pip_layer.engine.outputs import LAYER_ZIP, BuildTransaction, LayerBuildResult, phase, tree_size
+from cdk_pip_layer.engine.outputs import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.report import write_report
 from cdk_pip_layer.engine.requirements import RequirementsFile
@@ -43,6 +42,8 @@ from .protocol import (
     CONTAINER_ENVIRONMENT,
     CONTAINER_INPUT,
     CONTAINER_OUTPUT,
+    LAYOUT_BUILD,
+    LAYOUT_VARIABLE,
     RESULT_MOUNT,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
@@ -274,25 +275,29 @@ class PipBasedLambdaLayerContainerBuilder:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 volumes[str(self.cache_dir.resolve())] = {"bind": CACHE_MOUNT, "mode": "rw"}
             with phase(f"build in {self.image} ({target.docker_platform})"):
-                environment = {**CONTAINER_ENVIRONMENT, **staged.host_env, RESULT_VARIABLE: RESULT_MOUNT}
+                environment = {
+                    **CONTAINER_ENVIRONMENT,
+                    **staged.host_env,
+                    RESULT_VARIABLE: RESULT_MOUNT,
+                    LAYOUT_VARIABLE: LAYOUT_BUILD,
+                }
                 if _log.isEnabledFor(logging.DEBUG):
                     environment[VERBOSE_VARIABLE] = "1"
                 code, lines = self._run(client, volumes, environment, options.index.secrets)
             report = self._outcome(read_outcome(result_dir), code, lines)
-            built_zip = output_dir / LAYER_ZIP
-            if not built_zip.is_file():
+            # The build in the image wrote layer.zip and artifacts/ into the output mount (LAYOUT_BUILD): they
+            # move into this transaction as they are, and the zip's sha256 is the one its writer computed.
+            built_zip, built_artifacts = output_dir / LAYER_ZIP, output_dir / ARTIFACTS
+            if not (built_zip.is_file() and built_artifacts.is_dir()):
                 raise ContainerBuildError(
-                    "The container build finished without writing layer.zip",
+                    "The container build finished without writing layer.zip and artifacts/",
                     subject=str(target),
                     hint="run again with logging at DEBUG to see the container's output, and report it.",
                 )
             verification = self._verify(built_zip, requirements, report)
-            with phase("unpack artifacts"):
-                with zipfile.ZipFile(built_zip) as archive:
-                    archive.extractall(build.artifacts_dir)
-                unzipped = tree_size(build.artifacts_dir)
+            built_artifacts.rename(build.artifacts_dir)
             built_zip.replace(build.zip_path)
-            published = build.publish()
+            published = build.publish(sha256=report.sha256)
             if verification is not None:
                 write_report(verification.report, published.zip_path.parent)
         host_warnings = [] if verification is None else [str(w) for w in verification.warnings if w.check in ELF_CHECKS]
@@ -302,9 +307,7 @@ class PipBasedLambdaLayerContainerBuilder:
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,
             installer=f"{report.installer} in {self.image} ({target.docker_platform})",
-            unzipped_bytes=unzipped,
             zipped_bytes=published.zipped_bytes,
-            sha256=published.sha256,
             seconds=time.perf_counter() - start,
         )
 

@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cdk_pip_layer.engine.errors import LayerBuildError
@@ -23,7 +24,8 @@ from cdk_pip_layer.engine.installers import PipInstaller
 from cdk_pip_layer.engine.interpreters import probe
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
-from cdk_pip_layer.engine.outputs import LAYER_ZIP
+from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
+from cdk_pip_layer.engine.requirements import read_requirements
 
 from .protocol import (
     CA_FILE,
@@ -31,6 +33,9 @@ from .protocol import (
     CACHE_VOLUME,
     CONTAINER_OUTPUT,
     HOST_ENV_FILE,
+    LAYOUT_BUILD,
+    LAYOUT_VARIABLE,
+    PINNED_RECORDS,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
@@ -58,18 +63,16 @@ def main(context: Path, output: Path | None = None) -> int:
         # The engine captures pip's output; pip's own log (PIP_LOG, appended to by every pip run) shows it all.
         pip_log = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-log-")) / "pip.log"
         os.environ["PIP_LOG"] = str(pip_log)
+    wheelhouse = None
     if cached and Path(CACHE_MOUNT).is_dir():
         wheelhouse = Path(CACHE_MOUNT) / WHEELHOUSE_DIR / _index_key()
-        if _writable(wheelhouse):
-            options = _with_wheelhouse(options, wheelhouse)
+        if not _writable(wheelhouse):
+            wheelhouse = None
+    whole_build = os.environ.get(LAYOUT_VARIABLE) == LAYOUT_BUILD
     try:
-        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-") as build_dir:
-            result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir).build()
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(result.zip_path, out / LAYER_ZIP)
-            (out / LAYER_ZIP).chmod(0o644)
-            with contextlib.suppress(OSError):  # a read-only input: the host reads the output and the log then
-                write_outcome(outcome_dir, result)
+        result = _build(options, wheelhouse, lambda opts: _build_into(opts, out, whole_build=whole_build))
+        with contextlib.suppress(OSError):  # a read-only input: the host reads the output and the log then
+            write_outcome(outcome_dir, result)
     except LayerBuildError as exc:
         _echo_pip_log(pip_log)
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
@@ -79,6 +82,66 @@ def main(context: Path, output: Path | None = None) -> int:
     _echo_pip_log(pip_log)
     print(result.summary(with_path=False))  # the path is the container's, of no use on the host
     return 0
+
+
+def _build_into(options: LayerBuildOptions, out: Path, *, whole_build: bool) -> LayerBuildResult:
+    """Build; ``out`` gets ``layer.zip``, and ``artifacts/`` too for the container builder (``whole_build``), which
+    then has nothing to unzip. CDK wants the zip alone: the build happens in the container's own temporary
+    directory, which goes with the container."""
+    if whole_build:
+        return PipBasedLambdaLayerLocalBuilder.from_options(options, out).build()
+    with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-") as build_dir:
+        result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir).build()
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.zip_path, out / LAYER_ZIP)
+        (out / LAYER_ZIP).chmod(0o644)
+    return result
+
+
+def _build(
+    options: LayerBuildOptions, wheelhouse: Path | None, build: Callable[[LayerBuildOptions], LayerBuildResult]
+) -> LayerBuildResult:
+    """Build with the wheel cache when there is one.
+
+    Fully pinned requirements that an earlier build fetched completely into the wheelhouse are installed from it
+    alone: no index is asked (as the layer cache reuses a layer of fully pinned requirements). Otherwise, or when
+    that fails (a wheel was removed from the cache), ``pip download`` fills the wheelhouse first (see
+    :func:`_fetch_wheels`).
+    """
+    if wheelhouse is None:
+        return build(options)
+    record = _pinned_record(wheelhouse, options)
+    if record is not None and record.is_file():
+        _log.info("wheel cache: every wheel of these pinned requirements is in %s; no index is asked", wheelhouse)
+        try:
+            return build(_from_wheelhouse(options, wheelhouse))
+        except LayerBuildError as exc:
+            _log.info("wheel cache: building from it alone failed (%s); asking the index", exc.what)
+            record.unlink(missing_ok=True)
+    fetched = _fetch_wheels(options, wheelhouse)
+    result = build(_from_wheelhouse(options, wheelhouse) if fetched else options)
+    if fetched and record is not None:
+        with contextlib.suppress(OSError):
+            record.parent.mkdir(exist_ok=True)
+            record.touch()
+    return result
+
+
+def _pinned_record(wheelhouse: Path, options: LayerBuildOptions) -> Path | None:
+    """Where the wheelhouse records that it holds every wheel of these requirements, for this target; None when
+    the requirements are not fully pinned (the index may have newer releases for them tomorrow)."""
+    requirements = read_requirements(options.requirements)
+    if not requirements.fully_pinned:
+        return None
+    archives = [line.local_file for line in requirements.requirements if line.local_file is not None]
+    key = {
+        "requirements": [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in requirements.files],
+        "local-archives": [hashlib.sha256(f.read_bytes()).hexdigest() for f in archives],
+        "target": str(options.target),
+        "installer-args": list(options.extra_installer_args),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+    return wheelhouse / PINNED_RECORDS / digest
 
 
 def _apply_host_settings(context: Path, *, use_cache: bool) -> bool:
@@ -115,9 +178,9 @@ def _index_key() -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _with_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuildOptions:
+def _fetch_wheels(options: LayerBuildOptions, wheelhouse: Path) -> bool:
     """Download the wheels of this build into ``wheelhouse`` on the cache mount, where they stay for the next
-    build (a wheel already there is not downloaded again), and install from there alone.
+    build (a wheel already there is not downloaded again). Returns whether every one is there.
 
     pip's HTTP cache cannot be relied on for this: it keeps only responses with caching headers, and a proxy that
     strips them (TLS-inspecting ones do) makes every download uncacheable. Nor can ``--find-links`` next to the
@@ -128,7 +191,7 @@ def _with_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuild
     """
     interpreter = probe(sys.executable)
     if interpreter is None:  # pragma: no cover - the interpreter running this code
-        return options
+        return False
     start = time.perf_counter()
     done = PipInstaller(interpreter, native_builds=True).download(
         options.requirements,
@@ -139,8 +202,13 @@ def _with_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuild
     )
     if not done.ok:
         _log.info("wheel cache: pip could not fetch every wheel; building without the cache")
-        return options
+        return False
     _log.info("wheel cache: %s ready in %.2f s", wheelhouse, time.perf_counter() - start)
+    return True
+
+
+def _from_wheelhouse(options: LayerBuildOptions, wheelhouse: Path) -> LayerBuildOptions:
+    """The options installing from ``wheelhouse`` alone."""
     extra = (*options.extra_installer_args, "--no-index", "--find-links", str(wheelhouse))
     return dataclasses.replace(options, extra_installer_args=extra)
 

@@ -49,6 +49,9 @@ CONTEXT_DIR = ".cdk-pip-layer"
 CACHE_MOUNT = "/cdk-pip-layer-cache"
 # Under CACHE_MOUNT: the wheels builds downloaded, kept for the next build (pip's HTTP cache is the rest).
 WHEELHOUSE_DIR = "wheelhouse"
+# Under each wheelhouse: one empty file per set of fully pinned requirements (and target) whose wheels are all
+# there, named by a digest of them: the next such build installs from the wheelhouse without asking the index.
+PINNED_RECORDS = ".pinned"
 # A named Docker volume: the same name on every machine, so it can sit in CDK's bundling options.
 CACHE_VOLUME = "cdk-pip-layer-pip-cache"
 CONTAINER_COMMAND: tuple[str, ...] = ("python3", f"{CONTAINER_INPUT}/{CONTEXT_DIR}/run.py")
@@ -70,6 +73,10 @@ ERROR_FILE = "error.json"
 # The directory the build writes its outcome to (the container builder mounts one there and sets this).
 RESULT_VARIABLE = "CDK_PIP_LAYER_RESULT"
 RESULT_MOUNT = "/cdk-pip-layer-result"
+# What the build writes to its output: "build" (``layer.zip`` and ``artifacts/``, for the container builder, which
+# would otherwise unzip the zip again on the host) or, unset, ``layer.zip`` alone (what CDK wants).
+LAYOUT_VARIABLE = "CDK_PIP_LAYER_OUTPUT_LAYOUT"
+LAYOUT_BUILD = "build"
 # Set to "1" (the container builder does when its logger is at DEBUG): the build prints pip's own verbose log
 # (every download and cache hit) to its output after pip has run.
 VERBOSE_VARIABLE = "CDK_PIP_LAYER_VERBOSE"

@@ -1,13 +1,36 @@
-"""A deterministic layer.zip: the same tree gives the same bytes on any machine, any umask, any hour."""
+"""A deterministic layer.zip: the same tree gives the same bytes on any machine, any umask, any hour.
+
+How it is written: the files' data is deflated on every core (zlib releases the GIL, so a pool of threads works)
+while one writer puts the entries into the zip in sorted order. One read of a file gives its CRC-32, its size and
+its deflated data (raw deflate at zlib's default level, in chunks, as ``zipfile`` does). An entry is compressed
+completely before it is written, so its local header carries the final CRC and sizes and is written once: the zip
+is written front to back, and its sha256 is computed as it is written. The bytes are exactly those of ``zipfile``
+writing the same entries one after another (the unit tests keep that serial writer as the reference); the
+central directory and the end records are ``zipfile``'s own.
+
+Memory stays flat whatever the layer's size: files are read in chunks, a bounded number of entries is compressed
+ahead of the writer, and the compressed data of an entry beyond :data:`SPOOL_LIMIT` waits in an unnamed temporary
+file next to the zip rather than in memory.
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import errno
+import hashlib
+import io
 import os
 import shutil
 import stat
+import tempfile
 import zipfile
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from .errors import LayerBuildError
 
@@ -17,31 +40,72 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 DIR_MODE = 0o755
 
+CHUNK = 1 << 20  # bytes read (and deflated) at a time
+SPOOL_LIMIT = 2 << 20  # compressed bytes of one entry kept in memory; the rest waits in a temporary file
+BATCH_BYTES = 1 << 20  # small files are deflated in batches of about this many bytes (one task per batch)
+_AHEAD_PER_WORKER = 4  # tasks compressed ahead of the writer, per worker: the bound on memory in flight
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
-def _entries(root: Path) -> list[tuple[str, Path]]:
-    """Every directory and file below ``root`` as (archive name, path), sorted by archive name."""
-    out: list[tuple[str, Path]] = []
+
+@dataclass(frozen=True)
+class LayerZip:
+    """What :func:`write_layer_zip` wrote: the sizes, and the sha256 of the zip computed while writing it."""
+
+    path: Path
+    unzipped_bytes: int
+    zipped_bytes: int
+    sha256: str
+    files: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str  # the name in the archive; a directory's ends with "/"
+    path: Path
+    size: int = 0  # as the walk saw it; the entry records what was read
+    executable: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/")
+
+
+def _entries(root: Path) -> list[_Entry]:
+    """Every directory and file below ``root``, sorted by archive name. A symbolic link inside the layer is stored
+    as what it points to; one that points outside the layer, nowhere, or into a loop is an error."""
+    out: list[_Entry] = []
     real_root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        current = Path(dirpath)
-        for name in dirnames:
-            path = current / name
-            if path.is_symlink():
-                _check_link(path, real_root)
-                # A link to a directory inside the layer is stored as the files it points to.
-                for sub_path, _, sub_files in os.walk(path, followlinks=True):
-                    sub = Path(sub_path)
-                    out.append((sub.relative_to(root).as_posix() + "/", sub))
-                    out.extend(((sub / f).relative_to(root).as_posix(), sub / f) for f in sub_files)
-            else:
-                out.append((path.relative_to(root).as_posix() + "/", path))
-        for name in filenames:
-            path = current / name
-            if path.is_symlink():
-                _check_link(path, real_root)
-            out.append((path.relative_to(root).as_posix(), path))
-    out.sort(key=lambda item: item[0])
+    _walk(root, "", out, real_root, {_dir_id(root)})
+    out.sort(key=lambda entry: entry.name)
     return out
+
+
+def _dir_id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def _walk(directory: Path, prefix: str, out: list[_Entry], real_root: Path, ancestors: set[tuple[int, int]]) -> None:
+    with os.scandir(directory) as scan:
+        children = list(scan)
+    for child in children:
+        path = directory / child.name
+        name = prefix + child.name
+        if child.is_symlink():
+            _check_link(path, real_root)
+        if child.is_dir():  # follows a link, checked above
+            ident = _dir_id(path)
+            if ident in ancestors:
+                raise LayerBuildError(
+                    "A symbolic link in the layer makes a loop",
+                    subject=str(path),
+                    hint="remove the link from the package, or exclude the package.",
+                )
+            out.append(_Entry(name + "/", path))
+            _walk(path, name + "/", out, real_root, ancestors | {ident})
+        else:
+            st = child.stat()
+            out.append(_Entry(name, path, st.st_size, bool(st.st_mode & 0o111)))
 
 
 def _check_link(path: Path, real_root: Path) -> None:
@@ -54,34 +118,281 @@ def _check_link(path: Path, real_root: Path) -> None:
         )
 
 
-def write_layer_zip(root: Path, dest: Path) -> int:
-    """Zip the contents of ``root`` (which holds ``python/``) into ``dest`` atomically; return the unzipped size.
+@dataclass
+class _Deflated:
+    """One file's data, read once: its CRC-32, its size and its raw deflate stream (in memory, then spooled)."""
+
+    crc: int = 0
+    size: int = 0
+    compressed_size: int = 0
+    chunks: list[bytes] = field(default_factory=list)
+    spool: IO[bytes] | None = None
+
+    def keep(self, data: bytes, spool_dir: Path) -> None:
+        if not data:
+            return
+        self.compressed_size += len(data)
+        if self.spool is None and self.compressed_size > SPOOL_LIMIT:
+            # Unnamed (O_TMPFILE): nothing to clean up, even if we are killed. Closed by close().
+            self.spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - lives until the entry is written
+            for chunk in self.chunks:
+                self.spool.write(chunk)
+            self.chunks.clear()
+        if self.spool is not None:
+            self.spool.write(data)
+        else:
+            self.chunks.append(data)
+
+    def data(self) -> Iterator[bytes]:
+        if self.spool is None:
+            yield from self.chunks
+            return
+        self.spool.seek(0)
+        while chunk := self.spool.read(CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+def _deflate(path: Path, spool_dir: Path) -> _Deflated:
+    # zipfile's compressor for ZIP_DEFLATED at its default level: raw deflate (no zlib header), window 2**15.
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    result = _Deflated()
+    try:
+        with path.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                result.size += len(chunk)
+                result.crc = zlib.crc32(chunk, result.crc)
+                result.keep(compressor.compress(chunk), spool_dir)
+        result.keep(compressor.flush(), spool_dir)
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def _deflate_batch(paths: list[Path], spool_dir: Path) -> list[_Deflated]:
+    done: list[_Deflated] = []
+    try:
+        for path in paths:
+            done.append(_deflate(path, spool_dir))
+    except BaseException:
+        for item in done:
+            item.close()
+        raise
+    return done
+
+
+class _Output:
+    """The zip file being written, front to back: counts and hashes every byte. ``zipfile`` may only seek to where
+    it already is (it does, before each entry and the central directory)."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self._position = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> int:
+        self._handle.write(data)
+        self.digest.update(data)
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET and offset == self._position:
+            return offset
+        raise io.UnsupportedOperation("layer.zip is written front to back")
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def close(self) -> None:
+        """The file's owner closes it (``zipfile`` never closes a file object it was given)."""
+
+
+class _Writer:
+    """Puts entries into the zip in the order they come; ``zipfile`` writes the central directory at the end."""
+
+    def __init__(self, output: _Output) -> None:
+        self.output = output
+        self.archive = zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        self.unzipped = 0
+        self.files = 0
+
+    def directory(self, name: str) -> None:
+        info = self._info(name, (stat.S_IFDIR | DIR_MODE) << 16 | 0x10)
+        info.compress_type = zipfile.ZIP_STORED
+        info.file_size = info.compress_size = info.CRC = 0
+        self._append(info, zip64=False, data=iter(()))
+
+    def file(self, entry: _Entry, deflated: _Deflated) -> None:
+        info = self._info(entry.name, (stat.S_IFREG | (EXEC_MODE if entry.executable else FILE_MODE)) << 16)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.file_size = deflated.size
+        info.compress_size = deflated.compressed_size
+        info.CRC = deflated.crc
+        # zipfile's rule when the size is known up front (ZipFile.open(..., "w", force_zip64=size > 2**31)).
+        zip64 = deflated.size > 2**31 or deflated.size * 1.05 > zipfile.ZIP64_LIMIT
+        self._append(info, zip64=zip64, data=deflated.data())
+        self.unzipped += deflated.size
+        self.files += 1
+
+    @staticmethod
+    def _info(name: str, external_attr: int) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+        info.create_system = 3  # unix, so external_attr carries the mode
+        info.external_attr = external_attr
+        return info
+
+    def _append(self, info: zipfile.ZipInfo, *, zip64: bool, data: Iterator[bytes]) -> None:
+        """Write one complete entry, as ``ZipFile.mkdir`` (3.11+) writes a directory: the header with its final
+        values, the data, and the entry listed for the central directory."""
+        output, archive = self.output, self.archive
+        info.header_offset = output.tell()
+        output.write(info.FileHeader(zip64))
+        for chunk in data:
+            output.write(chunk)
+        archive.filelist.append(info)
+        archive.NameToInfo[info.filename] = info
+        archive.start_dir = output.tell()
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def abandon(self) -> None:
+        """After a failure: let ``zipfile`` finish (or fail) now, not when the object is collected."""
+        with contextlib.suppress(Exception):
+            self.archive.close()
+
+
+def _workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _tasks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
+    """Consecutive entries grouped into tasks: a directory alone, a big file alone, small files together."""
+    batch: list[_Entry] = []
+    batch_bytes = 0
+    for entry in entries:
+        if entry.is_dir or entry.size >= BATCH_BYTES:
+            if batch:
+                yield batch
+                batch, batch_bytes = [], 0
+            yield [entry]
+            continue
+        batch.append(entry)
+        batch_bytes += entry.size
+        if batch_bytes >= BATCH_BYTES:
+            yield batch
+            batch, batch_bytes = [], 0
+    if batch:
+        yield batch
+
+
+Task = tuple[list[_Entry], "Future[list[_Deflated]] | None"]
+
+
+def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, workers: int) -> None:
+    window: collections.deque[Task] = collections.deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cdk-pip-layer-zip")
+    try:
+        for task in _tasks(entries):
+            files = [entry.path for entry in task if not entry.is_dir]
+            window.append((task, pool.submit(_deflate_batch, files, spool_dir) if files else None))
+            if len(window) > workers * _AHEAD_PER_WORKER:
+                _write_task(writer, *window.popleft())
+        while window:
+            _write_task(writer, *window.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for _, future in window:  # left over after an error
+            if future is not None and not future.cancelled() and future.exception() is None:
+                for item in future.result():
+                    item.close()
+
+
+def _write_task(writer: _Writer, task: list[_Entry], future: Future[list[_Deflated]] | None) -> None:
+    if future is None:
+        writer.directory(task[0].name)
+        return
+    deflated = future.result()
+    try:
+        for entry, item in zip(task, deflated, strict=True):
+            writer.file(entry, item)
+    finally:
+        for item in deflated:
+            item.close()
+
+
+def write_layer_zip(root: Path, dest: Path, *, workers: int | None = None) -> LayerZip:
+    """Zip the contents of ``root`` (which holds ``python/``) into ``dest`` atomically.
 
     Entries are sorted, stamped 1980-01-01, files 0644 (0755 when any execute bit is set), directories 0755,
-    deflated at zlib's default level. ``dest`` is replaced only once the new archive is complete.
+    deflated at zlib's default level. ``dest`` is replaced only once the new archive is complete; when anything
+    fails (a full disk included) no partial file is left and an earlier ``dest`` is untouched. ``workers``: the
+    threads that deflate (default: the CPUs this process may use).
     """
-    partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
-    unzipped = 0
+    entries: list[_Entry] = []
+    partial: Path | None = None
     try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-            for name, path in _entries(root):
-                info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-                info.create_system = 3  # unix, so external_attr carries the mode
-                if name.endswith("/"):
-                    info.external_attr = (stat.S_IFDIR | DIR_MODE) << 16 | 0x10
-                    info.compress_type = zipfile.ZIP_STORED
-                    archive.writestr(info, b"")
-                    continue
-                st = path.stat()
-                mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
-                info.external_attr = (stat.S_IFREG | mode) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.file_size = st.st_size
-                unzipped += st.st_size
-                with path.open("rb") as src, archive.open(info, "w", force_zip64=st.st_size > 2**31) as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+        entries = _entries(root)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.partial-", dir=dest.parent)
+        partial = Path(name)
+        with os.fdopen(fd, "wb") as handle:
+            output = _Output(handle)
+            writer = _Writer(output)
+            try:
+                _write_entries(writer, entries, dest.parent, workers or _workers())
+            except BaseException:
+                writer.abandon()
+                raise
+            writer.close()
+        partial.chmod(0o644)
         partial.replace(dest)
+    except OSError as exc:
+        raise _output_error(exc, dest, entries) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-    return unzipped
+        if partial is not None:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+    return LayerZip(
+        path=dest,
+        unzipped_bytes=writer.unzipped,
+        zipped_bytes=output.tell(),
+        sha256=output.digest.hexdigest(),
+        files=writer.files,
+    )
+
+
+def _output_error(exc: OSError, dest: Path, entries: list[_Entry]) -> LayerBuildError:
+    """One clear message for a zip that could not be written: a full disk, or a file that could not be read."""
+    mib = 1024 * 1024
+    if exc.errno in _DISK_FULL:
+        try:
+            free = f"{shutil.disk_usage(dest.parent).free / mib:.1f} MiB are free there"
+        except OSError:
+            free = "the free space is unknown"
+        needed = sum(entry.size for entry in entries) / mib
+        return LayerBuildError(
+            f"The disk filled up while writing layer.zip ({exc.strerror or exc})",
+            subject=str(dest),
+            details=[f"the layer holds {needed:.1f} MiB unzipped; {free}"],
+            hint=f"free space on the file system of {dest.parent} (the zip needs up to about {needed:.0f} MiB "
+            "while it is written, next to the installed files), or build into another output directory. The "
+            "partial zip was removed; an earlier layer.zip is untouched.",
+        )
+    where = exc.filename or dest
+    return LayerBuildError(
+        f"layer.zip could not be written: {exc.strerror or exc}",
+        subject=str(where),
+        hint="check that the layer's files are readable and the output directory is writable, then build again. "
+        "An earlier layer.zip is untouched.",
+    )

@@ -262,7 +262,7 @@ class PipBasedLambdaLayerLocalBuilder:
                 dists = installed_distributions(site_dir)
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
-                write_layer_zip(build.artifacts_dir, build.zip_path)
+                written = write_layer_zip(build.artifacts_dir, build.zip_path)
             verification = None
             if options.verify:
                 with phase("verify"):
@@ -274,7 +274,7 @@ class PipBasedLambdaLayerLocalBuilder:
                         build.artifacts_dir,
                     )
                 warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
-            published = build.publish()
+            published = build.publish(sha256=written.sha256)
             if verification is not None:
                 write_report(verification.report, published.zip_path.parent)
             else:  # no report must describe an earlier zip

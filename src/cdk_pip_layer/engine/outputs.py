@@ -226,14 +226,15 @@ class BuildTransaction:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
 
-    def publish(self) -> Published:
+    def publish(self, *, sha256: str | None = None) -> Published:
         """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). All or
         nothing: when either step fails, the previous ``artifacts/`` and ``layer.zip`` are put back as they were,
         and SIGINT/SIGTERM wait until the two steps are done. Safe against another build publishing into the same
-        directory at once (the last one to finish wins, each of its two outputs complete)."""
+        directory at once (the last one to finish wins, each of its two outputs complete). ``sha256``: the staged
+        zip's, when its writer computed it while writing (else the zip is read again for it)."""
         staged_zip = self.zip_path
         zipped_bytes = staged_zip.stat().st_size
-        sha256 = file_sha256(staged_zip)
+        sha256 = sha256 or file_sha256(staged_zip)
         zip_path = self.build_dir / LAYER_ZIP
         with signals_deferred():
             previous = self._swap_artifacts()

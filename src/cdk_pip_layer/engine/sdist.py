@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -78,7 +79,7 @@ def build_pure_wheel(
         wheel = build.wheel(sdist, Path(tmp) / "wheel")
         wheelhouse.mkdir(parents=True, exist_ok=True)
         dest = wheelhouse / wheel.name
-        wheel.replace(dest)
+        shutil.move(wheel, dest)  # the temporary directory may be on another file system than the wheelhouse
         return dest
 
 

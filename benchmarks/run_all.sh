@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every benchmark of the README, one after the other, in one run; then the README's tables from their results.
+#   bash scripts/setup.sh --docker && bash benchmarks/setup.sh && bash benchmarks/run_all.sh
+# Each benchmark interleaves its own variants; the machine's load is recorded with every result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+for bench in bench_zip bench_build bench_scale bench_targets bench_container bench_synth; do
+  printf '[run_all] %s (load: %s)\n' "$bench" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  "$py" "benchmarks/$bench.py"
+done
+"$py" benchmarks/report.py

@@ -1,0 +1,301 @@
+"""``PipLambdaLayers``: one dependency set for several runtimes and architectures, declared once; one
+``PipLambdaLayer`` per target, whose builds run at the same time.
+
+CDK bundles one asset at a time, synchronously, while each ``LayerVersion`` is created. So the group first makes
+every member's bundling (its input hash, its cache entry), asks CDK which of their assets it has already staged
+in ``cdk.out`` (a probe of the asset hash CDK will compute, in a throw-away app that bundles nothing), starts the
+local builds of the others together, and only then creates the layers: each ``try_bundle`` collects its own
+build. Nothing starts when CDK does not bundle this stack (``cdk ls``, ``cdk destroy``, ``--exclusively``), for a
+layer the cache or a warm ``cdk.out`` serves, or with ``bundling="docker"``; a target that cannot be built locally
+falls back to Docker as a single layer does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import cast
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda
+from constructs import Construct
+
+from cdk_pip_layer.engine.errors import InvalidInputError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.target import LambdaTarget
+
+from .bundling import LayerBundling
+from .construct import PipLambdaLayer, _accounts, _check_props
+
+__all__ = ["PipLambdaLayers"]
+
+TargetSpec = str | tuple[str | aws_lambda.Runtime, str | aws_lambda.Architecture]
+
+
+class PipLambdaLayers(Construct):
+    """One requirements file built for several Lambda targets: a :class:`PipLambdaLayer` per (runtime,
+    architecture), each its own asset with its own stable hash, their local builds running at the same time.
+
+    Example::
+
+        layers = PipLambdaLayers(
+            self, "Deps", requirements="layer/requirements.txt",
+            targets=["python3.12/x86_64", "python3.12/arm64", ("python3.13", "x86_64"), ("python3.13", "arm64")],
+        )
+        aws_lambda.Function(self, "Fn", ..., layers=[layers.layer("python3.12", "arm64")])
+
+    Args:
+        targets: ``"runtime/architecture"`` strings or ``(runtime, architecture)`` pairs (``aws_lambda.Runtime``
+            and ``aws_lambda.Architecture`` also accepted), at least one, no target twice.
+        layer_version_name: each layer is named ``<name>-<runtime without the dot>-<architecture>``, e.g.
+            ``deps-python312-arm64``.
+        ssm_parameter_name: each layer's ARN goes to ``<name>/<runtime>/<architecture>`` (``<name>`` a path
+            starting with ``/``), else ``<name>-<runtime>-<architecture>``.
+        the others: as for :class:`PipLambdaLayer`, the same for every target.
+
+    ``layers`` maps ``"runtime/architecture"`` to each member, in the order given; ``layer(runtime, architecture)``
+    picks one. A member's construct id is ``runtime-architecture`` (``python3.12-arm64``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        requirements: str | os.PathLike[str],
+        targets: Sequence[TargetSpec],
+        exclude: Sequence[str] = (),
+        index: IndexSettings | None = None,
+        bundling: BundlingMode | str = BundlingMode.AUTO,
+        description: str | None = None,
+        layer_version_name: str | None = None,
+        license: str | None = None,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        grant_account_ids: Sequence[str] = (),
+        organization_id: str | None = None,
+        ssm_parameter_name: str | None = None,
+        installer: InstallerChoice | str = InstallerChoice.AUTO,
+        extra_installer_args: Sequence[str] = (),
+        verify: bool = True,
+        cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        chosen = _targets(targets)
+        mode = BundlingMode.parse(bundling)
+        _accounts(grant_account_ids)
+        names = {t: _names(t, layer_version_name, ssm_parameter_name) for t in chosen}
+        for layer_name, parameter_name in names.values():
+            _check_props(
+                description=description,
+                license=license,
+                layer_version_name=layer_name,
+                organization_id=organization_id,
+                ssm_parameter_name=parameter_name,
+            )
+        cache_path = Path(cache_dir) if cache_dir is not None else None
+        options = {
+            t: LayerBuildOptions.parse(
+                requirements=requirements,
+                runtime=t.runtime,
+                architecture=t.architecture,
+                exclude=exclude,
+                index=index,
+                installer=installer,
+                extra_installer_args=extra_installer_args,
+                verify=verify,
+            )
+            for t in chosen
+        }
+        prepared: dict[LambdaTarget, LayerBundling] = {}
+        self.layers: dict[str, PipLambdaLayer] = {}
+        executor = ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="cdk-pip-layer-build")
+        try:
+            for t in chosen:
+                label = f"{self.node.path}/{_member_id(t)}"
+                prepared[t] = LayerBundling(options[t], mode=mode, label=label, cache=cache, cache_dir=cache_path)
+            stage = cdk.Stage.of(self)
+            if cdk.Stack.of(self).bundling_required and stage is not None:
+                _start_builds(list(prepared.values()), Path(stage.asset_outdir), executor)
+            for t in chosen:
+                layer_name, parameter_name = names[t]
+                self.layers[str(t)] = _Member(
+                    self,
+                    _member_id(t),
+                    prepared=prepared.pop(t),
+                    requirements=requirements,
+                    runtime=t.runtime,
+                    architecture=t.architecture,
+                    exclude=exclude,
+                    index=index,
+                    bundling=mode,
+                    description=description,
+                    layer_version_name=layer_name,
+                    license=license,
+                    removal_policy=removal_policy,
+                    grant_account_ids=grant_account_ids,
+                    organization_id=organization_id,
+                    ssm_parameter_name=parameter_name,
+                    installer=installer,
+                    extra_installer_args=extra_installer_args,
+                    verify=verify,
+                    cache=cache,
+                    cache_dir=cache_dir,
+                )
+        finally:
+            # After a failure: members never created still hold a build and a staged input.
+            for left in prepared.values():
+                left.bundler.discard()
+                shutil.rmtree(left.staging, ignore_errors=True)
+            for member in self.layers.values():
+                if isinstance(member, _Member):
+                    member.prepared.bundler.discard()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def layer(self, runtime: str | aws_lambda.Runtime, architecture: str | aws_lambda.Architecture) -> PipLambdaLayer:
+        """The member built for this runtime and architecture."""
+        target = _target((runtime, architecture))
+        found = self.layers.get(str(target))
+        if found is None:
+            raise InvalidInputError(
+                f"No layer for {target} in {self.node.path}",
+                subject=str(target),
+                hint=f"add it to targets, or pick one of {', '.join(self.layers)}.",
+            )
+        return found
+
+
+class _Member(PipLambdaLayer):
+    """A :class:`PipLambdaLayer` whose bundling the group made (and whose build it may have started) already."""
+
+    def __init__(self, scope: Construct, id: str, *, prepared: LayerBundling, **props: object) -> None:
+        self.prepared = prepared
+        super().__init__(scope, id, **props)  # type: ignore[arg-type]
+
+    def _layer_bundling(
+        self, options: LayerBuildOptions, *, mode: BundlingMode, label: str, cache: bool, cache_dir: Path | None
+    ) -> LayerBundling:
+        if options != self.prepared.options:  # pragma: no cover - the group passes the same props
+            raise AssertionError(f"{label}: the group prepared other options")
+        return self.prepared
+
+
+def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:
+    """Start the local builds of the layers whose asset CDK has not staged yet."""
+    staged = _staged_already(bundlings, asset_outdir)
+    if staged is None:  # CDK's asset hash could not be known: build one at a time, as single layers do
+        return
+    for bundling, done in zip(bundlings, staged, strict=True):
+        if not done:
+            bundling.bundler.start(executor, asset_outdir)
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _NeverBundles:
+    """The probe's local bundling: the probe's stack is never bundled, so this is never called."""
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # pragma: no cover
+        raise RuntimeError("the asset-hash probe must not bundle")
+
+
+def _staged_already(bundlings: list[LayerBundling], asset_outdir: Path) -> list[bool] | None:
+    """For each layer, whether ``cdk.out`` holds its asset already (CDK then skips its bundling). CDK's asset hash
+    is sha256 of our custom hash and the JSON of the bundling options; the probe asks CDK itself for it, in an app
+    whose stacks are never bundled (``post_cli_context`` wins over the CLI's own bundling-stacks)."""
+    probe_dir = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-probe-"))
+    try:
+        app = cdk.App(outdir=str(probe_dir), auto_synth=False, post_cli_context={"aws:cdk:bundling-stacks": []})
+        stack = cdk.Stack(app, "Probe")
+        staged = []
+        for number, bundling in enumerate(bundlings):
+            probe = cdk.AssetStaging(
+                stack,
+                f"Asset{number}",
+                source_path=str(bundling.staging),
+                asset_hash_type=cdk.AssetHashType.CUSTOM,
+                asset_hash=bundling.key,
+                bundling=_with_local(bundling.bundling, cast(cdk.ILocalBundling, _NeverBundles())),
+            )
+            staged.append((asset_outdir / f"asset.{probe.asset_hash}").exists())
+        return staged
+    except Exception:  # a probe that fails only costs the concurrency
+        return None
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+
+
+def _with_local(options: cdk.BundlingOptions, local: cdk.ILocalBundling) -> cdk.BundlingOptions:
+    return cdk.BundlingOptions(
+        image=options.image,
+        command=options.command,
+        environment=options.environment,
+        volumes=options.volumes,
+        platform=options.platform,
+        output_type=options.output_type,
+        local=local,
+    )
+
+
+def _target(spec: object) -> LambdaTarget:
+    if isinstance(spec, str):
+        runtime, slash, architecture = spec.partition("/")
+        if not slash:
+            raise InvalidInputError(
+                f"Invalid target {spec!r}",
+                subject="targets",
+                hint="write a target as 'python3.12/arm64', or as a pair ('python3.12', 'arm64').",
+            )
+        return LambdaTarget.parse(runtime, architecture)
+    if isinstance(spec, tuple) and len(spec) == 2:
+        runtime, architecture = spec
+        runtime = runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime
+        architecture = architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture
+        return LambdaTarget.parse(str(runtime), str(architecture))
+    raise InvalidInputError(
+        f"Invalid target {spec!r}",
+        subject="targets",
+        hint="give each target as 'python3.12/arm64', or as a pair ('python3.12', 'arm64').",
+    )
+
+
+def _targets(specs: Sequence[TargetSpec]) -> list[LambdaTarget]:
+    if isinstance(specs, str):  # one target, not a list of them
+        specs = [specs]
+    chosen: list[LambdaTarget] = []
+    for spec in specs:
+        target = _target(spec)
+        if target in chosen:
+            raise InvalidInputError(
+                f"The target {target} is given twice",
+                subject="targets",
+                hint="give each runtime and architecture once.",
+            )
+        chosen.append(target)
+    if not chosen:
+        raise InvalidInputError(
+            "No target given", subject="targets", hint="give at least one, e.g. targets=['python3.12/x86_64']."
+        )
+    return chosen
+
+
+def _member_id(target: LambdaTarget) -> str:
+    return f"{target.runtime}-{target.architecture.value}"
+
+
+def _names(
+    target: LambdaTarget, layer_version_name: str | None, ssm_parameter_name: str | None
+) -> tuple[str | None, str | None]:
+    """Each member's layer name and SSM parameter name, derived from the group's."""
+    layer_name = parameter = None
+    if layer_version_name is not None:
+        layer_name = f"{layer_version_name}-{target.runtime.replace('.', '')}-{target.architecture.value}"
+    if ssm_parameter_name is not None:
+        separator = "/" if ssm_parameter_name.startswith("/") else "-"
+        parameter = separator.join((ssm_parameter_name.rstrip("/"), target.runtime, target.architecture.value))
+    return layer_name, parameter
