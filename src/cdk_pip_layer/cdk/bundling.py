@@ -47,9 +47,8 @@ from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.report import REPORT_FILE, write_text_atomically
+from cdk_pip_layer.engine.report import REPORT_FILE, sbom_json_from_text, write_text_atomically
 from cdk_pip_layer.engine.requirements import RequirementsFile
-from cdk_pip_layer.engine.sbom import sbom_json_from_text
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.verify import BuildContext, verify_layer_zip
 
