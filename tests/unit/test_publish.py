@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 
 from cdk_pip_layer import InvalidInputError, PublishError, publish_layer
-from cdk_pip_layer.publish import _REQUEST_LIMIT, _REQUEST_MARGIN, DIRECT_UPLOAD_LIMIT, base64_size
+from cdk_pip_layer.publish.request import _REQUEST_LIMIT, _REQUEST_MARGIN, DIRECT_UPLOAD_LIMIT, base64_size
 
 MIB = 1024 * 1024
 # Headers of a signed request (Authorization, X-Amz-Date, User-Agent, …) stay well under this.

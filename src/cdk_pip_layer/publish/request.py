@@ -1,21 +1,5 @@
-"""Publishing a built ``layer.zip`` as a Lambda layer version without CDK: :func:`publish_layer`, and the
-``cdk-pip-layer publish`` command.
-
-Idempotent: when the latest version of the layer already has this content (Lambda's ``CodeSha256``, the base64
-sha256 of the zip) and the same runtime, architecture, description and licence, nothing is published and that
-version is the result. Grants (``lambda:GetLayerVersion`` for accounts and an organization) and the SSM parameter
-are then made to match, each only when it does not already.
-
-Every check that can be made before the first write is made first: the inputs, the credentials and region, the
-latest version, the S3 bucket's region, existing grants and the SSM parameter. The writes follow in this order:
-the upload to S3 (only for a zip too large to send in the request), the new version, its grants, the SSM
-parameter last (consumers that read it never see a version without its grants). When a write fails after a new
-version was published, that version is deleted again; an uploaded zip whose version could not be published is
-removed. The error says what, if anything, remains.
-
-boto3 is imported here only, and only when publishing (the ``cdk-pip-layer[publish]`` extra): importing
-``cdk_pip_layer`` never needs it.
-"""
+"""What a publish is asked to do, checked before anything is sent to AWS (:class:`PublishRequest`), what it did
+(:class:`PublishedLayer`), and its errors. No boto3 here: see :mod:`.aws` and :mod:`.publication`."""
 
 from __future__ import annotations
 
@@ -26,9 +10,9 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from .engine.aws_names import (
+from cdk_pip_layer.engine.aws_names import (
     DESCRIPTION_LIMIT,
     LICENSE_LIMIT,
     account_id_ok,
@@ -36,19 +20,10 @@ from .engine.aws_names import (
     organization_id_ok,
     ssm_name_ok,
 )
-from .engine.errors import InvalidInputError, LayerBuildError
-from .engine.options import as_tuple
-from .engine.outputs import file_sha256
-from .engine.target import LambdaTarget
-
-__all__ = [
-    "DIRECT_UPLOAD_LIMIT",
-    "LayerGrant",
-    "MissingPublishExtraError",
-    "PublishError",
-    "PublishedLayer",
-    "publish_layer",
-]
+from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
+from cdk_pip_layer.engine.options import as_tuple
+from cdk_pip_layer.engine.outputs import file_sha256
+from cdk_pip_layer.engine.target import LambdaTarget
 
 # Lambda takes the zip in the request itself (base64 in JSON) only while the whole request is smaller than this:
 # "Request must be smaller than 69905067 bytes for the PublishLayerVersion operation": 4/3 of the documented
@@ -337,82 +312,3 @@ def _ssm_parameter(name: str | None) -> str | None:
             "may not begin with 'aws' or 'ssm'.",
         )
     return name
-
-
-def publish_layer(
-    zip_path: str | os.PathLike[str],
-    *,
-    layer_name: str,
-    runtime: str,
-    architecture: str,
-    description: str | None = None,
-    license: str | None = None,
-    s3_bucket: str | None = None,
-    s3_prefix: str | None = None,
-    grant_account_ids: str | Sequence[str] | None = (),
-    organization_id: str | None = None,
-    ssm_parameter_name: str | None = None,
-    profile: str | None = None,
-    region: str | None = None,
-    session: Any = None,
-    direct_upload_limit: int = DIRECT_UPLOAD_LIMIT,
-) -> PublishedLayer:
-    """Publish ``zip_path`` as a version of the Lambda layer ``layer_name``, unless its latest version already
-    has this content (see the module docstring).
-
-    Args:
-        zip_path: the layer zip (e.g. ``build/layer/layer.zip``).
-        layer_name: the layer's name (or ARN).
-        runtime, architecture: the version's compatible runtime (``python3.10`` … ``python3.14``) and
-            architecture (``x86_64`` or ``arm64``): what the zip was built for.
-        description, license: the version's description and licence (part of what must match for a version to
-            be reused: keep build numbers out of the description).
-        s3_bucket, s3_prefix: where a zip larger than ``direct_upload_limit`` is uploaded (under
-            ``<prefix>/<layer name>/<sha256>.zip``, kept there); the bucket must be in the layer's region.
-        grant_account_ids: accounts allowed ``lambda:GetLayerVersion`` on the version.
-        organization_id: an AWS Organization (``o-…``) whose accounts may use the version.
-        ssm_parameter_name: an SSM String parameter that receives the version's ARN.
-        profile, region: the AWS profile and region; by default boto3's own resolution (``AWS_PROFILE``,
-            ``AWS_REGION``, the config files); ``AWS_ENDPOINT_URL`` is honoured as boto3 does.
-        session: a ``boto3.Session`` to use instead (``profile`` is then ignored).
-        direct_upload_limit: the largest zip sent in the request itself (Lambda's limit, :data:`DIRECT_UPLOAD_LIMIT`).
-
-    Raises:
-        InvalidInputError: a bad argument (nothing was sent to AWS).
-        PublishError: AWS refused or could not be reached; no credentials or region. ``MissingPublishExtraError``
-            when boto3 is not installed (``pip install 'cdk-pip-layer[publish]'``).
-    """
-    if isinstance(direct_upload_limit, bool) or not isinstance(direct_upload_limit, int) or direct_upload_limit < 1:
-        raise InvalidInputError(
-            f"direct_upload_limit must be a positive number of bytes, not {direct_upload_limit!r}",
-            subject="direct_upload_limit",
-            hint=f"leave it at {DIRECT_UPLOAD_LIMIT} (Lambda's limit) or lower it.",
-        )
-    request = PublishRequest.parse(
-        zip_path,
-        layer_name=layer_name,
-        runtime=runtime,
-        architecture=architecture,
-        description=description,
-        license=license,
-        s3_bucket=s3_bucket,
-        s3_prefix=s3_prefix,
-        grant_account_ids=grant_account_ids,
-        organization_id=organization_id,
-        ssm_parameter_name=ssm_parameter_name,
-        direct_upload_limit=direct_upload_limit,
-    )
-    try:
-        from ._aws import Aws  # boto3 only now
-    except ImportError as exc:
-        if exc.name not in ("boto3", "botocore"):
-            raise
-        raise MissingPublishExtraError(
-            "Publishing needs boto3, the AWS SDK for Python, which is not installed",
-            subject=str(request.zip_path),
-            hint="install the publish extra: pip install 'cdk-pip-layer[publish]' (or pip install boto3).",
-        ) from None
-    from ._publication import Publication
-
-    aws = Aws.connect(session=session, profile=profile, region=region, subject=request.subject)
-    return Publication(request, aws).run()

@@ -16,9 +16,10 @@ import botocore.exceptions as boto_errors
 from botocore import xform_name
 from botocore.config import Config
 
-from ._version import __version__
-from .engine.redact import redact
-from .publish import PublishError
+from cdk_pip_layer._version import __version__
+from cdk_pip_layer.engine.redact import redact
+
+from .request import PublishError
 
 # Error codes that mean the credentials themselves are wrong (unknown key, bad signature, expired token).
 _BAD_CREDENTIALS = frozenset(

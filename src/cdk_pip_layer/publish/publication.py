@@ -7,9 +7,10 @@ import json
 import logging
 from typing import Any, Literal
 
-from ._aws import Aws
-from .engine.errors import LayerBuildError
-from .publish import LayerGrant, PublishedLayer, PublishError, PublishRequest
+from cdk_pip_layer.engine.errors import LayerBuildError
+
+from .aws import Aws
+from .request import LayerGrant, PublishedLayer, PublishError, PublishRequest
 
 _log = logging.getLogger("cdk_pip_layer")
 
