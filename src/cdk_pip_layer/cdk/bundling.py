@@ -419,6 +419,11 @@ class LayerBundling:
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
+    def finish(self, layer: Construct) -> None:
+        """After the ``LayerVersion`` is made: a Docker build's layer verified and kept, the report recorded."""
+        self.keep_docker_output(layer)
+        self.record_report(layer)
+
     def keep_docker_output(self, layer: Construct) -> None:
         """After a Docker build, verify the layer CDK wrote to ``cdk.out`` on the host and keep it in the cache."""
         asset = layer.node.try_find_child("Code")

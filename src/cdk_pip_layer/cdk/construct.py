@@ -107,49 +107,31 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         member: str | None = None,
     ) -> None:
         self.build_options = LayerBuildOptions.parse(
-            requirements=requirements,
-            runtime=runtime.name if isinstance(runtime, aws_lambda.Runtime) else runtime,
-            architecture=architecture.name if isinstance(architecture, aws_lambda.Architecture) else architecture,
-            exclude=exclude,
-            index=index,
-            installer=installer,
-            python_executable=python_executable,
-            extra_installer_args=extra_installer_args,
-            verify=verify,
-            groups=groups,
-            member=member,
-            verify_ignore=verify_ignore,
-        )
-        self.target = self.build_options.target
-        self.bundling_mode = BundlingMode.parse(bundling)
+            requirements=requirements, runtime=_name(runtime), architecture=_name(architecture), exclude=exclude,
+            index=index, installer=installer, python_executable=python_executable, verify=verify,
+            extra_installer_args=extra_installer_args, verify_ignore=verify_ignore, groups=groups, member=member,
+        )  # fmt: skip
+        self.target, self.bundling_mode = self.build_options.target, BundlingMode.parse(bundling)
         accounts = _accounts(grant_account_ids)
         _check_props(
-            description=description,
-            license=license,
-            layer_version_name=layer_version_name,
-            organization_id=organization_id,
-            ssm_parameter_name=ssm_parameter_name,
-        )
-        label = f"{scope.node.path}/{id}".lstrip("/")
-        cache_path = Path(cache_dir) if cache_dir is not None else None
+            description=description, license=license, layer_version_name=layer_version_name,
+            organization_id=organization_id, ssm_parameter_name=ssm_parameter_name,
+        )  # fmt: skip
         layer = self._layer_bundling(
-            self.build_options, mode=self.bundling_mode, label=label, cache=cache, cache_dir=cache_path
+            self.build_options,
+            mode=self.bundling_mode,
+            label=f"{scope.node.path}/{id}".lstrip("/"),
+            cache=cache,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
         )
         self.input_hash = layer.key
         with layer.running():
             super().__init__(
-                scope,
-                id,
-                code=layer.code,
-                compatible_runtimes=[_RUNTIMES[self.target.runtime]],
-                compatible_architectures=[_ARCHITECTURES[self.target.architecture.value]],
-                description=description,
-                layer_version_name=layer_version_name,
-                license=license,
-                removal_policy=removal_policy,
-            )
-        layer.keep_docker_output(self)
-        layer.record_report(self)
+                scope, id, code=layer.code, compatible_runtimes=[_RUNTIMES[self.target.runtime]],
+                compatible_architectures=[_ARCHITECTURES[self.target.architecture.value]], description=description,
+                layer_version_name=layer_version_name, license=license, removal_policy=removal_policy,
+            )  # fmt: skip
+        layer.finish(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
 
     def _layer_bundling(
@@ -176,6 +158,11 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             string_value=self.layer_version_arn,
             description=f"Layer version ARN of {self.node.path} ({self.target})",
         )
+
+
+def _name(value: str | aws_lambda.Runtime | aws_lambda.Architecture) -> str:
+    """A runtime or architecture prop as the engine names it (CDK's objects carry the name)."""
+    return value.name if isinstance(value, (aws_lambda.Runtime, aws_lambda.Architecture)) else value
 
 
 def _accounts(values: Sequence[str]) -> tuple[str, ...]:
