@@ -19,7 +19,7 @@ import packaging
 from cdk_pip_layer import LambdaTarget
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.container.protocol import stage_engine
-from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.interpreters import find_interpreter, find_uv
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -186,3 +186,35 @@ def test_find_interpreter_without_pyenv(tmp_path: Path, monkeypatch: pytest.Monk
     found, rejected = find_interpreter(LambdaTarget.parse("python3.10"))
     assert not [reason for reason in rejected if "no-pyenv-here" in reason]
     assert found is None or found.version[:2] == (3, 10)
+
+
+def test_find_uv_is_safe_from_many_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PipLambdaLayers builds targets in threads; uv's `find_uv_bin` reads sysconfig, whose first initialisation is
+    not thread-safe on Python 3.10/3.11 (a second thread saw `EXE` as None and synth failed). One lookup at a time."""
+    import threading
+    import time
+
+    uv = pytest.importorskip("uv")
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def slow_find_uv_bin() -> str:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)
+        with guard:
+            inside -= 1
+        return "/opt/uv/bin/uv"
+
+    monkeypatch.setattr(uv, "find_uv_bin", slow_find_uv_bin)
+    found: list[str | None] = []
+    threads = [threading.Thread(target=lambda: found.append(find_uv())) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == ["/opt/uv/bin/uv"] * 6
+    assert most == 1

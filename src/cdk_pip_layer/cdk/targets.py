@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sysconfig
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -188,6 +189,7 @@ class _Member(PipLambdaLayer):
 
 def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:
     """Start the local builds of the layers whose asset CDK has not staged yet."""
+    sysconfig.get_config_vars()  # initialised once here: its first initialisation is not thread-safe (3.10, 3.11)
     staged = _staged_already(bundlings, asset_outdir)
     if staged is None:  # CDK's asset hash could not be known: build one at a time, as single layers do
         return

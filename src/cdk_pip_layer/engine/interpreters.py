@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,14 +168,21 @@ def find_interpreter(target: LambdaTarget) -> tuple[Interpreter | None, list[str
     return None, rejected
 
 
-def find_uv() -> str | None:
-    """The uv binary: from the ``uv`` Python package (a dependency of cdk-pip-layer), else from PATH."""
-    try:
-        from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
+_FIND_UV = threading.Lock()
 
-        found = str(find_uv_bin())
-        if found:
-            return found
-    except (ImportError, FileNotFoundError):
-        pass
-    return shutil.which("uv")
+
+def find_uv() -> str | None:
+    """The uv binary: from the ``uv`` Python package (a dependency of cdk-pip-layer), else from PATH.
+
+    One lookup at a time: ``find_uv_bin`` reads :mod:`sysconfig`, whose first initialisation is not thread-safe on
+    Python 3.10/3.11, and targets are built in threads (``PipLambdaLayers``)."""
+    with _FIND_UV:
+        try:
+            from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
+
+            found = str(find_uv_bin())
+            if found:
+                return found
+        except (ImportError, FileNotFoundError):
+            pass
+        return shutil.which("uv")
