@@ -46,6 +46,9 @@ grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the de
 # and its kin are ~85 MB) and installs from it alone, without byte-compiling what the unit tests never import.
 # The host's pip configuration (local indexes) is left out: PyPI only, as on a user's machine.
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# No dev tools here: the few tests whose reference is one (Poetry's own content hash, the CycloneDX schema
+# validator) skip with the reason; everywhere else (.venv) their absence is a failure (tests/dev_tools.py).
+export CDK_PIP_LAYER_TESTS_WITHOUT_DEV_TOOLS=1
 mkdir "$work/dist/wheelhouse"
 # shellcheck disable=SC2016 # $1: the venv's python, $2: the directory holding the wheel, constraints and wheelhouse
 unit_run='wheel="$(echo "$2"/*.whl)[$(cat "$2/extras.txt")]" &&
@@ -66,7 +69,7 @@ done
 say "Python 3.14 ($IMAGE_314)"
 ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}
 docker_args=(--rm -v "$PWD:/src:ro" -v "$work/dist:/dist" -w /src -e PIP_CONFIG_FILE=/dev/null
-  -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PYTHONDONTWRITEBYTECODE=1)
+  -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PYTHONDONTWRITEBYTECODE=1 -e CDK_PIP_LAYER_TESTS_WITHOUT_DEV_TOOLS=1)
 if [ -f "$ca" ]; then docker_args+=(-v "$ca:/certs/ca.crt:ro" -e PIP_CERT=/certs/ca.crt); fi
 docker run "${docker_args[@]}" "$IMAGE_314" sh -c "python3.14 -m venv /tmp/venv && $unit_run" sh /tmp/venv/bin/python /dist ||
   failed+=(3.14)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from cdk_pip_layer import (
     NoTargetInstallerError,
     PipBasedLambdaLayerLocalBuilder,
 )
+from cdk_pip_layer.engine.choice import read_installed
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -62,6 +64,27 @@ def with_requires_python(wheel: Path, specifier: str) -> Path:
         for name, data in contents.items():
             archive.writestr(name, data)
     return wheel
+
+
+def test_installed_metadata_without_optional_fields_is_read_on_every_python(
+    tmp_path: Path, make_dist: Callable[..., Path]
+) -> None:
+    """Most wheels have no Requires-Python: reading one must not index a missing field, which warns on Python 3.12
+    and later (an error wherever warnings are, as in a user's own test suite) and will raise KeyError."""
+    site = tmp_path / "python"
+    make_dist(site, "plain", "1.0")
+    bounded = make_dist(site, "bounded", "2.0")
+    metadata = bounded / "METADATA"
+    metadata.write_text(metadata.read_text().rstrip("\n") + "\nRequires-Python: >=3.10\n\n", encoding="utf-8")
+    nameless = make_dist(site, "nameless", "3.0")
+    (nameless / "METADATA").write_text("Metadata-Version: 2.1\nVersion: 3.0\n\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        installed = read_installed(site)
+    assert [(d.name, str(d.version), d.requires_python) for d in installed] == [
+        ("bounded", "2.0", ">=3.10"),
+        ("plain", "1.0", None),
+    ]
 
 
 # --- Requires-Python upper bounds (uv ignores them) ------------------------------------------------------------------

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli as tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -31,6 +32,12 @@ from cdk_pip_layer import (
 from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.lock_poetry import content_hash
 from cdk_pip_layer.engine.locks import LockedRequirements, lock_format, read_input
+from dev_tools import dev_tool
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the package's own dependency there
+    import tomli as tomllib
 
 SHA = "ab" * 32
 LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
@@ -137,20 +144,25 @@ def test_a_workspace_member_is_chosen_by_option_and_members_are_not_installed() 
         read(lock, TARGETS[0], member="six")
 
 
-def test_poetry_content_hash_is_computed_as_poetry_computes_it(tmp_path: Path) -> None:
-    from poetry.packages.locker import Locker  # Poetry itself (a dev tool): the reference
-
-    pyprojects = [
-        tomllib.loads((LOCKS / "poetry" / "pyproject.toml").read_text(encoding="utf-8")),
-        {"tool": {"poetry": {"name": "x", "dependencies": {"python": "^3.10", "requests": "2.32.3"}}}},
-        {"tool": {"poetry": {"dependencies": {"python": "^3.10"}, "group": {"dev": {"dependencies": {"six": "*"}}}}}},
-        {"project": {"name": "x", "dependencies": ["six"]}, "dependency-groups": {"lint": ["ruff"]}},
-        {"project": {"name": "x", "description": "no dependencies at all"}},
-    ]
-    for pyproject in pyprojects:
-        assert content_hash(pyproject) == Locker(tmp_path / "poetry.lock", pyproject)._get_content_hash()
+def test_poetry_content_hash_is_the_one_poetry_wrote_into_the_lock() -> None:
+    pyproject = tomllib.loads((LOCKS / "poetry" / "pyproject.toml").read_text(encoding="utf-8"))
     locked = tomllib.loads((LOCKS / "poetry" / "poetry.lock").read_text(encoding="utf-8"))
-    assert content_hash(pyprojects[0]) == locked["metadata"]["content-hash"]
+    assert content_hash(pyproject) == locked["metadata"]["content-hash"]
+
+
+# Poetry's content hash of other pyproject shapes, recorded with Poetry (tests/data/locks/poetry_content_hashes.py).
+POETRY_CONTENT_HASHES = json.loads((LOCKS / "poetry" / "content-hashes.json").read_text(encoding="utf-8"))["shapes"]
+
+
+@pytest.mark.parametrize("shape", POETRY_CONTENT_HASHES, ids=lambda shape: shape["content-hash"][:8])
+def test_poetry_content_hash_is_computed_as_poetry_computes_it(shape: dict[str, Any]) -> None:
+    assert content_hash(shape["pyproject"]) == shape["content-hash"]
+
+
+@pytest.mark.parametrize("shape", POETRY_CONTENT_HASHES, ids=lambda shape: shape["content-hash"][:8])
+def test_the_recorded_content_hashes_are_poetrys_own(shape: dict[str, Any], tmp_path: Path) -> None:
+    locker = dev_tool("poetry.packages.locker", why="Poetry's content hash").Locker
+    assert locker(tmp_path / "poetry.lock", shape["pyproject"])._get_content_hash() == shape["content-hash"]
 
 
 def copy_project(tmp_path: Path, name: str) -> Path:
@@ -357,6 +369,12 @@ def locked_project(make_wheel: Callable[..., Path], tmp_path: Path) -> tuple[Pat
     return lock, app.parent
 
 
+def locked_layer(runtime: str) -> list[str]:
+    """What the build from ``locked_project``'s lock holds for ``runtime``: old-only's marker holds below 3.11."""
+    below_311 = LambdaTarget.parse(runtime).python_version < (3, 11)
+    return ["demo-app==1.0", "lib==1.0", *(["old-only==1.0"] if below_311 else [])]
+
+
 def installers() -> list[str]:
     return ["pip", "uv"] if find_uv() else ["pip"]
 
@@ -374,8 +392,8 @@ def test_a_build_from_a_lock_installs_exactly_the_locked_versions(
         installer=installer,
         extra_installer_args=("--no-index", "--find-links", str(wheels)),
     ).build()
-    # lib 2.0 is there to be found, but the lock says 1.0; old-only's marker is false on this runtime.
-    assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]
+    # lib 2.0 is there to be found, but the lock says 1.0; old-only only where its marker holds for the runtime.
+    assert sorted(result.distributions) == locked_layer(host_runtime)
     with zipfile.ZipFile(result.zip_path) as archive:
         assert archive.read("python/lib.py") == b"VERSION = 1\n"
         assert not [n for n in archive.namelist() if "locked-requirements" in n]
@@ -412,9 +430,8 @@ def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
     lock = tmp_path / "pylock.toml"
     lock.write_text(pylock([{"name": "demo-app", "version": "1.0", "index": "https://pypi.org/simple",
                              "wheels": [wheel_entry(app)]}]), encoding="utf-8")  # fmt: skip
-    with pytest.raises(
-        VerificationError, match=r"demo-app==1.0: needs lib>=1 on python3.11/x86_64, which is not in the layer"
-    ):
+    missing = f"demo-app==1.0: needs lib>=1 on {host_runtime}/x86_64, which is not in the layer"
+    with pytest.raises(VerificationError, match=re.escape(missing)):
         PipBasedLambdaLayerLocalBuilder(
             requirements=lock,
             build_dir=tmp_path / "out",
@@ -445,7 +462,7 @@ def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_
         installer=installer,
         extra_installer_args=("--no-index", "--find-links", str(wheels)),
     ).build()
-    assert sorted(result.distributions) == ["demo-app==1.0", "lib==1.0"]
+    assert sorted(result.distributions) == locked_layer(host_runtime)
 
 
 @pytest.mark.usefixtures("offline_env")
@@ -458,7 +475,7 @@ def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
     argv = ["build", "-r", str(lock), "-o", str(tmp_path / "out"), "--runtime", host_runtime, "--json", "-q"]
     offline = ["--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"]
     assert main([*argv, *offline]) == 0
-    assert sorted(json.loads(capsys.readouterr().out)["distributions"]) == ["demo-app==1.0", "lib==1.0"]
+    assert sorted(json.loads(capsys.readouterr().out)["distributions"]) == locked_layer(host_runtime)
     assert main([*argv, *offline, "--group", "nope"]) == 2
     assert "pylock.toml has no group 'nope'" in capsys.readouterr().err
     poetry = FIXTURES["poetry.lock"][0]

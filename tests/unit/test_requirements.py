@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from cdk_pip_layer import RequirementsFileError
 from cdk_pip_layer.engine.requirements import read_requirements
@@ -345,11 +347,35 @@ def test_lines_pip_refuses_are_refused_with_the_line(tmp_path: Path, text: str, 
     assert info.value.exit_code == 2
 
 
+def _pip_version(python: Path) -> Version | None:
+    """The version of the pip that ``python`` imports (read from its metadata: nothing is run)."""
+    if python == Path(sys.executable):
+        try:
+            return Version(importlib.metadata.version("pip"))
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    found = sorted(python.parent.parent.glob(f"lib/{python.name}/site-packages/pip-*.dist-info"))
+    return Version(found[-1].name.removeprefix("pip-").removesuffix(".dist-info")) if found else None
+
+
+# The oldest pip a supported Python comes with (Python 3.10's), where the tables' claims start.
+OLDEST_PIP = Version("23.0")
+
+
 def _pips() -> list[str]:
-    """The interpreters whose pip referees the tables: this one's, and the oldest pip a user's Python may have."""
+    """The interpreters whose pip referees the tables, whichever Python runs the tests: of this one's and those of
+    pyenv's supported Pythons, the oldest pip (which must be a 23.0, what a user's Python 3.10 comes with) and the
+    newest."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    oldest = sorted(pyenv.glob("3.10.*/bin/python3.10"))
-    return [sys.executable, *(str(p) for p in oldest[:1])]
+    candidates = [Path(sys.executable), *sorted(pyenv.glob("3.1[0-9].*/bin/python3.1[0-9]"))]
+    versions = {python: version for python in candidates if (version := _pip_version(python)) is not None}
+    oldest, newest = min(versions, key=versions.__getitem__), max(versions, key=versions.__getitem__)
+    if versions[oldest].release[:2] != OLDEST_PIP.release:
+        pytest.skip(
+            f"the tables speak for pip {OLDEST_PIP} and later, and the oldest pip here is {versions[oldest]} "
+            f"({oldest}): refereeing them needs pyenv's Python 3.10 (its pip 23.0) besides a recent pip"
+        )
+    return [str(oldest)] if versions[oldest] == versions[newest] else [str(oldest), str(newest)]
 
 
 def test_the_tables_are_pips_own_verdict(tmp_path: Path) -> None:

@@ -230,6 +230,7 @@ class _Reader:
                     data = gzip.decompress(data)
                 return response.geturl(), response.headers.get("Content-Type", ""), data
         except urllib.error.HTTPError as exc:
+            exc.close()  # the error holds the open response (Python 3.14 warns when it is left to the collector)
             if exc.code == 404:
                 return url, "", b""
             raise _Unreadable(f"{redact(url)} answered {exc.code} {exc.reason}") from None

@@ -30,6 +30,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .catalog import OfferedWheel, offered_wheels
+from .distributions import metadata_field
 from .errors import IndexUnreachableError, LayerBuildError, NoCompatibleDistributionError, NoTargetInstallerError
 from .index import IndexSettings
 from .installers import Installer, InstallerSelection, UvInstaller
@@ -60,12 +61,13 @@ def read_installed(site_dir: Path) -> list[InstalledDist]:
     out: list[InstalledDist] = []
     for dist_info in sorted(site_dir.glob("*.dist-info")):
         dist = metadata.PathDistribution(dist_info)
-        name, raw_version = dist.metadata["Name"], dist.metadata["Version"]
+        fields = dist.metadata
+        name, raw_version = metadata_field(fields, "Name"), metadata_field(fields, "Version")
+        if not name or raw_version is None:
+            continue
         try:
             version = Version(raw_version)
-        except (InvalidVersion, TypeError):
-            continue
-        if not name:
+        except InvalidVersion:
             continue
         tags: set[Tag] = set()
         for line in (dist.read_text("WHEEL") or "").splitlines():
@@ -75,7 +77,7 @@ def read_installed(site_dir: Path) -> list[InstalledDist]:
             InstalledDist(
                 name=canonicalize_name(name),
                 version=version,
-                requires_python=dist.metadata["Requires-Python"],
+                requires_python=metadata_field(fields, "Requires-Python"),
                 requires=tuple(dist.requires or ()),
                 tags=frozenset(tags),
             )

@@ -140,6 +140,7 @@ def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> 
         with urllib.request.urlopen(request, timeout=timeout, context=_ssl_context()):
             return None
     except urllib.error.HTTPError as exc:
+        exc.close()  # the error holds the open response (Python 3.14 warns when it is left to the collector)
         if exc.code in (401, 403) or exc.code >= 500:
             return IndexProblem(redact(url), redact(str(exc.reason), url_secrets(url)), exc.code)
         return None  # the server answered (404: no such project there)

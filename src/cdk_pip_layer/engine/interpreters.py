@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Iterator
@@ -81,17 +83,32 @@ def inspect_interpreter(executable: str) -> Interpreter | str:
         return f"{executable} is not a Python interpreter"
 
 
+# What stat() says of a path that is not there (a missing file or directory on the way, a symbolic link loop).
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
+def _looked_up(path: str) -> int | str | None:
+    """The mode of ``path``; None when nothing is there; why not when it cannot be looked at (a directory on the
+    way that cannot be searched). stat() itself: pathlib's exists() and is_dir() answer False for the last from
+    Python 3.14 on, which would call an unreadable pyenv "missing"."""
+    try:
+        return Path(path).stat().st_mode
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return None
+        return f"{path} cannot be read ({exc.strerror or exc})"
+
+
 def _unusable_path(executable: str) -> str | None:
     """Why ``executable`` cannot be an interpreter whatever it holds, or None."""
-    path = Path(executable)
-    try:
-        if path.is_dir():
-            return f"{executable} is a directory, not an interpreter"
-        if not path.exists():
-            return f"{executable} does not exist"
-    except OSError as exc:
-        return f"{executable} cannot be read ({exc.strerror or exc})"
-    if not os.access(path, os.X_OK):
+    mode = _looked_up(executable)
+    if mode is None:
+        return f"{executable} does not exist"
+    if isinstance(mode, str):
+        return mode
+    if stat.S_ISDIR(mode):
+        return f"{executable} is a directory, not an interpreter"
+    if not os.access(executable, os.X_OK):
         return f"{executable} is not executable"
     return None
 
@@ -151,11 +168,11 @@ def find_interpreter(target: LambdaTarget) -> tuple[Interpreter | None, list[str
         if candidate in seen:
             continue
         seen.add(candidate)
-        try:
-            if not Path(candidate).exists():
-                continue
-        except OSError as exc:  # a directory on the way that cannot be searched
-            rejected.append(f"{candidate} cannot be read ({exc.strerror or exc})")
+        looked_up = _looked_up(candidate)
+        if looked_up is None:
+            continue
+        if isinstance(looked_up, str):  # a directory on the way that cannot be searched
+            rejected.append(looked_up)
             continue
         interpreter = inspect_interpreter(candidate)
         if isinstance(interpreter, str):

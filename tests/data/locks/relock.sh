@@ -19,3 +19,5 @@ done
 (cd "$here/poetry" && "$bin/poetry" lock --quiet && "$bin/poetry" export --quiet --output requirements.txt)
 # Pipfile.lock: written from uv.lock's hashes in pipenv's layout (pipenv is not among the dev tools).
 "$bin/python" "$here/pipfile_lock.py" "$here/uv/uv.lock" "$here/pipenv/Pipfile.lock"
+# Poetry's content hash of other pyproject shapes, which the unit tests compare with without Poetry.
+"$bin/python" "$here/poetry_content_hashes.py" "$here/poetry/content-hashes.json"

@@ -1,0 +1,37 @@
+"""Dev-only tools (the dev extra) that a test uses as its reference: Poetry for Poetry's own content hash, the
+CycloneDX JSON schema validator (jsonschema) for the SBOM.
+
+A test of our own behaviour never needs one (it compares against a fixture the tool produced, re-recorded with the
+tool). Where the tool itself is the oracle, the test imports it with :func:`dev_tool`: CI's unit matrix, which
+installs the wheel alone with its own dependencies on every supported Python, says so with
+``CDK_PIP_LAYER_TESTS_WITHOUT_DEV_TOOLS=1`` and the test is skipped with the reason; anywhere else (``.venv``, made
+with the dev extra) a missing tool is a failure, so that the check is never lost silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+WITHOUT_DEV_TOOLS = "CDK_PIP_LAYER_TESTS_WITHOUT_DEV_TOOLS"
+
+
+def dev_tool(module: str, *, why: str) -> ModuleType:
+    """Import ``module``, a dev extra's tool that is the reference of the calling test (``why`` says for what)."""
+    if os.environ.get(WITHOUT_DEV_TOOLS) == "1":
+        tool: ModuleType = pytest.importorskip(
+            module, reason=f"{module} (a dev tool, absent here) is the reference for {why}"
+        )
+        return tool
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.fail(
+            f"{module} is the reference for {why}, and it is part of the dev extra: install it with "
+            f"`pip install -e '.[dev]'` (or scripts/setup.sh); only a run without the dev tools sets "
+            f"{WITHOUT_DEV_TOOLS}=1 to skip this ({exc})",
+            pytrace=False,
+        )
