@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the benchmarks need beyond the project's .venv (bash scripts/setup.sh first), idempotently:
-#   - benchmarks/.venv-peers: the peers of the `bench` extra (SAM CLI), pinned in pyproject.toml, in a virtual
-#     environment of their own, since they pin much of what the dev tools pin;
+#   - benchmarks/.venv-peers: the peers in benchmarks/peers.txt (SAM CLI), pinned, in a virtual environment of
+#     their own, since they pin much of what the dev tools pin;
 #   - Debian's zip, for the plain `zip -r` baselines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,16 +12,11 @@ if ! command -v zip >/dev/null 2>&1; then
   say "installing zip (Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zip >/dev/null
 fi
-peers=$(.venv/bin/python - <<'PY'
-import tomllib
-print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))
-PY
-)
 if [ ! -x benchmarks/.venv-peers/bin/python ]; then
   say "creating benchmarks/.venv-peers"
   .venv/bin/python -m venv benchmarks/.venv-peers
 fi
-if ! benchmarks/.venv-peers/bin/python -m pip install --quiet --disable-pip-version-check $peers; then
-  echo "bench-setup: installing $peers failed" >&2; exit 1
+if ! benchmarks/.venv-peers/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/peers.txt; then
+  echo "bench-setup: installing benchmarks/peers.txt failed" >&2; exit 1
 fi
-say "peers ready: $peers"
+say "peers ready: $(grep -v '^#' benchmarks/peers.txt | xargs)"

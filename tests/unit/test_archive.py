@@ -346,3 +346,18 @@ def test_memory_stays_flat_as_the_layer_grows(tmp_path: Path) -> None:
     assert grown_mib < 24, f"peak memory grew by {grown_mib:.0f} MiB for {6 * big / CHUNK - 2:.0f} MiB more layer"
     with contextlib.suppress(OSError):
         shutil.rmtree(large)
+
+
+def test_a_non_ascii_name_is_utf8_with_its_flag_on_every_python(tmp_path: Path) -> None:
+    """Python 3.14's ZipInfo encodes a name without the UTF-8 flag as cp437 (3.10-3.13 picked UTF-8 themselves): a
+    layer built on a 3.14 host had other bytes than the same layer built anywhere else."""
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    (tmp_path / "layer" / "python" / "données.txt").write_text("x\n", encoding="utf-8")
+    dest = tmp_path / "layer.zip"
+    write_layer_zip(tmp_path / "layer", dest, workers=1)
+    data = dest.read_bytes()
+    assert "python/données.txt".encode() in data
+    assert "python/données.txt".encode("cp437") not in data
+    with zipfile.ZipFile(dest) as archive:
+        info = archive.getinfo("python/données.txt")
+        assert info.flag_bits & 0x800

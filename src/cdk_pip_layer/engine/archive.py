@@ -47,6 +47,9 @@ _AHEAD_PER_WORKER = 4  # tasks compressed ahead of the writer, per worker: the b
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+_UTF8_NAME = 0x800  # general purpose bit 11: the name is UTF-8 (APPNOTE 4.4.4)
+
+
 @dataclass(frozen=True)
 class LayerZip:
     """What :func:`write_layer_zip` wrote: the sizes, and the sha256 of the zip computed while writing it."""
@@ -247,6 +250,10 @@ class _Writer:
         info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
         info.create_system = 3  # unix, so external_attr carries the mode
         info.external_attr = external_attr
+        if not name.isascii():
+            # A UTF-8 name with its flag on every Python: 3.14's ZipInfo encodes a name without the flag as cp437,
+            # where 3.10-3.13 chose UTF-8 by themselves (same bytes everywhere, and what unzip and Lambda read).
+            info.flag_bits |= _UTF8_NAME
         return info
 
     def _append(self, info: zipfile.ZipInfo, *, zip64: bool, data: Iterator[bytes]) -> None:
