@@ -145,6 +145,26 @@ def test_successful_offline_build(
 
 
 @pytest.mark.usefixtures("offline_env")
+def test_a_relative_output_directory_builds_and_passes_its_own_smoke_import(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`-o out`, as users type it: the smoke import ran in another directory and found no module of the layer."""
+    wheels = make_wheel("helper", "1.0", files={"helper.py": "X = 1\n"}).parent
+    (tmp_path / "requirements.txt").write_text("helper==1.0\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    argv = ["build", "-r", "requirements.txt", "-o", "out", "--runtime", host_runtime, "--json"]
+    code = main([*argv, "--installer-arg=--no-index", "--installer-arg=--find-links", f"--installer-arg={wheels}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert Path(json.loads(out)["zip"]).resolve() == tmp_path / "out" / "layer.zip"
+    assert "import" not in "".join(error_lines(err))
+
+
+@pytest.mark.usefixtures("offline_env")
 def test_quiet_prints_no_progress(
     tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,6 +182,8 @@ def smoke_import(
     timeout: float = IMPORT_TIMEOUT,
 ) -> list[Finding]:
     """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer."""
+    # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
+    layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
     owner = {module: pin for pin, names in modules.items() for module in names}
     pending = [module for names in modules.values() for module in names]
     failures: list[ImportFailure] = []
