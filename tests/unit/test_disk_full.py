@@ -36,7 +36,7 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
         argv = ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+            pytest.skip(f"cannot mount a tmpfs here: {' '.join(done.stderr.split())}")
         mounted.append(path)
         return path
 
