@@ -34,13 +34,14 @@ from packaging.requirements import Requirement
 out = Path(sys.argv[1])
 extras = sorted(set(metadata("cdk-pip-layer").get_all("Provides-Extra") or []) - {"dev"})
 reqs = [Requirement(r) for r in requires("cdk-pip-layer") or []]
-own = {"pytest"} | {r.name for r in reqs if r.marker is None or "extra" not in str(r.marker)}
+own = {"pytest", "pytest-xdist"} | {r.name for r in reqs if r.marker is None or "extra" not in str(r.marker)}
 own |= {r.name for r in reqs if r.marker is not None and any(r.marker.evaluate({"extra": e}) for e in extras)}
 dev = [r for r in reqs if r.marker is not None and r.marker.evaluate({"extra": "dev"})]
 (out / "constraints.txt").write_text("".join(f"{r.name}{r.specifier}\n" for r in dev if r.name in own))
 (out / "extras.txt").write_text(",".join(extras))
 EOF
 grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the dev extra"
+grep -q '^pytest-xdist==' "$work/dist/constraints.txt" || die "no pytest-xdist pin in the dev extra"
 
 # Each Python downloads what it needs into one wheelhouse (files already there are not fetched again: aws-cdk-lib
 # and its kin are ~85 MB) and installs from it alone, without byte-compiling what the unit tests never import.
@@ -52,8 +53,8 @@ export CDK_PIP_LAYER_TESTS_WITHOUT_DEV_TOOLS=1
 mkdir "$work/dist/wheelhouse"
 # shellcheck disable=SC2016 # $1: the venv's python, $2: the directory holding the wheel, constraints and wheelhouse
 unit_run='wheel="$(echo "$2"/*.whl)[$(cat "$2/extras.txt")]" &&
-  "$1" -m pip download --quiet -d "$2/wheelhouse" "$wheel" pytest -c "$2/constraints.txt" &&
-  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$wheel" pytest \
+  "$1" -m pip download --quiet -d "$2/wheelhouse" "$wheel" pytest pytest-xdist -c "$2/constraints.txt" &&
+  "$1" -m pip install --quiet --no-compile --no-index --find-links "$2/wheelhouse" "$wheel" pytest pytest-xdist \
     -c "$2/constraints.txt" &&
   "$1" -m pytest -p no:cacheprovider -q tests/unit'
 

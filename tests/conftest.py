@@ -10,8 +10,8 @@ A test's tier is the folder it lives in, and its marker is the folder's name (no
 - ``container``: a real Docker engine with the stand-in Lambda build images;
 - ``packaging``: the built sdist and wheel, installed into a fresh virtual environment.
 
-A bare ``pytest`` runs the two pure tiers (``testpaths``); ``pytest tests`` runs them all, as CI does; ``-m`` picks
-tiers by name (``pytest tests -m "real or e2e"``).
+A bare ``pytest`` runs the two pure tiers (``testpaths``) on every core (``-n auto``); ``pytest -n 0 tests`` runs them
+all, one test at a time, as CI does; ``-m`` picks tiers by name (``pytest -n 0 tests -m "real or e2e"``).
 """
 
 from __future__ import annotations
