@@ -171,6 +171,22 @@ def test_a_mistagged_so_that_needs_glibc_2_27(
 
 
 @needs_gcc
+def test_symbols_are_named_only_for_versions_some_runtime_lacks(tmp_path: Path) -> None:
+    """Every need is listed; the symbols behind it only where a finding could name them (walking every dynamic
+    symbol was most of a layer's verification time)."""
+    from cdk_pip_layer.engine.elf import read_elf
+
+    so = tmp_path / "both.so"
+    so.write_bytes(
+        compile_so(tmp_path, "both", NEEDS_GLIBC_2_27 + '#include <stdio.h>\nvoid hi(void) { puts("hi"); }\n')
+    )
+    needs = read_elf(so).version_needs
+    assert needs[("libc.so.6", "GLIBC_2.27")] == ("memfd_create",)
+    old = [names for (library, version), names in needs.items() if version == "GLIBC_2.2.5"]
+    assert old == [()]  # puts@GLIBC_2.2.5: every runtime has it
+
+
+@needs_gcc
 @pytest.mark.parametrize(("runtime", "ok"), [("python3.12", False), ("python3.11", False)])
 def test_a_so_that_needs_a_newer_libstdcxx(
     tmp_path: Path, site: Path, runtime: str, ok: bool, make_dist: Callable[..., Path]

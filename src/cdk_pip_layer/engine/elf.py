@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .findings import Finding, error, warning
 from .lambda_os import cxx_runtime, os_libraries
-from .target import LambdaTarget
+from .target import SUPPORTED_RUNTIMES, LambdaTarget
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
@@ -110,8 +110,34 @@ def _dynamic(elf: ELFFile) -> tuple[tuple[str, ...], str | None]:
     return tuple(needed), soname
 
 
+def _every_os_provides() -> dict[str, tuple[int, ...]]:
+    """The newest GLIBC, GLIBCXX and CXXABI versions that every Lambda Python runtime provides: a need at or below
+    them can never be a finding."""
+    targets = [LambdaTarget.parse(runtime) for runtime in SUPPORTED_RUNTIMES]
+    return {
+        "GLIBC": min(t.glibc for t in targets),
+        "GLIBCXX": min(cxx_runtime(t).glibcxx for t in targets),
+        "CXXABI": min(cxx_runtime(t).cxxabi for t in targets),
+    }
+
+
+_EVERY_OS_PROVIDES = _every_os_provides()
+
+
+def _may_fail(name: str) -> bool:
+    """Whether a symbol version may be missing on some runtime (the only ones whose symbols a finding names)."""
+    if name == "GLIBC_PRIVATE":
+        return True
+    parsed = _version(name)
+    return parsed is not None and parsed[1] > _EVERY_OS_PROVIDES[parsed[0]]
+
+
 def _version_needs(elf: ELFFile) -> dict[tuple[str, str], tuple[str, ...]]:
-    """(library, version) -> the undefined symbols that need it, from .gnu.version_r, .gnu.version and .dynsym."""
+    """(library, version) -> the undefined symbols that need it, from .gnu.version_r, .gnu.version and .dynsym.
+
+    Symbols are listed only for versions some runtime may lack (see :func:`_may_fail`): naming them costs a walk
+    over every dynamic symbol in pure Python, most of a layer's verification time, and most ELF files need nothing
+    newer than every runtime has (manylinux2014: GLIBC_2.17)."""
     from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 
     index_to_need: dict[int, tuple[str, str]] = {}
@@ -121,9 +147,10 @@ def _version_needs(elf: ELFFile) -> dict[tuple[str, str], tuple[str, ...]]:
                 for aux in auxiliaries:
                     index_to_need[int(aux.entry["vna_other"])] = (str(verneed.name), str(aux.name))
     symbols: dict[tuple[str, str], list[str]] = {need: [] for need in index_to_need.values()}
+    index_to_need = {index: need for index, need in index_to_need.items() if _may_fail(need[1])}
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
     dynsym = elf.get_section_by_name(".dynsym")
-    if versym is not None and dynsym is not None and hasattr(dynsym, "iter_symbols"):
+    if index_to_need and versym is not None and dynsym is not None and hasattr(dynsym, "iter_symbols"):
         for number, symbol in enumerate(dynsym.iter_symbols()):
             if symbol["st_shndx"] != "SHN_UNDEF" or not symbol.name:
                 continue

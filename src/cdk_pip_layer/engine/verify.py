@@ -15,6 +15,7 @@ import re
 import tempfile
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,13 +185,32 @@ def verify_layer_zip(
     path = Path(zip_path)
     with LayerArchive(path) as archive, tempfile.TemporaryDirectory(prefix="cdk-pip-layer-verify-") as work:
         verifier = _Verifier(archive, target, ignored, context or BuildContext(), Path(work))
-        verifier.run()
         ran = None
         if mode is ImportMode.OFF:
+            verifier.run()
             verifier.skipped.setdefault("import", import_note or "not asked for")
-        elif "import" not in ignored:
-            ran = verifier.smoke(importer or LocalImporter(python), layer_dir)
+        elif "import" in ignored:
+            verifier.run()
+        elif layer_dir is not None:
+            # The layer is on disk already (a build's artifacts/): the import runs in its own process while this one
+            # reads the zip and its ELF files, instead of after them.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdk-pip-layer-import") as pool:
+                smoke = pool.submit(verifier.smoke, importer or LocalImporter(python), layer_dir)
+                verifier.run()
+                ran = verifier.keep_smoke(smoke.result())
+        else:
+            verifier.run()
+            ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python), None))
         return LayerVerification(target, path, verifier.report(), import_ran=ran)
+
+
+@dataclass(frozen=True)
+class _Smoke:
+    """What the smoke import gave: the interpreter it ran in and its findings, or why it did not run."""
+
+    ran: str | None = None
+    findings: Sequence[Finding] = ()
+    skipped: str | None = None
 
 
 class _Verifier:
@@ -277,14 +297,25 @@ class _Verifier:
         for path, facts in sorted(elves.items()):
             self.add(judge.judge(path, facts))
 
-    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> str | None:
-        """Run the smoke import; the interpreter it ran in, or None when it was skipped (the reason is kept)."""
+    def keep_smoke(self, outcome: _Smoke) -> str | None:
+        """Take the smoke import's outcome into the report, unless :meth:`run` found the zip's contents unreadable;
+        the interpreter it ran in, or None when it was skipped (the reason is kept)."""
         if "import" in self.skipped:
             return None
+        if outcome.skipped is not None:
+            self.skipped["import"] = outcome.skipped
+            return None
+        self.add(outcome.findings)
+        return outcome.ran
+
+    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
+        """Run the smoke import (from ``layer_dir``, else from the zip extracted). Safe to run beside :meth:`run`:
+        it reads only what ``__init__`` prepared and returns its findings instead of adding them."""
         reason = importer.unavailable(self.target)
         if reason:
-            self.skipped["import"] = reason
-            return None
+            return _Smoke(skipped=reason)
+        if layer_dir is None and not self.archive.readable:
+            return _Smoke(skipped="contents not read")  # run() says why
         modules = {d.pin: d.modules() for d in self.inventory.distributions if d.modules()}
         loose = importable_modules(
             path[len(site) :]
@@ -295,10 +326,11 @@ class _Verifier:
         if loose:
             modules["(no distribution)"] = loose
         if not modules:
-            return importer.description
+            return _Smoke(ran=importer.description)
         layer = layer_dir or self.archive.extract_all(self.work / "opt")
-        self.add(smoke_import(layer, modules, importer, workdir=self.work))
-        return importer.description
+        workdir = self.work / "import"
+        workdir.mkdir()
+        return _Smoke(ran=importer.description, findings=smoke_import(layer, modules, importer, workdir=workdir))
 
     # --- the report ------------------------------------------------------------------------------------------------
 
