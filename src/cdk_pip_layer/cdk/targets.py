@@ -116,7 +116,9 @@ class PipLambdaLayers(Construct):
         }
         prepared: dict[LambdaTarget, LayerBundling] = {}
         self.layers: dict[str, PipLambdaLayer] = {}
-        executor = ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="cdk-pip-layer-build")
+        executor = ThreadPoolExecutor(
+            max_workers=_concurrent_builds(len(chosen)), thread_name_prefix="cdk-pip-layer-build"
+        )
         try:
             for t in chosen:
                 label = f"{self.node.path}/{_member_id(t)}"
@@ -185,6 +187,16 @@ class _Member(PipLambdaLayer):
         if options != self.prepared.options:  # pragma: no cover - the group passes the same props
             raise AssertionError(f"{label}: the group prepared other options")
         return self.prepared
+
+
+def _concurrent_builds(targets: int) -> int:
+    """As many builds at once as this process may use CPUs: more only contend (their zips, verification and
+    installers each use every CPU they get)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(targets, cpus))
 
 
 def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:
