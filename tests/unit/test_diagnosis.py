@@ -215,3 +215,15 @@ def test_a_build_that_fails_for_another_reason_is_never_called_native() -> None:
     error = source_build_error(failure, DOCOPT, target=LambdaTarget.parse("python3.10", "x86_64"), build_python="")
     assert type(error) is InstallError
     assert "native" not in error.what
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_hash_that_does_not_match_names_the_distribution_and_both_hashes(installer: str) -> None:
+    """pip's capitals and uv's 'Hash mismatch' said it, but under 'read pip's output above; … a version conflict is
+    solved by relaxing pins', which is no advice for a file whose bytes are not the pinned ones."""
+    error = diagnose(installer, "hash-mismatch")
+    assert type(error) is InstallError
+    assert error.what == "The downloaded six==1.16.0 does not have the hash its requirement pins"
+    assert f"pinned: sha256:{'0' * 64}" in error.details
+    assert "downloaded: sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254" in error.details
+    assert "update its --hash" in (error.hint or "") and "conflict" not in (error.hint or "")

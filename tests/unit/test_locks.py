@@ -418,6 +418,7 @@ def test_a_tampered_hash_in_the_lock_fails_the_build(
             extra_installer_args=("--no-index", "--find-links", str(wheels)),
         ).build()
     assert "hash" in str(caught.value).lower()
+    assert caught.value.what.startswith("The downloaded lib")  # named, with the pinned and the real hash
     assert not (tmp_path / "out" / "layer.zip").exists()
 
 

@@ -287,6 +287,17 @@ def explain_failure(
         return NoCompatibleDistributionError(
             what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
         )
+    mismatch = _hash_mismatch(result.output)
+    if mismatch is not None:
+        pin, pinned, downloaded = mismatch
+        return InstallError(
+            f"The downloaded {pin} does not have the hash its requirement pins",
+            subject=str(requirements),
+            details=[*(f"pinned: {h}" for h in pinned), f"downloaded: {downloaded}"],
+            hint="if you changed its version on purpose, update its --hash (pip hash FILE, or lock again with your "
+            "tool); otherwise the index served other bytes than the ones you pinned: find out why before you build "
+            "again.",
+        )
     unknown_option = re.search(r"no such option: (\S+)|unexpected argument '([^']+)'", result.output)
     if unknown_option:
         option = unknown_option.group(1) or unknown_option.group(2)
@@ -304,6 +315,34 @@ def explain_failure(
         hint=f"read {installer}'s output above; fix the requirement it names (a version conflict is "
         "solved by relaxing or aligning pins) and build again.",
     )
+
+
+# pip: "    six==1.16.0 from https://…whl (from -r …):" then "Expected sha256 <hex>" ("or <hex>" for more) and
+# "Got <hex>", under "THESE PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch for `six==1.16.0`" then the
+# "Expected:" and "Computed:" hashes, one per line, as "sha256:<hex>".
+_PIP_MISMATCH = re.compile(
+    r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>\S+) from .*?\n\s+Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)"
+    r"(?P<more>(?:\n\s+or [0-9a-f]+)*)\n\s+Got\s+(?P<got>[0-9a-f]+)",
+    re.DOTALL,
+)
+_UV_MISMATCH = re.compile(
+    r"Hash mismatch for `(?P<pin>[^`]+)`\s+Expected:\s+(?P<expected>(?:\w+:[0-9a-f]+\s+)+)Computed:\s+"
+    r"(?P<got>\w+:[0-9a-f]+)"
+)
+
+
+def _hash_mismatch(output: str) -> tuple[str, list[str], str] | None:
+    """(the distribution, the hashes pinned for it, the hash of what was downloaded), when pip or uv refused a
+    download whose hash is not pinned."""
+    found = _PIP_MISMATCH.search(output)
+    if found:
+        algo = found["algo"]
+        pinned = [found["expected"], *re.findall(r"or ([0-9a-f]+)", found["more"])]
+        return found["pin"], [f"{algo}:{h}" for h in pinned], f"{algo}:{found['got']}"
+    found = _UV_MISMATCH.search(output)
+    if found:
+        return found["pin"], found["expected"].split(), found["got"]
+    return None
 
 
 # --- a source distribution that does not build ----------------------------------------------------------------------

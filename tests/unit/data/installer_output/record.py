@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, IndexSettings, tuple[str, ...]]] = {
     "unreachable-index": ("six==1.16.0\n", DEAD_INDEX, ()),
     "unknown-option": ("six==1.16.0\n", IndexSettings(), ("--no-such-option",)),
     "yanked-warning": ("cryptography==37.0.3\n", IndexSettings(), ()),
+    "hash-mismatch": (f"six==1.16.0 --hash=sha256:{'0' * 64}\n", IndexSettings(), ()),
 }
 
 
