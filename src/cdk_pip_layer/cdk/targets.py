@@ -1,13 +1,13 @@
 """``PipLambdaLayers``: one dependency set for several runtimes and architectures, declared once; one
-``PipLambdaLayer`` per target, whose builds run at the same time.
+``PipLambdaLayer`` per target, whose builds run together (as many at once as there are CPUs).
 
 CDK bundles one asset at a time, synchronously, while each ``LayerVersion`` is created. So the group first makes
 every member's bundling (its input hash, its cache entry), asks CDK which of their assets it has already staged
 in ``cdk.out`` (a probe of the asset hash CDK will compute, in a throw-away app that bundles nothing), starts the
-local builds of the others together, and only then creates the layers: each ``try_bundle`` collects its own
-build. Nothing starts when CDK does not bundle this stack (``cdk ls``, ``cdk destroy``, ``--exclusively``), for a
-layer the cache or a warm ``cdk.out`` serves, or with ``bundling="docker"``; a target that cannot be built locally
-falls back to Docker as a single layer does.
+local builds of the others (as many at once as there are CPUs), and only then creates the layers: each
+``try_bundle`` collects its own build. Nothing starts when CDK does not bundle this stack (``cdk ls``,
+``cdk destroy``, ``--exclusively``), for a layer the cache or a warm ``cdk.out`` serves, or with
+``bundling="docker"``; a target that cannot be built locally falls back to Docker as a single layer does.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ TargetSpec = str | tuple[str | aws_lambda.Runtime, str | aws_lambda.Architecture
 
 class PipLambdaLayers(Construct):
     """One requirements file built for several Lambda targets: a :class:`PipLambdaLayer` per (runtime,
-    architecture), each its own asset with its own stable hash, their local builds running at the same time.
+    architecture), each its own asset with its own stable hash, their local builds running together.
 
     Example::
 
