@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import (
+    InstallError,
     LayerBuildResult,
     LocalBuildUnavailableError,
     NoCompatibleDistributionError,
@@ -299,3 +300,44 @@ def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
         "Reason for being yanked: Yanked due to conflicts with CVE-2024-35195 mitigation",
         "The package `foo==1.0` does not have an extra named `bar`",
     )
+
+
+# --- pip's hash-checking mode, whichever installer runs ---------------------------------------------------------
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", ["uv", "auto", "pip"])
+@pytest.mark.parametrize("second", ["other==1.0", "other"], ids=["unhashed", "unhashed-unpinned"])
+def test_one_hash_puts_every_requirement_under_hash_checking(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str, second: str
+) -> None:
+    """pip refuses a file where one line pins a hash and another does not (or is not pinned at all); uv installed
+    both unchecked, and auto picked uv."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    make_wheel("other", "1.0", files={"other.py": ""})
+    digest = hashlib.sha256(lib.read_bytes()).hexdigest()
+    with pytest.raises(InstallError, match=r"hash|pinned"):
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=write_requirements(tmp_path, f"lib==1.0 --hash=sha256:{digest}\n{second}"),
+            build_dir=tmp_path / "build",
+            runtime=host_runtime,
+            installer=installer,
+            extra_installer_args=("--no-index", "--find-links", str(lib.parent)),
+        ).build()
+    assert not (tmp_path / "build" / "layer.zip").exists()
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", ["uv", "auto"])
+def test_a_wrong_hash_on_an_unpinned_line_is_refused(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+) -> None:
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    with pytest.raises(InstallError):
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=write_requirements(tmp_path, f"lib --hash=sha256:{'0' * 64}"),
+            build_dir=tmp_path / "build",
+            runtime=host_runtime,
+            installer=installer,
+            extra_installer_args=("--no-index", "--find-links", str(lib.parent)),
+        ).build()

@@ -53,6 +53,10 @@ def install_for_target(
     installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
     from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
     shown = shown_as or requirements.path
+    if isinstance(installer, UvInstaller) and requirements.require_hashes and "--verify-hashes" not in extra_args:
+        # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
+        # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
+        extra_args = (*extra_args, "--require-hashes")
     built: list[str] = []
     built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
