@@ -448,6 +448,27 @@ def test_a_device_that_never_ends_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    """`-r <(...)` or `-r /dev/stdin` was read by us and then again by pip (gone by then); a FIFO hung the build."""
+    fifo = tmp_path / "requirements.fifo"
+    os.mkfifo(fifo)
+    done = _cli(tmp_path, str(fifo))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "is a pipe, not a file" in done.stderr
+    assert "Traceback" not in done.stderr
+    piped = subprocess.run(
+        [sys.executable, "-m", "cdk_pip_layer", "build", "-q", "-r", "/dev/stdin", "-o", str(tmp_path / "out")],
+        input="six==1.16.0\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 2, piped.stderr[-2000:]
+    assert "is a pipe, not a file" in piped.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_include_of_a_device_is_refused(tmp_path: Path) -> None:
     done = _cli(tmp_path, str(write(tmp_path / "requirements.txt", "six==1.16.0\n-r /dev/zero\n")))
     assert done.returncode == 2, done.stderr[-2000:]

@@ -16,6 +16,7 @@ import functools
 import optparse
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -168,6 +169,17 @@ _BOMS = (
 
 
 def _read_bounded(path: Path, origin: str) -> bytes:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0  # open() below says what is wrong
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise RequirementsFileError(
+            f"Requirements path is a pipe, not a file{origin}",
+            subject=str(path),
+            hint="write the requirements to a file and point to it: pip and uv read the file themselves, and a "
+            "pipe (-r /dev/stdin, -r <(...)) can be read only once.",
+        )
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
