@@ -12,6 +12,7 @@ import pytest
 
 from cdk_pip_layer import (
     InstallError,
+    InvalidInputError,
     LayerBuildResult,
     LocalBuildUnavailableError,
     NoCompatibleDistributionError,
@@ -341,3 +342,37 @@ def test_a_wrong_hash_on_an_unpinned_line_is_refused(
             installer=installer,
             extra_installer_args=("--no-index", "--find-links", str(lib.parent)),
         ).build()
+
+
+@pytest.mark.parametrize(
+    ("lines", "exclude", "why"),
+    [
+        (["# nothing yet"], (), "lists no requirement"),
+        (['lib==1.0; python_version < "3.0"'], (), "markers leave every requirement out"),
+        (["lib==1.0"], ("lib",), "--exclude removed every distribution"),
+    ],
+    ids=["no-requirement", "markers", "excluded"],
+)
+def test_nothing_to_put_into_the_layer_is_one_clear_error(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    *,
+    lines: list[str],
+    exclude: tuple[str, ...],
+    why: str,
+) -> None:
+    """It ended as '[layout] <output>/.staging-…/layer.zip: holds no file (build the layer again)'."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    with pytest.raises(InvalidInputError) as caught:
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=write_requirements(tmp_path, *lines),
+            build_dir=tmp_path / "build",
+            runtime=host_runtime,
+            exclude=exclude,
+            extra_installer_args=offline_args(lib.parent),
+        ).build()
+    assert caught.value.what == f"Nothing to put into the layer for {host_runtime}/x86_64"
+    assert any(why in line for line in caught.value.details)
+    assert ".staging" not in str(caught.value)
+    assert not (tmp_path / "build" / "layer.zip").exists()

@@ -17,7 +17,7 @@ from .catalog import offered_wheels
 from .choice import LayerInstall, blind_filename, blind_spot_for
 from .diagnosis import MissingDistribution, explain_failure, installer_warnings
 from .distributions import installed_distributions
-from .errors import InstallError, NoTargetInstallerError
+from .errors import InstallError, InvalidInputError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
 from .installable import write_installable
 from .installers import Installer, InstallerSelection, PipInstaller, UvInstaller
@@ -257,13 +257,13 @@ class PipBasedLambdaLayerLocalBuilder:
             ).install()
             _log.info("installer: %s", installed.description)
             warnings: list[str] = list(installed.warnings)
-            if not requirements.requirements:
-                warnings.append(f"{options.requirements} lists no requirement: the layer is empty")
             with phase("prune host files and exclusions"):
                 drop_host_artifacts(site_dir, target)
                 excluded = exclude_distributions(site_dir, options.exclude)
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
                 dists = installed_distributions(site_dir)
+            if not dists:
+                raise _nothing_to_zip(options, requirements, excluded.removed)
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
@@ -330,3 +330,21 @@ class PipBasedLambdaLayerLocalBuilder:
             _log.info("verify: %s skipped: %s", check, reason)
         verification.raise_for_errors(subject=f"{options.requirements} for {target}")
         return verification
+
+
+def _nothing_to_zip(
+    options: LayerBuildOptions, requirements: RequirementsFile, removed: Sequence[object]
+) -> InvalidInputError:
+    """The error for a build that installed nothing the layer would hold (Lambda has no use for an empty layer)."""
+    if not requirements.requirements:
+        why = f"{options.requirements} lists no requirement"
+    elif removed:
+        why = f"--exclude removed every distribution installed ({', '.join(options.exclude)})"
+    else:
+        why = f"the markers leave every requirement out for {options.target}"
+    return InvalidInputError(
+        f"Nothing to put into the layer for {options.target}",
+        subject=str(options.requirements),
+        details=[why],
+        hint="list what the layer should hold, or check the markers and --exclude against the target.",
+    )
