@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -207,6 +208,12 @@ def _verify(args: argparse.Namespace) -> int:
             )
         )
         requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise InvalidInputError(
+            "The report directory is not a directory",
+            subject=str(args.report),
+            hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
+        )
     importer = None
     if args.smoke_import == ImportMode.DOCKER.value:
         from .container.smoke import DockerImporter  # the Docker SDK only when asked for
@@ -362,6 +369,9 @@ _INTERRUPTED = {
 }
 
 
+_SIGPIPE = 13  # signal.SIGPIPE, which Windows lacks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = logging.getLogger("cdk_pip_layer")
@@ -383,6 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader of our output stopped early (`| head -1`): end as a program stopped by SIGPIPE would, and
+        # keep the interpreter from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + _SIGPIPE
     finally:
         if handler is not None:
             logger.removeHandler(handler)

@@ -339,3 +339,34 @@ def test_an_artifacts_directory_that_cannot_be_moved_fails_clearly_and_nothing_i
         assert _snapshot(out_dir) == before
     finally:
         (out_dir / "artifacts").chmod(0o755)
+
+
+def _small_layer(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("python/tiny.py", "X = 1\n")
+    return path
+
+
+def test_verify_report_into_a_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("mine\n", encoding="utf-8")
+    layer = _small_layer(tmp_path / "layer.zip")
+    code = main(["verify", "-q", str(layer), "--report", str(tmp_path / "afile")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "is not a directory" in err
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "mine\n"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`cdk-pip-layer verify layer.zip | head -1`: the pipe closes while we print."""
+    layer = _small_layer(tmp_path / "layer.zip")
+    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", "-q", str(layer)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before anything is printed
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert proc.returncode == 141  # as a program stopped by SIGPIPE
