@@ -16,6 +16,7 @@ import pytest
 from cdk_pip_layer import (
     Architecture,
     ContainerBuildError,
+    InvalidInputError,
     NoCompatibleDistributionError,
     PipBasedLambdaLayerContainerBuilder,
 )
@@ -192,3 +193,23 @@ def test_architecture_the_host_cannot_emulate(
     assert "qemu-user-static" in message
     assert "tonistiigi/binfmt" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_network_docker_does_not_know_is_one_clear_error(requirements: Path, tmp_path: Path) -> None:
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", network="no-such-network-4f1e"
+    )
+    error = _build_within(120, builder)
+    assert isinstance(error, ContainerBuildError), repr(error)
+    assert "no-such-network-4f1e" in str(error)
+    assert "docker network ls" in (error.hint or "")
+    assert not (tmp_path / "out" / "layer.zip").exists()
+
+
+def test_a_cache_directory_that_is_a_file_is_bad_input(requirements: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not a directory"):
+        PipBasedLambdaLayerContainerBuilder(
+            requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", cache_dir=tmp_path / "afile"
+        )
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "mine\n"

@@ -23,7 +23,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
+from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
@@ -173,6 +173,12 @@ class PipBasedLambdaLayerContainerBuilder:
         self.image = image or options.target.build_image
         self.use_cache = use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
+        if use_cache and self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise InvalidInputError(
+                "The cache directory is not a directory",
+                subject=str(self.cache_dir),
+                hint="name a directory for the container build's wheel cache (made if missing), or turn the cache off.",
+            )
         self.network = network or os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None
         self._client = docker_client
 
@@ -396,6 +402,13 @@ class PipBasedLambdaLayerContainerBuilder:
                 _log.debug("container: %s", lines[-1])
             status = container.wait()
             return int(status.get("StatusCode", 1)), lines
+        except docker.errors.APIError as exc:
+            raise ContainerBuildError(
+                f"Docker could not run the build container: {exc.explanation or exc}",
+                subject=self.image,
+                details=[f"network: {self.network}"] if self.network else [],
+                hint="check the network (docker network ls) and the image (docker image ls), then build again.",
+            ) from None
         finally:
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 client.containers.get(name).remove(force=True)
