@@ -376,3 +376,21 @@ def test_nothing_to_put_into_the_layer_is_one_clear_error(
     assert any(why in line for line in caught.value.details)
     assert ".staging" not in str(caught.value)
     assert not (tmp_path / "build" / "layer.zip").exists()
+
+
+@pytest.mark.parametrize("installer", ["uv", "auto", "pip"])
+def test_a_comment_before_a_line_continuation_is_read_as_pip_reads_it(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+) -> None:
+    """pip joins the lines first, so the comment takes the next line with it; uv read the file as written and
+    installed both."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    make_wheel("other", "1.0", files={"other.py": ""})
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=write_requirements(tmp_path, "lib==1.0 # the library \\", "other==1.0"),
+        build_dir=tmp_path / "build",
+        runtime=host_runtime,
+        installer=installer,
+        extra_installer_args=offline_args(lib.parent),
+    ).build()
+    assert result.distributions == ("lib==1.0",)

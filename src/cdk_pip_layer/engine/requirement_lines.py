@@ -147,6 +147,19 @@ def _strip_comment(line: str) -> str:
     return line.strip()
 
 
+def comment_swallows_a_line(text: str) -> bool:
+    """Whether a comment ends with a line continuation: pip joins the lines first, so the comment takes the next line
+    with it, where other readers (uv) drop the comment and keep the next line."""
+    if "#" not in text or "\\" not in text:
+        return False
+    for physical in text.splitlines():
+        if physical.endswith("\\") and not _is_comment(physical):
+            body = physical[:-1]
+            if _strip_comment(body) != body.strip():
+                return True
+    return False
+
+
 def logical_lines(text: str) -> list[tuple[int, str]]:
     """pip's join_lines and ignore_comments: (first physical line number, line) for every non-empty line."""
     joined: list[tuple[int, str]] = []

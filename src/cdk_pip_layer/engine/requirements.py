@@ -30,6 +30,7 @@ from .requirement_lines import (
     ARCHIVE_SUFFIXES,
     LineOptions,
     OptionError,
+    comment_swallows_a_line,
     is_pip_url,
     logical_lines,
     parse_line,
@@ -258,6 +259,7 @@ class _Reader:
         text, encoding = read_text(path, parent)
         self.top = self.top or path
         self.plain = self.plain and encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        self.plain = self.plain and not comment_swallows_a_line(text)
         if resolved not in self.files:
             self.files.append(resolved)
         self.including.append(resolved)
