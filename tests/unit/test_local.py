@@ -394,3 +394,27 @@ def test_a_comment_before_a_line_continuation_is_read_as_pip_reads_it(
         extra_installer_args=offline_args(lib.parent),
     ).build()
     assert result.distributions == ("lib==1.0",)
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_symlinked_requirements_file_includes_from_the_links_directory(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+) -> None:
+    """pip reads `-r inc.txt` beside the path it was given (the link), as our reader does; the installers were given
+    the resolved path and read the include beside the link's target."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    make_wheel("other", "1.0", files={"other.py": ""})
+    (tmp_path / "real").mkdir()
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "real" / "requirements.txt").write_text("-r inc.txt\n", encoding="utf-8")
+    (tmp_path / "real" / "inc.txt").write_text("other==1.0\n", encoding="utf-8")
+    (tmp_path / "linked" / "inc.txt").write_text("lib==1.0\n", encoding="utf-8")
+    (tmp_path / "linked" / "requirements.txt").symlink_to(tmp_path / "real" / "requirements.txt")
+    result = PipBasedLambdaLayerLocalBuilder(
+        requirements=tmp_path / "linked" / "requirements.txt",
+        build_dir=tmp_path / "build",
+        runtime=host_runtime,
+        installer=installer,
+        extra_installer_args=offline_args(lib.parent),
+    ).build()
+    assert result.distributions == ("lib==1.0",)

@@ -115,8 +115,9 @@ class PipInstaller(Installer):
         extra_args: Sequence[str],
     ) -> CompletedRun:
         # pip runs in the requirements file's directory (so relative -r/-c/-f lines resolve as pip resolves
-        # them), hence absolute paths for everything we pass.
-        requirements = requirements.resolve()
+        # them), hence absolute paths for everything we pass. Absolute, not resolved: a symbolic link's -r lines are
+        # read beside the link, as pip reads them when given the link.
+        requirements = requirements.absolute()
         argv: list[str] = [
             self.interpreter.executable,
             "-m",
@@ -167,7 +168,7 @@ class UvInstaller(Installer):
     ) -> CompletedRun:
         # pip runs in the requirements file's directory (so relative -r/-c/-f lines resolve as pip resolves
         # them), hence absolute paths for everything we pass.
-        requirements, target_dir = requirements.resolve(), target_dir.resolve()
+        requirements, target_dir = requirements.absolute(), target_dir.resolve()  # absolute: see PipInstaller
         find_links = [link.resolve() for link in find_links]
         argv: list[str] = [
             self.uv,
@@ -229,7 +230,7 @@ class UvInstaller(Installer):
     def sources(self, index: IndexSettings, extra_args: Sequence[str], requirements: RequirementsFile) -> Sources:
         """Where this installer looks for distributions in a build (to check its choices against the index)."""
         return build_sources(
-            index, self.pip_settings, extra_args, requirements.files, cwd=requirements.path.resolve().parent
+            index, self.pip_settings, extra_args, requirements.files, cwd=requirements.path.absolute().parent
         )
 
 
