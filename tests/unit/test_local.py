@@ -418,3 +418,24 @@ def test_a_symlinked_requirements_file_includes_from_the_links_directory(
         extra_installer_args=offline_args(lib.parent),
     ).build()
     assert result.distributions == ("lib==1.0",)
+
+
+@pytest.mark.parametrize("name", ["layer.report.json", "layer.cdx.json"])
+def test_a_report_path_that_is_a_directory_is_refused_before_anything_is_replaced(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, name: str
+) -> None:
+    """The new layer.zip and artifacts/ were published, then writing the report failed with a traceback."""
+    lib = make_wheel("lib", "1.0", files={"lib.py": ""})
+    out = tmp_path / "build"
+    out.mkdir()
+    (out / "layer.zip").write_bytes(b"the earlier layer")
+    (out / name).mkdir()
+    with pytest.raises(InvalidInputError, match=name):
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=write_requirements(tmp_path, "lib==1.0"),
+            build_dir=out,
+            runtime=host_runtime,
+            extra_installer_args=offline_args(lib.parent),
+        ).build()
+    assert (out / "layer.zip").read_bytes() == b"the earlier layer"
+    assert not (out / "artifacts").exists()

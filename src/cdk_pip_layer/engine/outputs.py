@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import InstallError, InvalidInputError
+from .report import REPORT_FILE, SBOM_FILE
 from .scratch import make_scratch_dir, remove_stale
 from .target import LambdaTarget
 
@@ -200,13 +201,15 @@ class BuildTransaction:
                     hint=f"move it out of {self.build_dir}/artifacts (and do not name it layer.zip), or build into "
                     "another output directory.",
                 )
-        old_zip = self.build_dir / LAYER_ZIP
-        if old_zip.is_dir() and not old_zip.is_symlink():
-            raise InvalidInputError(
-                "The output directory holds a directory named layer.zip, which the new layer cannot replace",
-                subject=str(old_zip),
-                hint="remove or rename that directory, or build into another output directory.",
-            )
+        for name in (LAYER_ZIP, REPORT_FILE, SBOM_FILE):  # checked before anything is built, or replaced
+            old = self.build_dir / name
+            if old.is_dir() and not old.is_symlink():
+                raise InvalidInputError(
+                    f"The output directory holds a directory named {name}, which the new layer's "
+                    f"{'zip' if name == LAYER_ZIP else 'report'} cannot replace",
+                    subject=str(old),
+                    hint="remove or rename that directory, or build into another output directory.",
+                )
         try:
             self.build_dir.mkdir(parents=True, exist_ok=True)
             remove_stale(self.build_dir, STAGING_PREFIX)
