@@ -529,6 +529,13 @@ def test_not_a_zip_is_bad_input(tmp_path: Path, content: bytes) -> None:
         verify_layer_zip(tmp_path / "nope.zip")
 
 
+@pytest.mark.parametrize("value", [None, b"layer.zip", 3])
+def test_a_zip_path_of_the_wrong_type_is_bad_input(value: object) -> None:
+    """The builders answer InvalidInputError for such values; verify_layer_zip raised a TypeError."""
+    with pytest.raises(InvalidInputError, match="zip_path"):
+        verify_layer_zip(value)  # type: ignore[arg-type]
+
+
 def test_unknown_check_names_are_bad_input() -> None:
     assert parse_ignore(["GLIBC", "import"]) == ("glibc", "import")
     with pytest.raises(InvalidInputError, match="'nonsense' is not a check"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import re
 import tempfile
 from collections import Counter, defaultdict, deque
@@ -173,6 +174,12 @@ def verify_layer_zip(
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
     :meth:`LayerVerification.raise_for_errors`.
     """
+    if not isinstance(zip_path, (str, os.PathLike)) or isinstance(zip_path, bytes):
+        raise InvalidInputError(
+            f"zip_path must be a path (str or os.PathLike), not {type(zip_path).__name__}",
+            subject="zip_path",
+            hint="pass the path of the layer zip, e.g. 'out/layer.zip'.",
+        )
     target = LambdaTarget.parse(runtime, architecture)
     ignored = parse_ignore(ignore)
     mode = ImportMode.parse(smoke_import)
