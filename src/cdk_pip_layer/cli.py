@@ -385,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:
             try:
-                return run(args)
+                code = run(args)
+                sys.stdout.flush()  # here, where a reader that went away is handled, not at interpreter exit
+                return code
             except KeyboardInterrupt:
                 signum = signal.Signals(received[0] if received else signal.SIGINT)
                 print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
