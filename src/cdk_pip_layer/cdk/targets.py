@@ -29,6 +29,7 @@ from constructs import Construct
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .bundling import LayerBundling
@@ -192,11 +193,7 @@ class _Member(PipLambdaLayer):
 def _concurrent_builds(targets: int) -> int:
     """As many builds at once as this process may use CPUs: more only contend (their zips, verification and
     installers each use every CPU they get)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(targets, cpus))
+    return max(1, min(targets, available_cpus()))
 
 
 def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import LayerBuildError
+from .process import available_cpus
 
 # The earliest timestamp a zip can hold; also what most reproducible-build tools use.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -277,13 +278,6 @@ class _Writer:
             self.archive.close()
 
 
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _tasks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
     """Consecutive entries grouped into tasks: a directory alone, a big file alone, small files together."""
     batch: list[_Entry] = []
@@ -357,7 +351,7 @@ def write_layer_zip(root: Path, dest: Path, *, workers: int | None = None) -> La
             output = _Output(handle)
             writer = _Writer(output)
             try:
-                _write_entries(writer, entries, dest.parent, workers or _workers())
+                _write_entries(writer, entries, dest.parent, workers or available_cpus())
             except BaseException:
                 writer.abandon()
                 raise

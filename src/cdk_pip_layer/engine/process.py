@@ -103,6 +103,16 @@ def run(
 STOP_GRACE_SECONDS = 5.0
 # The private TMPDIR of each child: ``cdk-pip-layer-tmp-<owner>-<random>`` in the system's temporary directory.
 TMPDIR_PREFIX = "cdk-pip-layer-tmp-"
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity on Linux), at least one: what parallel work is sized by."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 _POSIX = os.name == "posix"
 _LINUX = sys.platform.startswith("linux")
 
