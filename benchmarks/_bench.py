@@ -47,6 +47,25 @@ Variant = Callable[[], dict[str, Any]]
 SECONDS = "_seconds"  # a variant's own measure of the work, when the call also does bookkeeping
 
 
+# 13 pinned wheel-only packages (five with native code) with wheels for python3.11 to 3.13 on both architectures:
+# the set of the many-targets and the Docker benchmarks.
+WHEEL_ONLY_SET = """\
+requests==2.32.3
+urllib3==2.2.3
+idna==3.10
+charset-normalizer==3.4.0
+certifi==2024.8.30
+pydantic==2.10.3
+pydantic-core==2.27.1
+annotated-types==0.7.0
+typing-extensions==4.12.2
+orjson==3.10.12
+PyYAML==6.0.2
+python-dateutil==2.9.0.post0
+six==1.16.0
+"""
+
+
 def interleaved(variants: Mapping[str, Variant], rounds: int, *, warm_up: bool = True) -> list[Sample]:
     """Run every variant once per round, rotating the order each round; round 0 (when ``warm_up``) is not kept.
     A variant returns what it wants recorded; its time is measured here, around the call, unless it returns its

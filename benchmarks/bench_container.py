@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from _bench import SECONDS, interleaved, machine, ratio, samples_json, summarize, write_results
+from _bench import SECONDS, WHEEL_ONLY_SET, interleaved, machine, ratio, samples_json, summarize, write_results
 
 IMAGE = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
 ALPHA_IMAGE = "cdk-pip-layer-bench/python-alpha-bundler:3.11-x86_64"
@@ -66,21 +66,7 @@ ALPHA_VERSION = "2.275.0a0"
 CA_IN_CONTAINER = "/run/cdk-pip-layer-bench/ca.crt"
 WARM_VOLUME = "cdk-pip-layer-bench-warm"
 
-REQUIREMENTS = """\
-requests==2.32.3
-urllib3==2.2.3
-idna==3.10
-charset-normalizer==3.4.0
-certifi==2024.8.30
-pydantic==2.10.3
-pydantic-core==2.27.1
-annotated-types==0.7.0
-typing-extensions==4.12.2
-orjson==3.10.12
-PyYAML==6.0.2
-python-dateutil==2.9.0.post0
-six==1.16.0
-"""
+REQUIREMENTS = WHEEL_ONLY_SET
 
 # The steps of aws-lambda-python-alpha's lib/docker/Dockerfile (2.275.0-alpha.0), plus rsync.
 _ALPHA_SETUP = """\

@@ -28,26 +28,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import CDK, SECONDS, interleaved, machine, pypi_only_env, ratio, run, samples_json, summarize, write_results
+from _bench import (
+    CDK,
+    SECONDS,
+    WHEEL_ONLY_SET,
+    interleaved,
+    machine,
+    pypi_only_env,
+    ratio,
+    run,
+    samples_json,
+    summarize,
+    write_results,
+)
 
 GOAL = 1.5
 TARGETS = ["python3.12/x86_64", "python3.12/arm64", "python3.13/x86_64", "python3.13/arm64"]
-# 13 pinned wheel-only packages (five with native code) that have wheels for all four targets.
-REQUIREMENTS = """\
-requests==2.32.3
-urllib3==2.2.3
-idna==3.10
-charset-normalizer==3.4.0
-certifi==2024.8.30
-pydantic==2.10.3
-pydantic-core==2.27.1
-annotated-types==0.7.0
-typing-extensions==4.12.2
-orjson==3.10.12
-PyYAML==6.0.2
-python-dateutil==2.9.0.post0
-six==1.16.0
-"""
+REQUIREMENTS = WHEEL_ONLY_SET
 
 APP = """
 import sys
