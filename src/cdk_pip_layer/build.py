@@ -114,9 +114,10 @@ def build_layer(
     """Build ``<build_dir>/layer.zip`` (and ``artifacts/``) where ``bundling`` says.
 
     The options are :class:`~cdk_pip_layer.LayerBuildOptions`'s. ``image``, ``use_cache``, ``cache_dir`` and
-    ``network`` are the container builder's (the build image, its pip download cache — default
+    ``network`` are the container builder's (the build image, its download cache — default
     ``<cache root>/pip`` — and its Docker network mode); they are refused with ``bundling='local'``, as
-    ``installer`` and ``python_executable`` (local-build settings) are with ``bundling='docker'``.
+    ``python_executable`` (the local build's interpreter) is with ``bundling='docker'``. ``installer`` applies to
+    both (see :class:`~cdk_pip_layer.PipBasedLambdaLayerContainerBuilder` for the build image).
 
     Raises the builders' errors: :class:`LocalBuildUnavailableError` (``local`` on a host that cannot build for
     the target), :class:`ContainerBuildError` (Docker unavailable or failing), and every build error.
@@ -164,19 +165,11 @@ def _check_mode(mode: BundlingMode, options: LayerBuildOptions, container: _Cont
             subject="bundling",
             hint="drop them, or use bundling auto (the container build when a local one is impossible) or docker.",
         )
-    local_only = [
-        flag
-        for flag, given in (
-            (f"installer={options.installer.value} (--installer)", options.installer is not InstallerChoice.AUTO),
-            ("python_executable (--python)", options.python_executable is not None),
-        )
-        if given
-    ]
-    if mode is BundlingMode.DOCKER and local_only:
+    if mode is BundlingMode.DOCKER and options.python_executable is not None:
         raise InvalidInputError(
-            f"{', '.join(local_only)}: settings of the local build, which bundling=docker never runs",
+            "python_executable (--python): a setting of the local build, which bundling=docker never runs",
             subject="bundling",
-            hint="drop them (the build image runs pip with its own Python), or use bundling auto or local.",
+            hint="drop it (the build image's own Python is the target interpreter), or use bundling auto or local.",
         )
 
 

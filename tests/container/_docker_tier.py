@@ -110,6 +110,7 @@ def container_build(
     exclude: tuple[str, ...] = (),
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    installer: str = "auto",
 ) -> Built:
     """Build ``requirements`` in ``root/build`` with the container builder, logging at DEBUG."""
     root.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,7 @@ def container_build(
         exclude=exclude,
         cache_dir=cache,
         use_cache=use_cache,
+        installer=installer,
     )
     with pypi_only(), captured_log() as lines:
         result = builder.build()

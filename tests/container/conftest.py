@@ -79,26 +79,57 @@ def _pypi_only() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def cold_build(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """WHEEL_ONLY in the python3.11 x86_64 stand-in, with a pip cache directory that does not exist yet."""
+    """WHEEL_ONLY in the python3.11 x86_64 stand-in with pip (installer='pip'), with a cache directory that does
+    not exist yet."""
     root = tmp_path_factory.mktemp("cold")
-    return container_build(root, WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=root / "shared-pip-cache")
+    return container_build(
+        root, WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=root / "shared-pip-cache", installer="pip"
+    )
 
 
 @pytest.fixture(scope="session")
 def warm_build(cold_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The same build again, in another build directory, with the pip cache the cold build filled."""
+    """The same build again, in another build directory, with the cache the cold build filled."""
     return container_build(
-        tmp_path_factory.mktemp("warm"), WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=cold_build.cache_dir
+        tmp_path_factory.mktemp("warm"),
+        WHEEL_ONLY,
+        exclude=WHEEL_ONLY_EXCLUDE,
+        cache_dir=cold_build.cache_dir,
+        installer="pip",
     )
 
 
 @pytest.fixture(scope="session")
 def uncached_build(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """WHEEL_ONLY with ``use_cache=False`` and a cache directory that does not exist."""
+    """WHEEL_ONLY with pip, ``use_cache=False`` and a cache directory that does not exist."""
     root = tmp_path_factory.mktemp("uncached")
     return container_build(
-        root, WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=root / "must-stay-absent", use_cache=False
+        root,
+        WHEEL_ONLY,
+        exclude=WHEEL_ONLY_EXCLUDE,
+        cache_dir=root / "must-stay-absent",
+        use_cache=False,
+        installer="pip",
     )
+
+
+@pytest.fixture(scope="session")
+def uv_cold_build(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """WHEEL_ONLY in the python3.11 x86_64 stand-in by default (installer auto: this host's uv, staged), with a
+    cache directory that does not exist yet."""
+    root = tmp_path_factory.mktemp("uv-cold")
+    return container_build(root, WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=root / "cache")
+
+
+@pytest.fixture(scope="session")
+def uv_warm_build(uv_cold_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The same build again with the cache the cold one filled; the cache's uv archive entries before it ran."""
+    before = sorted(p.name for p in (uv_cold_build.cache_dir / "uv" / "archive-v0").iterdir())
+    built = container_build(
+        tmp_path_factory.mktemp("uv-warm"), WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=uv_cold_build.cache_dir
+    )
+    built.log.insert(0, "archive entries before: " + " ".join(before))
+    return built
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The container builder end to end in the python3.11 x86_64 stand-in: layout, exclusions, determinism, summary,
-the pip cache, and the same file list as a local build."""
+the pip cache, and the same file list as a local build; with pip in the image (installer='pip': uv in the image is
+tests/container/test_docker_uv.py's)."""
 
 from __future__ import annotations
 
@@ -134,7 +135,9 @@ def test_a_wheel_missing_from_the_cache_is_fetched_again(cold_build: Built, warm
     shutil.copytree(cold_build.cache_dir, cache)
     [idna] = cache.rglob("idna-*.whl")
     idna.unlink()
-    again = container_build(tmp_path / "again", WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=cache)
+    again = container_build(
+        tmp_path / "again", WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=cache, installer="pip"
+    )
     assert again.result.zip_path.read_bytes() == warm_build.result.zip_path.read_bytes()
     assert [line for line in again.pip_lines() if "Downloading" in line and "idna" in line]
     assert list(cache.rglob("idna-*.whl"))

@@ -119,10 +119,11 @@ def test_output_is_owned_by_the_calling_user(user_home: Path) -> None:
     assert {
         (p.relative_to(user_home).as_posix(), p.lstat().st_uid) for p in built if p.lstat().st_uid != OTHER_UID
     } == set()
-    # pip's cache (default: ~/.cache/cdk-pip-layer/pip) was written by the container as that user too.
+    # The download cache (default: ~/.cache/cdk-pip-layer/pip, uv's under it) was written by the container as that
+    # user too.
     cache = user_home / ".cache" / "cdk-pip-layer"
     cached = list(cache.rglob("*"))
-    assert any(p.name.endswith(".whl") for p in cached)
+    assert any(p.name == "six.py" for p in cached)
     assert {p.lstat().st_uid for p in [cache, *cached]} == {OTHER_UID}
 
 

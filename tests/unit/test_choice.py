@@ -5,7 +5,9 @@ target); uv corrected, or an exact message, where pip cannot run for the target.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -14,12 +16,15 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import (
+    LayerBuildOptions,
     LayerBuildResult,
     NoCompatibleDistributionError,
     NoTargetInstallerError,
     PipBasedLambdaLayerLocalBuilder,
 )
 from cdk_pip_layer.engine.choice import read_installed
+from cdk_pip_layer.engine.installers import find_uv_installer
+from cdk_pip_layer.engine.interpreters import find_uv
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -243,3 +248,34 @@ def test_same_wheels_everywhere_means_uv(tmp_path: Path, make_wheel: Callable[..
     assert forced.installer.startswith("pip ")
     assert forced.installer.endswith(" [asked for]")
     assert forced.zip_path.read_bytes() == result.zip_path.read_bytes()
+
+
+def test_a_build_in_the_image_uses_uv_only_when_given_one(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+) -> None:
+    """In the build image (native_builds), pip builds unless the host's uv was staged there (uv_executable): an
+    image's own uv, of unknown version, is never picked up."""
+    wheels = make_wheel("plain", "1.0", requires=["helper"]).parent
+    make_wheel("helper", "2.0")
+    requirements = write_requirements(tmp_path, "plain==1.0")
+
+    def in_image(build_dir: str, uv: str | None) -> LayerBuildResult:
+        options = LayerBuildOptions.parse(
+            requirements=requirements,
+            runtime=host_runtime,
+            python_executable=sys.executable,
+            native_builds=True,
+            extra_installer_args=("--no-index", "--find-links", str(wheels)),
+        )
+        options = dataclasses.replace(options, uv_executable=uv)
+        return PipBasedLambdaLayerLocalBuilder.from_options(options, tmp_path / build_dir).build()
+
+    pip = in_image("pip", None)
+    assert pip.installer.startswith("pip ")
+    assert pip.installer.endswith(" [the target's own Python in its build image]")
+    uv = find_uv()
+    assert uv is not None
+    staged = in_image("uv", uv)
+    assert staged.installer.startswith(f"uv {find_uv_installer(uv).version} ({uv})")  # type: ignore[union-attr]
+    assert "chosen: it installs the wheels pip would choose" in staged.installer
+    assert staged.zip_path.read_bytes() == pip.zip_path.read_bytes()

@@ -27,6 +27,10 @@ def _restore_logger() -> Iterator[None]:
     logger.setLevel(level)
 
 
+# The architecture this host's uv cannot run: a forced uv cannot build in its image.
+OTHER_MACHINE = "x86_64" if platform.machine().lower() in ("arm64", "aarch64") else "arm64"
+
+
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("cdk-pip-layer: error:")]
 
@@ -50,8 +54,8 @@ def requirements(tmp_path: Path) -> Path:
         (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
         (["--bundling", "local", "--no-cache"], "use_cache=False (--no-cache): settings of the container build"),
         (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
-        (["--bundling", "docker", "--installer", "uv"], "installer=uv (--installer): settings of the local build"),
-        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): settings of the"),
+        (["--bundling", "docker", "--installer", "uv", "--architecture", OTHER_MACHINE], "uv cannot build in the"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): a setting of the"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(

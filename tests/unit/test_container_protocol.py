@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import platform
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer import IndexSettings, LayerBuildOptions
-from cdk_pip_layer.container.protocol import CA_FILE, CONTEXT_DIR, stage_input
+from cdk_pip_layer import IndexSettings, InvalidInputError, LayerBuildOptions
+from cdk_pip_layer.container.protocol import (
+    CA_FILE,
+    CONTEXT_DIR,
+    UV_FILE,
+    read_request,
+    stage_input,
+    uv_for_image,
+)
+from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import InstallerChoice
 from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
+from cdk_pip_layer.engine.target import LambdaTarget
 
 
 @pytest.fixture
@@ -73,3 +87,58 @@ def test_host_settings_are_written_only_when_asked_and_only_for_the_owner(projec
     )
     others = [p for p in (tmp_path / "cdk").rglob("*") if p.is_file() and p != secret_file]
     assert not [p for p in others if b"s3cret-token" in p.read_bytes()]
+
+
+def _host_machine() -> str:
+    return "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the host's uv runs in the image on Linux only")
+def test_the_hosts_uv_is_staged_when_it_runs_in_the_image(project: Path, tmp_path: Path) -> None:
+    options = dataclasses.replace(_options(project), target=LambdaTarget.parse("python3.11", _host_machine()))
+    stage_input(options, read_requirements(options.requirements), tmp_path / "input", environ={})
+    context = tmp_path / "input" / CONTEXT_DIR
+    uv = find_uv()
+    assert uv is not None
+    staged = context / UV_FILE
+    assert staged.read_bytes() == Path(uv).read_bytes()
+    assert os.access(staged, os.X_OK)
+    request = read_request(context)
+    assert request.uv == staged and request.why_no_uv is None
+    assert request.options.installer is InstallerChoice.AUTO
+
+
+def test_no_uv_is_staged_for_another_machine_nor_when_pip_is_asked_for(project: Path, tmp_path: Path) -> None:
+    other = "x86_64" if _host_machine() == "arm64" else "arm64"
+    options = dataclasses.replace(_options(project), target=LambdaTarget.parse("python3.11", other))
+    stage_input(options, read_requirements(options.requirements), tmp_path / "other", environ={})
+    request = read_request(tmp_path / "other" / CONTEXT_DIR)
+    assert request.uv is None and not (tmp_path / "other" / CONTEXT_DIR / UV_FILE).exists()
+    assert request.why_no_uv is not None
+    if sys.platform.startswith("linux"):
+        assert "cannot run in the python3.11/" in request.why_no_uv and "ELF file" in request.why_no_uv
+
+    pip = dataclasses.replace(_options(project), installer=InstallerChoice.PIP)
+    stage_input(pip, read_requirements(pip.requirements), tmp_path / "pip", environ={})
+    request = read_request(tmp_path / "pip" / CONTEXT_DIR)
+    assert request.uv is None and request.why_no_uv == "pip was asked for"
+    assert request.options.installer is InstallerChoice.PIP
+
+
+def test_a_forced_uv_that_cannot_run_in_the_image_is_refused(project: Path, tmp_path: Path) -> None:
+    other = "x86_64" if _host_machine() == "arm64" else "arm64"
+    options = dataclasses.replace(
+        _options(project), target=LambdaTarget.parse("python3.11", other), installer=InstallerChoice.UV
+    )
+    with pytest.raises(InvalidInputError, match=r"uv cannot build in the python3\.11/") as caught:
+        stage_input(options, read_requirements(options.requirements), tmp_path / "input", environ={})
+    assert caught.value.hint and "installer auto" in caught.value.hint
+
+
+def test_a_uv_that_is_no_linux_program_is_not_staged(tmp_path: Path) -> None:
+    script = tmp_path / "uv"
+    script.write_text("#!/bin/sh\necho uv 0.0.1\n", encoding="utf-8")
+    script.chmod(0o755)
+    why = uv_for_image(LambdaTarget.parse("python3.12", _host_machine()), str(script))
+    assert isinstance(why, str)
+    assert "is not a Linux program" in why if sys.platform.startswith("linux") else "Linux programs" in why

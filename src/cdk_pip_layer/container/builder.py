@@ -47,6 +47,7 @@ from .protocol import (
     RESULT_MOUNT,
     RESULT_VARIABLE,
     VERBOSE_VARIABLE,
+    image_uv,
     read_outcome,
     stage_input,
 )
@@ -97,10 +98,14 @@ class PipBasedLambdaLayerContainerBuilder:
     """Builds a Lambda layer inside the Lambda build image; output identical in layout to the local builder's:
     ``<build_dir>/artifacts/python/…`` and a deterministic ``<build_dir>/layer.zip``.
 
-    The container runs as the calling user (output files are yours, not root's); pip's download cache is a host
-    directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings, the CA bundle
-    and index credentials are forwarded without ever appearing on a command line, in an image or in a file left
-    behind. ``network`` is the container's network mode (e.g. ``host`` for an index on localhost; default
+    The image's Python is the target interpreter. ``installer``: ``auto`` (the default) installs with this host's
+    uv when it runs in the image (a Linux host of the target's machine), checked against pip's choice as in a local
+    build, else with pip; ``pip`` or ``uv`` forces one (``uv`` is refused when it cannot run there).
+
+    The container runs as the calling user (output files are yours, not root's); the download caches of pip and uv
+    are a host directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings,
+    the CA bundle and index credentials are forwarded without ever appearing on a command line, in an image or in a
+    file left behind. ``network`` is the container's network mode (e.g. ``host`` for an index on localhost; default
     ``$CDK_PIP_LAYER_DOCKER_NETWORK``, else Docker's default).
     """
 
@@ -113,6 +118,7 @@ class PipBasedLambdaLayerContainerBuilder:
         architecture: str = "x86_64",
         exclude: Sequence[str] = (),
         index: IndexSettings | None = None,
+        installer: InstallerChoice | str = InstallerChoice.AUTO,
         extra_installer_args: Sequence[str] = (),
         verify: bool = True,
         image: str | None = None,
@@ -129,7 +135,7 @@ class PipBasedLambdaLayerContainerBuilder:
             architecture=architecture,
             exclude=exclude,
             index=index,
-            installer=InstallerChoice.PIP,
+            installer=installer,
             extra_installer_args=extra_installer_args,
             verify=verify,
             groups=groups,
@@ -152,7 +158,6 @@ class PipBasedLambdaLayerContainerBuilder:
     ) -> PipBasedLambdaLayerContainerBuilder:
         """A builder for options made already (``requirements``: the file as read already, if it was)."""
         builder = cls.__new__(cls)
-        options = dataclasses.replace(options, installer=InstallerChoice.PIP)
         builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, network, docker_client)
         return builder
 
@@ -167,6 +172,7 @@ class PipBasedLambdaLayerContainerBuilder:
         network: str | None,
         docker_client: Any,
     ) -> None:
+        image_uv(options)  # a forced uv that cannot run in the image: said now, before Docker is asked anything
         self.options = options
         self.build_dir = build_directory(build_dir)
         self.requirements = requirements

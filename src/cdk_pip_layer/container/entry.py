@@ -37,6 +37,7 @@ from .protocol import (
     LAYOUT_VARIABLE,
     PINNED_RECORDS,
     RESULT_VARIABLE,
+    UV_CACHE_DIR,
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
     read_request,
@@ -52,10 +53,17 @@ def main(context: Path, output: Path | None = None) -> int:
     cached = _apply_host_settings(context, use_cache=request.use_cache)
     # In the image, pip runs with the image's own Python: the runtime's exact version, glibc and machine, and a
     # toolchain for source distributions with native code. Index URLs with their credentials reach pip through
-    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL.
+    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL. The host's uv, when it was staged, installs as on the host (installer
+    # auto: checked against pip's choice, and pip builds when they differ or a source distribution has native
+    # code).
     options = dataclasses.replace(
-        request.options, installer=InstallerChoice.PIP, python_executable=sys.executable, native_builds=True
+        request.options,
+        python_executable=sys.executable,
+        native_builds=True,
+        uv_executable=str(request.uv) if request.uv else None,
     )
+    if request.uv is None and request.why_no_uv and options.installer is not InstallerChoice.PIP:
+        _log.info("uv: not used in the image: %s", request.why_no_uv)
     out = output or Path(CONTAINER_OUTPUT)
     outcome_dir = Path(os.environ.get(RESULT_VARIABLE) or context)
     pip_log = None
@@ -64,7 +72,8 @@ def main(context: Path, output: Path | None = None) -> int:
         pip_log = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-log-")) / "pip.log"
         os.environ["PIP_LOG"] = str(pip_log)
     wheelhouse = None
-    if cached and Path(CACHE_MOUNT).is_dir():
+    pip_first = options.uv_executable is None or options.installer is InstallerChoice.PIP
+    if pip_first and cached and Path(CACHE_MOUNT).is_dir():  # uv keeps its own cache there
         wheelhouse = Path(CACHE_MOUNT) / WHEELHOUSE_DIR / _index_key()
         if not _writable(wheelhouse):
             wheelhouse = None
@@ -155,6 +164,12 @@ def _apply_host_settings(context: Path, *, use_cache: bool) -> bool:
             os.environ[name] = str(context / CA_FILE)
     cache = os.environ.get("PIP_CACHE_DIR")
     cached = bool(use_cache and cache and _writable(Path(cache)))
+    uv_cache = Path(CACHE_MOUNT) / UV_CACHE_DIR
+    if cached and _writable(uv_cache):
+        os.environ["UV_CACHE_DIR"] = str(uv_cache)
+    else:
+        os.environ.pop("UV_CACHE_DIR", None)
+        os.environ["UV_NO_CACHE"] = "1"
     if use_cache and cache and not cached:
         _log.warning(
             "the pip cache %s is not writable by uid %d: building without it "

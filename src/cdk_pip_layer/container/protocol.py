@@ -15,6 +15,9 @@ Layout of the staged input (mounted at ``/asset-input``)::
     .cdk-pip-layer/host.env.json     host settings: proxies, index credentials (mode 0600; only when staged for
                                      CDK, which cannot pass them otherwise; deleted right after bundling)
     .cdk-pip-layer/ca-bundle.crt     the host's CA bundle (PIP_CERT / REQUESTS_CA_BUNDLE / SSL_CERT_FILE)
+    .cdk-pip-layer/uv                the host's uv, when it runs in the image (a Linux host of the target's
+                                     machine): installer auto and uv use it there as on the host, with its cache
+                                     on the cache mount; else pip builds (:func:`uv_for_image` says why)
 
 The build reports its outcome as ``result.json`` (a :class:`LayerBuildResult`) or ``error.json`` (the engine's
 :class:`LayerBuildError`) in the directory ``$CDK_PIP_LAYER_RESULT`` names, else in ``.cdk-pip-layer/`` (the CDK
@@ -28,20 +31,25 @@ mounts: those are the same on every machine, so the CDK asset hash does not depe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.locks import LOCK_INSTALLER_ARGS, LockedRequirements
-from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LayerBuildResult
 from cdk_pip_layer.engine.requirements import RequirementsFile
+from cdk_pip_layer.engine.target import LambdaTarget
 
 CONTAINER_INPUT = "/asset-input"
 CONTAINER_OUTPUT = "/asset-output"
@@ -66,6 +74,9 @@ CONTAINER_ENVIRONMENT: Mapping[str, str] = {
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 PIP_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES")
 CA_FILE = "ca-bundle.crt"
+UV_FILE = "uv"
+# Under CACHE_MOUNT: uv's cache (pip's is PIP_CACHE_DIR).
+UV_CACHE_DIR = "uv"
 REQUEST_FILE = "build.json"
 HOST_ENV_FILE = "host.env.json"
 RESULT_FILE = "result.json"
@@ -118,6 +129,8 @@ class BuildRequest:
 
     options: LayerBuildOptions
     use_cache: bool
+    uv: Path | None = None  # the host's uv, staged
+    why_no_uv: str | None = None  # why it was not
 
 
 def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -126,19 +139,31 @@ def host_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return {name: env[name] for name in (*PROXY_VARIABLES, *PIP_VARIABLES) if env.get(name)}
 
 
-def write_request(context: Path, options: LayerBuildOptions, requirements: str, *, use_cache: bool) -> None:
+def write_request(
+    context: Path,
+    options: LayerBuildOptions,
+    requirements: str,
+    *,
+    use_cache: bool,
+    uv: str | None = None,
+    why_no_uv: str | None = None,
+) -> None:
     """Write ``build.json``: the options the build in the image needs, with the requirements file's path relative
-    to the staged input. Index URLs go without credentials (those travel in the container's environment)."""
+    to the staged input. Index URLs go without credentials (those travel in the container's environment). ``uv``:
+    the staged uv, relative to ``context``; ``why_no_uv``: why none was staged."""
     request = {
         "requirements": requirements,
         "runtime": options.runtime,
         "architecture": options.architecture,
         "exclude": list(options.exclude),
+        "installer": options.installer.value,
         "extra_installer_args": list(options.extra_installer_args),
         "verify": options.verify,
         "verify_ignore": list(options.verify_ignore),
         "use_cache": use_cache,
         "index": options.index.fingerprint(),
+        "uv": uv,
+        "why_no_uv": why_no_uv,
     }
     (context / REQUEST_FILE).write_text(json.dumps(request, indent=2, sort_keys=True), encoding="utf-8")
 
@@ -154,11 +179,18 @@ def read_request(context: Path) -> BuildRequest:
         architecture=data["architecture"],
         exclude=data["exclude"],
         index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
+        installer=data.get("installer") or InstallerChoice.PIP,
         extra_installer_args=data["extra_installer_args"],
         verify=data["verify"],
         verify_ignore=data.get("verify_ignore") or (),
     )
-    return BuildRequest(options=options, use_cache=bool(data.get("use_cache", True)))
+    uv = data.get("uv")
+    return BuildRequest(
+        options=options,
+        use_cache=bool(data.get("use_cache", True)),
+        uv=context / uv if uv else None,
+        why_no_uv=data.get("why_no_uv"),
+    )
 
 
 def write_outcome(directory: Path, outcome: LayerBuildResult | LayerBuildError) -> None:
@@ -184,6 +216,70 @@ def read_outcome(directory: Path) -> LayerBuildResult | LayerBuildError | None:
         except (OSError, ValueError, KeyError, LayerBuildError):
             return None
     return None
+
+
+def uv_for_image(target: LambdaTarget, uv: str | None = None) -> Path | str:
+    """This host's uv (``uv``, default the one :func:`find_uv` finds) when it runs in the target's build image,
+    else why not. It does when it is a Linux program for the target's machine whose glibc versions and libraries
+    the target's OS provides (the uv wheel's binary needs glibc 2.17; a musl one is static): read from the binary,
+    not guessed from the host."""
+    found = uv or find_uv()
+    if found is None:
+        return "uv is not installed on this host"
+    if not sys.platform.startswith("linux"):
+        return f"this host's uv is a {platform.system()} program; the build image runs Linux programs"
+    try:
+        changed = Path(found).stat().st_mtime_ns
+    except OSError as exc:
+        return f"this host's uv ({found}) cannot be read ({exc.strerror or exc})"
+    return _judge_uv(found, target, changed)
+
+
+@functools.lru_cache(maxsize=16)
+def _judge_uv(uv: str, target: LambdaTarget, changed: int) -> Path | str:
+    """``changed``: the binary's mtime, so that a uv upgraded in place is judged again."""
+    from cdk_pip_layer.engine.elf import ElfJudge, ElfReadError, read_elf  # pyelftools: on the host only
+
+    try:
+        facts = read_elf(Path(uv))
+    except ElfReadError as exc:
+        return f"this host's uv ({uv}) is not a Linux program ({exc})"
+    problems = [f.problem for f in ElfJudge(target, frozenset()).judge(uv, facts) if f.severity.value == "error"]
+    if problems:
+        return f"this host's uv ({uv}) cannot run in the {target} build image: it {problems[0]}"
+    return Path(uv)
+
+
+def image_uv(options: LayerBuildOptions) -> Path | str:
+    """The host's uv for the build in the image, or why none is used there. A forced ``uv`` that cannot run there
+    is refused (InvalidInputError)."""
+    if options.installer is InstallerChoice.PIP:
+        return "pip was asked for"
+    found = uv_for_image(options.target)
+    if isinstance(found, str) and options.installer is InstallerChoice.UV:
+        raise InvalidInputError(
+            f"uv cannot build in the {options.target} build image",
+            subject=str(options.requirements),
+            details=[found],
+            hint="use installer auto (pip builds in the image then) or pip, or build on a Linux host of the target's "
+            "machine.",
+        )
+    return found
+
+
+def _stage_uv(options: LayerBuildOptions, context: Path) -> tuple[str | None, str | None]:
+    """Put the host's uv into ``context`` for the build in the image, when it may be used there and runs there;
+    return its name there, or why there is none."""
+    found = image_uv(options)
+    if isinstance(found, str):
+        return None, found
+    staged = context / UV_FILE
+    try:
+        os.link(found, staged)  # 40 MB: linked when the input is on the same file system
+    except OSError:
+        shutil.copyfile(found, staged)
+        staged.chmod(0o755)
+    return UV_FILE, None
 
 
 def stage_engine(context: Path) -> Path:
@@ -253,7 +349,8 @@ def stage_input(
     context = root / CONTEXT_DIR
     package = stage_engine(context)
     (context / "run.py").write_text(_RUN_PY, encoding="utf-8")
-    write_request(context, options, main_rel, use_cache=use_cache)
+    uv, why_no_uv = _stage_uv(options, context)
+    write_request(context, options, main_rel, use_cache=use_cache, uv=uv, why_no_uv=why_no_uv)
 
     env = host_environment(environ)
     # Our own index settings (with their credentials) win over the host's PIP_* variables.

@@ -5,7 +5,9 @@ is :mod:`.diagnosis`'s job.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -203,22 +205,14 @@ class UvInstaller(Installer):
         return missing_from_uv(result)
 
     def _link_mode(self, target_dir: Path) -> str:
-        """``hardlink`` when uv's cache is on the target's file system (several times faster than copying a large
-        layer; the build never writes into an installed file, see :func:`.prune._replace`), else ``copy``."""
+        """``hardlink`` when files of uv's cache can be hard-linked into the target (several times faster than
+        copying a large layer; the build never writes into an installed file, see :func:`.prune._replace`), else
+        ``copy``."""
         if self._cache_dir is None:
             result = run([self.uv, "cache", "dir"], timeout=60)
             lines = result.output.strip().splitlines() if result.ok else []
             self._cache_dir = lines[-1] if lines else ""
-        if not self._cache_dir:
-            return "copy"
-        cache = Path(self._cache_dir)
-        try:
-            while not cache.exists() and cache.parent != cache:  # a fresh machine: uv makes it where its parent is
-                cache = cache.parent
-            same = cache.stat().st_dev == target_dir.stat().st_dev
-        except OSError:
-            same = False
-        return "hardlink" if same else "copy"
+        return "hardlink" if self._cache_dir and can_hard_link(Path(self._cache_dir), target_dir) else "copy"
 
     @property
     def pip_settings(self) -> dict[str, str]:
@@ -232,6 +226,21 @@ class UvInstaller(Installer):
         return build_sources(
             index, self.pip_settings, extra_args, requirements.files, cwd=requirements.path.absolute().parent
         )
+
+
+def can_hard_link(source_dir: Path, target_dir: Path) -> bool:
+    """Whether a file in ``source_dir`` (made if missing) can be hard-linked into ``target_dir``, tried rather than
+    guessed from the file systems' device numbers: two bind mounts of one file system (a container's cache and
+    output mounts) share a device number, yet a link between them fails (EXDEV)."""
+    try:
+        source_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=source_dir, prefix=".cdk-pip-layer-link-") as probe:
+            link = target_dir / f".cdk-pip-layer-link-{os.getpid()}"
+            os.link(probe.name, link)
+            link.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def find_pip_installer(
@@ -251,9 +260,10 @@ def find_pip_installer(
     return [f"no Python {target.python_version_str} for linux/{target.machine} with pip was found", *rejected]
 
 
-def find_uv_installer() -> UvInstaller | str:
-    """uv (a dependency of this package, so normally there), or why it cannot be used."""
-    uv = find_uv()
+def find_uv_installer(uv_executable: str | None = None) -> UvInstaller | str:
+    """uv: ``uv_executable``, else the one of this package's dependency (so normally there); or why it cannot be
+    used."""
+    uv = uv_executable or find_uv()
     if uv is None:
         return "uv is not installed (pip install uv)"
     try:
@@ -269,7 +279,8 @@ def find_uv_installer() -> UvInstaller | str:
 class InstallerSelection:
     """The installers this host offers for a target, found when first needed (probing an interpreter costs a
     process start), and the caller's preference: ``pip`` or ``uv`` forces one; ``auto`` starts with uv and turns
-    to pip where uv would not give pip's layer (see :mod:`.choice`)."""
+    to pip where uv would not give pip's layer (see :mod:`.choice`). ``uv_executable`` names the uv binary
+    (default: the uv package's, else PATH's)."""
 
     def __init__(
         self,
@@ -278,18 +289,21 @@ class InstallerSelection:
         python_executable: str | None = None,
         *,
         native_builds: bool = False,
+        uv_executable: str | None = None,
     ) -> None:
         self.target = target
         self.preference = InstallerChoice.parse(preference)
         self.python_executable = python_executable
         self.native_builds = native_builds
+        self.uv_executable = uv_executable
         self._pip: PipInstaller | list[str] | None = None
         self._uv: UvInstaller | str | None = None
 
     @property
     def pip_only(self) -> bool:
-        """pip and nothing else: asked for, or a build inside the target's image (which compiles sources)."""
-        return self.preference is InstallerChoice.PIP or self.native_builds
+        """pip and nothing else: asked for, or a build inside the target's image (which compiles sources) that was
+        given no uv (an image's own uv, if it has one, is of unknown version and never used)."""
+        return self.preference is InstallerChoice.PIP or (self.native_builds and self.uv_executable is None)
 
     def first(self) -> Installer:
         """The installer the build starts with. Raises for a ``--python`` that cannot run pip for the target (bad
@@ -319,7 +333,7 @@ class InstallerSelection:
 
     def uv(self) -> UvInstaller | None:
         if self._uv is None:
-            self._uv = find_uv_installer()
+            self._uv = find_uv_installer(self.uv_executable)
         return self._uv if isinstance(self._uv, UvInstaller) else None
 
     @property

@@ -209,7 +209,11 @@ class PipBasedLambdaLayerLocalBuilder:
     def selection(self) -> InstallerSelection:
         options = self.options
         return InstallerSelection(
-            options.target, options.installer, options.python_executable, native_builds=options.native_builds
+            options.target,
+            options.installer,
+            options.python_executable,
+            native_builds=options.native_builds,
+            uv_executable=options.uv_executable,
         )
 
     def select_installer(self) -> Installer:
@@ -242,7 +246,9 @@ class PipBasedLambdaLayerLocalBuilder:
                         index=options.index,
                         extra_args=(*extra_args, *lock_args),
                         wheelhouse=build.staging / "wheelhouse",
-                        native_builds=options.native_builds,
+                        # In the build image, uv turns sdists into pure wheels only; one with native code makes
+                        # auto turn to pip, which builds it there as it always has.
+                        native_builds=options.native_builds and not isinstance(installer, UvInstaller),
                         shown_as=options.requirements,
                     )
 
@@ -323,7 +329,7 @@ class PipBasedLambdaLayerLocalBuilder:
                 wheels_only=True,
             ),
             smoke_import=ImportMode.AUTO,
-            python=installer.pip_executable if isinstance(installer, PipInstaller) else None,
+            python=installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable,
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
         )
         for check, reason in verification.report.skipped.items():

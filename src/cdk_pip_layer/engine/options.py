@@ -121,7 +121,10 @@ class LayerBuildOptions:
         verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` or ``("import",)`` (the names are in
             ``cdk_pip_layer.engine.findings.CHECKS``).
         native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
-            right inside the target's own build image, where the container build sets it; default False.
+            right inside the target's own build image, where the container build sets it; default False. Such a
+            build runs pip unless ``uv_executable`` names a uv that runs there.
+        uv_executable: the uv binary (default: the ``uv`` package's, else ``uv`` on PATH). Inside the build image
+            the container build sets it to the host's uv, staged with the input, when that runs there.
         groups: for a lock file, the dependency groups to install besides the project's own dependencies (uv's
             dependency groups, Poetry's groups besides ``main``, a Pipfile.lock's sections besides ``default``,
             a pylock.toml's dependency groups instead of its ``default-groups``). Default none.
@@ -141,6 +144,7 @@ class LayerBuildOptions:
     native_builds: bool = False
     groups: tuple[str, ...] = ()
     member: str | None = None
+    uv_executable: str | None = None
 
     @classmethod
     def parse(
