@@ -20,6 +20,11 @@ into a fresh ``cdk.out``:
 - ``ours-layer-cache``: the same with the layer cache warm, as in CI with a persisted cache: no container runs.
 - ``builder-cold`` / ``builder-warm``: ``PipBasedLambdaLayerContainerBuilder`` with an empty / a warm cache
   directory (no CDK).
+- ``builder-pip-cold`` / ``builder-pip-warm``: the same with ``installer="pip"``: pip in the image, as on a host
+  whose uv cannot run there (macOS, or a target of another machine under emulation).
+
+The ``ours`` and ``builder`` variants run this host's uv in the image (installer auto: staged with the input,
+checked against pip's choice as in a local build).
 - ``local``: ``PipBasedLambdaLayerLocalBuilder`` on this host (pip with pyenv's Python 3.11).
 
 The named volumes of the ``ours`` variants are this benchmark's own (``cdk-pip-layer-bench-*``, removed at the
@@ -184,15 +189,23 @@ class Bench:
         path.mkdir()
         return path
 
-    def _builder(self, name: str, cache: Path | None) -> dict[str, Any]:
+    def _builder(self, name: str, cache: Path | None, installer: str = "auto") -> dict[str, Any]:
         from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
 
         out = self._fresh(name)
         start = time.perf_counter()
         result = PipBasedLambdaLayerContainerBuilder(
-            requirements=self.requirements, build_dir=out / "build", runtime="python3.11", cache_dir=cache or out
+            requirements=self.requirements,
+            build_dir=out / "build",
+            runtime="python3.11",
+            cache_dir=cache or out / "cache",
+            installer=installer,
         ).build()
-        facts = {**zip_stats(result.zip_path), SECONDS: time.perf_counter() - start}
+        facts = {
+            **zip_stats(result.zip_path),
+            "installer": result.installer,
+            SECONDS: time.perf_counter() - start,
+        }
         shutil.rmtree(out)
         return facts
 
@@ -201,6 +214,12 @@ class Bench:
 
     def builder_warm(self) -> dict[str, Any]:
         return self._builder("builder-warm", self.warm_cache)
+
+    def builder_pip_cold(self) -> dict[str, Any]:
+        return self._builder("builder-pip-cold", None, "pip")
+
+    def builder_pip_warm(self) -> dict[str, Any]:
+        return self._builder("builder-pip-warm", self.warm_cache, "pip")
 
     def local(self) -> dict[str, Any]:
         from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
@@ -344,6 +363,8 @@ def main() -> int:
         "ours-layer-cache": bench.ours_layer_cache,
         "builder-cold": bench.builder_cold,
         "builder-warm": bench.builder_warm,
+        "builder-pip-cold": bench.builder_pip_cold,
+        "builder-pip-warm": bench.builder_pip_warm,
         "local": bench.local,
     }
     try:
@@ -361,6 +382,8 @@ def main() -> int:
         "builder-cold / plv": ratio(summary, "builder-cold", "plv"),
         "builder-warm / plv": ratio(summary, "builder-warm", "plv"),
         "builder-warm / local": ratio(summary, "builder-warm", "local"),
+        "builder-pip-cold / plv": ratio(summary, "builder-pip-cold", "plv"),
+        "builder-pip-warm / plv": ratio(summary, "builder-pip-warm", "plv"),
     }
     report = {
         "benchmark": "bench_container",

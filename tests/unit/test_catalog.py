@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -162,3 +163,24 @@ def test_netrc_credentials_are_used_like_pip_and_uv_use_them(
     offers = offered_wheels(Sources(indexes=(f"{server}/json",)), ["demo"])
     assert not isinstance(offers["demo"], str)
     assert "Basic " + base64.b64encode(b"robot:n3trc").decode() in _Index.seen_auth
+
+
+def test_a_host_is_looked_up_once_for_a_whole_read(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are read concurrently; each lookup of the host's name may stall for the resolver's timeout (5 s where
+    a DNS answer gets lost: one query in thirty on some networks, inside Docker's NAT more), so a read looks the
+    name up once and every page's connection reuses the answer."""
+    port = server.rsplit(":", 1)[1]
+    lookups: list[object] = []
+    real = socket.getaddrinfo
+
+    def counted(host: object, *args: object, **kwargs: object) -> object:
+        if host == "localhost":
+            lookups.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    projects = [f"demo{n}" for n in range(13)] + ["demo"]
+    offers = offered_wheels(Sources(indexes=(f"http://localhost:{port}/json",)), projects)
+    assert len(lookups) == 1
+    assert not isinstance(offers["demo"], str) and len(offers["demo"]) == 3
+    assert all(offers[name] == () for name in projects[:-1])

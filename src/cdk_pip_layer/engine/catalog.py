@@ -11,11 +11,13 @@ Lambda build image.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import netrc
 import os
 import re
 import shlex
+import socket
 import ssl
 import threading
 import urllib.error
@@ -41,6 +43,7 @@ _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 _MAX_PAGE = 64 * 1024 * 1024  # numpy's page is about 2 MB
 _TRUE = ("1", "true", "yes", "on")
+_TIMEOUT = 20.0  # seconds, for a connection and for each read
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def offered_wheels(
     projects: Iterable[str],
     *,
     keep: Callable[[str], bool] | None = None,
-    timeout: float = 20.0,
+    timeout: float = _TIMEOUT,
 ) -> dict[str, tuple[OfferedWheel, ...] | str]:
     """Every wheel the sources offer for each project (only those whose file name ``keep`` accepts: a big project
     lists thousands), or why they could not all be read (redacted). Pages are read concurrently."""
@@ -194,12 +197,93 @@ def offered_wheels(
     return {name: failed.get(name) or tuple(found[name]) for name in names}
 
 
+class _Resolver:
+    """One DNS lookup per host and port for a whole read, shared by every page's connection.
+
+    Pages are read concurrently, and each lookup may stall for the resolver's timeout (5 s where one DNS answer in
+    a few dozen gets lost, as inside Docker's NAT on some networks): a dozen lookups at once made one stall in two
+    reads. The name is still what TLS checks; only the address is reused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, int], list[tuple[str, int]]] = {}
+
+    def addresses(self, host: str, port: int) -> list[tuple[str, int]]:
+        with self._lock:  # one lookup at a time: the threads that wait take its answer
+            if (host, port) not in self._answers:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                self._answers[host, port] = [(str(info[4][0]), int(info[4][1])) for info in infos]
+            return self._answers[host, port]
+
+    def connect(
+        self, address: tuple[str, int], timeout: float | None = None, source_address: tuple[str, int] | None = None
+    ) -> socket.socket:
+        """:func:`socket.create_connection` on the addresses looked up once, tried in the resolver's order."""
+        failure: OSError | None = None
+        for ip_address in self.addresses(*address):
+            try:
+                return socket.create_connection(ip_address, timeout, source_address)
+            except OSError as exc:
+                failure = exc
+        raise failure or OSError(f"no address for {address[0]}")
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, resolver: _Resolver) -> None:
+        super().__init__()
+        self._resolver = resolver
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+    def _connection(  # urllib's connection factory, as typeshed spells it
+        self,
+        host: str,
+        /,
+        *,
+        port: int | None = None,
+        timeout: float = _TIMEOUT,
+        source_address: tuple[str, int] | None = None,
+        blocksize: int = 8192,
+    ) -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(host, port, timeout, source_address, blocksize=blocksize)
+        connection._create_connection = self._resolver.connect  # type: ignore[attr-defined]  # http.client's hook
+        return connection
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, resolver: _Resolver, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._resolver = resolver
+        self._tls_context = context
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+    def _connection(
+        self,
+        host: str,
+        /,
+        *,
+        port: int | None = None,
+        timeout: float = _TIMEOUT,
+        source_address: tuple[str, int] | None = None,
+        blocksize: int = 8192,
+    ) -> http.client.HTTPConnection:
+        connection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, source_address=source_address, context=self._tls_context, blocksize=blocksize
+        )
+        connection._create_connection = self._resolver.connect  # type: ignore[attr-defined]  # http.client's hook
+        return connection
+
+
 class _Reader:
     def __init__(self, sources: Sources, timeout: float, keep: Callable[[str], bool]) -> None:
         self.sources = sources
         self.timeout = timeout
         self.keep = keep
-        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._openers: dict[bool, urllib.request.OpenerDirector] = {}
+        self._resolver = _Resolver()
         self._lock = threading.Lock()
 
     def read(self, project: NormalizedName, place: str, kind: str) -> list[tuple[NormalizedName, OfferedWheel]] | str:
@@ -224,7 +308,7 @@ class _Reader:
         if userinfo:
             request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls(host)) as response:
+            with self._opener(host).open(request, timeout=self.timeout) as response:
                 data = response.read(_MAX_PAGE + 1)
                 if response.headers.get("Content-Encoding") == "gzip":
                     data = gzip.decompress(data)
@@ -238,18 +322,21 @@ class _Reader:
             reason = getattr(exc, "reason", exc)
             raise _Unreadable(f"{redact(url)} could not be read: {redact(str(reason))}") from None
 
-    def _tls(self, host: str) -> ssl.SSLContext:
-        """One context for each kind of host (making one costs tens of milliseconds)."""
+    def _opener(self, host: str) -> urllib.request.OpenerDirector:
+        """urllib's opener (proxies from the environment, redirects) with one TLS context for each kind of host
+        (making one costs tens of milliseconds) and the read's one lookup per host."""
         trusted = host.split(":", maxsplit=1)[0] in self.sources.trusted_hosts or host in self.sources.trusted_hosts
         with self._lock:
-            if trusted not in self._contexts:
+            if trusted not in self._openers:
                 ca = self.sources.ca_bundle
                 context = ssl.create_default_context(cafile=ca if ca and Path(ca).is_file() else None)
                 if trusted:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE  # the user said so (--trusted-host), as pip and uv do
-                self._contexts[trusted] = context
-            return self._contexts[trusted]
+                self._openers[trusted] = urllib.request.build_opener(
+                    _HTTPHandler(self._resolver), _HTTPSHandler(self._resolver, context)
+                )
+            return self._openers[trusted]
 
     @staticmethod
     def _local(url: str, *, project_page: bool) -> tuple[str, str, bytes]:
