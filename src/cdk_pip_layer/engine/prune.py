@@ -41,6 +41,9 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
     installed = {d.name: d for d in installed_distributions(site_dir)}
     root = site_dir.resolve()
     going = [installed[name] for name in sorted(wanted) if name in installed]
+    missing = tuple(original for key, original in sorted(wanted.items()) if key not in installed)
+    if not going:  # nothing to delete: the RECORDs of a large layer take a while to resolve
+        return ExclusionResult((), 0, missing)
     # Every file a distribution that stays claims, as its RECORD lists it: those are never deleted.
     kept = _claimed_files([d for d in installed.values() if d.name not in wanted], root)
     count = 0
@@ -55,7 +58,6 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
         while current != root and current.is_relative_to(root) and current.is_dir() and not any(current.iterdir()):
             current.rmdir()
             current = current.parent
-    missing = tuple(original for key, original in sorted(wanted.items()) if key not in installed)
     return ExclusionResult(tuple(going), count, missing)
 
 
