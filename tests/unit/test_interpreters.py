@@ -218,3 +218,42 @@ def test_find_uv_is_safe_from_many_threads(monkeypatch: pytest.MonkeyPatch) -> N
         thread.join()
     assert found == ["/opt/uv/bin/uv"] * 6
     assert most == 1
+
+
+def _fake_python(path: Path, version: str, marker: Path | None = None) -> None:
+    """A stand-in interpreter answering the probe for CPython ``version`` on linux/x86_64 with pip; it touches
+    ``marker`` when it runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    answer = json.dumps(
+        {
+            "version": [int(part) for part in version.split(".")],
+            "machine": "x86_64",
+            "sys_platform": "linux",
+            "implementation": "cpython",
+            "pip": "25.0",
+            "executable": str(path),
+        }
+    )
+    touch = f"touch '{marker}'\n" if marker else ""
+    path.write_text(f"#!/bin/sh\n{touch}echo '{answer}'\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_pyenvs_shims_are_not_run_its_versions_are_looked_at_directly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pyenv shim starts bash and pyenv (0.2 s in every build); the interpreter it would run is among pyenv's
+    versions, which are looked at directly."""
+    minor = 13 if sys.version_info[:2] != (3, 13) else 12
+    name = f"python3.{minor}"
+    pyenv = tmp_path / "pyenv"
+    shim_ran = tmp_path / "shim-ran"
+    _fake_python(pyenv / "shims" / name, f"3.{minor}.1", marker=shim_ran)
+    _fake_python(pyenv / "versions" / f"3.{minor}.1" / "bin" / name, f"3.{minor}.1")
+    monkeypatch.setenv("PYENV_ROOT", str(pyenv))
+    monkeypatch.setenv("PATH", f"{pyenv / 'shims'}{os.pathsep}/nonexistent")
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "no-uv-pythons"))
+    found, _ = find_interpreter(LambdaTarget.parse(f"python3.{minor}", "x86_64"))
+    assert found is not None
+    assert found.executable == str(pyenv / "versions" / f"3.{minor}.1" / "bin" / name)
+    assert not shim_ran.exists()

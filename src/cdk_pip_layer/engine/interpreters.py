@@ -119,10 +119,14 @@ def probe(executable: str) -> Interpreter | None:
     return None if isinstance(found, str) else found
 
 
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
 def _pyenv_versions(major: int, minor: int, notes: list[str]) -> list[Path]:
     """pyenv's installed versions X.Y.*, newest first (its shims only work with PYENV_VERSION set, so they are
     looked at directly). A pyenv that cannot be read is noted, not fatal: other places may have the interpreter."""
-    versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    versions = _pyenv_root() / "versions"
     try:
         found = [entry for entry in versions.iterdir() if entry.name.startswith(f"{major}.{minor}.")]
     except (FileNotFoundError, NotADirectoryError):
@@ -143,7 +147,8 @@ def _candidates(target: LambdaTarget, notes: list[str]) -> Iterator[str]:
     if sys.version_info[:2] == (major, minor):
         yield sys.executable
     found = shutil.which(name)
-    if found:
+    # A pyenv shim is not run (it starts bash and pyenv: 0.2 s per build): what it runs is among pyenv's versions.
+    if found and Path(found).parent != _pyenv_root() / "shims":
         yield found
     for version_dir in _pyenv_versions(major, minor, notes):
         yield str(version_dir / "bin" / name)
