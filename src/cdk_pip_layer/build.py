@@ -16,7 +16,14 @@ from .engine.errors import ContainerBuildError, InvalidInputError, LocalBuildUna
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.locks import read_input
-from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions, as_tuple, build_directory
+from .engine.options import (
+    BundlingMode,
+    InstallerChoice,
+    LayerBuildOptions,
+    as_tuple,
+    build_directory,
+    check_cache_settings,
+)
 from .engine.outputs import LayerBuildResult
 from .engine.requirements import RequirementsFile
 
@@ -158,7 +165,9 @@ def build_layer(
 
 
 def _check_mode(mode: BundlingMode, options: LayerBuildOptions, container: _ContainerSettings) -> None:
-    """Settings of one builder given for a mode that never uses that builder: a mistake, said at once."""
+    """Settings of one builder given for a mode that never uses that builder, or contradicting each other: a
+    mistake, said at once."""
+    check_cache_settings(use_cache=container.use_cache, cache_dir=container.cache_dir)
     if mode is BundlingMode.LOCAL and container.given():
         raise InvalidInputError(
             f"{', '.join(container.given())}: settings of the container build, which bundling=local never runs",

@@ -20,14 +20,14 @@ from packaging.requirements import Requirement
 
 from ._version import __version__
 from .build import build_layer
-from .engine.errors import InvalidInputError, LayerBuildError
+from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.index import IndexSettings
 from .engine.locks import read_input
 from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
 from .engine.report import write_report
-from .engine.target import SUPPORTED_RUNTIMES
+from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 from .engine.verify import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
@@ -219,6 +219,15 @@ def _verify(args: argparse.Namespace) -> int:
         from .container.smoke import DockerImporter  # the Docker SDK only when asked for
 
         importer = DockerImporter()
+        target = LambdaTarget.parse(args.runtime, args.architecture)
+        cannot = importer.unavailable(target)
+        if cannot:  # asked for by name: not a check to skip quietly
+            raise ContainerBuildError(
+                f"The smoke import in the Lambda build image cannot run: {cannot}",
+                subject=str(args.zip),
+                hint="start Docker and pull the image, or use --import (a local interpreter of the runtime's "
+                "version) or --ignore import.",
+            )
     verification = verify_layer_zip(
         args.zip,
         args.runtime,

@@ -56,6 +56,8 @@ def requirements(tmp_path: Path) -> Path:
         (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
         (["--bundling", "docker", "--installer", "uv", "--architecture", OTHER_MACHINE], "uv cannot build in the"),
         (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): a setting of the"),
+        (["--no-cache", "--cache-dir", "c"], "with the cache turned off (--no-cache, use_cache=False)"),
+        (["--bundling", "docker", "--no-cache", "--cache-dir", "c"], "with the cache turned off"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line(

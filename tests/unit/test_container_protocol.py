@@ -142,3 +142,16 @@ def test_a_uv_that_is_no_linux_program_is_not_staged(tmp_path: Path) -> None:
     why = uv_for_image(LambdaTarget.parse("python3.12", _host_machine()), str(script))
     assert isinstance(why, str)
     assert "is not a Linux program" in why if sys.platform.startswith("linux") else "Linux programs" in why
+
+
+def test_the_container_builder_refuses_a_cache_dir_with_the_cache_off(project: Path, tmp_path: Path) -> None:
+    from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
+
+    with pytest.raises(InvalidInputError, match="with the cache turned off"):
+        PipBasedLambdaLayerContainerBuilder(
+            requirements=project / "layer" / "requirements.txt",
+            build_dir=tmp_path / "out",
+            use_cache=False,
+            cache_dir=tmp_path / "cache",
+        )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

@@ -557,3 +557,20 @@ def test_pylock_hashes_pip_cannot_check_are_left_out_and_a_file_needs_one_it_can
     lock.write_text(pylock([{**package, "wheels": [wheel]}]), encoding="utf-8")
     with pytest.raises(RequirementsFileError, match="has no sha256, sha384, sha512 hash"):
         read(lock, TARGETS[0])
+
+
+@pytest.mark.parametrize(
+    ("given", "subject", "fragment"),
+    [
+        ({"member": 5}, "member", "member must be one name"),
+        ({"member": ["api", "jobs"]}, "member", "member must be one name"),
+        ({"groups": 5}, "groups", "groups must be a string or a sequence of strings"),
+    ],
+)
+def test_a_group_or_member_of_the_wrong_type_is_named(
+    tmp_path: Path, given: dict[str, Any], subject: str, fragment: str
+) -> None:
+    path = tmp_path / "uv.lock"
+    with pytest.raises(InvalidInputError, match=fragment) as caught:
+        LayerBuildOptions.parse(requirements=path, **given)
+    assert caught.value.subject == subject

@@ -3,12 +3,14 @@ and hostile archives (traversal, links out, lying sizes, unreadable files)."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
 import shutil
 import stat
 import subprocess
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -673,3 +675,31 @@ def test_cli_verify_exit_codes_and_report(
         assert main([*args, "-q"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("cdk-pip-layer: error:") and "Traceback" not in err
+
+
+def test_cli_verify_import_docker_that_cannot_run_is_an_error_not_a_skip(
+    tmp_path: Path,
+    site: Path,
+    make_dist: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--import=docker asks for the import in the build image: when Docker cannot run it, the verification did not
+    do what was asked, and must not pass (exit 0) with the import quietly skipped."""
+    from cdk_pip_layer.cli import main
+
+    make_dist(site, "good")
+    good = layer_zip(site.parent, tmp_path / "good.zip")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    code = main(["verify", str(good), "--runtime", "python3.11", "-q", "--import=docker"])
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("cdk-pip-layer: error:")]
+    assert len(errors) == 1 and "smoke import" in errors[0]
+    assert "Docker is not available" in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    # The Docker SDK leaves the socket of its failed connection attempt open (docker/transport/unixconn.py): collect
+    # it here, not as an unraisable warning in a later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

@@ -26,7 +26,13 @@ import docker.errors
 from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.locks import read_input
-from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions, build_directory, default_cache_root
+from cdk_pip_layer.engine.options import (
+    InstallerChoice,
+    LayerBuildOptions,
+    build_directory,
+    check_cache_settings,
+    default_cache_root,
+)
 from cdk_pip_layer.engine.outputs import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.report import write_report
@@ -172,6 +178,7 @@ class PipBasedLambdaLayerContainerBuilder:
         network: str | None,
         docker_client: Any,
     ) -> None:
+        check_cache_settings(use_cache=use_cache, cache_dir=cache_dir)
         image_uv(options)  # a forced uv that cannot run in the image: said now, before Docker is asked anything
         self.options = options
         self.build_dir = build_directory(build_dir)

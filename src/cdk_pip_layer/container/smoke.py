@@ -37,11 +37,14 @@ class DockerImporter:
         self._target = target
         image = self.image or target.build_image
         self.description = f"{image} ({target.docker_platform})"
+        client = self._client
         try:
-            client = self._client or docker.from_env()
+            client = client or docker.from_env()
             client.ping()
             self._client = client
         except docker.errors.DockerException as exc:
+            if client is not None and self._client is None:
+                client.close()  # made here for nothing: its socket would be left open
             return f"Docker is not available ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         try:
             found = client.images.get(image)

@@ -209,7 +209,7 @@ class LayerBuildOptions:
             verify_ignore=parse_ignore(verify_ignore),
             native_builds=bool(native_builds),
             groups=_lock_names(groups, "groups"),
-            member=_lock_names(member, "member")[0] if member is not None else None,
+            member=_member(member),
         )
 
     @property
@@ -261,7 +261,7 @@ def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
 def _lock_names(values: str | Sequence[str] | None, what: str) -> tuple[str, ...]:
     """Group or member names for a lock file, checked (a name as its tool writes it: no spaces, no options)."""
     out: list[str] = []
-    for value in as_tuple(values):
+    for value in as_tuple(values, subject=what):
         if not isinstance(value, str) or not _NAME.fullmatch(value.strip()):
             raise InvalidInputError(
                 f"Invalid {what} name {value!r}",
@@ -271,6 +271,30 @@ def _lock_names(values: str | Sequence[str] | None, what: str) -> tuple[str, ...
         if value.strip() not in out:
             out.append(value.strip())
     return tuple(out)
+
+
+def _member(value: str | None) -> str | None:
+    """The uv workspace member: one name, checked."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"member must be one name (a string), not {type(value).__name__}",
+            subject="member",
+            hint="name the uv workspace member whose dependencies go into the layer, e.g. member='api'.",
+        )
+    return _lock_names(value, "member")[0]
+
+
+def check_cache_settings(*, use_cache: bool, cache_dir: str | os.PathLike[str] | None) -> None:
+    """A cache directory together with no cache: one of the two is a mistake, said rather than one ignored."""
+    if cache_dir is not None and not use_cache:
+        raise InvalidInputError(
+            "A cache directory was given (--cache-dir, cache_dir=) with the cache turned off (--no-cache, "
+            "use_cache=False)",
+            subject=os.fspath(cache_dir),
+            hint="drop one of the two.",
+        )
 
 
 def build_directory(value: str | os.PathLike[str] | None) -> Path:
