@@ -161,6 +161,19 @@ def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host
     ]
 
 
+def test_a_failed_first_build_leaves_no_output_directory(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+    """The directories a build made for its output go again when it fails: nothing half-written stays behind."""
+    bad = write_requirements(tmp_path, "no-such-package-anywhere==1.0")
+    with pytest.raises(NoCompatibleDistributionError):
+        build(bad, tmp_path / "new" / "layer", wheels, host_runtime)
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(NoCompatibleDistributionError):
+        build(bad, existing, wheels, host_runtime)
+    assert existing.is_dir() and list(existing.iterdir()) == []  # it was there before: it stays
+
+
 # --- markers for other targets than the host: pip with another interpreter, or uv ----------------------------------
 
 

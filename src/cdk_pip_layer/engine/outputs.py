@@ -170,6 +170,8 @@ class BuildTransaction:
         self.build_dir = build_dir
         self._inputs = tuple(inputs)
         self._staging: Path | None = None
+        self._made: list[Path] = []
+        self._published = False
 
     @property
     def staging(self) -> Path:
@@ -211,7 +213,10 @@ class BuildTransaction:
                     hint="remove or rename that directory, or build into another output directory.",
                 )
         try:
+            # The directories made here for the output go again when the build fails (see __exit__).
+            missing = [d for d in (self.build_dir, *self.build_dir.parents) if not d.exists()]
             self.build_dir.mkdir(parents=True, exist_ok=True)
+            self._made = missing
             remove_stale(self.build_dir, STAGING_PREFIX)
             self._staging = make_scratch_dir(self.build_dir, STAGING_PREFIX)
         except OSError as exc:
@@ -228,6 +233,12 @@ class BuildTransaction:
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+        if exc_type is not None and not self._published:
+            for made in self._made:  # deepest first; one that holds anything now (another build's) stays
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
 
     def publish(self, *, sha256: str | None = None) -> Published:
         """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). All or
@@ -252,6 +263,7 @@ class BuildTransaction:
                     hint="make sure layer.zip in the output directory is a file you may replace (not a directory), "
                     "or build into another output directory.",
                 ) from None
+            self._published = True
         return Published(
             zip_path=zip_path, artifacts_dir=self.build_dir / ARTIFACTS, zipped_bytes=zipped_bytes, sha256=sha256
         )
