@@ -387,3 +387,25 @@ def test_docker_bundling_reuses_only_layers_built_in_the_image(
     assert again.read_bytes() == in_image.read_bytes() != local.read_bytes()
     assert zipfile.ZipFile(again).namelist() == ["python/built_in_docker.py"]
     assert len(list((isolated_cache / "layers").glob("*/layer.zip"))) == 2
+
+
+def test_a_variable_in_a_requirement_counts_its_value_but_never_a_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip expands ``${NAME}`` from the environment: ``six==${SIX_VERSION}`` is another layer for another value, so
+    another hash (before, the file's bytes alone were hashed and the old layer was reused). A token in a variable
+    stays out of the hash, as a token written in the file does."""
+    requirements = _checkout(
+        tmp_path / "a",
+        main="six==${SIX_VERSION}\n"
+        "internal-lib @ git+https://deploy:${GIT_TOKEN}@github.com/corp/internal-lib.git@v1.2.0\n",
+    )
+    monkeypatch.setenv("GIT_TOKEN", "tok3n-first")
+    monkeypatch.setenv("SIX_VERSION", "1.16.0")
+    first = _hash(tmp_path, requirements)
+    monkeypatch.setenv("SIX_VERSION", "1.17.0")
+    other_version = _hash(tmp_path, requirements)
+    monkeypatch.setenv("GIT_TOKEN", "tok3n-second")
+    rotated = _hash(tmp_path, requirements)
+    assert other_version != first
+    assert rotated == other_version

@@ -28,11 +28,12 @@ from docker.models.containers import ContainerCollection
 from cdk_pip_layer import (
     IndexSettings,
     IndexUnreachableError,
+    InvalidInputError,
     NoCompatibleDistributionError,
     PipBasedLambdaLayerContainerBuilder,
 )
 
-from ._docker_tier import IMAGE_311, pypi_only
+from ._docker_tier import IMAGE_311, container_build, pypi_only
 
 OTHER_UID = 1234
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
@@ -344,3 +345,25 @@ def test_the_cdk_cache_volume_is_made_writable_for_every_user(docker_client: Any
     finally:
         with contextlib.suppress(Exception):
             docker_client.volumes.get(volume).remove(force=True)
+
+
+# ------------------------------------------------------------------------------------------ ${VAR} in the file --
+
+
+@pytest.mark.parametrize("installer", ["auto", "pip"])
+def test_a_variable_in_the_requirements_reaches_the_build_in_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installer: str
+) -> None:
+    """pip on the host expands ``${SIX_VERSION}`` from the environment; the build in the image gets the variables
+    the file uses (and no others), so it reads the file as the host does."""
+    monkeypatch.setenv("SIX_VERSION", "1.16.0")
+    built = container_build(tmp_path, "six==${SIX_VERSION}\n", installer=installer)
+    assert built.result.distributions == ("six==1.16.0",)
+    assert built.result.installer.startswith("uv " if installer == "auto" else "pip ")
+
+
+def test_a_local_project_directory_is_refused_before_docker_runs(tmp_path: Path) -> None:
+    (tmp_path / "pkgs" / "mypkg").mkdir(parents=True)
+    with pytest.raises(InvalidInputError, match="A local project directory cannot be built in the Lambda build"):
+        container_build(tmp_path, "six==1.16.0\n./pkgs/mypkg\n")
+    assert not (tmp_path / "build").exists()

@@ -155,3 +155,28 @@ def test_the_container_builder_refuses_a_cache_dir_with_the_cache_off(project: P
             cache_dir=tmp_path / "cache",
         )
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_variables_the_requirements_use_are_forwarded_and_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip in the image expands ``${NAME}`` as pip on the host does: from the environment it is given."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==${SIX_VERSION}\nidna==3.10  # pinned for ${EMPTY_HERE}\n", encoding="utf-8")
+    monkeypatch.setenv("SIX_VERSION", "1.16.0")
+    options = LayerBuildOptions.parse(requirements=requirements)
+    environ = {"SIX_VERSION": "1.16.0", "UNRELATED": "x", "EMPTY_HERE": ""}
+    staged = stage_input(options, read_requirements(requirements), tmp_path / "input", environ=environ)
+    assert staged.host_env == {"SIX_VERSION": "1.16.0"}
+
+
+def test_a_local_project_directory_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "pkgs" / "mypkg").mkdir(parents=True)
+    (tmp_path / "pkgs" / "mypkg" / "pyproject.toml").write_text("[project]\nname = 'mypkg'\n", encoding="utf-8")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n./pkgs/mypkg\n", encoding="utf-8")
+    options = LayerBuildOptions.parse(requirements=requirements)
+    with pytest.raises(InvalidInputError, match="A local project directory cannot be built in the Lambda build") as e:
+        stage_input(options, read_requirements(requirements), tmp_path / "input", environ={})
+    assert e.value.subject == f"{requirements}:2: ./pkgs/mypkg"
+    assert e.value.hint and "pip wheel ./pkgs/mypkg" in e.value.hint

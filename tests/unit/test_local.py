@@ -174,6 +174,21 @@ def test_a_failed_first_build_leaves_no_output_directory(tmp_path: Path, wheels:
     assert existing.is_dir() and list(existing.iterdir()) == []  # it was there before: it stays
 
 
+def test_a_variable_in_a_version_reaches_uv_expanded(
+    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip expands ``${NAME}`` in a requirement; uv does not (forced uv failed, auto fell back to pip): uv gets the
+    line expanded, and the layer is pip's."""
+    monkeypatch.setenv("HELPER_VERSION", "1.2")
+    requirements = write_requirements(tmp_path, "helper==${HELPER_VERSION}")
+    forced = build(requirements, tmp_path / "uv", wheels, host_runtime, installer="uv")
+    assert forced.distributions == ("helper==1.2",)
+    auto = build(requirements, tmp_path / "auto", wheels, host_runtime)
+    assert auto.installer.startswith("uv ") and "chosen: it installs the wheels pip would choose" in auto.installer
+    pip = build(requirements, tmp_path / "pip", wheels, host_runtime, installer="pip")
+    assert pip.zip_path.read_bytes() == forced.zip_path.read_bytes() == auto.zip_path.read_bytes()
+
+
 # --- markers for other targets than the host: pip with another interpreter, or uv ----------------------------------
 
 

@@ -14,7 +14,7 @@ from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
 from cdk_pip_layer.engine.locks import LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.redact import strip_userinfo
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_text
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_text, referenced_variables
 
 
 def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> str:
@@ -25,7 +25,8 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> st
     settings without credentials, the extra installer arguments, the verify flag (and the checks turned off, when
     any) and the layer format epoch (not the library's version: a release that changes no layer's bytes publishes no
     new layer version); for a lock file, the lock's bytes and the part of its pyproject.toml it depends
-    on, and the groups and member. Not in it: paths, credentials (the user info of every URL in the files and
+    on, and the groups and member; for files that use ``${NAME}``, the requirement and constraint lines as pip reads
+    them (variables expanded). Not in it: paths, credentials (the user info of every URL in the files and
     arguments is left out, so a rotated token gives the same hash), proxies, CA bundles, cache locations, the
     installer or interpreter chosen, the host.
     """
@@ -53,6 +54,14 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> st
         document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
     if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
         document["verify-ignore"] = list(options.verify_ignore)
+    if not isinstance(requirements, LockedRequirements) and any(
+        referenced_variables(read_text(Path(f))[0]) for f in requirements.files
+    ):
+        # ${NAME} is expanded by pip from the environment: the lines as pip reads them, credentials left out. Only
+        # for files that use a variable: the hash of every other layer stays what it was.
+        document["expanded"] = [
+            strip_userinfo(line.text) for line in (*requirements.requirements, *requirements.constraints)
+        ]
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

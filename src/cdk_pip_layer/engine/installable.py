@@ -6,13 +6,14 @@ The copy is needed when
 - a wheel was built here from a hash-checked source distribution: in pip's hash-checking mode the wheel's own
   sha256 must be allowed next to the sdist's (pip does the same when it builds a wheel from a checked sdist);
 - a line uses what pip reads but uv does not (an abbreviated option, an option after a requirement that only
-  concerns building from source, another encoding): the copy spells every option in full and leaves out what
-  pip ignores for a wheel-only install.
+  concerns building from source, another encoding, ``${VAR}`` in a requirement's version): the copy spells every
+  option in full and leaves out what pip ignores for a wheel-only install.
 
 The copy keeps pip's meaning: the lines in pip's reading order (includes expanded), relative paths made absolute
 as pip resolves them (a local requirement from the installer's working directory, a ``--find-links`` directory
-from its file when it exists there), ``${VAR}`` references left for the installer to expand (a credential that
-comes from the environment is never written), constraints in a constraints file of their own.
+from its file when it exists there), ``${VAR}`` references left for the installer to expand in URLs and options (a
+credential that comes from the environment is never written) and expanded in a plain requirement's name, version
+or marker (uv expands none there), constraints in a constraints file of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .requirement_lines import is_pip_url, parse_line
@@ -123,11 +125,21 @@ def _requirement_line(source: SourceLine, requirements: RequirementsFile, extra:
     if not is_pip_url(expanded) and not Path(location).is_absolute() and is_local_path(expanded, requirements.path):
         marker = expanded[len(location) :].strip()
         text = str((requirements.path.parent / location).resolve()) + (f" {marker}" if marker else "")
+    elif expanded != text and _without_url(expanded):
+        text = expanded  # a name, version or marker from the environment (uv would not expand it), no credential
     hashes = list(parsed.options.hashes or ())
     if hashes:
         name = _name(expanded)
         hashes += [h for h in extra.get(name, []) if h not in hashes] if name else []
     return " ".join([text, *(f"--hash={h}" for h in hashes)])
+
+
+def _without_url(text: str) -> bool:
+    """Whether ``text`` is a PEP 508 requirement without a URL (where a credential could sit)."""
+    try:
+        return Requirement(text).url is None
+    except InvalidRequirement:
+        return False
 
 
 def _name(requirement: str) -> str | None:

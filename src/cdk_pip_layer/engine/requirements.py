@@ -67,6 +67,17 @@ class RequirementLine:
         path = self.file.parent / self.text.split(";", 1)[0].strip()
         return path if path.is_file() else None
 
+    @property
+    def local_directory(self) -> Path | None:
+        """The local project directory this line names (``./pkgs/mypkg``), relative to its file, when it exists."""
+        if self.requirement is not None or _SCHEME.match(self.text):
+            return None
+        location = self.text.split(";", 1)[0].strip()
+        if not (os.sep in location or location.startswith(".")):
+            return None
+        path = self.file.parent / location
+        return path if path.is_dir() else None
+
 
 @dataclass(frozen=True)
 class SourceLine:
@@ -230,9 +241,17 @@ def _decode(data: bytes, encoding: str, path: Path, origin: str) -> str:
         ) from None
 
 
+_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip's own pattern: upper case, digits and _ only
+
+
 def expand_variables(line: str) -> str:
     """``${NAME}`` replaced by the environment variable's value when it is set and not empty, as pip does."""
-    return re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ.get(m.group(1)) or m.group(0), line)
+    return _VARIABLE.sub(lambda m: os.environ.get(m.group(1)) or m.group(0), line)
+
+
+def referenced_variables(text: str) -> set[str]:
+    """The names of the environment variables ``text`` refers to as ``${NAME}`` (which pip expands)."""
+    return set(_VARIABLE.findall(text))
 
 
 class _Reader:
@@ -299,7 +318,9 @@ class _Reader:
         self.plain = self.plain and parsed.plain
         if parsed.args:
             self.lines.append(SourceLine(path, lineno, raw, constraint))
-            self._requirement(path, lineno, parsed, constraint)
+            entry = self._requirement(path, lineno, parsed, constraint)
+            if entry.requirement is not None and entry.requirement.url is None and _VARIABLE.search(raw):
+                self.plain = False  # uv expands no ${NAME} in a requirement: the copy holds it expanded
         elif parsed.options.editables:
             raise RequirementsFileError(
                 f"Editable requirement on line {lineno} cannot go into a layer",
@@ -309,7 +330,7 @@ class _Reader:
         else:
             self._options(path, lineno, raw, parsed.options, constraint)
 
-    def _requirement(self, path: Path, lineno: int, parsed: LineOptions, constraint: bool) -> None:
+    def _requirement(self, path: Path, lineno: int, parsed: LineOptions, constraint: bool) -> RequirementLine:
         where = f"{path}:{lineno}"
         hashes = _hashes(parsed, lineno, where)
         text = parsed.args
@@ -320,6 +341,7 @@ class _Reader:
         else:
             entry = RequirementLine(path, lineno, text, _pep508(text, lineno, where), hashes)
         (self.constraints if constraint else self.requirements).append(entry)
+        return entry
 
     def _options(self, path: Path, lineno: int, raw: str, options: optparse.Values, constraint: bool) -> None:
         where = f"{path}:{lineno}"
