@@ -467,3 +467,37 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything_is_replace
         ).build()
     assert (out / "layer.zip").read_bytes() == b"the earlier layer"
     assert not (out / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [
+        ("six==1.16.0", ("--no-binary=six",)),
+        ("six==1.16.0", ("--no-binary", ":all:")),
+        ("six==1.16.0", ("--no-bin=six",)),  # pip takes any unambiguous abbreviation
+        ("--no-binary :all:\nsix==1.16.0", ()),
+    ],
+)
+def test_no_binary_is_refused_by_name_before_anything_runs(
+    tmp_path: Path, wheels: Path, host_runtime: str, line: str, args: tuple[str, ...]
+) -> None:
+    """--no-binary has the installer build from source for this host (uv did: a native package compiled for the
+    host's Python and glibc would be reported as a wheel); pip refuses it beside the target's --platform. A layer
+    is built from wheels for the target, and from a source distribution by this engine only where no wheel fits."""
+    requirements = write_requirements(tmp_path, line)
+    with pytest.raises(InvalidInputError, match="--no-binary") as caught:
+        PipBasedLambdaLayerLocalBuilder(
+            requirements=requirements,
+            build_dir=tmp_path / "out",
+            runtime=host_runtime,
+            extra_installer_args=(*offline_args(wheels), *args),
+        ).build()
+    assert caught.value.hint and "source distribution" in caught.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["--no-binary :none:\nhelper==1.2", "helper==1.2 --no-binary helper"])
+def test_no_binary_that_changes_nothing_is_accepted(tmp_path: Path, wheels: Path, host_runtime: str, text: str) -> None:
+    """``:none:``, and ``--no-binary`` after a requirement (pip ignores options there but the per-requirement ones)."""
+    result = build(write_requirements(tmp_path, text), tmp_path / "out", wheels, host_runtime)
+    assert result.distributions == ("helper==1.2",)

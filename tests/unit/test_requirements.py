@@ -103,7 +103,7 @@ def test_url_path_and_option_lines(tmp_path: Path) -> None:
         "--find-links=https://example.com/links\n"
         "--trusted-host pypi.example.com\n"
         "--only-binary :all:\n"
-        "--no-binary=six\n"
+        "--no-binary=:none:\n"
         "--pre\n"
         "--prefer-binary\n"
         "--no-index\n"

@@ -81,6 +81,35 @@ _RESERVED_SHORT = ("-t", "-i", "-p")
 _ALLOWED_PREFIXES = ("--pre",)
 
 
+NO_BINARY_HINT = (
+    "remove it: a layer is built from wheels for its target, and cdk-pip-layer builds a wheel from a package's "
+    "source distribution itself where no wheel fits the target (in the Lambda build image when it has native code)."
+)
+
+
+def no_binary_error(names: str, where: str) -> InvalidInputError:
+    """The error for ``--no-binary`` naming ``names``: it would have the installer build them from source for the
+    host (uv does; pip refuses it beside the target's --platform)."""
+    return InvalidInputError(
+        f"--no-binary {names}: building from source is not the installer's to do here",
+        subject=where,
+        details=["it would build for this host (its Python, glibc and machine), not for the Lambda target"],
+        hint=NO_BINARY_HINT,
+    )
+
+
+def _no_binary_argument(args: Sequence[str]) -> str | None:
+    """The names of a ``--no-binary`` among installer arguments (pip's abbreviations too), or None (none, or
+    ``:none:``, which changes nothing)."""
+    for pos, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if len(name) >= len("--no-bi") and "--no-binary".startswith(name):
+            value = value if eq else (args[pos + 1] if pos + 1 < len(args) else "")
+            if value != ":none:":
+                return value or "(no value)"
+    return None
+
+
 def reserved_argument(arg: str) -> str | None:
     """The reserved option ``arg`` names (exactly or abbreviated), or None."""
     name = arg.split("=", 1)[0]
@@ -197,6 +226,9 @@ class LayerBuildOptions:
                     subject="extra installer arguments",
                     hint="use the runtime, architecture and index options instead.",
                 )
+        no_binary = _no_binary_argument(args)
+        if no_binary is not None:
+            raise no_binary_error(no_binary, "extra installer arguments")
         return cls(
             requirements=Path(requirements),
             target=LambdaTarget.parse(runtime, architecture),

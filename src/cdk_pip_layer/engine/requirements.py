@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import RequirementsFileError
+from .options import no_binary_error
 from .requirement_lines import (
     ARCHIVE_SUFFIXES,
     LineOptions,
@@ -316,6 +317,9 @@ class _Reader:
                 hint=exc.hint,
             ) from None
         self.plain = self.plain and parsed.plain
+        no_binary = [value for value in parsed.options.no_binary or () if value != ":none:"]
+        if no_binary and not parsed.args:  # after a requirement, pip ignores it
+            raise no_binary_error(", ".join(no_binary), where)
         if parsed.args:
             self.lines.append(SourceLine(path, lineno, raw, constraint))
             entry = self._requirement(path, lineno, parsed, constraint)
