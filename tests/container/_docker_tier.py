@@ -123,7 +123,7 @@ def container_build(
         runtime=runtime,
         architecture=architecture,
         exclude=exclude,
-        cache_dir=cache,
+        cache_dir=cache if use_cache else None,
         use_cache=use_cache,
         installer=installer,
     )

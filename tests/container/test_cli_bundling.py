@@ -87,10 +87,17 @@ def test_docker_always_uses_the_image_with_its_cache_dir(tmp_path: Path) -> None
 
 
 def test_docker_with_no_cache_leaves_no_cache_behind(tmp_path: Path) -> None:
-    cache = tmp_path / "pip-cache"
-    run = _build(tmp_path, SMALL, "-q", "--bundling", "docker", "--no-cache", "--cache-dir", str(cache))
+    root = tmp_path / "cache-root"  # the default cache directory is <root>/pip
+    env = {**os.environ, "CDK_PIP_LAYER_CACHE_DIR": str(root)}
+    run = _build(tmp_path, SMALL, "-q", "--bundling", "docker", "--no-cache", env=env)
     assert run.returncode == 0, run.stderr
-    assert not cache.exists()
+    assert not root.exists()
+    # A cache directory named beside --no-cache is one of two mistakes: said, not ignored.
+    named = tmp_path / "pip-cache"
+    refused = _build(tmp_path / "again", SMALL, "--bundling", "docker", "--no-cache", "--cache-dir", str(named))
+    assert refused.returncode == 2
+    assert "with the cache turned off" in refused.stderr
+    assert not named.exists() and not (tmp_path / "again" / "out").exists()
 
 
 def test_auto_without_docker_says_why_local_was_impossible_too(tmp_path: Path) -> None:

@@ -135,9 +135,7 @@ def test_build_failing_inside_the_container_raises_the_engines_own_error(tmp_pat
     assert "spelled right" in (error.hint or "")
     assert error.exit_code == 1
     assert "Traceback" not in str(error)
-    assert not (tmp_path / "out" / "layer.zip").exists()
-    assert not (tmp_path / "out" / "artifacts").exists()
-    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no staging left behind
+    assert not (tmp_path / "out").exists()  # the directory the build made for its output went with it
 
 
 # -------------------------------------------------------------------------------------------- emulation --
