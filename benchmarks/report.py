@@ -98,10 +98,12 @@ def container(data: dict[str, Any]) -> list[str]:
     labels = {
         "plv": "CDK `PythonLayerVersion`, same image (no cache)",
         "ours-cold": "CDK `PipLambdaLayer(bundling='docker')`, first build (empty caches)",
-        "ours-warm": "the same, wheel cache warm (the container runs)",
+        "ours-warm": "the same, download cache warm (the container runs)",
         "ours-layer-cache": "the same, layer cache warm (fresh `cdk.out`, as in CI)",
         "builder-cold": "`PipBasedLambdaLayerContainerBuilder`, empty cache",
         "builder-warm": "`PipBasedLambdaLayerContainerBuilder`, warm cache",
+        "builder-pip-cold": "the same with `installer='pip'` (pip in the image), empty cache",
+        "builder-pip-warm": "the same with `installer='pip'`, warm cache",
         "local": "local build (no Docker)",
     }
     plv = s["plv"]["median_s"]
