@@ -220,6 +220,7 @@ class BuildTransaction:
             remove_stale(self.build_dir, STAGING_PREFIX)
             self._staging = make_scratch_dir(self.build_dir, STAGING_PREFIX)
         except OSError as exc:
+            self._remove_made()
             raise InvalidInputError(
                 f"The output directory cannot be used: {exc.strerror or exc}",
                 subject=str(self.build_dir),
@@ -234,11 +235,17 @@ class BuildTransaction:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
         if exc_type is not None and not self._published:
-            for made in self._made:  # deepest first; one that holds anything now (another build's) stays
-                try:
-                    made.rmdir()
-                except OSError:
-                    break
+            self._remove_made()
+
+    def _remove_made(self) -> None:
+        """Remove the directories this build made for its output, deepest first, while they are empty (one that
+        holds anything now, another build's, stays)."""
+        for made in self._made:
+            try:
+                made.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def publish(self, *, sha256: str | None = None) -> Published:
         """Move the complete build into place: ``artifacts/`` first, then ``layer.zip`` (an atomic replace). All or
