@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +83,36 @@ def test_the_child_leads_its_own_process_group() -> None:
     result = run(["sh", "-c", "cut -d' ' -f5 /proc/$$/stat; echo $$"])
     group, pid = result.output.split()
     assert group == pid != str(os.getpgrp())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals are held around the start on Linux")
+def test_a_ctrl_c_just_as_the_child_starts_still_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGINT that lands right after the child is created, before the wait for it began (a loaded machine makes
+    that window milliseconds wide), used to leave the child running: the KeyboardInterrupt rose outside the code
+    that stops it. The real Popen runs; the SIGINT is sent the moment it returns."""
+    pidfile = tmp_path / "grandchild.pid"
+    main = threading.main_thread().ident
+    assert main is not None
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        child = real_popen(*args, **kwargs)
+        deadline = time.monotonic() + 30
+        while not (pidfile.is_file() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run(["sh", "-c", _FAMILY, "sh", str(pidfile)])
+    assert _gone(int(pidfile.read_text()))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/status")
+def test_the_child_starts_with_the_callers_signal_mask() -> None:
+    """SIGINT and SIGTERM are held only while the child starts: the installer itself must get them (a mask is
+    inherited across fork and exec)."""
+    blocked = int(run(["grep", "SigBlk", "/proc/self/status"]).output.split()[-1], 16)  # no shell: dash clears it
+    assert blocked & (1 << (signal.SIGINT - 1)) == 0
+    assert blocked & (1 << (signal.SIGTERM - 1)) == 0

@@ -72,6 +72,9 @@ def run(
         full_env.update(env)
     _log.debug("running: %s", redact(" ".join(args)))
     with _private_tmpdir(full_env, explicit=bool(env and "TMPDIR" in env)):
+        # SIGINT/SIGTERM are held while the child starts and released inside the try below: one that lands just as
+        # the child exists (before the wait for it began) then still stops it, instead of leaving it running.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD) if _LINUX else None
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
                 args,
@@ -83,11 +86,16 @@ def run(
                 text=True,
                 errors="replace",
                 start_new_session=_POSIX,
-                preexec_fn=_end_with_parent(os.getpid()) if _LINUX else None,  # noqa: PLW1509 - one libc call, loaded before
+                preexec_fn=_child_setup(os.getpid(), held) if _LINUX else None,  # noqa: PLW1509 - two libc calls, loaded before
             )
         except FileNotFoundError:
+            _release(held)
             return CompletedRun(args, 127, f"{args[0]}: command not found")
+        except BaseException:
+            _release(held)
+            raise
         try:
+            _release(held)
             output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             output = _stop(proc)
@@ -166,18 +174,30 @@ def _signal_group(proc: subprocess.Popen[str], *, force: bool) -> None:
         pass  # the group has ended
 
 
-def _end_with_parent(parent: int) -> Callable[[], None]:
-    """Run in the child before it starts the program: ask Linux to send it SIGTERM when ``parent`` dies, and end at
-    once if it died already."""
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+def _release(held: set[int | signal.Signals] | None) -> None:
+    """Put back the signal mask :func:`run` held signals with; a signal that came meanwhile is delivered now."""
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _child_setup(parent: int, mask: set[int | signal.Signals] | None) -> Callable[[], None]:
+    """Run in the child before it starts the program: give it back the signal mask the parent had before holding
+    SIGINT/SIGTERM (a mask is inherited), ask Linux to send it SIGTERM when ``parent`` dies, and end at once if it
+    died already."""
     prctl = _prctl()
 
-    def set_parent_death_signal() -> None:
+    def set_up() -> None:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:
             os._exit(143)
 
-    return set_parent_death_signal
+    return set_up
 
 
 _PR_SET_PDEATHSIG = 1
