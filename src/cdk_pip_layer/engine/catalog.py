@@ -228,15 +228,15 @@ class _Resolver:
         raise failure or OSError(f"no address for {address[0]}")
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, resolver: _Resolver) -> None:
-        super().__init__()
+class _Connect:
+    """urllib's connection factory (as typeshed spells it) for one read: plain HTTP, or HTTPS with ``context``, each
+    connection made through the read's :class:`_Resolver` (http.client's ``_create_connection`` hook)."""
+
+    def __init__(self, resolver: _Resolver, context: ssl.SSLContext | None = None) -> None:
         self._resolver = resolver
+        self._context = context
 
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._connection, req)
-
-    def _connection(  # urllib's connection factory, as typeshed spells it
+    def __call__(
         self,
         host: str,
         /,
@@ -246,35 +246,32 @@ class _HTTPHandler(urllib.request.HTTPHandler):
         source_address: tuple[str, int] | None = None,
         blocksize: int = 8192,
     ) -> http.client.HTTPConnection:
-        connection = http.client.HTTPConnection(host, port, timeout, source_address, blocksize=blocksize)
+        if self._context is None:
+            connection = http.client.HTTPConnection(host, port, timeout, source_address, blocksize=blocksize)
+        else:
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, source_address=source_address, context=self._context, blocksize=blocksize
+            )
         connection._create_connection = self._resolver.connect  # type: ignore[attr-defined]  # http.client's hook
         return connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, resolver: _Resolver) -> None:
+        super().__init__()
+        self._connect = _Connect(resolver)
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connect, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def __init__(self, resolver: _Resolver, context: ssl.SSLContext) -> None:
         super().__init__(context=context)
-        self._resolver = resolver
-        self._tls_context = context
+        self._connect = _Connect(resolver, context)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._connection, req)
-
-    def _connection(
-        self,
-        host: str,
-        /,
-        *,
-        port: int | None = None,
-        timeout: float = _TIMEOUT,
-        source_address: tuple[str, int] | None = None,
-        blocksize: int = 8192,
-    ) -> http.client.HTTPConnection:
-        connection = http.client.HTTPSConnection(
-            host, port, timeout=timeout, source_address=source_address, context=self._tls_context, blocksize=blocksize
-        )
-        connection._create_connection = self._resolver.connect  # type: ignore[attr-defined]  # http.client's hook
-        return connection
+        return self.do_open(self._connect, req)
 
 
 class _Reader:
