@@ -14,7 +14,7 @@ from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
 from cdk_pip_layer.engine.locks import LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.redact import strip_userinfo
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_text, referenced_variables
+from cdk_pip_layer.engine.requirements import RequirementsFile, read_text
 
 
 def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> str:
@@ -54,9 +54,7 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> st
         document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
     if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
         document["verify-ignore"] = list(options.verify_ignore)
-    if not isinstance(requirements, LockedRequirements) and any(
-        referenced_variables(read_text(Path(f))[0]) for f in requirements.files
-    ):
+    if not isinstance(requirements, LockedRequirements) and requirements.variables:
         # ${NAME} is expanded by pip from the environment: the lines as pip reads them, credentials left out. Only
         # for files that use a variable: the hash of every other layer stays what it was.
         document["expanded"] = [

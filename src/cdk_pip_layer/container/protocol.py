@@ -38,7 +38,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.locks import LOCK_INSTALLER_ARGS, LockedRequirements
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
 from cdk_pip_layer.engine.outputs import LayerBuildResult
-from cdk_pip_layer.engine.requirements import RequirementsFile, referenced_variables
+from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.target import LambdaTarget
 
 CONTAINER_INPUT = "/asset-input"
@@ -282,14 +282,6 @@ def _stage_uv(options: LayerBuildOptions, context: Path) -> tuple[str | None, st
     return UV_FILE, None
 
 
-def _referenced(files: Sequence[Path], environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment variables the requirements files refer to as ``${NAME}``, those set and not empty here."""
-    names: set[str] = set()
-    for file in files:
-        names |= referenced_variables(file.read_text(encoding="utf-8", errors="replace"))
-    return {name: environ[name] for name in sorted(names) if environ.get(name)}
-
-
 def stage_engine(context: Path) -> Path:
     """Copy the engine and the in-image entry point into ``context/cdk_pip_layer``; return that directory."""
     source = Path(__file__).resolve().parent.parent
@@ -372,7 +364,8 @@ def stage_input(
     env = host_environment(environ)
     # ${NAME} in a requirements file is expanded by pip from the environment: the container gets the ones set here,
     # as it gets index credentials (never on a command line).
-    env.update(_referenced(files, os.environ if environ is None else environ))
+    values = os.environ if environ is None else environ
+    env.update({name: values[name] for name in sorted(requirements.variables) if values.get(name)})
     # Our own index settings (with their credentials) win over the host's PIP_* variables.
     env.update(options.index.pip_env())
     ca = host_ca_bundle(environ)

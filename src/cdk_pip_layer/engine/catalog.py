@@ -38,6 +38,7 @@ from packaging.version import Version
 
 from .index import IndexSettings, host_ca_bundle
 from .redact import redact
+from .requirements import expand_variables
 
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -117,8 +118,6 @@ def _local(link: str, base: Path) -> str:
 class _Options:
     """The options that say where packages come from, in installer arguments and requirements files."""
 
-    _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip expands ${VAR} in requirements files
-
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
         self.indexes: list[str] = []
@@ -161,7 +160,7 @@ class _Options:
             line = re.sub(r"(^|\s+)#.*$", "", raw).strip()
             if not line.startswith("-"):
                 continue
-            line = self._ENV.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+            line = expand_variables(line)
             try:
                 words = shlex.split(line)
             except ValueError:

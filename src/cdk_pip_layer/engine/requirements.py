@@ -114,6 +114,12 @@ class RequirementsFile:
     plain: bool = True  # every installer reads the files as they are (see :mod:`.installable`)
 
     @property
+    def variables(self) -> frozenset[str]:
+        """The environment variables its lines (includes followed, comments left out) refer to as ``${NAME}``,
+        which pip expands."""
+        return frozenset(name for line in self.lines for name in _VARIABLE.findall(line.raw))
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(canonicalize_name(line.requirement.name) for line in self.requirements if line.requirement)
 
@@ -248,11 +254,6 @@ _VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")  # pip's own pattern: upper case, 
 def expand_variables(line: str) -> str:
     """``${NAME}`` replaced by the environment variable's value when it is set and not empty, as pip does."""
     return _VARIABLE.sub(lambda m: os.environ.get(m.group(1)) or m.group(0), line)
-
-
-def referenced_variables(text: str) -> set[str]:
-    """The names of the environment variables ``text`` refers to as ``${NAME}`` (which pip expands)."""
-    return set(_VARIABLE.findall(text))
 
 
 class _Reader:
