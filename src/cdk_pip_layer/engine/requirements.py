@@ -70,13 +70,11 @@ class RequirementLine:
 
     @property
     def local_directory(self) -> Path | None:
-        """The local project directory this line names (``./pkgs/mypkg``), relative to its file, when it exists."""
+        """The local project directory this line names (``./pkgs/mypkg``), relative to its file, when it exists (a
+        line without a requirement or URL is a local path: :func:`is_local_path` told it so)."""
         if self.requirement is not None or _SCHEME.match(self.text):
             return None
-        location = self.text.split(";", 1)[0].strip()
-        if not (os.sep in location or location.startswith(".")):
-            return None
-        path = self.file.parent / location
+        path = self.file.parent / self.text.split(";", 1)[0].strip()
         return path if path.is_dir() else None
 
 
