@@ -393,13 +393,7 @@ def test_nothing_to_put_into_the_layer_is_one_clear_error(
     """It ended as '[layout] <output>/.staging-…/layer.zip: holds no file (build the layer again)'."""
     lib = make_wheel("lib", "1.0", files={"lib.py": ""})
     with pytest.raises(InvalidInputError) as caught:
-        PipBasedLambdaLayerLocalBuilder(
-            requirements=write_requirements(tmp_path, *lines),
-            build_dir=tmp_path / "build",
-            runtime=host_runtime,
-            exclude=exclude,
-            extra_installer_args=offline_args(lib.parent),
-        ).build()
+        build(write_requirements(tmp_path, *lines), tmp_path / "build", lib.parent, host_runtime, exclude=exclude)
     assert caught.value.what == f"Nothing to put into the layer for {host_runtime}/x86_64"
     assert any(why in line for line in caught.value.details)
     assert ".staging" not in str(caught.value)
@@ -414,13 +408,8 @@ def test_a_comment_before_a_line_continuation_is_read_as_pip_reads_it(
     installed both."""
     lib = make_wheel("lib", "1.0", files={"lib.py": ""})
     make_wheel("other", "1.0", files={"other.py": ""})
-    result = PipBasedLambdaLayerLocalBuilder(
-        requirements=write_requirements(tmp_path, "lib==1.0 # the library \\", "other==1.0"),
-        build_dir=tmp_path / "build",
-        runtime=host_runtime,
-        installer=installer,
-        extra_installer_args=offline_args(lib.parent),
-    ).build()
+    requirements = write_requirements(tmp_path, "lib==1.0 # the library \\", "other==1.0")
+    result = build(requirements, tmp_path / "build", lib.parent, host_runtime, installer=installer)
     assert result.distributions == ("lib==1.0",)
 
 
@@ -438,13 +427,8 @@ def test_a_symlinked_requirements_file_includes_from_the_links_directory(
     (tmp_path / "real" / "inc.txt").write_text("other==1.0\n", encoding="utf-8")
     (tmp_path / "linked" / "inc.txt").write_text("lib==1.0\n", encoding="utf-8")
     (tmp_path / "linked" / "requirements.txt").symlink_to(tmp_path / "real" / "requirements.txt")
-    result = PipBasedLambdaLayerLocalBuilder(
-        requirements=tmp_path / "linked" / "requirements.txt",
-        build_dir=tmp_path / "build",
-        runtime=host_runtime,
-        installer=installer,
-        extra_installer_args=offline_args(lib.parent),
-    ).build()
+    linked = tmp_path / "linked" / "requirements.txt"
+    result = build(linked, tmp_path / "build", lib.parent, host_runtime, installer=installer)
     assert result.distributions == ("lib==1.0",)
 
 
@@ -459,12 +443,7 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything_is_replace
     (out / "layer.zip").write_bytes(b"the earlier layer")
     (out / name).mkdir()
     with pytest.raises(InvalidInputError, match=name):
-        PipBasedLambdaLayerLocalBuilder(
-            requirements=write_requirements(tmp_path, "lib==1.0"),
-            build_dir=out,
-            runtime=host_runtime,
-            extra_installer_args=offline_args(lib.parent),
-        ).build()
+        build(write_requirements(tmp_path, "lib==1.0"), out, lib.parent, host_runtime)
     assert (out / "layer.zip").read_bytes() == b"the earlier layer"
     assert not (out / "artifacts").exists()
 
