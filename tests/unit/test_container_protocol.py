@@ -93,6 +93,11 @@ def _host_machine() -> str:
     return "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
 
 
+def _other_machine() -> str:
+    """The Lambda architecture this host's uv does not run on."""
+    return "x86_64" if _host_machine() == "arm64" else "arm64"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the host's uv runs in the image on Linux only")
 def test_the_hosts_uv_is_staged_when_it_runs_in_the_image(project: Path, tmp_path: Path) -> None:
     options = dataclasses.replace(_options(project), target=LambdaTarget.parse("python3.11", _host_machine()))
@@ -109,8 +114,7 @@ def test_the_hosts_uv_is_staged_when_it_runs_in_the_image(project: Path, tmp_pat
 
 
 def test_no_uv_is_staged_for_another_machine_nor_when_pip_is_asked_for(project: Path, tmp_path: Path) -> None:
-    other = "x86_64" if _host_machine() == "arm64" else "arm64"
-    options = dataclasses.replace(_options(project), target=LambdaTarget.parse("python3.11", other))
+    options = dataclasses.replace(_options(project), target=LambdaTarget.parse("python3.11", _other_machine()))
     stage_input(options, read_requirements(options.requirements), tmp_path / "other", environ={})
     request = read_request(tmp_path / "other" / CONTEXT_DIR)
     assert request.uv is None and not (tmp_path / "other" / CONTEXT_DIR / UV_FILE).exists()
@@ -126,9 +130,8 @@ def test_no_uv_is_staged_for_another_machine_nor_when_pip_is_asked_for(project: 
 
 
 def test_a_forced_uv_that_cannot_run_in_the_image_is_refused(project: Path, tmp_path: Path) -> None:
-    other = "x86_64" if _host_machine() == "arm64" else "arm64"
     options = dataclasses.replace(
-        _options(project), target=LambdaTarget.parse("python3.11", other), installer=InstallerChoice.UV
+        _options(project), target=LambdaTarget.parse("python3.11", _other_machine()), installer=InstallerChoice.UV
     )
     with pytest.raises(InvalidInputError, match=r"uv cannot build in the python3\.11/") as caught:
         stage_input(options, read_requirements(options.requirements), tmp_path / "input", environ={})
