@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildError
+from cdk_pip_layer.engine import archive
 from cdk_pip_layer.engine.archive import CHUNK, SPOOL_LIMIT, write_layer_zip
 
 FILES: dict[str, bytes] = {
@@ -333,19 +335,23 @@ def _incompressible_file(path: Path, size: int, block: bytes) -> None:
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the peak memory from Linux's /proc")
 def test_memory_stays_flat_as_the_layer_grows(tmp_path: Path) -> None:
     block = random.Random(5).randbytes(CHUNK)
-    small, large = tmp_path / "small", tmp_path / "large"
+    small, large, many_small = tmp_path / "small", tmp_path / "large", tmp_path / "many-small"
     _incompressible_file(small / "python" / "one.so", 2 * CHUNK, block)
     big = max(8 * CHUNK, 2 * SPOOL_LIMIT)  # every file beyond what one entry may keep in memory
     for i in range(6):
         _incompressible_file(large / "python" / f"lib{i}.so", big, block)
+    # The same bytes in files small enough to be deflated in batches, whose compressed data waits in memory.
+    for i in range(6 * big // (CHUNK // 2)):
+        _incompressible_file(many_small / "python" / f"mod{i:03d}.so", CHUNK // 2, block[: CHUNK // 2])
     one = _zip_in_child(small, tmp_path / "small.zip")
-    many = _zip_in_child(large, tmp_path / "large.zip")
-    assert (one["unzipped"], many["unzipped"]) == (2 * CHUNK, 6 * big)
-    grown_mib = (many["peak_kib"] - one["peak_kib"]) / 1024
-    print(f"peak memory: {one['peak_kib'] / 1024:.0f} MiB for 2 MiB, {many['peak_kib'] / 1024:.0f} MiB for 48 MiB")
-    assert grown_mib < 24, f"peak memory grew by {grown_mib:.0f} MiB for {6 * big / CHUNK - 2:.0f} MiB more layer"
-    with contextlib.suppress(OSError):
-        shutil.rmtree(large)
+    for tree in (large, many_small):
+        many = _zip_in_child(tree, tmp_path / f"{tree.name}.zip")
+        assert (one["unzipped"], many["unzipped"]) == (2 * CHUNK, 6 * big)
+        grown_mib = (many["peak_kib"] - one["peak_kib"]) / 1024
+        print(f"peak memory: {one['peak_kib'] / 1024:.0f} MiB for 2 MiB, {many['peak_kib'] / 1024:.0f} MiB for 48 MiB")
+        assert grown_mib < 24, f"{tree.name}: peak memory grew by {grown_mib:.0f} MiB for 46 MiB more layer"
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tree)
 
 
 def test_a_non_ascii_name_is_utf8_with_its_flag_on_every_python(tmp_path: Path) -> None:
@@ -361,3 +367,37 @@ def test_a_non_ascii_name_is_utf8_with_its_flag_on_every_python(tmp_path: Path) 
     with zipfile.ZipFile(dest) as archive:
         info = archive.getinfo("python/données.txt")
         assert info.flag_bits & 0x800
+
+
+def test_a_big_file_does_not_hold_the_other_workers_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one worker deflates a big file, the others go on with the files after it (their compressed data
+    waiting in memory, within a bound): the writer waiting for the big file used to stop every worker after a few
+    tasks, leaving cores idle for as long as the big file took."""
+    root = tmp_path / "layer"
+    (root / "python").mkdir(parents=True)
+    (root / "python" / "a-big.so").write_bytes(b"\x00" * (4 * archive.BATCH_BYTES))
+    later = 12  # more than the few tasks a worker may run ahead of the writer
+    for i in range(later):
+        (root / "python" / f"b{i:02d}.py").write_bytes(b"x = 1\n" * (archive.BATCH_BYTES // 6 + 1))
+    deflated_later: list[str] = []
+    others_went_on = threading.Event()
+    waited: list[bool] = []
+    deflate = archive._deflate
+
+    def watched(path: Path, spool_dir: Path) -> archive._Deflated:
+        if path.name == "a-big.so":
+            waited.append(others_went_on.wait(timeout=10))
+        else:
+            deflated_later.append(path.name)
+            if len(deflated_later) == later:
+                others_went_on.set()
+        return deflate(path, spool_dir)
+
+    monkeypatch.setattr(archive, "_deflate", watched)
+    dest = tmp_path / "layer.zip"
+    write_layer_zip(root, dest, workers=2)
+    assert waited == [True], "the files after the big one waited for it to be deflated"
+    serial = tmp_path / "serial.zip"
+    monkeypatch.setattr(archive, "_deflate", deflate)
+    write_layer_zip(root, serial, workers=1)
+    assert dest.read_bytes() == serial.read_bytes()

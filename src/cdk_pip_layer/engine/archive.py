@@ -8,9 +8,9 @@ is written front to back, and its sha256 is computed as it is written. The bytes
 writing the same entries one after another (the unit tests keep that serial writer as the reference); the
 central directory and the end records are ``zipfile``'s own.
 
-Memory stays flat whatever the layer's size: files are read in chunks, a bounded number of entries is compressed
-ahead of the writer, and the compressed data of an entry beyond :data:`SPOOL_LIMIT` waits in an unnamed temporary
-file next to the zip rather than in memory.
+Memory stays flat whatever the layer's size: files are read in chunks, the entries compressed ahead of the writer
+keep at most about :data:`AHEAD_BYTES` in memory, and the compressed data of an entry beyond :data:`SPOOL_LIMIT`
+waits in an unnamed temporary file next to the zip rather than in memory.
 """
 
 from __future__ import annotations
@@ -44,7 +44,12 @@ DIR_MODE = 0o755
 CHUNK = 1 << 20  # bytes read (and deflated) at a time
 SPOOL_LIMIT = 2 << 20  # compressed bytes of one entry kept in memory; the rest waits in a temporary file
 BATCH_BYTES = 1 << 20  # small files are deflated in batches of about this many bytes (one task per batch)
-_AHEAD_PER_WORKER = 4  # tasks compressed ahead of the writer, per worker: the bound on memory in flight
+# How far the workers may run ahead of the writer. While one worker deflates a big file, the others go on with the
+# files after it; their compressed data waits in memory (at most SPOOL_LIMIT per entry, the rest in its spool file).
+# The window holds a few tasks per worker, and more while what they may keep in memory stays within AHEAD_BYTES.
+_AHEAD_PER_WORKER = 4
+AHEAD_BYTES = 16 << 20
+_AHEAD_TASKS = 1024
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -303,13 +308,17 @@ Task = tuple[list[_Entry], "Future[list[_Deflated]] | None"]
 
 def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, workers: int) -> None:
     window: collections.deque[Task] = collections.deque()
+    ahead = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cdk-pip-layer-zip")
     try:
         for task in _tasks(entries):
             files = [entry.path for entry in task if not entry.is_dir]
             window.append((task, pool.submit(_deflate_batch, files, spool_dir) if files else None))
-            if len(window) > workers * _AHEAD_PER_WORKER:
-                _write_task(writer, *window.popleft())
+            ahead += _in_memory(task)
+            while len(window) > workers * _AHEAD_PER_WORKER and (ahead > AHEAD_BYTES or len(window) > _AHEAD_TASKS):
+                oldest = window.popleft()
+                ahead -= _in_memory(oldest[0])
+                _write_task(writer, *oldest)
         while window:
             _write_task(writer, *window.popleft())
     finally:
@@ -318,6 +327,12 @@ def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, work
             if future is not None and not future.cancelled() and future.exception() is None:
                 for item in future.result():
                     item.close()
+
+
+def _in_memory(task: list[_Entry]) -> int:
+    """What a task's compressed data may hold in memory until it is written, at most (deflate hardly ever grows
+    data; an entry beyond SPOOL_LIMIT goes to its spool file)."""
+    return min(SPOOL_LIMIT, sum(entry.size for entry in task)) + len(task) * 64
 
 
 def _write_task(writer: _Writer, task: list[_Entry], future: Future[list[_Deflated]] | None) -> None:
