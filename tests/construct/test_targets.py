@@ -197,6 +197,24 @@ def test_the_four_builds_run_together_as_many_at_once_as_there_are_cpus(
     assert list((tmp_path / "cdk.out").glob(".cdk-pip-layer-build-*")) == []
 
 
+def test_the_builds_of_a_group_install_one_at_a_time(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four installs of one dependency set at the same moment only compete for the index (and lose lookups to a
+    resolver that drops a burst); one after the other, a later one finds the pure wheels an earlier one fetched."""
+    locks: list[object] = []
+
+    def build(builder: PipBasedLambdaLayerLocalBuilder) -> LayerBuildResult:
+        locks.append(builder.install_lock)
+        return fake_build.build(builder)
+
+    monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", build)
+    _synth(tmp_path / "cdk.out", requirements, targets=FOUR, cache=False)
+    assert len(locks) == 4
+    assert locks[0] is not None
+    assert all(lock is locks[0] for lock in locks)
+
+
 def test_nothing_is_built_when_bundling_is_not_required(
     tmp_path: Path, requirements: Path, fake_build: FakeBuild, fake_docker: FakeDocker
 ) -> None:

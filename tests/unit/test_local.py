@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -480,3 +482,34 @@ def test_no_binary_that_changes_nothing_is_accepted(tmp_path: Path, wheels: Path
     """``:none:``, and ``--no-binary`` after a requirement (pip ignores options there but the per-requirement ones)."""
     result = build(write_requirements(tmp_path, text), tmp_path / "out", wheels, host_runtime)
     assert result.distributions == ("helper==1.2",)
+
+
+def test_builds_that_share_an_install_lock_install_one_at_a_time(
+    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Builds started together (one dependency set for several targets) install in turn: their downloads and
+    index reads do not compete, and a later build finds what an earlier one downloaded in the cache. The rest of
+    each build (zip, verification) still runs beside the others."""
+    from cdk_pip_layer.engine import local
+
+    install = local.install_for_target
+    met = threading.Barrier(2, timeout=1)
+    installs_met: list[bool] = []
+
+    def meeting(*args: object, **kwargs: object) -> object:
+        try:
+            met.wait()
+            installs_met.append(True)
+        except threading.BrokenBarrierError:
+            installs_met.append(False)
+        return install(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "install_for_target", meeting)
+    req = write_requirements(tmp_path, "demo-app==1.0")
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(lambda n: build(req, tmp_path / f"build-{n}", wheels, host_runtime, install_lock=lock), range(2))
+        )
+    assert installs_met == [False, False]
+    assert results[0].sha256 == results[1].sha256

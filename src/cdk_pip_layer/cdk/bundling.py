@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO, cast
@@ -195,17 +196,20 @@ class LocalBundler:
         )
         return True
 
-    def start(self, executor: Executor, build_root: Path) -> bool:
+    def start(
+        self, executor: Executor, build_root: Path, *, install_lock: AbstractContextManager[object] | None = None
+    ) -> bool:
         """Start the local build now, in ``executor``, for :meth:`try_bundle` to collect when CDK asks (several
-        layers then build at once). Nothing starts when the cache or Docker will serve the layer. ``build_root``:
-        where the build's directory goes (CDK's asset directory, so that the zip is moved, not copied)."""
+        layers then build at once; those given one ``install_lock`` install in turn). Nothing starts when the cache
+        or Docker will serve the layer. ``build_root``: where the build's directory goes (CDK's asset directory, so
+        that the zip is moved, not copied)."""
         if self.mode is BundlingMode.DOCKER or self._started is not None:
             return False
         if self.cache is not None and self.cache.holds(self.cache_key):
             return False
         remove_stale(build_root, BUILD_DIR_PREFIX)
         build_dir = make_scratch_dir(build_root, BUILD_DIR_PREFIX)
-        self._started = _Started(build_dir, executor.submit(self._run_build, build_dir))
+        self._started = _Started(build_dir, executor.submit(self._run_build, build_dir, install_lock))
         return True
 
     def discard(self) -> None:
@@ -216,10 +220,15 @@ class LocalBundler:
                 started.future.result()
             shutil.rmtree(started.build_dir, ignore_errors=True)
 
-    def _run_build(self, build_dir: Path) -> LayerBuildResult:
+    def _run_build(
+        self, build_dir: Path, install_lock: AbstractContextManager[object] | None = None
+    ) -> LayerBuildResult:
         begin = time.perf_counter()
         try:
-            return self.builder_factory(self.options, build_dir, requirements=self.requirements).build()
+            builder = self.builder_factory(
+                self.options, build_dir, requirements=self.requirements, install_lock=install_lock
+            )
+            return builder.build()
         finally:
             self.build_interval = (begin, time.perf_counter())
 

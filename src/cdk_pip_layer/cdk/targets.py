@@ -16,6 +16,7 @@ import os
 import shutil
 import sysconfig
 import tempfile
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -197,14 +198,17 @@ def _concurrent_builds(targets: int) -> int:
 
 
 def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:
-    """Start the local builds of the layers whose asset CDK has not staged yet."""
+    """Start the local builds of the layers whose asset CDK has not staged yet. They install one at a time (one
+    dependency set: at the same moment the downloads would only compete for the network and the index, and the
+    lookups for the resolver), and zip and verify beside each other."""
     sysconfig.get_config_vars()  # initialised once here: its first initialisation is not thread-safe (3.10, 3.11)
     staged = _staged_already(bundlings, asset_outdir)
     if staged is None:  # CDK's asset hash could not be known: build one at a time, as single layers do
         return
+    install_lock = threading.Lock()
     for bundling, done in zip(bundlings, staged, strict=True):
         if not done:
-            bundling.bundler.start(executor, asset_outdir)
+            bundling.bundler.start(executor, asset_outdir, install_lock=install_lock)
 
 
 @jsii.implements(cdk.ILocalBundling)

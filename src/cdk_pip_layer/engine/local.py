@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -147,6 +148,12 @@ class PipBasedLambdaLayerLocalBuilder:
     new build is complete; a failed build leaves an earlier one intact. The options are
     :class:`~cdk_pip_layer.LayerBuildOptions`'s.
 
+    ``install_lock``: a lock (any context manager) held while the build installs, that is while it reads the index
+    and downloads. Builds of one dependency set for several targets, started together in threads, that share one
+    install in turn: their downloads do not compete for the network (nor their lookups for the resolver), and a
+    later build finds the pure-Python wheels an earlier one fetched in the installer's cache. Their zips and
+    verifications still run at the same time.
+
     Example::
 
         result = PipBasedLambdaLayerLocalBuilder(
@@ -172,6 +179,7 @@ class PipBasedLambdaLayerLocalBuilder:
         groups: Sequence[str] = (),
         member: str | None = None,
         verify_ignore: Sequence[str] = (),
+        install_lock: AbstractContextManager[object] | None = None,
     ) -> None:
         self.options = LayerBuildOptions.parse(
             requirements=requirements,
@@ -189,6 +197,7 @@ class PipBasedLambdaLayerLocalBuilder:
         )
         self.build_dir = build_directory(build_dir)
         self.requirements: RequirementsFile | None = None
+        self.install_lock = install_lock
 
     @classmethod
     def from_options(
@@ -197,6 +206,7 @@ class PipBasedLambdaLayerLocalBuilder:
         build_dir: str | os.PathLike[str],
         *,
         requirements: RequirementsFile | None = None,
+        install_lock: AbstractContextManager[object] | None = None,
     ) -> PipBasedLambdaLayerLocalBuilder:
         """A builder for options made already; ``requirements`` is the requirements file when it was read already
         (by the caller that hashed it), so that it is read once per build."""
@@ -204,6 +214,7 @@ class PipBasedLambdaLayerLocalBuilder:
         builder.options = options
         builder.build_dir = build_directory(build_dir)
         builder.requirements = requirements
+        builder.install_lock = install_lock
         return builder
 
     def selection(self) -> InstallerSelection:
@@ -252,15 +263,17 @@ class PipBasedLambdaLayerLocalBuilder:
                         shown_as=options.requirements,
                     )
 
-            installed = LayerInstall(
-                selection,
-                requirements,
-                site_dir=site_dir,
-                scratch=build.staging,
-                index=options.index,
-                extra_args=options.extra_installer_args,
-                run=run,
-            ).install()
+            # Builds started together install in turn (see install_lock); the rest of each runs beside the others.
+            with self.install_lock or nullcontext():
+                installed = LayerInstall(
+                    selection,
+                    requirements,
+                    site_dir=site_dir,
+                    scratch=build.staging,
+                    index=options.index,
+                    extra_args=options.extra_installer_args,
+                    run=run,
+                ).install()
             _log.info("installer: %s", installed.description)
             warnings: list[str] = list(installed.warnings)
             with phase("prune host files and exclusions"):
