@@ -352,7 +352,8 @@ def _stop_signals_interrupt() -> Iterator[list[int]]:
     so that the build stops the installer and removes its files the same way. Yields the signals received.
 
     Only the command line installs handlers (in the main thread, restored afterwards): the library itself cleans up
-    on the exception, whatever raised it."""
+    on the exception, whatever raised it. A signal the caller ignores stays ignored: a shell without job control
+    starts background jobs with SIGINT ignored, so that a Ctrl-C meant for the foreground does not stop them."""
     received: list[int] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -362,7 +363,11 @@ def _stop_signals_interrupt() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         yield received
     finally:

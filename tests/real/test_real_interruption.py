@@ -77,6 +77,9 @@ class Cli:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As from a terminal, whatever started this suite: a background job of a shell without job control
+            # inherits SIGINT ignored, and the command line keeps an ignored SIGINT ignored.
+            preexec_fn=_sigint_as_in_a_terminal,  # noqa: PLW1509 - one signal call
         )
 
     def leftovers(self) -> dict[str, list[str]]:
@@ -84,6 +87,10 @@ class Cli:
             "output": sorted(p.name for p in self.out.iterdir()) if self.out.is_dir() else [],
             "tmpdir": sorted(p.name for p in self.tmpdir.iterdir()),
         }
+
+
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cdk_pip_layer import cli
 from cdk_pip_layer.cli import main
 
 
@@ -376,3 +378,17 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipeError" not in err
     assert proc.returncode == 141  # as a program stopped by SIGPIPE
+
+
+def test_a_ctrl_c_the_caller_ignores_stays_ignored_while_a_command_runs() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, so that a Ctrl-C meant for the
+    foreground does not stop them (Python keeps it ignored too). The command line turned it into an interruption
+    anyway; SIGTERM, which nobody ignored, still stops the build cleanly."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with cli._stop_signals_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,19 @@ def _gone(pid: int) -> bool:
 
 # A child that starts a grandchild (as pip starts a build backend), records its pid, and waits for it.
 _FAMILY = 'sleep 600 & echo $! > "$1"; wait'
+# A SIGINT that never raises must fail a test, not hang it for the grandchild's 600 s.
+_NO_HANG = 60.0
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as in a terminal. A process started with SIGINT ignored (a background job of
+    a shell without job control, e.g. under nohup) keeps it ignored, and Python then installs no handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_each_run_has_a_private_tmpdir_removed_afterwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,6 +74,7 @@ def test_a_timeout_stops_the_child_and_what_it_started(tmp_path: Path) -> None:
     assert _gone(int(pidfile.read_text()))
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_an_interrupted_caller_stops_the_child_and_what_it_started(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     main = threading.main_thread().ident
@@ -74,7 +89,7 @@ def test_an_interrupted_caller_stops_the_child_and_what_it_started(tmp_path: Pat
 
     threading.Thread(target=interrupt_once_started, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        run(["sh", "-c", _FAMILY, "sh", str(pidfile)])
+        run(["sh", "-c", _FAMILY, "sh", str(pidfile)], timeout=_NO_HANG)
     assert _gone(int(pidfile.read_text()))
 
 
@@ -86,6 +101,7 @@ def test_the_child_leads_its_own_process_group() -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="signals are held around the start on Linux")
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_ctrl_c_just_as_the_child_starts_still_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A SIGINT that lands right after the child is created, before the wait for it began (a loaded machine makes
     that window milliseconds wide), used to leave the child running: the KeyboardInterrupt rose outside the code
@@ -105,7 +121,7 @@ def test_a_ctrl_c_just_as_the_child_starts_still_stops_it(tmp_path: Path, monkey
 
     monkeypatch.setattr(subprocess, "Popen", popen_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        run(["sh", "-c", _FAMILY, "sh", str(pidfile)])
+        run(["sh", "-c", _FAMILY, "sh", str(pidfile)], timeout=_NO_HANG)
     assert _gone(int(pidfile.read_text()))
 
 
