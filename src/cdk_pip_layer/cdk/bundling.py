@@ -217,6 +217,7 @@ class LocalBundler:
         started, self._started = self._started, None
         if started is not None:
             with contextlib.suppress(BaseException):
+                started.future.cancel()  # one still queued never starts
                 started.future.result()
             shutil.rmtree(started.build_dir, ignore_errors=True)
 

@@ -121,13 +121,14 @@ class PipLambdaLayers(Construct):
         executor = ThreadPoolExecutor(
             max_workers=_concurrent_builds(len(chosen)), thread_name_prefix="cdk-pip-layer-build"
         )
+        turns = _InstallTurns()
         try:
             for t in chosen:
                 label = f"{self.node.path}/{_member_id(t)}"
                 prepared[t] = LayerBundling(options[t], mode=mode, label=label, cache=cache, cache_dir=cache_path)
             stage = cdk.Stage.of(self)
             if cdk.Stack.of(self).bundling_required and stage is not None:
-                _start_builds(list(prepared.values()), Path(stage.asset_outdir), executor)
+                _start_builds(list(prepared.values()), Path(stage.asset_outdir), executor, turns)
             for t in chosen:
                 layer_name, parameter_name = names[t]
                 self.layers[str(t)] = _Member(
@@ -153,6 +154,9 @@ class PipLambdaLayers(Construct):
                     cache=cache,
                     cache_dir=cache_dir,
                 )
+        except BaseException:
+            turns.abandon()  # the builds still waiting for their install give up rather than run one by one
+            raise
         finally:
             # After a failure: members never created still hold a build and a staged input.
             for left in prepared.values():
@@ -197,18 +201,45 @@ def _concurrent_builds(targets: int) -> int:
     return max(1, min(targets, available_cpus()))
 
 
-def _start_builds(bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor) -> None:
-    """Start the local builds of the layers whose asset CDK has not staged yet. They install one at a time (one
-    dependency set: at the same moment the downloads would only compete for the network and the index, and the
-    lookups for the resolver), and zip and verify beside each other."""
+class _GroupAbandoned(Exception):
+    """A build of the group gave up before its install: another member failed, or the synth was interrupted."""
+
+
+class _InstallTurns:
+    """The install lock of a group's builds: one install at a time (one dependency set: at the same moment the
+    downloads only compete for the network and the index, and the lookups for the resolver; one after the other, a
+    later install finds the pure wheels an earlier one downloaded in the cache). Once the group is abandoned, a
+    build whose turn comes gives up instead of installing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = threading.Event()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._abandoned.is_set():
+            self._lock.release()
+            raise _GroupAbandoned("another layer of the group failed; this one was not installed")
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+
+def _start_builds(
+    bundlings: list[LayerBundling], asset_outdir: Path, executor: ThreadPoolExecutor, turns: _InstallTurns
+) -> None:
+    """Start the local builds of the layers whose asset CDK has not staged yet. They take ``turns`` to install, and
+    zip and verify beside each other."""
     sysconfig.get_config_vars()  # initialised once here: its first initialisation is not thread-safe (3.10, 3.11)
     staged = _staged_already(bundlings, asset_outdir)
     if staged is None:  # CDK's asset hash could not be known: build one at a time, as single layers do
         return
-    install_lock = threading.Lock()
     for bundling, done in zip(bundlings, staged, strict=True):
         if not done:
-            bundling.bundler.start(executor, asset_outdir, install_lock=install_lock)
+            bundling.bundler.start(executor, asset_outdir, install_lock=turns)
 
 
 @jsii.implements(cdk.ILocalBundling)

@@ -148,11 +148,11 @@ class PipBasedLambdaLayerLocalBuilder:
     new build is complete; a failed build leaves an earlier one intact. The options are
     :class:`~cdk_pip_layer.LayerBuildOptions`'s.
 
-    ``install_lock``: a lock (any context manager) held while the build installs, that is while it reads the index
-    and downloads. Builds of one dependency set for several targets, started together in threads, that share one
-    install in turn: their downloads do not compete for the network (nor their lookups for the resolver), and a
-    later build finds the pure-Python wheels an earlier one fetched in the installer's cache. Their zips and
-    verifications still run at the same time.
+    ``install_lock``: a lock (any context manager) held while the build installs: index reads, downloads, and any
+    source distribution built into a wheel. Builds of one dependency set for several targets, started together in
+    threads, that share one install in turn: their downloads do not compete for the network (nor their lookups
+    for the resolver), and a later build finds the pure-Python wheels an earlier one fetched in the installer's
+    cache. Their zips and verifications still run at the same time.
 
     Example::
 
@@ -264,7 +264,7 @@ class PipBasedLambdaLayerLocalBuilder:
                     )
 
             # Builds started together install in turn (see install_lock); the rest of each runs beside the others.
-            with self.install_lock or nullcontext():
+            with nullcontext() if self.install_lock is None else self.install_lock:
                 installed = LayerInstall(
                     selection,
                     requirements,
