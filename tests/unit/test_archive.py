@@ -14,6 +14,7 @@ import sys
 import threading
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -306,19 +307,34 @@ def test_a_link_making_a_loop_is_refused(tmp_path: Path) -> None:
 
 
 # The child's own peak (VmHWM): getrusage's ru_maxrss would keep the peak of the pytest process it was forked from.
+# With "hold-first", the first file's deflate waits until the other workers stop making progress: the writer is
+# stuck behind it, and what the others compressed meanwhile waits in memory (the case the look-ahead bound is for).
 _PEAK_RSS = """
-import json, re, sys
+import json, re, sys, threading, time
 from pathlib import Path
-from cdk_pip_layer.engine.archive import write_layer_zip
-written = write_layer_zip(Path(sys.argv[1]), Path(sys.argv[2]))
+from cdk_pip_layer.engine import archive
+if sys.argv[3:] == ["hold-first"]:
+    deflate, others = archive._deflate, [0]
+    def held(path, spool_dir):
+        if path.name.startswith("a-first"):
+            seen, still = -1, time.monotonic()
+            while time.monotonic() - still < 0.5 and time.monotonic() - still < 30:
+                if others[0] != seen:
+                    seen, still = others[0], time.monotonic()
+                time.sleep(0.05)
+        else:
+            others[0] += 1
+        return deflate(path, spool_dir)
+    archive._deflate = held
+written = archive.write_layer_zip(Path(sys.argv[1]), Path(sys.argv[2]), workers=2)
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
 print(json.dumps({"unzipped": written.unzipped_bytes, "peak_kib": int(peak)}))
 """
 
 
-def _zip_in_child(root: Path, dest: Path) -> dict[str, int]:
+def _zip_in_child(root: Path, dest: Path, *how: str) -> dict[str, int]:
     done = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, str(root), str(dest)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PEAK_RSS, str(root), str(dest), *how], capture_output=True, text=True, check=True
     )
     result: dict[str, int] = json.loads(done.stdout)
     return result
@@ -340,15 +356,17 @@ def test_memory_stays_flat_as_the_layer_grows(tmp_path: Path) -> None:
     big = max(8 * CHUNK, 2 * SPOOL_LIMIT)  # every file beyond what one entry may keep in memory
     for i in range(6):
         _incompressible_file(large / "python" / f"lib{i}.so", big, block)
-    # The same bytes in files small enough to be deflated in batches, whose compressed data waits in memory.
+    # The same bytes in files small enough to be deflated in batches, whose compressed data waits in memory until
+    # the writer takes it; the writer is held up by the first file, while the other worker goes on.
+    _incompressible_file(many_small / "python" / "a-first.so", 2 * CHUNK, block)
     for i in range(6 * big // (CHUNK // 2)):
         _incompressible_file(many_small / "python" / f"mod{i:03d}.so", CHUNK // 2, block[: CHUNK // 2])
     one = _zip_in_child(small, tmp_path / "small.zip")
-    for tree in (large, many_small):
-        many = _zip_in_child(tree, tmp_path / f"{tree.name}.zip")
-        assert (one["unzipped"], many["unzipped"]) == (2 * CHUNK, 6 * big)
+    for tree, how, layer in ((large, (), 6 * big), (many_small, ("hold-first",), 6 * big + 2 * CHUNK)):
+        many = _zip_in_child(tree, tmp_path / f"{tree.name}.zip", *how)
+        assert (one["unzipped"], many["unzipped"]) == (2 * CHUNK, layer)
         grown_mib = (many["peak_kib"] - one["peak_kib"]) / 1024
-        print(f"peak memory: {one['peak_kib'] / 1024:.0f} MiB for 2 MiB, {many['peak_kib'] / 1024:.0f} MiB for 48 MiB")
+        print(f"{tree.name}: peak memory {one['peak_kib'] / 1024:.0f} MiB for 2 MiB, {many['peak_kib'] / 1024:.0f} MiB")
         assert grown_mib < 24, f"{tree.name}: peak memory grew by {grown_mib:.0f} MiB for 46 MiB more layer"
         with contextlib.suppress(OSError):
             shutil.rmtree(tree)
@@ -401,3 +419,38 @@ def test_a_big_file_does_not_hold_the_other_workers_back(tmp_path: Path, monkeyp
     monkeypatch.setattr(archive, "_deflate", deflate)
     write_layer_zip(root, serial, workers=1)
     assert dest.read_bytes() == serial.read_bytes()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from Linux's /proc")
+def test_an_interruption_while_the_writer_waits_leaves_no_spool_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C that lands while the writer waits for an entry: that entry's compressed data (spooled to an unnamed
+    file beyond SPOOL_LIMIT) must be closed with the rest, not kept open, with its disk space, by the traceback."""
+    root = tmp_path / "layer"
+    block = random.Random(7).randbytes(CHUNK)
+    _incompressible_file(root / "python" / "a-big.so", SPOOL_LIMIT + 2 * CHUNK, block)
+    (root / "python" / "b.py").write_text("x = 1\n")
+    write_task = archive._write_task
+
+    def interrupted(
+        writer: archive._Writer, task: list[archive._Entry], future: Future[list[archive._Deflated]] | None
+    ) -> None:
+        if future is not None:
+            future.result()  # the entry is compressed (and spooled); the interruption lands now
+            raise KeyboardInterrupt
+        write_task(writer, task, future)
+
+    def spool_files_open() -> list[str]:
+        targets = []
+        for fd in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):  # the directory's own descriptor is gone by now
+                targets.append(str(fd.readlink()))
+        return [t for t in targets if t.startswith(str(tmp_path)) and t.endswith("(deleted)")]
+
+    monkeypatch.setattr(archive, "_write_task", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        write_layer_zip(root, tmp_path / "layer.zip", workers=2)
+    assert caught.value is not None  # the traceback (and what its frames hold) is still alive here
+    assert spool_files_open() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer"]

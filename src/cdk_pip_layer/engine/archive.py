@@ -9,8 +9,9 @@ writing the same entries one after another (the unit tests keep that serial writ
 central directory and the end records are ``zipfile``'s own.
 
 Memory stays flat whatever the layer's size: files are read in chunks, the entries compressed ahead of the writer
-keep at most about :data:`AHEAD_BYTES` in memory, and the compressed data of an entry beyond :data:`SPOOL_LIMIT`
-waits in an unnamed temporary file next to the zip rather than in memory.
+keep at most about :data:`AHEAD_BYTES` in memory (:data:`SPOOL_LIMIT` per thread where there are more than eight),
+and the compressed data of an entry beyond :data:`SPOOL_LIMIT` waits in an unnamed temporary file next to the zip
+rather than in memory.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ SPOOL_LIMIT = 2 << 20  # compressed bytes of one entry kept in memory; the rest 
 BATCH_BYTES = 1 << 20  # small files are deflated in batches of about this many bytes (one task per batch)
 # How far the workers may run ahead of the writer. While one worker deflates a big file, the others go on with the
 # files after it; their compressed data waits in memory (at most SPOOL_LIMIT per entry, the rest in its spool file).
-# The window holds a few tasks per worker, and more while what they may keep in memory stays within AHEAD_BYTES.
-_AHEAD_PER_WORKER = 4
+# The window holds a task per worker at least, and more while what they may keep in memory stays within AHEAD_BYTES
+# (so at most AHEAD_BYTES, or SPOOL_LIMIT per worker where there are more than 8).
 AHEAD_BYTES = 16 << 20
 _AHEAD_TASKS = 1024
+_ENTRY_OVERHEAD = 512  # what one deflated entry holds besides its data (measured: about 300 to 560 bytes)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
@@ -315,12 +317,13 @@ def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, work
             files = [entry.path for entry in task if not entry.is_dir]
             window.append((task, pool.submit(_deflate_batch, files, spool_dir) if files else None))
             ahead += _in_memory(task)
-            while len(window) > workers * _AHEAD_PER_WORKER and (ahead > AHEAD_BYTES or len(window) > _AHEAD_TASKS):
-                oldest = window.popleft()
-                ahead -= _in_memory(oldest[0])
-                _write_task(writer, *oldest)
+            while len(window) > workers and (ahead > AHEAD_BYTES or len(window) > _AHEAD_TASKS):
+                # Written while still in the window: if the wait for it is interrupted, the cleanup below closes it.
+                _write_task(writer, *window[0])
+                ahead -= _in_memory(window.popleft()[0])
         while window:
-            _write_task(writer, *window.popleft())
+            _write_task(writer, *window[0])
+            window.popleft()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for _, future in window:  # left over after an error
@@ -332,7 +335,7 @@ def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, work
 def _in_memory(task: list[_Entry]) -> int:
     """What a task's compressed data may hold in memory until it is written, at most (deflate hardly ever grows
     data; an entry beyond SPOOL_LIMIT goes to its spool file)."""
-    return min(SPOOL_LIMIT, sum(entry.size for entry in task)) + len(task) * 64
+    return min(SPOOL_LIMIT, sum(entry.size for entry in task)) + len(task) * _ENTRY_OVERHEAD
 
 
 def _write_task(writer: _Writer, task: list[_Entry], future: Future[list[_Deflated]] | None) -> None:
