@@ -384,11 +384,13 @@ def test_a_ctrl_c_the_caller_ignores_stays_ignored_while_a_command_runs() -> Non
     """A shell without job control starts background jobs with SIGINT ignored, so that a Ctrl-C meant for the
     foreground does not stop them (Python keeps it ignored too). The command line turned it into an interruption
     anyway; SIGTERM, which nobody ignored, still stops the build cleanly."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         with cli._stop_signals_interrupt():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             assert callable(signal.getsignal(signal.SIGTERM))
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
