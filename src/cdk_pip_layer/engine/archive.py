@@ -312,18 +312,22 @@ def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, work
     window: collections.deque[Task] = collections.deque()
     ahead = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cdk-pip-layer-zip")
+
+    def write_oldest() -> int:
+        """Write the oldest task and take it out of the window; return what it held in memory. It is written while
+        still in the window: if the wait for it is interrupted, the cleanup below closes it."""
+        _write_task(writer, *window[0])
+        return _in_memory(window.popleft()[0])
+
     try:
         for task in _tasks(entries):
             files = [entry.path for entry in task if not entry.is_dir]
             window.append((task, pool.submit(_deflate_batch, files, spool_dir) if files else None))
             ahead += _in_memory(task)
             while len(window) > workers and (ahead > AHEAD_BYTES or len(window) > _AHEAD_TASKS):
-                # Written while still in the window: if the wait for it is interrupted, the cleanup below closes it.
-                _write_task(writer, *window[0])
-                ahead -= _in_memory(window.popleft()[0])
+                ahead -= write_oldest()
         while window:
-            _write_task(writer, *window[0])
-            window.popleft()
+            write_oldest()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for _, future in window:  # left over after an error
