@@ -317,8 +317,9 @@ if sys.argv[3:] == ["hold-first"]:
     deflate, others = archive._deflate, [0]
     def held(path, spool_dir):
         if path.name.startswith("a-first"):
-            seen, still = -1, time.monotonic()
-            while time.monotonic() - still < 0.5 and time.monotonic() - still < 30:
+            seen, start = -1, time.monotonic()
+            still = start
+            while time.monotonic() - still < 0.5 and time.monotonic() - start < 30:
                 if others[0] != seen:
                     seen, still = others[0], time.monotonic()
                 time.sleep(0.05)

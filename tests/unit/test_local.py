@@ -20,6 +20,7 @@ from cdk_pip_layer import (
     NoCompatibleDistributionError,
     PipBasedLambdaLayerLocalBuilder,
 )
+from cdk_pip_layer.engine import local
 from cdk_pip_layer.engine.interpreters import find_uv
 
 pytestmark = pytest.mark.usefixtures("offline_env")
@@ -490,8 +491,6 @@ def test_builds_that_share_an_install_lock_install_one_at_a_time(
     """Builds started together (one dependency set for several targets) install in turn: their downloads and
     index reads do not compete, and a later build finds what an earlier one downloaded in the cache. The rest of
     each build (zip, verification) still runs beside the others."""
-    from cdk_pip_layer.engine import local
-
     install = local.install_for_target
     met = threading.Barrier(2, timeout=1)
     installs_met: list[bool] = []
