@@ -37,7 +37,7 @@ LAYERS = {
 _CHILD = """
 import hashlib, json, os, re, shutil, stat, sys, time, zipfile
 from pathlib import Path
-from cdk_pip_layer.engine.archive import ZIP_EPOCH, _entries, write_layer_zip
+from cdk_pip_layer.engine.layer.zip_writer import ZIP_EPOCH, _entries, write_layer_zip
 
 variant, root, dest = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 

@@ -28,11 +28,11 @@ from .engine.errors import (
 )
 from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
+from .engine.layer.transaction import LayerBuildResult
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
-from .engine.outputs import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
-from .engine.verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
+from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
 
 if TYPE_CHECKING:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Literal
 
 from .engine.errors import ContainerBuildError, InvalidInputError, LocalBuildUnavailableError
 from .engine.index import IndexSettings
+from .engine.inputs.locked import read_input
+from .engine.inputs.requirements import RequirementsFile
+from .engine.layer.transaction import LayerBuildResult
 from .engine.local import PipBasedLambdaLayerLocalBuilder
-from .engine.locks import read_input
 from .engine.options import (
     BundlingMode,
     InstallerChoice,
@@ -24,8 +26,6 @@ from .engine.options import (
     build_directory,
     check_cache_settings,
 )
-from .engine.outputs import LayerBuildResult
-from .engine.requirements import RequirementsFile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -23,12 +23,12 @@ from .build import build_layer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.index import IndexSettings
-from .engine.locks import read_input
+from .engine.inputs.locked import read_input
 from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
-from .engine.report import write_report
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
-from .engine.verify import BuildContext, ImportMode, verify_layer_zip
+from .engine.verify.report import write_report
+from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
 

@@ -18,8 +18,8 @@ import cdk_pip_layer._version
 import cdk_pip_layer.cdk.asset_hash
 from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
 from cdk_pip_layer.cdk.asset_hash import input_hash
+from cdk_pip_layer.engine.inputs.requirements import read_requirements
 from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
-from cdk_pip_layer.engine.requirements import read_requirements
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker

@@ -20,7 +20,7 @@ from cdk_pip_layer import (
     verify_layer_zip,
 )
 from cdk_pip_layer.cdk.bundling import REPORT_METADATA
-from cdk_pip_layer.engine.report import write_report
+from cdk_pip_layer.engine.verify.report import write_report
 
 from ._helpers import layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild

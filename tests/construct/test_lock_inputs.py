@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from cdk_pip_layer import LayerBuildResult, PipLambdaLayer, RequirementsFileError
+from cdk_pip_layer.engine.inputs.locked import LockedRequirements
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
-from cdk_pip_layer.engine.locks import LockedRequirements
 
 from ._helpers import layer_asset_hash, layer_resource, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker

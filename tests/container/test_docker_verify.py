@@ -11,7 +11,7 @@ import pytest
 
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.container.smoke import DockerImporter
-from cdk_pip_layer.engine.verify import verify_layer_zip
+from cdk_pip_layer.engine.verify.verifier import verify_layer_zip
 
 
 def layer(path: Path, files: dict[str, str]) -> Path:

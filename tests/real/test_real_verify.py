@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from cdk_pip_layer import verify_layer_zip
-from cdk_pip_layer.engine.archive import write_layer_zip
+from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
 
 
 def download(dest: Path, *args: str) -> Path:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildError
-from cdk_pip_layer.engine import archive
-from cdk_pip_layer.engine.archive import CHUNK, SPOOL_LIMIT, write_layer_zip
+from cdk_pip_layer.engine.layer import zip_writer as archive
+from cdk_pip_layer.engine.layer.zip_writer import CHUNK, SPOOL_LIMIT, write_layer_zip
 
 FILES: dict[str, bytes] = {
     "python/pkg/__init__.py": b"from .mod import f\n",
@@ -312,7 +312,7 @@ def test_a_link_making_a_loop_is_refused(tmp_path: Path) -> None:
 _PEAK_RSS = """
 import json, re, sys, threading, time
 from pathlib import Path
-from cdk_pip_layer.engine import archive
+from cdk_pip_layer.engine.layer import zip_writer as archive
 if sys.argv[3:] == ["hold-first"]:
     deflate, others = archive._deflate, [0]
     def held(path, spool_dir):

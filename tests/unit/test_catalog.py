@@ -15,7 +15,7 @@ import pytest
 from packaging.version import Version
 
 from cdk_pip_layer import IndexSettings
-from cdk_pip_layer.engine.catalog import Sources, build_sources, offered_wheels
+from cdk_pip_layer.engine.install.index_pages import Sources, build_sources, offered_wheels
 
 JSON_PAGE = {
     "meta": {"api-version": "1.1"},

@@ -22,8 +22,8 @@ from cdk_pip_layer import (
     NoTargetInstallerError,
     PipBasedLambdaLayerLocalBuilder,
 )
-from cdk_pip_layer.engine.choice import read_installed
-from cdk_pip_layer.engine.installers import find_uv_installer
+from cdk_pip_layer.engine.install.choice import read_installed
+from cdk_pip_layer.engine.install.installers import find_uv_installer
 from cdk_pip_layer.engine.interpreters import find_uv
 
 pytestmark = pytest.mark.usefixtures("offline_env")

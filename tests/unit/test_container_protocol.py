@@ -21,9 +21,9 @@ from cdk_pip_layer.container.protocol import (
     stage_input,
     uv_for_image,
 )
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile, read_requirements
 from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.options import InstallerChoice
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_requirements
 from cdk_pip_layer.engine.target import LambdaTarget
 
 

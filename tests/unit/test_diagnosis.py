@@ -17,7 +17,8 @@ from cdk_pip_layer import (
     NativeSdistError,
     NoCompatibleDistributionError,
 )
-from cdk_pip_layer.engine.diagnosis import (
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.install.failures import (
     IndexProblem,
     MissingDistribution,
     SourceBuildFailure,
@@ -27,10 +28,9 @@ from cdk_pip_layer.engine.diagnosis import (
     missing_from_uv,
     read_build_failure,
 )
-from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.install.sdists import source_build_error
 from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.sdist import source_build_error
 
 RECORDED = Path(__file__).parent / "data" / "installer_output"
 TARGET = LambdaTarget.parse("python3.11", "x86_64")

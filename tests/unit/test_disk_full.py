@@ -18,7 +18,7 @@ import pytest
 
 from cdk_pip_layer import LayerBuildError
 from cdk_pip_layer.cli import main
-from cdk_pip_layer.engine.archive import write_layer_zip
+from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
 
 MIB = 1024 * 1024
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
-from cdk_pip_layer.engine.installable import index_lines, write_installable
+from cdk_pip_layer.engine.inputs.requirements import read_requirements
+from cdk_pip_layer.engine.install.installer_file import index_lines, write_installable
 from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.requirements import read_requirements
 
 
 def write(path: Path, text: str) -> Path:

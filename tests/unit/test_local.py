@@ -314,7 +314,7 @@ def test_layer_does_not_depend_on_the_build_hosts_interpreter_path(
 
 
 def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
-    from cdk_pip_layer.engine.diagnosis import installer_warnings
+    from cdk_pip_layer.engine.install.failures import installer_warnings
 
     output = "\n".join(
         [

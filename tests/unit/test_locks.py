@@ -29,9 +29,9 @@ from cdk_pip_layer import (
     RequirementsFileError,
     VerificationError,
 )
+from cdk_pip_layer.engine.inputs.locked import LockedRequirements, lock_format, read_input
+from cdk_pip_layer.engine.inputs.poetry_lock import content_hash
 from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.lock_poetry import content_hash
-from cdk_pip_layer.engine.locks import LockedRequirements, lock_format, read_input
 from dev_tools import dev_tool
 
 if sys.version_info >= (3, 11):

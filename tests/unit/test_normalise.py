@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cdk_pip_layer import LambdaTarget
-from cdk_pip_layer.engine.prune import drop_host_artifacts
+from cdk_pip_layer.engine.layer.prune import drop_host_artifacts
 
 TARGET = LambdaTarget.parse("python3.12")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import InvalidInputError
-from cdk_pip_layer.engine.outputs import STAGING_PREFIX, BuildTransaction
+from cdk_pip_layer.engine.layer.transaction import STAGING_PREFIX, BuildTransaction
 from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner, make_scratch_dir, remove_stale
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_pip_layer.engine.distributions import installed_distributions
-from cdk_pip_layer.engine.prune import exclude_distributions
+from cdk_pip_layer.engine.distribution import installed_distributions
+from cdk_pip_layer.engine.layer.prune import exclude_distributions
 
 
 def tree(root: Path) -> set[str]:

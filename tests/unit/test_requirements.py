@@ -13,7 +13,7 @@ import pytest
 from packaging.version import Version
 
 from cdk_pip_layer import RequirementsFileError
-from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.inputs.requirements import read_requirements
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -19,9 +19,9 @@ import pytest
 from packaging.requirements import Requirement
 
 from cdk_pip_layer import InvalidInputError, VerificationError, verify_layer_zip
-from cdk_pip_layer.engine.archive import write_layer_zip
 from cdk_pip_layer.engine.findings import CHECKS, Severity, parse_ignore
-from cdk_pip_layer.engine.verify import BuildContext, LayerVerification
+from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.verify.verifier import BuildContext, LayerVerification
 from dev_tools import dev_tool
 
 Contents = Mapping[str, "str | bytes"]
@@ -176,7 +176,7 @@ def test_a_mistagged_so_that_needs_glibc_2_27(
 def test_symbols_are_named_only_for_versions_some_runtime_lacks(tmp_path: Path) -> None:
     """Every need is listed; the symbols behind it only where a finding could name them (walking every dynamic
     symbol was most of a layer's verification time)."""
-    from cdk_pip_layer.engine.elf import read_elf
+    from cdk_pip_layer.engine.verify.elf import read_elf
 
     so = tmp_path / "both.so"
     so.write_bytes(
@@ -461,7 +461,7 @@ def test_symbolic_links(tmp_path: Path) -> None:
     assert [f.subject for f in result.warnings if f.check == "symlinks"] == ["python/pkg/gone.py"]
     # extracted for the smoke import: only the link inside the layer is recreated
     out = tmp_path / "extract"
-    from cdk_pip_layer.engine.layer_zip import LayerArchive
+    from cdk_pip_layer.engine.verify.zip_reader import LayerArchive
 
     with LayerArchive(zip_path) as archive:
         archive.extract_all(out)
@@ -609,7 +609,7 @@ def test_the_sbom_validates_against_the_cyclonedx_schema(site: Path, make_dist: 
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    from cdk_pip_layer.engine.report import write_report
+    from cdk_pip_layer.engine.verify.report import write_report
 
     make_dist(site, "six", "1.16.0")
     meta = site / "six-1.16.0.dist-info" / "METADATA"

@@ -14,7 +14,7 @@ from pathlib import Path
 import cdk_pip_layer
 from cdk_pip_layer import LayerBuildOptions
 from cdk_pip_layer.container.protocol import CONTEXT_DIR, stage_input
-from cdk_pip_layer.engine.requirements import read_requirements
+from cdk_pip_layer.engine.inputs.requirements import read_requirements
 
 FORBIDDEN = ("aws_cdk", "constructs", "jsii", "docker", "boto3", "botocore")
 
@@ -23,7 +23,7 @@ import importlib, json, pkgutil, sys
 sys.path.insert(0, sys.argv[1])
 import cdk_pip_layer.engine
 names = ["cdk_pip_layer.container.entry", "cdk_pip_layer.container.protocol"]
-names += [f"cdk_pip_layer.engine.{m.name}" for m in pkgutil.iter_modules(cdk_pip_layer.engine.__path__)]
+names += [m.name for m in pkgutil.walk_packages(cdk_pip_layer.engine.__path__, "cdk_pip_layer.engine.")]
 for name in names:
     importlib.import_module(name)
 print(json.dumps({"imported": names, "modules": sorted(sys.modules), "file": cdk_pip_layer.engine.__file__}))
@@ -43,7 +43,7 @@ def test_only_the_engine_and_the_in_image_entry_are_staged(tmp_path: Path) -> No
     package = _staged(tmp_path) / "cdk_pip_layer"
     staged = sorted(p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file())
     source = Path(cdk_pip_layer.__file__ or "").parent
-    engine = sorted(f"engine/{p.name}" for p in (source / "engine").glob("*.py"))
+    engine = sorted(f"engine/{p.relative_to(source / 'engine').as_posix()}" for p in (source / "engine").rglob("*.py"))
     assert staged == sorted(
         ["__init__.py", "container/__init__.py", "container/entry.py", "container/protocol.py", *engine]
     )

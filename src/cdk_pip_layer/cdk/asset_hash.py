@@ -10,11 +10,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from cdk_pip_layer.engine.inputs.locked import LockedRequirements
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile, read_text
 from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
-from cdk_pip_layer.engine.locks import LockedRequirements
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.redact import strip_userinfo
-from cdk_pip_layer.engine.requirements import RequirementsFile, read_text
 
 
 def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> str:

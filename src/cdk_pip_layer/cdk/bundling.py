@@ -43,15 +43,15 @@ from cdk_pip_layer.container.protocol import (
     stage_input,
 )
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.engine.inputs.locked import read_input
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
-from cdk_pip_layer.engine.locks import read_input
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
-from cdk_pip_layer.engine.outputs import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.report import REPORT_FILE, sbom_json_from_text, write_text_atomically
-from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
-from cdk_pip_layer.engine.verify import BuildContext, verify_layer_zip
+from cdk_pip_layer.engine.verify.report import REPORT_FILE, sbom_json_from_text, write_text_atomically
+from cdk_pip_layer.engine.verify.verifier import BuildContext, verify_layer_zip
 
 from .asset_hash import input_hash
 from .cache import LayerCache, default_layer_cache_dir, default_signing_key

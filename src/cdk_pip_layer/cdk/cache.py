@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP
 from cdk_pip_layer.engine.options import default_cache_root
-from cdk_pip_layer.engine.outputs import LAYER_ZIP
 
 RECORD_FILE = "record.json"
 SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"

@@ -25,7 +25,9 @@ import docker.errors
 
 from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.locks import read_input
+from cdk_pip_layer.engine.inputs.locked import read_input
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.layer.transaction import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
 from cdk_pip_layer.engine.options import (
     InstallerChoice,
     LayerBuildOptions,
@@ -33,13 +35,11 @@ from cdk_pip_layer.engine.options import (
     check_cache_settings,
     default_cache_root,
 )
-from cdk_pip_layer.engine.outputs import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.engine.report import write_report
-from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
-from cdk_pip_layer.engine.verify import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
+from cdk_pip_layer.engine.verify.report import write_report
+from cdk_pip_layer.engine.verify.verifier import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
 
 from .protocol import (
     CACHE_MOUNT,

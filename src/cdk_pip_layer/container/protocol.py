@@ -44,11 +44,11 @@ from pathlib import Path
 
 from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.inputs.locked import LOCK_INSTALLER_ARGS, LockedRequirements
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.locks import LOCK_INSTALLER_ARGS, LockedRequirements
+from cdk_pip_layer.engine.layer.transaction import LayerBuildResult
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
-from cdk_pip_layer.engine.outputs import LayerBuildResult
-from cdk_pip_layer.engine.requirements import RequirementsFile
 from cdk_pip_layer.engine.target import LambdaTarget
 
 CONTAINER_INPUT = "/asset-input"
@@ -238,7 +238,7 @@ def uv_for_image(target: LambdaTarget, uv: str | None = None) -> Path | str:
 @functools.lru_cache(maxsize=16)
 def _judge_uv(uv: str, target: LambdaTarget, changed: int) -> Path | str:
     """``changed``: the binary's mtime, so that a uv upgraded in place is judged again."""
-    from cdk_pip_layer.engine.elf import ElfJudge, ElfReadError, read_elf  # pyelftools: on the host only
+    from cdk_pip_layer.engine.verify.elf import ElfJudge, ElfReadError, read_elf  # pyelftools: on the host only
 
     try:
         facts = read_elf(Path(uv))
@@ -290,10 +290,11 @@ def stage_engine(context: Path) -> Path:
     (package / "__init__.py").write_text('"""cdk-pip-layer\'s engine, staged for a container build."""\n', "utf-8")
     for name in _STAGED_CONTAINER_MODULES:
         shutil.copyfile(source / "container" / name, package / "container" / name)
-    engine = package / "engine"
-    engine.mkdir(exist_ok=True)
-    for module in sorted((source / "engine").glob("*.py")):
-        shutil.copyfile(module, engine / module.name)
+    engine = source / "engine"
+    for module in sorted(engine.rglob("*.py")):  # the engine and its stage packages
+        dest = package / "engine" / module.relative_to(engine)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(module, dest)
     return package
 
 

@@ -1,6 +1,7 @@
 """The smoke import in the Lambda build image (``verify --import=docker``): the engine's import script
-(:data:`cdk_pip_layer.engine.smoke.SCRIPT`) run by the image's Python for the target's Docker platform, the layer
-mounted read-only at ``/opt`` as Lambda mounts it, no network, no environment but ``LD_LIBRARY_PATH=/opt/lib``."""
+(:data:`cdk_pip_layer.engine.verify.smoke_import.SCRIPT`) run by the image's Python for the target's Docker platform,
+the layer mounted read-only at ``/opt`` as Lambda mounts it, no network, no environment but
+``LD_LIBRARY_PATH=/opt/lib``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from cdk_pip_layer.engine.smoke import SCRIPT
 from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.verify.smoke_import import SCRIPT
 
 from .builder import _can_emulate, _host_architecture
 

@@ -13,24 +13,25 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .archive import write_layer_zip
-from .catalog import offered_wheels
-from .choice import LayerInstall, blind_filename, blind_spot_for
-from .diagnosis import MissingDistribution, explain_failure, installer_warnings
-from .distributions import installed_distributions
+from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.install.choice import LayerInstall, blind_filename, blind_spot_for
+from cdk_pip_layer.engine.install.failures import MissingDistribution, explain_failure, installer_warnings
+from cdk_pip_layer.engine.install.index_pages import offered_wheels
+from cdk_pip_layer.engine.install.installer_file import write_installable
+from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller, UvInstaller
+from cdk_pip_layer.engine.install.sdists import build_pure_wheel
+from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
+from cdk_pip_layer.engine.layer.transaction import BuildTransaction, LayerBuildResult, phase, tree_size
+from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE, write_report
+from cdk_pip_layer.engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
+
+from .distribution import installed_distributions
 from .errors import InstallError, InvalidInputError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
-from .installable import write_installable
-from .installers import Installer, InstallerSelection, PipInstaller, UvInstaller
-from .locks import installer_input, read_input
 from .options import InstallerChoice, LayerBuildOptions, build_directory
-from .outputs import BuildTransaction, LayerBuildResult, phase, tree_size
-from .prune import drop_host_artifacts, exclude_distributions
-from .report import REPORT_FILE, SBOM_FILE, write_report
-from .requirements import RequirementsFile
-from .sdist import build_pure_wheel
 from .target import Architecture, LambdaTarget
-from .verify import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 
 _log = logging.getLogger("cdk_pip_layer")
 

@@ -21,8 +21,8 @@ from cdk_pip_layer.engine.aws_names import (
     ssm_name_ok,
 )
 from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
+from cdk_pip_layer.engine.layer.transaction import file_sha256
 from cdk_pip_layer.engine.options import as_tuple
-from cdk_pip_layer.engine.outputs import file_sha256
 from cdk_pip_layer.engine.target import LambdaTarget
 
 # Lambda takes the zip in the request itself (base64 in JSON) only while the whole request is smaller than this:

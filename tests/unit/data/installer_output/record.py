@@ -2,9 +2,9 @@
 
 Each case runs the engine's own pip or uv invocation (the argv a build uses) against the real PyPI, for
 python3.11/x86_64, and saves what the installer printed. The ``sdist-*`` cases run the engine's source build
-(``pip download``/``pip wheel`` with ``--use-pep517``, as ``engine/sdist.py`` runs them) of real releases that do
-not build, with the interpreter named. Run it from the repository root when pip or uv change their wording (name
-cases to record only those):
+(``pip download``/``pip wheel`` with ``--use-pep517``, as ``engine/install/sdists.py`` runs them) of real releases
+that do not build, with the interpreter named. Run it from the repository root when pip or uv change their wording
+(name cases to record only those):
 
     env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null UV_NO_CONFIG=1 \
         .venv/bin/python tests/unit/data/installer_output/record.py [case ...]
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.installers import Installer, choose_installer
+from cdk_pip_layer.engine.install.installers import Installer, choose_installer
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.process import run
 from cdk_pip_layer.engine.target import LambdaTarget

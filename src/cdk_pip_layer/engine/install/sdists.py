@@ -20,14 +20,15 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from .diagnosis import MissingDistribution, SourceBuildFailure, read_build_failure
-from .errors import InstallError, LayerBuildError, LocalBuildUnavailableError, NativeSdistError
-from .index import IndexSettings
-from .installable import index_lines
-from .process import CompletedRun, run
-from .redact import url_secrets
-from .requirements import RequirementsFile, expand_variables
-from .target import LambdaTarget
+from cdk_pip_layer.engine.errors import InstallError, LayerBuildError, LocalBuildUnavailableError, NativeSdistError
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile, expand_variables
+from cdk_pip_layer.engine.process import CompletedRun, run
+from cdk_pip_layer.engine.redact import url_secrets
+from cdk_pip_layer.engine.target import LambdaTarget
+
+from .failures import MissingDistribution, SourceBuildFailure, read_build_failure
+from .installer_file import index_lines
 
 # Installer arguments that say where packages come from; pip download and pip wheel must look in the same places.
 _SOURCE_FLAGS = ("--no-index", "--pre")

@@ -36,9 +36,9 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from .index import IndexSettings, host_ca_bundle
-from .redact import redact
-from .requirements import expand_variables
+from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.inputs.requirements import expand_variables
+from cdk_pip_layer.engine.redact import redact
 
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"

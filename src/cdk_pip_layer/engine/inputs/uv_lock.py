@@ -21,10 +21,11 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from .errors import LayerBuildError, RequirementsFileError
-from .interpreters import find_uv
+from cdk_pip_layer.engine.errors import LayerBuildError, RequirementsFileError
+from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.process import run
+
 from .lock_formats import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
-from .process import run
 
 # What in a pyproject.toml decides uv's lock (what is hashed with the lock; a description is not).
 _PROJECT_KEYS = ("name", "version", "requires-python", "dependencies", "optional-dependencies")

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .errors import LayerBuildError
-from .process import available_cpus
+from cdk_pip_layer.engine.errors import LayerBuildError
+from cdk_pip_layer.engine.process import available_cpus
 
 # The earliest timestamp a zip can hold; also what most reproducible-build tools use.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -27,9 +27,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import RequirementsFileError
-from .index import strip_credentials
-from .target import LambdaTarget
+from cdk_pip_layer.engine.errors import RequirementsFileError
+from cdk_pip_layer.engine.index import strip_credentials
+from cdk_pip_layer.engine.target import LambdaTarget
 
 PYPI_SIMPLE = "https://pypi.org/simple"
 # The hash algorithms pip's and uv's hash-checking modes accept.

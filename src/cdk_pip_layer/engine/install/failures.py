@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .errors import (
+from cdk_pip_layer.engine.errors import (
     IndexUnreachableError,
     InstallError,
     InvalidInputError,
     LayerBuildError,
     NoCompatibleDistributionError,
 )
-from .index import IndexSettings, host_ca_bundle
-from .process import CompletedRun
-from .redact import redact, url_secrets
-from .requirements import IndexOption
-from .target import LambdaTarget
+from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.inputs.requirements import IndexOption
+from cdk_pip_layer.engine.process import CompletedRun
+from cdk_pip_layer.engine.redact import redact, url_secrets
+from cdk_pip_layer.engine.target import LambdaTarget
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .requirement_lines import is_pip_url, parse_line
-from .requirements import RequirementsFile, SourceLine, expand_variables, is_local_path
+from cdk_pip_layer.engine.inputs.lines import is_pip_url, parse_line
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile, SourceLine, expand_variables, is_local_path
 
 # The options of an option line that decide where packages come from, in pip's spelling.
 _INDEX_VALUES = (

@@ -12,15 +12,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from .catalog import Sources, build_sources
-from .diagnosis import MissingDistribution, missing_from_pip, missing_from_uv
-from .errors import InvalidInputError, NoTargetInstallerError
-from .index import IndexSettings, configured_secrets, pip_settings, uv_environment
-from .interpreters import Interpreter, find_interpreter, find_uv, inspect_interpreter
-from .options import InstallerChoice
-from .process import CompletedRun, run
-from .requirements import RequirementsFile
-from .target import LambdaTarget
+from cdk_pip_layer.engine.errors import InvalidInputError, NoTargetInstallerError
+from cdk_pip_layer.engine.index import IndexSettings, configured_secrets, pip_settings, uv_environment
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.interpreters import Interpreter, find_interpreter, find_uv, inspect_interpreter
+from cdk_pip_layer.engine.options import InstallerChoice
+from cdk_pip_layer.engine.process import CompletedRun, run
+from cdk_pip_layer.engine.target import LambdaTarget
+
+from .failures import MissingDistribution, missing_from_pip, missing_from_uv
+from .index_pages import Sources, build_sources
 
 
 class Installer(ABC):

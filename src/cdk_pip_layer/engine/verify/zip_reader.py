@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal
 
-from .errors import InvalidInputError
+from cdk_pip_layer.engine.errors import InvalidInputError
 
 # Four times Lambda's unzipped limit: a layer declaring more fails the size check without being read.
 READ_BUDGET = 4 * 262_144_000

@@ -16,9 +16,10 @@ from email.parser import BytesHeaderParser
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from .lambda_os import LAYER_PYTHON
-from .layer_zip import Entry, LayerArchive
-from .target import LambdaTarget
+from cdk_pip_layer.engine.lambda_os import LAYER_PYTHON
+from cdk_pip_layer.engine.target import LambdaTarget
+
+from .zip_reader import Entry, LayerArchive
 
 # METADATA, RECORD and the like are small; a larger one is read up to this much.
 _MAX_METADATA = 16 * 1024 * 1024

@@ -25,12 +25,21 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
+from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
+from cdk_pip_layer.engine.findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
+from cdk_pip_layer.engine.lambda_os import (
+    LAYER_BIN,
+    LAYER_PYTHON,
+    RUNTIME_BIN,
+    RUNTIME_DISTRIBUTIONS,
+    SHELLS,
+    pyc_loads,
+    pyc_version,
+)
+from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
-from .errors import InvalidInputError, VerificationError
-from .findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
 from .inventory import LayerDistribution, LayerInventory, importable_modules, read_inventory
-from .lambda_os import LAYER_BIN, LAYER_PYTHON, RUNTIME_BIN, RUNTIME_DISTRIBUTIONS, SHELLS, pyc_loads, pyc_version
-from .layer_zip import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
 from .report import (
     LAMBDA_UNZIPPED_LIMIT,
     UNZIPPED_WARNING,
@@ -38,8 +47,8 @@ from .report import (
     DistributionReport,
     LayerReport,
 )
-from .smoke import Importer, LocalImporter, smoke_import
-from .target import Architecture, LambdaTarget
+from .smoke_import import Importer, LocalImporter, smoke_import
+from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 

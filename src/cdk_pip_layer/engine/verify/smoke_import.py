@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .findings import Finding, error, warning
-from .interpreters import find_interpreter, probe
-from .lambda_os import RUNTIME_MODULES
-from .process import run
-from .target import LambdaTarget
+from cdk_pip_layer.engine.findings import Finding, error, warning
+from cdk_pip_layer.engine.interpreters import find_interpreter, probe
+from cdk_pip_layer.engine.lambda_os import RUNTIME_MODULES
+from cdk_pip_layer.engine.process import run
+from cdk_pip_layer.engine.target import LambdaTarget
 
 IMPORT_TIMEOUT = 120.0
 # Run by the target's Python as ``python -I -S -B -c SCRIPT LAYER_DIR MODULES_JSON RESULTS_FILE``. Lambda imports from

@@ -20,13 +20,14 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from .errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
+from cdk_pip_layer.engine.errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
+from cdk_pip_layer.engine.options import LayerBuildOptions
+from cdk_pip_layer.engine.target import LambdaTarget
+
 from .lock_formats import LockedDistribution, LockSelection, PipfileLockReader, PylockReader, read_text
-from .lock_poetry import PoetryLockReader, read_poetry_lock
-from .lock_uv import UvLockReader, read_uv_lock
-from .options import LayerBuildOptions
+from .poetry_lock import PoetryLockReader, read_poetry_lock
 from .requirements import RequirementLine, RequirementsFile, read_requirements
-from .target import LambdaTarget
+from .uv_lock import UvLockReader, read_uv_lock
 
 # What the installer runs with for a lock: no resolution, every file checked against the lock's hashes.
 LOCK_INSTALLER_ARGS = ("--no-deps", "--require-hashes")

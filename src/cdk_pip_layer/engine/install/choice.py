@@ -29,14 +29,20 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .catalog import OfferedWheel, offered_wheels
-from .distributions import metadata_field
-from .errors import IndexUnreachableError, LayerBuildError, NoCompatibleDistributionError, NoTargetInstallerError
-from .index import IndexSettings
+from cdk_pip_layer.engine.distribution import metadata_field
+from cdk_pip_layer.engine.errors import (
+    IndexUnreachableError,
+    LayerBuildError,
+    NoCompatibleDistributionError,
+    NoTargetInstallerError,
+)
+from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.options import InstallerChoice
+from cdk_pip_layer.engine.target import LambdaTarget
+
+from .index_pages import OfferedWheel, offered_wheels
 from .installers import Installer, InstallerSelection, UvInstaller
-from .options import InstallerChoice
-from .requirements import RequirementsFile
-from .target import LambdaTarget
 
 _log = logging.getLogger("cdk_pip_layer")
 

@@ -25,9 +25,11 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import RequirementsFileError
-from .options import no_binary_error
-from .requirement_lines import (
+from cdk_pip_layer.engine.errors import RequirementsFileError
+from cdk_pip_layer.engine.options import no_binary_error
+from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+
+from .lines import (
     ARCHIVE_SUFFIXES,
     LineOptions,
     OptionError,
@@ -37,7 +39,6 @@ from .requirement_lines import (
     parse_line,
     shown,
 )
-from .target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 
 # Bounds that no real requirements file comes near (a pip-compile line with 400 hashes is 40 kB), so that a
 # device (-r /dev/zero) or a runaway line is refused at once instead of read, or parsed, without end.

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .errors import InstallError, InvalidInputError
-from .report import REPORT_FILE, SBOM_FILE
-from .scratch import make_scratch_dir, remove_stale
-from .target import LambdaTarget
+from cdk_pip_layer.engine.errors import InstallError, InvalidInputError
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
+from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE
 
 _log = logging.getLogger("cdk_pip_layer")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .distributions import InstalledDistribution, installed_distributions
-from .target import LambdaTarget
+from cdk_pip_layer.engine.distribution import InstalledDistribution, installed_distributions
+from cdk_pip_layer.engine.target import LambdaTarget
 
 # What every distribution's .dist-info/INSTALLER says in a layer, whichever installer ran.
 INSTALLER_NAME = "cdk-pip-layer\n"

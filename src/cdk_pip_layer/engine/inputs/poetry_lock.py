@@ -18,7 +18,8 @@ from typing import Any
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from .errors import RequirementsFileError
+from cdk_pip_layer.engine.errors import RequirementsFileError
+
 from .lock_formats import LockedDistribution, LockReader, LockSelection, array, load_toml, read_text, table
 
 # Poetry's Locker: the [tool.poetry] keys and the [project] keys whose content the lock's content-hash covers.

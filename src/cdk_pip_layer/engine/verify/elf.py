@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .findings import Finding, error, warning
-from .lambda_os import cxx_runtime, os_libraries
-from .target import SUPPORTED_RUNTIMES, LambdaTarget
+from cdk_pip_layer.engine.findings import Finding, error, warning
+from cdk_pip_layer.engine.lambda_os import cxx_runtime, os_libraries
+from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .findings import Finding, Severity
+from cdk_pip_layer.engine.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component

@@ -1,0 +1,1 @@
+"""Reading what goes into a layer: requirements files and lock files."""

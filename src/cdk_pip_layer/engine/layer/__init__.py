@@ -1,0 +1,1 @@
+"""Making the layer from the installed tree: the build transaction, pruning and exclusion, the zip writer."""

@@ -1,0 +1,1 @@
+"""Checking a layer zip: the zip reader, the inventory, ELF checks, the smoke import, the report."""
