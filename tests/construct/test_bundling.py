@@ -24,7 +24,6 @@ from cdk_pip_layer import (
     PipLambdaLayer,
 )
 from cdk_pip_layer.cdk.bundling import BundlingMode, LocalBundler, bundling_options
-from cdk_pip_layer.cdk.cache import LayerCache
 from cdk_pip_layer.container.protocol import (
     CACHE_MOUNT,
     CACHE_VOLUME,
@@ -35,6 +34,7 @@ from cdk_pip_layer.container.protocol import (
 )
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.scratch import Owner
+from cdk_pip_layer.store.local import LayerCache
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker

@@ -52,9 +52,9 @@ from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.verify.report import REPORT_FILE, sbom_json_from_text, write_text_atomically
 from cdk_pip_layer.engine.verify.verifier import BuildContext, verify_layer_zip
+from cdk_pip_layer.store.local import LayerCache, default_layer_cache_dir, default_signing_key
 
 from .asset_hash import input_hash
-from .cache import LayerCache, default_layer_cache_dir, default_signing_key
 
 __all__ = ["BundlingMode", "BundlingOutcome", "LayerBundling", "LocalBundler", "bundling_options"]
 

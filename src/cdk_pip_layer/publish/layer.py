@@ -92,7 +92,7 @@ def publish_layer(
         direct_upload_limit=direct_upload_limit,
     )
     try:
-        from .aws import Aws  # boto3 only now
+        from cdk_pip_layer.aws.session import Aws  # boto3 only now
     except ImportError as exc:
         if exc.name not in ("boto3", "botocore"):
             raise

@@ -7,9 +7,9 @@ import json
 import logging
 from typing import Any, Literal
 
+from cdk_pip_layer.aws.session import Aws
 from cdk_pip_layer.engine.errors import LayerBuildError
 
-from .aws import Aws
 from .request import LayerGrant, PublishedLayer, PublishError, PublishRequest
 
 _log = logging.getLogger("cdk_pip_layer")

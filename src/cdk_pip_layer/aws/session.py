@@ -18,8 +18,7 @@ from botocore.config import Config
 
 from cdk_pip_layer._version import __version__
 from cdk_pip_layer.engine.redact import redact
-
-from .request import PublishError
+from cdk_pip_layer.publish.request import PublishError
 
 # Error codes that mean the credentials themselves are wrong (unknown key, bad signature, expired token).
 _BAD_CREDENTIALS = frozenset(
