@@ -64,6 +64,7 @@ from typing import Any
 from unittest import mock
 
 from _bench import SECONDS, WHEEL_ONLY_SET, interleaved, machine, ratio, samples_json, summarize, write_results
+from cdk_pip_layer.engine.options import InstallerName
 
 IMAGE = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
 ALPHA_IMAGE = "cdk-pip-layer-bench/python-alpha-bundler:3.11-x86_64"
@@ -189,7 +190,7 @@ class Bench:
         path.mkdir()
         return path
 
-    def _builder(self, name: str, cache: Path | None, installer: str = "auto") -> dict[str, Any]:
+    def _builder(self, name: str, cache: Path | None, installer: InstallerName = "auto") -> dict[str, Any]:
         from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
 
         out = self._fresh(name)

@@ -24,11 +24,13 @@ import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from packaging.utils import canonicalize_name
 
 from cdk_pip_layer import SUPPORTED_RUNTIMES
+from cdk_pip_layer.engine.options import Runtime
 
 FileContents = Mapping[str, "str | bytes"]
 
@@ -50,6 +52,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in one of the tier folders {', '.join(TIERS)}")
         item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads or writes the user's own caches (~/.cache/cdk-pip-layer): each gets a fresh cache directory
+    (the layer store and the container build's downloads), unless it sets its own."""
+    monkeypatch.setenv("CDK_PIP_LAYER_CACHE_DIR", str(tmp_path_factory.mktemp("cdk-pip-layer-cache")))
 
 
 def _record_hash(data: bytes) -> str:
@@ -165,8 +174,8 @@ def make_wheel(tmp_path: Path) -> Callable[..., Path]:
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir(exist_ok=True)
 
-    def make(name: str, version: str, **kwargs: object) -> Path:
-        return write_wheel(wheel_dir, name, version, **kwargs)  # type: ignore[arg-type]
+    def make(name: str, version: str, **kwargs: Any) -> Path:
+        return write_wheel(wheel_dir, name, version, **kwargs)
 
     return make
 
@@ -178,7 +187,7 @@ def make_dist() -> Callable[..., Path]:
 
 
 @pytest.fixture
-def host_runtime() -> str:
+def host_runtime() -> Runtime:
     """The Lambda runtime matching the interpreter running the tests, so pip runs locally for it.
 
     Builds default to x86_64, so an x86_64 Linux host is needed for this interpreter to qualify.
@@ -188,7 +197,7 @@ def host_runtime() -> str:
         pytest.skip(
             f"no x86_64 Lambda runtime for Python {sys.version_info[:2]} on {sys.platform}/{platform.machine()}"
         )
-    return runtime
+    return cast("Runtime", runtime)
 
 
 _DEAD_PROXY = "http://127.0.0.1:9"

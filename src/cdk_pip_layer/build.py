@@ -1,37 +1,36 @@
-"""Where a layer is built: the bundling policy, for callers without CDK (the command line, scripts, CI jobs).
-
-``auto``, the construct's policy: build on this host when it can build for the target, else in the Lambda build
-image (Docker). ``local``: this host only (an impossible local build is a :class:`LocalBuildUnavailableError`, the
-CLI's exit code 3). ``docker``: always the build image. The result says where the layer was built and why.
+"""Building a layer without CDK (the command line, scripts, CI jobs): the layer store first, then the bundling
+policy (:mod:`cdk_pip_layer.engine.placement`): on this host when it can build for the target, else in the Lambda
+build image. The result says where the layer was built (or that it was reused) and why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .engine.errors import ContainerBuildError, InvalidInputError, LocalBuildUnavailableError
-from .engine.index import IndexSettings
+from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
+from .engine.inputs.input_hash import input_hash
 from .engine.inputs.locked import read_input
 from .engine.inputs.requirements import RequirementsFile
-from .engine.layer.transaction import LayerBuildResult
+from .engine.layer.artifacts import unpack_layer
+from .engine.layer.transaction import BuildTransaction, LayerBuildResult
 from .engine.local import PipBasedLambdaLayerLocalBuilder
-from .engine.options import (
-    BundlingMode,
-    InstallerChoice,
-    LayerBuildOptions,
-    as_tuple,
-    build_directory,
-    check_cache_settings,
-)
+from .engine.options import BuildSettings, BundlingMode, LayerBuildOptions, build_directory, split_arguments
+from .engine.placement import Placement, build_placed
+from .engine.verify.report import REPORT_FILE, SBOM_FILE, sbom_json_from_text, write_text_atomically
+from .store import Fetched, LayerStore, entry_key, open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
+    import os
+
+    from typing_extensions import Unpack
 
     from .container.builder import PipBasedLambdaLayerContainerBuilder
+    from .engine.options import BuildLayerArgs
 
 __all__ = ["LayerBuild", "build_layer"]
 
@@ -45,9 +44,11 @@ class LayerBuild:
     Attributes:
         result: what the builder produced (``zip_path``, ``sha256``, ``distributions``, …).
         bundling: the mode asked for.
-        built_in: ``"local"`` (this host) or ``"docker"`` (the Lambda build image).
+        built_in: ``"local"`` (this host) or ``"docker"`` (the Lambda build image); for a reused layer, where the
+            build that made it ran.
         reason: why there, in a few words.
         image: the build image, for a Docker build.
+        reused_from: the layer store entry it was copied from, when it was not built.
     """
 
     result: LayerBuildResult
@@ -55,10 +56,13 @@ class LayerBuild:
     built_in: Literal["local", "docker"]
     reason: str
     image: str | None = None
+    reused_from: str | None = None
 
     @property
     def where(self) -> str:
         """Where it was built and why, as the summary says it."""
+        if self.reused_from is not None:
+            return f"reused from the layer store {self.reused_from} ({self.reason})"
         if self.image is None:
             return f"locally ({self.reason})"
         return f"in {self.image} ({self.result.target.docker_platform}): {self.reason}"
@@ -74,153 +78,169 @@ class LayerBuild:
             "built_in": self.built_in,
             "built_reason": self.reason,
             "image": self.image,
+            "reused_from": self.reused_from,
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class _ContainerSettings:
-    """The container builder's own settings (the image, its pip cache, its network)."""
+def build_layer(*, build_dir: str | os.PathLike[str], **args: Unpack[BuildLayerArgs]) -> LayerBuild:
+    """Build ``<build_dir>/layer.zip`` (and ``artifacts/``, and the layer report beside them) where ``bundling``
+    says, or copy it from the layer store when the same inputs were built before.
 
-    image: str | None = None
-    use_cache: bool = True
-    cache_dir: str | os.PathLike[str] | None = None
-    network: str | None = None
-
-    def given(self) -> list[str]:
-        """The settings that differ from their defaults, with their CLI flags."""
-        named = {
-            "image (--image)": self.image is not None,
-            "use_cache=False (--no-cache)": not self.use_cache,
-            "cache_dir (--cache-dir)": self.cache_dir is not None,
-            "network (--docker-network)": self.network is not None,
-        }
-        return [flag for flag, given in named.items() if given]
-
-
-def build_layer(
-    *,
-    requirements: str | os.PathLike[str],
-    build_dir: str | os.PathLike[str],
-    runtime: str = "python3.12",
-    architecture: str = "x86_64",
-    exclude: str | Sequence[str] = (),
-    index: IndexSettings | None = None,
-    installer: InstallerChoice | str = InstallerChoice.AUTO,
-    python_executable: str | os.PathLike[str] | None = None,
-    extra_installer_args: str | Sequence[str] = (),
-    verify: bool = True,
-    groups: str | Sequence[str] = (),
-    member: str | None = None,
-    verify_ignore: str | Sequence[str] = (),
-    bundling: BundlingMode | str = BundlingMode.AUTO,
-    image: str | None = None,
-    use_cache: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-    network: str | None = None,
-) -> LayerBuild:
-    """Build ``<build_dir>/layer.zip`` (and ``artifacts/``) where ``bundling`` says.
-
-    The options are :class:`~cdk_pip_layer.LayerBuildOptions`'s. ``image``, ``use_cache``, ``cache_dir`` and
-    ``network`` are the container builder's (the build image, its download cache — default
-    ``<cache root>/pip`` — and its Docker network mode); they are refused with ``bundling='local'``, as
-    ``python_executable`` (the local build's interpreter) is with ``bundling='docker'``. ``installer`` applies to
-    both (see :class:`~cdk_pip_layer.PipBasedLambdaLayerContainerBuilder` for the build image).
+    The arguments are the build options (:class:`~cdk_pip_layer.LayerBuildOptions`) and the build settings
+    (:class:`~cdk_pip_layer.BuildSettings`: ``bundling``, ``cache``, ``cache_dir``, ``image``,
+    ``docker_network``). The container settings are refused with ``bundling='local'``, as ``python_executable``
+    (the local build's interpreter) is with ``bundling='docker'``.
 
     Raises the builders' errors: :class:`LocalBuildUnavailableError` (``local`` on a host that cannot build for
     the target), :class:`ContainerBuildError` (Docker unavailable or failing), and every build error.
     """
-    mode = BundlingMode.parse(bundling)
-    options = LayerBuildOptions.parse(
-        requirements=requirements,
-        runtime=runtime,
-        architecture=architecture,
-        exclude=exclude,
-        index=index,
-        installer=installer,
-        python_executable=python_executable,
-        extra_installer_args=as_tuple(extra_installer_args),
-        verify=verify,
-        groups=groups,
-        member=member,
-        verify_ignore=verify_ignore,
-    )
-    container = _ContainerSettings(image=image, use_cache=use_cache, cache_dir=cache_dir, network=network)
-    _check_mode(mode, options, container)
-    output = build_directory(build_dir)
-    files = read_input(options)
-    if mode is BundlingMode.DOCKER:
-        builder = _container_builder(options, output, files, container)
-        return LayerBuild(builder.build(), mode, "docker", "bundling=docker", builder.image)
-    local = PipBasedLambdaLayerLocalBuilder.from_options(options, output, requirements=files)
+    loose, given = split_arguments(args)
+    return LayerBuilding(LayerBuildOptions.parse(**loose), BuildSettings.parse(**given)).build(build_dir)
+
+
+class LayerBuilding:
+    """One :func:`build_layer`: the options and settings, checked together; the layer store; the policy."""
+
+    def __init__(self, options: LayerBuildOptions, settings: BuildSettings) -> None:
+        _check_mode(options, settings)
+        self.options = options
+        self.settings = settings
+        self.image = settings.image or options.target.build_image
+
+    def build(self, build_dir: str | os.PathLike[str]) -> LayerBuild:
+        output = build_directory(build_dir)
+        files = read_input(self.options)
+        store = open_store(self.settings, files)
+        key = entry_key(input_hash(self.options, files), self.settings.bundling, self.image)
+        if store is not None:
+            reused = self._reuse(store, key, output, files)
+            if reused is not None:
+                return reused
+        result, placement = build_placed(
+            self.settings.bundling,
+            self.options.target,
+            lambda: PipBasedLambdaLayerLocalBuilder.from_options(self.options, output, requirements_file=files).build(),
+            lambda placement: self._in_image(output, files, placement),
+        )
+        if store is not None:
+            _keep(store, key, result, placement.built_in)
+        image = self.image if placement.built_in == "docker" else None
+        return LayerBuild(result, self.settings.bundling, placement.built_in, placement.reason, image)
+
+    def _container_builder(self, output: Path, files: RequirementsFile) -> PipBasedLambdaLayerContainerBuilder:
+        from .container.builder import PipBasedLambdaLayerContainerBuilder  # the Docker SDK only when Docker is used
+
+        return PipBasedLambdaLayerContainerBuilder.from_options(
+            self.options,
+            output,
+            settings=dataclasses.replace(self.settings, bundling=BundlingMode.DOCKER),
+            requirements_file=files,
+        )
+
+    def _in_image(self, output: Path, files: RequirementsFile, placement: Placement) -> LayerBuildResult:
+        """The container build; when it ran because a local build is impossible, that says why, and so does its
+        error when Docker fails too."""
+        builder = self._container_builder(output, files)
+        impossible = placement.impossible
+        if impossible is None:
+            return builder.build()
+        because = "".join(f"; {line}" for line in impossible.details)
+        _log.info("a local build is impossible (%s%s): building in %s", impossible.what, because, builder.image)
+        try:
+            return builder.build()
+        except ContainerBuildError as failed:
+            local = [f"it ran because a local build is impossible: {impossible.what}", *impossible.details]
+            raise ContainerBuildError(
+                failed.what, subject=failed.subject, details=[*failed.details, *local], hint=failed.hint
+            ) from None
+
+    def _reuse(self, store: LayerStore, key: str, output: Path, files: RequirementsFile) -> LayerBuild | None:
+        """The layer the store holds for ``key``, put into ``output`` as a build would put it (all or nothing);
+        None when there is none, or when the entry is not served (a warning says why; it is built again)."""
+        start = time.perf_counter()
+        try:
+            with BuildTransaction(output, inputs=files.files) as transaction:
+                try:
+                    fetched = store.fetch(key, transaction.zip_path)
+                    if fetched.record is not None:
+                        unpack_layer(transaction.zip_path, transaction.artifacts_dir)
+                except (OSError, LayerBuildError) as exc:  # a full disk, say: the build says it again, or succeeds
+                    fetched = Fetched(problem=f"it cannot be copied here ({exc})")
+                if fetched.record is None:
+                    raise _NotServed(fetched.problem)  # the transaction removes what it made for the output
+                published = transaction.publish(sha256=fetched.record.sha256)
+                _write_report(published.zip_path.parent, fetched.report_text)
+        except _NotServed as not_served:
+            if not_served.problem:
+                _log.warning(
+                    "the stored layer %s is not used: %s; building it again", store.describe(key), not_served.problem
+                )
+            return None
+        build = fetched.record.build
+        result = LayerBuildResult.from_dict(
+            {
+                **build,
+                "zip": str(published.zip_path),
+                "artifacts": str(published.artifacts_dir),
+                "sha256": published.sha256,
+                "zipped_bytes": published.zipped_bytes,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        built_in: Literal["local", "docker"] = "docker" if build.get("built_in") == "docker" else "local"
+        return LayerBuild(
+            result,
+            self.settings.bundling,
+            built_in,
+            f"the same inputs, built {'in the build image' if built_in == 'docker' else 'locally'} before",
+            reused_from=store.describe(key),
+        )
+
+
+class _NotServed(Exception):
+    """The store's entry is not served (``problem``: why, when there is an entry)."""
+
+    def __init__(self, problem: str | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _keep(store: LayerStore, key: str, result: LayerBuildResult, built_in: str) -> None:
+    """Keep a new build in the store, with its report (a store that cannot be written costs a warning)."""
+    report = result.zip_path.parent / REPORT_FILE
+    summary = {k: v for k, v in result.to_dict().items() if k not in ("zip", "artifacts", "seconds")}
+    summary["built_in"] = built_in
     try:
-        result = local.build()
-    except LocalBuildUnavailableError as impossible:
-        if mode is BundlingMode.LOCAL:
-            raise
-        return _fall_back(options, output, files, container, impossible)
-    reason = (
-        "bundling=local" if mode is BundlingMode.LOCAL else f"bundling=auto: this host can build for {options.target}"
-    )
-    return LayerBuild(result, mode, "local", reason)
+        text = report.read_text(encoding="utf-8") if report.is_file() else None
+        store.put(key, result.zip_path, summary, text)
+    except OSError as exc:
+        _log.warning("could not keep the layer in the layer store %s: %s", store.describe(key), exc)
 
 
-def _check_mode(mode: BundlingMode, options: LayerBuildOptions, container: _ContainerSettings) -> None:
-    """Settings of one builder given for a mode that never uses that builder, or contradicting each other: a
-    mistake, said at once."""
-    check_cache_settings(use_cache=container.use_cache, cache_dir=container.cache_dir)
-    if mode is BundlingMode.LOCAL and container.given():
+def _write_report(directory: Path, report_text: str | None) -> None:
+    """The report (and its SBOM) of a reused layer beside it; no report of an earlier layer stays."""
+    for name in (REPORT_FILE, SBOM_FILE):
+        (directory / name).unlink(missing_ok=True)
+    if report_text is None:
+        return
+    write_text_atomically(directory / REPORT_FILE, report_text)
+    sbom = sbom_json_from_text(report_text)
+    if sbom is not None:
+        write_text_atomically(directory / SBOM_FILE, sbom)
+
+
+def _check_mode(options: LayerBuildOptions, settings: BuildSettings) -> None:
+    """Settings of one builder given for a mode that never uses that builder: a mistake, said at once."""
+    container = settings.given("image", "docker_network")
+    if settings.bundling is BundlingMode.LOCAL and container:
         raise InvalidInputError(
-            f"{', '.join(container.given())}: settings of the container build, which bundling=local never runs",
+            f"{', '.join(container)}: settings of the container build, which bundling=local never runs",
             subject="bundling",
             hint="drop them, or use bundling auto (the container build when a local one is impossible) or docker.",
         )
-    if mode is BundlingMode.DOCKER and options.python_executable is not None:
+    if settings.bundling is BundlingMode.DOCKER and options.python_executable is not None:
         raise InvalidInputError(
             "python_executable (--python): a setting of the local build, which bundling=docker never runs",
             subject="bundling",
             hint="drop it (the build image's own Python is the target interpreter), or use bundling auto or local.",
         )
-
-
-def _container_builder(
-    options: LayerBuildOptions, output: Path, files: RequirementsFile, container: _ContainerSettings
-) -> PipBasedLambdaLayerContainerBuilder:
-    from .container.builder import PipBasedLambdaLayerContainerBuilder  # the Docker SDK only when Docker is used
-
-    return PipBasedLambdaLayerContainerBuilder.from_options(
-        options,
-        output,
-        requirements=files,
-        image=container.image,
-        use_cache=container.use_cache,
-        cache_dir=container.cache_dir,
-        network=container.network,
-    )
-
-
-def _fall_back(
-    options: LayerBuildOptions,
-    output: Path,
-    files: RequirementsFile,
-    container: _ContainerSettings,
-    impossible: LocalBuildUnavailableError,
-) -> LayerBuild:
-    """``auto`` after an impossible local build: the build image, saying why; when Docker fails too, its error
-    also says why the local build was impossible."""
-    builder = _container_builder(options, output, files, container)
-    because = "".join(f"; {line}" for line in impossible.details)
-    _log.info("a local build is impossible (%s%s): building in %s", impossible.what, because, builder.image)
-    try:
-        result = builder.build()
-    except ContainerBuildError as failed:
-        local = [f"it ran because a local build is impossible: {impossible.what}", *impossible.details]
-        raise ContainerBuildError(
-            failed.what, subject=failed.subject, details=[*failed.details, *local], hint=failed.hint
-        ) from None
-    return LayerBuild(
-        result,
-        BundlingMode.AUTO,
-        "docker",
-        f"bundling=auto: a local build is impossible: {impossible.what}",
-        builder.image,
-    )

@@ -22,9 +22,8 @@ from ._version import __version__
 from .build import build_layer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
-from .engine.index import IndexSettings
 from .engine.inputs.locked import read_input
-from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
+from .engine.options import BuildSettings, LayerBuildOptions, cli_arguments, flag_arguments
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 from .engine.verify.report import write_report
@@ -69,89 +68,14 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
         "(--bundling local only: auto then builds in the Lambda build image).",
     )
     build.set_defaults(run=_build)
-    build.add_argument(
-        "--requirements",
-        "-r",
-        required=True,
-        type=Path,
-        help="the requirements file, or a lock file: pylock.toml, uv.lock, poetry.lock, Pipfile.lock",
-    )
-    build.add_argument(
-        "--group",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="for a lock file: a dependency group to install too (repeatable), e.g. a Poetry group besides main",
-    )
-    build.add_argument("--member", metavar="NAME", help="for a uv workspace's uv.lock: the member to build for")
-    build.add_argument(
-        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
-    )
-    build.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    # Every build option's and build setting's flags, as their declarations give them (engine/options.py).
+    for names, kwargs in flag_arguments(LayerBuildOptions):
+        build.add_argument(*names, **kwargs)
     # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
     build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
-    build.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a distribution to leave out (repeatable), e.g. boto3",
-    )
-    build.add_argument("--index-url", help="the package index (may hold credentials; never printed)")
-    build.add_argument(
-        "--extra-index-url", action="append", default=[], metavar="URL", help="another package index (repeatable)"
-    )
-    build.add_argument(
-        "--trusted-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="a host whose TLS certificate is not checked (repeatable)",
-    )
-    build.add_argument(
-        "--installer",
-        choices=INSTALLER_CHOICES,
-        default="auto",
-        help="auto (default): uv where it gives the layer pip would, else pip; or force pip / uv (local builds)",
-    )
-    build.add_argument(
-        "--python",
-        dest="python_executable",
-        metavar="PATH",
-        help="the interpreter to run pip with, when pip runs (local builds; default: searched)",
-    )
-    build.add_argument(
-        "--installer-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
-    )
-    build.add_argument("--no-verify", action="store_true", help="skip the checks of the built layer")
-    where = build.add_argument_group("where it is built")
-    where.add_argument(
-        "--bundling",
-        choices=[mode.value for mode in BundlingMode],
-        default="auto",
-        help="auto (default): on this host when it can build for the target, else in the Lambda build image; "
-        "local: this host only (exit 3 when impossible); docker: always the build image",
-    )
-    where.add_argument("--image", help="the build image (default: public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)")
-    where.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="the container build's download cache (default: ~/.cache/cdk-pip-layer/pip)",
-    )
-    where.add_argument("--no-cache", action="store_true", help="no download cache for the container build")
-    where.add_argument(
-        "--docker-network",
-        metavar="MODE",
-        help="the build container's network mode, e.g. host (default: $CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
-    )
-    build.add_argument(
-        "--ignore", action="append", default=[], metavar="CHECK", help="turn one check of the layer off (repeatable)"
-    )
+    where = build.add_argument_group("where it is built, and the caches")
+    for names, kwargs in flag_arguments(BuildSettings):
+        where.add_argument(*names, **kwargs)
 
 
 def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -261,28 +185,9 @@ def _output_directory(value: str) -> str:
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
     built = build_layer(
-        requirements=args.requirements,
         build_dir=output,
-        runtime=args.runtime,
-        architecture=args.architecture,
-        exclude=args.exclude,
-        index=IndexSettings(
-            index_url=args.index_url,
-            extra_index_urls=tuple(args.extra_index_url),
-            trusted_hosts=tuple(args.trusted_host),
-        ),
-        installer=args.installer,
-        python_executable=args.python_executable,
-        extra_installer_args=args.installer_arg,
-        verify=not args.no_verify,
-        groups=args.group,
-        member=args.member,
-        bundling=args.bundling,
-        image=args.image,
-        use_cache=not args.no_cache,
-        cache_dir=args.cache_dir,
-        network=args.docker_network,
-        verify_ignore=args.ignore,
+        **cli_arguments(LayerBuildOptions, args),
+        **cli_arguments(BuildSettings, args),
     )
     print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
     return 0

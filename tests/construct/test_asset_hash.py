@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import cdk_pip_layer._version
-import cdk_pip_layer.cdk.asset_hash
+import cdk_pip_layer.engine.inputs.input_hash
 from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
-from cdk_pip_layer.cdk.asset_hash import input_hash
+from cdk_pip_layer.engine.inputs.input_hash import input_hash
 from cdk_pip_layer.engine.inputs.requirements import read_requirements
 from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
 
@@ -146,7 +146,7 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
     elif change == "verify":
         props["verify"] = False
     elif change == "layer format epoch":
-        monkeypatch.setattr(cdk_pip_layer.cdk.asset_hash, "LAYER_FORMAT_EPOCH", LAYER_FORMAT_EPOCH + 1)
+        monkeypatch.setattr(cdk_pip_layer.engine.inputs.input_hash, "LAYER_FORMAT_EPOCH", LAYER_FORMAT_EPOCH + 1)
     assert _hash(tmp_path, requirements, **props) != before
 
 
@@ -253,7 +253,7 @@ def test_cache_dir_prop_overrides_the_environment(
     _synth(tmp_path / "out-1", requirements, cache_dir=tmp_path / "team-cache")
     _synth(tmp_path / "out-2", requirements, cache_dir=tmp_path / "team-cache")
     assert len(fake_build.calls) == 1
-    assert len(list((tmp_path / "team-cache").glob("*/layer.zip"))) == 1
+    assert len(list((tmp_path / "team-cache" / "layers").glob("*/layer.zip"))) == 1  # the cache directory: layers/
     assert not isolated_cache.exists()
 
 

@@ -34,7 +34,7 @@ from cdk_pip_layer.container.protocol import (
 )
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.scratch import Owner
-from cdk_pip_layer.store.local import LayerCache
+from cdk_pip_layer.store import LocalLayerStore
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -63,7 +63,7 @@ def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: 
         mode=mode,
         key="k" * 64,
         staging_dir=tmp_path / "staged-input",
-        cache=LayerCache(tmp_path / "layer-cache"),
+        store=LocalLayerStore(tmp_path / "layer-cache"),
         label="Stack/Layer",
     )
 
@@ -141,7 +141,7 @@ def test_real_engine_without_an_interpreter_for_the_target_falls_back(
 
 def test_docker_mode_never_builds_locally(tmp_path: Path, requirements: Path, fake_build: FakeBuild) -> None:
     bundler = _bundler(tmp_path, requirements, BundlingMode.DOCKER)
-    LayerCache(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"), {})
+    LocalLayerStore(tmp_path / "layer-cache").put("k" * 64, _zip(tmp_path / "cached.zip"), {})
     out = _output_dir(tmp_path)
     assert _call(bundler, out) is False
     assert list(out.iterdir()) == []

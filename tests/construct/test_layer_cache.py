@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cdk_pip_layer import PipLambdaLayer
-from cdk_pip_layer.store.local import RECORD_FILE, SIGNING_KEY_VARIABLE
+from cdk_pip_layer.store import RECORD_FILE, SIGNING_KEY_VARIABLE
 
 from ._helpers import files_under, layer_asset_hash, make_app, synth_template, write_zip
 from .conftest import FakeBuild

@@ -19,7 +19,7 @@ from cdk_pip_layer import (
     VerificationError,
     verify_layer_zip,
 )
-from cdk_pip_layer.cdk.bundling import REPORT_METADATA
+from cdk_pip_layer.cdk.asset_outputs import REPORT_METADATA
 from cdk_pip_layer.engine.verify.report import write_report
 
 from ._helpers import layer_asset_hash, make_app, synth_template

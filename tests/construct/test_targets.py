@@ -6,7 +6,7 @@ import os
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import pytest
@@ -74,8 +74,8 @@ def test_one_layer_per_target_each_with_the_hash_it_has_alone(tmp_path: Path, re
             alone_stack,
             "Alone",
             requirements=requirements,
-            runtime=runtime,
-            architecture=architecture,
+            runtime=cast(Any, runtime),
+            architecture=cast(Any, architecture),
             exclude=["boto3"],
         )
         assert props["Content"]["S3Key"] == f"{layer_asset_hash(synth_template(alone_app))}.zip"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import LayerBuildResult, PipBasedLambdaLayerContainerBuilder
+from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 from layer_inspection import zip_names
 
 IMAGE_311 = "public.ecr.aws/sam/build-python3.11:latest-x86_64"
@@ -91,7 +92,12 @@ class Built:
 
     result: LayerBuildResult
     log: list[str]
-    cache_dir: Path
+    cache_root: Path  # the cache directory given to the builder
+
+    @property
+    def cache_dir(self) -> Path:
+        """The download cache the container build mounts (pip's and uv's caches)."""
+        return self.cache_root / "pip"
 
     def names(self) -> list[str]:
         return zip_names(self.result.zip_path)
@@ -105,28 +111,28 @@ def container_build(
     root: Path,
     requirements: str,
     *,
-    runtime: str = "python3.11",
-    architecture: str = "x86_64",
+    runtime: Runtime = "python3.11",
+    architecture: ArchitectureName = "x86_64",
     exclude: tuple[str, ...] = (),
     cache_dir: Path | None = None,
-    use_cache: bool = True,
-    installer: str = "auto",
+    cache: bool = True,
+    installer: InstallerName = "auto",
 ) -> Built:
     """Build ``requirements`` in ``root/build`` with the container builder, logging at DEBUG."""
     root.mkdir(parents=True, exist_ok=True)
     req = root / "requirements.txt"
     req.write_text(requirements, encoding="utf-8")
-    cache = cache_dir or root / "pip-cache"
+    cache_root = cache_dir or root / "cache"
     builder = PipBasedLambdaLayerContainerBuilder(
         requirements=req,
         build_dir=root / "build",
         runtime=runtime,
         architecture=architecture,
         exclude=exclude,
-        cache_dir=cache if use_cache else None,
-        use_cache=use_cache,
+        cache_dir=cache_root if cache else None,
+        cache=cache,
         installer=installer,
     )
     with pypi_only(), captured_log() as lines:
         result = builder.build()
-    return Built(result, list(lines), cache)
+    return Built(result, list(lines), cache_root)

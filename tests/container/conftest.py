@@ -94,21 +94,21 @@ def warm_build(cold_build: Built, tmp_path_factory: pytest.TempPathFactory) -> B
         tmp_path_factory.mktemp("warm"),
         WHEEL_ONLY,
         exclude=WHEEL_ONLY_EXCLUDE,
-        cache_dir=cold_build.cache_dir,
+        cache_dir=cold_build.cache_root,
         installer="pip",
     )
 
 
 @pytest.fixture(scope="session")
 def uncached_build(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """WHEEL_ONLY with pip, ``use_cache=False`` and a cache directory that does not exist."""
+    """WHEEL_ONLY with pip, ``cache=False`` and a cache directory that does not exist."""
     root = tmp_path_factory.mktemp("uncached")
     return container_build(
         root,
         WHEEL_ONLY,
         exclude=WHEEL_ONLY_EXCLUDE,
         cache_dir=root / "must-stay-absent",
-        use_cache=False,
+        cache=False,
         installer="pip",
     )
 
@@ -126,7 +126,7 @@ def uv_warm_build(uv_cold_build: Built, tmp_path_factory: pytest.TempPathFactory
     """The same build again with the cache the cold one filled; the cache's uv archive entries before it ran."""
     before = sorted(p.name for p in (uv_cold_build.cache_dir / "uv" / "archive-v0").iterdir())
     built = container_build(
-        tmp_path_factory.mktemp("uv-warm"), WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=uv_cold_build.cache_dir
+        tmp_path_factory.mktemp("uv-warm"), WHEEL_ONLY, exclude=WHEEL_ONLY_EXCLUDE, cache_dir=uv_cold_build.cache_root
     )
     built.log.insert(0, "archive entries before: " + " ".join(before))
     return built
@@ -175,7 +175,7 @@ def arm64_image(docker_client: Any) -> str:
 @pytest.fixture(scope="session")
 def arm64_build(arm64_image: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """ARM64_REQUIREMENTS in the arm64 stand-in (run by QEMU)."""
-    return container_build(tmp_path_factory.mktemp("arm64"), ARM64_REQUIREMENTS, architecture="arm64", use_cache=False)
+    return container_build(tmp_path_factory.mktemp("arm64"), ARM64_REQUIREMENTS, architecture="arm64", cache=False)
 
 
 @pytest.fixture(scope="session")

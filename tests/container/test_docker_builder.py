@@ -132,7 +132,7 @@ def test_a_warm_build_of_pinned_requirements_asks_no_index(cold_build: Built, wa
 
 def test_a_wheel_missing_from_the_cache_is_fetched_again(cold_build: Built, warm_build: Built, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    shutil.copytree(cold_build.cache_dir, cache)
+    shutil.copytree(cold_build.cache_root, cache)
     [idna] = cache.rglob("idna-*.whl")
     idna.unlink()
     again = container_build(

@@ -32,6 +32,7 @@ from cdk_pip_layer import (
     NoCompatibleDistributionError,
     PipBasedLambdaLayerContainerBuilder,
 )
+from cdk_pip_layer.engine.options import InstallerName
 
 from ._docker_tier import IMAGE_311, container_build, pypi_only
 
@@ -43,6 +44,7 @@ CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 _BUILD_AS_USER = """
 import json, sys
 from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder
+from cdk_pip_layer.engine.options import InstallerName
 result = PipBasedLambdaLayerContainerBuilder(
     requirements=sys.argv[1], build_dir=sys.argv[2], runtime="python3.11"
 ).build()
@@ -140,7 +142,7 @@ def test_the_forwarded_ca_bundle_is_what_reaches_pypi(tmp_path: Path, monkeypatc
 
     def build(name: str) -> Any:
         return PipBasedLambdaLayerContainerBuilder(
-            requirements=requirements, build_dir=tmp_path / name, runtime="python3.11", use_cache=False
+            requirements=requirements, build_dir=tmp_path / name, runtime="python3.11", cache=False
         ).build()
 
     assert build("with-ca").distributions == ("six==1.16.0",)
@@ -352,7 +354,7 @@ def test_the_cdk_cache_volume_is_made_writable_for_every_user(docker_client: Any
 
 @pytest.mark.parametrize("installer", ["auto", "pip"])
 def test_a_variable_in_the_requirements_reaches_the_build_in_the_image(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installer: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installer: InstallerName
 ) -> None:
     """pip on the host expands ``${SIX_VERSION}`` from the environment; the build in the image gets the variables
     the file uses (and no others), so it reads the file as the host does."""

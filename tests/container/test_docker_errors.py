@@ -122,7 +122,7 @@ def test_build_failing_inside_the_container_raises_the_engines_own_error(tmp_pat
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.16.0\ncdk-pip-layer-no-such-package-4f1e==1.0\n", encoding="utf-8")
     builder = PipBasedLambdaLayerContainerBuilder(
-        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", use_cache=False
+        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", cache=False
     )
     with pytest.raises(NoCompatibleDistributionError) as caught:
         builder.build()
@@ -195,7 +195,10 @@ def test_architecture_the_host_cannot_emulate(
 
 def test_a_network_docker_does_not_know_is_one_clear_error(requirements: Path, tmp_path: Path) -> None:
     builder = PipBasedLambdaLayerContainerBuilder(
-        requirements=requirements, build_dir=tmp_path / "out", runtime="python3.11", network="no-such-network-4f1e"
+        requirements=requirements,
+        build_dir=tmp_path / "out",
+        runtime="python3.11",
+        docker_network="no-such-network-4f1e",
     )
     error = _build_within(120, builder)
     assert isinstance(error, ContainerBuildError), repr(error)

@@ -46,7 +46,7 @@ try:
         build_dir=settings["out"],
         runtime="python3.11",
         index=IndexSettings(index_url=settings["index"]),
-        use_cache=False,
+        cache=False,
     ).build()
 except KeyboardInterrupt:
     sys.exit(143)
@@ -137,7 +137,7 @@ def test_the_next_build_removes_the_container_of_a_killed_one(
             build_dir=out,
             runtime="python3.11",
             index=IndexSettings(index_url=slow_index.url),
-            use_cache=False,
+            cache=False,
         ).build()
         assert result.distributions == ("slowpkg==1.0",)
         assert _containers_of(docker_client, proc.pid) == []

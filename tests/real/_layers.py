@@ -15,6 +15,7 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 
 from cdk_pip_layer import LambdaTarget, LayerBuildResult, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 
 # Wheels with native code for every target below (cp310-cp313, x86_64 and aarch64, manylinux 2.17), plus
 # cryptography, whose abi3 wheels exist at manylinux 2.17, 2.28 and (aarch64 only) 2.34: the one to show that
@@ -49,9 +50,9 @@ class LayerSpec:
     """One distinct layer: requirements text, target and installer."""
 
     requirements: str
-    runtime: str
-    architecture: str = "x86_64"
-    installer: str = "auto"
+    runtime: Runtime
+    architecture: ArchitectureName = "x86_64"
+    installer: InstallerName = "auto"
     exclude: tuple[str, ...] = ()
 
     @property

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import InstallerName
 
 REQUIREMENTS = """\
 orjson==3.10.12
@@ -22,7 +23,7 @@ typing-extensions==4.12.2
 """
 
 
-def build_with_umask(requirements: Path, build_dir: Path, mask: int, installer: str) -> bytes:
+def build_with_umask(requirements: Path, build_dir: Path, mask: int, installer: InstallerName) -> bytes:
     old = os.umask(mask)
     try:
         result = PipBasedLambdaLayerLocalBuilder(
@@ -34,7 +35,7 @@ def build_with_umask(requirements: Path, build_dir: Path, mask: int, installer: 
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
-def test_two_builds_are_byte_identical(tmp_path: Path, installer: str) -> None:
+def test_two_builds_are_byte_identical(tmp_path: Path, installer: InstallerName) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(REQUIREMENTS, encoding="utf-8")
     first = build_with_umask(requirements, tmp_path / "one", 0o022, installer)

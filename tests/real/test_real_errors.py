@@ -8,12 +8,17 @@ import pytest
 from packaging.version import Version
 
 from cdk_pip_layer import NoCompatibleDistributionError, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 
 UNKNOWN = "cdk-pip-layer-no-such-dist-7f3a"
 
 
 def build(
-    tmp_path: Path, requirements: str, runtime: str, architecture: str = "x86_64", installer: str = "auto"
+    tmp_path: Path,
+    requirements: str,
+    runtime: Runtime,
+    architecture: ArchitectureName = "x86_64",
+    installer: InstallerName = "auto",
 ) -> None:
     path = tmp_path / "requirements.txt"
     path.write_text(requirements, encoding="utf-8")
@@ -34,7 +39,7 @@ def assert_nothing_written(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
-def test_unknown_package(tmp_path: Path, installer: str) -> None:
+def test_unknown_package(tmp_path: Path, installer: InstallerName) -> None:
     with pytest.raises(NoCompatibleDistributionError) as caught:
         build(tmp_path, f"{UNKNOWN}==1.0\n", "python3.12", installer=installer)
     error = caught.value

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cdk_pip_layer.engine.options import Runtime
 from layer_inspection import pyenv_python, run_isolated, unzip
 
 from ._layers import NATIVE_REQUIREMENTS, LayerCache, LayerSpec
@@ -49,7 +50,7 @@ print("ok", sys.version_info[:2])
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12", "python3.13"])
-def test_layer_imports_on_the_target_interpreter(runtime: str, layers: LayerCache, tmp_path: Path) -> None:
+def test_layer_imports_on_the_target_interpreter(runtime: Runtime, layers: LayerCache, tmp_path: Path) -> None:
     if platform.machine() != "x86_64":
         pytest.skip(f"an x86_64 layer cannot load on this {platform.machine()} host")
     version = runtime.removeprefix("python")

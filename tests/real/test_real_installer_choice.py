@@ -18,6 +18,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 from layer_inspection import pyenv_python
 
 from ._layers import NATIVE_REQUIREMENTS, BuiltLayer, LayerCache, LayerSpec, cli_path
@@ -54,7 +55,7 @@ def assert_every_requires_python_admits(layer: BuiltLayer) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12", "python3.13"])
-def test_auto_builds_pips_layer_with_uv(layers: LayerCache, runtime: str) -> None:
+def test_auto_builds_pips_layer_with_uv(layers: LayerCache, runtime: Runtime) -> None:
     if not _pip_can_run(runtime):
         pytest.skip(f"no {runtime} for this machine in pyenv: nothing to compare with")
     auto = layers.get(LayerSpec(NATIVE_REQUIREMENTS, runtime))
@@ -83,7 +84,9 @@ def test_dataclasses_for_python313_with_auto(layers: LayerCache) -> None:
 
 
 @pytest.mark.parametrize(("architecture", "installer"), [("x86_64", "uv"), ("arm64", "auto")])
-def test_dataclasses_for_python313_with_uv(layers: LayerCache, architecture: str, installer: str) -> None:
+def test_dataclasses_for_python313_with_uv(
+    layers: LayerCache, architecture: ArchitectureName, installer: InstallerName
+) -> None:
     layer = layers.get(LayerSpec(DATACLASSES, "python3.13", architecture, installer=installer))
     assert layer.result.distributions == ("dataclasses==0.6",)
     assert_every_requires_python_admits(layer)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cdk_pip_layer import InstallError, LayerBuildResult, PipBasedLambdaLayerLocalBuilder, RequirementsFileError
+from cdk_pip_layer.engine.options import ArchitectureName, Runtime
 from layer_inspection import pyenv_python, run_isolated, unzip
 
 LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
@@ -44,7 +45,7 @@ class Builds:
         self.root = root
         self.done: dict[tuple[Path, str, str], LayerBuildResult] = {}
 
-    def get(self, requirements: Path, runtime: str, architecture: str) -> LayerBuildResult:
+    def get(self, requirements: Path, runtime: Runtime, architecture: ArchitectureName) -> LayerBuildResult:
         key = (requirements, runtime, architecture)
         if key not in self.done:
             out = (
@@ -65,7 +66,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
 @pytest.mark.parametrize(("runtime", "architecture"), TARGETS, ids=["-".join(t) for t in TARGETS])
 @pytest.mark.parametrize("fmt", list(LOCK_FILES))
 def test_a_lock_gives_the_distributions_of_its_tools_export(
-    fmt: str, runtime: str, architecture: str, builds: Builds
+    fmt: str, runtime: Runtime, architecture: ArchitectureName, builds: Builds
 ) -> None:
     locked = builds.get(LOCK_FILES[fmt], runtime, architecture)
     exported = builds.get(EXPORTS[fmt], runtime, architecture)
@@ -82,7 +83,7 @@ def test_a_lock_gives_the_distributions_of_its_tools_export(
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
-def test_a_layer_from_a_lock_imports_on_the_target_python(runtime: str, builds: Builds, tmp_path: Path) -> None:
+def test_a_layer_from_a_lock_imports_on_the_target_python(runtime: Runtime, builds: Builds, tmp_path: Path) -> None:
     if platform.machine() != "x86_64":
         pytest.skip("the x86_64 layer cannot load on this host")
     python = pyenv_python(runtime.removeprefix("python"))
@@ -111,7 +112,9 @@ def sha256s_of(lock_text: str, distribution: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("runtime", "architecture"), [("python3.12", "x86_64"), ("python3.12", "arm64")])
-def test_a_tampered_hash_in_the_lock_fails_the_build(runtime: str, architecture: str, tmp_path: Path) -> None:
+def test_a_tampered_hash_in_the_lock_fails_the_build(
+    runtime: Runtime, architecture: ArchitectureName, tmp_path: Path
+) -> None:
     project = Path(shutil.copytree(LOCKS / "uv", tmp_path / "project"))
     lock = project / "uv.lock"
     text = lock.read_text(encoding="utf-8")

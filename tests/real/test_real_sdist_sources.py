@@ -11,6 +11,7 @@ import pytest
 
 from cdk_pip_layer import InstallError, LayerBuildResult, PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import InstallerName, Runtime
 from index_server import IndexServer, serve_index
 from sdists import sha256_of, write_sdist
 
@@ -32,7 +33,7 @@ def private_index(tmp_path: Path) -> Iterator[IndexServer]:
         yield index
 
 
-def runtime_for(installer: str, host_runtime: str) -> str:
+def runtime_for(installer: InstallerName, host_runtime: Runtime) -> Runtime:
     """pip runs for the host's own runtime; uv for another one, as it would on a host without that Python."""
     if installer == "uv":
         if find_uv() is None:
@@ -42,7 +43,7 @@ def runtime_for(installer: str, host_runtime: str) -> str:
 
 
 def build(
-    tmp_path: Path, text: str, installer: str, runtime: str, extra_installer_args: tuple[str, ...] = ()
+    tmp_path: Path, text: str, installer: InstallerName, runtime: Runtime, extra_installer_args: tuple[str, ...] = ()
 ) -> LayerBuildResult:
     requirements = tmp_path / "app" / "requirements.txt"
     requirements.parent.mkdir(exist_ok=True)
@@ -64,7 +65,7 @@ def built_module(result: LayerBuildResult) -> str:
 @pytest.mark.usefixtures("hermetic")
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_index_lines_of_the_requirements_file_reach_the_source_download(
-    tmp_path: Path, private_index: IndexServer, host_runtime: str, installer: str
+    tmp_path: Path, private_index: IndexServer, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     text = f"--index-url {private_index.url}\n--trusted-host 127.0.0.1\npuresrc==1.0\n"
     result = build(tmp_path, text, installer, runtime_for(installer, host_runtime))
@@ -76,7 +77,7 @@ def test_index_lines_of_the_requirements_file_reach_the_source_download(
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_find_links_directory_of_the_requirements_file_reaches_the_source_download(
-    tmp_path: Path, host_runtime: str, installer: str
+    tmp_path: Path, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     write_sdist(tmp_path / "app" / "dists", "puresrc", "1.0", ran=tmp_path / "backend-ran")
     result = build(tmp_path, "-f ./dists\npuresrc==1.0\n", installer, runtime_for(installer, host_runtime))
@@ -87,7 +88,7 @@ def test_a_find_links_directory_of_the_requirements_file_reaches_the_source_down
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_wrong_hash_is_refused_before_any_code_of_the_sdist_runs(
-    tmp_path: Path, host_runtime: str, installer: str
+    tmp_path: Path, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     ran = tmp_path / "backend-ran"
     dists = write_sdist(tmp_path / "dists", "puresrc", "1.0", ran=ran).parent
@@ -111,7 +112,7 @@ def test_a_wrong_hash_is_refused_before_any_code_of_the_sdist_runs(
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_hash_pinned_sdist_is_verified_then_its_wheel_installed(
-    tmp_path: Path, host_runtime: str, installer: str
+    tmp_path: Path, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     sdist = write_sdist(tmp_path / "dists", "puresrc", "1.0", ran=tmp_path / "backend-ran")
     text = f"--require-hashes\npuresrc==1.0 \\\n    --hash=sha256:{'f' * 64} \\\n    --hash=sha256:{sha256_of(sdist)}\n"

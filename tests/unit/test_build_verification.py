@@ -9,6 +9,7 @@ import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,18 +20,19 @@ from cdk_pip_layer import (
     VerificationError,
 )
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import Runtime
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
 
-def builder(tmp_path: Path, wheels: Path, *lines: str, **kwargs: object) -> PipBasedLambdaLayerLocalBuilder:
+def builder(tmp_path: Path, wheels: Path, *lines: str, **kwargs: Any) -> PipBasedLambdaLayerLocalBuilder:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return PipBasedLambdaLayerLocalBuilder(
         requirements=requirements,
         build_dir=tmp_path / "build",
         extra_installer_args=("--no-index", "--find-links", str(wheels)),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -59,7 +61,7 @@ def test_uv_never_ships_a_release_whose_requires_python_excludes_the_runtime(
 
 
 def test_an_exclusion_never_ships_a_layer_missing_another_distributions_files(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     """A distribution whose RECORD also lists six.py is excluded: the layer must not ship without six.py
     (issue 8, item 10): either the exclusion keeps it, or verification refuses the layer naming it."""
@@ -76,7 +78,7 @@ def test_an_exclusion_never_ships_a_layer_missing_another_distributions_files(
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc compiles the test's shared object")
 def test_a_mistagged_wheel_needing_a_newer_glibc_is_refused(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     """Tagged manylinux2014 (glibc 2.17), its .so needs GLIBC_2.27: on python3.10/3.11 (glibc 2.26) it fails at
     import. The tag check passes it; the ELF check must not."""
@@ -109,7 +111,7 @@ def test_a_mistagged_wheel_needing_a_newer_glibc_is_refused(
 
 
 def test_a_build_writes_its_report_and_sbom_next_to_the_zip(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     make_wheel("helper", "1.2", files={"helper.py": "VALUE = 1\n"})
     wheels = make_wheel("app", "1.0", requires=["helper"], files={"app/__init__.py": "import helper\n"}).parent
@@ -135,7 +137,7 @@ def test_a_build_writes_its_report_and_sbom_next_to_the_zip(
 
 
 def test_a_module_that_fails_to_import_fails_the_build(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     """A dependency the metadata forgot: every declared dependency is there, the import still fails."""
     wheels = make_wheel("sloppy", "1.0", files={"sloppy/__init__.py": "import undeclared_dependency\n"}).parent

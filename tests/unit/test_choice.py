@@ -12,6 +12,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,17 +26,18 @@ from cdk_pip_layer import (
 from cdk_pip_layer.engine.install.choice import read_installed
 from cdk_pip_layer.engine.install.installers import find_uv_installer
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import Runtime
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
 
-def build(requirements: Path, build_dir: Path, wheels: Path, runtime: str, **kwargs: object) -> LayerBuildResult:
+def build(requirements: Path, build_dir: Path, wheels: Path, runtime: Runtime, **kwargs: Any) -> LayerBuildResult:
     return PipBasedLambdaLayerLocalBuilder(
         requirements=requirements,
         build_dir=build_dir,
         runtime=runtime,
         extra_installer_args=("--no-index", "--find-links", str(wheels)),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     ).build()
 
 
@@ -105,7 +107,7 @@ def old_python_wheels(make_wheel: Callable[..., Path]) -> Path:
 
 
 def test_auto_builds_with_pip_when_uv_would_ignore_requires_python(
-    tmp_path: Path, old_python_wheels: Path, host_runtime: str
+    tmp_path: Path, old_python_wheels: Path, host_runtime: Runtime
 ) -> None:
     result = build(write_requirements(tmp_path, "uses-dc==1.0"), tmp_path / "b", old_python_wheels, host_runtime)
     assert "legacy-dc==0.6" in result.distributions
@@ -115,7 +117,7 @@ def test_auto_builds_with_pip_when_uv_would_ignore_requires_python(
 
 
 def test_uv_alone_never_ships_a_release_for_another_python(
-    tmp_path: Path, old_python_wheels: Path, host_runtime: str
+    tmp_path: Path, old_python_wheels: Path, host_runtime: Runtime
 ) -> None:
     result = build(
         write_requirements(tmp_path, "uses-dc==1.0"), tmp_path / "b", old_python_wheels, host_runtime, installer="uv"
@@ -140,7 +142,7 @@ def test_where_pip_cannot_run_uv_is_corrected(tmp_path: Path, old_python_wheels:
 
 
 def test_a_pinned_release_for_another_python_is_refused_by_name(
-    tmp_path: Path, old_python_wheels: Path, host_runtime: str
+    tmp_path: Path, old_python_wheels: Path, host_runtime: Runtime
 ) -> None:
     requirements = write_requirements(tmp_path, "legacy-dc==0.8")
     with pytest.raises(NoCompatibleDistributionError) as info:
@@ -164,17 +166,17 @@ def _gap_wheels(make_wheel: Callable[..., Path], abi: str, machine: str) -> Path
     ).parent
 
 
-def _abi(runtime: str) -> str:
+def _abi(runtime: Runtime) -> str:
     return "cp" + runtime.removeprefix("python").replace(".", "")
 
 
-def _glibc_226(host_runtime: str) -> None:
+def _glibc_226(host_runtime: Runtime) -> None:
     if host_runtime not in ("python3.10", "python3.11"):
         pytest.skip(f"{host_runtime} runs on glibc 2.34, where uv can target every manylinux level")
 
 
 def test_auto_builds_with_pip_when_pip_would_take_a_newer_wheel(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     _glibc_226(host_runtime)
     wheels = _gap_wheels(make_wheel, _abi(host_runtime), "x86_64")
@@ -186,7 +188,7 @@ def test_auto_builds_with_pip_when_pip_would_take_a_newer_wheel(
 
 
 def test_auto_builds_with_pip_when_pip_prefers_another_wheel_of_the_same_version(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     _glibc_226(host_runtime)
     wheels = _gap_wheels(make_wheel, _abi(host_runtime), "x86_64")
@@ -196,7 +198,7 @@ def test_auto_builds_with_pip_when_pip_prefers_another_wheel_of_the_same_version
 
 
 def test_auto_builds_a_pinned_wheel_only_pip_can_take(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     _glibc_226(host_runtime)
     wheels = _gap_wheels(make_wheel, _abi(host_runtime), "x86_64")
@@ -207,7 +209,7 @@ def test_auto_builds_a_pinned_wheel_only_pip_can_take(
 
 
 def test_uv_says_exactly_what_it_cannot_target(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     _glibc_226(host_runtime)
     wheels = _gap_wheels(make_wheel, _abi(host_runtime), "x86_64")
@@ -222,7 +224,9 @@ def test_uv_says_exactly_what_it_cannot_target(
 
 
 @pytest.mark.parametrize("runtime", ["python3.10", "python3.11"])
-def test_where_pip_cannot_run_the_gap_is_named(tmp_path: Path, make_wheel: Callable[..., Path], runtime: str) -> None:
+def test_where_pip_cannot_run_the_gap_is_named(
+    tmp_path: Path, make_wheel: Callable[..., Path], runtime: Runtime
+) -> None:
     # arm64 from this host: pip cannot run for the target, so uv builds what it can and says what pip would take.
     wheels = _gap_wheels(make_wheel, _abi(runtime), "aarch64")
     result = build(write_requirements(tmp_path, "gapdist"), tmp_path / "b", wheels, runtime, architecture="arm64")
@@ -238,7 +242,9 @@ def test_where_pip_cannot_run_the_gap_is_named(tmp_path: Path, make_wheel: Calla
     assert "source distribution" not in str(info.value)
 
 
-def test_same_wheels_everywhere_means_uv(tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str) -> None:
+def test_same_wheels_everywhere_means_uv(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
+) -> None:
     wheels = make_wheel("plain", "1.0", requires=["helper"]).parent
     make_wheel("helper", "2.0")
     result = build(write_requirements(tmp_path, "plain==1.0"), tmp_path / "b", wheels, host_runtime)
@@ -251,7 +257,7 @@ def test_same_wheels_everywhere_means_uv(tmp_path: Path, make_wheel: Callable[..
 
 
 def test_a_build_in_the_image_uses_uv_only_when_given_one(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime
 ) -> None:
     """In the build image (native_builds), pip builds unless the host's uv was staged there (uv_executable): an
     image's own uv, of unknown version, is never picked up."""

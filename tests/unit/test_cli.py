@@ -54,11 +54,10 @@ def requirements(tmp_path: Path) -> Path:
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
         (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
         (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
-        (["--bundling", "local", "--no-cache"], "use_cache=False (--no-cache): settings of the container build"),
         (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
         (["--bundling", "docker", "--installer", "uv", "--architecture", OTHER_MACHINE], "uv cannot build in the"),
         (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): a setting of the"),
-        (["--no-cache", "--cache-dir", "c"], "with the cache turned off (--no-cache, use_cache=False)"),
+        (["--no-cache", "--cache-dir", "c"], "with the cache turned off (--no-cache, cache=False)"),
         (["--bundling", "docker", "--no-cache", "--cache-dir", "c"], "with the cache turned off"),
     ],
 )

@@ -154,7 +154,7 @@ def test_the_container_builder_refuses_a_cache_dir_with_the_cache_off(project: P
         PipBasedLambdaLayerContainerBuilder(
             requirements=project / "layer" / "requirements.txt",
             build_dir=tmp_path / "out",
-            use_cache=False,
+            cache=False,
             cache_dir=tmp_path / "cache",
         )
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

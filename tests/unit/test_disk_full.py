@@ -92,7 +92,7 @@ def test_the_build_reports_a_full_disk_and_keeps_the_earlier_layer(
     req.write_text("blobby==1.0\n", encoding="utf-8")
     # Room for the earlier build (its artifacts and zip, 6 MiB) and the new artifacts, not for the new zip.
     out = small_disk(10)
-    argv = ["build", "-r", str(req), "-o", str(out), "--runtime", host_runtime, "-q"]
+    argv = ["build", "-r", str(req), "-o", str(out), "--runtime", host_runtime, "-q", "--no-cache"]
     argv += ["--installer-arg=--no-index", "--installer-arg=--find-links", f"--installer-arg={wheels}"]
     assert main(argv) == 0, capsys.readouterr().err
     earlier = (out / "layer.zip").read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,13 +162,13 @@ def test_cli_index_url_that_does_not_parse_exits_2(tmp_path: Path, capsys: pytes
     ],
 )
 def test_python_api_values_of_the_wrong_type_are_one_clear_error(
-    tmp_path: Path, kwargs: dict[str, object], fragment: str
+    tmp_path: Path, kwargs: dict[str, Any], fragment: str
 ) -> None:
     with pytest.raises(InvalidInputError) as info:
         PipBasedLambdaLayerLocalBuilder(
             requirements=tmp_path / "requirements.txt",
             build_dir=tmp_path / "out",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
     assert fragment in str(info.value)
     assert info.value.exit_code == 2

@@ -9,6 +9,7 @@ import pytest
 
 from cdk_pip_layer import IndexSettings, IndexUnreachableError, PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import InstallerName, Runtime
 from index_server import serve_index
 
 EXPECTED = {
@@ -29,7 +30,7 @@ def loopback(dead_index_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("status", [401, 403, 500])
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_an_index_that_refuses_or_fails_is_named(
-    tmp_path: Path, host_runtime: str, installer: str, status: int
+    tmp_path: Path, host_runtime: Runtime, installer: InstallerName, status: int
 ) -> None:
     if installer == "uv" and find_uv() is None:
         pytest.skip("uv is not installed")

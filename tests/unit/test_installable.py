@@ -11,6 +11,7 @@ from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.inputs.requirements import read_requirements
 from cdk_pip_layer.engine.install.installer_file import index_lines, write_installable
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import InstallerName, Runtime
 
 
 def write(path: Path, text: str) -> Path:
@@ -43,7 +44,7 @@ def project(tmp_path: Path, make_wheel: Callable[..., Path]) -> Path:
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_lines_pip_reads_build_with_either_installer(
-    tmp_path: Path, project: Path, host_runtime: str, installer: str
+    tmp_path: Path, project: Path, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     if installer == "uv" and find_uv() is None:
         pytest.skip("uv is not installed")

@@ -12,10 +12,12 @@ import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cdk_pip_layer import IndexSettings, LayerBuildResult, PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import InstallerName, Runtime
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -23,11 +25,11 @@ pytestmark = pytest.mark.usefixtures("offline_env")
 def build(
     requirements: Path,
     build_dir: Path,
-    runtime: str,
-    installer: str,
+    runtime: Runtime,
+    installer: InstallerName,
     *,
     wheels: Path | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> LayerBuildResult:
     args = ("--no-index", "--find-links", str(wheels)) if wheels is not None else ()
     return PipBasedLambdaLayerLocalBuilder(
@@ -36,7 +38,7 @@ def build(
         runtime=runtime,
         installer=installer,
         extra_installer_args=args,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     ).build()
 
 
@@ -96,7 +98,7 @@ def wheels(make_wheel: Callable[..., Path]) -> Path:
     ).parent
 
 
-def test_requested_markers_do_not_depend_on_the_installer(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_requested_markers_do_not_depend_on_the_installer(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     # pip writes REQUESTED for the requirements the file names (app), uv for every distribution (helper too).
     requirements = write_requirements(tmp_path, "app==1.0")
     with_pip = build(requirements, tmp_path / "pip", host_runtime, "pip", wheels=wheels)
@@ -105,7 +107,7 @@ def test_requested_markers_do_not_depend_on_the_installer(tmp_path: Path, wheels
     assert_record_is_consistent(with_uv)
 
 
-def test_headers_and_data_files_land_in_one_place(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_headers_and_data_files_land_in_one_place(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     # pip puts .data/headers under include/python/<name> (include/site/python3.X/<name> in a virtual environment)
     # and records them as ../../include/...; uv puts them under include/<name>.
     requirements = write_requirements(tmp_path, "Headers_Dist==2.0")
@@ -132,7 +134,7 @@ def _base_interpreter() -> str | None:
     return str(base) if base.is_file() else None
 
 
-def test_headers_do_not_depend_on_a_virtual_environment(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_headers_do_not_depend_on_a_virtual_environment(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     base = _base_interpreter()
     if base is None:
         pytest.skip("tests do not run in a venv: no second interpreter of this version to compare with")
@@ -146,7 +148,7 @@ def test_headers_do_not_depend_on_a_virtual_environment(tmp_path: Path, wheels: 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_a_local_wheel_path_leaves_no_host_path_in_the_layer(
-    tmp_path: Path, wheels: Path, host_runtime: str, installer: str
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, installer: InstallerName
 ) -> None:
     # pip's direct_url.json holds the wheel's absolute file:// path, uv's too, and uv adds uv_cache.json with the
     # wheel's modification time: two checkouts in two places would give two layers.
@@ -166,7 +168,7 @@ def test_a_local_wheel_path_leaves_no_host_path_in_the_layer(
 
 
 def test_a_local_wheel_path_gives_the_same_layer_with_pip_and_uv(
-    tmp_path: Path, wheels: Path, host_runtime: str
+    tmp_path: Path, wheels: Path, host_runtime: Runtime
 ) -> None:
     requirements = write_requirements(tmp_path, f"{wheels}/helper-1.2-py3-none-any.whl", "app==1.0")
     with_pip = build(requirements, tmp_path / "pip", host_runtime, "pip", wheels=wheels)
@@ -189,7 +191,7 @@ def _file_index(root: Path, wheels: Path) -> str:
 
 
 def test_a_local_file_index_gives_the_same_layer_with_pip_and_uv(
-    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PIP_NO_INDEX")  # this index is a directory: nothing leaves the machine
     index = IndexSettings(index_url=_file_index(tmp_path / "index", wheels))
@@ -201,7 +203,7 @@ def test_a_local_file_index_gives_the_same_layer_with_pip_and_uv(
 
 
 def test_uv_links_from_its_cache_and_the_build_never_writes_into_it(
-    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # uv hard-links installed files to its cache when both are on one file system (far faster than copying a large
     # layer). Nothing the build does may then write through a link: the cache must keep every wheel's files as the

@@ -14,6 +14,7 @@ import pytest
 from cdk_pip_layer import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
+from cdk_pip_layer.engine.options import InstallerName
 from cdk_pip_layer.engine.target import LambdaTarget
 
 pytestmark = pytest.mark.usefixtures("offline_env")
@@ -48,7 +49,7 @@ def golden_wheels(make_wheel: Callable[..., Path]) -> Path:
     return wheels.parent
 
 
-def _build(tmp_path: Path, wheels: Path, installer: str) -> str:
+def _build(tmp_path: Path, wheels: Path, installer: InstallerName) -> str:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("golden-app[more]==1.0\ngolden-ns-part==2.0\n", encoding="utf-8")
     result = PipBasedLambdaLayerLocalBuilder(

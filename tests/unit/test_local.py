@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from cdk_pip_layer import (
 )
 from cdk_pip_layer.engine import local
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -34,15 +36,15 @@ def build(
     requirements: Path,
     build_dir: Path,
     wheels: Path,
-    runtime: str,
-    **kwargs: object,
+    runtime: Runtime,
+    **kwargs: Any,
 ) -> LayerBuildResult:
     builder = PipBasedLambdaLayerLocalBuilder(
         requirements=requirements,
         build_dir=build_dir,
         runtime=runtime,
         extra_installer_args=offline_args(wheels),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     return builder.build()
 
@@ -86,7 +88,7 @@ def write_requirements(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
-def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     req = write_requirements(tmp_path, "demo-app==1.0", "six==1.16.0", "sixer==0.1")
     result = build(req, tmp_path / "build", wheels, host_runtime, exclude=["Six", "boto3"])
     names = layer_names(result.zip_path)
@@ -134,7 +136,7 @@ def test_build_layer_contents_and_summary(tmp_path: Path, wheels: Path, host_run
     assert not list((tmp_path / "build").glob(".staging-*"))
 
 
-def test_two_builds_are_byte_identical(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_two_builds_are_byte_identical(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     req = write_requirements(tmp_path, "demo-app==1.0")
     first = build(req, tmp_path / "one", wheels, host_runtime)
     second = build(req, tmp_path / "elsewhere" / "two", wheels, host_runtime)
@@ -142,7 +144,7 @@ def test_two_builds_are_byte_identical(tmp_path: Path, wheels: Path, host_runtim
     assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
 
 
-def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     build_dir = tmp_path / "build"
     good = build(write_requirements(tmp_path, "helper==1.2"), build_dir, wheels, host_runtime)
     before = good.zip_path.read_bytes()
@@ -164,7 +166,7 @@ def test_failed_build_keeps_the_earlier_layer(tmp_path: Path, wheels: Path, host
     ]
 
 
-def test_a_failed_first_build_leaves_no_output_directory(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_a_failed_first_build_leaves_no_output_directory(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     """The directories a build made for its output go again when it fails: nothing half-written stays behind."""
     bad = write_requirements(tmp_path, "no-such-package-anywhere==1.0")
     with pytest.raises(NoCompatibleDistributionError):
@@ -178,7 +180,7 @@ def test_a_failed_first_build_leaves_no_output_directory(tmp_path: Path, wheels:
 
 
 def test_a_variable_in_a_version_reaches_uv_expanded(
-    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pip expands ``${NAME}`` in a requirement; uv does not (forced uv failed, auto fell back to pip): uv gets the
     line expanded, and the layer is pip's."""
@@ -205,7 +207,14 @@ def test_a_variable_in_a_version_reaches_uv_expanded(
     ],
 )
 def test_markers_follow_the_target(
-    tmp_path: Path, wheels: Path, *, runtime: str, arch: str, installer: str, present: set[str], absent: set[str]
+    tmp_path: Path,
+    wheels: Path,
+    *,
+    runtime: Runtime,
+    arch: ArchitectureName,
+    installer: InstallerName,
+    present: set[str],
+    absent: set[str],
 ) -> None:
     if installer == "uv" and find_uv() is None:
         pytest.skip("uv is not installed")
@@ -279,7 +288,7 @@ def make_sdist(dest: Path) -> Path:
     return path
 
 
-def test_pure_sdist_from_find_links_is_built_offline(tmp_path: Path, wheels: Path, host_runtime: str) -> None:
+def test_pure_sdist_from_find_links_is_built_offline(tmp_path: Path, wheels: Path, host_runtime: Runtime) -> None:
     make_sdist(wheels)
     req = write_requirements(tmp_path, "helper==1.2", "puresdist==1.0")
     result = build(req, tmp_path / "build", wheels, host_runtime)
@@ -297,7 +306,7 @@ def _base_interpreter() -> str | None:
 
 
 def test_layer_does_not_depend_on_the_build_hosts_interpreter_path(
-    tmp_path: Path, wheels: Path, host_runtime: str
+    tmp_path: Path, wheels: Path, host_runtime: Runtime
 ) -> None:
     base = _base_interpreter()
     if base is None:
@@ -341,7 +350,7 @@ def test_installer_warnings_keep_what_matters_to_the_layer() -> None:
 @pytest.mark.parametrize("installer", ["uv", "auto", "pip"])
 @pytest.mark.parametrize("second", ["other==1.0", "other"], ids=["unhashed", "unhashed-unpinned"])
 def test_one_hash_puts_every_requirement_under_hash_checking(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str, second: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime, installer: InstallerName, second: str
 ) -> None:
     """pip refuses a file where one line pins a hash and another does not (or is not pinned at all); uv installed
     both unchecked, and auto picked uv."""
@@ -362,7 +371,7 @@ def test_one_hash_puts_every_requirement_under_hash_checking(
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", ["uv", "auto"])
 def test_a_wrong_hash_on_an_unpinned_line_is_refused(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime, installer: InstallerName
 ) -> None:
     lib = make_wheel("lib", "1.0", files={"lib.py": ""})
     with pytest.raises(InstallError):
@@ -387,7 +396,7 @@ def test_a_wrong_hash_on_an_unpinned_line_is_refused(
 def test_nothing_to_put_into_the_layer_is_one_clear_error(
     tmp_path: Path,
     make_wheel: Callable[..., Path],
-    host_runtime: str,
+    host_runtime: Runtime,
     *,
     lines: list[str],
     exclude: tuple[str, ...],
@@ -405,7 +414,7 @@ def test_nothing_to_put_into_the_layer_is_one_clear_error(
 
 @pytest.mark.parametrize("installer", ["uv", "auto", "pip"])
 def test_a_comment_before_a_line_continuation_is_read_as_pip_reads_it(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime, installer: InstallerName
 ) -> None:
     """pip joins the lines first, so the comment takes the next line with it; uv read the file as written and
     installed both."""
@@ -418,7 +427,7 @@ def test_a_comment_before_a_line_continuation_is_read_as_pip_reads_it(
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_a_symlinked_requirements_file_includes_from_the_links_directory(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, installer: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime, installer: InstallerName
 ) -> None:
     """pip reads `-r inc.txt` beside the path it was given (the link), as our reader does; the installers were given
     the resolved path and read the include beside the link's target."""
@@ -437,7 +446,7 @@ def test_a_symlinked_requirements_file_includes_from_the_links_directory(
 
 @pytest.mark.parametrize("name", ["layer.report.json", "layer.cdx.json"])
 def test_a_report_path_that_is_a_directory_is_refused_before_anything_is_replaced(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, name: str
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: Runtime, name: str
 ) -> None:
     """The new layer.zip and artifacts/ were published, then writing the report failed with a traceback."""
     lib = make_wheel("lib", "1.0", files={"lib.py": ""})
@@ -461,7 +470,7 @@ def test_a_report_path_that_is_a_directory_is_refused_before_anything_is_replace
     ],
 )
 def test_no_binary_is_refused_by_name_before_anything_runs(
-    tmp_path: Path, wheels: Path, host_runtime: str, line: str, args: tuple[str, ...]
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, line: str, args: tuple[str, ...]
 ) -> None:
     """--no-binary has the installer build from source for this host (uv did: a native package compiled for the
     host's Python and glibc would be reported as a wheel); pip refuses it beside the target's --platform. A layer
@@ -479,14 +488,16 @@ def test_no_binary_is_refused_by_name_before_anything_runs(
 
 
 @pytest.mark.parametrize("text", ["--no-binary :none:\nhelper==1.2", "helper==1.2 --no-binary helper"])
-def test_no_binary_that_changes_nothing_is_accepted(tmp_path: Path, wheels: Path, host_runtime: str, text: str) -> None:
+def test_no_binary_that_changes_nothing_is_accepted(
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, text: str
+) -> None:
     """``:none:``, and ``--no-binary`` after a requirement (pip ignores options there but the per-requirement ones)."""
     result = build(write_requirements(tmp_path, text), tmp_path / "out", wheels, host_runtime)
     assert result.distributions == ("helper==1.2",)
 
 
 def test_builds_that_share_an_install_lock_install_one_at_a_time(
-    tmp_path: Path, wheels: Path, host_runtime: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, wheels: Path, host_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Builds started together (one dependency set for several targets) install in turn: their downloads and
     index reads do not compete, and a later build finds what an earlier one downloaded in the cache. The rest of
@@ -495,7 +506,7 @@ def test_builds_that_share_an_install_lock_install_one_at_a_time(
     met = threading.Barrier(2, timeout=1)
     installs_met: list[bool] = []
 
-    def meeting(*args: object, **kwargs: object) -> object:
+    def meeting(*args: object, **kwargs: Any) -> object:
         try:
             met.wait()
             installs_met.append(True)

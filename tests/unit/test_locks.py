@@ -32,6 +32,7 @@ from cdk_pip_layer import (
 from cdk_pip_layer.engine.inputs.locked import LockedRequirements, lock_format, read_input
 from cdk_pip_layer.engine.inputs.poetry_lock import content_hash
 from cdk_pip_layer.engine.interpreters import find_uv
+from cdk_pip_layer.engine.options import InstallerName, Runtime
 from dev_tools import dev_tool
 
 if sys.version_info >= (3, 11):
@@ -369,7 +370,7 @@ def locked_project(make_wheel: Callable[..., Path], tmp_path: Path) -> tuple[Pat
     return lock, app.parent
 
 
-def locked_layer(runtime: str) -> list[str]:
+def locked_layer(runtime: Runtime) -> list[str]:
     """What the build from ``locked_project``'s lock holds for ``runtime``: old-only's marker holds below 3.11."""
     below_311 = LambdaTarget.parse(runtime).python_version < (3, 11)
     return ["demo-app==1.0", "lib==1.0", *(["old-only==1.0"] if below_311 else [])]
@@ -382,7 +383,7 @@ def installers() -> list[str]:
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", installers())
 def test_a_build_from_a_lock_installs_exactly_the_locked_versions(
-    installer: str, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str
+    installer: InstallerName, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: Runtime
 ) -> None:
     lock, wheels = locked_project
     result = PipBasedLambdaLayerLocalBuilder(
@@ -403,7 +404,7 @@ def test_a_build_from_a_lock_installs_exactly_the_locked_versions(
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", installers())
 def test_a_tampered_hash_in_the_lock_fails_the_build(
-    installer: str, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str
+    installer: InstallerName, locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: Runtime
 ) -> None:
     lock, wheels = locked_project
     lib = wheels / "lib-1.0-py3-none-any.whl"
@@ -424,7 +425,7 @@ def test_a_tampered_hash_in_the_lock_fails_the_build(
 
 @pytest.mark.usefixtures("offline_env")
 def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
-    make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: str
+    make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: Runtime
 ) -> None:
     app = make_wheel("demo-app", "1.0", requires=["lib>=1"])
     make_wheel("lib", "1.0")
@@ -444,10 +445,10 @@ def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
 @pytest.mark.usefixtures("offline_env")
 @pytest.mark.parametrize("installer", installers())
 def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_locked_build(
-    installer: str,
+    installer: InstallerName,
     locked_project: tuple[Path, Path],
     tmp_path: Path,
-    host_runtime: str,
+    host_runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """uv in --require-hashes mode refuses any constraint not pinned with == (pip does not); a pip.conf with
@@ -468,7 +469,7 @@ def test_an_unpinned_constraint_in_the_users_pip_configuration_does_not_break_a_
 
 @pytest.mark.usefixtures("offline_env")
 def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
-    locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: str, capsys: pytest.CaptureFixture[str]
+    locked_project: tuple[Path, Path], tmp_path: Path, host_runtime: Runtime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cdk_pip_layer.cli import main
 
@@ -487,7 +488,7 @@ def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
 @pytest.mark.usefixtures("dead_index_env")
 @pytest.mark.parametrize("installer", installers())
 def test_the_locks_own_index_is_searched_besides_yours(
-    installer: str, make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: str
+    installer: InstallerName, make_wheel: Callable[..., Path], tmp_path: Path, host_runtime: Runtime
 ) -> None:
     """The lock says lib comes from a private index (a PEP 503 directory here); your own index (empty) stays
     first: the build finds lib on the lock's index."""

@@ -4,8 +4,8 @@ bundling adapter for the code, adds sharing; the build itself is the engine's, i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda, aws_ssm
@@ -20,12 +20,25 @@ from cdk_pip_layer.engine.aws_names import (
     ssm_name_ok,
 )
 from cdk_pip_layer.engine.errors import InvalidInputError
-from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions, as_tuple
+from cdk_pip_layer.engine.options import (
+    CONSTRUCT_LEAVES_OUT,
+    ArchitectureName,
+    BuildSettings,
+    LayerBuildOptions,
+    Runtime,
+    as_tuple,
+    public_options,
+    split_arguments,
+)
 
 from .bundling import LayerBundling
 
-__all__ = ["BundlingMode", "PipLambdaLayer"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from cdk_pip_layer.engine.options import ConstructArgs
+
+__all__ = ["PipLambdaLayer"]
 
 _RUNTIMES = {
     "python3.10": aws_lambda.Runtime.PYTHON_3_10,
@@ -38,43 +51,18 @@ _ARCHITECTURES = {"x86_64": aws_lambda.Architecture.X86_64, "arm64": aws_lambda.
 
 
 class PipLambdaLayer(aws_lambda.LayerVersion):
-    """A Lambda layer built from a ``requirements.txt``, correct for the target runtime and architecture.
+    """A Lambda layer built from a ``requirements.txt`` (or a lock file), correct for the target runtime and
+    architecture.
 
-    It is a ``aws_lambda.LayerVersion``: pass it wherever CDK takes a layer. Compatible runtimes and architectures
-    follow from ``runtime`` and ``architecture``. The layer is built when CDK asks for the asset (``cdk synth``,
-    ``cdk deploy``), never for ``cdk ls``/``cdk destroy`` or stacks left out with ``--exclusively``; a warm
-    ``cdk.out`` or the local layer cache make a rebuild unnecessary.
-
-    Args:
-        requirements: the requirements file (``-r``/``-c`` includes are followed and hashed), or a lock file:
-            ``pylock.toml``, ``uv.lock`` or ``poetry.lock`` (with its ``pyproject.toml``), ``Pipfile.lock``.
-        groups: for a lock file, dependency groups to install besides the project's dependencies.
-        member: for a uv workspace's ``uv.lock``, the member whose dependencies the layer holds.
-        runtime: ``python3.10`` … ``python3.14`` (or an ``aws_lambda.Runtime``). Default ``python3.12``.
-        architecture: ``x86_64`` (default) or ``arm64`` (or an ``aws_lambda.Architecture``).
-        exclude: distributions to leave out, e.g. ``("boto3", "botocore")``; their RECORD files are removed.
-        index: private index settings; credentials reach pip, never the template, the hash or ``cdk.out``.
-        bundling: ``auto`` (default; local, else Docker with the Lambda build image), ``local`` or ``docker``.
-        description, layer_version_name, license: as for ``LayerVersion``.
-        removal_policy: default ``RETAIN``: consumers of a shared layer keep working when a new version is
-            deployed or the stack is deleted. Pass ``RemovalPolicy.DESTROY`` for throw-away layers.
-        grant_account_ids: accounts allowed to use the layer (one ``AWS::Lambda::LayerVersionPermission`` each).
-        organization_id: an AWS Organization (``o-…``) whose accounts may use the layer.
-        ssm_parameter_name: publish the layer version ARN in this SSM String parameter.
-        installer: ``auto`` (uv where it gives the layer pip would give, else pip), ``pip`` or ``uv``.
-        python_executable: the interpreter pip runs with (default: searched).
-        extra_installer_args: more pip/uv arguments, e.g. ``("--pre",)`` (part of the asset hash).
-        verify: check the finished layer before it ships (default True; part of the asset hash): the report and
-            its SBOM go next to the asset in ``cdk.out``, the report's sha256 into the asset's metadata.
-        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` (part of the asset hash when set).
-        cache: reuse and keep built layers in the local layer cache, keyed by the input hash (default True; only
-            for fully pinned requirements; with ``bundling='docker'`` only layers built in that image are reused),
-            and the Docker build's wheel cache (the ``cdk-pip-layer-pip-cache`` volume).
-        cache_dir: the layer cache directory; default ``$CDK_PIP_LAYER_CACHE_DIR/layers``, else
-            ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or ``~/.cache/cdk-pip-layer/layers``. Delete it to clear it.
+    It is an ``aws_lambda.LayerVersion``: pass it wherever CDK takes a layer. Compatible runtimes and
+    architectures follow from ``runtime`` and ``architecture``. The layer is built when CDK asks for the asset
+    (``cdk synth``, ``cdk deploy``), never for ``cdk ls``/``cdk destroy`` or stacks left out with
+    ``--exclusively``; a warm ``cdk.out`` or the layer store make a rebuild unnecessary. Unlike ``LayerVersion``,
+    the removal policy defaults to ``RETAIN``: consumers of a shared layer keep working when a new version is
+    deployed or the stack is deleted.
 
     The asset hash is a digest of the inputs (requirements bytes, target, excludes, index without credentials,
-    installer arguments, verify, library version) plus CDK's bundling options, which hold nothing host-specific:
+    installer arguments, verify, the layer format) plus CDK's bundling options, which hold nothing host-specific:
     the same on every machine and checkout path, new whenever the layer's content may change.
     """
 
@@ -84,11 +72,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         id: str,
         *,
         requirements: str | os.PathLike[str],
-        runtime: str | aws_lambda.Runtime = "python3.12",
-        architecture: str | aws_lambda.Architecture = "x86_64",
-        exclude: Sequence[str] = (),
-        index: IndexSettings | None = None,
-        bundling: BundlingMode | str = BundlingMode.AUTO,
+        runtime: Runtime | aws_lambda.Runtime = "python3.12",
+        architecture: ArchitectureName | aws_lambda.Architecture = "x86_64",
         description: str | None = None,
         layer_version_name: str | None = None,
         license: str | None = None,
@@ -96,33 +81,21 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         grant_account_ids: Sequence[str] = (),
         organization_id: str | None = None,
         ssm_parameter_name: str | None = None,
-        installer: InstallerChoice | str = InstallerChoice.AUTO,
-        python_executable: str | None = None,
-        extra_installer_args: Sequence[str] = (),
-        verify: bool = True,
-        verify_ignore: Sequence[str] = (),
-        cache: bool = True,
-        cache_dir: str | os.PathLike[str] | None = None,
-        groups: Sequence[str] = (),
-        member: str | None = None,
+        **props: Unpack[ConstructArgs],
     ) -> None:
+        options, settings = split_arguments(props)
         self.build_options = LayerBuildOptions.parse(
-            requirements=requirements, runtime=_name(runtime), architecture=_name(architecture), exclude=exclude,
-            index=index, installer=installer, python_executable=python_executable, verify=verify,
-            extra_installer_args=extra_installer_args, verify_ignore=verify_ignore, groups=groups, member=member,
-        )  # fmt: skip
-        self.target, self.bundling_mode = self.build_options.target, BundlingMode.parse(bundling)
+            requirements=requirements, runtime=_name(runtime), architecture=_name(architecture), **options
+        )
+        self.build_settings = construct_settings(settings)
+        self.target, self.bundling_mode = self.build_options.target, self.build_settings.bundling
         accounts = _accounts(grant_account_ids)
         _check_props(
             description=description, license=license, layer_version_name=layer_version_name,
             organization_id=organization_id, ssm_parameter_name=ssm_parameter_name,
         )  # fmt: skip
         layer = self._layer_bundling(
-            self.build_options,
-            mode=self.bundling_mode,
-            label=f"{scope.node.path}/{id}".lstrip("/"),
-            cache=cache,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            self.build_options, self.build_settings, label=f"{scope.node.path}/{id}".lstrip("/")
         )
         self.input_hash = layer.key
         with layer.running():
@@ -134,12 +107,10 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         layer.finish(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
 
-    def _layer_bundling(
-        self, options: LayerBuildOptions, *, mode: BundlingMode, label: str, cache: bool, cache_dir: Path | None
-    ) -> LayerBundling:
+    def _layer_bundling(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> LayerBundling:
         """This layer's bundling. (A group of layers built at once, :class:`~.targets.PipLambdaLayers`, makes its
         members' bundling first and starts their builds before CDK asks for the first one.)"""
-        return LayerBundling(options, mode=mode, label=label, cache=cache, cache_dir=cache_dir)
+        return LayerBundling(options, settings, label=label)
 
     def _share(
         self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None
@@ -158,6 +129,45 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             string_value=self.layer_version_arn,
             description=f"Layer version ARN of {self.node.path} ({self.target})",
         )
+
+
+def construct_settings(settings: Mapping[str, Any]) -> BuildSettings:
+    """The build settings a construct takes (see CONSTRUCT_LEAVES_OUT for those it does not, and why)."""
+    left_out = sorted(set(settings) & set(CONSTRUCT_LEAVES_OUT))
+    if left_out:
+        raise InvalidInputError(
+            f"{', '.join(left_out)}: not a setting of the construct",
+            subject=left_out[0],
+            details=[f"{name}: {CONSTRUCT_LEAVES_OUT[name]}" for name in left_out],
+            hint="drop it; build with the command line or build_layer() to choose the container's image or network.",
+        )
+    return BuildSettings.parse(**settings)
+
+
+def _init_doc() -> str:
+    """The constructor's documentation, from the declaration of the options (so that it lists every one)."""
+    own = [
+        ("requirements", "the requirements file, or a lock file (see below)"),
+        ("runtime", "python3.10 … python3.14 (or an aws_lambda.Runtime); default python3.12"),
+        ("architecture", "x86_64 (default) or arm64 (or an aws_lambda.Architecture)"),
+        ("description, layer_version_name, license", "as for LayerVersion (checked against Lambda's limits)"),
+        ("removal_policy", "default RETAIN (LayerVersion's default is DESTROY): old versions of a shared layer stay "
+         "for their consumers; pass RemovalPolicy.DESTROY for throw-away layers"),
+        ("grant_account_ids", "accounts allowed lambda:GetLayerVersion (one LayerVersionPermission each)"),
+        ("organization_id", "an AWS Organization (o-…) whose accounts may use the layer"),
+        ("ssm_parameter_name", "publish the layer version ARN in this SSM String parameter"),
+    ]  # fmt: skip
+    options = [
+        (name, doc)
+        for name, doc in (*public_options(LayerBuildOptions), *public_options(BuildSettings))
+        if name not in ("runtime", "architecture") and name not in CONSTRUCT_LEAVES_OUT
+    ]
+    lines = ["A layer built from ``requirements`` for ``runtime`` and ``architecture``.", "", "Args:"]
+    lines += [f"    {name}: {doc}." for name, doc in (*own, *options)]
+    return "\n".join(lines)
+
+
+PipLambdaLayer.__init__.__doc__ = _init_doc()
 
 
 def _name(value: str | aws_lambda.Runtime | aws_lambda.Architecture) -> str:

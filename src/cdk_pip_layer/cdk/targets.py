@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aws_cdk as cdk
 import jsii
@@ -28,13 +28,17 @@ from aws_cdk import aws_lambda
 from constructs import Construct
 
 from cdk_pip_layer.engine.errors import InvalidInputError
-from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.options import BuildSettings, LayerBuildOptions, Runtime, split_arguments
 from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .bundling import LayerBundling
-from .construct import PipLambdaLayer, _accounts, _check_props
+from .construct import PipLambdaLayer, _accounts, _check_props, construct_settings
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from cdk_pip_layer.engine.options import ConstructArgs
 
 __all__ = ["PipLambdaLayers"]
 
@@ -73,9 +77,6 @@ class PipLambdaLayers(Construct):
         *,
         requirements: str | os.PathLike[str],
         targets: Sequence[TargetSpec],
-        exclude: Sequence[str] = (),
-        index: IndexSettings | None = None,
-        bundling: BundlingMode | str = BundlingMode.AUTO,
         description: str | None = None,
         layer_version_name: str | None = None,
         license: str | None = None,
@@ -83,15 +84,12 @@ class PipLambdaLayers(Construct):
         grant_account_ids: Sequence[str] = (),
         organization_id: str | None = None,
         ssm_parameter_name: str | None = None,
-        installer: InstallerChoice | str = InstallerChoice.AUTO,
-        extra_installer_args: Sequence[str] = (),
-        verify: bool = True,
-        cache: bool = True,
-        cache_dir: str | os.PathLike[str] | None = None,
+        **props: Unpack[ConstructArgs],
     ) -> None:
         super().__init__(scope, id)
         chosen = _targets(targets)
-        mode = BundlingMode.parse(bundling)
+        option_args, setting_args = split_arguments(props)
+        settings = construct_settings(setting_args)
         _accounts(grant_account_ids)
         names = {t: _names(t, layer_version_name, ssm_parameter_name) for t in chosen}
         for layer_name, parameter_name in names.values():
@@ -102,17 +100,9 @@ class PipLambdaLayers(Construct):
                 organization_id=organization_id,
                 ssm_parameter_name=parameter_name,
             )
-        cache_path = Path(cache_dir) if cache_dir is not None else None
         options = {
             t: LayerBuildOptions.parse(
-                requirements=requirements,
-                runtime=t.runtime,
-                architecture=t.architecture,
-                exclude=exclude,
-                index=index,
-                installer=installer,
-                extra_installer_args=extra_installer_args,
-                verify=verify,
+                requirements=requirements, runtime=t.runtime, architecture=t.architecture, **option_args
             )
             for t in chosen
         }
@@ -125,7 +115,7 @@ class PipLambdaLayers(Construct):
         try:
             for t in chosen:
                 label = f"{self.node.path}/{_member_id(t)}"
-                prepared[t] = LayerBundling(options[t], mode=mode, label=label, cache=cache, cache_dir=cache_path)
+                prepared[t] = LayerBundling(options[t], settings, label=label)
             stage = cdk.Stage.of(self)
             if cdk.Stack.of(self).bundling_required and stage is not None:
                 _start_builds(list(prepared.values()), Path(stage.asset_outdir), executor, turns)
@@ -136,11 +126,8 @@ class PipLambdaLayers(Construct):
                     _member_id(t),
                     prepared=prepared.pop(t),
                     requirements=requirements,
-                    runtime=t.runtime,
-                    architecture=t.architecture,
-                    exclude=exclude,
-                    index=index,
-                    bundling=mode,
+                    runtime=cast(Runtime, t.runtime),
+                    architecture=t.architecture.value,
                     description=description,
                     layer_version_name=layer_name,
                     license=license,
@@ -148,11 +135,7 @@ class PipLambdaLayers(Construct):
                     grant_account_ids=grant_account_ids,
                     organization_id=organization_id,
                     ssm_parameter_name=parameter_name,
-                    installer=installer,
-                    extra_installer_args=extra_installer_args,
-                    verify=verify,
-                    cache=cache,
-                    cache_dir=cache_dir,
+                    **props,
                 )
         except BaseException:
             turns.abandon()  # the builds still waiting for their install give up rather than run one by one
@@ -183,13 +166,11 @@ class PipLambdaLayers(Construct):
 class _Member(PipLambdaLayer):
     """A :class:`PipLambdaLayer` whose bundling the group made (and whose build it may have started) already."""
 
-    def __init__(self, scope: Construct, id: str, *, prepared: LayerBundling, **props: object) -> None:
+    def __init__(self, scope: Construct, id: str, *, prepared: LayerBundling, **props: Any) -> None:
         self.prepared = prepared
-        super().__init__(scope, id, **props)  # type: ignore[arg-type]
+        super().__init__(scope, id, **props)
 
-    def _layer_bundling(
-        self, options: LayerBuildOptions, *, mode: BundlingMode, label: str, cache: bool, cache_dir: Path | None
-    ) -> LayerBundling:
+    def _layer_bundling(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> LayerBundling:
         if options != self.prepared.options:  # pragma: no cover - the group passes the same props
             raise AssertionError(f"{label}: the group prepared other options")
         return self.prepared

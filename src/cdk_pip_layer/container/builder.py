@@ -18,28 +18,28 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import docker
 import docker.errors
 
 from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
-from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.inputs.locked import read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.layer.transaction import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
 from cdk_pip_layer.engine.options import (
-    InstallerChoice,
+    BuildSettings,
+    BundlingMode,
     LayerBuildOptions,
     build_directory,
-    check_cache_settings,
-    default_cache_root,
+    split_arguments,
 )
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
-from cdk_pip_layer.engine.verify.verifier import ELF_CHECKS, BuildContext, LayerVerification, verify_layer_zip
+from cdk_pip_layer.engine.verify.verifier import ELF_CHECKS, LayerVerification
 
 from .protocol import (
     CACHE_MOUNT,
@@ -58,7 +58,15 @@ from .protocol import (
     stage_input,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from cdk_pip_layer.engine.options import ContainerBuilderArgs
+
+
 _log = logging.getLogger("cdk_pip_layer")
+# Under the cache directory: the container build's downloads (pip's and uv's caches).
+DOWNLOAD_CACHE = "pip"
 
 # The label naming a build container's owner (see cdk_pip_layer.engine.scratch): host, pid and start time.
 OWNER_LABEL = "cdk-pip-layer.owner"
@@ -109,45 +117,79 @@ class PipBasedLambdaLayerContainerBuilder:
     build, else with pip; ``pip`` or ``uv`` forces one (``uv`` is refused when it cannot run there).
 
     The container runs as the calling user (output files are yours, not root's); the download caches of pip and uv
-    are a host directory mounted into it (``<cache root>/pip``; ``use_cache=False`` to opt out); proxy settings,
-    the CA bundle and index credentials are forwarded without ever appearing on a command line, in an image or in a
-    file left behind. ``network`` is the container's network mode (e.g. ``host`` for an index on localhost; default
-    ``$CDK_PIP_LAYER_DOCKER_NETWORK``, else Docker's default).
+    are a host directory mounted into it (``<cache_dir>/pip``; ``cache=False`` to opt out); proxy settings, the CA
+    bundle and index credentials are forwarded without ever appearing on a command line, in an image or in a file
+    left behind. ``docker_network`` is the container's network mode (e.g. ``host`` for an index on localhost;
+    default ``$CDK_PIP_LAYER_DOCKER_NETWORK``, else Docker's default).
     """
+
+    @overload
+    def __init__(
+        self,
+        *,
+        build_dir: str | os.PathLike[str],
+        docker_client: Any = None,
+        **args: Unpack[ContainerBuilderArgs],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        build_dir: str | os.PathLike[str],
+        options: LayerBuildOptions,
+        settings: BuildSettings | None = None,
+        requirements_file: RequirementsFile | None = None,
+        docker_client: Any = None,
+    ) -> None: ...
 
     def __init__(
         self,
         *,
-        requirements: str | os.PathLike[str],
         build_dir: str | os.PathLike[str],
-        runtime: str = "python3.12",
-        architecture: str = "x86_64",
-        exclude: Sequence[str] = (),
-        index: IndexSettings | None = None,
-        installer: InstallerChoice | str = InstallerChoice.AUTO,
-        extra_installer_args: Sequence[str] = (),
-        verify: bool = True,
-        image: str | None = None,
-        use_cache: bool = True,
-        cache_dir: str | os.PathLike[str] | None = None,
-        network: str | None = None,
+        options: LayerBuildOptions | None = None,
+        settings: BuildSettings | None = None,
+        requirements_file: RequirementsFile | None = None,
         docker_client: Any = None,
-        groups: Sequence[str] = (),
-        member: str | None = None,
+        **args: Any,
     ) -> None:
-        options = LayerBuildOptions.parse(
-            requirements=requirements,
-            runtime=runtime,
-            architecture=architecture,
-            exclude=exclude,
-            index=index,
-            installer=installer,
-            extra_installer_args=extra_installer_args,
-            verify=verify,
-            groups=groups,
-            member=member,
-        )
-        self._setup(options, build_dir, None, image, use_cache, cache_dir, network, docker_client)
+        """The build options and the container settings (``image``, ``cache``, ``cache_dir``,
+        ``docker_network``) as keyword arguments, or made already (``options``, ``settings``)."""
+        if options is None:
+            loose, given = split_arguments(args)
+            options, settings = LayerBuildOptions.parse(**loose), BuildSettings.parse(**given)
+        elif args:
+            raise InvalidInputError(
+                f"Build options given twice: options= and {', '.join(sorted(args))}",
+                subject="build options",
+                hint="pass the options and settings values alone, or every option as a keyword argument.",
+            )
+        settings = settings or BuildSettings()
+        refused = ["bundling=local (--bundling)"] if settings.bundling is BundlingMode.LOCAL else []
+        refused += ["python_executable (--python)"] if options.python_executable else []
+        if refused:
+            raise InvalidInputError(
+                f"{', '.join(refused)}: not settings of the container build",
+                subject="container build",
+                hint="drop them: the container build always builds in the build image, with the image's Python.",
+            )
+        image_uv(options)  # a forced uv that cannot run in the image: said now, before Docker is asked anything
+        self.options = options
+        self.build_dir = build_directory(build_dir)
+        self.requirements = requirements_file
+        self.image = settings.image or options.target.build_image
+        self.use_cache = settings.cache
+        self.cache_dir = settings.cache_root / DOWNLOAD_CACHE
+        for directory in (settings.cache_root, self.cache_dir):
+            if self.use_cache and directory.exists() and not directory.is_dir():
+                raise InvalidInputError(
+                    "The cache directory is not a directory",
+                    subject=str(directory),
+                    hint="name a directory for the caches (made if missing; the container build's downloads go to "
+                    "its pip/), or turn the cache off.",
+                )
+        self.network = settings.docker_network or os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None
+        self._client = docker_client
 
     @classmethod
     def from_options(
@@ -155,45 +197,18 @@ class PipBasedLambdaLayerContainerBuilder:
         options: LayerBuildOptions,
         build_dir: str | os.PathLike[str],
         *,
-        requirements: RequirementsFile | None = None,
-        image: str | None = None,
-        use_cache: bool = True,
-        cache_dir: str | os.PathLike[str] | None = None,
-        network: str | None = None,
+        settings: BuildSettings | None = None,
+        requirements_file: RequirementsFile | None = None,
         docker_client: Any = None,
     ) -> PipBasedLambdaLayerContainerBuilder:
-        """A builder for options made already (``requirements``: the file as read already, if it was)."""
-        builder = cls.__new__(cls)
-        builder._setup(options, build_dir, requirements, image, use_cache, cache_dir, network, docker_client)
-        return builder
-
-    def _setup(  # noqa: PLR0917 - the constructor's own arguments, once checked
-        self,
-        options: LayerBuildOptions,
-        build_dir: str | os.PathLike[str],
-        requirements: RequirementsFile | None,
-        image: str | None,
-        use_cache: bool,
-        cache_dir: str | os.PathLike[str] | None,
-        network: str | None,
-        docker_client: Any,
-    ) -> None:
-        check_cache_settings(use_cache=use_cache, cache_dir=cache_dir)
-        image_uv(options)  # a forced uv that cannot run in the image: said now, before Docker is asked anything
-        self.options = options
-        self.build_dir = build_directory(build_dir)
-        self.requirements = requirements
-        self.image = image or options.target.build_image
-        self.use_cache = use_cache
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_root() / "pip"
-        if use_cache and self.cache_dir.exists() and not self.cache_dir.is_dir():
-            raise InvalidInputError(
-                "The cache directory is not a directory",
-                subject=str(self.cache_dir),
-                hint="name a directory for the container build's wheel cache (made if missing), or turn the cache off.",
-            )
-        self.network = network or os.environ.get("CDK_PIP_LAYER_DOCKER_NETWORK") or None
-        self._client = docker_client
+        """A builder for options and settings made already (``requirements_file``: the file as read already)."""
+        return cls(
+            build_dir=build_dir,
+            options=options,
+            settings=settings,
+            requirements_file=requirements_file,
+            docker_client=docker_client,
+        )
 
     @property
     def target(self) -> LambdaTarget:
@@ -339,21 +354,14 @@ class PipBasedLambdaLayerContainerBuilder:
         if not options.verify:
             return None
         with phase("verify on the host"):
-            verification = verify_layer_zip(
+            return verify_built_layer(
                 built_zip,
-                options.runtime,
-                options.architecture,
-                ignore=options.verify_ignore,
-                context=BuildContext(
-                    requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
-                    excluded=options.exclude,
-                    built_from_source=report.built_from_source,
-                    wheels_only=True,
-                ),
-                import_note=f"ran in {self.image} during the build",
+                options,
+                requirements=[line.requirement for line in requirements.requirements if line.requirement],
+                built_from_source=report.built_from_source,
+                imported_in=self.image,
+                subject=f"{options.requirements} for {self.target}, built in {self.image}",
             )
-        verification.raise_for_errors(subject=f"{options.requirements} for {self.target}, built in {self.image}")
-        return verification
 
     def _outcome(
         self, outcome: LayerBuildResult | LayerBuildError | None, code: int, lines: Sequence[str]

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
-from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.index import host_ca_bundle
 from cdk_pip_layer.engine.inputs.locked import LOCK_INSTALLER_ARGS, LockedRequirements
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.interpreters import find_uv
@@ -148,20 +148,14 @@ def write_request(
     uv: str | None = None,
     why_no_uv: str | None = None,
 ) -> None:
-    """Write ``build.json``: the options the build in the image needs, with the requirements file's path relative
-    to the staged input. Index URLs go without credentials (those travel in the container's environment). ``uv``:
-    the staged uv, relative to ``context``; ``why_no_uv``: why none was staged."""
+    """Write ``build.json``: the options that travel into the image (:meth:`LayerBuildOptions.to_dict`: every
+    option but the host-only ones, index URLs without credentials, which travel in the container's environment),
+    with the requirements file's path relative to the staged input. ``uv``: the staged uv, relative to ``context``;
+    ``why_no_uv``: why none was staged."""
     request = {
+        **options.to_dict(),
         "requirements": requirements,
-        "runtime": options.runtime,
-        "architecture": options.architecture,
-        "exclude": list(options.exclude),
-        "installer": options.installer.value,
-        "extra_installer_args": list(options.extra_installer_args),
-        "verify": options.verify,
-        "verify_ignore": list(options.verify_ignore),
         "use_cache": use_cache,
-        "index": options.index.fingerprint(),
         "uv": uv,
         "why_no_uv": why_no_uv,
     }
@@ -169,21 +163,9 @@ def write_request(
 
 
 def read_request(context: Path) -> BuildRequest:
-    """The request :func:`write_request` wrote, as options. Index URLs are left to the ``PIP_*`` environment,
-    which carries them with their credentials; the trusted hosts come from the request."""
+    """The request :func:`write_request` wrote, as options (:meth:`LayerBuildOptions.from_dict`)."""
     data = json.loads((context / REQUEST_FILE).read_text(encoding="utf-8"))
-    index = data.get("index") or {}
-    options = LayerBuildOptions.parse(
-        requirements=context.parent / data["requirements"],
-        runtime=data["runtime"],
-        architecture=data["architecture"],
-        exclude=data["exclude"],
-        index=IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ())),
-        installer=data.get("installer") or InstallerChoice.PIP,
-        extra_installer_args=data["extra_installer_args"],
-        verify=data["verify"],
-        verify_ignore=data.get("verify_ignore") or (),
-    )
+    options = LayerBuildOptions.from_dict(data, requirements=context.parent / data["requirements"])
     uv = data.get("uv")
     return BuildRequest(
         options=options,

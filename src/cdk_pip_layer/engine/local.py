@@ -7,9 +7,10 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
 from packaging.utils import canonicalize_name
 
@@ -24,14 +25,20 @@ from cdk_pip_layer.engine.install.sdists import build_pure_wheel
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE, write_report
-from cdk_pip_layer.engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
+from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .distribution import installed_distributions
 from .errors import InstallError, InvalidInputError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
-from .options import InstallerChoice, LayerBuildOptions, build_directory
-from .target import Architecture, LambdaTarget
+from .options import LayerBuildOptions, build_directory
+from .target import LambdaTarget
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import LayerArgs
 
 _log = logging.getLogger("cdk_pip_layer")
 
@@ -164,40 +171,40 @@ class PipBasedLambdaLayerLocalBuilder:
         print(result.zip_path, result.sha256)
     """
 
+    @overload
     def __init__(
         self,
         *,
-        requirements: str | os.PathLike[str],
         build_dir: str | os.PathLike[str],
-        runtime: str = "python3.12",
-        architecture: str | Architecture = "x86_64",
-        exclude: Sequence[str] = (),
-        index: IndexSettings | None = None,
-        installer: InstallerChoice | str = InstallerChoice.AUTO,
-        python_executable: str | None = None,
-        extra_installer_args: Sequence[str] = (),
-        verify: bool = True,
-        groups: Sequence[str] = (),
-        member: str | None = None,
-        verify_ignore: Sequence[str] = (),
         install_lock: AbstractContextManager[object] | None = None,
+        **options: Unpack[LayerArgs],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        build_dir: str | os.PathLike[str],
+        options: LayerBuildOptions,
+        requirements_file: RequirementsFile | None = None,
+        install_lock: AbstractContextManager[object] | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *,
+        build_dir: str | os.PathLike[str],
+        options: LayerBuildOptions | None = None,
+        requirements_file: RequirementsFile | None = None,
+        install_lock: AbstractContextManager[object] | None = None,
+        **args: Any,
     ) -> None:
-        self.options = LayerBuildOptions.parse(
-            requirements=requirements,
-            runtime=runtime,
-            architecture=architecture,
-            exclude=exclude,
-            index=index,
-            installer=installer,
-            python_executable=python_executable,
-            extra_installer_args=extra_installer_args,
-            verify=verify,
-            groups=groups,
-            member=member,
-            verify_ignore=verify_ignore,
-        )
+        """The build options as keyword arguments (:class:`~cdk_pip_layer.LayerBuildOptions`'s, checked here), or
+        as ``options``, made already; ``requirements_file`` is the requirements file when it was read already (by
+        the caller that hashed it), so that it is read once per build."""
+        self.options = LayerBuildOptions.parse(**args) if options is None else _only(options, args)
         self.build_dir = build_directory(build_dir)
-        self.requirements: RequirementsFile | None = None
+        self.requirements = requirements_file
         self.install_lock = install_lock
 
     @classmethod
@@ -206,17 +213,11 @@ class PipBasedLambdaLayerLocalBuilder:
         options: LayerBuildOptions,
         build_dir: str | os.PathLike[str],
         *,
-        requirements: RequirementsFile | None = None,
+        requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
     ) -> PipBasedLambdaLayerLocalBuilder:
-        """A builder for options made already; ``requirements`` is the requirements file when it was read already
-        (by the caller that hashed it), so that it is read once per build."""
-        builder = cls.__new__(cls)
-        builder.options = options
-        builder.build_dir = build_directory(build_dir)
-        builder.requirements = requirements
-        builder.install_lock = install_lock
-        return builder
+        """A builder for options made already."""
+        return cls(build_dir=build_dir, options=options, requirements_file=requirements_file, install_lock=install_lock)
 
     def selection(self) -> InstallerSelection:
         options = self.options
@@ -330,26 +331,25 @@ class PipBasedLambdaLayerLocalBuilder:
         """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
         VerificationError listing every error."""
         options = self.options
-        target = options.target
-        verification = verify_layer_zip(
+        return verify_built_layer(
             zip_path,
-            target.runtime,
-            target.architecture,
-            ignore=options.verify_ignore,
-            context=BuildContext(
-                requirements=tuple(line.requirement for line in requirements.requirements if line.requirement),
-                excluded=options.exclude,
-                built_from_source=tuple(built),
-                wheels_only=True,
-            ),
-            smoke_import=ImportMode.AUTO,
+            options,
+            requirements=[line.requirement for line in requirements.requirements if line.requirement],
+            built_from_source=built,
             python=installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable,
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
         )
-        for check, reason in verification.report.skipped.items():
-            _log.info("verify: %s skipped: %s", check, reason)
-        verification.raise_for_errors(subject=f"{options.requirements} for {target}")
-        return verification
+
+
+def _only(options: LayerBuildOptions, args: Mapping[str, object]) -> LayerBuildOptions:
+    """``options``, when no loose option came with them (one or the other, not both)."""
+    if args:
+        raise InvalidInputError(
+            f"Build options given twice: options= and {', '.join(sorted(args))}",
+            subject="build options",
+            hint="pass the options value alone, or the options as keyword arguments alone.",
+        )
+    return options
 
 
 def _nothing_to_zip(

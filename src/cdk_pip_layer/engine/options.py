@@ -1,21 +1,40 @@
-"""What to build: one validated, frozen options value shared by the local builder, the container builder, the
-container protocol and the CDK construct, made by one :meth:`LayerBuildOptions.parse`."""
+"""What to build, and where: the one declaration of a layer build's options.
+
+:class:`LayerBuildOptions` says what to build (the requirements, the target, what to leave out, how to install and
+check it); :class:`BuildSettings` says where to build it and with which caches. Every front door takes its options
+from these two: the constructs, :func:`~cdk_pip_layer.build_layer`, both builders, the command line's flags, the
+container build's request (``build.json``) and the asset hash. Each field carries its own declaration
+(:class:`Option`, in the field's metadata): its documentation, its command-line flags, whether it travels into the
+build image, and how it enters the asset hash. The keyword arguments a front door takes are :class:`LayerArgs`
+(and :class:`SettingsArgs`), checked against the fields by a test.
+
+A new option is a field here, its entry in the keyword arguments and its check in ``parse``, and the code that
+uses it; nothing that merely relays it changes.
+"""
 
 from __future__ import annotations
 
 import enum
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Literal, TypedDict, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InvalidInputError
 from .findings import parse_ignore
 from .index import IndexSettings
-from .target import Architecture, LambdaTarget
+from .redact import strip_userinfo
+from .target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+
+# The names mypy checks a runtime and an architecture against (aliases such as "amd64" are still parsed).
+Runtime = Literal["python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
+ArchitectureName = Literal["x86_64", "arm64"]
+InstallerName = Literal["auto", "pip", "uv"]
+BundlingName = Literal["auto", "local", "docker"]
 
 
 class InstallerChoice(str, enum.Enum):
@@ -124,124 +143,279 @@ def reserved_argument(arg: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class LayerBuildOptions:
-    """What to build. Made by :meth:`parse`, which checks every value and gives each field its default.
+# --- the declaration ------------------------------------------------------------------------------------------------
 
-    Attributes:
-        requirements: the requirements file (``-r``/``-c`` includes are followed, relative to it), or a lock file,
-            told apart by its name: ``pylock.toml``/``pylock.<name>.toml``, ``uv.lock``, ``poetry.lock`` (each of
-            the last two with its ``pyproject.toml`` beside it) or ``Pipfile.lock``.
-        target: the Lambda runtime and architecture (:class:`LambdaTarget`); parsed from ``runtime``
-            (``python3.10`` … ``python3.14``, default ``python3.12``) and ``architecture`` (``x86_64``, the
-            default, or ``arm64``).
-        exclude: distributions to leave out of the layer, e.g. ``("boto3", "botocore")`` (the runtime has them).
-            Only the distributions named are removed, by the files their RECORD lists; their dependencies stay.
-        index: private index settings (credentials allowed; they are never printed).
-        installer: ``auto`` (uv where it gives the layer pip would give, else pip), ``pip`` or ``uv``.
-        python_executable: the interpreter to run pip with (when pip runs); by default one of the runtime's version
-            is searched on PATH, in pyenv and in uv's managed Pythons.
-        extra_installer_args: extra arguments for pip (or uv), e.g. ``("--pre",)``. Options the engine sets
-            itself (``--target``, ``--platform``, index URLs, ...) are refused: use the fields above.
-        verify: check the finished layer zip before publishing it (see ``verify_layer_zip``): wheel tags, ELF files
-            (machine, GLIBC/GLIBCXX/CXXABI versions, shared libraries), dependencies, Requires-Python, RECORD,
-            byte-code, permissions, size, and a smoke import when an interpreter of the runtime's version is
-            here. Default True.
-        verify_ignore: checks to turn off by name, e.g. ``("glibc",)`` or ``("import",)`` (the names are in
-            ``cdk_pip_layer.engine.findings.CHECKS``).
-        native_builds: build source distributions with native code and accept ``linux_<machine>`` wheels. Only
-            right inside the target's own build image, where the container build sets it; default False. Such a
-            build runs pip unless ``uv_executable`` names a uv that runs there.
-        uv_executable: the uv binary (default: the ``uv`` package's, else ``uv`` on PATH). Inside the build image
-            the container build sets it to the host's uv, staged with the input, when that runs there.
-        groups: for a lock file, the dependency groups to install besides the project's own dependencies (uv's
-            dependency groups, Poetry's groups besides ``main``, a Pipfile.lock's sections besides ``default``,
-            a pylock.toml's dependency groups instead of its ``default-groups``). Default none.
-        member: for a uv.lock of a workspace, the member whose dependencies go into the layer (default: the
-            project of the pyproject.toml beside the lock).
+
+class Hashed(enum.Enum):
+    """How an option enters the asset hash (the input hash: see :mod:`cdk_pip_layer.engine.inputs.input_hash`)."""
+
+    ALWAYS = "always"  # under its name, always
+    WHEN_SET = "when set"  # under its name, only when it differs from its default: a new option changes no hash
+    LOCK = "lock"  # for a lock file, in the lock's part of the document
+    NEVER = "never"  # it does not change what the layer holds (how it is built, where, by which program)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag of an option.
+
+    ``kind``: ``value`` (one value), ``repeat`` (repeatable, a list), ``off`` (a switch that sets the option to
+    False), ``path`` (one value, a path). ``dest``: the keyword argument it fills (the option's name by default).
     """
 
-    requirements: Path
-    target: LambdaTarget
-    exclude: tuple[NormalizedName, ...] = ()
-    index: IndexSettings = field(default_factory=IndexSettings)
-    installer: InstallerChoice = InstallerChoice.AUTO
-    python_executable: str | None = None
-    extra_installer_args: tuple[str, ...] = ()
-    verify: bool = True
-    verify_ignore: tuple[str, ...] = ()
-    native_builds: bool = False
-    groups: tuple[str, ...] = ()
-    member: str | None = None
-    uv_executable: str | None = None
+    names: tuple[str, ...]
+    help: str
+    kind: Literal["value", "repeat", "off", "path"] = "value"
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    dest: str | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """The declaration of one option (a field's metadata).
+
+    Attributes:
+        doc: what it is, for the documentation of every front door.
+        flags: its command-line flags.
+        hashed: how it enters the asset hash.
+        travels: whether the container build's request (``build.json``) carries it; a host-only option does not.
+        public: False for an option the engine sets itself (the build in the image), which no front door takes.
+    """
+
+    doc: str
+    flags: tuple[Flag, ...] = ()
+    hashed: Hashed = Hashed.WHEN_SET
+    travels: bool = True
+    public: bool = True
+
+
+def option(default: Any = MISSING, *, default_factory: Any = MISSING, **declaration: Any) -> Any:
+    """A dataclass field declared as an option (see :class:`Option`)."""
+    metadata = {"option": Option(**declaration)}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def declared(cls: type) -> Iterator[tuple[Field[Any], Option]]:
+    """The fields of an options class with their declarations, in order."""
+    for item in fields(cls):
+        yield item, item.metadata["option"]
+
+
+def _default(item: Field[Any]) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    return MISSING
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON: paths as strings, enums by value, tuples as lists, index settings without credentials."""
+    if isinstance(value, IndexSettings):
+        return value.fingerprint()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _without_userinfo(value: Any) -> Any:
+    """``value`` with the user info of every URL in its strings left out (what an asset hash may hold)."""
+    if isinstance(value, str):
+        return strip_userinfo(value)
+    if isinstance(value, list):
+        return [_without_userinfo(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_userinfo(item) for key, item in value.items()}
+    return value
+
+
+def _arguments(name: str, value: Any) -> dict[str, Any]:
+    """An option's value as the keyword arguments that make it again (the target is a runtime and an
+    architecture)."""
+    if isinstance(value, LambdaTarget):
+        return {"runtime": value.runtime, "architecture": value.architecture.value}
+    return {name: _plain(value)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerBuildOptions:
+    """What to build. Made by :meth:`parse`, which checks every value and gives each field its default; every
+    field's documentation is its declaration (``LayerBuildOptions.describe()`` lists them)."""
+
+    requirements: Path = option(
+        doc="the requirements file (its -r/-c includes are followed and hashed), or a lock file, told apart by its "
+        "name: pylock.toml (or pylock.<name>.toml), uv.lock, poetry.lock (each of the last two with its "
+        "pyproject.toml beside it), Pipfile.lock",
+        flags=(
+            Flag(
+                ("--requirements", "-r"),
+                "the requirements file, or a lock file: pylock.toml, uv.lock, poetry.lock, Pipfile.lock",
+                kind="path",
+            ),
+        ),
+        hashed=Hashed.NEVER,  # its content is hashed (inputs.input_hash), never its path
+    )
+    target: LambdaTarget = option(
+        doc="the Lambda runtime (python3.10 … python3.14, default python3.12) and architecture (x86_64, the "
+        "default, or arm64)",
+        flags=(
+            Flag(("--runtime",), f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"),
+            Flag(("--architecture",), "x86_64 (default) or arm64"),
+        ),
+        hashed=Hashed.ALWAYS,
+    )
+    exclude: tuple[NormalizedName, ...] = option(
+        (),
+        doc="distributions to leave out, e.g. ('boto3', 'botocore'): removed by the files their RECORD lists; "
+        "their dependencies stay",
+        flags=(Flag(("--exclude",), "a distribution to leave out (repeatable), e.g. boto3", "repeat", "NAME"),),
+        hashed=Hashed.ALWAYS,
+    )
+    index: IndexSettings = option(
+        default_factory=IndexSettings,
+        doc="private index settings (IndexSettings): credentials reach the installer, never a message, the "
+        "template, the asset hash or a file left behind",
+        flags=(
+            Flag(("--index-url",), "the package index (may hold credentials; never printed)", dest="index_url"),
+            Flag(
+                ("--extra-index-url",), "another package index (repeatable)", "repeat", "URL", dest="extra_index_urls"
+            ),
+            Flag(
+                ("--trusted-host",),
+                "a host whose TLS certificate is not checked (repeatable)",
+                "repeat",
+                "HOST",
+                dest="trusted_hosts",
+            ),
+        ),
+        hashed=Hashed.ALWAYS,
+    )
+    installer: InstallerChoice = option(
+        InstallerChoice.AUTO,
+        doc="auto (uv where it gives the layer pip would give, checked after it ran, else pip), pip or uv",
+        flags=(
+            Flag(
+                ("--installer",),
+                "auto (default): uv where it gives the layer pip would, else pip; or force pip / uv",
+                choices=("auto", "pip", "uv"),
+            ),
+        ),
+        hashed=Hashed.NEVER,  # pip and uv give the same layer
+    )
+    python_executable: str | None = option(
+        None,
+        doc="the interpreter that runs pip, when pip runs on this host (default: one of the runtime's version, found "
+        "on PATH, in pyenv or among uv's Pythons)",
+        flags=(
+            Flag(
+                ("--python",),
+                "the interpreter to run pip with, when pip runs (local builds; default: searched)",
+                metavar="PATH",
+            ),
+        ),
+        hashed=Hashed.NEVER,
+        travels=False,  # a path of this host; the build image's Python is the target's own
+    )
+    extra_installer_args: tuple[str, ...] = option(
+        (),
+        doc="more arguments for pip or uv, e.g. ('--pre',); options the engine sets itself (--target, --platform, "
+        "index URLs, …) are refused",
+        flags=(
+            Flag(
+                ("--installer-arg",),
+                "an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
+                "repeat",
+                "ARG",
+            ),
+        ),
+        hashed=Hashed.ALWAYS,
+    )
+    verify: bool = option(
+        True,
+        doc="check the finished layer before it ships: wheel tags, ELF files, dependencies, Requires-Python, "
+        "RECORD, byte-code, permissions, size, and a smoke import",
+        flags=(Flag(("--no-verify",), "skip the checks of the built layer", "off"),),
+        hashed=Hashed.ALWAYS,
+    )
+    verify_ignore: tuple[str, ...] = option(
+        (),
+        doc="checks to turn off by name, e.g. ('glibc',) (see cdk_pip_layer.engine.findings.CHECKS)",
+        flags=(Flag(("--ignore",), "turn one check of the layer off (repeatable)", "repeat", "CHECK"),),
+    )
+    groups: tuple[str, ...] = option(
+        (),
+        doc="for a lock file: dependency groups to install besides the project's own dependencies (uv's groups, "
+        "Poetry's groups besides main, a Pipfile.lock's sections besides default, a pylock.toml's dependency "
+        "groups instead of its default-groups)",
+        flags=(
+            Flag(
+                ("--group",),
+                "for a lock file: a dependency group to install too (repeatable), e.g. a Poetry group besides main",
+                "repeat",
+                "NAME",
+            ),
+        ),
+        hashed=Hashed.LOCK,
+    )
+    member: str | None = option(
+        None,
+        doc="for a uv workspace's uv.lock: the member whose dependencies the layer holds (default: the project "
+        "of the pyproject.toml beside the lock)",
+        flags=(Flag(("--member",), "for a uv workspace's uv.lock: the member to build for", metavar="NAME"),),
+        hashed=Hashed.LOCK,
+    )
+    native_builds: bool = option(
+        False,
+        doc="build source distributions with native code and accept linux_<machine> wheels: right only inside the "
+        "target's own build image, where the container build sets it",
+        hashed=Hashed.NEVER,
+        travels=False,
+        public=False,
+    )
+    uv_executable: str | None = option(
+        None,
+        doc="the uv binary (default: the uv package's, else uv on PATH); the container build sets the host's uv, "
+        "staged with the input, when it runs in the image",
+        hashed=Hashed.NEVER,
+        travels=False,
+        public=False,
+    )
 
     @classmethod
-    def parse(
-        cls,
-        *,
-        requirements: str | os.PathLike[str],
-        runtime: str = "python3.12",
-        architecture: str | Architecture = "x86_64",
-        exclude: str | Sequence[str] | None = (),
-        index: IndexSettings | None = None,
-        installer: InstallerChoice | str = InstallerChoice.AUTO,
-        python_executable: str | os.PathLike[str] | None = None,
-        extra_installer_args: str | Sequence[str] | None = (),
-        verify: bool = True,
-        verify_ignore: str | Sequence[str] | None = (),
-        native_builds: bool = False,
-        groups: str | Sequence[str] | None = (),
-        member: str | None = None,
-    ) -> LayerBuildOptions:
-        """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
+    def parse(cls, **args: Any) -> LayerBuildOptions:
+        """Check loose input (strings, lists, paths, as :class:`LayerArgs` names them) and make the options value.
 
-        Raises :class:`InvalidInputError` (or :class:`UnsupportedTargetError`) naming the value that is wrong.
+        Raises :class:`InvalidInputError` (or :class:`UnsupportedTargetError`) naming the value that is wrong, also
+        for an argument that is no option.
         """
-        if not isinstance(requirements, (str, os.PathLike)) or not str(requirements):
+        unknown = sorted(set(args) - set(_LAYER_ARGS))
+        if unknown:
             raise InvalidInputError(
-                f"The requirements file must be a path, not {requirements!r}",
-                subject="requirements",
-                hint="pass the path of a requirements.txt.",
+                f"Unknown build option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                subject="build options",
+                hint=f"the options are {', '.join(_LAYER_ARGS)}.",
             )
-        if index is None:
-            index = IndexSettings()
-        if not isinstance(index, IndexSettings):
-            raise InvalidInputError(
-                f"The index settings must be an IndexSettings, not {type(index).__name__}",
-                subject="index",
-                hint="pass IndexSettings(index_url='https://…/simple').",
-            )
-        args = as_tuple(extra_installer_args, subject="extra_installer_args")
-        for arg in args:
-            if not isinstance(arg, str):
-                raise InvalidInputError(
-                    f"An extra installer argument must be a string, not {type(arg).__name__}",
-                    subject="extra installer arguments",
-                    hint="pass the arguments as strings, e.g. ('--pre',).",
-                )
-            reserved = reserved_argument(arg)
-            if reserved:
-                raise InvalidInputError(
-                    f"Extra installer argument {arg!r} ({reserved}) is set by cdk-pip-layer itself",
-                    subject="extra installer arguments",
-                    hint="use the runtime, architecture and index options instead.",
-                )
-        no_binary = _no_binary_argument(args)
-        if no_binary is not None:
-            raise no_binary_error(no_binary, "extra installer arguments")
         return cls(
-            requirements=Path(requirements),
-            target=LambdaTarget.parse(runtime, architecture),
-            exclude=_names(exclude),
-            index=index,
-            installer=InstallerChoice.parse(installer),
-            python_executable=os.fspath(python_executable) if python_executable is not None else None,
-            extra_installer_args=args,
-            verify=bool(verify),
-            verify_ignore=parse_ignore(verify_ignore),
-            native_builds=bool(native_builds),
-            groups=_lock_names(groups, "groups"),
-            member=_member(member),
+            requirements=_requirements(args.get("requirements")),
+            target=LambdaTarget.parse(args.get("runtime", "python3.12"), args.get("architecture", "x86_64")),
+            exclude=_names(args.get("exclude", ())),
+            index=_index(args.get("index")),
+            installer=InstallerChoice.parse(args.get("installer", InstallerChoice.AUTO)),
+            python_executable=_optional_path(args.get("python_executable")),
+            extra_installer_args=_installer_args(args.get("extra_installer_args", ())),
+            verify=bool(args.get("verify", True)),
+            verify_ignore=parse_ignore(args.get("verify_ignore", ())),
+            groups=_lock_names(args.get("groups", ()), "groups"),
+            member=_member(args.get("member")),
+            native_builds=bool(args.get("native_builds", False)),
+            uv_executable=_optional_path(args.get("uv_executable")),
         )
 
     @property
@@ -251,6 +425,370 @@ class LayerBuildOptions:
     @property
     def architecture(self) -> str:
         return self.target.architecture.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options that travel into the build image, as JSON-ready keyword arguments of :meth:`parse` (index
+        URLs without their credentials: those travel in the container's environment). Host-only options
+        (:data:`HOST_ONLY`) stay here; every other option travels without being named."""
+        out: dict[str, Any] = {}
+        for item, declaration in declared(type(self)):
+            if declaration.travels:
+                out.update(_arguments(item.name, getattr(self, item.name)))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> LayerBuildOptions:
+        """The options :meth:`to_dict` described (``overrides`` replace what it said, e.g. the requirements path
+        inside the image). The index's URLs are left to the environment, which carries them with their
+        credentials; its trusted hosts come from ``data``."""
+        args = {key: value for key, value in data.items() if key in _LAYER_ARGS}
+        index = args.get("index")
+        if isinstance(index, Mapping):
+            args["index"] = IndexSettings(trusted_hosts=tuple(index.get("trusted_hosts") or ()))
+        return cls.parse(**{**args, **overrides})
+
+    def hash_document(self, *, lock_format: str | None) -> dict[str, Any]:
+        """What the options add to the asset hash's document (see :class:`Hashed`), credentials left out.
+        ``lock_format``: the lock file's format, when the requirements are a lock."""
+        document: dict[str, Any] = {}
+        for item, declaration in declared(type(self)):
+            value = getattr(self, item.name)
+            rule = declaration.hashed
+            if rule is Hashed.NEVER or (rule is Hashed.WHEN_SET and value == _default(item)):
+                continue
+            if rule is Hashed.LOCK:
+                if lock_format is not None:
+                    lock = document.setdefault("lock", {"format": lock_format})
+                    lock.update(_arguments(item.name, value))
+                continue
+            for name, plain in _arguments(item.name, value).items():
+                document[name.replace("_", "-")] = _without_userinfo(plain)
+        return document
+
+    @classmethod
+    def describe(cls) -> str:
+        """Every public option and what it is (for the documentation of the front doors)."""
+        return "\n".join(f"{name}: {doc}" for name, doc in public_options(cls))
+
+
+# The options the build image never gets: paths of this host.
+HOST_ONLY: tuple[str, ...] = tuple(item.name for item, d in declared(LayerBuildOptions) if not d.travels and d.public)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSettings:
+    """Where a layer is built, and with which caches (the bundling policy's settings; not part of what the layer
+    holds, so never of its asset hash)."""
+
+    bundling: BundlingMode = option(
+        BundlingMode.AUTO,
+        doc="auto (local, else Docker with the Lambda build image), local (an impossible local build is an error) "
+        "or docker (always the build image)",
+        flags=(
+            Flag(
+                ("--bundling",),
+                "auto (default): on this host when it can build for the target, else in the Lambda build image; "
+                "local: this host only (exit 3 when impossible); docker: always the build image",
+                choices=("auto", "local", "docker"),
+            ),
+        ),
+        hashed=Hashed.NEVER,
+    )
+    cache: bool = option(
+        True,
+        doc="reuse and keep built layers in the layer store (fully pinned requirements and lock files only), and "
+        "keep the container build's downloads",
+        flags=(Flag(("--no-cache",), "no layer store and no download cache", "off"),),
+        hashed=Hashed.NEVER,
+    )
+    cache_dir: Path | None = option(
+        None,
+        doc="the cache directory: layers/ (the layer store) and pip/ (the container build's downloads); default "
+        "$CDK_PIP_LAYER_CACHE_DIR, else $XDG_CACHE_HOME/cdk-pip-layer or ~/.cache/cdk-pip-layer",
+        flags=(Flag(("--cache-dir",), "the cache directory (default: ~/.cache/cdk-pip-layer)", "path", "DIR"),),
+        hashed=Hashed.NEVER,
+    )
+    image: str | None = option(
+        None,
+        doc="the build image of a container build (default public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)",
+        flags=(Flag(("--image",), "the build image (default: public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)"),),
+        hashed=Hashed.NEVER,
+    )
+    docker_network: str | None = option(
+        None,
+        doc="the container build's network mode, e.g. host for an index on localhost (default "
+        "$CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
+        flags=(
+            Flag(
+                ("--docker-network",),
+                "the build container's network mode, e.g. host (default: $CDK_PIP_LAYER_DOCKER_NETWORK, else Docker's)",
+                metavar="MODE",
+            ),
+        ),
+        hashed=Hashed.NEVER,
+    )
+
+    @classmethod
+    def parse(cls, **args: Any) -> BuildSettings:
+        """Check loose input (as :class:`SettingsArgs` names it) and make the settings."""
+        unknown = sorted(set(args) - set(_SETTINGS_ARGS))
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown build setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                subject="build settings",
+                hint=f"the settings are {', '.join(_SETTINGS_ARGS)}.",
+            )
+        cache, cache_dir = bool(args.get("cache", True)), args.get("cache_dir")
+        if cache_dir is not None and not cache:
+            raise InvalidInputError(
+                "A cache directory was given (--cache-dir, cache_dir=) with the cache turned off (--no-cache, "
+                "cache=False)",
+                subject=os.fspath(cache_dir),
+                hint="drop one of the two.",
+            )
+        return cls(
+            bundling=BundlingMode.parse(args.get("bundling", BundlingMode.AUTO)),
+            cache=cache,
+            cache_dir=Path(path) if (path := _optional_path(cache_dir)) is not None else None,
+            image=_optional_text(args.get("image"), "image"),
+            docker_network=_optional_text(args.get("docker_network"), "docker_network"),
+        )
+
+    @property
+    def cache_root(self) -> Path:
+        """The cache directory, given or default."""
+        return self.cache_dir if self.cache_dir is not None else default_cache_root()
+
+    def given(self, *names: str) -> list[str]:
+        """Of ``names``, the settings that differ from their defaults, with their command-line flags."""
+        out = []
+        for item, declaration in declared(type(self)):
+            if item.name in names and getattr(self, item.name) != _default(item):
+                out.append(f"{item.name} ({', '.join(flag.names[0] for flag in declaration.flags)})")
+        return out
+
+
+def public_options(cls: type) -> list[tuple[str, str]]:
+    """(keyword argument, documentation) of every public option of ``cls`` (the target as runtime and
+    architecture)."""
+    out: list[tuple[str, str]] = []
+    for item, declaration in declared(cls):
+        if not declaration.public:
+            continue
+        if item.name == "target":
+            out += [("runtime", declaration.doc), ("architecture", declaration.doc)]
+        else:
+            out.append((item.name, declaration.doc))
+    return out
+
+
+# Every keyword argument parse() takes: the public options, and those the engine sets itself (the build image's).
+_LAYER_ARGS = (
+    *(name for name, _ in public_options(LayerBuildOptions)),
+    *(item.name for item, declaration in declared(LayerBuildOptions) if not declaration.public),
+)
+_SETTINGS_ARGS = tuple(name for name, _ in public_options(BuildSettings))
+
+
+# --- keyword arguments, as the front doors take them -------------------------------------------------------------
+# One entry per public option (tests/unit/test_options_declaration.py holds them against the fields).
+
+
+class LayerOptionArgs(TypedDict, total=False):
+    """The build options a construct takes besides its requirements, runtime and architecture."""
+
+    exclude: str | Sequence[str]
+    index: IndexSettings | None
+    installer: InstallerChoice | InstallerName
+    python_executable: str | os.PathLike[str] | None
+    extra_installer_args: str | Sequence[str]
+    verify: bool
+    verify_ignore: str | Sequence[str]
+    groups: str | Sequence[str]
+    member: str | None
+
+
+class _Requirements(TypedDict):
+    requirements: str | os.PathLike[str]
+
+
+class LayerArgs(_Requirements, LayerOptionArgs, total=False):
+    """The build options as keyword arguments (:meth:`LayerBuildOptions.parse`, the builders, build_layer)."""
+
+    runtime: Runtime
+    architecture: ArchitectureName | Architecture
+
+
+class CacheArgs(TypedDict, total=False):
+    """The cache settings (:class:`BuildSettings`): every front door that builds takes them."""
+
+    cache: bool
+    cache_dir: str | os.PathLike[str] | None
+
+
+class ConstructSettingsArgs(CacheArgs, total=False):
+    """The build settings a construct takes (CDK runs the container itself: see CONSTRUCT_LEAVES_OUT)."""
+
+    bundling: BundlingMode | BundlingName
+
+
+class ContainerArgs(CacheArgs, total=False):
+    """The container builder's settings."""
+
+    image: str | None
+    docker_network: str | None
+
+
+class ContainerBuilderArgs(LayerArgs, ContainerArgs, total=False):
+    """The container builder's keyword arguments: the build options and the container settings."""
+
+
+class SettingsArgs(ConstructSettingsArgs, ContainerArgs, total=False):
+    """Every build setting as keyword arguments (:meth:`BuildSettings.parse`, build_layer)."""
+
+
+class ConstructArgs(LayerOptionArgs, ConstructSettingsArgs, total=False):
+    """What a construct takes besides its requirements, runtime, architecture and LayerVersion props."""
+
+
+class BuildLayerArgs(LayerArgs, SettingsArgs, total=False):
+    """What :func:`~cdk_pip_layer.build_layer` takes besides its build directory."""
+
+
+# The settings a front door leaves out, and why (a test holds every front door to the declaration but these).
+CONSTRUCT_LEAVES_OUT: Mapping[str, str] = {
+    "image": "CDK runs the container build with the runtime's bundling image, part of the asset hash",
+    "docker_network": "CDK runs the container build; its network is CDK's (docker run's default)",
+}
+CONTAINER_BUILDER_LEAVES_OUT: Mapping[str, str] = {
+    "bundling": "the container builder is bundling='docker'",
+    "python_executable": "the build image's own Python is the target's interpreter",
+}
+LOCAL_BUILDER_LEAVES_OUT: Mapping[str, str] = {
+    name: "the local builder builds here with no cache of its own: build_layer adds the layer store"
+    for name in _SETTINGS_ARGS
+}
+
+
+def split_arguments(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of both kinds split into build options and build settings (others stay with the
+    options, which refuse them by name)."""
+    settings = {key: value for key, value in args.items() if key in _SETTINGS_ARGS}
+    return {key: value for key, value in args.items() if key not in settings}, settings
+
+
+def cli_arguments(cls: type, namespace: object) -> dict[str, Any]:
+    """The keyword arguments the command line's flags of ``cls`` gave (see :class:`Flag`; argparse's ``dest`` of
+    each flag is the keyword argument it fills)."""
+    out: dict[str, Any] = {}
+    for item, declaration in declared(cls):
+        for flag in declaration.flags:
+            dest = flag.dest or _flag_dest(item.name, flag)
+            value = getattr(namespace, dest, None)
+            if value is not None:
+                out[dest] = value
+    if cls is LayerBuildOptions:  # one value of three flags
+        out["index"] = IndexSettings(
+            index_url=out.pop("index_url", None),
+            extra_index_urls=tuple(out.pop("extra_index_urls", ())),
+            trusted_hosts=tuple(out.pop("trusted_hosts", ())),
+        )
+    return out
+
+
+def _flag_dest(name: str, flag: Flag) -> str:
+    """The keyword argument a flag fills: the option itself, or for the target's two flags runtime and
+    architecture."""
+    return flag.names[0].lstrip("-").replace("-", "_") if name == "target" else name
+
+
+def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``(names, add_argument keyword arguments)`` for every command-line flag of ``cls``."""
+    for item, declaration in declared(cls):
+        for flag in declaration.flags:
+            kwargs: dict[str, Any] = {"dest": flag.dest or _flag_dest(item.name, flag), "help": flag.help}
+            if _default(item) is MISSING and len(declaration.flags) == 1:
+                kwargs["required"] = True
+            if flag.kind == "repeat":
+                kwargs.update(action="append", default=None)
+            elif flag.kind == "off":
+                kwargs.update(action="store_false", default=None)
+            elif flag.kind == "path":
+                kwargs.update(type=Path)
+            if flag.metavar:
+                kwargs["metavar"] = flag.metavar
+            if flag.choices:
+                kwargs["choices"] = flag.choices
+            yield flag.names, kwargs
+
+
+# --- the checks ---------------------------------------------------------------------------------------------------
+
+
+def _requirements(value: object) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise InvalidInputError(
+            f"The requirements file must be a path, not {value!r}",
+            subject="requirements",
+            hint="pass the path of a requirements.txt.",
+        )
+    return Path(value)
+
+
+def _index(value: object) -> IndexSettings:
+    if value is None:
+        return IndexSettings()
+    if not isinstance(value, IndexSettings):
+        raise InvalidInputError(
+            f"The index settings must be an IndexSettings, not {type(value).__name__}",
+            subject="index",
+            hint="pass IndexSettings(index_url='https://…/simple').",
+        )
+    return value
+
+
+def _installer_args(values: object) -> tuple[str, ...]:
+    args = as_tuple(cast("str | Sequence[str] | None", values), subject="extra_installer_args")
+    for arg in args:
+        if not isinstance(arg, str):
+            raise InvalidInputError(
+                f"An extra installer argument must be a string, not {type(arg).__name__}",
+                subject="extra installer arguments",
+                hint="pass the arguments as strings, e.g. ('--pre',).",
+            )
+        reserved = reserved_argument(arg)
+        if reserved:
+            raise InvalidInputError(
+                f"Extra installer argument {arg!r} ({reserved}) is set by cdk-pip-layer itself",
+                subject="extra installer arguments",
+                hint="use the runtime, architecture and index options instead.",
+            )
+    no_binary = _no_binary_argument(args)
+    if no_binary is not None:
+        raise no_binary_error(no_binary, "extra installer arguments")
+    return args
+
+
+def _optional_path(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"A path was expected, not {type(value).__name__}",
+            subject=repr(value),
+            hint="pass a path as a string.",
+        )
+    return os.fspath(value)
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(
+            f"{what} must be a non-empty string, not {value!r}", subject=what, hint=f"name the {what}."
+        )
+    return value
 
 
 # A distribution name (PEP 508).
@@ -316,17 +854,6 @@ def _member(value: str | None) -> str | None:
             hint="name the uv workspace member whose dependencies go into the layer, e.g. member='api'.",
         )
     return _lock_names(value, "member")[0]
-
-
-def check_cache_settings(*, use_cache: bool, cache_dir: str | os.PathLike[str] | None) -> None:
-    """A cache directory together with no cache: one of the two is a mistake, said rather than one ignored."""
-    if cache_dir is not None and not use_cache:
-        raise InvalidInputError(
-            "A cache directory was given (--cache-dir, cache_dir=) with the cache turned off (--no-cache, "
-            "use_cache=False)",
-            subject=os.fspath(cache_dir),
-            hint="drop one of the two.",
-        )
 
 
 def build_directory(value: str | os.PathLike[str] | None) -> Path:

@@ -1,9 +1,11 @@
-"""The local layer cache: built layers by input hash, so that a fresh ``cdk.out`` (as in CI) needs no install.
+"""The local layer store: built layers by input hash in a directory of this machine, so that a fresh ``cdk.out`` (as
+in CI) or a new build directory needs no install.
 
 An entry is ``<root>/<input hash>/layer.zip`` and ``record.json``, the record of what was built: the input hash it
-was built for, the zip's sha256 and size, and the build's summary (target, installer, distributions, warnings).
-A zip is served only when it matches its record; otherwise the caller is told why and builds again, and the new
-build replaces the entry.
+was built for, the zip's sha256 and size, and the build's summary (target, installer, distributions, warnings),
+and the layer report beside them when the layer was verified (the record binds its sha256). A zip is served only
+when it matches its record; otherwise the caller is told why and builds again, and the new build replaces the
+entry.
 
 What that protects against, and what not: the cache directory may be shared or restored between CI runs, so
 anyone who can write it is assumed hostile. A record beside the zip catches corruption, a truncated or
@@ -16,6 +18,7 @@ machine that has the key. The key is never written, printed or part of the asset
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,28 +31,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP
-from cdk_pip_layer.engine.options import default_cache_root
+from cdk_pip_layer.engine.verify.report import REPORT_FILE
+
+from .layer_store import SIGNING_KEY_VARIABLE, Fetched
 
 RECORD_FILE = "record.json"
-SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"
+# Under the cache directory: the local layer store.
+LAYERS_DIR = "layers"
 _FORMAT = 1
 _MAX_RECORD_BYTES = 1 << 20
 
 
-def default_layer_cache_dir() -> Path:
-    """``$CDK_PIP_LAYER_CACHE_DIR/layers``, else ``$XDG_CACHE_HOME/cdk-pip-layer/layers`` or
-    ``~/.cache/cdk-pip-layer/layers``. One ``<input hash>/`` directory per cached build."""
-    return default_cache_root() / "layers"
-
-
-def default_signing_key() -> bytes | None:
-    """The key records are signed with: ``$CDK_PIP_LAYER_CACHE_KEY``, or None (records unsigned)."""
-    value = os.environ.get(SIGNING_KEY_VARIABLE)
-    return value.encode("utf-8") if value else None
-
-
 @dataclass(frozen=True)
-class CacheRecord:
+class StoreRecord:
     """What an entry holds: the zip built for ``key``, its sha256 and size, and the build's summary."""
 
     key: str
@@ -70,22 +64,13 @@ class CacheRecord:
         return hmac.new(signing_key, self.signed_content(), hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """How a lookup ended: ``record`` when the entry was served; ``problem`` when an entry exists but was not
-    served (why); both None when there is no entry."""
-
-    record: CacheRecord | None = None
-    problem: str | None = None
-
-
 class _Mismatch(Exception):
     """Why an entry is not served."""
 
 
-class LayerCache:
-    """Built layers by input hash, each with the record of its build; written atomically, served only when the
-    zip matches its record (and, with ``signing_key``, when the record is signed with it)."""
+class LocalLayerStore:
+    """Built layers by input hash in ``root``, each with the record of its build; written atomically, served only
+    when the zip matches its record (and, with ``signing_key``, when the record is signed with it)."""
 
     def __init__(self, root: Path, *, signing_key: bytes | None = None) -> None:
         self.root = root
@@ -93,6 +78,9 @@ class LayerCache:
 
     def path(self, key: str) -> Path:
         return self.root / key / LAYER_ZIP
+
+    def describe(self, key: str) -> str:
+        return str(self.path(key))
 
     def holds(self, key: str) -> bool:
         """Whether an entry for ``key`` is there, with a record that reads right and a zip of the recorded size (a
@@ -128,14 +116,27 @@ class LayerCache:
         except OSError as exc:
             dest.unlink(missing_ok=True)
             return Fetched(problem=f"it cannot be read ({exc.strerror or exc})")
-        return Fetched(record=record)
+        return Fetched(record=record, report_text=self._report(entry, record))
 
-    def _read_record(self, key: str, path: Path) -> CacheRecord:
+    def _report(self, entry: Path, record: StoreRecord) -> str | None:
+        """The report kept with the layer, when it is the one its record names (a layer is stored only once
+        verified; an entry without a report was built without verification)."""
+        recorded = record.build.get("report_sha256")
+        kept = entry / REPORT_FILE
+        if not isinstance(recorded, str) or not kept.is_file() or kept.is_symlink():
+            return None
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = kept.read_text(encoding="utf-8")
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() == recorded:
+                return text
+        return None
+
+    def _read_record(self, key: str, path: Path) -> StoreRecord:
         """The entry's record, if it is for ``key`` (and signed with the signing key, when there is one)."""
         try:
             with path.open("rb") as handle:
                 data = json.loads(handle.read(_MAX_RECORD_BYTES + 1)[:_MAX_RECORD_BYTES])
-            record = CacheRecord(
+            record = StoreRecord(
                 key=str(data["key"]), sha256=str(data["sha256"]), size=int(data["size"]), build=dict(data["build"])
             )
             known = data.get("format") == _FORMAT
@@ -155,21 +156,30 @@ class LayerCache:
                 raise _Mismatch(f"its record is not signed with the key in {SIGNING_KEY_VARIABLE}")
         return record
 
-    def put(self, key: str, source: Path, build: Mapping[str, object]) -> Path:
+    def put(self, key: str, source: Path, build: Mapping[str, object], report_text: str | None = None) -> Path:
         """Store ``source`` as the layer built for ``key``, with the record of ``build`` (the build's summary,
-        without host paths). Each file is written to a temporary name and renamed into place, the record last."""
+        without host paths) and the layer report. Each file is written to a temporary name and renamed into place,
+        the record last: it binds the zip's and the report's sha256."""
+        build = dict(build)
+        if report_text is not None:
+            build["report_sha256"] = hashlib.sha256(report_text.encode("utf-8")).hexdigest()
         entry = self.root / key
         entry.mkdir(parents=True, exist_ok=True)
         if entry.is_symlink() or not entry.is_dir():
             raise NotADirectoryError(f"{entry} is not a directory of the cache")
         path = entry / LAYER_ZIP
         digest, size = _write_atomically(entry, LAYER_ZIP, lambda out: _copy_into(source, out))
-        record = CacheRecord(key=key, sha256=digest, size=size, build=dict(build))
+        if report_text is not None:
+            data = report_text.encode("utf-8")
+            _write_atomically(entry, REPORT_FILE, lambda out: _write_bytes(data, out))
+        else:
+            (entry / REPORT_FILE).unlink(missing_ok=True)
+        record = StoreRecord(key=key, sha256=digest, size=size, build=build)
         content = {"format": _FORMAT, "key": key, "sha256": digest, "size": size, "build": record.build}
         if self._signing_key is not None:
             content["hmac"] = record.signature(self._signing_key)
-        data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(data, out))
+        record_data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(record_data, out))
         return path
 
 

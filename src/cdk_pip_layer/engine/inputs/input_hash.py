@@ -1,7 +1,7 @@
-"""The layer's CUSTOM asset hash: a digest of the build inputs, known before any build and the same on every host.
+"""The input hash: a digest of a layer build's inputs, known before any build and the same on every host.
 
-CDK adds the JSON of the bundling options to it (see :func:`~.bundling.bundling_options`), which hold nothing
-host-specific either, so every machine computes the same asset hash for the same inputs.
+It is the key of the layer store and the CDK asset's CUSTOM hash (CDK adds the JSON of its bundling options, which
+hold nothing host-specific either, so every machine computes the same asset hash for the same inputs).
 """
 
 from __future__ import annotations
@@ -39,21 +39,14 @@ def input_hash(options: LayerBuildOptions, requirements: RequirementsFile) -> st
         for line in requirements.requirements
         if (local := line.local_file) is not None
     ]
+    lock_format = requirements.format if isinstance(requirements, LockedRequirements) else None
     document = {
         "layer-format": LAYER_FORMAT_EPOCH,
         "requirements": files,
         "local-archives": archives,
-        "runtime": options.runtime,
-        "architecture": options.architecture,
-        "exclude": sorted(options.exclude),
-        "index": options.index.fingerprint(),
-        "extra-installer-args": [strip_userinfo(arg) for arg in options.extra_installer_args],
-        "verify": options.verify,
+        # The options, each as its declaration says (engine/options.py): a new option enters only when set.
+        **options.hash_document(lock_format=lock_format),
     }
-    if isinstance(requirements, LockedRequirements):
-        document["lock"] = {"format": requirements.format, "groups": list(options.groups), "member": options.member}
-    if options.verify_ignore:  # only when set: the hash of every other layer stays what it was
-        document["verify-ignore"] = list(options.verify_ignore)
     if not isinstance(requirements, LockedRequirements) and requirements.variables:
         # ${NAME} is expanded by pip from the environment: the lines as pip reads them, credentials left out. Only
         # for files that use a variable: the hash of every other layer stays what it was.

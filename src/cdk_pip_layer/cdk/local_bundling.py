@@ -1,0 +1,288 @@
+"""CDK's local bundling hook: a layer from the layer store, from a local build, or (returning False) from CDK's
+Docker run of the Lambda build image, where the bundling policy (:mod:`cdk_pip_layer.engine.placement`) says.
+
+CDK asks for a bundle only when it needs one (``bundling_required``) and only when ``cdk.out/asset.<hash>`` is not
+there yet; it then calls :meth:`LocalBundler.try_bundle`. That method serves the layer from the layer store, or
+builds it with the engine (or collects the build :meth:`LocalBundler.start` began earlier, when a group of layers
+builds at once: see :mod:`.targets`), or (in ``auto`` mode, when a local build is impossible, and with
+``bundling='docker'``) stages the container input and returns False so that CDK runs the Lambda build image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+
+import aws_cdk as cdk
+import jsii
+
+from cdk_pip_layer.container.protocol import CACHE_VOLUME, stage_input
+from cdk_pip_layer.engine.errors import LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.engine.inputs.locked import read_input
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
+from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP, LayerBuildResult
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
+from cdk_pip_layer.engine.placement import build_placed
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
+from cdk_pip_layer.engine.verify.report import REPORT_FILE
+from cdk_pip_layer.store import LayerStore, entry_key
+
+__all__ = ["BUILD_DIR_PREFIX", "BundlingOutcome", "LocalBundler", "clean"]
+
+BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
+# The local build's scratch directory, named for its owner (see cdk_pip_layer.engine.scratch), next to CDK's output
+# directory in cdk.out.
+BUILD_DIR_PREFIX = ".cdk-pip-layer-build-"
+
+
+@dataclass(frozen=True)
+class BundlingOutcome:
+    """How one ``try_bundle`` call ended.
+
+    Attributes:
+        served: ``"cache"``, ``"local"`` (built here) or ``"docker"`` (left to CDK's Docker run).
+        error: what the call raised (re-raised by the construct with our message), if it raised.
+        fallback_reason: why a local build was impossible, when Docker was left to build.
+    """
+
+    served: Literal["cache", "local", "docker"] | None = None
+    error: BaseException | None = None
+    fallback_reason: LayerBuildError | None = None
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A local build started ahead of CDK's ``try_bundle`` (see :meth:`LocalBundler.start`)."""
+
+    build_dir: Path
+    future: Future[LayerBuildResult]
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LocalBundler:
+    """CDK's local bundling hook for one layer (see the module docstring). Its :attr:`outcome` says how the last
+    call ended."""
+
+    def __init__(
+        self,
+        *,
+        options: LayerBuildOptions,
+        mode: BundlingMode,
+        key: str,
+        staging_dir: Path,
+        store: LayerStore | None,
+        label: str,
+        requirements: RequirementsFile | None = None,
+        builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
+        stderr: TextIO | None = None,
+        wheel_cache: bool | None = None,
+    ) -> None:
+        self.options = options
+        self.requirements = requirements or read_input(options)
+        self.mode = mode
+        self.key = key
+        self.staging_dir = staging_dir
+        self.store = store
+        # bundling='docker' promises a layer built in the image: it reuses only layers built there, kept apart.
+        self.store_key = entry_key(key, mode, options.target.build_image)
+        # The Docker build's wheel cache (the named volume): on unless the user turned caching off. Unlike the layer
+        # store it is right for requirements that are not fully pinned too (the index is still asked for them).
+        self.wheel_cache = store is not None if wheel_cache is None else wheel_cache
+        self.label = label
+        self.builder_factory = builder_factory
+        self._stderr = stderr
+        self.outcome = BundlingOutcome()
+        # The layer report of what this bundler served (None until it served something, or when unverified).
+        self.report_text: str | None = None
+        self._started: _Started | None = None
+        # perf_counter() at the start and the end of the local build, once there was one.
+        self.build_interval: tuple[float, float] | None = None
+
+    @property
+    def served(self) -> str | None:
+        return self.outcome.served
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.outcome.error
+
+    @property
+    def stderr(self) -> TextIO:
+        return self._stderr or sys.stderr
+
+    def say(self, text: str) -> None:
+        self.stderr.write(f"cdk-pip-layer: {text}\n")
+        self.stderr.flush()
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
+        """Put ``layer.zip`` into ``output_dir`` and return True, or return False to let CDK run Docker."""
+        out = Path(output_dir)
+        try:
+            if self._serve_from_store(out):
+                return True
+            bundled, _ = build_placed(
+                self.mode,
+                self.options.target,
+                lambda: self._build_here(out),
+                lambda placement: self._fall_back(out, placement.impossible),
+            )
+            return bundled
+        except BaseException as exc:
+            self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
+            clean(out)
+            if isinstance(exc, LayerBuildError):
+                self.say(f"{self.label}: the layer could not be built:\n{exc}")
+            raise
+
+    def _build_here(self, out: Path) -> bool:
+        """The local build, into ``out``: said, and kept in the layer store."""
+        result = self._build(out)
+        self.outcome = BundlingOutcome(served="local")
+        self._report(result)
+        self.keep(out / LAYER_ZIP, result)
+        return True
+
+    def _serve_from_store(self, out: Path) -> bool:
+        """Copy the stored layer into ``out`` if there is one that matches the record of its build; say so, or say
+        why an entry was not served (it is then built again, and replaced)."""
+        if self.store is None:
+            return False
+        start = time.perf_counter()
+        fetched = self.store.fetch(self.store_key, out / LAYER_ZIP)
+        entry = self.store.describe(self.store_key)
+        if fetched.record is None:
+            if fetched.problem:
+                self.say(
+                    f"{self.label}: warning: the cached layer {entry} is not used: {fetched.problem}; building it again"
+                )
+            return False
+        self.outcome = BundlingOutcome(served="cache")
+        self.report_text = fetched.report_text
+        count = len(fetched.record.distributions)
+        self.say(
+            f"{self.label}: layer {self.store_key[:12]} reused from the cache {entry}: {count} "
+            f"distribution{'' if count == 1 else 's'}, sha256 {fetched.record.sha256[:12]} as recorded "
+            f"({time.perf_counter() - start:.3f} s)"
+        )
+        return True
+
+    def start(
+        self, executor: Executor, build_root: Path, *, install_lock: AbstractContextManager[object] | None = None
+    ) -> bool:
+        """Start the local build now, in ``executor``, for :meth:`try_bundle` to collect when CDK asks (several
+        layers then build at once; those given one ``install_lock`` install in turn). Nothing starts when the cache
+        or Docker will serve the layer. ``build_root``: where the build's directory goes (CDK's asset directory, so
+        that the zip is moved, not copied)."""
+        if self.mode is BundlingMode.DOCKER or self._started is not None:
+            return False
+        if self.store is not None and self.store.holds(self.store_key):
+            return False
+        remove_stale(build_root, BUILD_DIR_PREFIX)
+        build_dir = make_scratch_dir(build_root, BUILD_DIR_PREFIX)
+        self._started = _Started(build_dir, executor.submit(self._run_build, build_dir, install_lock))
+        return True
+
+    def discard(self) -> None:
+        """Wait for a started build that CDK never asked for, and remove what it wrote."""
+        started, self._started = self._started, None
+        if started is not None:
+            with contextlib.suppress(BaseException):
+                started.future.cancel()  # one still queued never starts
+                started.future.result()
+            shutil.rmtree(started.build_dir, ignore_errors=True)
+
+    def _run_build(
+        self, build_dir: Path, install_lock: AbstractContextManager[object] | None = None
+    ) -> LayerBuildResult:
+        begin = time.perf_counter()
+        try:
+            builder = self.builder_factory(
+                self.options, build_dir, requirements_file=self.requirements, install_lock=install_lock
+            )
+            return builder.build()
+        finally:
+            self.build_interval = (begin, time.perf_counter())
+
+    def _build(self, out: Path) -> LayerBuildResult:
+        target = self.options.target
+        started, self._started = self._started, None
+        if started is not None:
+            self.say(f"{self.label}: local build of the layer for {target} (started with the others)")
+            build_dir = started.build_dir
+        else:
+            self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
+            # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A
+            # synth that is killed cannot remove it (an interrupted one does, below); the next synth does (scratch).
+            remove_stale(out.parent, BUILD_DIR_PREFIX)
+            build_dir = make_scratch_dir(out.parent, BUILD_DIR_PREFIX)
+        try:
+            result = started.future.result() if started is not None else self._run_build(build_dir)
+            report = result.zip_path.parent / REPORT_FILE
+            self.report_text = report.read_text(encoding="utf-8") if report.is_file() else None
+            result.zip_path.replace(out / LAYER_ZIP)
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)
+        return result
+
+    def _report(self, result: LayerBuildResult) -> None:
+        mib = 1024 * 1024
+        self.say(
+            f"{self.label}: built with {result.installer} in {result.seconds:.1f} s: "
+            f"{len(result.distributions)} distributions, {result.unzipped_bytes / mib:.1f} MiB unzipped, "
+            f"{result.zipped_bytes / mib:.1f} MiB zipped"
+        )
+        for warning in result.warnings:
+            self.say(f"{self.label}: warning: {warning}")
+
+    def _fall_back(self, out: Path, reason: LocalBuildUnavailableError | None) -> bool:
+        """Clean the output, stage the container input (with this host's proxies, credentials and CA bundle, which
+        only ``docker run`` reads; the construct deletes them when bundling returns) and let CDK run Docker."""
+        clean(out)
+        target = self.options.target
+        where = f"the Lambda build image {target.build_image} ({target.docker_platform})"
+        if reason is None:
+            self.say(f"{self.label}: bundling='docker': building in {where}")
+        else:
+            because = "".join(f"; {line}" for line in reason.details)
+            self.say(
+                f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
+            )
+        stage_input(self.options, self.requirements, self.staging_dir, use_cache=self.wheel_cache, write_host_env=True)
+        from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
+
+        problem = prepare_cache_volume(target.build_image, target.docker_platform)
+        if problem:
+            self.say(f"{self.label}: note: could not prepare the pip cache volume {CACHE_VOLUME}: {problem}")
+        self.outcome = BundlingOutcome(served="docker", fallback_reason=reason)
+        return False
+
+    def keep(self, built: Path, result: LayerBuildResult | None) -> None:
+        """Keep ``built`` in the layer store with the record of its build (its summary, without this host's paths)
+        and its report."""
+        if self.store is None:
+            return
+        summary = {k: v for k, v in result.to_dict().items() if k not in ("zip", "artifacts")} if result else {}
+        try:
+            self.store.put(self.store_key, built, summary, self.report_text)
+        except OSError as exc:
+            self.say(
+                f"{self.label}: warning: could not write the layer cache {self.store.describe(self.store_key)}: {exc}"
+            )
+
+
+def clean(out: Path) -> None:
+    if out.is_dir():
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)

@@ -1,0 +1,57 @@
+"""The check of a layer a build made: :func:`verify_layer_zip` with what the build knows, one error for all its
+findings. Every builder (local, container) and the CDK adapter's Docker fallback call it the same way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from cdk_pip_layer.engine.options import LayerBuildOptions
+
+from .verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
+
+_log = logging.getLogger("cdk_pip_layer")
+
+
+def verify_built_layer(
+    zip_path: Path,
+    options: LayerBuildOptions,
+    *,
+    requirements: Sequence[Requirement] = (),
+    built_from_source: Sequence[str] = (),
+    wheels_only: bool = True,
+    python: str | None = None,
+    layer_dir: Path | None = None,
+    imported_in: str | None = None,
+    subject: str | None = None,
+) -> LayerVerification:
+    """Verify the layer a build made for ``options`` (their target and ``verify_ignore``); raise one
+    :class:`VerificationError` listing every error.
+
+    ``requirements``, ``built_from_source``, ``wheels_only``: what the build knows (see :class:`BuildContext`).
+    The smoke import runs here (``python``, or an interpreter found; in ``layer_dir`` when the layer is on disk
+    already), unless it ran in the build image already (``imported_in``: where).
+    """
+    verification = verify_layer_zip(
+        zip_path,
+        options.runtime,
+        options.architecture,
+        ignore=options.verify_ignore,
+        context=BuildContext(
+            requirements=tuple(requirements),
+            excluded=options.exclude,
+            built_from_source=tuple(built_from_source),
+            wheels_only=wheels_only,
+        ),
+        smoke_import=ImportMode.OFF if imported_in else ImportMode.AUTO,
+        import_note=f"ran in {imported_in} during the build" if imported_in else None,
+        python=python,
+        layer_dir=layer_dir,
+    )
+    for check, reason in verification.report.skipped.items():
+        _log.info("verify: %s skipped: %s", check, reason)
+    verification.raise_for_errors(subject=subject or f"{options.requirements} for {options.target}")
+    return verification
