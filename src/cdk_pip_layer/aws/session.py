@@ -1,7 +1,8 @@
-"""The AWS side of publishing: a boto3 session whose credentials and region are checked before any request, and
-one call helper that turns every failure of boto3 into one :class:`PublishError` saying what failed and what to do.
+"""A boto3 session whose credentials and region are checked before any request, and one call helper that turns
+every failure of boto3 into one error (:class:`~.errors.AwsError`, or the caller's subclass of it) saying what
+failed and what to do.
 
-Imported by :mod:`cdk_pip_layer.publish` only when it publishes: this is where boto3 is imported, and nowhere else.
+Imported only when AWS is used (publishing, a layer store on S3): this is where boto3 is imported, and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from botocore.config import Config
 
 from cdk_pip_layer._version import __version__
 from cdk_pip_layer.engine.redact import redact
-from cdk_pip_layer.publish.request import PublishError
+
+from .errors import AwsError
 
 # Error codes that mean the credentials themselves are wrong (unknown key, bad signature, expired token).
 _BAD_CREDENTIALS = frozenset(
@@ -56,18 +58,38 @@ _CREDENTIALS_HINT = (
 class Aws:
     """Clients of one session and region, made on first use; :meth:`call` and :meth:`pages` make the requests."""
 
-    def __init__(self, session: Any, region: str, secrets: tuple[str, ...], subject: str) -> None:
+    def __init__(
+        self,
+        session: Any,
+        region: str,
+        secrets: tuple[str, ...],
+        subject: str,
+        *,
+        error: type[AwsError] = AwsError,
+        config: Config | None = None,
+    ) -> None:
         self.session = session
         self.region = region
         self.secrets = secrets
         self.subject = subject
+        self.error = error
+        self.config = config
         self._clients: dict[str, Any] = {}
 
     @classmethod
-    def connect(cls, *, session: Any, profile: str | None, region: str | None, subject: str) -> Aws:
+    def connect(
+        cls,
+        *,
+        session: Any,
+        profile: str | None,
+        region: str | None,
+        subject: str,
+        error: type[AwsError] = AwsError,
+        config: Config | None = None,
+    ) -> Aws:
         """The session (boto3's own resolution of profiles, environment and config files, unless one is given),
         with credentials and a region (``region``, else ``AWS_REGION``, else boto3's: ``AWS_DEFAULT_REGION`` or the
-        profile's); otherwise a PublishError saying what is missing."""
+        profile's); otherwise an ``error`` saying what is missing."""
         if session is None:
             # AWS_REGION first, as the AWS CLI and the other SDKs read it (boto3 itself reads AWS_DEFAULT_REGION).
             region = region or os.environ.get("AWS_REGION") or None
@@ -77,42 +99,44 @@ class Aws:
             credentials = session.get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials is not None else None
         except boto_errors.ProfileNotFound:
-            raise PublishError(
+            raise error(
                 f"The AWS profile {profile or os.environ.get('AWS_PROFILE')!r} does not exist",
                 subject=subject,
                 hint="name a profile of your AWS config files ('aws configure list-profiles'), or unset AWS_PROFILE.",
             ) from None
         except _CREDENTIAL_ERRORS as exc:
-            raise PublishError(
+            raise error(
                 "No usable AWS credentials", subject=subject, details=[str(exc)], hint=f"{_CREDENTIALS_HINT}."
             ) from None
         except (boto_errors.BotoCoreError, boto_errors.ClientError) as exc:  # e.g. a role that cannot be assumed
-            raise PublishError(
+            raise error(
                 "The AWS credentials could not be obtained",
                 subject=subject,
                 details=[str(exc)],
                 hint=f"fix what it names in your AWS configuration; {_CREDENTIALS_HINT}.",
             ) from None
         if frozen is None or not frozen.access_key:
-            raise PublishError("No AWS credentials were found", subject=subject, hint=f"{_CREDENTIALS_HINT}.")
+            raise error("No AWS credentials were found", subject=subject, hint=f"{_CREDENTIALS_HINT}.")
         chosen = region or session.region_name
         if not chosen:
-            raise PublishError(
+            raise error(
                 "No AWS region is configured",
                 subject=subject,
                 hint="set AWS_REGION (or AWS_DEFAULT_REGION), 'region' in your AWS profile, or pass --region.",
             )
         secrets = tuple(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
-        return cls(session, chosen, secrets, subject)
+        return cls(session, chosen, secrets, subject, error=error, config=config)
 
     def client(self, service: str) -> Any:
-        """The service's client; an endpoint or region boto3 cannot use is a PublishError."""
+        """The service's client; an endpoint or region boto3 cannot use is an error."""
         if service not in self._clients:
             config = Config(user_agent_extra=f"cdk-pip-layer/{__version__}")
+            if self.config is not None:
+                config = config.merge(self.config)
             try:
                 self._clients[service] = self.session.client(service, region_name=self.region, config=config)
             except (ValueError, boto_errors.BotoCoreError) as exc:
-                raise PublishError(
+                raise self.error(
                     f"No {service} client can be made for {self.region}",
                     subject=self.subject,
                     details=[self._clean(str(exc))],
@@ -121,7 +145,7 @@ class Aws:
         return self._clients[service]
 
     def call(self, service: str, operation: str, **params: Any) -> Any:
-        """``operation`` (``PublishLayerVersion``, …) of ``service``; its response, or a PublishError."""
+        """``operation`` (``PublishLayerVersion``, …) of ``service``; its response, or an error."""
         client = self.client(service)
         try:
             return getattr(client, xform_name(operation))(**params)
@@ -137,29 +161,27 @@ class Aws:
         except (boto_errors.BotoCoreError, boto_errors.ClientError) as exc:
             raise self._error(exc, f"{service}:{operation}", client) from None
 
-    def _error(self, exc: Exception, action: str, client: Any) -> PublishError:
+    def _error(self, exc: Exception, action: str, client: Any) -> AwsError:
         where = f"{self.subject} in {self.region}"
         clean = self._clean(str(exc))
         if isinstance(exc, boto_errors.ClientError):
             return self._client_error(exc, action, where)
         if isinstance(exc, _CREDENTIAL_ERRORS):
-            return PublishError(
-                "No usable AWS credentials", subject=where, details=[clean], hint=f"{_CREDENTIALS_HINT}."
-            )
+            return self.error("No usable AWS credentials", subject=where, details=[clean], hint=f"{_CREDENTIALS_HINT}.")
         if isinstance(exc, _NETWORK_ERRORS):
             endpoint = self._clean(str(client.meta.endpoint_url))
-            return PublishError(
+            return self.error(
                 f"AWS cannot be reached at {endpoint} ({action})",
                 subject=where,
                 details=[clean],
                 hint="check the network and the proxy settings (HTTPS_PROXY, NO_PROXY); if you set AWS_ENDPOINT_URL "
                 "or an endpoint_url in your AWS profile, check that it is right and answering.",
             )
-        return PublishError(
+        return self.error(
             f"The request {action} failed", subject=where, details=[clean], hint="fix what it names and try again."
         )
 
-    def _client_error(self, exc: boto_errors.ClientError, action: str, where: str) -> PublishError:
+    def _client_error(self, exc: boto_errors.ClientError, action: str, where: str) -> AwsError:
         error = exc.response.get("Error") or {}
         status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         code, message = str(error.get("Code") or status), str(error.get("Message") or "")
@@ -170,7 +192,7 @@ class Aws:
             message = match.group(1)
         details = [self._clean(f"{code}: {message}" if message else code)]
         if code in _BAD_CREDENTIALS:
-            return PublishError(
+            return self.error(
                 f"AWS rejected the credentials ({action})",
                 subject=where,
                 details=details,
@@ -178,7 +200,7 @@ class Aws:
                 aws_code=code,
             )
         if code in _DENIED or status == 403:
-            return PublishError(
+            return self.error(
                 f"AWS denied {action}",
                 subject=where,
                 details=details,
@@ -187,14 +209,14 @@ class Aws:
                 aws_code=code,
             )
         if code in _REFUSED:
-            return PublishError(
+            return self.error(
                 f"AWS refused the request {action}",
                 subject=where,
                 details=details,
                 hint="fix the value it names (e.g. the layer name: 1 to 140 letters, digits, '-' and '_').",
                 aws_code=code,
             )
-        return PublishError(
+        return self.error(
             f"The request {action} failed",
             subject=where,
             details=details,

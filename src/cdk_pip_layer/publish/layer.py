@@ -25,7 +25,7 @@ from typing import Any
 
 from cdk_pip_layer.engine.errors import InvalidInputError
 
-from .request import DIRECT_UPLOAD_LIMIT, MissingPublishExtraError, PublishedLayer, PublishRequest
+from .request import DIRECT_UPLOAD_LIMIT, MissingPublishExtraError, PublishedLayer, PublishError, PublishRequest
 
 
 def publish_layer(
@@ -103,5 +103,5 @@ def publish_layer(
         ) from None
     from .publication import Publication
 
-    aws = Aws.connect(session=session, profile=profile, region=region, subject=request.subject)
+    aws = Aws.connect(session=session, profile=profile, region=region, subject=request.subject, error=PublishError)
     return Publication(request, aws).run()

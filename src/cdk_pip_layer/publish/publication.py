@@ -1,5 +1,5 @@
 """One run of :func:`~cdk_pip_layer.publish.publish_layer`: the reads, then the writes in their order, undone on
-failure (see :mod:`cdk_pip_layer.publish`). Requests go through :class:`~cdk_pip_layer._aws.Aws`."""
+failure (see :mod:`cdk_pip_layer.publish`). Requests go through :class:`~cdk_pip_layer.aws.session.Aws`."""
 
 from __future__ import annotations
 

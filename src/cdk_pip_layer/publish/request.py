@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from cdk_pip_layer.aws.errors import AwsError
 from cdk_pip_layer.engine.aws_names import (
     DESCRIPTION_LIMIT,
     LICENSE_LIMIT,
@@ -20,7 +21,7 @@ from cdk_pip_layer.engine.aws_names import (
     organization_id_ok,
     ssm_name_ok,
 )
-from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
+from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.layer.transaction import file_sha256
 from cdk_pip_layer.engine.options import as_tuple
 from cdk_pip_layer.engine.target import LambdaTarget
@@ -45,25 +46,13 @@ _SID_PREFIX = "cdk-pip-layer"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class PublishError(LayerBuildError):
+class PublishError(AwsError):
     """Publishing failed: AWS refused a request, could not be reached, or no credentials or region were found.
     What was written before the failure is undone where it can be; the message says what remains.
 
     Attributes:
         aws_code: the error code AWS answered with (e.g. ``AccessDeniedException``), when it answered.
     """
-
-    def __init__(
-        self,
-        what: str,
-        *,
-        subject: str | None = None,
-        details: Sequence[str] = (),
-        hint: str | None = None,
-        aws_code: str | None = None,
-    ) -> None:
-        super().__init__(what, subject=subject, details=details, hint=hint)
-        self.aws_code = aws_code
 
 
 class MissingPublishExtraError(PublishError):
