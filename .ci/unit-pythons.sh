@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unit tier (tests/unit) on every supported Python, each in a throwaway venv holding only the wheel of this
-# checkout (not editable) with its own extras, pytest, and the package's dependencies (pinned to the dev extra):
+# checkout (not editable) with its own extras, pytest, and the package's dependencies (pinned to the dev group):
 #   3.10 3.11 3.12 3.13  pyenv's newest patch release of each, on this machine;
 #   3.14                 Debian forky's python3.14 in the cdk-pip-layer-ci/python:3.14 image (.ci/docker-setup.sh):
 #                        neither pyenv (it downloads from python.org) nor uv (from GitHub) can fetch a 3.14 here,
@@ -22,26 +22,28 @@ say "building the wheel"
 .venv/bin/python -m build --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 wheels=("$work"/dist/*.whl)
 [ ${#wheels[@]} = 1 ] || die "expected one wheel, got: ${wheels[*]}"
-# The package's own optional extras (all but dev: uv, the engine's second installer; publish's AWS SDK) and, for
-# pytest and every dependency, the version the dev extra pins (one source of truth: pyproject.toml).
+# The package's own optional extras (uv, the engine's second installer; publish's AWS SDK) and, for pytest and every
+# dependency, the version the dev dependency group pins (one source of truth: pyproject.toml).
 .venv/bin/python - "$work/dist" <<'EOF'
 import sys
+import tomllib
 from importlib.metadata import metadata, requires
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
 out = Path(sys.argv[1])
-extras = sorted(set(metadata("cdk-pip-layer").get_all("Provides-Extra") or []) - {"dev"})
+extras = sorted(set(metadata("cdk-pip-layer").get_all("Provides-Extra") or []))
 reqs = [Requirement(r) for r in requires("cdk-pip-layer") or []]
 own = {"pytest", "pytest-xdist"} | {r.name for r in reqs if r.marker is None or "extra" not in str(r.marker)}
 own |= {r.name for r in reqs if r.marker is not None and any(r.marker.evaluate({"extra": e}) for e in extras)}
-dev = [r for r in reqs if r.marker is not None and r.marker.evaluate({"extra": "dev"})]
+group = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["dependency-groups"]["dev"]
+dev = [Requirement(line) for line in group if isinstance(line, str)]
 (out / "constraints.txt").write_text("".join(f"{r.name}{r.specifier}\n" for r in dev if r.name in own))
 (out / "extras.txt").write_text(",".join(extras))
 EOF
-grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the dev extra"
-grep -q '^pytest-xdist==' "$work/dist/constraints.txt" || die "no pytest-xdist pin in the dev extra"
+grep -q '^pytest==' "$work/dist/constraints.txt" || die "no pytest pin in the dev group"
+grep -q '^pytest-xdist==' "$work/dist/constraints.txt" || die "no pytest-xdist pin in the dev group"
 
 # Each Python downloads what it needs into one wheelhouse (files already there are not fetched again: aws-cdk-lib
 # and its kin are ~85 MB) and installs from it alone, without byte-compiling what the unit tests never import.

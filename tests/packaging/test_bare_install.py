@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from dev_tools import dev_pins
 from layer_inspection import pyenv_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,18 +45,14 @@ def run(argv: Sequence[str | Path], env: Mapping[str, str], timeout: float = 900
 
 
 def _dev_pins_of_dependencies(wheel: Path) -> list[str]:
-    """The dev extra's pins of the package's own dependencies (the versions the tests were written against)."""
+    """The dev group's pins of the package's own dependencies (the versions the tests were written against)."""
     with zipfile.ZipFile(wheel) as archive:
         [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         metadata = email.parser.BytesParser().parsebytes(archive.read(name))
     requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
     runtime = {r.name for r in requires if r.marker is None}
     assert "uv" in runtime, "uv is a dependency, not an extra"
-    return [
-        f"{r.name}{r.specifier}"
-        for r in requires
-        if r.name in runtime and r.marker is not None and r.marker.evaluate({"extra": "dev"})
-    ]
+    return dev_pins(runtime)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from dev_tools import dev_pins
+
 REPO = Path(__file__).resolve().parents[2]
 DEV_BIN = REPO / ".venv" / "bin"
 CDK_CLI = REPO / "node_modules" / "aws-cdk" / "bin" / "cdk"
@@ -124,6 +126,19 @@ def test_the_metadata_is_ready_for_pypi(dists: Dists) -> None:
     assert meta["Summary"]
 
 
+def test_the_metadata_declares_what_the_package_needs_and_nothing_more(dists: Dists) -> None:
+    """No dev extra of exact pins in the published metadata (they are a dependency group), every dependency with a
+    floor, and the libraries whose next major release may break us capped below it."""
+    meta = dists.metadata
+    assert sorted(meta.get_all("Provides-Extra") or []) == ["publish", "uv"]
+    requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
+    assert not [r for r in requires if any(s.operator == "==" for s in r.specifier)]
+    for requirement in requires:
+        assert any(s.operator == ">=" for s in requirement.specifier), requirement
+    capped = {r.name: r.specifier for r in requires if any(s.operator == "<" for s in r.specifier)}
+    assert {"aws-cdk-lib", "constructs", "cyclonedx-python-lib", "uv"} <= set(capped)
+
+
 def _oldest_supported_python() -> Path:
     """pyenv's newest patch release of the oldest supported Python (a user's old pip with it), else this one."""
     pyenv = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
@@ -161,14 +176,9 @@ class UserVenv:
 
 
 def _dependency_pins(meta: email.message.Message) -> list[str]:
-    """The dev extra's pins of the package's own dependencies: the versions the tests were written against."""
+    """The dev group's pins of the package's own dependencies: the versions the tests were written against."""
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist") or []]
-    runtime = {r.name for r in requires if r.marker is None or "extra" not in str(r.marker)}
-    return sorted(
-        str(Requirement(f"{r.name}{r.specifier}"))
-        for r in requires
-        if r.name in runtime and r.marker is not None and r.marker.evaluate({"extra": "dev"})
-    )
+    return dev_pins({r.name for r in requires if r.marker is None or "extra" not in str(r.marker)})
 
 
 @pytest.fixture(scope="session")
