@@ -28,9 +28,9 @@ from .engine.errors import (
 )
 from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
-from .engine.layer.transaction import LayerBuildResult
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from .engine.result import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer

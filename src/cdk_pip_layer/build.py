@@ -17,11 +17,12 @@ from .engine.inputs.input_hash import input_hash
 from .engine.inputs.locked import read_input
 from .engine.inputs.requirements import RequirementsFile
 from .engine.layer.artifacts import unpack_layer
-from .engine.layer.transaction import BuildTransaction, LayerBuildResult
+from .engine.layer.transaction import BuildTransaction
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BuildSettings, BundlingMode, LayerBuildOptions, build_directory, split_arguments
 from .engine.placement import Placement, build_placed
-from .engine.verify.report import REPORT_FILE, SBOM_FILE, sbom_json_from_text, write_text_atomically
+from .engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
+from .engine.verify.report import sbom_json_from_text, write_text_atomically
 from .store import Fetched, LayerStore, entry_key, open_store
 
 if TYPE_CHECKING:

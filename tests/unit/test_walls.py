@@ -6,6 +6,7 @@ in-image entry alone, and that code imports nothing of CDK, jsii, the Docker SDK
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -67,3 +68,71 @@ def test_staged_code_runs_isolated_without_cdk_or_docker(tmp_path: Path) -> None
     assert len(report["imported"]) > 10
     leaked = [m for m in report["modules"] if m.split(".")[0] in FORBIDDEN]
     assert leaked == []
+
+
+# --- the engine's wall: an allow-list -------------------------------------------------------------------------------
+
+ENGINE = Path(cdk_pip_layer.__file__ or "").parent / "engine"
+# What the engine may import anywhere: the standard library, packaging (pip vendors it in the build image), tomli on
+# Python 3.10; typing_extensions only for type checking.
+ENGINE_ALLOWED = {"packaging", "tomli", "typing_extensions"}
+# The verifier's host-only libraries, imported inside functions (their absence in the build image defers that
+# work to the host): the module that may, and the library.
+HOST_ONLY_LIBRARIES = {
+    ("verify/elf.py", "elftools"),
+    ("verify/report.py", "cyclonedx"),
+    ("verify/report.py", "packageurl"),  # cyclonedx-python-lib's own dependency, for the SBOM's package URLs
+    ("interpreters.py", "uv"),  # the uv package's binary, found through it on the host (the image gets it staged)
+}
+# The stage packages and what each may import of the engine besides its own package and the engine's root (the
+# value types); the root imports no stage package, but for the local build (local.py), which runs them all.
+STAGE_USES = {"inputs": set(), "install": {"inputs"}, "layer": set(), "verify": set()}
+PIPELINE = {"local.py"}
+
+
+def _allowed(where: str, top: str, *, module_level: bool) -> bool:
+    if top in sys.stdlib_module_names or top == "__future__" or top in ENGINE_ALLOWED:
+        return True
+    return (where, top) in HOST_ONLY_LIBRARIES and not module_level
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(absolute module name, imported at module level) of every import in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ["cdk_pip_layer", *path.relative_to(ENGINE.parent).parent.parts]
+    top = {id(node) for node in tree.body}
+    found: list[tuple[str, bool]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            name = ".".join(part for part in (base, node.module) if part)
+            found.append((name, id(node) in top))
+    return found
+
+
+def test_the_engine_imports_only_what_it_may() -> None:
+    """An allow-list, not a deny-list: any third-party import the engine gains fails here (the build image has
+    the standard library and pip's vendored packaging alone), and so does an arrow up from a stage package."""
+    problems = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        where = path.relative_to(ENGINE).as_posix()
+        stage = where.split("/")[0] if "/" in where else None
+        for name, module_level in _imports(path):
+            top = name.split(".")[0]
+            if name.startswith("cdk_pip_layer."):
+                parts = name.split(".")
+                if parts[1] != "engine":
+                    problems.append(f"{where}: {name} (the engine imports nothing above it)")
+                    continue
+                target = parts[2] if len(parts) > 2 and (ENGINE / parts[2]).is_dir() else None
+                if target is None or target == stage or where in PIPELINE:
+                    continue
+                if stage is None:
+                    problems.append(f"{where}: {name} (a value type of the engine's root uses no stage package)")
+                elif target not in STAGE_USES[stage]:
+                    problems.append(f"{where}: {name} ({stage}/ may use {sorted(STAGE_USES[stage]) or 'no stage'})")
+            elif not _allowed(where, top, module_level=module_level):
+                problems.append(f"{where}: {name}")
+    assert problems == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk_pip_layer.engine.layer.transaction import LayerBuildResult
+from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import sbom_json_from_text, write_text_atomically
 

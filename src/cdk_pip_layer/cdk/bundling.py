@@ -30,9 +30,9 @@ from cdk_pip_layer.container.protocol import (
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.inputs.input_hash import input_hash
 from cdk_pip_layer.engine.inputs.locked import read_input
-from cdk_pip_layer.engine.layer.transaction import LayerBuildResult
 from cdk_pip_layer.engine.options import BuildSettings, BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.store import open_store
 

@@ -28,12 +28,11 @@ from cdk_pip_layer.container.protocol import CACHE_VOLUME, stage_input
 from cdk_pip_layer.engine.errors import LayerBuildError, LocalBuildUnavailableError
 from cdk_pip_layer.engine.inputs.locked import read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
-from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.placement import build_placed
+from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE, LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
-from cdk_pip_layer.engine.verify.report import REPORT_FILE
 from cdk_pip_layer.store import LayerStore, entry_key
 
 __all__ = ["BUILD_DIR_PREFIX", "BundlingOutcome", "LocalBundler", "clean"]

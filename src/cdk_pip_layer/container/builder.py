@@ -26,7 +26,7 @@ import docker.errors
 from cdk_pip_layer.engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.inputs.locked import read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
-from cdk_pip_layer.engine.layer.transaction import ARTIFACTS, LAYER_ZIP, BuildTransaction, LayerBuildResult, phase
+from cdk_pip_layer.engine.layer.transaction import BuildTransaction
 from cdk_pip_layer.engine.options import (
     BuildSettings,
     BundlingMode,
@@ -34,7 +34,9 @@ from cdk_pip_layer.engine.options import (
     build_directory,
     split_arguments,
 )
+from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.redact import redact
+from cdk_pip_layer.engine.result import ARTIFACTS, LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer

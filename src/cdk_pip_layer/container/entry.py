@@ -23,9 +23,9 @@ from cdk_pip_layer.engine.index import CA_VARIABLES, strip_credentials
 from cdk_pip_layer.engine.inputs.requirements import read_requirements
 from cdk_pip_layer.engine.install.installers import PipInstaller
 from cdk_pip_layer.engine.interpreters import probe
-from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP, LayerBuildResult
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.result import LAYER_ZIP, LayerBuildResult
 
 from .protocol import (
     CA_FILE,

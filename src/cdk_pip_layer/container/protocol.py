@@ -47,8 +47,8 @@ from cdk_pip_layer.engine.index import host_ca_bundle
 from cdk_pip_layer.engine.inputs.locked import LOCK_INSTALLER_ARGS, LockedRequirements
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.layer.transaction import LayerBuildResult
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.target import LambdaTarget
 
 CONTAINER_INPUT = "/asset-input"

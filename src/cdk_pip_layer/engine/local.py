@@ -23,10 +23,12 @@ from cdk_pip_layer.engine.install.installer_file import write_installable
 from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller, UvInstaller
 from cdk_pip_layer.engine.install.sdists import build_pure_wheel
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
-from cdk_pip_layer.engine.layer.transaction import BuildTransaction, LayerBuildResult, phase, tree_size
+from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.progress import phase
+from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
-from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE, write_report
+from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .distribution import installed_distributions

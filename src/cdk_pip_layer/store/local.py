@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP
-from cdk_pip_layer.engine.verify.report import REPORT_FILE
+from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE
 
 from .layer_store import SIGNING_KEY_VARIABLE, Fetched
 

@@ -1,4 +1,4 @@
-"""A build's outputs: the build transaction that stages and publishes them atomically, and the result it reports.
+"""The build transaction: a build's outputs staged and published atomically.
 
 Every builder (local, container) builds inside one :class:`BuildTransaction`: a private staging directory in the
 output directory (the same file system, so publishing is a rename), published only when complete, removed
@@ -14,115 +14,19 @@ import logging
 import os
 import shutil
 import signal
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from cdk_pip_layer.engine.errors import InstallError, InvalidInputError
+from cdk_pip_layer.engine.result import ARTIFACTS, LAYER_ZIP, REPORT_FILE, SBOM_FILE
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
-from cdk_pip_layer.engine.target import LambdaTarget
-from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE
 
 _log = logging.getLogger("cdk_pip_layer")
 
-LAYER_ZIP = "layer.zip"
-ARTIFACTS = "artifacts"
 # A build's staging directory in the output directory: ``.staging-<owner>-<random>`` (see :mod:`.scratch`).
 STAGING_PREFIX = ".staging-"
-
-
-@dataclass(frozen=True)
-class LayerBuildResult:
-    """What a build produced."""
-
-    target: LambdaTarget
-    zip_path: Path
-    artifacts_dir: Path
-    installer: str
-    distributions: tuple[str, ...]  # name==version of every distribution in the layer
-    excluded: tuple[str, ...]
-    built_from_source: tuple[str, ...]  # pure-Python wheels built locally from source distributions
-    warnings: tuple[str, ...]
-    unzipped_bytes: int
-    zipped_bytes: int
-    sha256: str
-    seconds: float
-
-    def summary(self, *, with_path: bool = True) -> str:
-        mib = 1024 * 1024
-        lines = [f"layer: {self.zip_path}"] if with_path else []
-        lines += [
-            f"target: {self.target}",
-            f"installer: {self.installer}",
-            f"distributions ({len(self.distributions)}): {', '.join(self.distributions) or '-'}",
-        ]
-        if self.excluded:
-            lines.append(f"excluded: {', '.join(self.excluded)}")
-        if self.built_from_source:
-            lines.append(f"built from source: {', '.join(self.built_from_source)}")
-        lines += [
-            f"size: {self.unzipped_bytes / mib:.1f} MiB unzipped, {self.zipped_bytes / mib:.1f} MiB zipped",
-            f"sha256: {self.sha256}",
-            f"time: {self.seconds:.1f} s",
-        ]
-        lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, object]:
-        """The result as JSON-ready data: what ``--json`` prints and what a container build reports to the host."""
-        return {
-            "zip": str(self.zip_path),
-            "artifacts": str(self.artifacts_dir),
-            "target": str(self.target),
-            "installer": self.installer,
-            "distributions": list(self.distributions),
-            "excluded": list(self.excluded),
-            "built_from_source": list(self.built_from_source),
-            "warnings": list(self.warnings),
-            "unzipped_bytes": self.unzipped_bytes,
-            "zipped_bytes": self.zipped_bytes,
-            "sha256": self.sha256,
-            "seconds": round(self.seconds, 3),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> LayerBuildResult:
-        """The result :meth:`to_dict` described."""
-        runtime, _, architecture = str(data["target"]).partition("/")
-
-        def strings(key: str) -> tuple[str, ...]:
-            value = data.get(key)
-            return tuple(str(item) for item in value) if isinstance(value, list) else ()
-
-        def number(key: str) -> float:
-            value = data.get(key)
-            return float(value) if isinstance(value, (int, float)) else 0.0
-
-        return cls(
-            target=LambdaTarget.parse(runtime, architecture),
-            zip_path=Path(str(data["zip"])),
-            artifacts_dir=Path(str(data["artifacts"])),
-            installer=str(data["installer"]),
-            distributions=strings("distributions"),
-            excluded=strings("excluded"),
-            built_from_source=strings("built_from_source"),
-            warnings=strings("warnings"),
-            unzipped_bytes=int(number("unzipped_bytes")),
-            zipped_bytes=int(number("zipped_bytes")),
-            sha256=str(data["sha256"]),
-            seconds=number("seconds"),
-        )
-
-
-@contextlib.contextmanager
-def phase(name: str) -> Iterator[None]:
-    """Log the start and the duration of one step of a build (the CLI shows them on stderr)."""
-    start = time.perf_counter()
-    _log.info("%s ...", name)
-    yield
-    _log.info("%s: done in %.2f s", name, time.perf_counter() - start)
 
 
 def tree_size(root: Path) -> int:

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cdk_pip_layer.engine.findings import Finding, Severity
+from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component
 
-REPORT_FILE = "layer.report.json"
-SBOM_FILE = "layer.cdx.json"
 REPORT_FORMAT = 1
 
 # Lambda's limits (AWS, "Lambda quotas"): a function and all its layers unzipped; a zip uploaded directly.
