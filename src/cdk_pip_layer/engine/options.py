@@ -15,6 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from .errors import InvalidInputError
 from .findings import parse_ignore
 from .index import IndexSettings
+from .layer_globs import check_globs
 from .target import Architecture, LambdaTarget
 
 
@@ -159,6 +160,12 @@ class LayerBuildOptions:
             a pylock.toml's dependency groups instead of its ``default-groups``). Default none.
         member: for a uv.lock of a workspace, the member whose dependencies go into the layer (default: the
             project of the pyproject.toml beside the lock).
+        slim: remove what the runtime never reads (test suites inside packages, type stubs, C and Cython sources,
+            docs and examples folders inside packages, debug information of native libraries), proven by a smoke
+            import; see ``docs/explanation/slim-layers.md``. Default False.
+        slim_keep: globs (relative to ``python/``) that slimming never touches, e.g. ``("pkg/tests/fixtures/**",)``.
+        slim_remove: globs of further files for slimming to remove (never a ``.dist-info``, a licence text or a
+            module that a kept module imports).
     """
 
     requirements: Path
@@ -174,6 +181,9 @@ class LayerBuildOptions:
     groups: tuple[str, ...] = ()
     member: str | None = None
     uv_executable: str | None = None
+    slim: bool = False
+    slim_keep: tuple[str, ...] = ()
+    slim_remove: tuple[str, ...] = ()
 
     @classmethod
     def parse(
@@ -192,6 +202,9 @@ class LayerBuildOptions:
         native_builds: bool = False,
         groups: str | Sequence[str] | None = (),
         member: str | None = None,
+        slim: bool = False,
+        slim_keep: str | Sequence[str] | None = (),
+        slim_remove: str | Sequence[str] | None = (),
     ) -> LayerBuildOptions:
         """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
 
@@ -242,6 +255,9 @@ class LayerBuildOptions:
             native_builds=bool(native_builds),
             groups=_lock_names(groups, "groups"),
             member=_member(member),
+            slim=bool(slim),
+            slim_keep=check_globs(as_tuple(slim_keep, subject="slim_keep"), subject="slim_keep"),
+            slim_remove=check_globs(as_tuple(slim_remove, subject="slim_remove"), subject="slim_remove"),
         )
 
     @property

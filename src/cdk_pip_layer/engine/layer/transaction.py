@@ -25,6 +25,8 @@ from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import LambdaTarget
 from cdk_pip_layer.engine.verify.report import REPORT_FILE, SBOM_FILE
 
+from .slim_report import SlimReport
+
 _log = logging.getLogger("cdk_pip_layer")
 
 LAYER_ZIP = "layer.zip"
@@ -49,6 +51,7 @@ class LayerBuildResult:
     zipped_bytes: int
     sha256: str
     seconds: float
+    slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
 
     def summary(self, *, with_path: bool = True) -> str:
         mib = 1024 * 1024
@@ -67,6 +70,8 @@ class LayerBuildResult:
             f"sha256: {self.sha256}",
             f"time: {self.seconds:.1f} s",
         ]
+        if self.slim is not None:
+            lines += self.slim.lines()
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -85,6 +90,7 @@ class LayerBuildResult:
             "zipped_bytes": self.zipped_bytes,
             "sha256": self.sha256,
             "seconds": round(self.seconds, 3),
+            "slim": self.slim.to_dict() if self.slim is not None else None,
         }
 
     @classmethod
@@ -113,6 +119,7 @@ class LayerBuildResult:
             zipped_bytes=int(number("zipped_bytes")),
             sha256=str(data["sha256"]),
             seconds=number("seconds"),
+            slim=SlimReport.from_dict(slim) if isinstance(slim := data.get("slim"), dict) else None,
         )
 
 
