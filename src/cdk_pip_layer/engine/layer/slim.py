@@ -478,23 +478,25 @@ class _Protection:
             return
         module = _module_name(path) or path[:-3].replace("/", ".")
         is_package = path.endswith("/__init__.py")
-        parse = self.keywords.search(text) is not None
+        # Inside a unit (kept because of a reference), a relative import need not spell the unit's name.
+        parse = path in self.unit_of or self.keywords.search(text) is not None
         refs = module_references(text, module, is_package=is_package, parse=parse)
         self._imports(refs.modules | dotted_names(refs.strings), f"imported by {path}", queue)
-        self._named(path, refs.strings, is_package, queue)
+        if is_package:  # a star import of the package imports what its __all__ lists
+            self._imports([f"{module}.{name}" for name in refs.exported], f"imported by {path}", queue)
+        self._named(path, refs.strings, queue)
 
     def _imports(self, names: Iterable[str], why: str, queue: list[str]) -> None:
+        """Keep the modules ``names`` name (with the modules beside each) and the packages above them (their
+        ``__init__`` alone: importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``)."""
         for name in names:
             parts = name.split(".")
             for end in range(len(parts), 0, -1):
                 for path in self.modules.get(".".join(parts[:end]), ()):
-                    self._keep_module(path, why, queue)
-                directory = "/".join(parts[:end])
-                if directory in self.dirs and directory in self.existing_dirs:
-                    # a package without __init__ (or one that is itself a unit): its modules
-                    for path in self.dirs[directory]:
-                        if _module_name(path) is not None and "/".join(path.split("/")[:-1]) == directory:
-                            self._keep_module(path, why, queue)
+                    if end == len(parts):
+                        self._keep_module(path, why, queue)
+                    else:
+                        self._keep(path, why, queue)
 
     def _keep_module(self, path: str, why: str, queue: list[str]) -> None:
         """Keep a module, the modules beside it, and the packages' ``__init__`` files above it in its unit."""
@@ -502,8 +504,10 @@ class _Protection:
             return
         directory = path.rpartition("/")[0]
         unit = self.unit_of[path]
-        siblings = [
-            p for p in self.dirs.get(directory, [path]) if p.rpartition("/")[0] == directory and _module_name(p)
+        siblings = [  # what code may import by a computed name: not test modules (pytest collects those)
+            p
+            for p in self.dirs.get(directory, [path])
+            if p.rpartition("/")[0] == directory and _module_name(p) and not _TEST_FILE.match(p.rpartition("/")[2])
         ]
         inits = []
         parts = directory.split("/")
@@ -524,10 +528,11 @@ class _Protection:
         if path.endswith(".py"):
             queue.append(path)
 
-    def _named(self, path: str, strings: Iterable[str], is_package: bool, queue: list[str]) -> None:
+    def _named(self, path: str, strings: Iterable[str], queue: list[str]) -> None:
         """Keep the files and directories ``path`` names: relative to its directory or one above it (up to its
-        top-level package), to a package it names, or by a file name (with an extension) in its top-level
-        package."""
+        top-level package), or to a package it names; or by a file name (with an extension) in its top-level
+        package. A single name without an extension names no directory here: ``"tests"`` or ``"data"`` alone
+        mean too many things (an --ignore for pytest, a key) to keep a directory for."""
         directory = path.rpartition("/")[0]
         parts = directory.split("/") if directory else []
         anchors = ["/".join(parts[:end]) for end in range(len(parts), 0, -1)]
@@ -540,35 +545,48 @@ class _Protection:
             if not pieces or ".." in pieces:
                 continue
             relative = "/".join(pieces)
+            single = len(pieces) == 1
             for anchor in anchors:
-                self._keep_path(f"{anchor}/{relative}", why, queue)
-            if len(pieces) == 1 and "." in text:
+                self._keep_path(f"{anchor}/{relative}", why, queue, files_only=single)
+            if single and "." in text:
                 for found in self.basenames.get((top, text), ()):
                     self._keep(found, why, queue)
-            if is_package and len(pieces) == 1 and text.isidentifier():
-                self._imports([f"{_module_name(path)}.{text}"], f"imported by {path}", queue)
 
-    def _keep_path(self, target: str, why: str, queue: list[str]) -> None:
+    def _keep_path(self, target: str, why: str, queue: list[str], *, files_only: bool) -> None:
         if target in self.plan.removed:
             self._keep(target, why, queue)
-        for path in self.dirs.get(target, ()):
+        for path in () if files_only else self.dirs.get(target, ()):
             self._keep(path, why, queue)
 
     def _binary_mentions(self, queue: list[str]) -> None:
         """Compiled modules import by name too: keep the candidate packages and modules a kept native library
         spells out in full (``pkg.tests.helpers``)."""
-        roots = sorted({u.root.replace("/", ".").removesuffix(".py") for u in self.units.values() if "/" in u.root})
-        if not roots:
-            return
-        words = {root.rsplit(".", 1)[-1].encode() for root in roots}
-        pattern = re.compile(b"(?:" + b"|".join(re.escape(r.encode()) for r in roots) + rb")(?:\.\w+)*")
+        words = {f".{name}".encode() for name in _unit_names(self.units)}
         for path in _layer_files(self.site):
             if path in self.plan.removed or not _is_elf(self.site / path):
                 continue
             data = (self.site / path).read_bytes()
-            if any(word in data for word in words):
-                found = {m.group().decode("ascii", "replace") for m in pattern.finditer(data)}
+            found = {name for word in words for name in _dotted_around(data, word)}
+            if found:
                 self._imports(sorted(found), f"named in {path}", queue)
+
+
+def _dotted_around(data: bytes, word: bytes) -> set[str]:
+    """The dotted names in ``data`` that contain ``word`` (``b".tests"``), found with ``bytes.find``."""
+    out: set[str] = set()
+    start = data.find(word)
+    while start != -1:
+        left = start
+        while left > 0 and (chr(data[left - 1]).isalnum() or data[left - 1] in b"._"):
+            left -= 1
+        right = start + len(word)
+        while right < len(data) and (chr(data[right]).isalnum() or data[right] in b"._"):
+            right += 1
+        name = data[left:right].decode("ascii", "replace").strip(".")
+        if "." in name:
+            out.add(name)
+        start = data.find(word, right)
+    return out
 
 
 def _roots(slim: _Slim) -> list[str]:
@@ -584,12 +602,21 @@ def _roots(slim: _Slim) -> list[str]:
 
 
 def _keywords(units: Mapping[str, _Unit]) -> re.Pattern[str]:
-    """A file can only import a candidate if it spells the candidate's name (or its unit's): read imports with ast
-    only in those."""
-    words = {unit.root.rsplit("/", 1)[-1] for unit in units.values()}
-    for unit in units.values():
-        words.update(name.rsplit(".", 1)[-1] for name in map(_module_name, unit.files) if name)
+    """A module outside a unit can only import something in it by spelling the unit's name (``tests``, a
+    ``test_x`` module, a stub's module): imports are read with ast only in the files that spell one."""
+    words = _unit_names(units)
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words)) + r")\b")
+
+
+def _unit_names(units: Mapping[str, _Unit]) -> set[str]:
+    """The names an import of something in a unit spells: a directory unit's name, a module file's name."""
+    names = set()
+    for unit in units.values():
+        if unit.root not in unit.files:  # a directory
+            names.add(unit.root.rsplit("/", 1)[-1])
+        elif (module := _module_name(unit.root)) is not None:
+            names.add(module.rsplit(".", 1)[-1])
+    return names
 
 
 def _python_files(site_dir: Path) -> list[str]:
