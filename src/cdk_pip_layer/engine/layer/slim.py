@@ -481,9 +481,9 @@ class _Protection:
         # Inside a unit (kept because of a reference), a relative import need not spell the unit's name.
         parse = path in self.unit_of or self.keywords.search(text) is not None
         refs = module_references(text, module, is_package=is_package, parse=parse)
-        self._imports(refs.modules | dotted_names(refs.strings), f"imported by {path}", queue)
+        self._imports(sorted(refs.modules | dotted_names(refs.strings)), f"imported by {path}", queue)
         if is_package:  # a star import of the package imports what its __all__ lists
-            self._imports([f"{module}.{name}" for name in refs.exported], f"imported by {path}", queue)
+            self._imports([f"{module}.{name}" for name in sorted(refs.exported)], f"imported by {path}", queue)
         self._named(path, refs.strings, queue)
 
     def _imports(self, names: Iterable[str], why: str, queue: list[str]) -> None:
@@ -513,7 +513,7 @@ class _Protection:
         parts = directory.split("/")
         for end in range(unit.root.count("/") + 1, len(parts)):
             inits.append("/".join([*parts[:end], "__init__.py"]))
-        for kept in {path, *siblings, *inits}:
+        for kept in sorted({path, *siblings, *inits}):
             self._keep(kept, why, queue)
 
     def _keep(self, path: str, why: str, queue: list[str]) -> None:
@@ -536,7 +536,7 @@ class _Protection:
         directory = path.rpartition("/")[0]
         parts = directory.split("/") if directory else []
         anchors = ["/".join(parts[:end]) for end in range(len(parts), 0, -1)]
-        strings = [s for s in strings if len(s) < 200]
+        strings = sorted(s for s in strings if len(s) < 200)
         anchors += [s.replace(".", "/") for s in strings if "." in s and s.replace(".", "/") in self.existing_dirs]
         top = parts[0] if parts else ""
         why = f"named by {path}"
@@ -693,14 +693,17 @@ def _slim_error(failures: Sequence[ProofFailure], plan: _Plan, target: LambdaTar
         by_rule: dict[str, list[str]] = defaultdict(list)
         for path in blamed:
             by_rule[plan.removed.get(path) or plan.replaced[path][0]].append(path)
-        causes = "; ".join(f"rule '{rule}' removed {_listed(sorted(paths))}" for rule, paths in sorted(by_rule.items()))
+        causes = "; ".join(
+            f"rule '{rule}' {'stripped' if rule == DEBUG_INFO else 'removed'} {_listed(sorted(paths))}"
+            for rule, paths in sorted(by_rule.items())
+        )
         details.append(f"{failure.describe()} — {causes or 'no removed file names it'}")
         for path in blamed:
             glob = units.get(path) or path
             glob = f"{glob}/**" if glob != path else glob
             if glob not in globs:
                 globs.append(glob)
-    keep = "slim_keep=(" + ", ".join(f'"{g}"' for g in globs) + ",)"
+    keep = "slim_keep=(" + ", ".join(f'"{g}"' for g in globs) + ",)" if globs else "slim_keep globs"
     return SlimError(
         f"Slimming breaks {len(failures)} thing(s) that work in the full layer for {target}",
         subject="slim",
