@@ -152,6 +152,38 @@ def synth(data: dict[str, Any]) -> list[str]:
     return out
 
 
+_SLIM_VARIANTS = {
+    "none": "without slim",
+    "ours": "ours (`slim=True`)",
+    "spr": "serverless-python-requirements' `slim: true` rules",
+}
+
+
+def slim(data: dict[str, Any]) -> list[str]:
+    mib = 1024 * 1024
+    out = [f"Python 3.12; {data['machine'].get('when', '?')}.", ""]
+    out += [
+        "| set | arch | layer | unzipped | zipped | unzipped saved | imports failing | metadata failing |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_arch in data["sets"].items():
+        for arch, result in by_arch.items():
+            none = result["variants"]["none"]["unzipped_bytes"]
+            for key, label in _SLIM_VARIANTS.items():
+                facts = result["variants"][key]
+                saved = 1 - facts["unzipped_bytes"] / none
+                if "import_failures" in facts:
+                    imports = f"{len(facts['import_failures'])} of {result['modules_checked']}"
+                    metadata = f"{len(facts['metadata_failures'])} of {len(result['distributions'])}"
+                else:
+                    imports = metadata = "not run"
+                out.append(
+                    f"| {name} | {arch} | {label} | {facts['unzipped_bytes'] / mib:.1f} MiB | "
+                    f"{facts['zipped_bytes'] / mib:.1f} MiB | {saved:.1%} | {imports} | {metadata} |"
+                )
+    return out
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bench_build": build,
     "bench_zip": zips,
@@ -159,6 +191,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bench_container": container,
     "bench_scale": scale,
     "bench_synth": synth,
+    "bench_slim": slim,
 }
 
 

@@ -23,13 +23,14 @@ from .engine.errors import (
     NoCompatibleDistributionError,
     NoTargetInstallerError,
     RequirementsFileError,
+    SlimError,
     UnsupportedTargetError,
     VerificationError,
 )
 from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
-from .engine.options import BundlingMode, InstallerChoice, LayerBuildOptions
+from .engine.options import BuildSettings, BundlingMode, InstallerChoice, LayerBuildOptions
 from .engine.result import LayerBuildResult
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
@@ -64,6 +65,7 @@ __all__ = [
     "SUPPORTED_RUNTIMES",
     "Architecture",
     "BuildContext",
+    "BuildSettings",
     "BundlingMode",
     "ContainerBuildError",
     "Finding",
@@ -92,6 +94,7 @@ __all__ = [
     "PublishedLayer",
     "RequirementsFileError",
     "Severity",
+    "SlimError",
     "UnsupportedTargetError",
     "VerificationError",
     "__version__",

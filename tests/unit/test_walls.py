@@ -85,8 +85,9 @@ HOST_ONLY_LIBRARIES = {
     ("interpreters.py", "uv"),  # the uv package's binary, found through it on the host (the image gets it staged)
 }
 # The stage packages and what each may import of the engine besides its own package and the engine's root (the
-# value types); the root imports no stage package, but for the local build (local.py), which runs them all.
-STAGE_USES = {"inputs": set(), "install": {"inputs"}, "layer": set(), "verify": set()}
+# value types; layer/ proves a slimmed tree with the verifier); the root imports no stage package, but for the local
+# build (local.py), which runs them all.
+STAGE_USES = {"inputs": set(), "install": {"inputs"}, "layer": {"verify"}, "verify": set()}
 PIPELINE = {"local.py"}
 
 

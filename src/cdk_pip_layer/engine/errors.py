@@ -129,5 +129,10 @@ class VerificationError(LayerBuildError):
     """The built layer would not work on the target."""
 
 
+class SlimError(VerificationError):
+    """Slimming removed or changed something the layer needs: an import or a distribution's metadata fails in the
+    slimmed layer and works without slimming."""
+
+
 class ContainerBuildError(LayerBuildError):
     """The container build could not run (Docker, image, emulation), or failed inside the container."""

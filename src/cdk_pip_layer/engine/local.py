@@ -23,6 +23,7 @@ from cdk_pip_layer.engine.install.installer_file import write_installable
 from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller, UvInstaller
 from cdk_pip_layer.engine.install.sdists import build_pure_wheel
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
+from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
 from cdk_pip_layer.engine.progress import phase
@@ -287,6 +288,13 @@ class PipBasedLambdaLayerLocalBuilder:
                 dists = installed_distributions(site_dir)
             if not dists:
                 raise _nothing_to_zip(options, requirements, excluded.removed)
+            slimmed = None
+            if options.slim:
+                with phase("slim"):
+                    slimmed = slim_layer(site_dir, target=target, scratch=build.staging / "slim",
+                                         keep=options.slim_keep, remove=options.slim_remove,
+                                         python=_interpreter(installed.installer, options))  # fmt: skip
+                warnings += slimmed.warnings
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
@@ -320,6 +328,7 @@ class PipBasedLambdaLayerLocalBuilder:
             zipped_bytes=published.zipped_bytes,
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
+            slim=slimmed.report if slimmed is not None else None,
         )
 
     def _verify(
@@ -338,7 +347,7 @@ class PipBasedLambdaLayerLocalBuilder:
             options,
             requirements=[line.requirement for line in requirements.requirements if line.requirement],
             built_from_source=built,
-            python=installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable,
+            python=_interpreter(installer, options),
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
         )
 
@@ -352,6 +361,11 @@ def _only(options: LayerBuildOptions, args: Mapping[str, object]) -> LayerBuildO
             hint="pass the options value alone, or the options as keyword arguments alone.",
         )
     return options
+
+
+def _interpreter(installer: Installer, options: LayerBuildOptions) -> str | None:
+    """The interpreter of the smoke imports: the one pip ran with, else the one given (else one is found)."""
+    return installer.pip_executable if isinstance(installer, PipInstaller) else options.python_executable
 
 
 def _nothing_to_zip(

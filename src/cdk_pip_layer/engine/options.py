@@ -27,6 +27,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from .errors import InvalidInputError
 from .findings import parse_ignore
 from .index import IndexSettings
+from .layer_globs import check_globs
 from .redact import strip_userinfo
 from .target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 
@@ -159,13 +160,14 @@ class Hashed(enum.Enum):
 class Flag:
     """A command-line flag of an option.
 
-    ``kind``: ``value`` (one value), ``repeat`` (repeatable, a list), ``off`` (a switch that sets the option to
-    False), ``path`` (one value, a path). ``dest``: the keyword argument it fills (the option's name by default).
+    ``kind``: ``value`` (one value), ``repeat`` (repeatable, a list), ``on`` / ``off`` (a switch that sets the
+    option to True / False), ``path`` (one value, a path). ``dest``: the keyword argument it fills (the option's
+    name by default).
     """
 
     names: tuple[str, ...]
     help: str
-    kind: Literal["value", "repeat", "off", "path"] = "value"
+    kind: Literal["value", "repeat", "on", "off", "path"] = "value"
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     dest: str | None = None
@@ -371,6 +373,30 @@ class LayerBuildOptions:
         flags=(Flag(("--member",), "for a uv workspace's uv.lock: the member to build for", metavar="NAME"),),
         hashed=Hashed.LOCK,
     )
+    slim: bool = option(
+        False,
+        doc="remove what the runtime never reads (test suites inside packages, type stubs, C and Cython sources, docs "
+        "and examples folders inside packages, debug information of native libraries), proven by a smoke import "
+        "(see docs/explanation/slim-layers.md)",
+        flags=(Flag(("--slim",), "remove what the runtime never reads (tests, stubs, sources, debug info)", "on"),),
+    )
+    slim_keep: tuple[str, ...] = option(
+        (),
+        doc="globs (relative to python/) that slimming never touches, e.g. ('pkg/tests/fixtures/**',)",
+        flags=(
+            Flag(
+                ("--slim-keep",), "a glob (relative to python/) slimming never touches (repeatable)", "repeat", "GLOB"
+            ),
+        ),
+    )
+    slim_remove: tuple[str, ...] = option(
+        (),
+        doc="globs of further files for slimming to remove (never a .dist-info, a licence text or a module a kept "
+        "module imports)",
+        flags=(
+            Flag(("--slim-remove",), "a glob of further files for slimming to remove (repeatable)", "repeat", "GLOB"),
+        ),
+    )
     native_builds: bool = option(
         False,
         doc="build source distributions with native code and accept linux_<machine> wheels: right only inside the "
@@ -414,6 +440,11 @@ class LayerBuildOptions:
             verify_ignore=parse_ignore(args.get("verify_ignore", ())),
             groups=_lock_names(args.get("groups", ()), "groups"),
             member=_member(args.get("member")),
+            slim=bool(args.get("slim", False)),
+            slim_keep=check_globs(as_tuple(args.get("slim_keep", ()), subject="slim_keep"), subject="slim_keep"),
+            slim_remove=check_globs(
+                as_tuple(args.get("slim_remove", ()), subject="slim_remove"), subject="slim_remove"
+            ),
             native_builds=bool(args.get("native_builds", False)),
             uv_executable=_optional_path(args.get("uv_executable")),
         )
@@ -606,6 +637,9 @@ class LayerOptionArgs(TypedDict, total=False):
     verify_ignore: str | Sequence[str]
     groups: str | Sequence[str]
     member: str | None
+    slim: bool
+    slim_keep: str | Sequence[str]
+    slim_remove: str | Sequence[str]
 
 
 class _Requirements(TypedDict):
@@ -713,6 +747,8 @@ def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]
                 kwargs.update(action="append", default=None)
             elif flag.kind == "off":
                 kwargs.update(action="store_false", default=None)
+            elif flag.kind == "on":
+                kwargs.update(action="store_true", default=None)
             elif flag.kind == "path":
                 kwargs.update(type=Path)
             if flag.metavar:
@@ -767,6 +803,10 @@ def _installer_args(values: object) -> tuple[str, ...]:
     if no_binary is not None:
         raise no_binary_error(no_binary, "extra installer arguments")
     return args
+
+
+def _globs(values: object, subject: str) -> tuple[str, ...]:
+    return check_globs(as_tuple(cast("str | Sequence[str] | None", values), subject=subject), subject=subject)
 
 
 def _optional_path(value: object) -> str | None:

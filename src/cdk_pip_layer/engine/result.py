@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .slim_report import SlimReport
 from .target import LambdaTarget
 
 # A build directory holds the layer, the tree it was zipped from, and (for a verified layer) its report and SBOM.
@@ -30,6 +31,7 @@ class LayerBuildResult:
     zipped_bytes: int
     sha256: str
     seconds: float
+    slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
 
     def summary(self, *, with_path: bool = True) -> str:
         mib = 1024 * 1024
@@ -48,6 +50,8 @@ class LayerBuildResult:
             f"sha256: {self.sha256}",
             f"time: {self.seconds:.1f} s",
         ]
+        if self.slim is not None:
+            lines += self.slim.lines()
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -66,6 +70,7 @@ class LayerBuildResult:
             "zipped_bytes": self.zipped_bytes,
             "sha256": self.sha256,
             "seconds": round(self.seconds, 3),
+            "slim": self.slim.to_dict() if self.slim is not None else None,
         }
 
     @classmethod
@@ -94,4 +99,5 @@ class LayerBuildResult:
             zipped_bytes=int(number("zipped_bytes")),
             sha256=str(data["sha256"]),
             seconds=number("seconds"),
+            slim=SlimReport.from_dict(slim) if isinstance(slim := data.get("slim"), dict) else None,
         )

@@ -77,6 +77,11 @@ class LocalImporter:
         self._checked: tuple[str | None, str | None] | None = None
         self.description = "a local interpreter"
 
+    @property
+    def executable(self) -> str | None:
+        """The interpreter :meth:`unavailable` found (None before it ran, or when there is none)."""
+        return self._checked[0] if self._checked is not None else None
+
     def unavailable(self, target: LambdaTarget) -> str | None:
         if self._checked is None:
             self._checked = self._find(target)
