@@ -145,7 +145,7 @@ def front_doors() -> str:
             cells.append(f"no {note}")
         lines.append(_row(f"`{name}`", *cells))
     lines.append("")
-    lines += [f"{note} {reason}." for reason, note in reasons.items()]
+    lines += [f"- {note} {reason}." for reason, note in reasons.items()]
     return "\n".join(lines) + "\n"
 
 
