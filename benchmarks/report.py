@@ -1,4 +1,4 @@
-"""Print the README's benchmark tables (Markdown) from ``benchmarks/results/*.json``.
+"""Print the benchmark tables of docs/explanation/benchmarks.md (Markdown) from ``benchmarks/results/*.json``.
 
 .venv/bin/python benchmarks/report.py
 """

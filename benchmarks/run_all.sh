@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark of the README, one after the other, in one run; then the README's tables from their results.
+# Every benchmark of docs/explanation/benchmarks.md, one after the other, in one run; then its tables from their results.
 #   bash scripts/setup.sh --docker && bash benchmarks/setup.sh && bash benchmarks/run_all.sh
 # Each benchmark interleaves its own variants; the machine's load is recorded with every result.
 set -euo pipefail
