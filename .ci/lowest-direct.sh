@@ -22,19 +22,18 @@ pins=$(.venv/bin/python -c 'import tomllib; from packaging.requirements import R
 group = tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]
 print(" ".join(str(r) for r in map(Requirement, group) if r.name in ("pytest", "pytest-xdist")))')
 say "Python 3.10 ($python), every direct dependency at its floor"
-.venv/bin/uv venv --quiet --python "$python" "$work/venv"
+.venv/bin/uv venv --quiet --seed --python "$python" "$work/venv"  # with pip: the engine runs it
 # shellcheck disable=SC2086 # the pins are words
 .venv/bin/uv pip install --quiet --python "$work/venv/bin/python" --resolution lowest-direct ".[publish]" $pins
 .venv/bin/uv pip freeze --python "$work/venv/bin/python" | grep -iE '^(aws-cdk-lib|constructs|docker|packaging|tomli|pyelftools|cyclonedx-python-lib|uv|boto3)==' |
   tr '\n' ' ' | sed 's/^/[lowest-direct] installed: /; s/$/\n/'
 
 say "the pure tiers"
-# From a copy of the tests: the checkout's own src/ must not shadow the installed package.
-cp -r tests pyproject.toml "$work/"
+# From a copy of the checkout without src/: the installed package is the one tested.
+git ls-files -z | grep -zv '^src/' | xargs -0 cp --parents -t "$work"
 (cd "$work" && venv/bin/python -m pytest -p no:cacheprovider -q -n 2 tests/unit tests/construct)
 
 say "a synth of the example app"
-cp -r example_app cdk.json "$work/"
 (
   cd "$work"
   PATH="$OLDPWD/.venv/bin:$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \

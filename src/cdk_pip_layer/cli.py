@@ -47,10 +47,17 @@ def _parser() -> argparse.ArgumentParser:
         "architecture whatever the host is, and publish them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # The global flags, before the command or after it (as in uv): unset unless given, so that the command's own
+    # defaults never overwrite what was given before it (see _global_flags).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print the result as JSON")
-    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    common.add_argument("--verbose", "-v", action="store_true", help="also show the commands run")
+    for target in (parser, common):
+        target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+        target.add_argument(
+            "--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr"
+        )
+        target.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="also show the commands run"
+        )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_command(commands, common)
     _add_verify_command(commands, common)
@@ -291,8 +298,18 @@ _INTERRUPTED = {
 _SIGPIPE = 13  # signal.SIGPIPE, which Windows lacks
 
 
+GLOBAL_FLAGS = ("json", "quiet", "verbose")
+
+
+def _global_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """The global flags, False where given nowhere."""
+    for name in GLOBAL_FLAGS:
+        setattr(args, name, getattr(args, name, False))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _global_flags(_parser().parse_args(argv))
     logger = logging.getLogger("cdk_pip_layer")
     handler: logging.Handler | None = None
     if not args.quiet:

@@ -172,16 +172,18 @@ def test_a_relative_output_directory_builds_and_passes_its_own_smoke_import(
 
 
 @pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("where", ["after the command", "before the command"])
 def test_quiet_prints_no_progress(
-    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str], where: str
 ) -> None:
+    """-q, -v and --json work before the command too, as in uv (cdk-pip-layer -q build ...)."""
     wheels = make_wheel("helper", "1.0").parent
     req = tmp_path / "requirements.txt"
     req.write_text("helper==1.0\n", encoding="utf-8")
+    flags = ["build", "-q", "--json"] if where == "after the command" else ["-q", "--json", "build"]
     code = main(
         [
-            "build",
-            "-q",
+            *flags,
             "-r",
             str(req),
             "-o",
@@ -192,9 +194,10 @@ def test_quiet_prints_no_progress(
             f"--installer-arg=--find-links={wheels}",
         ]
     )
-    _, err = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert code == 0
     assert err == ""
+    assert json.loads(out)["distributions"] == ["helper==1.0"]
 
 
 @pytest.mark.usefixtures("dead_index_env")

@@ -74,8 +74,8 @@ def test_staged_code_runs_isolated_without_cdk_or_docker(tmp_path: Path) -> None
 
 ENGINE = Path(cdk_pip_layer.__file__ or "").parent / "engine"
 # What the engine may import anywhere: the standard library, packaging (pip vendors it in the build image), tomli on
-# Python 3.10; typing_extensions only for type checking.
-ENGINE_ALLOWED = {"packaging", "tomli", "typing_extensions"}
+# Python 3.10 (tomllib from 3.11: not among 3.10's standard library names); typing_extensions only for type checking.
+ENGINE_ALLOWED = {"packaging", "tomli", "tomllib", "typing_extensions"}
 # The verifier's host-only libraries, imported inside functions (their absence in the build image defers that
 # work to the host): the module that may, and the library.
 HOST_ONLY_LIBRARIES = {
