@@ -24,11 +24,14 @@ from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildErr
 from .engine.findings import CHECKS
 from .engine.inputs.locked import read_input
 from .engine.options import BuildSettings, LayerBuildOptions, cli_arguments, flag_arguments
+from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 from .engine.verify.report import write_report
 from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
+
+_log = logging.getLogger("cdk_pip_layer")
 
 
 class _PhaseFormatter(logging.Formatter):
@@ -191,11 +194,12 @@ def _output_directory(value: str) -> str:
 
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
-    built = build_layer(
-        build_dir=output,
-        **cli_arguments(LayerBuildOptions, args),
-        **cli_arguments(BuildSettings, args),
-    )
+    with heartbeat(_log.info):  # shown with the phases (not with -q)
+        built = build_layer(
+            build_dir=output,
+            **cli_arguments(LayerBuildOptions, args),
+            **cli_arguments(BuildSettings, args),
+        )
     print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
     return 0
 

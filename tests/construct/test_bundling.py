@@ -3,14 +3,16 @@ not ask for a bundle."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 import aws_cdk as cdk
 import pytest
@@ -32,7 +34,10 @@ from cdk_pip_layer.container.protocol import (
     PIP_VARIABLES,
     PROXY_VARIABLES,
 )
+from cdk_pip_layer.engine import progress
 from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.scratch import Owner
 from cdk_pip_layer.store import LocalLayerStore
 
@@ -57,7 +62,9 @@ def _host_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
         monkeypatch.setenv(name, value)
 
 
-def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: Any) -> LocalBundler:
+def _bundler(
+    tmp_path: Path, requirements: Path, mode: BundlingMode, stderr: TextIO | None = None, **options: Any
+) -> LocalBundler:
     return LocalBundler(
         options=LayerBuildOptions.parse(requirements=requirements, **options),
         mode=mode,
@@ -65,6 +72,7 @@ def _bundler(tmp_path: Path, requirements: Path, mode: BundlingMode, **options: 
         staging_dir=tmp_path / "staged-input",
         store=LocalLayerStore(tmp_path / "layer-cache"),
         label="Stack/Layer",
+        stderr=stderr,
     )
 
 
@@ -407,3 +415,27 @@ def test_the_docker_build_uses_the_wheel_cache_unless_caching_is_off(
     synth_template(app)
     [call] = fake_docker.calls
     assert call["build_json"]["use_cache"] is wheel_cache
+
+
+def test_a_long_build_shows_it_is_alive(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cdk synth of a layer that builds past the heartbeat interval (10 s; here 0.05 s) says it is still working,
+    and in which phase."""
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.05)
+    stderr = io.StringIO()
+    build = fake_build.build
+
+    def slow(builder: PipBasedLambdaLayerLocalBuilder) -> LayerBuildResult:
+        with progress.phase("install for python3.12/x86_64 with uv"):
+            deadline = time.monotonic() + 30
+            while "still working" not in stderr.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return build(builder)
+
+    monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", slow)
+    bundler = _bundler(tmp_path, requirements, BundlingMode.AUTO, stderr=stderr)
+    out = tmp_path / "cdk.out" / "asset.x-building"
+    out.mkdir(parents=True)
+    assert _call(bundler, out) is True
+    assert "cdk-pip-layer: Stack/Layer: still working: install for python3.12/x86_64 with uv (" in stderr.getvalue()

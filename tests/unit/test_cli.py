@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from cdk_pip_layer import cli
 from cdk_pip_layer.cli import main
+from cdk_pip_layer.engine import progress
 
 
 @pytest.fixture(autouse=True)
@@ -396,3 +398,22 @@ def test_a_ctrl_c_the_caller_ignores_stays_ignored_while_a_command_runs() -> Non
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+
+
+def test_a_long_build_shows_it_is_alive(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the heartbeat interval (10 s; here 0.05 s), the build says which phase it is in, on stderr."""
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.05)
+    wheels = make_wheel("helper", "1.0").parent
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    argv = ["build", "-r", str(req), "-o", str(tmp_path / "o"), "--runtime", host_runtime]
+    code = main([*argv, "--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert re.search(r"still working: [a-z]+.* \(\d+ s\)", err), err

@@ -31,6 +31,7 @@ from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.placement import build_placed
+from cdk_pip_layer.engine.progress import heartbeat
 from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE, LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.store import LayerStore, entry_key
@@ -207,7 +208,8 @@ class LocalBundler:
             builder = self.builder_factory(
                 self.options, build_dir, requirements_file=self.requirements, install_lock=install_lock
             )
-            return builder.build()
+            with heartbeat(lambda text: self.say(f"{self.label}: {text}")):
+                return builder.build()
         finally:
             self.build_interval = (begin, time.perf_counter())
 
