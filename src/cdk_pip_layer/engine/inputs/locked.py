@@ -24,8 +24,10 @@ from cdk_pip_layer.engine.errors import InvalidInputError, NoCompatibleDistribut
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.target import LambdaTarget
 
-from .lock_formats import LockedDistribution, LockSelection, PipfileLockReader, PylockReader, read_text
+from .lock_reader import LockedDistribution, LockSelection, read_text
+from .pipfile_lock import PipfileLockReader
 from .poetry_lock import PoetryLockReader, read_poetry_lock
+from .pylock import PylockReader
 from .requirements import RequirementLine, RequirementsFile, read_requirements
 from .uv_lock import UvLockReader, read_uv_lock
 

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.errors import RequirementsFileError
 
-from .lock_formats import LockedDistribution, LockReader, LockSelection, array, load_toml, read_text, table
+from .lock_reader import LockedDistribution, LockReader, LockSelection, array, load_toml, read_text, table
 
 # Poetry's Locker: the [tool.poetry] keys and the [project] keys whose content the lock's content-hash covers.
 _LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")

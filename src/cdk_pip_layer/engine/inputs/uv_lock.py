@@ -25,7 +25,7 @@ from cdk_pip_layer.engine.errors import LayerBuildError, RequirementsFileError
 from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.process import run
 
-from .lock_formats import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
+from .lock_reader import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
 
 # What in a pyproject.toml decides uv's lock (what is hashed with the lock; a description is not).
 _PROJECT_KEYS = ("name", "version", "requires-python", "dependencies", "optional-dependencies")

@@ -1,11 +1,11 @@
-"""Reading the lock files of four tools into one list of locked distributions for one target: PEP 751
-``pylock.toml``, ``uv.lock``, ``poetry.lock`` and ``Pipfile.lock``.
+"""What the lock readers share: the distributions a lock pins for one target (:class:`LockedDistribution`), and
+:class:`LockReader`, whose checked values (names, versions, hashes, URLs, markers) every reader takes.
 
-Each reader parses its format with a real parser (TOML or JSON), selects what the target installs (markers evaluated
-for the Lambda runtime and architecture, the groups asked for) and returns the distributions with every hash the
-lock records. Nothing is resolved here: what the lock says is what the layer gets. Whether a lock is up to date
-with its ``pyproject.toml`` is :mod:`.lock_freshness`'s job; turning the result into the installer's input is
-:mod:`.locks`'s.
+Each reader (:mod:`.pylock`, :mod:`.uv_lock`, :mod:`.poetry_lock`, :mod:`.pipfile_lock`) parses its format with a
+real parser (TOML or JSON), selects what the target installs (markers evaluated for the Lambda runtime and
+architecture, the groups asked for) and returns the distributions with every hash the lock records. Nothing is
+resolved here: what the lock says is what the layer gets. Turning the result into the installer's input is
+:mod:`.locked`'s job.
 
 Everything read from a lock is checked before it can reach a generated requirements file (names, versions, hashes,
 URLs): a hostile lock cannot smuggle an option or another requirement into it.
@@ -13,7 +13,6 @@ URLs): a hostile lock cannot smuggle an option or another requirement into it.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -32,8 +31,6 @@ from cdk_pip_layer.engine.index import strip_credentials
 from cdk_pip_layer.engine.target import LambdaTarget
 
 PYPI_SIMPLE = "https://pypi.org/simple"
-# The hash algorithms pip's and uv's hash-checking modes accept.
-_CHECKABLE = ("sha256", "sha384", "sha512")
 # Matched whole (fullmatch): "$" would also match before a final newline.
 _HASH = re.compile(r"(sha256|sha384|sha512):[0-9a-fA-F]{64,128}")
 _NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
@@ -217,145 +214,3 @@ def array(value: object) -> list[Any]:
 
 def file_name(url_or_path: str) -> str:
     return unquote(PurePosixPath(urlsplit(url_or_path).path).name)
-
-
-# -- PEP 751: pylock.toml --------------------------------------------------------------------------------------
-
-
-class PylockReader(LockReader):
-    """PEP 751 ``pylock.toml`` / ``pylock.<name>.toml``: its ``environments`` and ``requires-python`` checked for the
-    target, each package's ``marker`` evaluated with the dependency groups asked for (``default-groups`` when none),
-    its wheels and sdist with their hashes."""
-
-    tool = "the tool that wrote it (e.g. uv export --format pylock.toml)"
-
-    def read(self, text: str) -> LockSelection:
-        data = load_toml(self.path, text, self.tool)
-        version = str(data.get("lock-version", ""))
-        if not version.startswith("1."):
-            raise self.error(
-                f"{self.path.name} has lock-version {version or '(none)'}; PEP 751 version 1 is supported",
-                "export the lock again with a tool that writes PEP 751 version 1.0.",
-            )
-        self._check_environment(data)
-        groups = frozenset(self.groups or [str(g) for g in array(data.get("default-groups"))])
-        self.check_groups(array(data.get("dependency-groups")) or array(data.get("default-groups")))
-        out = []
-        for package in array(data.get("packages")):
-            entry = table(package)
-            name = self.name(entry.get("name"))
-            if not self.marker_holds(entry.get("marker"), name, extras=frozenset(), dependency_groups=groups):
-                continue
-            if not self.python_allowed(entry.get("requires-python"), name):
-                raise self.error(
-                    f"{name} in {self.path.name} requires Python {entry['requires-python']}, not "
-                    f"{self.target.python_version_str}",
-                    "choose a runtime the lock's packages support, or lock for this one.",
-                )
-            out.append(self._distribution(name, entry))
-        return LockSelection(tuple(out), {})
-
-    def _check_environment(self, data: dict[str, Any]) -> None:
-        if not self.python_allowed(data.get("requires-python"), "the lock"):
-            raise self.error(
-                f"{self.path.name} requires Python {data['requires-python']}, not {self.target.python_version_str}",
-                "choose a runtime the lock supports, or lock for it.",
-            )
-        environments = array(data.get("environments"))
-        if environments and not any(self.marker_holds(env, "environments") for env in environments):
-            raise self.error(
-                f"{self.path.name} is locked for other environments than {self.target}",
-                "lock for the target, or choose a runtime and architecture among: " + "; ".join(map(str, environments)),
-            )
-
-    def _distribution(self, name: NormalizedName, entry: dict[str, Any]) -> LockedDistribution:
-        for kind in ("vcs", "directory"):
-            if kind in entry:
-                raise self.refuse_source(name, f"{kind} source")
-        files = [table(w) for w in array(entry.get("wheels"))]
-        if "sdist" in entry:
-            files.append(table(entry["sdist"]))
-        archive = table(entry.get("archive")) if "archive" in entry else None
-        hashes = tuple(self._hashes(one, name) for one in [*files, *([archive] if archive else [])])
-        flat = tuple(h for group in hashes for h in group)
-        if not flat:
-            raise self.invalid(f"{name} has no hashes")
-        if archive is not None:
-            if "url" not in archive:
-                raise self.refuse_source(name, "local archive")
-            url = self.url(archive["url"], name)
-            version = self.version(entry["version"], name) if "version" in entry else None
-            return LockedDistribution(name, version, flat, url=url, files=(file_name(url),))
-        if "version" not in entry:
-            raise self.invalid(f"{name} has neither a version nor an archive")
-        names = [str(one.get("name") or file_name(str(one.get("url") or one.get("path") or ""))) for one in files]
-        index = entry.get("index")
-        if index is None and any("url" not in one for one in files):
-            raise self.refuse_source(name, "local file")
-        if index is None:
-            raise self.error(
-                f"{name} in {self.path.name} names no index, only file URLs",
-                "export the lock with its index (uv export --format pylock.toml writes one for each package).",
-            )
-        return LockedDistribution(
-            name, self.version(entry["version"], name), flat, index=self.index(index, name), files=tuple(names)
-        )
-
-    def _hashes(self, artefact: dict[str, Any], name: str) -> tuple[str, ...]:
-        """The hashes of one file that pip and uv can check (PEP 751 allows any algorithm of hashlib)."""
-        found = table(artefact.get("hashes"))
-        usable = tuple(self.hash(f"{alg}:{found[alg]}", name) for alg in _CHECKABLE if alg in found)
-        if not usable:
-            raise self.invalid(
-                f"a file of {name} has no {', '.join(_CHECKABLE)} hash (it has: {', '.join(found) or 'none'})"
-            )
-        return usable
-
-
-# -- Pipfile.lock ------------------------------------------------------------------------------------------------
-
-
-class PipfileLockReader(LockReader):
-    """``Pipfile.lock``: the ``default`` section (and the sections named as groups, e.g. ``develop``), each entry's
-    ``markers`` evaluated for the target, its ``hashes`` and its ``index`` (one of ``_meta.sources``)."""
-
-    tool = "pipenv (pipenv lock)"
-
-    def read(self, text: str) -> LockSelection:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise self.invalid(f"not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise self.invalid("not a JSON object")
-        sources = {str(s.get("name")): s.get("url") for s in map(table, array(table(data.get("_meta")).get("sources")))}
-        self.check_groups([k for k in data if k != "_meta"], "sections")
-        chosen: dict[NormalizedName, LockedDistribution] = {}
-        for section in ("default", *self.groups):
-            for raw_name, raw in table(data.get(section)).items():
-                entry = table(raw)
-                name = self.name(raw_name)
-                if self.marker_holds(entry.get("markers"), name):
-                    chosen.setdefault(name, self._distribution(name, entry, sources))
-        return LockSelection(tuple(chosen.values()), {})
-
-    def _distribution(self, name: NormalizedName, entry: dict[str, Any], sources: dict[str, Any]) -> LockedDistribution:
-        for key, kind in (("git", "git repository"), ("path", "local path"), ("file", "direct file"),
-                          ("editable", "editable install")):  # fmt: skip
-            if key in entry:
-                raise self.refuse_source(name, kind)
-        version = str(entry.get("version", ""))
-        if not version.startswith("=="):
-            raise self.invalid(f"{name} is not pinned (version {version!r})")
-        hashes = tuple(self.hash(h, name) for h in array(entry.get("hashes")))
-        if not hashes:
-            raise self.invalid(f"{name} has no hashes")
-        index = entry.get("index")
-        url = sources.get(str(index)) if index is not None else None
-        if index is not None and url is None:
-            raise self.invalid(f"{name} names the index {index!r}, which is not among _meta.sources")
-        # Pipenv may write ${VARIABLE} references in a source URL; a layer takes credentials from your configuration.
-        url = re.sub(r"\$\{[A-Za-z0-9_]+\}(:\$\{[A-Za-z0-9_]+\})?@", "", str(url)) if url is not None else None
-        return LockedDistribution(
-            name, self.version(version[2:], name), hashes, index=self.index(url, name) if url else None
-        )
