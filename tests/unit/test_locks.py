@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -23,6 +24,7 @@ from cdk_pip_layer import (
     InstallError,
     InvalidInputError,
     LambdaTarget,
+    LayerBuildError,
     LayerBuildOptions,
     NoCompatibleDistributionError,
     PipBasedLambdaLayerLocalBuilder,
@@ -33,6 +35,7 @@ from cdk_pip_layer.engine.inputs.locked import LockedRequirements, lock_format, 
 from cdk_pip_layer.engine.inputs.poetry_lock import content_hash
 from cdk_pip_layer.engine.interpreters import find_uv
 from dev_tools import dev_tool
+from layer_inspection import pyenv_python
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -187,6 +190,72 @@ def test_a_current_uv_lock_is_checked_by_uv_offline(tmp_path: Path, offline_env:
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("locked with uv", "locked by uv"), encoding="utf-8")
     assert {d.name for d in read(project / "uv.lock", TARGETS[0]).distributions} >= {"anyio", "orjson"}
+
+
+PYENV_NOT_ACTIVE = """#!/bin/sh
+# What a pyenv shim does for a version that pyenv has but that is not active (no PYENV_VERSION, not global).
+echo "pyenv: $(basename "$0"): command not found" >&2
+echo "The \\`$(basename "$0")' command exists in these Python versions:" >&2
+exit 127
+"""
+
+
+def host_without_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *pyenv_versions: Path) -> None:
+    """A host whose PATH starts with inactive pyenv shims (python3.13, python3, python), whose pyenv holds only
+    ``pyenv_versions`` (interpreters, linked in) and that has no uv-managed Python."""
+    shims = tmp_path / "pyenv" / "shims"
+    shims.mkdir(parents=True)
+    for name in ("python3.13", "python3.12", "python3", "python"):
+        (shims / name).write_text(PYENV_NOT_ACTIVE, encoding="utf-8")
+        (shims / name).chmod(0o755)
+    for python in pyenv_versions:
+        version_dir = python.parent.parent
+        (tmp_path / "pyenv" / "versions").mkdir(exist_ok=True)
+        (tmp_path / "pyenv" / "versions" / version_dir.name).symlink_to(version_dir)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "no-uv-pythons"))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(shims), "/usr/bin", "/bin"]))
+
+
+def test_a_uv_lock_is_checked_with_the_targets_python_past_inactive_pyenv_shims(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv looks for a Python that satisfies requires-python on PATH, runs the inactive pyenv shim it finds first
+    and fails; the build knows where the target's Python is (pyenv's versions, looked at directly)."""
+    python = pyenv_python("3.13")
+    if python is None:
+        pytest.skip("no Python 3.13 in pyenv")
+    host_without_python(tmp_path, monkeypatch, python)
+    project = copy_project(tmp_path, "uv-py313")
+    locked = read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    assert [d.pin for d in locked.distributions] == ["six==1.17.0"]
+
+
+def test_a_uv_lock_without_a_python_for_its_requires_python_says_so(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Python 3.13 on the host at all: uv cannot check the lock without one, and the message says that, not the
+    tail of what uv printed."""
+    host_without_python(tmp_path, monkeypatch)
+    project = copy_project(tmp_path, "uv-py313")
+    with pytest.raises(LayerBuildError) as caught:
+        read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    message = str(caught.value)
+    assert "requires-python >=3.13" in caught.value.what
+    assert "pyenv: python3" not in message  # the shim's complaint is not the cause
+    assert "python_executable" in str(caught.value.hint)
+
+
+def test_a_uv_lock_check_that_fails_shows_uvs_error_and_its_causes(tmp_path: Path, offline_env: None) -> None:
+    """A project uv cannot read: the message holds uv's 'error:' line and what caused it, not only the tail."""
+    project = copy_project(tmp_path, "uv")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("package = false", 'package = "no"'))
+    with pytest.raises(LayerBuildError) as caught:
+        read(project / "uv.lock", TARGETS[0])
+    details = [line.strip() for line in caught.value.details]
+    assert "error: Failed to parse: pyproject.toml" in details, details
+    assert any("expected a boolean" in line for line in details), details
 
 
 @pytest.mark.parametrize("fixture", ["uv.lock", "poetry.lock"])

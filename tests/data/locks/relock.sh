@@ -14,6 +14,8 @@ unset PIP_FIND_LINKS PIP_CONSTRAINT
 for project in uv uv-workspace uv-sdist uv-forked; do
     (cd "$here/$project" && "$bin/uv" lock --quiet)
 done
+# uv-py313 needs Python 3.13 to lock (uv's own rule): give uv one (pyenv's, or one uv finds).
+(cd "$here/uv-py313" && "$bin/uv" lock --quiet --python "${PYTHON313:-3.13}")
 (cd "$here/uv" && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --output-file requirements.txt \
     && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --format pylock.toml --output-file pylock.toml)
 (cd "$here/poetry" && "$bin/poetry" lock --quiet && "$bin/poetry" export --quiet --output requirements.txt)
