@@ -126,12 +126,22 @@ def read_input(options: LayerBuildOptions) -> RequirementsFile:
                 "Pipfile.lock).",
             )
         return read_requirements(path)
-    return read_lock(path, kind, options.target, groups=options.groups, member=options.member)
+    return read_lock(
+        path, kind, options.target, groups=options.groups, member=options.member, python=options.python_executable
+    )
 
 
 def read_lock(
-    path: Path, kind: str, target: LambdaTarget, *, groups: Sequence[str] = (), member: str | None = None
+    path: Path,
+    kind: str,
+    target: LambdaTarget,
+    *,
+    groups: Sequence[str] = (),
+    member: str | None = None,
+    python: str | None = None,
 ) -> LockedRequirements:
+    """Read the lock at ``path`` (of format ``kind``) for ``target``; ``python``: the build's own interpreter, if
+    it was given one (uv's lock check runs with it)."""
     text = read_text(path)
     if member is not None and kind != "uv":
         raise InvalidInputError(
@@ -142,7 +152,7 @@ def read_lock(
     selection: LockSelection
     files = [path.resolve()]
     if kind == "uv":
-        selection = read_uv_lock(path, text, UvLockReader(path, target, groups, member))
+        selection = read_uv_lock(path, text, UvLockReader(path, target, groups, member), python=python)
         files.append((path.parent / "pyproject.toml").resolve())
     elif kind == "poetry":
         selection = read_poetry_lock(path, text, PoetryLockReader(path, target, groups, member))
