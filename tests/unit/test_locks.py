@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from cdk_pip_layer import (
     IndexSettings,
@@ -35,6 +35,7 @@ from cdk_pip_layer.engine.inputs.locked import LockedRequirements, lock_format, 
 from cdk_pip_layer.engine.inputs.poetry_lock import content_hash
 from cdk_pip_layer.engine.interpreters import find_uv
 from dev_tools import dev_tool
+from index_server import serve_index
 from layer_inspection import pyenv_python
 
 if sys.version_info >= (3, 11):
@@ -305,8 +306,7 @@ def pylock(packages: list[dict[str, Any]], **top: Any) -> str:
         lines.append("[[packages]]")
         for key, value in package.items():
             if isinstance(value, dict):
-                inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
-                lines.append(f"{key} = {{ {inline} }}")
+                lines.append(f"{key} = {_inline(value)}")
             elif isinstance(value, list):
                 lines.append(f"{key} = [" + ", ".join(_inline(v) for v in value) + "]")
             else:
@@ -388,6 +388,51 @@ def test_a_lock_without_a_wheel_for_the_target_nor_an_sdist_names_what_it_offers
     assert error.package == "fast"
     assert "python3.12/arm64" in error.what
     assert any("cp312-cp312-macosx_11_0_arm64" in line and "win_amd64" in line for line in error.details)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_a_pylock_without_indexes_installs_each_file_from_its_url(target: LambdaTarget) -> None:
+    """uv pip compile (like PDM) writes no index, only each file's URL and hashes (PEP 751 makes index optional):
+    each distribution is installed from the URL of its file for the target, checked with that file's hash."""
+    lock = LOCKS / "uv-pip-compile" / "pylock.toml"
+    export = exported(LOCKS / "uv-pip-compile" / "requirements.txt", target)
+    locked = read(lock, target)
+    assert {d.name: d.version for d in locked.distributions} == {name: v for name, (v, _) in export.items()}
+    supported = set(target.supported_tags)
+    for dist in locked.distributions:
+        assert dist.url is not None and dist.url.startswith("https://files.pythonhosted.org/"), dist
+        filename = dist.url.rsplit("/", 1)[1]
+        assert supported & parse_wheel_filename(filename)[3], filename  # a wheel for the target, not another's
+        assert len(dist.hashes) == 1 and set(dist.hashes) <= export[dist.name][1]
+        assert f"{dist.name} @ {dist.url} \\\n    --hash={dist.hashes[0]}" in locked.install_text
+    orjson = next(d for d in locked.distributions if d.name == "orjson")
+    assert f"cp{target.python_version[0]}{target.python_version[1]}-manylinux" in str(orjson.url)
+    assert target.machine in str(orjson.url)
+
+
+def test_a_pylock_file_url_is_the_best_wheel_for_the_target_else_the_sdist(tmp_path: Path) -> None:
+    def entry(name: str, digest: str) -> dict[str, Any]:
+        return {"name": name, "url": f"https://files.example.com/{name}", "hashes": {"sha256": digest * 32}}
+
+    wheels = [
+        entry("fast-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "a1"),
+        entry("fast-1.0-cp312-cp312-manylinux_2_28_x86_64.whl", "a2"),
+        entry("fast-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", "b1"),
+        entry("fast-1.0-cp312-cp312-musllinux_1_2_x86_64.whl", "c1"),
+    ]
+    sdist = {"name": "fast-1.0.tar.gz", "url": "https://files.example.com/fast-1.0.tar.gz", "hashes": {"sha256": SHA}}
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(pylock([{"name": "fast", "version": "1.0", "wheels": wheels, "sdist": sdist}]))
+    x86 = read(lock, LambdaTarget.parse("python3.12", "x86_64")).distributions[0]
+    assert x86.url == "https://files.example.com/fast-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"  # pip's choice
+    assert x86.hashes == ("sha256:" + "a2" * 32,)
+    arm = read(lock, LambdaTarget.parse("python3.12", "arm64")).distributions[0]
+    assert arm.url == "https://files.example.com/fast-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    old = read(lock, LambdaTarget.parse("python3.11", "x86_64")).distributions[0]
+    assert (old.url, old.hashes) == (sdist["url"], (f"sha256:{SHA}",))  # no cp311 wheel: built from the sdist
+    lock.write_text(pylock([{"name": "fast", "version": "1.0", "wheels": wheels}]))
+    with pytest.raises(NoCompatibleDistributionError, match=r"offers no wheel of fast==1\.0 for python3\.11/x86_64"):
+        read(lock, LambdaTarget.parse("python3.11", "x86_64"))
 
 
 def test_credentials_in_a_lock_never_reach_the_installer_file(tmp_path: Path) -> None:
@@ -551,6 +596,42 @@ def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
     poetry = FIXTURES["poetry.lock"][0]
     assert main(["build", "-r", str(poetry), "-o", str(tmp_path / "x"), "--member", "api", "-q"]) == 2
     assert "A workspace member applies to uv.lock" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("dead_index_env")
+@pytest.mark.parametrize("installer", installers())
+def test_a_build_from_a_pylock_without_indexes_fetches_each_files_url(
+    installer: str,
+    locked_project: tuple[Path, Path],
+    tmp_path: Path,
+    host_runtime: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lock names each file by its URL (an index on loopback serves them), no index: the layer gets exactly
+    those files; a file whose bytes differ from the lock's hash fails the build."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    lock, wheels = locked_project
+    with serve_index(wheels) as server:
+        text = lock.read_text(encoding="utf-8").replace(
+            "https://files.example.com/", f"http://127.0.0.1:{server.port}/files/"
+        )
+        lock.write_text(re.sub(r'(?m)^index = ".*"\n', "", text), encoding="utf-8")
+        assert "index" not in lock.read_text(encoding="utf-8")
+
+        def build(out: str) -> list[str]:
+            return sorted(
+                PipBasedLambdaLayerLocalBuilder(
+                    requirements=lock, build_dir=tmp_path / out, runtime=host_runtime, installer=installer
+                )
+                .build()
+                .distributions
+            )
+
+        assert build("out") == locked_layer(host_runtime)
+        assert any(r.startswith("200 GET /files/lib-1.0-") for r in server.requests), server.requests
+        (wheels / "lib-1.0-py3-none-any.whl").write_bytes(b"not the locked wheel")
+        with pytest.raises(InstallError, match=r"(?i)hash"):
+            build("tampered")
 
 
 @pytest.mark.usefixtures("dead_index_env")

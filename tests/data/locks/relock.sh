@@ -18,6 +18,12 @@ done
 (cd "$here/uv-py313" && "$bin/uv" lock --quiet --python "${PYTHON313:-3.13}")
 (cd "$here/uv" && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --output-file requirements.txt \
     && "$bin/uv" export --quiet --frozen --no-dev --no-emit-project --format pylock.toml --output-file pylock.toml)
+# PEP 751 without indexes, as uv pip compile (and PDM) write it: every file by its URL, with its hashes.
+(cd "$here/uv-pip-compile" \
+    && "$bin/uv" pip compile --quiet --universal --python-version 3.10 --format pylock.toml --output-file pylock.toml \
+        requirements.in \
+    && "$bin/uv" pip compile --quiet --universal --python-version 3.10 --generate-hashes --output-file requirements.txt \
+        requirements.in)
 (cd "$here/poetry" && "$bin/poetry" lock --quiet && "$bin/poetry" export --quiet --output requirements.txt)
 # Pipfile.lock: written from uv.lock's hashes in pipenv's layout (pipenv is not among the dev tools).
 "$bin/python" "$here/pipfile_lock.py" "$here/uv/uv.lock" "$here/pipenv/Pipfile.lock"
