@@ -19,6 +19,7 @@ LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
 LOCK_FILES = {
     "uv.lock": LOCKS / "uv" / "uv.lock",
     "pylock.toml": LOCKS / "uv" / "pylock.toml",
+    "pylock.toml (URLs)": LOCKS / "uv-pip-compile" / "pylock.toml",
     "poetry.lock": LOCKS / "poetry" / "poetry.lock",
     "Pipfile.lock": LOCKS / "pipenv" / "Pipfile.lock",
 }
@@ -26,6 +27,7 @@ LOCK_FILES = {
 EXPORTS = {
     "uv.lock": LOCKS / "uv" / "requirements.txt",
     "pylock.toml": LOCKS / "uv" / "requirements.txt",
+    "pylock.toml (URLs)": LOCKS / "uv-pip-compile" / "requirements.txt",
     "poetry.lock": LOCKS / "poetry" / "requirements.txt",
     "Pipfile.lock": LOCKS / "uv" / "requirements.txt",
 }

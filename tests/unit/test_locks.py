@@ -608,7 +608,7 @@ def test_a_build_from_a_pylock_without_indexes_fetches_each_files_url(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The lock names each file by its URL (an index on loopback serves them), no index: the layer gets exactly
-    those files; a file whose bytes differ from the lock's hash fails the build."""
+    those files; a file whose bytes are not the ones the lock's hash names fails the build."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     lock, wheels = locked_project
     with serve_index(wheels) as server:
@@ -629,8 +629,10 @@ def test_a_build_from_a_pylock_without_indexes_fetches_each_files_url(
 
         assert build("out") == locked_layer(host_runtime)
         assert any(r.startswith("200 GET /files/lib-1.0-") for r in server.requests), server.requests
-        (wheels / "lib-1.0-py3-none-any.whl").write_bytes(b"not the locked wheel")
-        with pytest.raises(InstallError, match=r"(?i)hash"):
+        lib = wheels / "lib-1.0-py3-none-any.whl"
+        real = hashlib.sha256(lib.read_bytes()).hexdigest()
+        lock.write_text(lock.read_text(encoding="utf-8").replace(real, "0" * 64), encoding="utf-8")
+        with pytest.raises(InstallError, match=r"The downloaded lib @ http://127\.0\.0\.1:\d+/files/lib-1\.0-"):
             build("tampered")
 
 

@@ -23,10 +23,10 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from cdk_pip_layer.engine.errors import RequirementsFileError
+from cdk_pip_layer.engine.errors import NoCompatibleDistributionError, RequirementsFileError
 from cdk_pip_layer.engine.index import strip_credentials
 from cdk_pip_layer.engine.target import LambdaTarget
 
@@ -214,3 +214,41 @@ def array(value: object) -> list[Any]:
 
 def file_name(url_or_path: str) -> str:
     return unquote(PurePosixPath(urlsplit(url_or_path).path).name)
+
+
+def file_for_target(names: Sequence[str], target: LambdaTarget) -> int | None:
+    """Which of a distribution's files (by name) an installer takes for ``target``: the wheel whose best tag the
+    target prefers most (pip's choice), else a source distribution, else None."""
+    rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
+    best: tuple[int, int] | None = None
+    sdist = None
+    for pos, name in enumerate(names):
+        if not name.endswith(".whl"):
+            sdist = pos if sdist is None and name.endswith(_ARCHIVE) else sdist
+            continue
+        try:
+            _, _, _, tags = parse_wheel_filename(name)
+        except InvalidWheelFilename:
+            continue
+        ranks = [rank[tag] for tag in tags if tag in rank]
+        if ranks and (best is None or min(ranks) < best[0]):
+            best = (min(ranks), pos)
+    return best[1] if best is not None else sdist
+
+
+def no_file_for_target(
+    path: Path, pin: str, name: NormalizedName, files: Sequence[str], target: LambdaTarget
+) -> NoCompatibleDistributionError:
+    """The error for a locked distribution with neither a wheel for ``target`` nor a source distribution."""
+    wheel_tags = ["-".join(f.removesuffix(".whl").split("-")[-3:]) for f in files if f.endswith(".whl")]
+    return NoCompatibleDistributionError(
+        f"{path.name} offers no wheel of {pin} for {target}, and no source distribution",
+        package=name,
+        subject=str(path),
+        details=[
+            f"tags the target accepts: {target.describe_tags()}",
+            "the lock has wheels for: " + (", ".join(sorted(set(wheel_tags))[:12]) or "none"),
+        ],
+        hint=f"pin a version of {name} that publishes a wheel for {target} and lock again, or choose another "
+        "runtime or architecture.",
+    )

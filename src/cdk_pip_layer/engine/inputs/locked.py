@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from cdk_pip_layer.engine.errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
+from cdk_pip_layer.engine.errors import InvalidInputError, RequirementsFileError
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.target import LambdaTarget
 
-from .lock_reader import LockedDistribution, LockSelection, read_text
+from .lock_reader import LockedDistribution, LockSelection, file_for_target, no_file_for_target, read_text
 from .pipfile_lock import PipfileLockReader
 from .poetry_lock import PoetryLockReader, read_poetry_lock
 from .pylock import PylockReader
@@ -205,26 +204,5 @@ def _check_target(path: Path, dist: LockedDistribution, target: LambdaTarget) ->
     naming what the lock offers (when the lock lists its files; a Pipfile.lock lists only hashes)."""
     if dist.files is None or dist.url is not None:
         return
-    wheel_tags: list[str] = []
-    supported = set(target.supported_tags)
-    for name in dist.files:
-        if not name.endswith(".whl"):
-            return  # a source distribution: built when no wheel fits
-        try:
-            _, _, _, tags = parse_wheel_filename(name)
-        except InvalidWheelFilename:
-            continue
-        if supported & tags:
-            return
-        wheel_tags.append("-".join(name.removesuffix(".whl").split("-")[-3:]))
-    raise NoCompatibleDistributionError(
-        f"{path.name} offers no wheel of {dist.pin} for {target}, and no source distribution",
-        package=dist.name,
-        subject=str(path),
-        details=[
-            f"tags the target accepts: {target.describe_tags()}",
-            "the lock has wheels for: " + (", ".join(sorted(set(wheel_tags))[:12]) or "none"),
-        ],
-        hint=f"pin a version of {dist.name} that publishes a wheel for {target} and lock again, or choose another "
-        "runtime or architecture.",
-    )
+    if file_for_target(dist.files, target) is None:
+        raise no_file_for_target(path, dist.pin, dist.name, dist.files, target)

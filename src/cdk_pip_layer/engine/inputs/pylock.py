@@ -6,7 +6,17 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from .lock_reader import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, table
+from .lock_reader import (
+    LockedDistribution,
+    LockReader,
+    LockSelection,
+    array,
+    file_for_target,
+    file_name,
+    load_toml,
+    no_file_for_target,
+    table,
+)
 
 # The hash algorithms pip's and uv's hash-checking modes accept.
 _CHECKABLE = ("sha256", "sha384", "sha512")
@@ -78,18 +88,25 @@ class PylockReader(LockReader):
             return LockedDistribution(name, version, flat, url=url, files=(file_name(url),))
         if "version" not in entry:
             raise self.invalid(f"{name} has neither a version nor an archive")
+        version = self.version(entry["version"], name)
         names = [str(one.get("name") or file_name(str(one.get("url") or one.get("path") or ""))) for one in files]
         index = entry.get("index")
-        if index is None and any("url" not in one for one in files):
+        if index is not None:
+            return LockedDistribution(name, version, flat, index=self.index(index, name), files=tuple(names))
+        if any("url" not in one for one in files):
             raise self.refuse_source(name, "local file")
-        if index is None:
-            raise self.error(
-                f"{name} in {self.path.name} names no index, only file URLs",
-                "export the lock with its index (uv export --format pylock.toml writes one for each package).",
-            )
-        return LockedDistribution(
-            name, self.version(entry["version"], name), flat, index=self.index(index, name), files=tuple(names)
-        )
+        return self._from_url(name, version, files, names)
+
+    def _from_url(
+        self, name: NormalizedName, version: str, files: list[dict[str, Any]], names: list[str]
+    ) -> LockedDistribution:
+        """No index (PEP 751 makes it optional; uv pip compile and PDM write none): the file an installer takes for
+        the target, by its URL, checked with its own hashes."""
+        chosen = file_for_target(names, self.target)
+        if chosen is None:
+            raise no_file_for_target(self.path, f"{name}=={version}", name, names, self.target)
+        url = self.url(files[chosen]["url"], name)
+        return LockedDistribution(name, version, self._hashes(files[chosen], name), url=url, files=(names[chosen],))
 
     def _hashes(self, artefact: dict[str, Any], name: str) -> tuple[str, ...]:
         """The hashes of one file that pip and uv can check (PEP 751 allows any algorithm of hashlib)."""
