@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
@@ -127,6 +128,81 @@ def test_groups_add_their_distributions() -> None:
         assert "six" not in plain, lock
         if group is not None:
             assert {d.name for d in read(lock, target, groups=[group]).distributions} == plain | {"six"}
+
+
+def test_only_the_groups_asked_for_without_the_projects_own_dependencies() -> None:
+    """A project with one group per function builds each function's layer from its group alone (Poetry's --only,
+    uv's --only-group, a Pipfile.lock's section alone)."""
+    target = TARGETS[2]
+    for lock, group in (
+        (LOCKS / "uv" / "uv.lock", "tests"),
+        (LOCKS / "poetry" / "poetry.lock", "tests"),
+        (LOCKS / "pipenv" / "Pipfile.lock", "develop"),
+    ):
+        assert [d.pin for d in read(lock, target, groups=[group], only_groups=True).distributions] == ["six==1.17.0"]
+    with pytest.raises(InvalidInputError, match="only_groups needs groups"):
+        read(LOCKS / "uv" / "uv.lock", target, only_groups=True)
+    with pytest.raises(RequirementsFileError, match=r"pylock\.toml has no main group"):
+        read(LOCKS / "uv" / "pylock.toml", target, groups=["tests"], only_groups=True)
+
+
+POETRY1 = LOCKS / "poetry1"
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_a_poetry_1_lock_selects_what_poetry_1_exports(target: LambdaTarget) -> None:
+    """lock-version 2.0 (Poetry 1.5 to 1.8) records no groups or markers per package: the graph is walked from the
+    pyproject's groups, as poetry export does."""
+    main = read(POETRY1 / "poetry.lock", target)
+    assert {d.name: (d.version, set(d.hashes)) for d in main.distributions} == exported(
+        POETRY1 / "requirements.txt", target
+    )
+    jobs = read(POETRY1 / "poetry.lock", target, groups=["jobs"], only_groups=True)
+    assert {d.name: (d.version, set(d.hashes)) for d in jobs.distributions} == exported(
+        POETRY1 / "requirements-jobs.txt", target
+    )
+    both = read(POETRY1 / "poetry.lock", target, groups=["jobs"])
+    assert {d.name for d in both.distributions} == {d.name for d in main.distributions} | {"python-dateutil", "six"}
+
+
+def poetry_export(project: Path, *args: str) -> str:
+    """Poetry's own export (Poetry 2 walks a lock-version 2.0 graph as Poetry 1 did), without hashes."""
+    dev_tool("poetry_plugin_export", why="Poetry's walk of a lock-version 2.0 graph")
+    out = project / "exported.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "poetry", "export", "--no-interaction", "--without-hashes", "-o", str(out), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "POETRY_VIRTUALENVS_CREATE": "false"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("selection", "poetry_args"), [((), ()), (("jobs",), ("--only", "jobs"))], ids=["main", "jobs"]
+)
+def test_a_poetry_1_graph_is_walked_as_poetry_walks_it(
+    selection: tuple[str, ...], poetry_args: tuple[str, ...], tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path, "poetry1-graph")
+    reference = project / "reference.txt"
+    reference.write_text(poetry_export(project, *poetry_args), encoding="utf-8")
+    for target in (*TARGETS, LambdaTarget.parse("python3.13", "arm64")):
+        expected = {name: version for name, (version, _) in exported(reference, target).items()}
+        locked = read(project / "poetry.lock", target, groups=selection, only_groups=bool(selection))
+        assert {d.name: d.version for d in locked.distributions} == expected, target
+
+
+def test_an_out_of_date_poetry_1_lock_is_refused(tmp_path: Path) -> None:
+    project = copy_project(tmp_path, "poetry1")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('orjson = "3.10.12"', 'orjson = "3.10.13"'), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="out of date") as caught:
+        read(project / "poetry.lock", TARGETS[0])
+    assert "poetry lock" in str(caught.value.hint)
 
 
 def test_an_unknown_group_names_the_groups_there_are() -> None:
