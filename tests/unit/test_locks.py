@@ -196,6 +196,27 @@ def test_a_poetry_1_graph_is_walked_as_poetry_walks_it(
         assert {d.name: d.version for d in locked.distributions} == expected, target
 
 
+def test_a_lock_version_1_1_keeps_its_files_in_the_metadata(tmp_path: Path) -> None:
+    """Poetry before 1.3 wrote lock-version 1.1: the same graph, each package's files under [metadata.files]."""
+    project = copy_project(tmp_path, "poetry1")
+    lock = project / "poetry.lock"
+    text = lock.read_text(encoding="utf-8")
+    moved: list[str] = []
+
+    def move(match: re.Match[str]) -> str:
+        moved.append(f"{match['name']} = [{match['files']}]")
+        return match["head"]
+
+    package = (
+        r'(?P<head>\[\[package\]\]\nname = "(?P<name>[^"]+)"\n(?:(?!files = )[^\[].*\n)*)files = \[(?P<files>[^]]*)\]\n'
+    )
+    text = re.sub(package, move, text).replace('lock-version = "2.0"', 'lock-version = "1.1"')
+    lock.write_text(text + "\n[metadata.files]\n" + "\n".join(moved) + "\n", encoding="utf-8")
+    assert len(moved) == 9 and "files = [" not in text
+    for target in TARGETS:
+        assert read(lock, target).distributions == read(POETRY1 / "poetry.lock", target).distributions
+
+
 def test_an_out_of_date_poetry_1_lock_is_refused(tmp_path: Path) -> None:
     project = copy_project(tmp_path, "poetry1")
     pyproject = project / "pyproject.toml"

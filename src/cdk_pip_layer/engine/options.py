@@ -159,6 +159,9 @@ class LayerBuildOptions:
             a pylock.toml's dependency groups instead of its ``default-groups``). Default none.
         member: for a uv.lock of a workspace, the member whose dependencies go into the layer (default: the
             project of the pyproject.toml beside the lock).
+        only_groups: for a lock file, install the ``groups`` alone, without the project's own dependencies
+            (Poetry's ``--only``, uv's ``--only-group``, a Pipfile.lock's sections without ``default``): the layer
+            of one function in a project with one group per function. Default False.
     """
 
     requirements: Path
@@ -173,6 +176,7 @@ class LayerBuildOptions:
     native_builds: bool = False
     groups: tuple[str, ...] = ()
     member: str | None = None
+    only_groups: bool = False
     uv_executable: str | None = None
 
     @classmethod
@@ -192,6 +196,7 @@ class LayerBuildOptions:
         native_builds: bool = False,
         groups: str | Sequence[str] | None = (),
         member: str | None = None,
+        only_groups: bool = False,
     ) -> LayerBuildOptions:
         """Check loose input (strings, lists, paths, as a CLI or a construct gets it) and make the options value.
 
@@ -226,6 +231,12 @@ class LayerBuildOptions:
                     subject="extra installer arguments",
                     hint="use the runtime, architecture and index options instead.",
                 )
+        if only_groups and not groups:
+            raise InvalidInputError(
+                "only_groups needs groups: the layer would hold nothing",
+                subject="only_groups",
+                hint="name the groups to install (groups=['jobs']), or leave out only_groups.",
+            )
         no_binary = _no_binary_argument(args)
         if no_binary is not None:
             raise no_binary_error(no_binary, "extra installer arguments")
@@ -242,6 +253,7 @@ class LayerBuildOptions:
             native_builds=bool(native_builds),
             groups=_lock_names(groups, "groups"),
             member=_member(member),
+            only_groups=bool(only_groups),
         )
 
     @property

@@ -72,15 +72,25 @@ class LockSelection:
 
 
 class LockReader:
-    """Shared by the readers: the lock's path (for messages), the target and the groups asked for."""
+    """Shared by the readers: the lock's path (for messages), the target and the groups asked for (with or without
+    the project's own dependencies: ``only_groups``)."""
 
     tool = "the lock's tool"
 
-    def __init__(self, path: Path, target: LambdaTarget, groups: Sequence[str], member: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        target: LambdaTarget,
+        groups: Sequence[str],
+        member: str | None,
+        *,
+        only_groups: bool = False,
+    ) -> None:
         self.path = path
         self.target = target
         self.groups = tuple(groups)
         self.member = member
+        self.only_groups = only_groups  # the groups alone, without the project's own (main) dependencies
 
     # -- errors and checked values --
 

@@ -117,7 +117,7 @@ def read_input(options: LayerBuildOptions) -> RequirementsFile:
                 hint="lock the project (uv lock, poetry lock, pipenv lock) and point to the lock file beside it "
                 "(uv.lock, poetry.lock, Pipfile.lock), or to a requirements file.",
             )
-        if options.groups or options.member:
+        if options.groups or options.member or options.only_groups:
             raise InvalidInputError(
                 "Groups and workspace members apply to lock files, not to a requirements file",
                 subject=str(path),
@@ -126,7 +126,13 @@ def read_input(options: LayerBuildOptions) -> RequirementsFile:
             )
         return read_requirements(path)
     return read_lock(
-        path, kind, options.target, groups=options.groups, member=options.member, python=options.python_executable
+        path,
+        kind,
+        options.target,
+        groups=options.groups,
+        member=options.member,
+        only_groups=options.only_groups,
+        python=options.python_executable,
     )
 
 
@@ -137,10 +143,12 @@ def read_lock(
     *,
     groups: Sequence[str] = (),
     member: str | None = None,
+    only_groups: bool = False,
     python: str | None = None,
 ) -> LockedRequirements:
-    """Read the lock at ``path`` (of format ``kind``) for ``target``; ``python``: the build's own interpreter, if
-    it was given one (uv's lock check runs with it)."""
+    """Read the lock at ``path`` (of format ``kind``) for ``target``: the project's dependencies and ``groups``
+    (the groups alone with ``only_groups``); ``python``: the build's own interpreter, if it was given one (uv's
+    lock check runs with it)."""
     text = read_text(path)
     if member is not None and kind != "uv":
         raise InvalidInputError(
@@ -150,16 +158,18 @@ def read_lock(
         )
     selection: LockSelection
     files = [path.resolve()]
+    scope = (path, target, groups, member)
     if kind == "uv":
-        selection = read_uv_lock(path, text, UvLockReader(path, target, groups, member), python=python)
+        uv = UvLockReader(*scope, only_groups=only_groups)
+        selection = read_uv_lock(path, text, uv, python=python)
         files.append((path.parent / "pyproject.toml").resolve())
     elif kind == "poetry":
-        selection = read_poetry_lock(path, text, PoetryLockReader(path, target, groups, member))
+        selection = read_poetry_lock(path, text, PoetryLockReader(*scope, only_groups=only_groups))
         files.append((path.parent / "pyproject.toml").resolve())
     elif kind == "pylock":
-        selection = PylockReader(path, target, groups, member).read(text)
+        selection = PylockReader(*scope, only_groups=only_groups).read(text)
     else:
-        selection = PipfileLockReader(path, target, groups, member).read(text)
+        selection = PipfileLockReader(*scope, only_groups=only_groups).read(text)
     for dist in selection.distributions:
         if not dist.hashes:
             raise RequirementsFileError(

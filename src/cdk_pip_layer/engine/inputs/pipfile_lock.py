@@ -27,7 +27,7 @@ class PipfileLockReader(LockReader):
         sources = {str(s.get("name")): s.get("url") for s in map(table, array(table(data.get("_meta")).get("sources")))}
         self.check_groups([k for k in data if k != "_meta"], "sections")
         chosen: dict[NormalizedName, LockedDistribution] = {}
-        for section in ("default", *self.groups):
+        for section in self.groups if self.only_groups else ("default", *self.groups):
             for raw_name, raw in table(data.get(section)).items():
                 entry = table(raw)
                 name = self.name(raw_name)

@@ -37,6 +37,12 @@ class PylockReader(LockReader):
                 f"{self.path.name} has lock-version {version or '(none)'}; PEP 751 version 1 is supported",
                 "export the lock again with a tool that writes PEP 751 version 1.0.",
             )
+        if self.only_groups:
+            raise self.error(
+                f"{self.path.name} has no main group to leave out: PEP 751 locks name only dependency groups",
+                "leave out only_groups (the groups asked for replace the lock's default-groups), or export a lock "
+                "of only the groups you want.",
+            )
         self._check_environment(data)
         groups = frozenset(self.groups or [str(g) for g in array(data.get("default-groups"))])
         self.check_groups(array(data.get("dependency-groups")) or array(data.get("default-groups")))

@@ -65,7 +65,7 @@ class UvLockReader(LockReader):
             self.packages.setdefault(self.name(entry.get("name")), []).append(entry)
         root = self._root(project, data)
         self.check_groups(table(root.get("dev-dependencies")))
-        start = [self._edge(dep) for dep in array(root.get("dependencies"))]
+        start = [] if self.only_groups else [self._edge(dep) for dep in array(root.get("dependencies"))]
         for group in self.groups:
             start += [self._edge(dep) for dep in array(table(root.get("dev-dependencies"))[group])]
         return LockSelection(self._walk(start), _relevant(project))

@@ -340,8 +340,8 @@ def _hash_mismatch(output: str) -> tuple[str, list[str], str] | None:
         pinned = [found["expected"], *re.findall(r"or ([0-9a-f]+)", found["more"])]
         return found["pin"], [f"{algo}:{h}" for h in pinned], f"{algo}:{found['got']}"
     found = _UV_MISMATCH.search(output)
-    if found:
-        return found["pin"], found["expected"].split(), found["got"]
+    if found:  # uv wraps a long name (name @ URL) to its terminal's width
+        return " ".join(found["pin"].split()), found["expected"].split(), found["got"]
     return None
 
 
