@@ -81,3 +81,14 @@ def test_a_constraint_that_excludes_a_pinned_version_is_named_with_where_it_come
     assert str(tmp_path / "constraints.txt") in message  # where the constraint comes from
     assert "torch" not in message  # a constraint the file does not concern is not blamed
     assert not (tmp_path / "out" / "layer.zip").exists()
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_constraints_file_of_a_hash_pinned_file_needs_no_pins(
+    installer: str, hashed: Path, tmp_path: Path, host_runtime: str
+) -> None:
+    """The same with the file's own -c line: pip takes an unpinned constraint in hash-checking mode."""
+    (hashed.parent / "constraints.txt").write_text("lib>=0.5\ntorch<=2.14.1\n", encoding="utf-8")
+    hashed.write_text("-c constraints.txt\n" + hashed.read_text(encoding="utf-8"), encoding="utf-8")
+    assert build(hashed, installer, host_runtime, tmp_path / "out", tmp_path / "wheels") == ["app==1.0", "lib==1.0"]

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.install.choice import LayerInstall, blind_filename, blind_spot_for
+from cdk_pip_layer.engine.install.constraints import check_constraints, configured_constraints
 from cdk_pip_layer.engine.install.failures import MissingDistribution, explain_failure, installer_warnings
 from cdk_pip_layer.engine.install.index_pages import offered_wheels
 from cdk_pip_layer.engine.install.installer_file import write_installable
@@ -55,21 +56,29 @@ def install_for_target(
     installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
     from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
     shown = shown_as or requirements.path
-    if isinstance(installer, UvInstaller) and requirements.require_hashes and "--verify-hashes" not in extra_args:
+    if requirements.require_hashes:  # a constraint can then only exclude a pinned version: said before it runs
+        check_constraints(requirements, configured_constraints(installer.pip_settings)[0], target, shown)
+    uv_hashes = isinstance(installer, UvInstaller) and requirements.require_hashes
+    if uv_hashes and "--verify-hashes" not in extra_args:
         # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
         # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
         extra_args = (*extra_args, "--require-hashes")
+    # uv's --require-hashes refuses a constraint not pinned with ==, where pip takes any: the file goes without its
+    # constraints (checked above; in this mode they can change nothing else).
+    keep_constraints = not (uv_hashes and requirements.constraints)
     built: list[str] = []
     built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
-        as_written = requirements.plain and not (requirements.require_hashes and built_hashes)
+        as_written = requirements.plain and keep_constraints and not (requirements.require_hashes and built_hashes)
         result = installer.install(
             requirements.path
             if as_written
-            else write_installable(requirements, wheelhouse.parent / "reqs", built_hashes),
+            else write_installable(
+                requirements, wheelhouse.parent / "reqs", built_hashes, constraints=keep_constraints
+            ),
             site_dir,
             target=target,
             index=index,
