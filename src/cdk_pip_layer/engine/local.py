@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
@@ -93,6 +94,11 @@ def install_for_target(
                 installer, missing, requirements, target=target, index=index, extra=extra_args, shown=shown
             )
         notes: Sequence[str] = ()
+        done = None if missing is None or missing.name in built else _built_before(wheelhouse, missing)
+        if missing is not None and done is not None:  # another installer's run of this build made it already
+            built.append(missing.name)
+            built_hashes[missing.name] = [f"sha256:{hashlib.sha256(done.read_bytes()).hexdigest()}"]
+            continue
         if not (missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS):
             with phase(f"build {missing.requirement} from its source distribution"):
                 wheel = build_pure_wheel(
@@ -122,6 +128,26 @@ def install_for_target(
             file_indexes=requirements.index_options,
         )
     raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
+
+
+def _built_before(wheelhouse: Path, missing: MissingDistribution) -> Path | None:
+    """The wheel of ``missing`` that this build already made from its (checked) source distribution, for another
+    installer's run: one sdist is built once per build. Only for a requirement pinned with ``==`` (a lock's, a
+    hash-pinned file's): unpinned, the other installer may choose another version."""
+    try:
+        wanted = Requirement(missing.requirement)
+    except InvalidRequirement:
+        return None
+    if not any(spec.operator in ("==", "===") and "*" not in spec.version for spec in wanted.specifier):
+        return None
+    for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
+        try:
+            name, version, _, _ = parse_wheel_filename(wheel.name)
+        except InvalidWheelFilename:
+            continue
+        if name == canonicalize_name(wanted.name) and wanted.specifier.contains(version, prereleases=True):
+            return wheel
+    return None
 
 
 def _raise_if_only_pip_can(
