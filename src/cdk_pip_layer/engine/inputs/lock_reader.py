@@ -133,9 +133,10 @@ class LockReader:
         url = self.url(value, name, ("http", "https", "file")).rstrip("/")
         return None if url == PYPI_SIMPLE else url
 
-    def marker_holds(self, marker: object, where: str, **lock_context: frozenset[str]) -> bool:
-        """Whether ``marker`` (None: no marker) holds on the target. ``lock_context`` gives PEP 751's ``extras``
-        and ``dependency_groups`` sets, for a marker written in a pylock.toml."""
+    def marker_holds(self, marker: object, where: str, *, extra: str = "", **lock_context: frozenset[str]) -> bool:
+        """Whether ``marker`` (None: no marker) holds on the target, for the dependencies of ``extra`` (none: "").
+        ``lock_context`` gives PEP 751's ``extras`` and ``dependency_groups`` sets, for a marker written in a
+        pylock.toml."""
         if marker is None or marker == "":
             return True
         if not isinstance(marker, str):
@@ -145,7 +146,7 @@ class LockReader:
             if lock_context:
                 env: dict[str, str | frozenset[str]] = {**self.target.marker_environment, **lock_context}
                 return parsed.evaluate(env, context="lock_file")
-            return parsed.evaluate({**self.target.marker_environment, "extra": ""})
+            return parsed.evaluate({**self.target.marker_environment, "extra": extra})
         except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
             raise self.invalid(f"marker {marker!r} of {where}: {exc}") from None
 

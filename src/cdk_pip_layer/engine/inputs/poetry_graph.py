@@ -101,26 +101,26 @@ class PoetryGraph:
         for dep, spec in dependencies.items():
             extras = wanted.get(canonicalize_name(dep))
             if extras is not None:
-                for edge in self._edges(dep, spec, f"a dependency of {name}[{feature}]"):
+                for edge in self._edges(dep, spec, f"a dependency of {name}[{feature}]", feature):
                     out.append(_Edge(edge.name, edge.constraint, edge.text, (*edge.extras, *extras)))
         return out
 
-    def _edges(self, name: object, spec: object, where: str) -> list[_Edge]:
-        """The edges a dependency's specification gives on the target: one per table of a list of constraints
-        whose markers, ``python`` and ``platform`` hold."""
+    def _edges(self, name: object, spec: object, where: str, extra: str = "") -> list[_Edge]:
+        """The edges a dependency's specification gives on the target (as a dependency of ``extra``, when one
+        asked for it): one per table of a list of constraints whose markers, ``python`` and ``platform`` hold."""
         dep = self.reader.name(name)
         out = []
         for one in spec if isinstance(spec, list) else [spec]:
             entry = {"version": one} if isinstance(one, str) else table(one)
-            if not self._holds(entry, f"{dep} in {where}"):
+            if not self._holds(entry, f"{dep} in {where}", extra):
                 continue
             text = str(entry.get("version") or "*")
             extras = tuple(str(extra) for extra in array(entry.get("extras")))
             out.append(_Edge(dep, self._constraint(text, dep), text if text != "*" else "", extras))
         return out
 
-    def _holds(self, entry: dict[str, Any], where: str) -> bool:
-        if not self.reader.marker_holds(entry.get("markers"), where):
+    def _holds(self, entry: dict[str, Any], where: str, extra: str) -> bool:
+        if not self.reader.marker_holds(entry.get("markers"), where, extra=extra):
             return False
         python = entry.get("python")
         if python is not None and not self._constraint(str(python), where).allows(self.python):
