@@ -57,16 +57,7 @@ def install_for_target(
     installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
     from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
     shown = shown_as or requirements.path
-    if requirements.require_hashes:  # a constraint can then only exclude a pinned version: said before it runs
-        check_constraints(requirements, configured_constraints(installer.pip_settings)[0], target, shown)
-    uv_hashes = isinstance(installer, UvInstaller) and requirements.require_hashes
-    if uv_hashes and "--verify-hashes" not in extra_args:
-        # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
-        # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
-        extra_args = (*extra_args, "--require-hashes")
-    # uv's --require-hashes refuses a constraint not pinned with ==, where pip takes any: the file goes without its
-    # constraints (checked above; in this mode they can change nothing else).
-    keep_constraints = not (uv_hashes and requirements.constraints)
+    extra_args, keep_constraints = _hash_checking(installer, requirements, extra_args, target=target, shown=shown)
     built: list[str] = []
     built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
@@ -116,6 +107,8 @@ def install_for_target(
                 built_hashes[missing.name] = [f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"]
                 continue
             notes = wheel
+        if requirements.require_hashes:  # pip's own words for an excluded pin ("ResolutionImpossible") name neither
+            _check_constraints(installer, requirements, target, shown)
         raise explain_failure(
             result,
             installer.name,
@@ -128,6 +121,32 @@ def install_for_target(
             file_indexes=requirements.index_options,
         )
     raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
+
+
+def _hash_checking(
+    installer: Installer,
+    requirements: RequirementsFile,
+    extra_args: Sequence[str],
+    *,
+    target: LambdaTarget,
+    shown: Path,
+) -> tuple[Sequence[str], bool]:
+    """The installer's arguments for pip's hash-checking mode, and whether the file keeps its constraint lines."""
+    if not (isinstance(installer, UvInstaller) and requirements.require_hashes):
+        return extra_args, True
+    # A constraint can then only exclude a pinned version: said before uv runs, without constraints (its
+    # --require-hashes refuses one not pinned with ==, where pip takes any).
+    _check_constraints(installer, requirements, target, shown)
+    if "--verify-hashes" not in extra_args:
+        # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
+        # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
+        extra_args = (*extra_args, "--require-hashes")
+    return extra_args, not requirements.constraints
+
+
+def _check_constraints(installer: Installer, requirements: RequirementsFile, target: LambdaTarget, shown: Path) -> None:
+    """In hash-checking mode: the constraint that excludes a pinned version, named (see :mod:`.install.constraints`)."""
+    check_constraints(requirements, configured_constraints(installer.pip_settings)[0], target, shown)
 
 
 def _built_before(wheelhouse: Path, missing: MissingDistribution) -> Path | None:
