@@ -16,11 +16,20 @@ _BACKEND = """\
 import base64, hashlib, pathlib, zipfile
 
 pathlib.Path({ran!r}).write_text("the build backend of {name} ran\\n")
-NAME, VERSION, TAG = {dist!r}, {version!r}, {tag!r}
+NAME, VERSION, TAG, COMPILED = {dist!r}, {version!r}, {tag!r}, {compiled!r}
+METADATA = "Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n\\n"
 
 
 def get_requires_for_build_wheel(config_settings=None):
     return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    # What setuptools' egg_info does for a project with C code: metadata only, nothing compiled.
+    dist_info = f"{{NAME}}-{{VERSION}}.dist-info"
+    (pathlib.Path(metadata_directory) / dist_info).mkdir()
+    (pathlib.Path(metadata_directory) / dist_info / "METADATA").write_text(METADATA)
+    return dist_info
 
 
 def _record_hash(data):
@@ -28,10 +37,13 @@ def _record_hash(data):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if COMPILED:  # the step that compiles a project with C code: one line each time it runs
+        with open(COMPILED, "a") as record:
+            record.write("compiled\\n")
     dist_info = f"{{NAME}}-{{VERSION}}.dist-info"
     files = {{
         f"{{NAME}}/__init__.py": b"BUILT_FROM_SOURCE = True\\n",
-        f"{{dist_info}}/METADATA": b"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n\\n",
+        f"{{dist_info}}/METADATA": METADATA.encode(),
         f"{{dist_info}}/WHEEL": (
             f"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: {{TAG}}\\n".encode()
         ),
@@ -47,15 +59,38 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def write_sdist(dest: Path, name: str, version: str, *, ran: Path, tag: str = "py3-none-any") -> Path:
-    """Write ``<name>-<version>.tar.gz`` into ``dest``; building it writes ``ran``. ``tag`` is the built wheel's."""
+# What a setuptools project with a C extension holds besides its Python code.
+C_EXTENSION = {
+    "src/speedups.c": '#include <Python.h>\nstatic struct PyModuleDef m = {PyModuleDef_HEAD_INIT, "_speedups"};\n',
+    "setup.py": "from setuptools import Extension, setup\n\n"
+    "setup(ext_modules=[Extension('_speedups', ['src/speedups.c'])])\n",
+}
+
+
+def write_sdist(
+    dest: Path,
+    name: str,
+    version: str,
+    *,
+    ran: Path,
+    tag: str = "py3-none-any",
+    compiled: Path | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """Write ``<name>-<version>.tar.gz`` into ``dest``; running its backend writes ``ran``. ``tag`` is the built
+    wheel's; each wheel build (not the metadata step) adds a line to ``compiled``; ``extra_files`` go into the sdist
+    (e.g. :data:`C_EXTENSION`)."""
     dist = name.replace("-", "_").lower()
     root = f"{dist}-{version}"
+    backend = _BACKEND.format(
+        ran=str(ran), name=name, dist=dist, version=version, tag=tag, compiled=str(compiled) if compiled else None
+    )
     files = {
         "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-        "backend.py": _BACKEND.format(ran=str(ran), name=name, dist=dist, version=version, tag=tag),
+        "backend.py": backend,
         f"{dist}/__init__.py": "BUILT_FROM_SOURCE = True\n",
+        **(extra_files or {}),
     }
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{root}.tar.gz"

@@ -25,6 +25,7 @@ SAMPLES: dict[str, Any] = {
     "verify_ignore": ("glibc", "import"),
     "groups": ("tests",),
     "member": "api",
+    "only_groups": True,
     "slim": True,
     "slim_keep": ("pkg/tests/fixtures/**",),
     "slim_remove": ("pkg/assets/*.psd",),
@@ -44,7 +45,7 @@ def _no_uv_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def _input_for(name: str, tmp_path: Path, requirements: Path) -> Path:
     """The requirements an option applies to: a lock file with groups for ``groups``, a uv workspace for
     ``member``."""
-    if name == "groups":
+    if name in ("groups", "only_groups"):
         return Path(shutil.copytree(LOCKS / "uv", tmp_path / "uv")) / "uv.lock"
     if name == "member":
         return Path(shutil.copytree(LOCKS / "uv-workspace", tmp_path / "ws")) / "uv.lock"
@@ -66,7 +67,7 @@ def test_a_layer_takes_each_option(tmp_path: Path, requirements: Path, name: str
     if name == "cache_dir":  # a cache directory goes with the cache on
         value = tmp_path / "cache"
     requirements = _input_for(name, tmp_path, requirements)
-    args: dict[str, Any] = {name: value}
+    args: dict[str, Any] = {name: value, **({"groups": ("tests",)} if name == "only_groups" else {})}
     _app, stack = make_app(tmp_path / "cdk.out", bundling=False)
     layer = PipLambdaLayer(stack, "Layer", requirements=requirements, **args)
     if name in BuildSettings.__dataclass_fields__:
@@ -78,8 +79,8 @@ def test_a_layer_takes_each_option(tmp_path: Path, requirements: Path, name: str
 @pytest.mark.parametrize("lock", ["groups", "member"])
 def test_a_group_takes_every_option_for_every_member(tmp_path: Path, requirements: Path, lock: str) -> None:
     """groups, member, verify_ignore and python_executable were missing from PipLambdaLayers (a TypeError)."""
-    other = "member" if lock == "groups" else "groups"
-    props: dict[str, Any] = {name: value for name, value in SAMPLES.items() if name not in ("cache_dir", other)}
+    other = ("member",) if lock == "groups" else ("groups", "only_groups")
+    props: dict[str, Any] = {name: value for name, value in SAMPLES.items() if name not in ("cache_dir", *other)}
     requirements = _input_for(lock, tmp_path, requirements)
     _app, stack = make_app(tmp_path / "cdk.out", bundling=False)
     targets = ["python3.12/x86_64", "python3.13/arm64"]

@@ -20,14 +20,18 @@ LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
 LOCK_FILES = {
     "uv.lock": LOCKS / "uv" / "uv.lock",
     "pylock.toml": LOCKS / "uv" / "pylock.toml",
+    "pylock.toml (URLs)": LOCKS / "uv-pip-compile" / "pylock.toml",
     "poetry.lock": LOCKS / "poetry" / "poetry.lock",
+    "poetry.lock (Poetry 1)": LOCKS / "poetry1" / "poetry.lock",
     "Pipfile.lock": LOCKS / "pipenv" / "Pipfile.lock",
 }
 # What each lock is compared with: its tool's own export of the same lock (Pipfile.lock was written from uv.lock).
 EXPORTS = {
     "uv.lock": LOCKS / "uv" / "requirements.txt",
     "pylock.toml": LOCKS / "uv" / "requirements.txt",
+    "pylock.toml (URLs)": LOCKS / "uv-pip-compile" / "requirements.txt",
     "poetry.lock": LOCKS / "poetry" / "requirements.txt",
+    "poetry.lock (Poetry 1)": LOCKS / "poetry1" / "requirements.txt",
     "Pipfile.lock": LOCKS / "uv" / "requirements.txt",
 }
 TARGETS = [(runtime, arch) for runtime in ("python3.10", "python3.12") for arch in ("x86_64", "arm64")]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
@@ -16,13 +18,14 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from cdk_pip_layer import (
     IndexSettings,
     InstallError,
     InvalidInputError,
     LambdaTarget,
+    LayerBuildError,
     LayerBuildOptions,
     NoCompatibleDistributionError,
     PipBasedLambdaLayerLocalBuilder,
@@ -34,6 +37,8 @@ from cdk_pip_layer.engine.inputs.poetry_lock import content_hash
 from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.options import InstallerName, Runtime
 from dev_tools import dev_tool
+from index_server import serve_index
+from layer_inspection import pyenv_python
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,6 +131,102 @@ def test_groups_add_their_distributions() -> None:
             assert {d.name for d in read(lock, target, groups=[group]).distributions} == plain | {"six"}
 
 
+def test_only_the_groups_asked_for_without_the_projects_own_dependencies() -> None:
+    """A project with one group per function builds each function's layer from its group alone (Poetry's --only,
+    uv's --only-group, a Pipfile.lock's section alone)."""
+    target = TARGETS[2]
+    for lock, group in (
+        (LOCKS / "uv" / "uv.lock", "tests"),
+        (LOCKS / "poetry" / "poetry.lock", "tests"),
+        (LOCKS / "pipenv" / "Pipfile.lock", "develop"),
+    ):
+        assert [d.pin for d in read(lock, target, groups=[group], only_groups=True).distributions] == ["six==1.17.0"]
+    with pytest.raises(InvalidInputError, match="only_groups needs groups"):
+        read(LOCKS / "uv" / "uv.lock", target, only_groups=True)
+    with pytest.raises(RequirementsFileError, match=r"pylock\.toml has no main group"):
+        read(LOCKS / "uv" / "pylock.toml", target, groups=["tests"], only_groups=True)
+
+
+POETRY1 = LOCKS / "poetry1"
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_a_poetry_1_lock_selects_what_poetry_1_exports(target: LambdaTarget) -> None:
+    """lock-version 2.0 (Poetry 1.5 to 1.8) records no groups or markers per package: the graph is walked from the
+    pyproject's groups, as poetry export does."""
+    main = read(POETRY1 / "poetry.lock", target)
+    assert {d.name: (d.version, set(d.hashes)) for d in main.distributions} == exported(
+        POETRY1 / "requirements.txt", target
+    )
+    jobs = read(POETRY1 / "poetry.lock", target, groups=["jobs"], only_groups=True)
+    assert {d.name: (d.version, set(d.hashes)) for d in jobs.distributions} == exported(
+        POETRY1 / "requirements-jobs.txt", target
+    )
+    both = read(POETRY1 / "poetry.lock", target, groups=["jobs"])
+    assert {d.name for d in both.distributions} == {d.name for d in main.distributions} | {"python-dateutil", "six"}
+
+
+def poetry_export(project: Path, *args: str) -> str:
+    """Poetry's own export (Poetry 2 walks a lock-version 2.0 graph as Poetry 1 did), without hashes."""
+    dev_tool("poetry_plugin_export", why="Poetry's walk of a lock-version 2.0 graph")
+    out = project / "exported.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "poetry", "export", "--no-interaction", "--without-hashes", "-o", str(out), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "POETRY_VIRTUALENVS_CREATE": "false"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("selection", "poetry_args"), [((), ()), (("jobs",), ("--only", "jobs"))], ids=["main", "jobs"]
+)
+def test_a_poetry_1_graph_is_walked_as_poetry_walks_it(
+    selection: tuple[str, ...], poetry_args: tuple[str, ...], tmp_path: Path
+) -> None:
+    project = copy_project(tmp_path, "poetry1-graph")
+    reference = project / "reference.txt"
+    reference.write_text(poetry_export(project, *poetry_args), encoding="utf-8")
+    for target in (*TARGETS, LambdaTarget.parse("python3.13", "arm64")):
+        expected = {name: version for name, (version, _) in exported(reference, target).items()}
+        locked = read(project / "poetry.lock", target, groups=selection, only_groups=bool(selection))
+        assert {d.name: d.version for d in locked.distributions} == expected, target
+
+
+def test_a_lock_version_1_1_keeps_its_files_in_the_metadata(tmp_path: Path) -> None:
+    """Poetry before 1.3 wrote lock-version 1.1: the same graph, each package's files under [metadata.files]."""
+    project = copy_project(tmp_path, "poetry1")
+    lock = project / "poetry.lock"
+    text = lock.read_text(encoding="utf-8")
+    moved: list[str] = []
+
+    def move(match: re.Match[str]) -> str:
+        moved.append(f"{match['name']} = [{match['files']}]")
+        return match["head"]
+
+    package = (
+        r'(?P<head>\[\[package\]\]\nname = "(?P<name>[^"]+)"\n(?:(?!files = )[^\[].*\n)*)files = \[(?P<files>[^]]*)\]\n'
+    )
+    text = re.sub(package, move, text).replace('lock-version = "2.0"', 'lock-version = "1.1"')
+    lock.write_text(text + "\n[metadata.files]\n" + "\n".join(moved) + "\n", encoding="utf-8")
+    assert len(moved) == 9 and "files = [" not in text
+    for target in TARGETS:
+        assert read(lock, target).distributions == read(POETRY1 / "poetry.lock", target).distributions
+
+
+def test_an_out_of_date_poetry_1_lock_is_refused(tmp_path: Path) -> None:
+    project = copy_project(tmp_path, "poetry1")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('orjson = "3.10.12"', 'orjson = "3.10.13"'), encoding="utf-8")
+    with pytest.raises(RequirementsFileError, match="out of date") as caught:
+        read(project / "poetry.lock", TARGETS[0])
+    assert "poetry lock" in str(caught.value.hint)
+
+
 def test_an_unknown_group_names_the_groups_there_are() -> None:
     with pytest.raises(RequirementsFileError, match="no group 'nope'") as caught:
         read(LOCKS / "poetry" / "poetry.lock", TARGETS[0], groups=["nope"])
@@ -190,6 +291,72 @@ def test_a_current_uv_lock_is_checked_by_uv_offline(tmp_path: Path, offline_env:
     assert {d.name for d in read(project / "uv.lock", TARGETS[0]).distributions} >= {"anyio", "orjson"}
 
 
+PYENV_NOT_ACTIVE = """#!/bin/sh
+# What a pyenv shim does for a version that pyenv has but that is not active (no PYENV_VERSION, not global).
+echo "pyenv: $(basename "$0"): command not found" >&2
+echo "The \\`$(basename "$0")' command exists in these Python versions:" >&2
+exit 127
+"""
+
+
+def host_without_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *pyenv_versions: Path) -> None:
+    """A host whose PATH starts with inactive pyenv shims (python3.13, python3, python), whose pyenv holds only
+    ``pyenv_versions`` (interpreters, linked in) and that has no uv-managed Python."""
+    shims = tmp_path / "pyenv" / "shims"
+    shims.mkdir(parents=True)
+    for name in ("python3.13", "python3.12", "python3", "python"):
+        (shims / name).write_text(PYENV_NOT_ACTIVE, encoding="utf-8")
+        (shims / name).chmod(0o755)
+    for python in pyenv_versions:
+        version_dir = python.parent.parent
+        (tmp_path / "pyenv" / "versions").mkdir(exist_ok=True)
+        (tmp_path / "pyenv" / "versions" / version_dir.name).symlink_to(version_dir)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "no-uv-pythons"))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(shims), "/usr/bin", "/bin"]))
+
+
+def test_a_uv_lock_is_checked_with_the_targets_python_past_inactive_pyenv_shims(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv looks for a Python that satisfies requires-python on PATH, runs the inactive pyenv shim it finds first
+    and fails; the build knows where the target's Python is (pyenv's versions, looked at directly)."""
+    python = pyenv_python("3.13")
+    if python is None:
+        pytest.skip("no Python 3.13 in pyenv")
+    host_without_python(tmp_path, monkeypatch, python)
+    project = copy_project(tmp_path, "uv-py313")
+    locked = read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    assert [d.pin for d in locked.distributions] == ["six==1.17.0"]
+
+
+def test_a_uv_lock_without_a_python_for_its_requires_python_says_so(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Python 3.13 on the host at all: uv cannot check the lock without one, and the message says that, not the
+    tail of what uv printed."""
+    host_without_python(tmp_path, monkeypatch)
+    project = copy_project(tmp_path, "uv-py313")
+    with pytest.raises(LayerBuildError) as caught:
+        read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    message = str(caught.value)
+    assert "requires-python >=3.13" in caught.value.what
+    assert "pyenv: python3" not in message  # the shim's complaint is not the cause
+    assert "python_executable" in str(caught.value.hint)
+
+
+def test_a_uv_lock_check_that_fails_shows_uvs_error_and_its_causes(tmp_path: Path, offline_env: None) -> None:
+    """A project uv cannot read: the message holds uv's 'error:' line and what caused it, not only the tail."""
+    project = copy_project(tmp_path, "uv")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("package = false", 'package = "no"'))
+    with pytest.raises(LayerBuildError) as caught:
+        read(project / "uv.lock", TARGETS[0])
+    details = [line.strip() for line in caught.value.details]
+    assert "error: Failed to parse: pyproject.toml" in details, details
+    assert any("expected a boolean" in line for line in details), details
+
+
 @pytest.mark.parametrize("fixture", ["uv.lock", "poetry.lock"])
 def test_a_lock_needs_its_pyproject(fixture: str, tmp_path: Path) -> None:
     lock, _ = FIXTURES[fixture]
@@ -237,8 +404,7 @@ def pylock(packages: list[dict[str, Any]], **top: Any) -> str:
         lines.append("[[packages]]")
         for key, value in package.items():
             if isinstance(value, dict):
-                inline = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
-                lines.append(f"{key} = {{ {inline} }}")
+                lines.append(f"{key} = {_inline(value)}")
             elif isinstance(value, list):
                 lines.append(f"{key} = [" + ", ".join(_inline(v) for v in value) + "]")
             else:
@@ -320,6 +486,51 @@ def test_a_lock_without_a_wheel_for_the_target_nor_an_sdist_names_what_it_offers
     assert error.package == "fast"
     assert "python3.12/arm64" in error.what
     assert any("cp312-cp312-macosx_11_0_arm64" in line and "win_amd64" in line for line in error.details)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=str)
+def test_a_pylock_without_indexes_installs_each_file_from_its_url(target: LambdaTarget) -> None:
+    """uv pip compile (like PDM) writes no index, only each file's URL and hashes (PEP 751 makes index optional):
+    each distribution is installed from the URL of its file for the target, checked with that file's hash."""
+    lock = LOCKS / "uv-pip-compile" / "pylock.toml"
+    export = exported(LOCKS / "uv-pip-compile" / "requirements.txt", target)
+    locked = read(lock, target)
+    assert {d.name: d.version for d in locked.distributions} == {name: v for name, (v, _) in export.items()}
+    supported = set(target.supported_tags)
+    for dist in locked.distributions:
+        assert dist.url is not None and dist.url.startswith("https://files.pythonhosted.org/"), dist
+        filename = dist.url.rsplit("/", 1)[1]
+        assert supported & parse_wheel_filename(filename)[3], filename  # a wheel for the target, not another's
+        assert len(dist.hashes) == 1 and set(dist.hashes) <= export[dist.name][1]
+        assert f"{dist.name} @ {dist.url} \\\n    --hash={dist.hashes[0]}" in locked.install_text
+    orjson = next(d for d in locked.distributions if d.name == "orjson")
+    assert f"cp{target.python_version[0]}{target.python_version[1]}-manylinux" in str(orjson.url)
+    assert target.machine in str(orjson.url)
+
+
+def test_a_pylock_file_url_is_the_best_wheel_for_the_target_else_the_sdist(tmp_path: Path) -> None:
+    def entry(name: str, digest: str) -> dict[str, Any]:
+        return {"name": name, "url": f"https://files.example.com/{name}", "hashes": {"sha256": digest * 32}}
+
+    wheels = [
+        entry("fast-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "a1"),
+        entry("fast-1.0-cp312-cp312-manylinux_2_28_x86_64.whl", "a2"),
+        entry("fast-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", "b1"),
+        entry("fast-1.0-cp312-cp312-musllinux_1_2_x86_64.whl", "c1"),
+    ]
+    sdist = {"name": "fast-1.0.tar.gz", "url": "https://files.example.com/fast-1.0.tar.gz", "hashes": {"sha256": SHA}}
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(pylock([{"name": "fast", "version": "1.0", "wheels": wheels, "sdist": sdist}]))
+    x86 = read(lock, LambdaTarget.parse("python3.12", "x86_64")).distributions[0]
+    assert x86.url == "https://files.example.com/fast-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"  # pip's choice
+    assert x86.hashes == ("sha256:" + "a2" * 32,)
+    arm = read(lock, LambdaTarget.parse("python3.12", "arm64")).distributions[0]
+    assert arm.url == "https://files.example.com/fast-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    old = read(lock, LambdaTarget.parse("python3.11", "x86_64")).distributions[0]
+    assert (old.url, old.hashes) == (sdist["url"], (f"sha256:{SHA}",))  # no cp311 wheel: built from the sdist
+    lock.write_text(pylock([{"name": "fast", "version": "1.0", "wheels": wheels}]))
+    with pytest.raises(NoCompatibleDistributionError, match=r"offers no wheel of fast==1\.0 for python3\.11/x86_64"):
+        read(lock, LambdaTarget.parse("python3.11", "x86_64"))
 
 
 def test_credentials_in_a_lock_never_reach_the_installer_file(tmp_path: Path) -> None:
@@ -483,6 +694,44 @@ def test_the_command_line_builds_from_a_lock_with_groups_and_refuses_bad_ones(
     poetry = FIXTURES["poetry.lock"][0]
     assert main(["build", "-r", str(poetry), "-o", str(tmp_path / "x"), "--member", "api", "-q"]) == 2
     assert "A workspace member applies to uv.lock" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("dead_index_env")
+@pytest.mark.parametrize("installer", installers())
+def test_a_build_from_a_pylock_without_indexes_fetches_each_files_url(
+    installer: InstallerName,
+    locked_project: tuple[Path, Path],
+    tmp_path: Path,
+    host_runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lock names each file by its URL (an index on loopback serves them), no index: the layer gets exactly
+    those files; a file whose bytes are not the ones the lock's hash names fails the build."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    lock, wheels = locked_project
+    with serve_index(wheels) as server:
+        text = lock.read_text(encoding="utf-8").replace(
+            "https://files.example.com/", f"http://127.0.0.1:{server.port}/files/"
+        )
+        lock.write_text(re.sub(r'(?m)^index = ".*"\n', "", text), encoding="utf-8")
+        assert "index" not in lock.read_text(encoding="utf-8")
+
+        def build(out: str) -> list[str]:
+            return sorted(
+                PipBasedLambdaLayerLocalBuilder(
+                    requirements=lock, build_dir=tmp_path / out, runtime=host_runtime, installer=installer
+                )
+                .build()
+                .distributions
+            )
+
+        assert build("out") == locked_layer(host_runtime)
+        assert any(r.startswith("200 GET /files/lib-1.0-") for r in server.requests), server.requests
+        lib = wheels / "lib-1.0-py3-none-any.whl"
+        real = hashlib.sha256(lib.read_bytes()).hexdigest()
+        lock.write_text(lock.read_text(encoding="utf-8").replace(real, "0" * 64), encoding="utf-8")
+        with pytest.raises(InstallError, match=r"The downloaded lib @ http://127\.0\.0\.1:\d+/files/lib-1\.0-"):
+            build("tampered")
 
 
 @pytest.mark.usefixtures("dead_index_env")

@@ -59,6 +59,7 @@ SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "verify_ignore": (("glibc",), ["--ignore", "glibc"]),
     "groups": (("lambda",), ["--group", "lambda"]),
     "member": ("api", ["--member", "api"]),
+    "only_groups": (True, ["--only-groups", "--group", "lambda"]),
     "slim": (True, ["--slim"]),
     "slim_keep": (("pkg/tests/fixtures/**",), ["--slim-keep", "pkg/tests/fixtures/**"]),
     "slim_remove": (("pkg/assets/*.psd",), ["--slim-remove", "pkg/assets/*.psd"]),
@@ -68,9 +69,16 @@ SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "image": ("registry.example.com/build-python3.13:1", ["--image", "registry.example.com/build-python3.13:1"]),
     "docker_network": ("host", ["--docker-network", "host"]),
 }
+# What an option needs beside it to be given at all.
+COMPANIONS: dict[str, dict[str, Any]] = {"only_groups": {"groups": ("lambda",)}}
 OPTIONS = [name for name, _ in public_options(LayerBuildOptions)]
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = [name for name, _ in public_options(BuildSettings)]
+
+
+def _given(name: str) -> dict[str, Any]:
+    """The keyword arguments that give option ``name`` its sample value."""
+    return {name: SAMPLES[name][0], **COMPANIONS.get(name, {})}
 
 
 def _keys(typed_dict: type) -> set[str]:
@@ -114,23 +122,23 @@ def test_the_keyword_arguments_are_the_declared_options() -> None:
 
 @pytest.mark.parametrize("name", OPTIONS[1:])
 def test_parse_takes_each_option(requirements: Path, name: str) -> None:
-    value, _ = SAMPLES[name]
-    options = _options(requirements, **{name: value})
+
+    options = _options(requirements, **_given(name))
     assert options != _options(requirements)
 
 
 @pytest.mark.parametrize("name", [n for n in OPTIONS if n != "requirements"])
 def test_the_command_line_takes_each_option(requirements: Path, tmp_path: Path, name: str) -> None:
-    value, flags = SAMPLES[name]
+    _, flags = SAMPLES[name]
     args = _parser().parse_args(["build", "-r", str(requirements), "-o", str(tmp_path / "out"), *flags])
-    assert LayerBuildOptions.parse(**cli_arguments(LayerBuildOptions, args)) == _options(requirements, **{name: value})
+    assert LayerBuildOptions.parse(**cli_arguments(LayerBuildOptions, args)) == _options(requirements, **_given(name))
 
 
 @pytest.mark.parametrize("name", SETTINGS)
 def test_the_command_line_takes_each_setting(requirements: Path, tmp_path: Path, name: str) -> None:
-    value, flags = SAMPLES[name]
+    _, flags = SAMPLES[name]
     args = _parser().parse_args(["build", "-r", str(requirements), "-o", str(tmp_path / "out"), *flags])
-    assert BuildSettings.parse(**cli_arguments(BuildSettings, args)) == BuildSettings.parse(**{name: value})
+    assert BuildSettings.parse(**cli_arguments(BuildSettings, args)) == BuildSettings.parse(**_given(name))
 
 
 @pytest.mark.parametrize("name", [n for n in OPTIONS + SETTINGS if n != "requirements"])
@@ -142,20 +150,20 @@ def test_build_layer_takes_each_option_and_setting(
         build_module.LayerBuilding, "build", lambda self, _dir: seen.append((self.options, self.settings))
     )
     monkeypatch.setattr(build_module, "_check_mode", lambda options, settings: None)
-    value, _ = SAMPLES[name]
-    build_layer(build_dir=tmp_path / "out", requirements=requirements, **{name: value})
+
+    build_layer(build_dir=tmp_path / "out", requirements=requirements, **_given(name))
     [(options, settings)] = seen
     if name in OPTIONS:
-        assert options == _options(requirements, **{name: value})
+        assert options == _options(requirements, **_given(name))
     else:
-        assert settings == BuildSettings.parse(**{name: value})
+        assert settings == BuildSettings.parse(**_given(name))
 
 
 @pytest.mark.parametrize("name", [n for n in OPTIONS if n != "requirements"])
 def test_the_local_builder_takes_each_option(requirements: Path, tmp_path: Path, name: str) -> None:
-    value, _ = SAMPLES[name]
-    builder = PipBasedLambdaLayerLocalBuilder(requirements=requirements, build_dir=tmp_path / "out", **{name: value})
-    assert builder.options == _options(requirements, **{name: value})
+
+    builder = PipBasedLambdaLayerLocalBuilder(requirements=requirements, build_dir=tmp_path / "out", **_given(name))
+    assert builder.options == _options(requirements, **_given(name))
     again = PipBasedLambdaLayerLocalBuilder.from_options(builder.options, tmp_path / "out")
     assert again.options == builder.options
 
@@ -164,10 +172,9 @@ def test_the_local_builder_takes_each_option(requirements: Path, tmp_path: Path,
 def test_the_container_builder_takes_each_option_or_names_why_not(
     requirements: Path, tmp_path: Path, name: str
 ) -> None:
-    value, _ = SAMPLES[name]
-    args: dict[str, Any] = {name: value}
+    args = _given(name)
     if name == "installer":  # a forced uv may be refused for this host; pip is the sample
-        assert value == "pip"
+        assert SAMPLES[name][0] == "pip"
     if name in CONTAINER_BUILDER_LEAVES_OUT:
         with pytest.raises(Exception, match=name):
             PipBasedLambdaLayerContainerBuilder(requirements=requirements, build_dir=tmp_path / "out", **args)
@@ -207,8 +214,8 @@ def test_every_option_is_in_the_asset_hash_as_declared(requirements: Path) -> No
             continue
         names = ["runtime", "architecture"] if item.name == "target" else [item.name]
         for name in names:
-            changed = input_hash(_options(requirements, **{name: SAMPLES[name][0]}), files)
-            if declaration.hashed in (Hashed.NEVER, Hashed.LOCK):  # LOCK: only for a lock file
+            changed = input_hash(_options(requirements, **_given(name)), files)
+            if declaration.hashed in (Hashed.NEVER, Hashed.LOCK, Hashed.LOCK_WHEN_SET):  # LOCK: only for a lock file
                 assert changed == base, f"{name} must not change the hash of a requirements file"
             else:
                 assert changed != base, f"{name} must change the asset hash"

@@ -11,7 +11,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from .process import run
 from .target import LambdaTarget
@@ -142,7 +145,11 @@ def _pyenv_versions(major: int, minor: int, notes: list[str]) -> list[Path]:
 def _candidates(target: LambdaTarget, notes: list[str]) -> Iterator[str]:
     """Places an interpreter of the target version usually lives, most specific first; places that cannot be looked
     into are added to ``notes``."""
-    major, minor = target.python_version
+    return _places(*target.python_version, notes)
+
+
+def _places(major: int, minor: int, notes: list[str]) -> Iterator[str]:
+    """Places an interpreter of Python ``major.minor`` usually lives, most specific first."""
     name = f"python{major}.{minor}"
     if sys.version_info[:2] == (major, minor):
         yield sys.executable
@@ -188,6 +195,47 @@ def find_interpreter(target: LambdaTarget) -> tuple[Interpreter | None, list[str
             return interpreter, rejected
         rejected.append(reason)
     return None, rejected
+
+
+# The Python versions looked for when any version a project admits will do, newest first.
+_ANY_VERSION = tuple((3, minor) for minor in range(20, 7, -1))
+
+
+def find_python_for(
+    requires_python: str | None, *, target: LambdaTarget, given: str | None = None
+) -> tuple[Interpreter | None, list[str]]:
+    """A CPython on this host whose version ``requires_python`` admits, to run a tool that needs one (uv's lock
+    check), not to install for the target: ``given`` (the build's ``python_executable``), else one of the target's
+    version (where the build looks for it), this process's own, then any other version in the same places. Its
+    machine does not matter. Returns it and why each other candidate was passed over; pyenv shims are never run.
+    """
+    try:
+        admits = SpecifierSet(requires_python or "")
+    except InvalidSpecifier:
+        admits = SpecifierSet()
+    notes: list[str] = []
+    versions = [target.python_version, *(v for v in _ANY_VERSION if v != target.python_version)]
+    places = chain(
+        [given] if given else [],
+        _places(*versions[0], notes),
+        [sys.executable],
+        chain.from_iterable(_places(*version, notes) for version in versions[1:]),
+    )
+    seen: set[str] = set()
+    for candidate in places:
+        if candidate in seen or (candidate != given and _looked_up(candidate) is None):
+            continue
+        seen.add(candidate)
+        found = inspect_interpreter(candidate)
+        if isinstance(found, str):
+            notes.append(found)
+        elif found.implementation != "cpython":
+            notes.append(f"{candidate} is {found.implementation}, not CPython")
+        elif not admits.contains(found.version_str, prereleases=True):
+            notes.append(f"{candidate} is Python {found.version_str}")
+        else:
+            return found, notes
+    return None, notes
 
 
 _FIND_UV = threading.Lock()

@@ -12,11 +12,13 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from packaging.utils import canonicalize_name
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.install.choice import LayerInstall, blind_filename, blind_spot_for
+from cdk_pip_layer.engine.install.constraints import check_constraints, configured_constraints
 from cdk_pip_layer.engine.install.failures import MissingDistribution, explain_failure, installer_warnings
 from cdk_pip_layer.engine.install.index_pages import offered_wheels
 from cdk_pip_layer.engine.install.installer_file import write_installable
@@ -65,21 +67,20 @@ def install_for_target(
     installer's warnings. ``requirements`` is what the installer reads (for a lock, the hash-pinned file generated
     from it); ``shown_as`` the file errors name (the user's lock, not that generated file)."""
     shown = shown_as or requirements.path
-    if isinstance(installer, UvInstaller) and requirements.require_hashes and "--verify-hashes" not in extra_args:
-        # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
-        # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
-        extra_args = (*extra_args, "--require-hashes")
+    extra_args, keep_constraints = _hash_checking(installer, requirements, extra_args, target=target, shown=shown)
     built: list[str] = []
     built_hashes: dict[str, list[str]] = {}  # in hash-checking mode, a wheel built from a checked sdist is allowed
     for _ in range(_MAX_SDIST_ROUNDS + 1):
         if site_dir.exists():
             shutil.rmtree(site_dir)
         site_dir.mkdir(parents=True)
-        as_written = requirements.plain and not (requirements.require_hashes and built_hashes)
+        as_written = requirements.plain and keep_constraints and not (requirements.require_hashes and built_hashes)
         result = installer.install(
             requirements.path
             if as_written
-            else write_installable(requirements, wheelhouse.parent / "reqs", built_hashes),
+            else write_installable(
+                requirements, wheelhouse.parent / "reqs", built_hashes, constraints=keep_constraints
+            ),
             site_dir,
             target=target,
             index=index,
@@ -94,6 +95,11 @@ def install_for_target(
                 installer, missing, requirements, target=target, index=index, extra=extra_args, shown=shown
             )
         notes: Sequence[str] = ()
+        done = None if missing is None or missing.name in built else _built_before(wheelhouse, missing)
+        if missing is not None and done is not None:  # another installer's run of this build made it already
+            built.append(missing.name)
+            built_hashes[missing.name] = [f"sha256:{hashlib.sha256(done.read_bytes()).hexdigest()}"]
+            continue
         if not (missing is None or missing.not_found or missing.name in built or len(built) >= _MAX_SDIST_ROUNDS):
             with phase(f"build {missing.requirement} from its source distribution"):
                 wheel = build_pure_wheel(
@@ -111,6 +117,8 @@ def install_for_target(
                 built_hashes[missing.name] = [f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"]
                 continue
             notes = wheel
+        if requirements.require_hashes:  # pip's own words for an excluded pin ("ResolutionImpossible") name neither
+            _check_constraints(installer, requirements, target, shown)
         raise explain_failure(
             result,
             installer.name,
@@ -123,6 +131,52 @@ def install_for_target(
             file_indexes=requirements.index_options,
         )
     raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
+
+
+def _hash_checking(
+    installer: Installer,
+    requirements: RequirementsFile,
+    extra_args: Sequence[str],
+    *,
+    target: LambdaTarget,
+    shown: Path,
+) -> tuple[Sequence[str], bool]:
+    """The installer's arguments for pip's hash-checking mode, and whether the file keeps its constraint lines."""
+    if not (isinstance(installer, UvInstaller) and requirements.require_hashes):
+        return extra_args, True
+    # A constraint can then only exclude a pinned version: said before uv runs, without constraints (its
+    # --require-hashes refuses one not pinned with ==, where pip takes any).
+    _check_constraints(installer, requirements, target, shown)
+    if "--verify-hashes" not in extra_args:
+        # pip's hash-checking mode: one --hash puts every requirement under it (pinned with ==, each with a hash).
+        # uv checks only the hashes it is given unless told so (a lock's generated file says --verify-hashes).
+        extra_args = (*extra_args, "--require-hashes")
+    return extra_args, not requirements.constraints
+
+
+def _check_constraints(installer: Installer, requirements: RequirementsFile, target: LambdaTarget, shown: Path) -> None:
+    """In hash-checking mode: the constraint that excludes a pinned version, named (see :mod:`.install.constraints`)."""
+    check_constraints(requirements, configured_constraints(installer.pip_settings)[0], target, shown)
+
+
+def _built_before(wheelhouse: Path, missing: MissingDistribution) -> Path | None:
+    """The wheel of ``missing`` that this build already made from its (checked) source distribution, for another
+    installer's run: one sdist is built once per build. Only for a requirement pinned with ``==`` (a lock's, a
+    hash-pinned file's): unpinned, the other installer may choose another version."""
+    try:
+        wanted = Requirement(missing.requirement)
+    except InvalidRequirement:
+        return None
+    if not any(spec.operator in ("==", "===") and "*" not in spec.version for spec in wanted.specifier):
+        return None
+    for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
+        try:
+            name, version, _, _ = parse_wheel_filename(wheel.name)
+        except InvalidWheelFilename:
+            continue
+        if name == canonicalize_name(wanted.name) and wanted.specifier.contains(version, prereleases=True):
+            return wheel
+    return None
 
 
 def _raise_if_only_pip_can(

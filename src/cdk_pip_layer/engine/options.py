@@ -152,7 +152,8 @@ class Hashed(enum.Enum):
 
     ALWAYS = "always"  # under its name, always
     WHEN_SET = "when set"  # under its name, only when it differs from its default: a new option changes no hash
-    LOCK = "lock"  # for a lock file, in the lock's part of the document
+    LOCK = "lock"  # for a lock file, in the lock's part of the document, always
+    LOCK_WHEN_SET = "lock, when set"  # for a lock file, in the lock's part, only when it differs from its default
     NEVER = "never"  # it does not change what the layer holds (how it is built, where, by which program)
 
 
@@ -373,6 +374,13 @@ class LayerBuildOptions:
         flags=(Flag(("--member",), "for a uv workspace's uv.lock: the member to build for", metavar="NAME"),),
         hashed=Hashed.LOCK,
     )
+    only_groups: bool = option(
+        False,
+        doc="for a lock file: install the groups alone, without the project's own dependencies (Poetry's --only, "
+        "for a project with one group per function)",
+        flags=(Flag(("--only-groups",), "for a lock file: the --group groups alone, without the main ones", "on"),),
+        hashed=Hashed.LOCK_WHEN_SET,
+    )
     slim: bool = option(
         False,
         doc="remove what the runtime never reads (test suites inside packages, type stubs, C and Cython sources, docs "
@@ -441,10 +449,9 @@ class LayerBuildOptions:
             groups=_lock_names(args.get("groups", ()), "groups"),
             member=_member(args.get("member")),
             slim=bool(args.get("slim", False)),
-            slim_keep=check_globs(as_tuple(args.get("slim_keep", ()), subject="slim_keep"), subject="slim_keep"),
-            slim_remove=check_globs(
-                as_tuple(args.get("slim_remove", ()), subject="slim_remove"), subject="slim_remove"
-            ),
+            slim_keep=_globs(args.get("slim_keep", ()), "slim_keep"),
+            slim_remove=_globs(args.get("slim_remove", ()), "slim_remove"),
+            only_groups=_only_groups(args),
             native_builds=bool(args.get("native_builds", False)),
             uv_executable=_optional_path(args.get("uv_executable")),
         )
@@ -485,9 +492,10 @@ class LayerBuildOptions:
         for item, declaration in declared(type(self)):
             value = getattr(self, item.name)
             rule = declaration.hashed
-            if rule is Hashed.NEVER or (rule is Hashed.WHEN_SET and value == _default(item)):
+            unset = value == _default(item)
+            if rule is Hashed.NEVER or (rule in (Hashed.WHEN_SET, Hashed.LOCK_WHEN_SET) and unset):
                 continue
-            if rule is Hashed.LOCK:
+            if rule in (Hashed.LOCK, Hashed.LOCK_WHEN_SET):
                 if lock_format is not None:
                     lock = document.setdefault("lock", {"format": lock_format})
                     lock.update(_arguments(item.name, value))
@@ -637,6 +645,7 @@ class LayerOptionArgs(TypedDict, total=False):
     verify_ignore: str | Sequence[str]
     groups: str | Sequence[str]
     member: str | None
+    only_groups: bool
     slim: bool
     slim_keep: str | Sequence[str]
     slim_remove: str | Sequence[str]
@@ -803,6 +812,17 @@ def _installer_args(values: object) -> tuple[str, ...]:
     if no_binary is not None:
         raise no_binary_error(no_binary, "extra installer arguments")
     return args
+
+
+def _only_groups(args: dict[str, Any]) -> bool:
+    only = bool(args.get("only_groups", False))
+    if only and not args.get("groups"):
+        raise InvalidInputError(
+            "only_groups needs groups: the layer would hold nothing",
+            subject="only_groups",
+            hint="name the groups to install (groups=['jobs']), or leave out only_groups.",
+        )
+    return only
 
 
 def _globs(values: object, subject: str) -> tuple[str, ...]:

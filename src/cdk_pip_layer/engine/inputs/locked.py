@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from cdk_pip_layer.engine.errors import InvalidInputError, NoCompatibleDistributionError, RequirementsFileError
+from cdk_pip_layer.engine.errors import InvalidInputError, RequirementsFileError
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.target import LambdaTarget
 
-from .lock_formats import LockedDistribution, LockSelection, PipfileLockReader, PylockReader, read_text
+from .lock_reader import LockedDistribution, LockSelection, file_for_target, no_file_for_target, read_text
+from .pipfile_lock import PipfileLockReader
 from .poetry_lock import PoetryLockReader, read_poetry_lock
+from .pylock import PylockReader
 from .requirements import RequirementLine, RequirementsFile, read_requirements
 from .uv_lock import UvLockReader, read_uv_lock
 
@@ -116,7 +117,7 @@ def read_input(options: LayerBuildOptions) -> RequirementsFile:
                 hint="lock the project (uv lock, poetry lock, pipenv lock) and point to the lock file beside it "
                 "(uv.lock, poetry.lock, Pipfile.lock), or to a requirements file.",
             )
-        if options.groups or options.member:
+        if options.groups or options.member or options.only_groups:
             raise InvalidInputError(
                 "Groups and workspace members apply to lock files, not to a requirements file",
                 subject=str(path),
@@ -124,12 +125,30 @@ def read_input(options: LayerBuildOptions) -> RequirementsFile:
                 "Pipfile.lock).",
             )
         return read_requirements(path)
-    return read_lock(path, kind, options.target, groups=options.groups, member=options.member)
+    return read_lock(
+        path,
+        kind,
+        options.target,
+        groups=options.groups,
+        member=options.member,
+        only_groups=options.only_groups,
+        python=options.python_executable,
+    )
 
 
 def read_lock(
-    path: Path, kind: str, target: LambdaTarget, *, groups: Sequence[str] = (), member: str | None = None
+    path: Path,
+    kind: str,
+    target: LambdaTarget,
+    *,
+    groups: Sequence[str] = (),
+    member: str | None = None,
+    only_groups: bool = False,
+    python: str | None = None,
 ) -> LockedRequirements:
+    """Read the lock at ``path`` (of format ``kind``) for ``target``: the project's dependencies and ``groups``
+    (the groups alone with ``only_groups``); ``python``: the build's own interpreter, if it was given one (uv's
+    lock check runs with it)."""
     text = read_text(path)
     if member is not None and kind != "uv":
         raise InvalidInputError(
@@ -139,16 +158,18 @@ def read_lock(
         )
     selection: LockSelection
     files = [path.resolve()]
+    scope = (path, target, groups, member)
     if kind == "uv":
-        selection = read_uv_lock(path, text, UvLockReader(path, target, groups, member))
+        uv = UvLockReader(*scope, only_groups=only_groups)
+        selection = read_uv_lock(path, text, uv, python=python)
         files.append((path.parent / "pyproject.toml").resolve())
     elif kind == "poetry":
-        selection = read_poetry_lock(path, text, PoetryLockReader(path, target, groups, member))
+        selection = read_poetry_lock(path, text, PoetryLockReader(*scope, only_groups=only_groups))
         files.append((path.parent / "pyproject.toml").resolve())
     elif kind == "pylock":
-        selection = PylockReader(path, target, groups, member).read(text)
+        selection = PylockReader(*scope, only_groups=only_groups).read(text)
     else:
-        selection = PipfileLockReader(path, target, groups, member).read(text)
+        selection = PipfileLockReader(*scope, only_groups=only_groups).read(text)
     for dist in selection.distributions:
         if not dist.hashes:
             raise RequirementsFileError(
@@ -193,26 +214,5 @@ def _check_target(path: Path, dist: LockedDistribution, target: LambdaTarget) ->
     naming what the lock offers (when the lock lists its files; a Pipfile.lock lists only hashes)."""
     if dist.files is None or dist.url is not None:
         return
-    wheel_tags: list[str] = []
-    supported = set(target.supported_tags)
-    for name in dist.files:
-        if not name.endswith(".whl"):
-            return  # a source distribution: built when no wheel fits
-        try:
-            _, _, _, tags = parse_wheel_filename(name)
-        except InvalidWheelFilename:
-            continue
-        if supported & tags:
-            return
-        wheel_tags.append("-".join(name.removesuffix(".whl").split("-")[-3:]))
-    raise NoCompatibleDistributionError(
-        f"{path.name} offers no wheel of {dist.pin} for {target}, and no source distribution",
-        package=dist.name,
-        subject=str(path),
-        details=[
-            f"tags the target accepts: {target.describe_tags()}",
-            "the lock has wheels for: " + (", ".join(sorted(set(wheel_tags))[:12]) or "none"),
-        ],
-        hint=f"pin a version of {dist.name} that publishes a wheel for {target} and lock again, or choose another "
-        "runtime or architecture.",
-    )
+    if file_for_target(dist.files, target) is None:
+        raise no_file_for_target(path, dist.pin, dist.name, dist.files, target)

@@ -2,7 +2,9 @@
 installs on the target, and whether the lock is up to date.
 
 Poetry 2 writes lock-version 2.1, where each package names its ``groups`` and the ``markers`` under which each
-group needs it: the reader evaluates those for the target (as ``poetry install --only main`` would). Freshness is
+group needs it: the reader evaluates those for the target (as ``poetry install --only main`` would). Poetry 1.x
+wrote lock-version 2.0 (1.1 before 1.5), without them: :mod:`.poetry_graph` walks its graph from the pyproject's
+groups instead, as ``poetry export`` does. Freshness is
 Poetry's own test: the lock's ``content-hash`` against the hash of the pyproject's relevant content, computed as
 Poetry computes it (``Locker._get_content_hash``), so no Poetry needs to be installed.
 """
@@ -15,12 +17,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.errors import RequirementsFileError
 
-from .lock_formats import LockedDistribution, LockReader, LockSelection, array, load_toml, read_text, table
+from .lock_reader import LockedDistribution, LockReader, LockSelection, array, load_toml, read_text, table
+from .poetry_constraint import ConstraintError, parse_constraint
+from .poetry_graph import PoetryGraph
 
 # Poetry's Locker: the [tool.poetry] keys and the [project] keys whose content the lock's content-hash covers.
 _LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
@@ -76,11 +80,11 @@ class PoetryLockReader(LockReader):
         data = load_toml(self.path, text, self.tool)
         metadata = table(data.get("metadata"))
         version = str(metadata.get("lock-version", ""))
-        if not _at_least(version, "2.1"):
+        if not _at_least(version, "1.1"):
             raise self.error(
-                f"{self.path.name} has lock-version {version or '(none)'}, without the groups and markers of each "
-                "package (lock-version 2.1, Poetry 2)",
-                "lock again with Poetry 2 (poetry lock).",
+                f"{self.path.name} has lock-version {version or '(none)'}; lock-version 1.1 (Poetry 1.1) and later "
+                "are supported",
+                "lock again with Poetry (poetry lock).",
             )
         pyproject = load_toml(pyproject_path, read_text(pyproject_path, "pyproject.toml"), self.tool)
         self._check_fresh(text, metadata, pyproject)
@@ -91,10 +95,27 @@ class PoetryLockReader(LockReader):
                 "choose a runtime the project supports, or widen its Python requirement and lock again.",
             )
         packages = [table(p) for p in array(data.get("package"))]
-        self.check_groups({str(g) for p in packages for g in array(p.get("groups"))} - {"main"}, "groups")
-        wanted = {"main", *self.groups}
-        out = [self._distribution(self.name(p.get("name")), p) for p in packages if self._needed(p, wanted)]
+        wanted = set(self.groups) if self.only_groups else {"main", *self.groups}
+        if _at_least(version, "2.1"):  # each package names its groups, and the markers under which each needs it
+            self.check_groups({str(g) for p in packages for g in array(p.get("groups"))} - {"main"}, "groups")
+            chosen = [(self.name(p.get("name")), p) for p in packages if self._needed(p, wanted)]
+        else:  # Poetry 1.x: only the graph, walked from the pyproject's groups
+            graph = PoetryGraph(self, packages, pyproject)
+            self.check_groups(set(graph.groups) - {"main"}, "groups")
+            chosen = graph.walk(sorted(wanted))
+        # lock-version 1.x keeps each package's files in [metadata.files], by name.
+        files = {canonicalize_name(str(key)): array(value) for key, value in table(metadata.get("files")).items()}
+        out = [self._distribution(name, p, array(p.get("files")) or files.get(name, [])) for name, p in chosen]
         return LockSelection(tuple(sorted(out, key=lambda d: d.name)), relevant_content(pyproject))
+
+    def python_allowed(self, requires: object, where: str) -> bool:
+        """Poetry writes the lock's Python range in its own syntax (``^3.10``)."""
+        if requires is None:
+            return True
+        try:
+            return parse_constraint(str(requires)).allows(self.target.python_version_str)
+        except ConstraintError:
+            raise self.invalid(f"invalid Python requirement {requires!r} of {where}") from None
 
     def _check_fresh(self, text: str, metadata: dict[str, Any], pyproject: dict[str, Any]) -> None:
         locked = metadata.get("content-hash")
@@ -123,10 +144,10 @@ class PoetryLockReader(LockReader):
                 return True
         return False
 
-    def _distribution(self, name: NormalizedName, package: dict[str, Any]) -> LockedDistribution:
+    def _distribution(self, name: NormalizedName, package: dict[str, Any], entries: list[Any]) -> LockedDistribution:
         source = table(package.get("source"))
         kind = str(source.get("type", "")) if source else ""
-        files = [table(f) for f in array(package.get("files"))]
+        files = [table(f) for f in entries]
         hashes = tuple(self.hash(f.get("hash"), name) for f in files)
         names = tuple(str(f.get("file", "")) for f in files)
         if kind == "url":

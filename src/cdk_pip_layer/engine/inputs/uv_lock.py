@@ -22,10 +22,11 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from cdk_pip_layer.engine.errors import LayerBuildError, RequirementsFileError
-from cdk_pip_layer.engine.interpreters import find_uv
-from cdk_pip_layer.engine.process import run
+from cdk_pip_layer.engine.interpreters import find_python_for, find_uv
+from cdk_pip_layer.engine.process import CompletedRun, run
+from cdk_pip_layer.engine.target import LambdaTarget
 
-from .lock_formats import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
+from .lock_reader import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
 
 # What in a pyproject.toml decides uv's lock (what is hashed with the lock; a description is not).
 _PROJECT_KEYS = ("name", "version", "requires-python", "dependencies", "optional-dependencies")
@@ -42,6 +43,7 @@ class _Edge:
 
 class UvLockReader(LockReader):
     tool = "uv (uv lock)"
+    requires_python: str | None = None  # the lock's, once read
 
     def read(self, text: str, pyproject: Path) -> LockSelection:
         data = load_toml(self.path, text, self.tool)
@@ -51,6 +53,7 @@ class UvLockReader(LockReader):
                 "lock again with a current uv (uv lock).",
             )
         project = load_toml(pyproject, read_text(pyproject, "pyproject.toml"), self.tool)
+        self.requires_python = str(data["requires-python"]) if "requires-python" in data else None
         if not self.python_allowed(data.get("requires-python"), "the lock"):
             raise self.error(
                 f"{self.path.name} requires Python {data['requires-python']}, not {self.target.python_version_str}",
@@ -62,7 +65,7 @@ class UvLockReader(LockReader):
             self.packages.setdefault(self.name(entry.get("name")), []).append(entry)
         root = self._root(project, data)
         self.check_groups(table(root.get("dev-dependencies")))
-        start = [self._edge(dep) for dep in array(root.get("dependencies"))]
+        start = [] if self.only_groups else [self._edge(dep) for dep in array(root.get("dependencies"))]
         for group in self.groups:
             start += [self._edge(dep) for dep in array(table(root.get("dev-dependencies"))[group])]
         return LockSelection(self._walk(start), _relevant(project))
@@ -165,12 +168,17 @@ def _relevant(project: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_uv_lock(lock: Path) -> None:
+def check_uv_lock(lock: Path, *, requires_python: str | None, target: LambdaTarget, python: str | None = None) -> None:
     """Refuse a uv.lock that is not up to date with its pyproject.toml, with uv's own answer.
 
     ``uv lock --check --offline`` answers at once and without the network when the lock is current. When it is
     not current, uv cannot resolve offline; then ``uv lock --check`` (with the network, as the build needs anyway)
     says whether a new resolution would change the lock. Neither writes anything.
+
+    uv needs a Python that the project's ``requires-python`` admits to check a lock (not to install for the
+    target): it is given the one this build would use (``python``, else one of the target's version), or any other
+    on this host the project admits, so that uv neither searches PATH (where an inactive pyenv shim stops it) nor
+    downloads one.
     """
     uv = find_uv()
     if uv is None:
@@ -179,26 +187,47 @@ def check_uv_lock(lock: Path) -> None:
             subject=str(lock),
             hint="install uv (pip install uv) and build again.",
         )
+    interpreter, passed_over = find_python_for(requires_python, target=target, given=python)
+    if interpreter is None:
+        raise LayerBuildError(
+            f"uv needs a Python that {lock.name}'s requires-python {requires_python or '(any)'} admits to check "
+            "the lock against its pyproject.toml, and this host has none",
+            subject=str(lock),
+            details=passed_over[:6],
+            hint=f"install one (e.g. 'uv python install {target.python_version_str}' or 'pyenv install "
+            f"{target.python_version_str}'), or point python_executable to one; it runs uv's check only.",
+        )
     project = lock.resolve().parent
     env = {"UV_PYTHON_DOWNLOADS": "never"}  # a check never installs a Python
-    offline = run([uv, "lock", "--check", "--offline", "--directory", str(project)], env=env, timeout=120)
+    check = [uv, "lock", "--check", "--python", interpreter.executable, "--directory", str(project)]
+    offline = run([*check, "--offline"], env=env, timeout=120)
     if offline.ok:
         return
-    online = run([uv, "lock", "--check", "--directory", str(project)], env=env, timeout=300)
+    online = run(check, env=env, timeout=300)
     if online.ok:
         return
     out_of_date = "needs to be updated" in online.output or "network was disabled" in offline.output
     raise RequirementsFileError(
         f"{lock.name} is out of date with its pyproject.toml" if out_of_date else f"uv cannot check {lock.name}",
         subject=str(lock),
-        details=[line for line in online.tail(6) if line.strip()],
+        details=_uv_error(online),
         hint=f"run 'uv lock' in {project} and build again (a layer is built only from a current lock)."
         if out_of_date
-        else "run 'uv lock --check' in the project to see why, fix it and build again.",
+        else f"run 'uv lock --check --python {interpreter.executable}' in the project to see why, fix it and build "
+        "again.",
     )
 
 
-def read_uv_lock(lock: Path, text: str, reader: UvLockReader) -> LockSelection:
+def _uv_error(done: CompletedRun, limit: int = 12) -> list[str]:
+    """What uv says went wrong: its ``error:`` line and the causes below it (the tail, when it said none)."""
+    lines = [line for line in done.output.rstrip().splitlines() if line.strip()]
+    start = next((pos for pos, line in enumerate(lines) if line.startswith("error:")), None)
+    if start is None:
+        return lines[-6:]
+    return lines[start : start + limit]
+
+
+def read_uv_lock(lock: Path, text: str, reader: UvLockReader, *, python: str | None = None) -> LockSelection:
     pyproject = lock.parent / "pyproject.toml"
     if not pyproject.is_file():
         raise RequirementsFileError(
@@ -207,5 +236,5 @@ def read_uv_lock(lock: Path, text: str, reader: UvLockReader) -> LockSelection:
             hint="point to the uv.lock of a project directory (the one holding pyproject.toml).",
         )
     selection = reader.read(text, pyproject)
-    check_uv_lock(lock)
+    check_uv_lock(lock, requires_python=reader.requires_python, target=reader.target, python=python)
     return selection

@@ -279,6 +279,56 @@ def blind_spot_for(requirement: str, offers: tuple[OfferedWheel, ...] | str, tar
     return BlindSpot(canonicalize_name(name), None, best)
 
 
+# --- a better wheel of the same version elsewhere ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OtherWheel:
+    """A wheel of the version uv installed that pip would take instead: another index (or find-links location)
+    offers it, with a tag the target prefers. pip chooses among the files of every index; uv takes a version's
+    files from the first index that has it."""
+
+    name: NormalizedName
+    version: Version
+    installed: frozenset[Tag]
+    wheel: OfferedWheel
+
+    def describe(self, target: LambdaTarget) -> str:
+        tags = ", ".join(sorted(str(tag) for tag in self.installed)) or "?"
+        return (
+            f"pip would install {self.name} {self.version} from {self.wheel.filename}, a wheel {target} prefers to "
+            f"the one uv took ({tags}) from the first index that has that version"
+        )
+
+
+def other_wheels(
+    installed: Sequence[InstalledDist], offers: Mapping[str, tuple[OfferedWheel, ...] | str], target: LambdaTarget
+) -> list[OtherWheel]:
+    """Installed distributions for which the sources offer a wheel of the same version that pip prefers."""
+    rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
+    python = target_python(target)
+    out = []
+    for dist in installed:
+        wheels = offers.get(dist.name, ())
+        installed_rank = min((rank[tag] for tag in dist.tags if tag in rank), default=None)
+        if isinstance(wheels, str) or installed_rank is None:
+            continue
+        ranked = [
+            (min(rank[tag] for tag in wheel.tags if tag in rank), wheel)
+            for wheel in wheels
+            if wheel.version == dist.version and wheel.tags & rank.keys() and wheel.admits(python) and not wheel.yanked
+        ]
+        best = min(ranked, key=lambda pair: pair[0], default=None)
+        if best is not None and best[0] < installed_rank:
+            out.append(OtherWheel(dist.name, dist.version, dist.tags, best[1]))
+    return out
+
+
+def _target_wheel(target: LambdaTarget) -> Callable[[str], bool]:
+    """A cheap filter of wheel file names that may fit ``target``'s machine."""
+    return lambda filename: filename.endswith("-any.whl") or target.machine in filename
+
+
 # --- one build's install step ---------------------------------------------------------------------------------------
 
 # (installer, extra installer arguments) -> (source distributions built into wheels, the installer's warnings);
@@ -311,16 +361,22 @@ class Difference:
 
     python: tuple[PythonMismatch, ...] = ()
     blind: tuple[BlindSpot, ...] = ()
+    other: tuple[OtherWheel, ...] = ()
     unread: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.python or self.blind or self.unread)
+        return bool(self.python or self.blind or self.other or self.unread)
+
+    @property
+    def wheels(self) -> list[BlindSpot | OtherWheel]:
+        """The wheels pip would take instead of uv's."""
+        return [*self.blind, *self.other]
 
     def describe(self, target: LambdaTarget) -> str:
         if self.python:
             return "uv would install " + "; ".join(m.describe(target) for m in self.python)
-        if self.blind:
-            return "; ".join(spot.describe(target) for spot in self.blind)
+        if self.blind or self.other:
+            return "; ".join(found.describe(target) for found in self.wheels)
         return f"the index could not be read to check uv's choice ({self.unread[0]})"
 
 
@@ -393,16 +449,27 @@ class LayerInstall:
 
     def difference(self, uv: UvInstaller) -> Difference:
         """How the layer uv installed differs from pip's (nothing read from the network unless the target has
-        manylinux levels uv cannot target)."""
+        manylinux levels uv cannot target, or the packages come from more than one place)."""
         installed = read_installed(self.site_dir)
         mismatches = python_mismatches(installed, self.target)
-        if mismatches or not self.target.uv_blind_platforms:
+        if mismatches:
             return Difference(python=tuple(mismatches))
+        blind = bool(self.target.uv_blind_platforms)
         sources = uv.sources(self.index, self.extra_args, self.requirements)
-        offers = offered_wheels(sources, [dist.name for dist in installed], keep=blind_filename(self.target))
+        several = len(sources.indexes) + len(sources.find_links) > 1  # uv and pip may take a version's files apart
+        if not (blind or several):
+            return Difference()
+        keep = _target_wheel(self.target) if several else blind_filename(self.target)
+        offers = offered_wheels(sources, [dist.name for dist in installed], keep=keep)
         unread = tuple(sorted({why for why in offers.values() if isinstance(why, str)}))
-        spots = blind_spots(installed, offers, self.target, self.requirements, allow_prereleases=sources.prereleases)
-        return Difference(blind=tuple(spots), unread=unread)
+        spots = (
+            blind_spots(installed, offers, self.target, self.requirements, allow_prereleases=sources.prereleases)
+            if blind
+            else []
+        )
+        spotted = {spot.name for spot in spots}
+        others = [o for o in other_wheels(installed, offers, self.target) if several and o.name not in spotted]
+        return Difference(blind=tuple(spots), other=tuple(others), unread=unread)
 
     def _uv_made_right(
         self,
@@ -422,9 +489,9 @@ class LayerInstall:
         for why in difference.unread:
             _log.info("could not check uv's choice against the index: %s", why)
         warnings = list(notes)
-        for spot in difference.blind:
+        for found in difference.wheels:
             warnings.append(
-                f"{spot.describe(self.target)}; build with pip on a Python {self.target.python_version_str} for "
+                f"{found.describe(self.target)}; build with pip on a Python {self.target.python_version_str} for "
                 f"linux/{self.target.machine}, or in the Lambda build image, to get pip's choice"
             )
         return Installed(uv, reason, built, tuple(warnings))

@@ -256,6 +256,17 @@ def explain_failure(
     """
     urls = _indexes_used(index, configured, file_indexes)
     problems = _index_problems(result, urls, missing.name if missing else None, probe or probe_index)
+    mismatch = _hash_mismatch(result.output)
+    if mismatch is not None:  # the file was downloaded: whatever an index answers now, this failed
+        pin, pinned, downloaded = mismatch
+        return InstallError(
+            f"The downloaded {pin} does not have the hash its requirement pins",
+            subject=str(requirements),
+            details=[*(f"pinned: {h}" for h in pinned), f"downloaded: {downloaded}"],
+            hint="if you changed its version on purpose, update its --hash (pip hash FILE, or lock again with your "
+            "tool); otherwise the index or URL served other bytes than the ones you pinned: find out why before "
+            "you build again.",
+        )
     if problems:
         return _index_error(problems, requirements)
     if missing is not None:
@@ -287,17 +298,6 @@ def explain_failure(
         return NoCompatibleDistributionError(
             what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
         )
-    mismatch = _hash_mismatch(result.output)
-    if mismatch is not None:
-        pin, pinned, downloaded = mismatch
-        return InstallError(
-            f"The downloaded {pin} does not have the hash its requirement pins",
-            subject=str(requirements),
-            details=[*(f"pinned: {h}" for h in pinned), f"downloaded: {downloaded}"],
-            hint="if you changed its version on purpose, update its --hash (pip hash FILE, or lock again with your "
-            "tool); otherwise the index served other bytes than the ones you pinned: find out why before you build "
-            "again.",
-        )
     unknown_option = re.search(r"no such option: (\S+)|unexpected argument '([^']+)'", result.output)
     if unknown_option:
         option = unknown_option.group(1) or unknown_option.group(2)
@@ -317,12 +317,12 @@ def explain_failure(
     )
 
 
-# pip: "    six==1.16.0 from https://…whl (from -r …):" then "Expected sha256 <hex>" ("or <hex>" for more) and
-# "Got <hex>", under "THESE PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch for `six==1.16.0`" then the
-# "Expected:" and "Computed:" hashes, one per line, as "sha256:<hex>".
+# pip: "    six==1.16.0 from https://…whl (from -r …):" (or "six @ https://…whl from …") then "Expected sha256
+# <hex>" ("or <hex>" for more) and "Got <hex>", under "THESE PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch
+# for `six==1.16.0`" then the "Expected:" and "Computed:" hashes, one per line, as "sha256:<hex>".
 _PIP_MISMATCH = re.compile(
-    r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>\S+) from .*?\n\s+Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)"
-    r"(?P<more>(?:\n\s+or [0-9a-f]+)*)\n\s+Got\s+(?P<got>[0-9a-f]+)",
+    r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>\S+(?: @ \S+)?) from .*?\n\s+"
+    r"Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)(?P<more>(?:\n\s+or [0-9a-f]+)*)\n\s+Got\s+(?P<got>[0-9a-f]+)",
     re.DOTALL,
 )
 _UV_MISMATCH = re.compile(
@@ -340,8 +340,8 @@ def _hash_mismatch(output: str) -> tuple[str, list[str], str] | None:
         pinned = [found["expected"], *re.findall(r"or ([0-9a-f]+)", found["more"])]
         return found["pin"], [f"{algo}:{h}" for h in pinned], f"{algo}:{found['got']}"
     found = _UV_MISMATCH.search(output)
-    if found:
-        return found["pin"], found["expected"].split(), found["got"]
+    if found:  # uv wraps a long name (name @ URL) to its terminal's width
+        return " ".join(found["pin"].split()), found["expected"].split(), found["got"]
     return None
 
 

@@ -54,25 +54,31 @@ def index_lines(requirements: RequirementsFile) -> list[str]:
 
 
 def write_installable(
-    requirements: RequirementsFile, dest: Path, extra_hashes: Mapping[str, Sequence[str]] | None = None
+    requirements: RequirementsFile,
+    dest: Path,
+    extra_hashes: Mapping[str, Sequence[str]] | None = None,
+    *,
+    constraints: bool = True,
 ) -> Path:
     """Write the flat copy into the directory ``dest`` and return the requirements file to install from.
 
     ``extra_hashes`` maps a distribution name to hashes allowed besides the pinned ones (``sha256:<hex>``), for
-    the lines that pin hashes.
+    the lines that pin hashes; ``constraints=False`` leaves the constraint lines out (see
+    :mod:`.constraints`).
     """
     extra: dict[str, list[str]] = {canonicalize_name(n): list(h) for n, h in (extra_hashes or {}).items()}
     main: list[str] = []
-    constraints: list[str] = []
+    constrained: list[str] = []
     for source in requirements.lines:
         if _is_requirement(source):
-            (constraints if source.constraint else main).append(_requirement_line(source, requirements, extra))
+            if constraints or not source.constraint:
+                (constrained if source.constraint else main).append(_requirement_line(source, requirements, extra))
         else:
             values, flags = (*_INDEX_VALUES, *_OTHER_VALUES), (*_INDEX_FLAGS, *_OTHER_FLAGS)
             main += _option_lines(source, values, flags, requirements.path)
     dest.mkdir(parents=True, exist_ok=True)
-    if constraints:
-        (dest / "constraints.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
+    if constrained:
+        (dest / "constraints.txt").write_text("\n".join(constrained) + "\n", encoding="utf-8")
         main.insert(0, f"-c {shlex.quote(str((dest / 'constraints.txt').resolve()))}")
     out = dest / "requirements.txt"
     out.write_text("\n".join(main) + "\n", encoding="utf-8")

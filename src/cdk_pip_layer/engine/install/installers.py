@@ -48,6 +48,16 @@ class Installer(ABC):
     def missing_distribution(self, result: CompletedRun) -> MissingDistribution | None:
         """When the run failed because a requirement has no installable wheel, say which."""
 
+    _pip_settings: dict[str, str] | None = None
+
+    @property
+    def pip_settings(self) -> dict[str, str]:
+        """The user's pip configuration, as the pip of :attr:`pip_executable` reads it (read once: asking pip
+        costs a process start)."""
+        if self._pip_settings is None:
+            self._pip_settings = pip_settings(self.pip_executable)
+        return self._pip_settings
+
     @property
     def pip_executable(self) -> str:
         """The interpreter whose pip downloads and builds source distributions."""
@@ -152,7 +162,6 @@ class UvInstaller(Installer):
     def __init__(self, uv: str, version: str) -> None:
         self.uv = uv
         self.version = version
-        self._pip_settings: dict[str, str] | None = None
         self._cache_dir: str | None = None
 
     @property
@@ -195,6 +204,8 @@ class UvInstaller(Installer):
         ]
         # The user's pip configuration, with pip's meaning (uv does not read it); our own settings on top.
         uv_env, uv_args = uv_environment(self.pip_settings, index, find_links)
+        if "--require-hashes" in extra_args:  # see .constraints: checked already, and uv would refuse them
+            uv_args = _without_option(uv_args, "--constraint")
         env = {"UV_NO_PYTHON_DOWNLOADS": "1", **uv_env}
         argv += uv_args + list(extra_args)
         secrets = [*index.secrets, *configured_secrets(self.pip_settings)]
@@ -215,18 +226,25 @@ class UvInstaller(Installer):
             self._cache_dir = lines[-1] if lines else ""
         return "hardlink" if self._cache_dir and can_hard_link(Path(self._cache_dir), target_dir) else "copy"
 
-    @property
-    def pip_settings(self) -> dict[str, str]:
-        """The user's pip configuration (read once: asking pip costs a process start)."""
-        if self._pip_settings is None:
-            self._pip_settings = pip_settings()
-        return self._pip_settings
-
     def sources(self, index: IndexSettings, extra_args: Sequence[str], requirements: RequirementsFile) -> Sources:
         """Where this installer looks for distributions in a build (to check its choices against the index)."""
         return build_sources(
             index, self.pip_settings, extra_args, requirements.files, cwd=requirements.path.absolute().parent
         )
+
+
+def _without_option(args: Sequence[str], option: str) -> list[str]:
+    """``args`` without ``option`` and the value after it."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def can_hard_link(source_dir: Path, target_dir: Path) -> bool:

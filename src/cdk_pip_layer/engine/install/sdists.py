@@ -18,17 +18,21 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.errors import InstallError, LayerBuildError, LocalBuildUnavailableError, NativeSdistError
-from cdk_pip_layer.engine.index import IndexSettings
+from cdk_pip_layer.engine.index import IndexSettings, pip_settings
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile, expand_variables
 from cdk_pip_layer.engine.process import CompletedRun, run
 from cdk_pip_layer.engine.redact import url_secrets
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .failures import MissingDistribution, SourceBuildFailure, read_build_failure
+from .index_pages import build_sources, offered_wheels
 from .installer_file import index_lines
+from .sdist_contents import native_code
 
 # Installer arguments that say where packages come from; pip download and pip wheel must look in the same places.
 _SOURCE_FLAGS = ("--no-index", "--pre")
@@ -102,6 +106,7 @@ class _SourceBuild:
         self.target = target
         self.requirements = requirements
         self.allow_native = allow_native
+        self.extra_args = tuple(extra_args)
         self.source_args = _source_args(extra_args)
         self.hashes = requirements.hashes_for(missing.name)
         self.cwd = requirements.path.resolve().parent  # where the installer resolved relative paths
@@ -127,6 +132,9 @@ class _SourceBuild:
                 hint=f"pin {self.missing.name} with its version and hashes (pip-compile --generate-hashes), as "
                 "pip requires of every requirement in this mode.",
             )
+        pinned = _pinned_version(self.missing.requirement)
+        if pinned is not None and not self.allow_native:
+            self._refuse_if_native_elsewhere(pinned)  # before anything of the sdist is fetched or run
         line = " ".join([self.missing.requirement, *(f"--hash={h}" for h in self.hashes)])
         dest = tmp / "sdist"
         fetched = self._run(
@@ -141,6 +149,9 @@ class _SourceBuild:
         if not fetched.ok:
             failure = read_build_failure(fetched.output)
             if _prepared(fetched.output):
+                seen = _sdist_version(fetched.output, self.missing.name)
+                if seen is not None and not self.allow_native:
+                    self._refuse_if_native_elsewhere(seen)  # the true answer, not the build's own failure
                 raise self._build_error(failure)
             why = [line.strip() for line in fetched.output.splitlines() if _WHY.search(line)][:4]
             return [line if len(line) <= 240 else line[:239] + "…" for line in why]
@@ -148,7 +159,51 @@ class _SourceBuild:
         if not sdists:
             return []
         self._verify(sdists[0])
+        native = None if self.allow_native else native_code(sdists[0])
+        if native is not None:
+            raise NativeSdistError(
+                f"{self.missing.name} is published only as a source distribution with native code ({native}): a "
+                f"wheel compiled on this host would not be one for {self.target}",
+                package=self.missing.name,
+                subject=self.missing.requirement,
+                hint=f"build in the Lambda build image for {self.target}, which compiles it: use the container "
+                "builder, or bundling='docker'/'auto' in the CDK construct.",
+            )
         return sdists[0]
+
+    def _refuse_if_native_elsewhere(self, version: Version) -> None:
+        """No wheel fits the target, but the project publishes wheels of ``version`` for the target's Python on other
+        platforms, none pure: its source distribution compiles native code for that Python, which only the target's
+        build image can do (scikit-learn 1.9.1 for python3.11/arm64, whose aarch64 wheels need a newer glibc). An
+        index that cannot be read says nothing."""
+        name = canonicalize_name(self.missing.name)
+        sources = build_sources(
+            self.index, pip_settings(self.python), self.extra_args, self.requirements.files, cwd=self.cwd
+        )
+        offers = offered_wheels(sources, [name], keep=lambda filename: f"-{version}-" in filename).get(name, ())
+        if isinstance(offers, str):
+            return
+        wheels = [wheel for wheel in offers if wheel.version == version]
+        tags = {tag for wheel in wheels for tag in wheel.tags}
+        if not wheels or tags & set(self.target.supported_tags) or any(t.platform == "any" for t in tags):
+            return
+        pythons = {(tag.interpreter, tag.abi) for tag in self.target.supported_tags}
+        if not any((tag.interpreter, tag.abi) in pythons for tag in tags):
+            return  # no wheel for the target's Python anywhere: whether the sdist supports it, only a build says
+        offered = sorted({"-".join(w.filename.removesuffix(".whl").split("-")[-3:]) for w in wheels})
+        raise NativeSdistError(
+            f"No wheel of {self.missing.requirement} for {self.target}, and its source distribution has native "
+            f"code: {self.missing.name} {version} publishes wheels for other targets only",
+            package=self.missing.name,
+            subject=self.missing.requirement,
+            details=[
+                "its wheels: " + ", ".join(offered[:8]) + (", …" if len(offered) > 8 else ""),
+                f"tags the target accepts: {self.target.describe_tags()}",
+            ],
+            hint=f"build in the Lambda build image for {self.target}, which can build it from source: use the "
+            "container builder, or bundling='docker'/'auto' in the CDK construct; or pin a version with a wheel for "
+            f"{self.target}.",
+        )
 
     def _verify(self, sdist: Path) -> None:
         """The sdist's digest is one of the pinned ones (pip checked it already: this is the engine's own check)."""
@@ -269,3 +324,27 @@ def _python_version(python: str) -> str:
         return "{}.{}".format(*sys.version_info[:2])
     done = run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=60)
     return done.output.strip().splitlines()[-1] if done.ok and done.output.strip() else "?"
+
+
+def _pinned_version(requirement: str) -> Version | None:
+    """The version ``requirement`` pins with ``==`` (as a lock's and a hash-pinned file's do), else None."""
+    try:
+        specs = list(Requirement(requirement).specifier)
+    except InvalidRequirement:
+        return None
+    exact = [spec.version for spec in specs if spec.operator in ("==", "===") and "*" not in spec.version]
+    try:
+        return Version(exact[0]) if len(specs) == 1 and exact else None
+    except InvalidVersion:
+        return None
+
+
+def _sdist_version(output: str, name: str) -> Version | None:
+    """The version of the source distribution of ``name`` pip fetched, from its output ("Downloading
+    scikit_learn-1.9.1.tar.gz"), when it says so."""
+    spelled = re.escape(canonicalize_name(name)).replace("\\-", "[-_.]")
+    found = re.search(rf"(?i)\b{spelled}-([^\s/-]+)\.(?:tar\.gz|zip)\b", output)
+    try:
+        return Version(found.group(1)) if found else None
+    except InvalidVersion:
+        return None

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from packaging.utils import canonicalize_name
+
 from cdk_pip_layer.engine.findings import Finding, error, warning
 from cdk_pip_layer.engine.interpreters import find_interpreter, probe
 from cdk_pip_layer.engine.lambda_os import RUNTIME_MODULES
@@ -206,18 +208,41 @@ def smoke_import(
         elif not done:  # nothing ran at all: the interpreter itself failed
             return [error("import", "the smoke import", f"could not run {importer.description}: {tail.strip()}")]
         pending = [module for module in pending if module not in done]
-    return [_finding(f, owner.get(f.module, "?")) for f in failures]
+    imported = set(owner) - {f.module for f in failures}
+    return [_finding(f, owner.get(f.module, "?"), owner, imported) for f in failures]
 
 
-def _finding(failure: ImportFailure, pin: str) -> Finding:
+def _finding(failure: ImportFailure, pin: str, owner: Mapping[str, str], imported: set[str]) -> Finding:
+    """How bad ``failure`` is: ``owner`` gives the distribution of each module the layer ships, ``imported`` the
+    modules that imported."""
     subject = f"{failure.module} ({pin})"
     detail = f"{failure.kind}: {failure.message}".strip()
-    if failure.kind == "ModuleNotFoundError" and (failure.missing or "").split(".")[0] in RUNTIME_MODULES:
+    missing = failure.missing or ""
+    top = missing.split(".")[0]
+    not_found = failure.kind == "ModuleNotFoundError"
+    if not_found and top in RUNTIME_MODULES and top in owner:  # the layer's copy comes first on sys.path
+        return error(
+            "import",
+            subject,
+            f"imports {missing}, which the layer's own {owner[top]} does not provide on this Python ({detail}); "
+            f"it shadows the runtime's {top}, so code that imports {top} (boto3 too) breaks",
+            f"pin a version of {top} that supports the runtime's Python, or leave it out of the layer "
+            f"(exclude={top!r}) to use the runtime's",
+        )
+    if not_found and top in RUNTIME_MODULES:
         return warning(
             "import",
             subject,
-            f"imports {failure.missing}, which the Lambda runtime provides (not present for this check)",
+            f"imports {missing}, which the Lambda runtime provides (not present for this check)",
             "nothing to do if the runtime's version suits it; otherwise put it into the layer",
+        )
+    own = _own_module(pin)
+    if not_found and top not in owner and own in imported and failure.module.split(".")[0] != own:
+        return warning(
+            "import",
+            subject,
+            f"an optional module of {pin}: it needs {missing}, which {pin} does not require; {own} itself imports",
+            f"nothing to do unless your code imports {failure.module}; then add {top} to the requirements",
         )
     if failure.service:
         return warning(
@@ -234,3 +259,8 @@ def _finding(failure: ImportFailure, pin: str) -> Finding:
         f"fails to import on the runtime's Python ({detail})",
         "add what it is missing to the requirements, or install a build of it for the target",
     )
+
+
+def _own_module(pin: str) -> str:
+    """The top-level module a distribution is named for (``duckdb==1.3.2`` -> ``duckdb``)."""
+    return canonicalize_name(pin.split("==", maxsplit=1)[0].split(" ", maxsplit=1)[0]).replace("-", "_")
