@@ -12,6 +12,7 @@ import pytest
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.container.smoke import DockerImporter
 from cdk_pip_layer.engine.verify.verifier import verify_layer_zip
+from hostile_layer import Attack, answer_of
 
 
 def layer(path: Path, files: dict[str, str]) -> Path:
@@ -38,6 +39,24 @@ def test_import_in_the_build_image(tmp_path: Path, docker_client: Any) -> None:
     assert result.import_ran is not None and "build-python3.11" in result.import_ran
     assert [(f.check, f.subject) for f in result.errors] == [("import", "broken ((no distribution))")]
     assert "missing_dependency" in result.errors[0].problem
+
+
+def test_a_hostile_layer_in_the_build_image(
+    tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container holds the layer's code: no host process, no network, nothing written outside, no daemon left
+    (the layer is unpacked on the host first, by the same safe extraction as a local import)."""
+    attack = Attack(tmp_path)
+    try:
+        for key, value in attack.secrets.items():
+            monkeypatch.setenv(key, value)
+        result = verify_layer_zip(
+            attack.zip, "python3.11", "x86_64", smoke_import="docker", importer=DockerImporter(client=docker_client)
+        )
+        found = attack.assert_contained(answer_of(result), variables=frozenset({"HOSTNAME"}))
+        assert found["daemon"] == "forked"
+    finally:
+        attack.cleanup()
 
 
 def test_cli_import_docker_without_the_image_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
