@@ -47,7 +47,8 @@ from .report import (
     DistributionReport,
     LayerReport,
 )
-from .smoke_import import Importer, LocalImporter, smoke_import
+from .sandbox import SandboxKind
+from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
 from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
@@ -165,6 +166,7 @@ def verify_layer_zip(
     python: str | None = None,
     import_note: str | None = None,
     layer_dir: Path | None = None,
+    import_sandbox: SandboxKind | str = SandboxKind.AUTO,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -178,6 +180,10 @@ def verify_layer_zip(
             instead of extracting the zip again.
         import_note: what the report says about the smoke import when it is off here (e.g. that it ran in the
             build image).
+        import_sandbox: the sandbox of the local smoke import (:class:`.sandbox.SandboxKind`): ``auto`` (the
+            strongest this host offers: bubblewrap, else for root a user id of its own; with none, the import is
+            skipped with a warning), ``bubblewrap``, ``user``, or ``none`` (the layer's code runs unconfined: only
+            for a layer you trust).
 
     Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
@@ -192,6 +198,7 @@ def verify_layer_zip(
     target = LambdaTarget.parse(runtime, architecture)
     ignored = parse_ignore(ignore)
     mode = ImportMode.parse(smoke_import)
+    sandbox = SandboxKind.parse(import_sandbox)
     if mode is ImportMode.DOCKER and importer is None:
         raise InvalidInputError(
             "The smoke import in Docker needs the container importer",
@@ -211,12 +218,12 @@ def verify_layer_zip(
             # The layer is on disk already (a build's artifacts/): the import runs in its own process while this one
             # reads the zip and its ELF files, instead of after them.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdk-pip-layer-import") as pool:
-                smoke = pool.submit(verifier.smoke, importer or LocalImporter(python), layer_dir)
+                smoke = pool.submit(verifier.smoke, importer or LocalImporter(python, sandbox=sandbox), layer_dir)
                 verifier.run()
                 ran = verifier.keep_smoke(smoke.result())
         else:
             verifier.run()
-            ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python), None))
+            ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python, sandbox=sandbox), None))
         return LayerVerification(target, path, verifier.report(), import_ran=ran)
 
 
@@ -320,6 +327,8 @@ class _Verifier:
             return None
         if outcome.skipped is not None:
             self.skipped["import"] = outcome.skipped
+            if isinstance(outcome.skipped, Unsandboxed):
+                self.add([_unsandboxed(outcome.skipped)])
             return None
         self.add(outcome.findings)
         return outcome.ran
@@ -343,7 +352,11 @@ class _Verifier:
             modules["(no distribution)"] = loose
         if not modules:
             return _Smoke(ran=importer.description)
-        layer = layer_dir or self.archive.extract_all(self.work / "opt")
+        # The sandbox may run as a user of its own: the extraction must be reachable by it.
+        self.work.chmod(0o711)
+        if layer_dir is None or not importer.reaches(layer_dir):
+            layer_dir = self.archive.extract_all(self.work / "opt")
+        layer = layer_dir
         workdir = self.work / "import"
         workdir.mkdir()
         return _Smoke(ran=importer.description, findings=smoke_import(layer, modules, importer, workdir=workdir))
@@ -552,6 +565,17 @@ class _Verifier:
 
 
 # --- checks that are plain functions -------------------------------------------------------------------------------
+
+
+def _unsandboxed(reason: str) -> Finding:
+    return warning(
+        "import",
+        "the smoke import",
+        f"was skipped: {reason}",
+        "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; it needs unprivileged user namespaces), or "
+        "run as root (the import then runs as a user id of its own); import_sandbox='none' runs the layer's code "
+        "unconfined, for a layer you trust",
+    )
 
 
 def _read_failure(item: ReadFailure) -> Finding:
