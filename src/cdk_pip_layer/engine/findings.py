@@ -69,8 +69,8 @@ class Finding:
     hint: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.severity.value}: [{self.check}] {self.subject}: {self.problem}"
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{self.severity.value}: [{self.check}] {printable(self.subject)}: {printable(self.problem)}"
+        return f"{text} ({printable(self.hint)})" if self.hint else text
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -80,6 +80,15 @@ class Finding:
             "problem": self.problem,
             "hint": self.hint,
         }
+
+
+def printable(text: str) -> str:
+    """``text`` fit to print on one line: escape codes, newlines, carriage returns, Unicode line separators and
+    every other character that is not printable shown as Python escapes (``\\x1b``), so that a name from a zip
+    cannot forge a line of output or drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def error(check: str, subject: str, problem: str, hint: str = "") -> Finding:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from cdk_pip_layer.engine.findings import printable
 from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.install.choice import LayerInstall, blind_filename, blind_spot_for
@@ -297,7 +298,9 @@ class PipBasedLambdaLayerLocalBuilder:
                         installed.built_from_source,
                         build.artifacts_dir,
                     )
-                warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
+                warnings += [
+                    f"{w.check}: {printable(w.subject)}: {printable(w.problem)}" for w in verification.warnings
+                ]
             published = build.publish(sha256=written.sha256)
             if verification is not None:
                 write_report(verification.report, published.zip_path.parent)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdk_pip_layer.engine.findings import Finding, Severity
+from cdk_pip_layer.engine.findings import Finding, Severity, printable
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component
@@ -130,12 +130,14 @@ class LayerReport:
         ]
         for dist in sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))[:largest]:
             lines.append(
-                f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
-                f"{dist.licence or 'licence unknown'}, {dist.origin}"
+                printable(
+                    f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
+                    f"{dist.licence or 'licence unknown'}, {dist.origin}"
+                )
             )
         if len(self.distributions) > largest:
             lines.append(f"  … and {len(self.distributions) - largest} more")
-        lines += [f"skipped {check}: {reason}" for check, reason in sorted(self.skipped.items())]
+        lines += [printable(f"skipped {check}: {reason}") for check, reason in sorted(self.skipped.items())]
         return lines
 
 

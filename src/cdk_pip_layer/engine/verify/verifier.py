@@ -9,13 +9,14 @@ build runs it on the finished zip before publishing it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,16 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
-from cdk_pip_layer.engine.findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
+from cdk_pip_layer.engine.findings import (
+    CHECKS,
+    Finding,
+    Severity,
+    error,
+    grouped,
+    parse_ignore,
+    printable,
+    warning,
+)
 from cdk_pip_layer.engine.lambda_os import (
     LAYER_BIN,
     LAYER_PYTHON,
@@ -36,6 +46,7 @@ from cdk_pip_layer.engine.lambda_os import (
     pyc_loads,
     pyc_version,
 )
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
@@ -49,7 +60,7 @@ from .report import (
 )
 from .sandbox import SandboxKind
 from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
-from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
+from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 
@@ -145,12 +156,11 @@ class LayerVerification:
 
     def summary(self) -> str:
         """Findings first, then the report in short."""
-        head = (
-            f"verified {self.zip_path} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        )
+        where = printable(str(self.zip_path))
+        head = f"verified {where} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
         lines = [head, *(str(f) for f in grouped(self.errors)), *(str(f) for f in grouped(self.warnings))]
         if self.import_ran:
-            lines.append(f"smoke import ran in {self.import_ran}")
+            lines.append(f"smoke import ran in {printable(self.import_ran)}")
         return "\n".join([*lines, *self.report.short()])
 
 
@@ -206,8 +216,8 @@ def verify_layer_zip(
             hint="use the command line (cdk-pip-layer verify --import=docker) or pass importer=.",
         )
     path = Path(zip_path)
-    with LayerArchive(path) as archive, tempfile.TemporaryDirectory(prefix="cdk-pip-layer-verify-") as work:
-        verifier = _Verifier(archive, target, ignored, context or BuildContext(), Path(work))
+    with LayerArchive(path) as archive, _scratch() as work:
+        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work)
         ran = None
         if mode is ImportMode.OFF:
             verifier.run()
@@ -225,6 +235,23 @@ def verify_layer_zip(
             verifier.run()
             ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python, sandbox=sandbox), None))
         return LayerVerification(target, path, verifier.report(), import_ran=ran)
+
+
+# The verification's scratch directories in the temporary directory: cdk-pip-layer-verify-<owner>-<random>.
+SCRATCH_PREFIX = "cdk-pip-layer-verify-"
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private scratch directory named for this process, removed afterwards; those of killed verifications are
+    removed first."""
+    parent = Path(tempfile.gettempdir())
+    remove_stale(parent, SCRATCH_PREFIX)
+    work = make_scratch_dir(parent, SCRATCH_PREFIX)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -279,14 +306,18 @@ class _Verifier:
         self.add(self._missing_record_files())
         if not self.archive.readable:
             reason = (
-                f"the zip declares {self.archive.unzipped_bytes:,} bytes unzipped"
-                if not self.archive.too_many_entries
-                else "the zip has more entries than any layer may"
+                "the zip has more entries than any layer may"
+                if self.archive.too_many_entries
+                else "its entries overlap"
+                if self.archive.overlapping
+                else f"the zip declares {self.archive.unzipped_bytes:,} bytes unzipped"
             )
             for check in (*_CONTENT_CHECKS, "import"):
                 self.skipped[check] = f"contents not read: {reason}"
             return
-        unavailable = elf_unavailable()
+        unavailable = elf_unavailable() or (
+            None if self.archive.unpackable else "not read: the layer is larger than Lambda allows (see the size check)"
+        )
         if unavailable:
             for check in ELF_CHECKS:
                 self.skipped[check] = unavailable
@@ -330,7 +361,9 @@ class _Verifier:
             if isinstance(outcome.skipped, Unsandboxed):
                 self.add([_unsandboxed(outcome.skipped)])
             return None
-        self.add(outcome.findings)
+        # What the unpacking found that the other checks found already (a duplicate, a bad CRC) is said once.
+        said = {(f.severity, f.subject) for f in self.findings}
+        self.add(f for f in outcome.findings if f.check != "archive" or (f.severity, f.subject) not in said)
         return outcome.ran
 
     def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
@@ -352,14 +385,21 @@ class _Verifier:
             modules["(no distribution)"] = loose
         if not modules:
             return _Smoke(ran=importer.description)
-        # The sandbox may run as a user of its own: the extraction must be reachable by it.
-        self.work.chmod(0o711)
+        unpacked: list[Finding] = []
         if layer_dir is None or not importer.reaches(layer_dir):
-            layer_dir = self.archive.extract_all(self.work / "opt")
-        layer = layer_dir
+            if not self.archive.unpackable:
+                return _Smoke(skipped="not unpacked: the layer is larger than Lambda allows (see the size check)")
+            # The sandbox may run as a user of its own: the extraction must be reachable by it.
+            self.work.chmod(0o711)
+            layer_dir = self.work / "opt"
+            try:
+                unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
+            except OSError as exc:
+                return _Smoke(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
         workdir = self.work / "import"
         workdir.mkdir()
-        return _Smoke(ran=importer.description, findings=smoke_import(layer, modules, importer, workdir=workdir))
+        found = smoke_import(layer_dir, modules, importer, workdir=workdir)
+        return _Smoke(ran=importer.description, findings=[*unpacked, *found])
 
     # --- the report ------------------------------------------------------------------------------------------------
 
@@ -367,14 +407,10 @@ class _Verifier:
         sizes = {e.path: e.size for e in self.archive.safe("file")}
         dists = tuple(self._distribution_report(d, sizes) for d in self.inventory.distributions)
         owned = sum(size for path, size in sizes.items() if path in self.owners)
-        digest = hashlib.sha256()
-        with self.archive.path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
         findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
         return LayerReport(
             target=str(self.target),
-            sha256=digest.hexdigest(),
+            sha256=self.archive.sha256(),
             zipped_bytes=self.archive.zipped_bytes,
             unzipped_bytes=self.archive.unzipped_bytes,
             files=len(sizes),
@@ -411,7 +447,9 @@ class _Verifier:
                 out.append(error("archive", entry.path, f"cannot be read ({exc})"))
                 continue
             dest = link_destination(entry.path, text)
-            if dest is None:
+            if link_too_long(text):
+                out.append(error("symlinks", entry.path, "is a symbolic link whose target is longer than Linux allows"))
+            elif dest is None:
                 out.append(
                     error(
                         "symlinks",
@@ -578,6 +616,15 @@ def _unsandboxed(reason: str) -> Finding:
     )
 
 
+def _unpack_failure(item: ReadFailure) -> Finding:
+    return error(
+        "archive",
+        item.entry.path,
+        f"cannot be unpacked: {item.reason}",
+        "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+    )
+
+
 def _read_failure(item: ReadFailure) -> Finding:
     return error(
         "archive",
@@ -608,9 +655,48 @@ def _paths(archive: LayerArchive) -> list[Finding]:
         for path, count in sorted(counts.items())
         if count > 1
     ]
+    out += _clashes(archive)
+    out += [
+        error("paths", entry.path, f"cannot be extracted: {reason}", "shorten the names in the layer")
+        for entry in archive.safe()
+        if (reason := too_long(entry.path))
+    ]
     if archive.too_many_entries:
         out.append(error("paths", str(archive.path), "has more than 500,000 entries; it was not read"))
+    if archive.overlapping:
+        out.append(
+            error(
+                "archive",
+                str(archive.path),
+                "has entries whose data overlap (how zip bombs multiply their size); its contents were not read",
+                "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+            )
+        )
     return out
+
+
+def _clashes(archive: LayerArchive) -> list[Finding]:
+    """Entries that are files or links while other entries are under them: an unpacker that follows such a link
+    writes wherever it points; for a file, which of the two Lambda extracts is undefined."""
+    below: set[str] = set()
+    for item in archive.safe():  # every ancestor of every entry, each walked once
+        path = item.path.rpartition("/")[0]
+        while path and path not in below:
+            below.add(path)
+            path = path.rpartition("/")[0]
+    out = []
+    for entry in archive.safe("file", "symlink", "other"):
+        if entry.path in below:
+            what = "a symbolic link" if entry.kind == "symlink" else "a file"
+            out.append(
+                error(
+                    "paths",
+                    entry.path,
+                    f"is {what}, and other entries of the zip are under it (never followed here)",
+                    "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+                )
+            )
+    return sorted(set(out), key=lambda f: f.subject)
 
 
 def _permissions(archive: LayerArchive) -> list[Finding]:
