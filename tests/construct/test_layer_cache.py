@@ -62,7 +62,9 @@ def test_an_entry_records_what_was_built(
     assert str(tmp_path) not in (entry / RECORD_FILE).read_text()  # no host paths
 
 
-@pytest.mark.parametrize("damage", ["substituted", "truncated", "no record", "record of another input", "a link"])
+@pytest.mark.parametrize(
+    "damage", ["substituted", "truncated", "no record", "record of another input", "a link", "nested record"]
+)
 def test_an_entry_that_does_not_match_its_record_is_rebuilt_not_shipped(
     tmp_path: Path,
     requirements: Path,
@@ -86,6 +88,8 @@ def test_an_entry_that_does_not_match_its_record_is_rebuilt_not_shipped(
         _evil_zip(entry / "layer.zip")
         sha = hashlib.sha256((entry / "layer.zip").read_bytes()).hexdigest()
         _rewrite_record(entry, key="f" * 64, sha256=sha, size=(entry / "layer.zip").stat().st_size)
+    elif damage == "nested record":  # JSON that is valid, and too deep for Python's parser
+        (entry / RECORD_FILE).write_text("[" * 900_000 + "]" * 900_000)
     else:
         elsewhere = _evil_zip(tmp_path / "elsewhere.zip")
         (entry / "layer.zip").unlink()
