@@ -27,7 +27,7 @@ from .engine.inputs.locked import read_input
 from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
-from .engine.verify.report import write_report
+from .engine.verify.report import LayerReport, write_report
 from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
@@ -239,10 +239,22 @@ def _verify(args: argparse.Namespace) -> int:
         python=args.python_executable,
     )
     if args.report is not None:
-        args.report.mkdir(parents=True, exist_ok=True)
-        write_report(verification.report, args.report)
+        _write_report(verification.report, args.report)
     print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
     return 0 if verification.ok else 1
+
+
+def _write_report(report: LayerReport, directory: Path) -> None:
+    """``verify --report DIR``: the report files, or one error saying why they cannot be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_report(report, directory)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"The report cannot be written ({exc.strerror or exc})",
+            subject=str(directory),
+            hint="name a directory you may write (made if missing) for layer.report.json and layer.cdx.json.",
+        ) from None
 
 
 def _output_directory(value: str) -> str:

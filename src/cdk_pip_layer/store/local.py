@@ -141,7 +141,7 @@ class LayerCache:
             known = data.get("format") == _FORMAT
         except FileNotFoundError:
             raise _Mismatch(f"it has no {RECORD_FILE} saying what was built") from None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             raise _Mismatch(f"its {RECORD_FILE} cannot be read") from None
         if not known:
             raise _Mismatch(f"its {RECORD_FILE} has an unknown format")

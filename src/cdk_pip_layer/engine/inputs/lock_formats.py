@@ -181,6 +181,12 @@ def load_toml(path: Path, text: str, tool: str) -> dict[str, Any]:
             subject=str(path),
             hint=f"lock again with {tool}, or fix the file.",
         ) from None
+    except RecursionError:  # valid TOML nested deeper than Python's parser goes: no lock file is
+        raise RequirementsFileError(
+            f"{path.name} is nested too deeply to be read",
+            subject=str(path),
+            hint=f"lock again with {tool}: no lock file nests its arrays and tables this deep.",
+        ) from None
     return data
 
 
@@ -326,6 +332,8 @@ class PipfileLockReader(LockReader):
             data = json.loads(text)
         except ValueError as exc:
             raise self.invalid(f"not JSON ({exc})") from None
+        except RecursionError:  # valid JSON nested deeper than Python's parser goes: no lock file is
+            raise self.invalid("nested too deeply to be read") from None
         if not isinstance(data, dict):
             raise self.invalid("not a JSON object")
         sources = {str(s.get("name")): s.get("url") for s in map(table, array(table(data.get("_meta")).get("sources")))}

@@ -25,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
@@ -547,6 +548,10 @@ class _Verifier:
                     warning("record", dist.pin, "has no RECORD: its files cannot be checked", "reinstall it with pip")
                 )
                 continue
+            if dist.record_error:
+                problem = f"has a RECORD that cannot be read ({dist.record_error}): its files cannot be checked"
+                out.append(warning("record", dist.pin, problem, "reinstall it with pip"))
+                continue
             missing = sorted(
                 row.path
                 for row in dist.record
@@ -833,7 +838,12 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     for req in context.requirements:
         if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
             queue.append((req, "the requirements file"))
-    queue.extend((Requirement(f"{d.name}=={d.version}"), "the layer") for d in inventory.distributions if d.version)
+    for present in inventory.distributions:
+        pinned, problem = _pinned(present)
+        if problem:
+            out.append(problem)
+        if pinned is not None:
+            queue.append((pinned, "the layer"))
     reported: set[tuple[str, str]] = set()
     while queue:
         req, wanted_by = queue.popleft()
@@ -846,7 +856,8 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
                 reported.add((name, wanted_by))
                 out.append(_missing_dependency(req, wanted_by, target, runtime=name in RUNTIME_DISTRIBUTIONS))
             continue
-        if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
+        checkable = req.specifier and _valid_version(dist.version)
+        if checkable and not req.specifier.contains(dist.version, prereleases=True):
             out.append(
                 error(
                     "dependencies",
@@ -870,6 +881,31 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
             elif any(dep.marker.evaluate({**env, "extra": extra}) for extra in contexts):
                 queue.append((dep, dist.pin))
     return out
+
+
+def _valid_version(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _pinned(dist: LayerDistribution) -> tuple[Requirement | None, Finding | None]:
+    """The requirement the layer's copy of ``dist`` meets (``name==version``), and what is wrong with its
+    METADATA's Name or Version, if anything (an invalid Name leaves it out of the graph)."""
+    hint = "rebuild the layer with pip, which refuses distributions whose METADATA is invalid"
+    try:
+        pinned = Requirement(dist.display_name)
+    except InvalidRequirement:
+        problem = f"has an invalid Name {dist.display_name!r} in its METADATA: nothing can depend on it"
+        return None, error("dependencies", printable(dist.pin), problem, hint)
+    if not dist.version:
+        return None, None
+    if not _valid_version(dist.version):
+        problem = f"has an invalid Version {dist.version!r} in its METADATA: what needs it cannot be checked"
+        return pinned, error("dependencies", dist.pin, problem, hint)
+    return Requirement(f"{dist.display_name}=={dist.version}"), None
 
 
 def _missing_dependency(req: Requirement, wanted_by: str, target: LambdaTarget, *, runtime: bool) -> Finding:
