@@ -7,6 +7,7 @@ import base64
 import binascii
 import csv
 import email.policy
+import functools
 import io
 import posixpath
 import re
@@ -175,7 +176,12 @@ class LayerInventory:
         found = owners.get(path)
         if found is not None:
             return found
-        return next((d for d in self.distributions if path.startswith(d.dist_info)), None)
+        head, marker, _ = path.partition(".dist-info/")
+        return self._by_dist_info.get(head + marker) if marker else None
+
+    @functools.cached_property
+    def _by_dist_info(self) -> dict[str, LayerDistribution]:
+        return {dist.dist_info: dist for dist in self.distributions}
 
 
 def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventory:

@@ -406,7 +406,14 @@ class _Verifier:
 
     def report(self) -> LayerReport:
         sizes = {e.path: e.size for e in self.archive.safe("file")}
-        dists = tuple(self._distribution_report(d, sizes) for d in self.inventory.distributions)
+        in_dist_info: dict[str, list[str]] = defaultdict(list)  # each .dist-info directory's files, in one pass
+        for path in sizes:
+            head, marker, _ = path.partition(".dist-info/")
+            if marker:
+                in_dist_info[head + marker].append(path)
+        dists = tuple(
+            self._distribution_report(d, sizes, in_dist_info.get(d.dist_info, ())) for d in self.inventory.distributions
+        )
         owned = sum(size for path, size in sizes.items() if path in self.owners)
         findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
         return LayerReport(
@@ -423,8 +430,10 @@ class _Verifier:
             findings=tuple(findings),
         )
 
-    def _distribution_report(self, dist: LayerDistribution, sizes: Mapping[str, int]) -> DistributionReport:
-        paths = {p for p in dist.paths() if p in sizes} | {p for p in sizes if p.startswith(dist.dist_info)}
+    def _distribution_report(
+        self, dist: LayerDistribution, sizes: Mapping[str, int], in_dist_info: Iterable[str]
+    ) -> DistributionReport:
+        paths = {p for p in dist.paths() if p in sizes} | set(in_dist_info)
         return DistributionReport(
             name=dist.display_name,
             version=dist.version,
