@@ -20,15 +20,18 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from cdk_pip_layer.engine.layer.transaction import LAYER_ZIP
 from cdk_pip_layer.engine.options import default_cache_root
+
+T = TypeVar("T")
 
 RECORD_FILE = "record.json"
 SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"
@@ -164,13 +167,30 @@ class LayerCache:
             raise NotADirectoryError(f"{entry} is not a directory of the cache")
         path = entry / LAYER_ZIP
         digest, size = _write_atomically(entry, LAYER_ZIP, lambda out: _copy_into(source, out))
-        record = CacheRecord(key=key, sha256=digest, size=size, build=dict(build))
+        record = CacheRecord(key=key, sha256=digest, size=size, build=without_host_paths(dict(build)))
         content = {"format": _FORMAT, "key": key, "sha256": digest, "size": size, "build": record.build}
         if self._signing_key is not None:
             content["hmac"] = record.signature(self._signing_key)
         data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
         _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(data, out))
         return path
+
+
+# An absolute path in a text (not the path of a URL): "/", then names, each ended by "/"; its last name is kept.
+_HOST_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s()'\"/]+/)+([^\s()'\"/]+)")
+
+
+def without_host_paths(value: T) -> T:
+    """``value`` (the build's summary: strings, numbers, lists, dicts) with every absolute path in its strings cut
+    to its last name ("uv 0.5.0 (/home/me/.venv/bin/uv)" -> "uv 0.5.0 (uv)"): the record says what was built,
+    not where on which machine (the cache may be shared)."""
+    if isinstance(value, str):
+        return _HOST_PATH.sub(r"\1", value)  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [without_host_paths(item) for item in value]  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {key: without_host_paths(item) for key, item in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def _copy_hashed(source: Path, dest: Path) -> str:

@@ -32,8 +32,9 @@ REPORT_FORMAT = 1
 
 # Lambda's limits (AWS, "Lambda quotas"): a function and all its layers unzipped; a zip uploaded directly.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-UNZIPPED_WARNING = 200 * 1000 * 1000  # little room left for the function's own code and the other layers
-ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000
+_MIB = 1024 * 1024
+UNZIPPED_WARNING = 200 * _MIB  # little room left for the function's own code and the other layers
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * _MIB  # Lambda's "50 MB" for a zip sent in the request
 
 
 @dataclass(frozen=True)

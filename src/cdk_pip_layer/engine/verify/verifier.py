@@ -66,6 +66,9 @@ from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 
 ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
+# The subject of a finding about the whole layer: not the zip's path (a build verifies a staged copy, gone when the
+# finding is read; the summary's first line names the zip verified).
+LAYER = "the layer"
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
@@ -496,12 +499,12 @@ class _Verifier:
                 )
             )
         if not self.file_paths:
-            out.append(error("layout", str(self.archive.path), "holds no file", "build the layer again"))
+            out.append(error("layout", LAYER, "holds no file", "build the layer again"))
         elif not any(p.startswith((LAYER_PYTHON, LAYER_BIN, "lib/")) for p in self.file_paths):
             out.append(
                 error(
                     "layout",
-                    str(self.archive.path),
+                    LAYER,
                     "has nothing under python/, bin/ or lib/: Lambda extracts the zip to /opt and imports from "
                     "/opt/python",
                     "zip the directory that contains python/ (cd build && zip -r layer.zip python)",
@@ -522,7 +525,7 @@ class _Verifier:
             out.append(
                 error(
                     "size",
-                    str(self.archive.path),
+                    LAYER,
                     f"is {unzipped:,} bytes unzipped; Lambda allows {LAMBDA_UNZIPPED_LIMIT:,} for a function and "
                     f"all its layers (largest: {listed})",
                     "exclude what the runtime provides (boto3, botocore), drop what the function does not import, "
@@ -533,18 +536,18 @@ class _Verifier:
             out.append(
                 warning(
                     "size",
-                    str(self.archive.path),
-                    f"is {unzipped / _MIB:.0f} MiB unzipped: little of Lambda's 250 MiB is left for the function "
-                    "and other layers",
+                    LAYER,
+                    f"is {unzipped / _MIB:.1f} MiB unzipped ({unzipped:,} bytes): little of Lambda's "
+                    f"{LAMBDA_UNZIPPED_LIMIT / _MIB:.0f} MiB is left for the function and other layers",
                 )
             )
         if zipped > ZIPPED_DIRECT_UPLOAD_LIMIT:
             out.append(
                 warning(
                     "size",
-                    str(self.archive.path),
-                    f"is {zipped / _MIB:.0f} MiB zipped: too large for a direct upload (50 MB); upload it through S3 "
-                    "(CDK does)",
+                    LAYER,
+                    f"is {zipped / _MIB:.1f} MiB zipped ({zipped:,} bytes): over the "
+                    f"{ZIPPED_DIRECT_UPLOAD_LIMIT / _MIB:.0f} MiB of a direct upload; upload it through S3 (CDK does)",
                 )
             )
         return out
@@ -676,12 +679,12 @@ def _paths(archive: LayerArchive) -> list[Finding]:
         if (reason := too_long(entry.path))
     ]
     if archive.too_many_entries:
-        out.append(error("paths", str(archive.path), "has more than 500,000 entries; it was not read"))
+        out.append(error("paths", LAYER, "has more than 500,000 entries; it was not read"))
     if archive.overlapping:
         out.append(
             error(
                 "archive",
-                str(archive.path),
+                LAYER,
                 "has entries whose data overlap (how zip bombs multiply their size); its contents were not read",
                 "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
             )
