@@ -28,6 +28,7 @@ from .engine.options import INSTALLER_CHOICES, BundlingMode, LayerBuildOptions
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 from .engine.verify.report import LayerReport, write_report
+from .engine.verify.sandbox import SandboxKind
 from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
@@ -185,6 +186,14 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
     verify.add_argument(
+        "--import-sandbox",
+        choices=[kind.value for kind in SandboxKind],
+        default=SandboxKind.AUTO.value,
+        help="where --import runs the layer's code: auto (default: bubblewrap, else for root a user id of its own; "
+        "with neither the import is skipped with a warning), bubblewrap, user, or none (unconfined: only for a "
+        "layer you trust)",
+    )
+    verify.add_argument(
         "--exclude",
         action="append",
         default=[],
@@ -237,6 +246,7 @@ def _verify(args: argparse.Namespace) -> int:
         smoke_import=args.smoke_import,
         importer=importer,
         python=args.python_executable,
+        import_sandbox=args.import_sandbox,
     )
     if args.report is not None:
         _write_report(verification.report, args.report)

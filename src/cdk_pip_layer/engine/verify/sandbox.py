@@ -37,6 +37,7 @@ from pathlib import Path
 
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.process import CompletedRun, run
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 
 # Where the sandbox sees the layer (Lambda's own place for it) and the directory it may write.
 LAYER_MOUNT = "/opt"
@@ -71,6 +72,8 @@ _WHERE = (
 )
 _KILL_ALL = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
 PROBE_TIMEOUT = 60.0
+# The scratch directories of the trial run: cdk-pip-layer-sandbox-<owner>-<random> in the temporary directory.
+PROBE_PREFIX = "cdk-pip-layer-sandbox-"
 
 
 class SandboxKind(str, enum.Enum):
@@ -170,9 +173,7 @@ class _OwnUser(Sandbox):
 
     def __init__(self, python: _Python) -> None:
         super().__init__(python)
-        self.description = (
-            f"{python.executable} as a user id of its own (no network isolation: bubblewrap is not available)"
-        )
+        self.description = f"{python.executable} as a user id of its own (no network isolation)"
 
     def reaches(self, layer: Path) -> bool:
         return _others_reach(layer, ancestors=True)
@@ -442,8 +443,10 @@ def choose_sandbox(kind: SandboxKind | str, python: str) -> Sandbox | str:
 
 def _try(sandbox: Sandbox) -> str | None:
     """Why ``sandbox`` cannot run the interpreter here (e.g. user namespaces turned off), or None."""
-    with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-sandbox-") as scratch:
-        root = Path(scratch)
+    parent = Path(tempfile.gettempdir())
+    remove_stale(parent, PROBE_PREFIX)
+    root = make_scratch_dir(parent, PROBE_PREFIX)
+    try:
         root.chmod(0o711)
         layer, work = root / "layer", root / "work"
         layer.mkdir(mode=0o755)
@@ -458,3 +461,5 @@ def _try(sandbox: Sandbox) -> str | None:
         if done.ok and (work / "ok").is_file():
             return None
         return f"{sandbox.kind.value} does not run here ({' '.join(done.tail(2)) or f'exit {done.returncode}'})"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

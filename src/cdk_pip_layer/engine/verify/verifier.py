@@ -628,8 +628,8 @@ def _unsandboxed(reason: str) -> Finding:
         "the smoke import",
         f"was skipped: {reason}",
         "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; it needs unprivileged user namespaces), or "
-        "run as root (the import then runs as a user id of its own); import_sandbox='none' runs the layer's code "
-        "unconfined, for a layer you trust",
+        "run as root with an interpreter every user may run (the import then runs as a user id of its own); "
+        "import_sandbox='none' (--import-sandbox none) runs the layer's code unconfined, for a layer you trust",
     )
 
 
