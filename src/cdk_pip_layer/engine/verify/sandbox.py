@@ -181,7 +181,6 @@ class _OwnUser(Sandbox):
     def run(self, args: Sequence[str], *, layer: Path, work: Path, output: Path, timeout: float) -> CompletedRun:
         with sandbox_user() as uid:
             os.chown(work, uid, uid)
-            work.chmod(0o700)
             env = self.environment(str(layer), str(work))
             try:
                 return run(

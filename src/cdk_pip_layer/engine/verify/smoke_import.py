@@ -32,6 +32,7 @@ IMPORT_TIMEOUT = 120.0
 SCRIPT = r"""
 import importlib, json, os, sys, traceback
 layer, names, results = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+os.umask(0o022)  # the results must stay readable by the verification, which may not be the sandbox's user
 version = "python%d.%d" % sys.version_info[:2]
 sys.path[:0] = [os.path.join(layer, "python", "lib", version, "site-packages"), os.path.join(layer, "python")]
 with open(results, "a", encoding="utf-8") as out:
@@ -221,7 +222,8 @@ def smoke_import(
     # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
     layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
     shared = workdir / "shared"  # the one directory the import may write
-    shared.mkdir(mode=0o700)
+    shared.mkdir()
+    shared.chmod(0o711)  # the sandbox's user owns it; this process reads it by name, with or without root's rights
     owner = {module: pin for pin, names in modules.items() for module in names}
     pending = [module for names in modules.values() for module in names]
     failures: list[ImportFailure] = []
