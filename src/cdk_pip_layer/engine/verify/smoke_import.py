@@ -64,6 +64,10 @@ _TEST_MODULES = {"test", "tests", "testing", "conftest", "docs", "examples", "be
 RESULTS_LIMIT = 16 * 1024 * 1024
 
 
+# What the reason of an import skipped for want of a sandbox says (a container build's host looks for it).
+NO_SANDBOX = "no sandbox can hold the layer's code on this host"
+
+
 class Unsandboxed(str):
     """Why the smoke import cannot run: no sandbox can hold the layer's code here (a warning, not just a note)."""
 
@@ -125,10 +129,7 @@ class LocalImporter:
             )
         sandbox = choose_sandbox(self.sandbox_kind, found.executable)
         if isinstance(sandbox, str):
-            return None, Unsandboxed(
-                f"no sandbox can hold the layer's code on this host ({sandbox}): importing it would run it with "
-                "this build's rights"
-            )
+            return None, Unsandboxed(f"{NO_SANDBOX} ({sandbox}): importing it would run it with this build's rights")
         return sandbox, None
 
     def reaches(self, layer_dir: Path) -> bool:
