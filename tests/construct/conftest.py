@@ -49,6 +49,8 @@ class FakeBuild:
 
     calls: list[LayerBuildOptions] = field(default_factory=list)
     error: LayerBuildError | None = None
+    installer: str = "fake"
+    warnings: tuple[str, ...] = ()
 
     def build(self, builder: PipBasedLambdaLayerLocalBuilder) -> LayerBuildResult:
         self.calls.append(builder.options)
@@ -63,11 +65,11 @@ class FakeBuild:
             target=builder.options.target,
             zip_path=zip_path,
             artifacts_dir=builder.build_dir / "artifacts",
-            installer="fake",
+            installer=self.installer,
             distributions=("fake-pkg==1.0",),
             excluded=(),
             built_from_source=(),
-            warnings=(),
+            warnings=self.warnings,
             unzipped_bytes=100,
             zipped_bytes=zip_path.stat().st_size,
             sha256="0" * 64,

@@ -23,6 +23,7 @@ SAMPLES: dict[str, Any] = {
     "extra_installer_args": ("--pre",),
     "verify": False,
     "verify_ignore": ("glibc", "import"),
+    "import_sandbox": "bubblewrap",
     "groups": ("tests",),
     "member": "api",
     "only_groups": True,

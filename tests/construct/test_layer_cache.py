@@ -50,6 +50,9 @@ def _rewrite_record(entry: Path, **changes: object) -> None:
 def test_an_entry_records_what_was_built(
     tmp_path: Path, requirements: Path, fake_build: FakeBuild, isolated_cache: Path
 ) -> None:
+    # What a real build reports names the installer's and the interpreter's paths on this host.
+    fake_build.installer = f"uv 0.5.0 ({tmp_path}/host/.venv/bin/uv)"
+    fake_build.warnings = (f"pip 24.0 on Python 3.12.1 ({tmp_path}/host/bin/python3.12) said: deprecated",)
     layer = _synth(tmp_path / "out-1", requirements)
     entry = _entry(isolated_cache)
     assert sorted(p.name for p in entry.iterdir()) == ["layer.zip", RECORD_FILE]
@@ -60,9 +63,13 @@ def test_an_entry_records_what_was_built(
     assert record["build"]["distributions"] == ["fake-pkg==1.0"]
     assert record["build"]["target"] == "python3.12/x86_64"
     assert str(tmp_path) not in (entry / RECORD_FILE).read_text()  # no host paths
+    assert record["build"]["installer"] == "uv 0.5.0 (uv)"
+    assert record["build"]["warnings"] == ["pip 24.0 on Python 3.12.1 (python3.12) said: deprecated"]
 
 
-@pytest.mark.parametrize("damage", ["substituted", "truncated", "no record", "record of another input", "a link"])
+@pytest.mark.parametrize(
+    "damage", ["substituted", "truncated", "no record", "record of another input", "a link", "nested record"]
+)
 def test_an_entry_that_does_not_match_its_record_is_rebuilt_not_shipped(
     tmp_path: Path,
     requirements: Path,
@@ -86,6 +93,8 @@ def test_an_entry_that_does_not_match_its_record_is_rebuilt_not_shipped(
         _evil_zip(entry / "layer.zip")
         sha = hashlib.sha256((entry / "layer.zip").read_bytes()).hexdigest()
         _rewrite_record(entry, key="f" * 64, sha256=sha, size=(entry / "layer.zip").stat().st_size)
+    elif damage == "nested record":  # JSON that is valid, and too deep for Python's parser
+        (entry / RECORD_FILE).write_text("[" * 900_000 + "]" * 900_000)
     else:
         elsewhere = _evil_zip(tmp_path / "elsewhere.zip")
         (entry / "layer.zip").unlink()

@@ -12,6 +12,7 @@ import pytest
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.container.smoke import DockerImporter
 from cdk_pip_layer.engine.verify.verifier import verify_layer_zip
+from hostile_layer import Attack, answer_of
 
 
 def layer(path: Path, files: dict[str, str]) -> Path:
@@ -40,6 +41,24 @@ def test_import_in_the_build_image(tmp_path: Path, docker_client: Any) -> None:
     assert "missing_dependency" in result.errors[0].problem
 
 
+def test_a_hostile_layer_in_the_build_image(
+    tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container holds the layer's code: no host process, no network, nothing written outside, no daemon left
+    (the layer is unpacked on the host first, by the same safe extraction as a local import)."""
+    attack = Attack(tmp_path)
+    try:
+        for key, value in attack.secrets.items():
+            monkeypatch.setenv(key, value)
+        result = verify_layer_zip(
+            attack.zip, "python3.11", "x86_64", smoke_import="docker", importer=DockerImporter(client=docker_client)
+        )
+        found = attack.assert_contained(answer_of(result), variables=frozenset({"HOSTNAME"}))
+        assert found["daemon"] == "forked"
+    finally:
+        attack.cleanup()
+
+
 def test_cli_import_docker_without_the_image_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     zip_path = layer(tmp_path / "layer.zip", {"python/fine.py": "X = 1\n"})
     # there is no stand-in image for python3.12 on arm64: the import asked for by name cannot run, and that is an
@@ -51,3 +70,45 @@ def test_cli_import_docker_without_the_image_says_why(tmp_path: Path, capsys: py
     captured = capsys.readouterr()
     assert "the image public.ecr.aws/sam/build-python3.12:latest-arm64 is not on this machine" in captured.err
     assert captured.out == ""
+
+
+def test_an_import_the_image_could_not_sandbox_runs_in_a_container_of_its_own(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    """A build run in the image by a user without root's rights there has no sandbox for its smoke import (no user
+    namespaces in a container, no other user to become): the image skips it with a warning, and the host runs it
+    in a locked-down container of the same image instead, on the layer the image built."""
+    from cdk_pip_layer import LayerBuildResult, PipBasedLambdaLayerContainerBuilder, VerificationError
+    from cdk_pip_layer.engine.inputs.requirements import read_requirements
+    from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+    from cdk_pip_layer.engine.target import LambdaTarget
+    from cdk_pip_layer.engine.verify.smoke_import import NO_SANDBOX
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n")
+    artifacts = tmp_path / "out" / "artifacts"
+    (artifacts / "python" / "broken").mkdir(parents=True)
+    (artifacts / "python" / "broken" / "__init__.py").write_text("import missing_dependency\n")
+    (artifacts / "python" / "fine.py").write_text("VALUE = 1\n")
+    built = write_layer_zip(artifacts, tmp_path / "out" / "layer.zip")
+    skipped = f"import: the smoke import: was skipped: {NO_SANDBOX} (a user id of its own needs root)"
+    report = LayerBuildResult(
+        target=LambdaTarget.parse("python3.11", "x86_64"),
+        zip_path=tmp_path / "out" / "layer.zip",
+        artifacts_dir=artifacts,
+        installer="pip",
+        distributions=(),
+        excluded=(),
+        built_from_source=(),
+        warnings=(skipped,),
+        unzipped_bytes=0,
+        zipped_bytes=0,
+        sha256=built.sha256,
+        seconds=0.0,
+    )
+    builder = PipBasedLambdaLayerContainerBuilder(
+        requirements=requirements, build_dir=tmp_path / "build", runtime="python3.11", docker_client=docker_client
+    )
+    with pytest.raises(VerificationError) as info:
+        builder._verify(tmp_path / "out" / "layer.zip", read_requirements(requirements), report, artifacts)
+    assert "missing_dependency" in str(info.value)

@@ -382,3 +382,46 @@ def test_a_ci_run_rebuilds_and_publishes_only_when_the_layer_changed(
     latest = moto.client("lambda").get_layer_version(LayerName=name, VersionNumber=2)
     assert latest["Content"]["CodeSha256"] == code_sha256(changed_zip)
     assert sorted(v["Version"] for v in moto.versions(name)) == [1, 2]
+
+
+def test_two_runs_publishing_one_new_zip_at_once_leave_one_version(
+    moto: Emulator, api_env: None, name: str, zips: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs read the layer before either publishes (held at a barrier, as two CI jobs may be): both see no
+    version with this content, and both publish. The run whose version came second deletes its own and answers
+    with the first; both print the same ARN, and one version remains."""
+    import threading
+
+    from cdk_pip_layer.publish.publication import Publication
+
+    layer = zips("a")
+    assert publish_layer(zips("old"), layer_name=name, runtime="python3.12", architecture="arm64").version == 1
+    barrier = threading.Barrier(2, timeout=60)
+    read = Publication._latest
+
+    def read_then_wait(self: Publication) -> dict[str, Any] | None:
+        latest = read(self)
+        barrier.wait()
+        return latest
+
+    monkeypatch.setattr(Publication, "_latest", read_then_wait)
+    results: list[PublishedLayer] = []
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            results.append(publish_layer(layer, layer_name=name, runtime="python3.12", architecture="arm64"))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {r.version_arn for r in results} == {_arn(name, 2)}
+    assert sorted(r.published for r in results) == [False, True]
+    assert sorted(v["Version"] for v in moto.versions(name)) == [1, 2]
+    kept = moto.client("lambda").get_layer_version(LayerName=name, VersionNumber=2)
+    assert kept["Content"]["CodeSha256"] == code_sha256(layer)

@@ -57,6 +57,7 @@ SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "extra_installer_args": (("--pre",), ["--installer-arg=--pre"]),
     "verify": (False, ["--no-verify"]),
     "verify_ignore": (("glibc",), ["--ignore", "glibc"]),
+    "import_sandbox": ("bubblewrap", ["--import-sandbox", "bubblewrap"]),
     "groups": (("lambda",), ["--group", "lambda"]),
     "member": ("api", ["--member", "api"]),
     "only_groups": (True, ["--only-groups", "--group", "lambda"]),

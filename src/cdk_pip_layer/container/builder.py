@@ -41,6 +41,7 @@ from cdk_pip_layer.engine.scratch import UNCHECKED_MAX_AGE, Owner
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
+from cdk_pip_layer.engine.verify.smoke_import import NO_SANDBOX
 from cdk_pip_layer.engine.verify.verifier import ELF_CHECKS, LayerVerification
 
 from .protocol import (
@@ -330,16 +331,23 @@ class PipBasedLambdaLayerContainerBuilder:
                     subject=str(target),
                     hint="run again with logging at DEBUG to see the container's output, and report it.",
                 )
-            verification = self._verify(built_zip, requirements, report)
+            verification = self._verify(built_zip, requirements, report, built_artifacts)
             built_artifacts.rename(build.artifacts_dir)
             built_zip.replace(build.zip_path)
             published = build.publish(sha256=report.sha256)
             if verification is not None:
                 write_report(verification.report, published.zip_path.parent)
-        host_warnings = [] if verification is None else [str(w) for w in verification.warnings if w.check in ELF_CHECKS]
+        in_image = list(report.warnings)
+        host_checks = set(ELF_CHECKS)
+        if _import_skipped_in_image(report) and verification is not None and verification.import_ran:
+            in_image = [w for w in in_image if not _is_unsandboxed(w)]  # the host's container ran it instead
+            host_checks.add("import")
+        host_warnings = (
+            [] if verification is None else [str(w) for w in verification.warnings if w.check in host_checks]
+        )
         return dataclasses.replace(
             report,
-            warnings=(*report.warnings, *host_warnings),
+            warnings=(*in_image, *host_warnings),
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,
             installer=f"{report.installer} in {self.image} ({target.docker_platform})",
@@ -348,13 +356,22 @@ class PipBasedLambdaLayerContainerBuilder:
         )
 
     def _verify(
-        self, built_zip: Path, requirements: RequirementsFile, report: LayerBuildResult
+        self, built_zip: Path, requirements: RequirementsFile, report: LayerBuildResult, artifacts: Path
     ) -> LayerVerification | None:
         """Verify the zip the image built, on the host: the ELF checks need pyelftools, which the image lacks
-        (the smoke import ran in the image, with the runtime's own Python)."""
+        (the smoke import ran in the image, with the runtime's own Python). Where the image had no sandbox for
+        the import (a build run as a user without root's rights in the container), the import runs here, in a
+        container of the same image made for it: no network, no capability, the layer read-only."""
         options = self.options
         if not options.verify:
             return None
+        importer = None
+        if _import_skipped_in_image(report):
+            from .smoke import DockerImporter  # smoke imports this module
+
+            importer = DockerImporter(self.image, self._docker())
+            if importer.unavailable(self.target) is not None:
+                importer = None
         with phase("verify on the host"):
             return verify_built_layer(
                 built_zip,
@@ -362,6 +379,8 @@ class PipBasedLambdaLayerContainerBuilder:
                 requirements=[line.requirement for line in requirements.requirements if line.requirement],
                 built_from_source=report.built_from_source,
                 imported_in=self.image,
+                importer=importer,
+                layer_dir=artifacts if importer is not None else None,
                 subject=f"{options.requirements} for {self.target}, built in {self.image}",
             )
 
@@ -490,3 +509,24 @@ def prepare_cache_volume(
         if owned and client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+
+
+def _warnings(report: LayerBuildResult, verification: LayerVerification | None) -> tuple[str, ...]:
+    """The build's warnings: the image's, and the host's checks that the image could not make (the ELF checks; the
+    smoke import, when the host ran it for want of a sandbox in the image)."""
+    in_image = list(report.warnings)
+    host_checks = set(ELF_CHECKS)
+    if verification is not None and verification.import_ran and _import_skipped_in_image(report):
+        in_image = [w for w in in_image if not _is_unsandboxed(w)]
+        host_checks.add("import")
+    found = verification.warnings if verification is not None else ()
+    return (*in_image, *(str(w) for w in found if w.check in host_checks))
+
+
+def _is_unsandboxed(warning: str) -> bool:
+    """Whether a warning of the build in the image says that its smoke import was skipped for want of a sandbox."""
+    return warning.startswith("import: ") and NO_SANDBOX in warning
+
+
+def _import_skipped_in_image(report: LayerBuildResult) -> bool:
+    return any(_is_unsandboxed(w) for w in report.warnings)

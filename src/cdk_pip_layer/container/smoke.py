@@ -1,7 +1,11 @@
 """The smoke import in the Lambda build image (``verify --import=docker``): the engine's import script
 (:data:`cdk_pip_layer.engine.verify.smoke_import.SCRIPT`) run by the image's Python for the target's Docker platform,
 the layer mounted read-only at ``/opt`` as Lambda mounts it, no network, no environment but
-``LD_LIBRARY_PATH=/opt/lib``."""
+``LD_LIBRARY_PATH=/opt/lib``.
+
+The container is the sandbox: its own PID, network (none), mount, IPC and UTS namespaces; every capability
+dropped and no privilege to gain (``no-new-privileges``); a read-only root file system with a private ``/tmp``;
+one writable directory for the results. Removing it at the end ends every process the layer's code started."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from cdk_pip_layer.engine.verify.smoke_import import SCRIPT
 
 from .builder import _can_emulate, _host_architecture
 
+# Processes the import may run at once in the container (a fork bomb stops there).
+PIDS_LIMIT = 512
 _DOCKER_ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "arm64", "aarch64": "arm64"}
 
 
@@ -60,6 +66,9 @@ class DockerImporter:
             return f"this host cannot run {target.architecture.value} containers (register QEMU for it)"
         return None
 
+    def reaches(self, layer_dir: Path) -> bool:
+        return True  # Docker's daemon mounts it
+
     def run(self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float) -> str:
         assert self._target is not None and self._client is not None
         target = self._target
@@ -85,6 +94,11 @@ class DockerImporter:
             user=f"{os.getuid()}:{os.getgid()}",
             working_dir="/tmp",
             network_disabled=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
+            pids_limit=PIDS_LIMIT,
         )
         try:
             container.start()

@@ -1,6 +1,8 @@
 """What AWS accepts for the names and texts a shared layer carries: layer names, account and organization ids,
 SSM parameter names, a layer's description and licence. Pure checks, one definition, used by the CDK construct
-(before CloudFormation sees a prop) and by ``cdk-pip-layer publish`` (before the first request)."""
+(before CloudFormation sees a prop) and by ``cdk-pip-layer publish`` (before the first request).
+
+Each pattern must match the whole name (``fullmatch``: ``$`` alone would let a trailing newline through)."""
 
 from __future__ import annotations
 
@@ -20,21 +22,21 @@ LICENSE_LIMIT = 512  # characters of a layer version's licence
 
 def layer_name_ok(name: str) -> bool:
     """1 to 140 letters, digits, ``-`` and ``_``, or a layer ARN."""
-    return bool(_LAYER_NAME.match(name))
+    return bool(_LAYER_NAME.fullmatch(name))
 
 
 def account_id_ok(account: str) -> bool:
     """Twelve digits."""
-    return bool(_ACCOUNT.match(account))
+    return bool(_ACCOUNT.fullmatch(account))
 
 
 def organization_id_ok(organization: str) -> bool:
     """``o-`` and 10 to 32 lower-case letters or digits."""
-    return bool(_ORGANIZATION.match(organization))
+    return bool(_ORGANIZATION.fullmatch(organization))
 
 
 def ssm_name_ok(name: str) -> bool:
     """Letters, digits and ``_ . - /``; a hierarchical name starts with ``/``; never ``aws…`` or ``ssm…``."""
     bare = name.lstrip("/").lower()
     hierarchical_ok = "/" not in name or name.startswith("/")
-    return bool(_SSM_NAME.match(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))
+    return bool(_SSM_NAME.fullmatch(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))

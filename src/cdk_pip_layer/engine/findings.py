@@ -22,7 +22,8 @@ CHECKS: Mapping[str, str] = {
     "paths": "entries with absolute or '..' paths, duplicates, device files (never ignored: never extracted)",
     "symlinks": "symbolic links that leave the layer or point nowhere",
     "permissions": "files and directories the runtime's user cannot read",
-    "size": "Lambda's limits: 262,144,000 bytes unzipped (error); 200 MB unzipped and 50 MB zipped (warnings)",
+    "size": "Lambda's limits: 250 MiB (262,144,000 bytes) unzipped (error); 200 MiB unzipped and 50 MiB zipped "
+    "(warnings)",
     "tags": "wheel tags the runtime cannot load (Python ABI, platform, manylinux above its glibc)",
     "requires-python": "distributions whose Requires-Python excludes the runtime's Python",
     "dependencies": "declared dependencies (markers evaluated for the target) that are not in the layer",
@@ -69,8 +70,8 @@ class Finding:
     hint: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.severity.value}: [{self.check}] {self.subject}: {self.problem}"
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{self.severity.value}: [{self.check}] {printable(self.subject)}: {printable(self.problem)}"
+        return f"{text} ({printable(self.hint)})" if self.hint else text
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -80,6 +81,15 @@ class Finding:
             "problem": self.problem,
             "hint": self.hint,
         }
+
+
+def printable(text: str) -> str:
+    """``text`` fit to print on one line: escape codes, newlines, carriage returns, Unicode line separators and
+    every other character that is not printable shown as Python escapes (``\\x1b``), so that a name from a zip
+    cannot forge a line of output or drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def error(check: str, subject: str, problem: str, hint: str = "") -> Finding:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from cdk_pip_layer.engine.findings import printable
 from cdk_pip_layer.engine.inputs.locked import installer_input, read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.install.choice import LayerInstall, blind_filename, blind_spot_for
@@ -362,7 +363,9 @@ class PipBasedLambdaLayerLocalBuilder:
                         installed.built_from_source,
                         build.artifacts_dir,
                     )
-                warnings += [f"{w.check}: {w.subject}: {w.problem}" for w in verification.warnings]
+                warnings += [
+                    f"{w.check}: {printable(w.subject)}: {printable(w.problem)}" for w in verification.warnings
+                ]
             published = build.publish(sha256=written.sha256)
             if verification is not None:
                 write_report(verification.report, published.zip_path.parent)

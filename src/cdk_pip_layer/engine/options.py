@@ -64,6 +64,32 @@ class InstallerChoice(str, enum.Enum):
 INSTALLER_CHOICES: tuple[str, ...] = tuple(choice.value for choice in InstallerChoice)
 
 
+class SandboxKind(str, enum.Enum):
+    """Which sandbox the smoke import runs in (see the module's documentation)."""
+
+    AUTO = "auto"
+    BUBBLEWRAP = "bubblewrap"
+    USER = "user"
+    NONE = "none"
+
+    @classmethod
+    def parse(cls, value: SandboxKind | str) -> SandboxKind:
+        if isinstance(value, SandboxKind):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise InvalidInputError(
+                f"Unknown smoke import sandbox {value!r}",
+                subject="import sandbox",
+                hint="use 'auto' (the strongest this host offers), 'bubblewrap', 'user' (root only) or 'none' (the "
+                "layer's code runs unconfined).",
+            ) from None
+
+
+SandboxName = Literal["auto", "bubblewrap", "user", "none"]
+
+
 class BundlingMode(str, enum.Enum):
     """Where the layer is built.
 
@@ -347,6 +373,20 @@ class LayerBuildOptions:
         flags=(Flag(("--no-verify",), "skip the checks of the built layer", "off"),),
         hashed=Hashed.ALWAYS,
     )
+    import_sandbox: SandboxKind = option(
+        SandboxKind.AUTO,
+        doc="where the smoke import runs the layer's code: auto (bubblewrap, else a user id of its own when root, "
+        "else skipped with a warning), bubblewrap, user, or none (unconfined: the user's opt-in; see "
+        "docs/explanation/smoke-import-sandbox.md)",
+        flags=(
+            Flag(
+                ("--import-sandbox",),
+                "the smoke import's sandbox: auto (default), bubblewrap, user, or none (unconfined)",
+                choices=("auto", "bubblewrap", "user", "none"),
+            ),
+        ),
+        hashed=Hashed.NEVER,  # where the check runs, not what the layer holds
+    )
     verify_ignore: tuple[str, ...] = option(
         (),
         doc="checks to turn off by name, e.g. ('glibc',) (see cdk_pip_layer.engine.findings.CHECKS)",
@@ -446,6 +486,7 @@ class LayerBuildOptions:
             extra_installer_args=_installer_args(args.get("extra_installer_args", ())),
             verify=bool(args.get("verify", True)),
             verify_ignore=parse_ignore(args.get("verify_ignore", ())),
+            import_sandbox=SandboxKind.parse(args.get("import_sandbox", SandboxKind.AUTO)),
             groups=_lock_names(args.get("groups", ()), "groups"),
             member=_member(args.get("member")),
             slim=bool(args.get("slim", False)),
@@ -643,6 +684,7 @@ class LayerOptionArgs(TypedDict, total=False):
     extra_installer_args: str | Sequence[str]
     verify: bool
     verify_ignore: str | Sequence[str]
+    import_sandbox: SandboxKind | SandboxName
     groups: str | Sequence[str]
     member: str | None
     only_groups: bool

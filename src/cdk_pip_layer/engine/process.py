@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .redact import redact
 from .scratch import make_scratch_dir, remove_stale
@@ -31,6 +32,7 @@ class CompletedRun:
     argv: tuple[str, ...]
     returncode: int
     output: str  # stdout and stderr interleaved, already redacted
+    pid: int = 0  # the child's process id (and its process group's), 0 when it did not start
 
     @property
     def ok(self) -> bool:
@@ -52,13 +54,21 @@ def run(
     secrets: Iterable[str] = (),
     timeout: float | None = None,
     redact_output: bool = True,
+    inherit_env: bool = True,
+    user: int | None = None,
+    output_file: Path | None = None,
 ) -> CompletedRun:
     """Run ``argv`` and return its redacted, combined output. Never raises for a non-zero exit.
 
     ``env`` entries are added to (not substituted for) the current environment, so the user's ``PIP_*``
-    settings and proxy variables reach the child. ``secrets`` are removed from the output in addition to any
-    URL userinfo. ``redact_output=False`` returns the output as printed, for reading settings that hold
-    credentials (never for showing it).
+    settings and proxy variables reach the child; with ``inherit_env=False`` the child gets ``env`` alone.
+    ``secrets`` are removed from the output in addition to any URL userinfo. ``redact_output=False`` returns the
+    output as printed, for reading settings that hold credentials (never for showing it). ``user`` (root only):
+    the child runs as that user id, with the group id of the same number and no supplementary groups.
+
+    ``output_file``: the output goes to that file (new, created here) instead of a pipe, and the run ends when the
+    child ends, even if processes it started still hold the file open (their clean-up is the caller's); the
+    output returned is the file's last :data:`OUTPUT_FILE_TAIL` bytes.
 
     The child runs in a session of its own with a private ``TMPDIR`` (unless ``env`` names one), removed when it
     ends. When the caller is interrupted (KeyboardInterrupt, or any exception, e.g. from a SIGTERM handler) or the
@@ -67,11 +77,11 @@ def run(
     """
     args = tuple(os.fspath(a) for a in argv)
     secrets = list(secrets)
-    full_env = dict(os.environ)
+    full_env = dict(os.environ) if inherit_env else {}
     if env:
         full_env.update(env)
     _log.debug("running: %s", redact(" ".join(args)))
-    with _private_tmpdir(full_env, explicit=bool(env and "TMPDIR" in env)):
+    with _private_tmpdir(full_env, explicit=bool(env and "TMPDIR" in env)), _output(output_file) as out:
         # SIGINT/SIGTERM are held while the child starts and released inside the try below: one that lands just as
         # the child exists (before the wait for it began) then still stops it, instead of leaving it running.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD) if _LINUX else None
@@ -80,13 +90,16 @@ def run(
                 args,
                 cwd=cwd,
                 env=full_env,
-                stdout=subprocess.PIPE,
+                stdout=out if out is not None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 text=True,
                 errors="replace",
                 start_new_session=_POSIX,
                 preexec_fn=_child_setup(os.getpid(), held) if _LINUX else None,  # noqa: PLW1509 - two libc calls, loaded before
+                user=user,
+                group=user,
+                extra_groups=[] if user is not None else None,
             )
         except FileNotFoundError:
             _release(held)
@@ -98,13 +111,40 @@ def run(
             _release(held)
             output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            output = _stop(proc)
-            return CompletedRun(args, -1, redact(_ANSI.sub("", output) + f"\n(timed out after {timeout} s)", secrets))
+            output = _stop(proc) + _tail(out)
+            output = redact(_ANSI.sub("", output) + f"\n(timed out after {timeout} s)", secrets)
+            return CompletedRun(args, -1, output, proc.pid)
         except BaseException:
             _stop(proc)
             raise
+        output = output if out is None else _tail(out)
     output = _ANSI.sub("", output or "")
-    return CompletedRun(args, proc.returncode, redact(output, secrets) if redact_output else output)
+    return CompletedRun(args, proc.returncode, redact(output, secrets) if redact_output else output, proc.pid)
+
+
+# How much of an output file (``output_file``) is read back.
+OUTPUT_FILE_TAIL = 64 * 1024
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[bytes] | None]:
+    """The file a child writes its output to (new: never one that is there already, or a link), or None."""
+    if path is None:
+        yield None
+        return
+    fd = os.open(
+        path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600
+    )
+    with os.fdopen(fd, "w+b") as handle:
+        yield handle
+
+
+def _tail(out: IO[bytes] | None) -> str:
+    """The last :data:`OUTPUT_FILE_TAIL` bytes of an output file, decoded."""
+    if out is None:
+        return ""
+    size = os.fstat(out.fileno()).st_size
+    return os.pread(out.fileno(), OUTPUT_FILE_TAIL, max(0, size - OUTPUT_FILE_TAIL)).decode("utf-8", "replace")
 
 
 # How long a stopped child gets to exit after SIGTERM before it is killed.

@@ -13,6 +13,14 @@ parameter last (consumers that read it never see a version without its grants). 
 version was published, that version is deleted again; an uploaded zip whose version could not be published is
 removed. The error says what, if anything, remains.
 
+Two runs at once (two CI jobs publishing the same new zip): Lambda has no conditional publish, so both may read
+the layer before either publishes, and both publish. Each run then looks at the versions published since its read;
+the one whose version has the higher number finds the other's with the same content and attributes, deletes its
+own, and answers with the other's (``published`` False). One version remains, and both print its ARN. What is not
+guaranteed: for a moment two versions with this content exist (a deploy reading the latest version just then can
+take the one deleted next); the outcome relies on ListLayerVersions showing a version as soon as it is published;
+runs publishing different content at once each publish theirs (the last one is the latest).
+
 boto3 is imported here only, and only when publishing (the ``cdk-pip-layer[publish]`` extra): importing
 ``cdk_pip_layer`` never needs it.
 """

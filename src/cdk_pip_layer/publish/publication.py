@@ -36,15 +36,20 @@ class Publication:
             self._check_bucket()
         existing = self._statements(reused)
         ssm_value = self._ssm_value()
-        version = reused if reused is not None else self._publish()
+        if reused is None:
+            published = self._publish()
+            version = self._settle(published, latest)
+            mine = version is published  # else another run's, published at the same time
+        else:
+            version, mine = reused, False
         try:
             grants = tuple(self._grant(version, grant, existing) for grant in request.grants)
             ssm_updated = self._write_ssm(version["LayerVersionArn"], ssm_value)
         except BaseException as exc:
-            if reused is None:
+            if mine:
                 raise self._roll_back(version, exc) from None
             raise
-        return self._result(version, published=reused is None, grants=grants, ssm_updated=ssm_updated)
+        return self._result(version, published=mine, grants=grants, ssm_updated=ssm_updated)
 
     # --- reads -------------------------------------------------------------------------------------------------
 
@@ -201,6 +206,38 @@ class Publication:
             raise self._remove_upload(exc) from None
         _log.info("published version %s: %s", version["Version"], version["LayerVersionArn"])
         return version
+
+    def _settle(self, ours: dict[str, Any], seen: dict[str, Any] | None) -> dict[str, Any]:
+        """After publishing: when another run published the same content meanwhile (both read the layer before
+        either published), keep the version with the lower number and delete this run's own if it is not that one.
+
+        Only the run whose version is higher finds the other one among the versions published since its read, so
+        exactly one of two such runs deletes its version: one version remains, and both answer with it. This holds
+        when ListLayerVersions shows a version once PublishLayerVersion has returned it; for a moment, two versions
+        with this content exist."""
+        floor = int(seen["Version"]) if seen is not None else 0
+        mine = int(ours["Version"])
+        name = self.request.layer_name
+        between = sorted(
+            int(item["Version"])
+            for page in self.aws.pages("lambda", "ListLayerVersions", "LayerVersions", LayerName=name)
+            for item in page
+            if floor < int(item["Version"]) < mine
+        )
+        for number in between:
+            try:
+                other: dict[str, Any] = self.aws.call("lambda", "GetLayerVersion", LayerName=name, VersionNumber=number)
+            except PublishError as exc:
+                if exc.aws_code == "ResourceNotFoundException":  # deleted again meanwhile (its run rolled back)
+                    continue
+                raise
+            if self._same(other):
+                _log.info(
+                    "another run published this content as version %s meanwhile: deleting version %s", number, mine
+                )
+                self.aws.call("lambda", "DeleteLayerVersion", LayerName=name, VersionNumber=mine)
+                return other
+        return ours
 
     def _content(self) -> dict[str, Any]:
         request = self.request

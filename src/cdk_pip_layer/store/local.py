@@ -23,16 +23,19 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE
 
 from .layer_store import SIGNING_KEY_VARIABLE, Fetched
+
+T = TypeVar("T")
 
 RECORD_FILE = "record.json"
 # Under the cache directory: the local layer store.
@@ -141,7 +144,7 @@ class LocalLayerStore:
             known = data.get("format") == _FORMAT
         except FileNotFoundError:
             raise _Mismatch(f"it has no {RECORD_FILE} saying what was built") from None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             raise _Mismatch(f"its {RECORD_FILE} cannot be read") from None
         if not known:
             raise _Mismatch(f"its {RECORD_FILE} has an unknown format")
@@ -173,13 +176,30 @@ class LocalLayerStore:
             _write_atomically(entry, REPORT_FILE, lambda out: _write_bytes(data, out))
         else:
             (entry / REPORT_FILE).unlink(missing_ok=True)
-        record = StoreRecord(key=key, sha256=digest, size=size, build=build)
+        record = StoreRecord(key=key, sha256=digest, size=size, build=without_host_paths(build))
         content = {"format": _FORMAT, "key": key, "sha256": digest, "size": size, "build": record.build}
         if self._signing_key is not None:
             content["hmac"] = record.signature(self._signing_key)
         record_data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
         _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(record_data, out))
         return path
+
+
+# An absolute path in a text (not the path of a URL): "/", then names, each ended by "/"; its last name is kept.
+_HOST_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s()'\"/]+/)+([^\s()'\"/]+)")
+
+
+def without_host_paths(value: T) -> T:
+    """``value`` (the build's summary: strings, numbers, lists, dicts) with every absolute path in its strings cut
+    to its last name ("uv 0.5.0 (/home/me/.venv/bin/uv)" -> "uv 0.5.0 (uv)"): the record says what was built,
+    not where on which machine (the cache may be shared)."""
+    if isinstance(value, str):
+        return _HOST_PATH.sub(r"\1", value)  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [without_host_paths(item) for item in value]  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {key: without_host_paths(item) for key, item in value.items()}  # type: ignore[return-value]
+    return value
 
 
 def _copy_hashed(source: Path, dest: Path) -> str:

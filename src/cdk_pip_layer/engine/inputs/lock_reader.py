@@ -189,6 +189,12 @@ def load_toml(path: Path, text: str, tool: str) -> dict[str, Any]:
             subject=str(path),
             hint=f"lock again with {tool}, or fix the file.",
         ) from None
+    except RecursionError:  # valid TOML nested deeper than Python's parser goes: no lock file is
+        raise RequirementsFileError(
+            f"{path.name} is nested too deeply to be read",
+            subject=str(path),
+            hint=f"lock again with {tool}: no lock file nests its arrays and tables this deep.",
+        ) from None
     return data
 
 

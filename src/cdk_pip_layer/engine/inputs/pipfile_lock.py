@@ -22,6 +22,8 @@ class PipfileLockReader(LockReader):
             data = json.loads(text)
         except ValueError as exc:
             raise self.invalid(f"not JSON ({exc})") from None
+        except RecursionError:  # valid JSON nested deeper than Python's parser goes: no lock file is
+            raise self.invalid("nested too deeply to be read") from None
         if not isinstance(data, dict):
             raise self.invalid("not a JSON object")
         sources = {str(s.get("name")): s.get("url") for s in map(table, array(table(data.get("_meta")).get("sources")))}

@@ -44,6 +44,8 @@ from .lines import (
 # device (-r /dev/zero) or a runaway line is refused at once instead of read, or parsed, without end.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_LINE_CHARS = 256 * 1024
+# How deep -r/-c files may include each other (pip has no limit, and fails with Python's recursion limit).
+MAX_INCLUDE_DEPTH = 100
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 _ALLOWED_HASHES = ("sha256", "sha384", "sha512")
@@ -275,6 +277,12 @@ class _Reader:
                 f"A requirements file includes itself (included from {parent})",
                 subject=str(path),
                 hint="remove the circular -r/-c line.",
+            )
+        if len(self.including) >= MAX_INCLUDE_DEPTH:
+            raise RequirementsFileError(
+                f"Requirements files include each other more than {MAX_INCLUDE_DEPTH} deep (included from {parent})",
+                subject=str(path),
+                hint="include the files from fewer levels (one file may include many).",
             )
         text, encoding = read_text(path, parent)
         self.top = self.top or path

@@ -24,6 +24,7 @@ from cdk_pip_layer.engine.errors import (
     LayerBuildError,
     NoCompatibleDistributionError,
 )
+from cdk_pip_layer.engine.findings import printable
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
 from cdk_pip_layer.engine.inputs.requirements import IndexOption
 from cdk_pip_layer.engine.process import CompletedRun
@@ -124,9 +125,16 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
 
 
+# What a URL cannot hold as such: whitespace and control characters.
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
 def probe_index(url: str, project: str | None = None, timeout: float = 10.0) -> IndexProblem | None:
     """What went wrong asking ``url`` for ``project``'s page (redacted): no answer, or an HTTP 401, 403 or 5xx;
     None when the index answered with the page or with "no such project"."""
+    if _UNSENDABLE.search(url):  # urllib would strip some, http.client refuse others: say what is wrong instead
+        shown = redact(printable(url))
+        return IndexProblem(shown, "the URL holds a space or a control character (a newline?): no index has it")
     parts = urlsplit(url)
     if parts.scheme == "file":
         return None  # a local index: nothing to reach (pip and uv pass over a missing one with a warning)

@@ -11,14 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdk_pip_layer.engine.process import run
-from cdk_pip_layer.engine.verify.smoke_import import IMPORT_TIMEOUT, LocalImporter, smoke_import
+from cdk_pip_layer.engine.verify.smoke_import import LocalImporter, smoke_import
 
-# Run as ``python -I -S -B -c SCRIPT SITE_DIR NAMES_JSON``: prints {name: error} for each distribution whose
-# version cannot be read.
+# Run in the smoke import's sandbox as ``python -I -S -B -c SCRIPT LAYER_DIR NAMES_JSON``: prints {name: error} for
+# each distribution whose version cannot be read.
 _METADATA_SCRIPT = r"""
-import importlib.metadata as metadata, json, sys
-site, names = sys.argv[1], json.loads(sys.argv[2])
+import importlib.metadata as metadata, json, os, sys
+site, names = os.path.join(sys.argv[1], "python"), json.loads(sys.argv[2])
 sys.path.insert(0, site)
 failed = {}
 for name in names:
@@ -85,9 +84,8 @@ def prove(
 
 
 def _metadata(importer: LocalImporter, site_dir: Path, names: Sequence[str], workdir: Path) -> list[ProofFailure]:
-    assert importer.executable is not None
-    argv = [importer.executable, "-I", "-S", "-B", "-c", _METADATA_SCRIPT, str(site_dir), json.dumps(list(names))]
-    done = run(argv, cwd=workdir, env={"PYTHONDONTWRITEBYTECODE": "1"}, timeout=IMPORT_TIMEOUT)
+    # The layer's code may run here too (a module named like one the standard library imports late): the sandbox.
+    done = importer.run_script(_METADATA_SCRIPT, [json.dumps(list(names))], site_dir.parent, workdir / "metadata")
     last = done.output.strip().splitlines()[-1] if done.output.strip() else ""
     try:
         failed = json.loads(last) if done.ok else None

@@ -11,6 +11,7 @@ from packaging.requirements import Requirement
 
 from cdk_pip_layer.engine.options import LayerBuildOptions
 
+from .smoke_import import Importer
 from .verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 
 _log = logging.getLogger("cdk_pip_layer")
@@ -26,15 +27,18 @@ def verify_built_layer(
     python: str | None = None,
     layer_dir: Path | None = None,
     imported_in: str | None = None,
+    importer: Importer | None = None,
     subject: str | None = None,
 ) -> LayerVerification:
     """Verify the layer a build made for ``options`` (their target and ``verify_ignore``); raise one
     :class:`VerificationError` listing every error.
 
     ``requirements``, ``built_from_source``, ``wheels_only``: what the build knows (see :class:`BuildContext`).
-    The smoke import runs here (``python``, or an interpreter found; in ``layer_dir`` when the layer is on disk
-    already), unless it ran in the build image already (``imported_in``: where).
+    The smoke import runs here (``python``, or an interpreter found; in the sandbox ``options.import_sandbox``
+    names; in ``layer_dir`` when the layer is on disk already), unless it ran in the build image already
+    (``imported_in``: where), or runs with ``importer`` (in a container of the build image).
     """
+    mode = ImportMode.DOCKER if importer is not None else ImportMode.OFF if imported_in else ImportMode.AUTO
     verification = verify_layer_zip(
         zip_path,
         options.runtime,
@@ -46,8 +50,10 @@ def verify_built_layer(
             built_from_source=tuple(built_from_source),
             wheels_only=wheels_only,
         ),
-        smoke_import=ImportMode.OFF if imported_in else ImportMode.AUTO,
+        smoke_import=mode,
+        importer=importer,
         import_note=f"ran in {imported_in} during the build" if imported_in else None,
+        import_sandbox=options.import_sandbox,
         python=python,
         layer_dir=layer_dir,
     )

@@ -7,6 +7,7 @@ import base64
 import binascii
 import csv
 import email.policy
+import functools
 import io
 import posixpath
 import re
@@ -56,6 +57,7 @@ class LayerDistribution:
     has_record: bool
     record: tuple[RecordRow, ...]  # rows inside the layer
     outside_record: int  # rows that point outside the site directory (../../bin/… of pip --target)
+    record_error: str | None = None  # why the RECORD could not be read to its end
 
     @property
     def pin(self) -> str:
@@ -122,26 +124,36 @@ def _licence(headers: email.message.Message) -> str | None:
     return None
 
 
-def _record_rows(text: str, site: str) -> tuple[list[RecordRow], int]:
+def _record_rows(text: str, site: str) -> tuple[list[RecordRow], int, str | None]:
+    """The rows of a RECORD inside the site directory, how many point outside, and why it could not be read to
+    its end (a field over the csv module's limit, 128 KiB)."""
     rows: list[RecordRow] = []
     outside = 0
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0]:
-            continue
-        path = posixpath.normpath(posixpath.join(site, row[0].replace("\\", "/")))
-        if not path.startswith(site) or row[0].startswith("/"):
-            outside += 1
-            continue
-        digest = None
-        if len(row) > 1 and row[1].startswith("sha256="):
-            encoded = row[1][len("sha256=") :]
-            try:
-                digest = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
-            except (binascii.Error, ValueError):
-                digest = "invalid"
-        size = int(row[2]) if len(row) > 2 and row[2].isdigit() else None
-        rows.append(RecordRow(path, digest, size))
-    return rows, outside
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            outside += _record_row(row, site, rows)
+    except csv.Error as exc:
+        return rows, outside, str(exc)
+    return rows, outside, None
+
+
+def _record_row(row: list[str], site: str, rows: list[RecordRow]) -> int:
+    """Add ``row`` to ``rows`` when it is inside ``site``; 1 when it points outside, else 0."""
+    if not row or not row[0]:
+        return 0
+    path = posixpath.normpath(posixpath.join(site, row[0].replace("\\", "/")))
+    if not path.startswith(site) or row[0].startswith("/"):
+        return 1
+    digest = None
+    if len(row) > 1 and row[1].startswith("sha256="):
+        encoded = row[1][len("sha256=") :]
+        try:
+            digest = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
+        except (binascii.Error, ValueError):
+            digest = "invalid"
+    size = int(row[2]) if len(row) > 2 and row[2].isdigit() else None
+    rows.append(RecordRow(path, digest, size))
+    return 0
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,12 @@ class LayerInventory:
         found = owners.get(path)
         if found is not None:
             return found
-        return next((d for d in self.distributions if path.startswith(d.dist_info)), None)
+        head, marker, _ = path.partition(".dist-info/")
+        return self._by_dist_info.get(head + marker) if marker else None
+
+    @functools.cached_property
+    def _by_dist_info(self) -> dict[str, LayerDistribution]:
+        return {dist.dist_info: dist for dist in self.distributions}
 
 
 def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventory:
@@ -207,7 +224,7 @@ def _read_distribution(
     wheel = _text(archive, by_path.get(f"{dist_info}WHEEL"))
     tags = tuple(line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:"))
     record_entry = by_path.get(f"{dist_info}RECORD")
-    rows, outside = _record_rows(_text(archive, record_entry), site)
+    rows, outside, record_error = _record_rows(_text(archive, record_entry), site)
     requires_python = str(headers.get("Requires-Python") or "").strip() or None
     return LayerDistribution(
         name=canonicalize_name(name),
@@ -222,4 +239,5 @@ def _read_distribution(
         has_record=record_entry is not None,
         record=tuple(rows),
         outside_record=outside,
+        record_error=record_error,
     )

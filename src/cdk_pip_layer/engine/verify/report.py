@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdk_pip_layer.engine.findings import Finding, Severity
+from cdk_pip_layer.engine.findings import Finding, Severity, printable
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE
 
 if TYPE_CHECKING:
@@ -31,8 +31,9 @@ REPORT_FORMAT = 1
 
 # Lambda's limits (AWS, "Lambda quotas"): a function and all its layers unzipped; a zip uploaded directly.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-UNZIPPED_WARNING = 200 * 1000 * 1000  # little room left for the function's own code and the other layers
-ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1000 * 1000
+_MIB = 1024 * 1024
+UNZIPPED_WARNING = 200 * _MIB  # little room left for the function's own code and the other layers
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * _MIB  # Lambda's "50 MB" for a zip sent in the request
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,14 @@ class LayerReport:
         ]
         for dist in sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))[:largest]:
             lines.append(
-                f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
-                f"{dist.licence or 'licence unknown'}, {dist.origin}"
+                printable(
+                    f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
+                    f"{dist.licence or 'licence unknown'}, {dist.origin}"
+                )
             )
         if len(self.distributions) > largest:
             lines.append(f"  … and {len(self.distributions) - largest} more")
-        lines += [f"skipped {check}: {reason}" for check, reason in sorted(self.skipped.items())]
+        lines += [printable(f"skipped {check}: {reason}") for check, reason in sorted(self.skipped.items())]
         return lines
 
 

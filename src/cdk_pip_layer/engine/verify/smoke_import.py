@@ -3,15 +3,17 @@ runtime's Python with only the layer on ``sys.path`` (``-I -S``: no environment,
 host), in a subprocess with a timeout and an empty environment, the layer's ``lib/`` on ``LD_LIBRARY_PATH`` as
 Lambda puts ``/opt/lib``.
 
-A module that crashes the interpreter or hangs is reported, and the rest are imported in a fresh process. Where the
-interpreter runs is an :class:`Importer`: here a local one (:class:`LocalImporter`); the container wing has one that
-runs in the Lambda build image.
+Importing runs the layer's code, so it runs in a sandbox (:mod:`.sandbox`): where none can run, the import is
+skipped with a warning unless the caller asked for none. A module that crashes the interpreter or hangs is
+reported, and the rest are imported in a fresh process. Where the interpreter runs is an :class:`Importer`: here a
+local one (:class:`LocalImporter`); the container wing has one that runs in the Lambda build image.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +24,11 @@ from packaging.utils import canonicalize_name
 from cdk_pip_layer.engine.findings import Finding, error, warning
 from cdk_pip_layer.engine.interpreters import find_interpreter, probe
 from cdk_pip_layer.engine.lambda_os import RUNTIME_MODULES
-from cdk_pip_layer.engine.process import run
+from cdk_pip_layer.engine.options import SandboxKind
+from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.target import LambdaTarget
+
+from .sandbox import Sandbox, choose_sandbox
 
 IMPORT_TIMEOUT = 120.0
 # Run by the target's Python as ``python -I -S -B -c SCRIPT LAYER_DIR MODULES_JSON RESULTS_FILE``. Lambda imports from
@@ -31,6 +36,7 @@ IMPORT_TIMEOUT = 120.0
 SCRIPT = r"""
 import importlib, json, os, sys, traceback
 layer, names, results = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+os.umask(0o022)  # the results must stay readable by the verification, which may not be the sandbox's user
 version = "python%d.%d" % sys.version_info[:2]
 sys.path[:0] = [os.path.join(layer, "python", "lib", version, "site-packages"), os.path.join(layer, "python")]
 with open(results, "a", encoding="utf-8") as out:
@@ -58,41 +64,77 @@ _SERVICE_TYPES = {"ConnectionError", "TimeoutError", "gaierror", "herror", "sock
 _TEST_MODULES = {"test", "tests", "testing", "conftest", "docs", "examples", "benchmarks", "setup"}
 
 
+# What is read of a results file at most (a module's message is cut at 800 characters; 10,000 modules fit).
+RESULTS_LIMIT = 16 * 1024 * 1024
+
+
+# What the reason of an import skipped for want of a sandbox says (a container build's host looks for it).
+NO_SANDBOX = "no sandbox can hold the layer's code on this host"
+
+
+class Unsandboxed(str):
+    """Why the smoke import cannot run: no sandbox can hold the layer's code here (a warning, not just a note)."""
+
+    __slots__ = ()
+
+
 class Importer(Protocol):
     """Runs :data:`SCRIPT` once in an interpreter of the target's Python, for the target's machine."""
 
     description: str
 
     def unavailable(self, target: LambdaTarget) -> str | None:
-        """Why no such interpreter can run here (None: it can)."""
+        """Why no such interpreter can run here (None: it can); an :class:`Unsandboxed` reason when it could, but
+        not in a sandbox."""
+
+    def reaches(self, layer_dir: Path) -> bool:
+        """Whether the import can read the layer in ``layer_dir`` where it is (else it is given a copy)."""
 
     def run(self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float) -> str:
-        """Import ``modules`` from ``layer_dir``, appending to ``results``; return the process's output tail."""
+        """Import ``modules`` from ``layer_dir``, appending to ``results`` (in a directory of its own, which the
+        import may write; its parent's other files are the caller's); return the process's output tail."""
 
 
 class LocalImporter:
     """An interpreter of the runtime's exact Python on this host (``python``, else one found as the local build
-    finds one: PATH, pyenv, uv's Pythons), when it runs on the target's machine."""
+    finds one: PATH, pyenv, uv's Pythons), when it runs on the target's machine, in a sandbox of ``sandbox``'s kind
+    (:class:`.sandbox.SandboxKind`: ``auto`` takes the strongest that works here; ``none`` runs the layer's code
+    unconfined, and is never chosen unless asked for)."""
 
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, *, sandbox: SandboxKind | str = SandboxKind.AUTO) -> None:
         self.python = python
-        self._checked: tuple[str | None, str | None] | None = None
+        self.sandbox_kind = SandboxKind.parse(sandbox)
+        self._checked: tuple[Sandbox | None, str | None] | None = None
         self.description = "a local interpreter"
 
     @property
     def executable(self) -> str | None:
         """The interpreter :meth:`unavailable` found (None before it ran, or when there is none)."""
-        return self._checked[0] if self._checked is not None else None
+        sandbox = self._checked[0] if self._checked is not None else None
+        return sandbox.python.executable if sandbox is not None else None
+
+    def run_script(
+        self, script: str, arguments: Sequence[str], layer_dir: Path, work: Path, timeout: float = IMPORT_TIMEOUT
+    ) -> CompletedRun:
+        """Run ``python -I -S -B -c SCRIPT LAYER *arguments`` in the sandbox :meth:`unavailable` chose (LAYER as the
+        sandbox sees ``layer_dir``), in the new directory ``work``, the one it may write; its output goes to a file
+        beside ``work``."""
+        assert self._checked is not None and self._checked[0] is not None
+        sandbox = self._checked[0]
+        work.mkdir()
+        work.chmod(0o711)  # the sandbox's user may own it; this process reads it by name
+        args = ["-I", "-S", "-B", "-c", script, sandbox.layer_path(layer_dir), *arguments]
+        return sandbox.run(args, layer=layer_dir, work=work, output=work.parent / f"{work.name}.out", timeout=timeout)
 
     def unavailable(self, target: LambdaTarget) -> str | None:
         if self._checked is None:
             self._checked = self._find(target)
-        executable, reason = self._checked
-        if executable:
-            self.description = f"{executable} (Python {target.python_version_str}, {target.machine})"
+        sandbox, reason = self._checked
+        if sandbox is not None:
+            self.description = f"{sandbox.description} (Python {target.python_version_str}, {target.machine})"
         return reason
 
-    def _find(self, target: LambdaTarget) -> tuple[str | None, str | None]:
+    def _find(self, target: LambdaTarget) -> tuple[Sandbox | None, str | None]:
         if self.python:
             found = probe(self.python)
             if found is None:
@@ -108,31 +150,30 @@ class LocalImporter:
                 None,
                 f"{found.executable} runs on {found.sys_platform}/{found.machine}, the target is {target.machine}",
             )
-        return found.executable, None
+        sandbox = choose_sandbox(self.sandbox_kind, found.executable)
+        if isinstance(sandbox, str):
+            return None, Unsandboxed(f"{NO_SANDBOX} ({sandbox}): importing it would run it with this build's rights")
+        return sandbox, None
+
+    def reaches(self, layer_dir: Path) -> bool:
+        return self._checked is None or self._checked[0] is None or self._checked[0].reaches(layer_dir)
 
     def run(self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float) -> str:
-        assert self._checked is not None and self._checked[0]
-        # env -i: nothing of this host's environment (credentials, PYTHON*, proxies) reaches the imports.
-        argv = [
-            shutil.which("env") or "/usr/bin/env",
-            "-i",
-            "PATH=/usr/local/bin:/usr/bin:/bin",
-            "LANG=C.UTF-8",
-            f"HOME={results.parent}",
-            f"TMPDIR={results.parent}",
-            f"LD_LIBRARY_PATH={layer_dir / 'lib'}",
-            "AWS_EC2_METADATA_DISABLED=true",
-            self._checked[0],
+        assert self._checked is not None and self._checked[0] is not None
+        sandbox = self._checked[0]
+        shared = results.parent
+        args = [
             "-I",
             "-S",
             "-B",
             "-c",
             SCRIPT,
-            str(layer_dir),
+            sandbox.layer_path(layer_dir),
             json.dumps(list(modules)),
-            str(results),
+            f"{sandbox.work_path(shared)}/{results.name}",
         ]
-        done = run(argv, cwd=results.parent, timeout=timeout)
+        output = shared.parent / f"{results.stem}.out"
+        done = sandbox.run(args, layer=layer_dir, work=shared, output=output, timeout=timeout)
         return "\n".join(done.tail(5))
 
 
@@ -149,11 +190,24 @@ def _failure(item: Mapping[str, object]) -> ImportFailure:
     raw_bases = item.get("bases")
     bases = {str(b) for b in raw_bases} if isinstance(raw_bases, list) else set()
     kind = str(item.get("type") or "Error")
-    message = str(item.get("message") or "")
+    message = str(item.get("message") or "")[:800]
     words = f"{kind} {message}".lower()
     service = bool(item.get("environ")) or bool(bases & _SERVICE_TYPES) or any(w in words for w in _SERVICE_WORDS)
     missing = item.get("missing")
     return ImportFailure(str(item["failed"]), kind, str(missing) if missing else None, message, service)
+
+
+def read_results_file(results: Path) -> str:
+    """The text of a results file the import wrote: never through a link, never from a FIFO or device, at most
+    :data:`RESULTS_LIMIT` bytes ("" when there is no such regular file)."""
+    try:
+        fd = os.open(results, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return handle.read(RESULTS_LIMIT).decode("utf-8", errors="replace")
 
 
 def _read_results(results: Path) -> tuple[set[str], list[ImportFailure], str | None]:
@@ -161,12 +215,12 @@ def _read_results(results: Path) -> tuple[set[str], list[ImportFailure], str | N
     done: set[str] = set()
     failures: list[ImportFailure] = []
     current = None
-    if not results.is_file():
-        return done, failures, None
-    for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_results_file(results).splitlines():
         try:
             item = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(item, dict):
             continue
         if "start" in item:
             current = str(item["start"])
@@ -191,13 +245,16 @@ def smoke_import(
     """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer."""
     # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
     layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
+    shared = workdir / "shared"  # the one directory the import may write
+    shared.mkdir()
+    shared.chmod(0o711)  # the sandbox's user owns it; this process reads it by name, with or without root's rights
     owner = {module: pin for pin, names in modules.items() for module in names}
     pending = [module for names in modules.values() for module in names]
     failures: list[ImportFailure] = []
     attempt = 0
     while pending:
         attempt += 1
-        results = workdir / f"imports-{attempt}.jsonl"
+        results = shared / f"imports-{attempt}.jsonl"
         tail = importer.run(layer_dir, pending, results, timeout)
         done, found, stopped_in = _read_results(results)
         failures += found

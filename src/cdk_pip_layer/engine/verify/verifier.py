@@ -9,13 +9,14 @@ build runs it on the finished zip before publishing it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,19 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
-from cdk_pip_layer.engine.findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
+from cdk_pip_layer.engine.findings import (
+    CHECKS,
+    Finding,
+    Severity,
+    error,
+    grouped,
+    parse_ignore,
+    printable,
+    warning,
+)
 from cdk_pip_layer.engine.lambda_os import (
     LAYER_BIN,
     LAYER_PYTHON,
@@ -36,6 +47,8 @@ from cdk_pip_layer.engine.lambda_os import (
     pyc_loads,
     pyc_version,
 )
+from cdk_pip_layer.engine.options import SandboxKind
+from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
@@ -47,12 +60,15 @@ from .report import (
     DistributionReport,
     LayerReport,
 )
-from .smoke_import import Importer, LocalImporter, smoke_import
-from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, scan
+from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
+from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 
 ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
+# The subject of a finding about the whole layer: not the zip's path (a build verifies a staged copy, gone when the
+# finding is read; the summary's first line names the zip verified).
+LAYER = "the layer"
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
@@ -144,12 +160,11 @@ class LayerVerification:
 
     def summary(self) -> str:
         """Findings first, then the report in short."""
-        head = (
-            f"verified {self.zip_path} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        )
+        where = printable(str(self.zip_path))
+        head = f"verified {where} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
         lines = [head, *(str(f) for f in grouped(self.errors)), *(str(f) for f in grouped(self.warnings))]
         if self.import_ran:
-            lines.append(f"smoke import ran in {self.import_ran}")
+            lines.append(f"smoke import ran in {printable(self.import_ran)}")
         return "\n".join([*lines, *self.report.short()])
 
 
@@ -165,6 +180,7 @@ def verify_layer_zip(
     python: str | None = None,
     import_note: str | None = None,
     layer_dir: Path | None = None,
+    import_sandbox: SandboxKind | str = SandboxKind.AUTO,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -178,6 +194,10 @@ def verify_layer_zip(
             instead of extracting the zip again.
         import_note: what the report says about the smoke import when it is off here (e.g. that it ran in the
             build image).
+        import_sandbox: the sandbox of the local smoke import (:class:`.sandbox.SandboxKind`): ``auto`` (the
+            strongest this host offers: bubblewrap, else for root a user id of its own; with none, the import is
+            skipped with a warning), ``bubblewrap``, ``user``, or ``none`` (the layer's code runs unconfined: only
+            for a layer you trust).
 
     Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
@@ -192,6 +212,7 @@ def verify_layer_zip(
     target = LambdaTarget.parse(runtime, architecture)
     ignored = parse_ignore(ignore)
     mode = ImportMode.parse(smoke_import)
+    sandbox = SandboxKind.parse(import_sandbox)
     if mode is ImportMode.DOCKER and importer is None:
         raise InvalidInputError(
             "The smoke import in Docker needs the container importer",
@@ -199,8 +220,8 @@ def verify_layer_zip(
             hint="use the command line (cdk-pip-layer verify --import=docker) or pass importer=.",
         )
     path = Path(zip_path)
-    with LayerArchive(path) as archive, tempfile.TemporaryDirectory(prefix="cdk-pip-layer-verify-") as work:
-        verifier = _Verifier(archive, target, ignored, context or BuildContext(), Path(work))
+    with LayerArchive(path) as archive, _scratch() as work:
+        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work)
         ran = None
         if mode is ImportMode.OFF:
             verifier.run()
@@ -211,13 +232,30 @@ def verify_layer_zip(
             # The layer is on disk already (a build's artifacts/): the import runs in its own process while this one
             # reads the zip and its ELF files, instead of after them.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdk-pip-layer-import") as pool:
-                smoke = pool.submit(verifier.smoke, importer or LocalImporter(python), layer_dir)
+                smoke = pool.submit(verifier.smoke, importer or LocalImporter(python, sandbox=sandbox), layer_dir)
                 verifier.run()
                 ran = verifier.keep_smoke(smoke.result())
         else:
             verifier.run()
-            ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python), None))
+            ran = verifier.keep_smoke(verifier.smoke(importer or LocalImporter(python, sandbox=sandbox), None))
         return LayerVerification(target, path, verifier.report(), import_ran=ran)
+
+
+# The verification's scratch directories in the temporary directory: cdk-pip-layer-verify-<owner>-<random>.
+SCRATCH_PREFIX = "cdk-pip-layer-verify-"
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private scratch directory named for this process, removed afterwards; those of killed verifications are
+    removed first."""
+    parent = Path(tempfile.gettempdir())
+    remove_stale(parent, SCRATCH_PREFIX)
+    work = make_scratch_dir(parent, SCRATCH_PREFIX)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -272,14 +310,18 @@ class _Verifier:
         self.add(self._missing_record_files())
         if not self.archive.readable:
             reason = (
-                f"the zip declares {self.archive.unzipped_bytes:,} bytes unzipped"
-                if not self.archive.too_many_entries
-                else "the zip has more entries than any layer may"
+                "the zip has more entries than any layer may"
+                if self.archive.too_many_entries
+                else "its entries overlap"
+                if self.archive.overlapping
+                else f"the zip declares {self.archive.unzipped_bytes:,} bytes unzipped"
             )
             for check in (*_CONTENT_CHECKS, "import"):
                 self.skipped[check] = f"contents not read: {reason}"
             return
-        unavailable = elf_unavailable()
+        unavailable = elf_unavailable() or (
+            None if self.archive.unpackable else "not read: the layer is larger than Lambda allows (see the size check)"
+        )
         if unavailable:
             for check in ELF_CHECKS:
                 self.skipped[check] = unavailable
@@ -320,8 +362,12 @@ class _Verifier:
             return None
         if outcome.skipped is not None:
             self.skipped["import"] = outcome.skipped
+            if isinstance(outcome.skipped, Unsandboxed):
+                self.add([_unsandboxed(outcome.skipped)])
             return None
-        self.add(outcome.findings)
+        # What the unpacking found that the other checks found already (a duplicate, a bad CRC) is said once.
+        said = {(f.severity, f.subject) for f in self.findings}
+        self.add(f for f in outcome.findings if f.check != "archive" or (f.severity, f.subject) not in said)
         return outcome.ran
 
     def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
@@ -343,25 +389,39 @@ class _Verifier:
             modules["(no distribution)"] = loose
         if not modules:
             return _Smoke(ran=importer.description)
-        layer = layer_dir or self.archive.extract_all(self.work / "opt")
+        unpacked: list[Finding] = []
+        if layer_dir is None or not importer.reaches(layer_dir):
+            if not self.archive.unpackable:
+                return _Smoke(skipped="not unpacked: the layer is larger than Lambda allows (see the size check)")
+            # The sandbox may run as a user of its own: the extraction must be reachable by it.
+            self.work.chmod(0o711)
+            layer_dir = self.work / "opt"
+            try:
+                unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
+            except OSError as exc:
+                return _Smoke(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
         workdir = self.work / "import"
         workdir.mkdir()
-        return _Smoke(ran=importer.description, findings=smoke_import(layer, modules, importer, workdir=workdir))
+        found = smoke_import(layer_dir, modules, importer, workdir=workdir)
+        return _Smoke(ran=importer.description, findings=[*unpacked, *found])
 
     # --- the report ------------------------------------------------------------------------------------------------
 
     def report(self) -> LayerReport:
         sizes = {e.path: e.size for e in self.archive.safe("file")}
-        dists = tuple(self._distribution_report(d, sizes) for d in self.inventory.distributions)
+        in_dist_info: dict[str, list[str]] = defaultdict(list)  # each .dist-info directory's files, in one pass
+        for path in sizes:
+            head, marker, _ = path.partition(".dist-info/")
+            if marker:
+                in_dist_info[head + marker].append(path)
+        dists = tuple(
+            self._distribution_report(d, sizes, in_dist_info.get(d.dist_info, ())) for d in self.inventory.distributions
+        )
         owned = sum(size for path, size in sizes.items() if path in self.owners)
-        digest = hashlib.sha256()
-        with self.archive.path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
         findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
         return LayerReport(
             target=str(self.target),
-            sha256=digest.hexdigest(),
+            sha256=self.archive.sha256(),
             zipped_bytes=self.archive.zipped_bytes,
             unzipped_bytes=self.archive.unzipped_bytes,
             files=len(sizes),
@@ -373,8 +433,10 @@ class _Verifier:
             findings=tuple(findings),
         )
 
-    def _distribution_report(self, dist: LayerDistribution, sizes: Mapping[str, int]) -> DistributionReport:
-        paths = {p for p in dist.paths() if p in sizes} | {p for p in sizes if p.startswith(dist.dist_info)}
+    def _distribution_report(
+        self, dist: LayerDistribution, sizes: Mapping[str, int], in_dist_info: Iterable[str]
+    ) -> DistributionReport:
+        paths = {p for p in dist.paths() if p in sizes} | set(in_dist_info)
         return DistributionReport(
             name=dist.display_name,
             version=dist.version,
@@ -398,7 +460,9 @@ class _Verifier:
                 out.append(error("archive", entry.path, f"cannot be read ({exc})"))
                 continue
             dest = link_destination(entry.path, text)
-            if dest is None:
+            if link_too_long(text):
+                out.append(error("symlinks", entry.path, "is a symbolic link whose target is longer than Linux allows"))
+            elif dest is None:
                 out.append(
                     error(
                         "symlinks",
@@ -435,12 +499,12 @@ class _Verifier:
                 )
             )
         if not self.file_paths:
-            out.append(error("layout", str(self.archive.path), "holds no file", "build the layer again"))
+            out.append(error("layout", LAYER, "holds no file", "build the layer again"))
         elif not any(p.startswith((LAYER_PYTHON, LAYER_BIN, "lib/")) for p in self.file_paths):
             out.append(
                 error(
                     "layout",
-                    str(self.archive.path),
+                    LAYER,
                     "has nothing under python/, bin/ or lib/: Lambda extracts the zip to /opt and imports from "
                     "/opt/python",
                     "zip the directory that contains python/ (cd build && zip -r layer.zip python)",
@@ -461,7 +525,7 @@ class _Verifier:
             out.append(
                 error(
                     "size",
-                    str(self.archive.path),
+                    LAYER,
                     f"is {unzipped:,} bytes unzipped; Lambda allows {LAMBDA_UNZIPPED_LIMIT:,} for a function and "
                     f"all its layers (largest: {listed})",
                     "exclude what the runtime provides (boto3, botocore), drop what the function does not import, "
@@ -472,18 +536,18 @@ class _Verifier:
             out.append(
                 warning(
                     "size",
-                    str(self.archive.path),
-                    f"is {unzipped / _MIB:.0f} MiB unzipped: little of Lambda's 250 MiB is left for the function "
-                    "and other layers",
+                    LAYER,
+                    f"is {unzipped / _MIB:.1f} MiB unzipped ({unzipped:,} bytes): little of Lambda's "
+                    f"{LAMBDA_UNZIPPED_LIMIT / _MIB:.0f} MiB is left for the function and other layers",
                 )
             )
         if zipped > ZIPPED_DIRECT_UPLOAD_LIMIT:
             out.append(
                 warning(
                     "size",
-                    str(self.archive.path),
-                    f"is {zipped / _MIB:.0f} MiB zipped: too large for a direct upload (50 MB); upload it through S3 "
-                    "(CDK does)",
+                    LAYER,
+                    f"is {zipped / _MIB:.1f} MiB zipped ({zipped:,} bytes): over the "
+                    f"{ZIPPED_DIRECT_UPLOAD_LIMIT / _MIB:.0f} MiB of a direct upload; upload it through S3 (CDK does)",
                 )
             )
         return out
@@ -495,6 +559,10 @@ class _Verifier:
                 out.append(
                     warning("record", dist.pin, "has no RECORD: its files cannot be checked", "reinstall it with pip")
                 )
+                continue
+            if dist.record_error:
+                problem = f"has a RECORD that cannot be read ({dist.record_error}): its files cannot be checked"
+                out.append(warning("record", dist.pin, problem, "reinstall it with pip"))
                 continue
             missing = sorted(
                 row.path
@@ -554,6 +622,26 @@ class _Verifier:
 # --- checks that are plain functions -------------------------------------------------------------------------------
 
 
+def _unsandboxed(reason: str) -> Finding:
+    return warning(
+        "import",
+        "the smoke import",
+        f"was skipped: {reason}",
+        "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; it needs unprivileged user namespaces), or "
+        "run as root with an interpreter every user may run (the import then runs as a user id of its own); "
+        "import_sandbox='none' (--import-sandbox none) runs the layer's code unconfined, for a layer you trust",
+    )
+
+
+def _unpack_failure(item: ReadFailure) -> Finding:
+    return error(
+        "archive",
+        item.entry.path,
+        f"cannot be unpacked: {item.reason}",
+        "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+    )
+
+
 def _read_failure(item: ReadFailure) -> Finding:
     return error(
         "archive",
@@ -584,9 +672,48 @@ def _paths(archive: LayerArchive) -> list[Finding]:
         for path, count in sorted(counts.items())
         if count > 1
     ]
+    out += _clashes(archive)
+    out += [
+        error("paths", entry.path, f"cannot be extracted: {reason}", "shorten the names in the layer")
+        for entry in archive.safe()
+        if (reason := too_long(entry.path))
+    ]
     if archive.too_many_entries:
-        out.append(error("paths", str(archive.path), "has more than 500,000 entries; it was not read"))
+        out.append(error("paths", LAYER, "has more than 500,000 entries; it was not read"))
+    if archive.overlapping:
+        out.append(
+            error(
+                "archive",
+                LAYER,
+                "has entries whose data overlap (how zip bombs multiply their size); its contents were not read",
+                "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+            )
+        )
     return out
+
+
+def _clashes(archive: LayerArchive) -> list[Finding]:
+    """Entries that are files or links while other entries are under them: an unpacker that follows such a link
+    writes wherever it points; for a file, which of the two Lambda extracts is undefined."""
+    below: set[str] = set()
+    for item in archive.safe():  # every ancestor of every entry, each walked once
+        path = item.path.rpartition("/")[0]
+        while path and path not in below:
+            below.add(path)
+            path = path.rpartition("/")[0]
+    out = []
+    for entry in archive.safe("file", "symlink", "other"):
+        if entry.path in below:
+            what = "a symbolic link" if entry.kind == "symlink" else "a file"
+            out.append(
+                error(
+                    "paths",
+                    entry.path,
+                    f"is {what}, and other entries of the zip are under it (never followed here)",
+                    "make the zip again from the layer directory (cd build && zip -r layer.zip python)",
+                )
+            )
+    return sorted(set(out), key=lambda f: f.subject)
 
 
 def _permissions(archive: LayerArchive) -> list[Finding]:
@@ -723,7 +850,12 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     for req in context.requirements:
         if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
             queue.append((req, "the requirements file"))
-    queue.extend((Requirement(f"{d.name}=={d.version}"), "the layer") for d in inventory.distributions if d.version)
+    for present in inventory.distributions:
+        pinned, problem = _pinned(present)
+        if problem:
+            out.append(problem)
+        if pinned is not None:
+            queue.append((pinned, "the layer"))
     reported: set[tuple[str, str]] = set()
     while queue:
         req, wanted_by = queue.popleft()
@@ -736,7 +868,8 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
                 reported.add((name, wanted_by))
                 out.append(_missing_dependency(req, wanted_by, target, runtime=name in RUNTIME_DISTRIBUTIONS))
             continue
-        if req.specifier and not req.specifier.contains(dist.version, prereleases=True):
+        checkable = req.specifier and _valid_version(dist.version)
+        if checkable and not req.specifier.contains(dist.version, prereleases=True):
             out.append(
                 error(
                     "dependencies",
@@ -760,6 +893,31 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
             elif any(dep.marker.evaluate({**env, "extra": extra}) for extra in contexts):
                 queue.append((dep, dist.pin))
     return out
+
+
+def _valid_version(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _pinned(dist: LayerDistribution) -> tuple[Requirement | None, Finding | None]:
+    """The requirement the layer's copy of ``dist`` meets (``name==version``), and what is wrong with its
+    METADATA's Name or Version, if anything (an invalid Name leaves it out of the graph)."""
+    hint = "rebuild the layer with pip, which refuses distributions whose METADATA is invalid"
+    try:
+        pinned = Requirement(dist.display_name)
+    except InvalidRequirement:
+        problem = f"has an invalid Name {dist.display_name!r} in its METADATA: nothing can depend on it"
+        return None, error("dependencies", printable(dist.pin), problem, hint)
+    if not dist.version:
+        return None, None
+    if not _valid_version(dist.version):
+        problem = f"has an invalid Version {dist.version!r} in its METADATA: what needs it cannot be checked"
+        return pinned, error("dependencies", dist.pin, problem, hint)
+    return Requirement(f"{dist.display_name}=={dist.version}"), None
 
 
 def _missing_dependency(req: Requirement, wanted_by: str, target: LambdaTarget, *, runtime: bool) -> Finding:

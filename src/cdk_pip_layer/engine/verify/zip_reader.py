@@ -8,21 +8,29 @@ exhaust memory or disk.
 - Contents are streamed in chunks; only ELF files are copied (one at a time) into a temporary directory, because
   an ELF reader needs to seek. A layer that declares more than :data:`READ_BUDGET` bytes, or more than
   :data:`MAX_ENTRIES` entries, is not read at all (it already fails the size check).
-- Symbolic links are read as their target text and never followed; :meth:`LayerArchive.extract_all` recreates only
-  links that stay inside the layer, after every file is written, so nothing is ever written through a link.
+- Only a regular file is opened (a device, a FIFO, a socket is refused before anything is read from it). Entries
+  whose data overlap (the trick of the overlapping zip bombs) make the archive unreadable.
+- Symbolic links are read as their target text and never followed. :meth:`LayerArchive.extract_all` (the smoke
+  import's unpacking) opens every directory on the way to an entry relative to the one above it, never through a
+  link; it writes files and directories first, then the links whose targets, followed through the archive's other
+  links, stay inside the layer; it extracts nothing at all from a layer larger than Lambda allows. What it cannot
+  extract is returned, never raised.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import itertools
 import os
 import posixpath
 import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,11 +38,22 @@ from typing import IO, Literal
 
 from cdk_pip_layer.engine.errors import InvalidInputError
 
-# Four times Lambda's unzipped limit: a layer declaring more fails the size check without being read.
-READ_BUDGET = 4 * 262_144_000
+# Lambda's unzipped limit: a layer declaring more is never unpacked to disk (it fails the size check).
+UNPACK_BUDGET = 262_144_000
+# Four times that: a layer declaring more fails the size check without being read at all.
+READ_BUDGET = 4 * UNPACK_BUDGET
 MAX_ENTRIES = 500_000
-# What a symbolic link's target may be at most (PATH_MAX).
-_LINK_MAX = 4096
+# What Linux allows: a path (PATH_MAX, with its NUL), a name in it (NAME_MAX), a link's target (PATH_MAX).
+PATH_MAX = 4095
+NAME_MAX = 255
+_LINK_MAX = 4095
+# How many links one path may go through (Linux's MAXSYMLINKS).
+_MAX_HOPS = 40
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# What reading an entry may raise: a bad CRC, a size that lies, encryption, an unknown compression, a truncated
+# stream.
+READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error)
 _CHUNK = 1 << 20
 HEAD_BYTES = 4096
 ELF_MAGIC = b"\x7fELF"
@@ -77,7 +96,8 @@ def _normalise(name: str) -> tuple[str, str | None]:
 def _kind_and_mode(info: zipfile.ZipInfo) -> tuple[EntryKind, int | None]:
     unix = info.external_attr >> 16 if info.create_system == 3 else 0
     fmt = stat.S_IFMT(unix)
-    mode = stat.S_IMODE(unix) or None
+    # No Unix attributes at all: no mode. A file type with no permission bits is mode 0000, not "unknown".
+    mode = stat.S_IMODE(unix) if unix else None
     if info.filename.endswith("/") or fmt == stat.S_IFDIR:
         return "dir", mode
     if fmt == stat.S_IFLNK:
@@ -85,6 +105,17 @@ def _kind_and_mode(info: zipfile.ZipInfo) -> tuple[EntryKind, int | None]:
     if fmt in (0, stat.S_IFREG):
         return "file", mode
     return "other", mode
+
+
+def too_long(path: str) -> str | None:
+    """Why Linux (and so Lambda) cannot create the layer path ``path``, or None."""
+    encoded = path.encode("utf-8", errors="surrogateescape")
+    if len(encoded) > PATH_MAX:
+        return f"its path is {len(encoded):,} bytes long; Linux allows {PATH_MAX:,}"
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"a name in its path is {len(longest):,} bytes long; Linux allows {NAME_MAX}"
+    return None
 
 
 def link_destination(link_path: str, target: str) -> str | None:
@@ -100,22 +131,16 @@ def link_destination(link_path: str, target: str) -> str | None:
 
 class LayerArchive:
     """A layer zip opened for reading (a context manager). Raises :class:`InvalidInputError` when ``path`` is not a
-    readable zip file."""
+    readable zip file (or not a regular file at all)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._file = _open_regular(path)
         try:
-            self.zipped_bytes = path.stat().st_size
-            self._zip = zipfile.ZipFile(path)
-        except FileNotFoundError:
-            raise InvalidInputError(
-                "The layer zip does not exist", subject=str(path), hint="give the path of a layer's .zip file."
-            ) from None
-        except IsADirectoryError:
-            raise InvalidInputError(
-                "The layer zip is a directory", subject=str(path), hint="give the path of a layer's .zip file."
-            ) from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            self.zipped_bytes = os.fstat(self._file.fileno()).st_size
+            self._zip = zipfile.ZipFile(self._file)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+            self._file.close()
             raise InvalidInputError(
                 f"The layer is not a readable zip file ({exc})",
                 subject=str(path),
@@ -129,6 +154,7 @@ class LayerArchive:
             kind, mode = _kind_and_mode(info)
             self.entries.append(Entry(info, layer_path, kind, mode, unsafe))
         self.unzipped_bytes = sum(e.size for e in self.entries if e.kind != "dir")
+        self.overlapping = _overlapping(infos)
 
     def __enter__(self) -> LayerArchive:
         return self
@@ -140,11 +166,27 @@ class LayerArchive:
 
     def close(self) -> None:
         self._zip.close()
+        self._file.close()
+
+    def sha256(self) -> str:
+        """The zip's sha256, read from the file opened (not from its path again)."""
+        digest = hashlib.sha256()
+        fd, offset = self._file.fileno(), 0
+        while chunk := os.pread(fd, _CHUNK, offset):
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
 
     @property
     def readable(self) -> bool:
-        """Whether the contents may be read: within :data:`READ_BUDGET` and :data:`MAX_ENTRIES`."""
-        return not self.too_many_entries and self.unzipped_bytes <= READ_BUDGET
+        """Whether the contents may be read: within :data:`READ_BUDGET` and :data:`MAX_ENTRIES`, no entries
+        sharing data."""
+        return not self.too_many_entries and self.unzipped_bytes <= READ_BUDGET and not self.overlapping
+
+    @property
+    def unpackable(self) -> bool:
+        """Whether the contents may be written to disk: readable, and within Lambda's limit."""
+        return self.readable and self.unzipped_bytes <= UNPACK_BUDGET
 
     def safe(self, *kinds: EntryKind) -> Iterator[Entry]:
         """Entries with safe paths, of the given kinds (all when none is given)."""
@@ -155,8 +197,7 @@ class LayerArchive:
     @contextlib.contextmanager
     def stream(self, entry: Entry) -> Iterator[IO[bytes]]:
         """The entry's bytes, read at most up to its declared size (zipfile stops there and checks the CRC at the
-        end: a read error, ``zipfile.BadZipFile``, ``RuntimeError`` for an encrypted entry, ``NotImplementedError``
-        for an unknown compression, is the caller's to report)."""
+        end: a read error, one of :data:`READ_ERRORS`, is the caller's to report)."""
         with self._zip.open(entry.info) as handle:
             yield handle
 
@@ -166,37 +207,222 @@ class LayerArchive:
             return handle.read(limit)
 
     def link_target(self, entry: Entry) -> str:
-        """The text of a symbolic link entry (its target), never followed."""
-        return self.read(entry, _LINK_MAX).decode("utf-8", errors="replace")
+        """The text of a symbolic link entry (its target), never followed; at most one byte more than a link may
+        hold (see :func:`link_too_long`)."""
+        return self.read(entry, _LINK_MAX + 1).decode("utf-8", errors="replace")
 
-    def extract_all(self, dest: Path) -> Path:
-        """Extract the safe entries under ``dest`` as Lambda lays them out in /opt: files (0644, 0755 when any
-        execute bit is set), directories, and the links that stay inside the layer, created last. Returns
-        ``dest``. Only for a :attr:`readable` archive."""
-        if not self.readable:
+    def extract_all(self, dest: Path) -> list[ReadFailure]:
+        """Extract the safe entries into the new directory ``dest`` as Lambda lays them out in /opt: directories
+        (0755), files (0644, 0755 when any execute bit is set), then the links whose targets stay inside the
+        layer. Nothing is written through a link; what cannot be extracted is returned, and the rest is extracted.
+        Only for an :attr:`unpackable` archive. An error of the disk itself (full, read-only) is raised."""
+        if not self.unpackable:
             raise InvalidInputError("The layer is too large to extract", subject=str(self.path))
-        links: list[tuple[Entry, str]] = []
-        for entry in self.safe():
-            target = dest / entry.path
+        dest.mkdir(parents=True)
+        dest.chmod(0o755)
+        with _Tree(dest) as tree:
+            problems: list[ReadFailure] = []
+            links: dict[str, tuple[Entry, str]] = {}
+            for entry in self.safe():
+                if entry.kind == "symlink":
+                    self._take_link(entry, links, problems)
+                elif entry.kind in ("dir", "file"):
+                    problem = tree.make(entry, self)
+                    if problem:
+                        problems.append(ReadFailure(entry, problem))
+            targets = {path: text for path, (_, text) in links.items()}
+            for path, (entry, text) in links.items():
+                problem = _link_escapes(path, text, targets) or tree.link(entry, text)
+                if problem:
+                    problems.append(ReadFailure(entry, problem))
+        return problems
+
+    def _take_link(self, entry: Entry, links: dict[str, tuple[Entry, str]], problems: list[ReadFailure]) -> None:
+        try:
+            text = self.link_target(entry)
+        except READ_ERRORS as exc:
+            problems.append(ReadFailure(entry, str(exc) or type(exc).__name__))
+            return
+        if link_too_long(text):
+            problems.append(ReadFailure(entry, f"its target is longer than Linux allows ({_LINK_MAX:,} bytes)"))
+        elif entry.path in links:
+            problems.append(ReadFailure(entry, "it appears twice in the zip"))
+        else:
+            links[entry.path] = (entry, text)
+
+
+def link_too_long(text: str) -> bool:
+    return len(text.encode("utf-8", errors="surrogateescape")) > _LINK_MAX
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading, when it is a regular file (a FIFO is opened without waiting for a writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InvalidInputError(
+            "The layer zip does not exist", subject=str(path), hint="give the path of a layer's .zip file."
+        ) from None
+    except OSError as exc:
+        raise InvalidInputError(
+            f"The layer zip cannot be opened ({exc.strerror or exc})",
+            subject=str(path),
+            hint="give the path of a layer's .zip file that you may read.",
+        ) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise InvalidInputError(
+            f"The layer zip is {what}", subject=str(path), hint="give the path of a layer's .zip file."
+        )
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _overlapping(infos: list[zipfile.ZipInfo]) -> bool:
+    """Whether two entries' data overlap: each entry's local header and data must end before the next begins."""
+    ordered = sorted(infos, key=lambda info: info.header_offset)
+    for first, second in itertools.pairwise(ordered):
+        end = first.header_offset + 30 + len(first.orig_filename.encode("utf-8", "surrogateescape"))
+        if second.header_offset < end + first.compress_size:
+            return True
+    return False
+
+
+def _link_escapes(path: str, text: str, links: Mapping[str, str]) -> str | None:
+    """Why the link at ``path`` to ``text`` may not be made: its target, followed through the archive's other
+    links, leaves the layer (None: it stays inside, or points at nothing)."""
+    if text.startswith("/") or "\x00" in text:
+        return "its target is outside the layer"
+    pending = [*posixpath.dirname(path).split("/"), *text.split("/")]
+    walked: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not walked:
+                return "its target is outside the layer"
+            walked.pop()
+            continue
+        walked.append(part)
+        target = links.get("/".join(walked))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_HOPS or target.startswith("/"):
+                return "its target leads through other links out of the layer (or in a loop)"
+            walked.pop()
+            pending[:0] = target.split("/")
+    return None
+
+
+class _Tree:
+    """The extraction directory, written through directory descriptors: every directory on the way to an entry is
+    opened relative to the one above it with O_NOFOLLOW, so a link (or anything but a directory) on the way is an
+    error, never followed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.open(root, os.O_RDONLY | _DIRECTORY | _NOFOLLOW)
+        self._last: tuple[str, int] | None = None  # the last directory opened (entries come grouped)
+
+    def __enter__(self) -> _Tree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._forget()
+        os.close(self.root)
+
+    def _forget(self) -> None:
+        if self._last is not None:
+            os.close(self._last[1])
+            self._last = None
+
+    def _directory(self, path: str) -> int:
+        """The descriptor of the directory at layer path ``path`` (made where missing, 0755); kept until the
+        next one is asked for."""
+        if self._last is not None and self._last[0] == path:
+            return self._last[1]
+        self._forget()
+        fd = os.dup(self.root)
+        try:
+            for part in path.split("/") if path else ():
+                try:
+                    below = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.chmod(part, 0o755, dir_fd=fd)
+                    below = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = below
+        except BaseException:
+            os.close(fd)
+            raise
+        self._last = (path, fd)
+        return fd
+
+    def make(self, entry: Entry, archive: LayerArchive) -> str | None:
+        """Write the directory or file ``entry``; why not, if it cannot be."""
+        reason = too_long(entry.path)
+        if reason:
+            return reason
+        parent, _, name = entry.path.rpartition("/")
+        try:
             if entry.kind == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-            elif entry.kind == "file":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_symlink() or target.is_dir():
-                    continue  # a duplicate name: the first one stays
-                with self.stream(entry) as src, target.open("xb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                target.chmod(0o755 if (entry.mode or 0) & 0o111 else 0o644)
-            elif entry.kind == "symlink":
-                links.append((entry, self.link_target(entry)))
-        for entry, text in links:
-            if link_destination(entry.path, text) is None:
-                continue
-            link = dest / entry.path
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists() and not link.is_symlink():
-                link.symlink_to(text)
-        return dest
+                self._directory(entry.path)
+                return None
+            return _write_file(self._directory(parent), name, entry, archive)
+        except OSError as exc:
+            return _blocked(exc)
+
+    def link(self, entry: Entry, text: str) -> str | None:
+        """Make the link ``entry`` to ``text``; why not, if it cannot be."""
+        reason = too_long(entry.path)
+        if reason:
+            return reason
+        parent, _, name = entry.path.rpartition("/")
+        try:
+            os.symlink(text, name, dir_fd=self._directory(parent))
+        except OSError as exc:
+            return _blocked(exc)
+        return None
+
+
+def _write_file(parent: int, name: str, entry: Entry, archive: LayerArchive) -> str | None:
+    mode = 0o755 if (entry.mode or 0) & 0o111 else 0o644
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode, dir_fd=parent)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out, archive.stream(entry) as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+        os.fchmod(fd, mode)
+    except READ_ERRORS as exc:
+        os.unlink(name, dir_fd=parent)
+        return f"cannot be read ({str(exc) or type(exc).__name__})"
+    except BaseException:
+        os.unlink(name, dir_fd=parent)
+        raise
+    finally:
+        os.close(fd)
+    return None
+
+
+# Errors that come from the archive's own names (raised again otherwise: a full or read-only disk is no finding).
+_BLOCKED = {
+    errno.EEXIST: "another entry of the zip has this name",
+    errno.ENOTDIR: "an entry of the zip on its path is a file or a link, not a directory (never followed)",
+    errno.ELOOP: "an entry of the zip on its path is a symbolic link (never followed)",
+    errno.EISDIR: "another entry of the zip is a directory of this name",
+    errno.ENAMETOOLONG: "its name is longer than Linux allows",
+}
+
+
+def _blocked(exc: OSError) -> str:
+    reason = _BLOCKED.get(exc.errno or 0)
+    if reason is None:
+        raise exc
+    return reason
 
 
 @dataclass(frozen=True)
@@ -226,7 +452,7 @@ def scan(archive: LayerArchive, workdir: Path) -> Iterator[ScannedFile | ReadFai
             with archive.stream(entry) as src:
                 head = src.read(HEAD_BYTES)
                 digest.update(head)
-                if head.startswith(ELF_MAGIC):
+                if head.startswith(ELF_MAGIC) and archive.unpackable:  # never a bomb's bytes on disk
                     fd, name = tempfile.mkstemp(dir=workdir, suffix=".elf")
                     copy = Path(name)
                     with os.fdopen(fd, "wb") as out:
@@ -237,7 +463,7 @@ def scan(archive: LayerArchive, workdir: Path) -> Iterator[ScannedFile | ReadFai
                 else:
                     while chunk := src.read(_CHUNK):
                         digest.update(chunk)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+        except (*READ_ERRORS, OSError) as exc:
             if copy is not None:
                 copy.unlink(missing_ok=True)
             yield ReadFailure(entry, str(exc) or type(exc).__name__)
