@@ -455,12 +455,26 @@ def _hashes(parsed: LineOptions, lineno: int, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# A version operator with nothing after it (before a comma or the end).
+_BARE_OPERATOR = re.compile(r"(===|==|!=|~=|<=|>=|<|>)\s*(,|$)")
+
+
+def _operator_without_version(text: str, lineno: int, where: str) -> RequirementsFileError:
+    return RequirementsFileError(
+        f"Invalid requirement on line {lineno}: {shown(text)} has an operator without a version",
+        subject=where,
+        hint="give the version after the operator, e.g. 'requests==2.32.3'.",
+    )
+
+
 def _pep508(text: str, lineno: int, where: str) -> Requirement:
     """A named requirement as pip reads it: the marker is what follows the first ``;``."""
     name_part, semicolon, marker_text = text.partition(";")
     try:
         req = Requirement(name_part.strip())
     except InvalidRequirement as exc:
+        if _BARE_OPERATOR.search(name_part):  # packaging 26.4 and newer refuse it themselves
+            raise _operator_without_version(text, lineno, where) from None
         raise RequirementsFileError(
             f"Invalid requirement on line {lineno}: {shown(text)}",
             subject=where,
@@ -469,11 +483,7 @@ def _pep508(text: str, lineno: int, where: str) -> Requirement:
             "'exceptiongroup; python_version < \"3.11\"'.",
         ) from None
     if any(not spec.version for spec in req.specifier):
-        raise RequirementsFileError(
-            f"Invalid requirement on line {lineno}: {shown(text)} has an operator without a version",
-            subject=where,
-            hint="give the version after the operator, e.g. 'requests==2.32.3'.",
-        )
+        raise _operator_without_version(text, lineno, where)
     if semicolon:
         req.marker = _check_marker(marker_text.strip(), lineno, where, text)
     return req
