@@ -1,4 +1,4 @@
-"""The moto AWS emulator as the e2e tests run it: ``moto_server`` (from ``moto[server]``, the dev extra) on a free
+"""The moto AWS emulator as the e2e tests run it: ``moto_server`` (from ``moto[server]``, the dev group) on a free
 127.0.0.1 port, started for a test module and stopped after it, its output in a log file.
 
 moto 5.2.5's limits that the tests meet (each test says which it works around):
@@ -83,7 +83,7 @@ def moto_server(log: Path, *, host_name: str = "127.0.0.1", iam: bool = False) -
     (it builds CloudFormation's TemplateURL from the name); 127.0.0.1 for boto3's S3 (path-style addressing).
     ``iam``: a server ready to enforce IAM (see ``_moto_iam_server.py``, then :func:`enforce_iam`)."""
     if not MOTO_SERVER.exists():
-        pytest.fail(f"{MOTO_SERVER} is missing: install the dev extra ('moto[server]')")
+        pytest.fail(f"{MOTO_SERVER} is missing: install the dev group ('moto[server]')")
     command = [str(VENV_PYTHON), str(IAM_SERVER)] if iam else [str(MOTO_SERVER)]
     for _ in range(3):  # the free port may be taken before moto binds it (moto exits): then try another
         port = free_port()

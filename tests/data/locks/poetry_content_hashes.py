@@ -1,4 +1,4 @@
-"""Record Poetry's own content hash of a few pyproject shapes (needs the dev extra's Poetry):
+"""Record Poetry's own content hash of a few pyproject shapes (needs the dev group's Poetry):
     python tests/data/locks/poetry_content_hashes.py tests/data/locks/poetry/content-hashes.json
 
 The unit tests compare our computation (``engine/lock_poetry.content_hash``) with this recording on every Python,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remake the lock fixtures with the tools themselves (needs the network to PyPI and the dev extra's uv and Poetry):
+# Remake the lock fixtures with the tools themselves (needs the network to PyPI and the dev group's uv and Poetry):
 #   bash tests/data/locks/relock.sh
 # Each project pins the same small set: a native wheel (orjson), a dependency with marker-dependent dependencies
 # (anyio: exceptiongroup and typing-extensions below Python 3.11) and a marker on a requirement (tomli). The
