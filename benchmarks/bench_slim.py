@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from _bench import machine, pyenv_python, pypi_only_env, tree_stats, write_results
+from cdk_pip_layer.engine.distribution import importable_modules
 from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.target import LambdaTarget
-from cdk_pip_layer.engine.verify.inventory import importable_modules
 from cdk_pip_layer.engine.verify.smoke_import import LocalImporter, smoke_import
 
 SETS = {

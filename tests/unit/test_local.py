@@ -21,7 +21,7 @@ from cdk_pip_layer import (
     NoCompatibleDistributionError,
     PipBasedLambdaLayerLocalBuilder,
 )
-from cdk_pip_layer.engine import local
+from cdk_pip_layer.engine.install import into_layer
 from cdk_pip_layer.engine.interpreters import find_uv
 from cdk_pip_layer.engine.options import ArchitectureName, InstallerName, Runtime
 
@@ -502,19 +502,19 @@ def test_builds_that_share_an_install_lock_install_one_at_a_time(
     """Builds started together (one dependency set for several targets) install in turn: their downloads and
     index reads do not compete, and a later build finds what an earlier one downloaded in the cache. The rest of
     each build (zip, verification) still runs beside the others."""
-    install = local.install_for_target
+    install = into_layer.install_for_target
     met = threading.Barrier(2, timeout=1)
     installs_met: list[bool] = []
 
-    def meeting(*args: object, **kwargs: Any) -> object:
+    def meeting(*args: Any, **kwargs: Any) -> object:
         try:
             met.wait()
             installs_met.append(True)
         except threading.BrokenBarrierError:
             installs_met.append(False)
-        return install(*args, **kwargs)  # type: ignore[arg-type]
+        return install(*args, **kwargs)
 
-    monkeypatch.setattr(local, "install_for_target", meeting)
+    monkeypatch.setattr(into_layer, "install_for_target", meeting)
     req = write_requirements(tmp_path, "demo-app==1.0")
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=2) as pool:

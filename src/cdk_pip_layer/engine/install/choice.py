@@ -17,323 +17,44 @@ Where pip cannot run for the target (no interpreter of its version on its machin
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, parse_tag
-from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from cdk_pip_layer.engine.distribution import metadata_field
+from cdk_pip_layer.engine.distribution import Distribution, installed_distributions
 from cdk_pip_layer.engine.errors import (
     IndexUnreachableError,
     LayerBuildError,
     NoCompatibleDistributionError,
     NoTargetInstallerError,
 )
-from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.options import InstallerChoice
 from cdk_pip_layer.engine.target import LambdaTarget
 
-from .index_pages import OfferedWheel, offered_wheels
+from .index_pages import offered_wheels
 from .installers import Installer, InstallerSelection, UvInstaller
+from .into_layer import InstallJob
+from .pip_only_wheels import BlindSpot, OtherWheel, blind_filename, blind_spots, other_wheels, target_wheel
+from .requires_python import PythonMismatch, excluded_versions, python_mismatches, target_python
 
 _log = logging.getLogger("cdk_pip_layer")
 
 
-@dataclass(frozen=True)
-class InstalledDist:
-    """What the checks read of an installed distribution."""
-
-    name: NormalizedName
-    version: Version
-    requires_python: str | None
-    requires: tuple[str, ...]
-    tags: frozenset[Tag]
-
-    @property
-    def pin(self) -> str:
-        return f"{self.name} {self.version}"
-
-
-def read_installed(site_dir: Path) -> list[InstalledDist]:
-    """The distributions installed in ``site_dir`` (those whose metadata can be read), sorted by name."""
-    out: list[InstalledDist] = []
-    for dist_info in sorted(site_dir.glob("*.dist-info")):
-        dist = metadata.PathDistribution(dist_info)
-        fields = dist.metadata
-        name, raw_version = metadata_field(fields, "Name"), metadata_field(fields, "Version")
-        if not name or raw_version is None:
-            continue
+def read_installed(site_dir: Path) -> list[Distribution]:
+    """The distributions installed in ``site_dir`` whose version PEP 440 reads, sorted by name."""
+    out = []
+    for dist in installed_distributions(site_dir):
         try:
-            version = Version(raw_version)
+            dist.parsed_version  # noqa: B018 - read once here, where an invalid one is left out
         except InvalidVersion:
             continue
-        tags: set[Tag] = set()
-        for line in (dist.read_text("WHEEL") or "").splitlines():
-            if line.startswith("Tag:"):
-                tags |= parse_tag(line.split(":", 1)[1].strip())
-        out.append(
-            InstalledDist(
-                name=canonicalize_name(name),
-                version=version,
-                requires_python=metadata_field(fields, "Requires-Python"),
-                requires=tuple(dist.requires or ()),
-                tags=frozenset(tags),
-            )
-        )
-    return sorted(out, key=lambda dist: dist.name)
-
-
-# --- Requires-Python ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PythonMismatch:
-    """An installed distribution whose ``Requires-Python`` excludes the target's Python."""
-
-    dist: InstalledDist
-
-    def describe(self, target: LambdaTarget) -> str:
-        return (
-            f"{self.dist.pin}, whose Requires-Python ({self.dist.requires_python}) excludes Python "
-            f"{target.python_version_str}"
-        )
-
-
-def target_python(target: LambdaTarget) -> Version:
-    """The version ``Requires-Python`` is judged against, as pip judges it with ``--python-version X.Y``."""
-    return Version(target.python_version_str)
-
-
-def python_mismatches(installed: Sequence[InstalledDist], target: LambdaTarget) -> list[PythonMismatch]:
-    python = target_python(target)
-    out = []
-    for dist in installed:
-        if not dist.requires_python:
-            continue
-        try:
-            admitted = SpecifierSet(dist.requires_python).contains(python, prereleases=True)
-        except InvalidSpecifier:
-            continue  # pip ignores what it cannot parse, and so does this check
-        if not admitted:
-            out.append(PythonMismatch(dist))
+        out.append(dist)
     return out
-
-
-def excluded_versions(mismatch: PythonMismatch, offers: tuple[OfferedWheel, ...] | str, python: Version) -> list[str]:
-    """Versions of the mismatched distribution pip would never take for ``python``: the installed one, and each one
-    the index offers only with a ``Requires-Python`` that excludes it."""
-    versions = {str(mismatch.dist.version)}
-    if not isinstance(offers, str):
-        by_version: dict[Version, list[OfferedWheel]] = {}
-        for wheel in offers:
-            by_version.setdefault(wheel.version, []).append(wheel)
-        versions |= {str(v) for v, wheels in by_version.items() if not any(w.admits(python) for w in wheels)}
-    return sorted(versions, key=Version)
-
-
-# --- wheels only pip can take -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BlindSpot:
-    """A wheel pip would take for the target that uv cannot target (a manylinux level uv has no name for)."""
-
-    name: NormalizedName
-    installed: Version | None  # what uv installed instead (None: uv found nothing)
-    wheel: OfferedWheel
-
-    def describe(self, target: LambdaTarget) -> str:
-        platforms = sorted({tag.platform for tag in self.wheel.tags} & set(target.uv_blind_platforms))
-        instead = f" (uv installed {self.installed})" if self.installed is not None else ""
-        return (
-            f"pip would install {self.name} {self.wheel.version} from {self.wheel.filename}{instead}: its "
-            f"{', '.join(platforms) or 'platform'} tag fits {target} (glibc {target.glibc[0]}.{target.glibc[1]}), "
-            f"but uv's manylinux levels go from 2_17 to 2_28, so uv cannot target it"
-        )
-
-
-def blind_filename(target: LambdaTarget) -> Callable[[str], bool]:
-    """A cheap filter of file names that may carry a platform tag only pip can take for ``target``."""
-    blind = target.uv_blind_platforms
-    return lambda filename: any(platform in filename for platform in blind)
-
-
-def _pip_only(wheel: OfferedWheel, target: LambdaTarget, rank: Mapping[Tag, int]) -> int | None:
-    """The rank (pip's preference, lower is better) of a wheel pip can take and uv cannot, else None."""
-    if not (wheel.tags & target.uv_supported_tags) and wheel.admits(target_python(target)):
-        ranks = [rank[tag] for tag in wheel.tags if tag in rank]
-        return min(ranks) if ranks else None
-    return None
-
-
-@dataclass
-class _Constraints:
-    """What limits the versions of each distribution, for the check: the requirements file's lines and the
-    dependencies installed distributions declare for the target (markers evaluated, extras left out: fewer limits
-    only make the check stricter)."""
-
-    specifiers: dict[NormalizedName, SpecifierSet] = field(default_factory=dict)
-
-    def add(self, requirement: Requirement, environment: dict[str, str]) -> None:
-        try:
-            if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": ""}):
-                return
-        except (UndefinedEnvironmentName, UndefinedComparison, InvalidVersion):
-            return  # a limit that cannot be evaluated is left out: the check only gets stricter
-        name = canonicalize_name(requirement.name)
-        self.specifiers[name] = self.specifiers.get(name, SpecifierSet()) & requirement.specifier
-
-    @classmethod
-    def of(
-        cls, requirements: RequirementsFile, installed: Sequence[InstalledDist], target: LambdaTarget
-    ) -> _Constraints:
-        out = cls()
-        environment = dict(target.marker_environment)
-        for line in (*requirements.requirements, *requirements.constraints):
-            if line.requirement is not None:
-                out.add(line.requirement, environment)
-        for dist in installed:
-            for text in dist.requires:
-                try:
-                    out.add(Requirement(text), environment)
-                except InvalidRequirement:
-                    continue
-        return out
-
-
-def blind_spots(
-    installed: Sequence[InstalledDist],
-    offers: Mapping[str, tuple[OfferedWheel, ...] | str],
-    target: LambdaTarget,
-    requirements: RequirementsFile,
-    *,
-    allow_prereleases: bool,
-) -> list[BlindSpot]:
-    """Distributions for which pip would choose another wheel than the one uv installed: a wheel only pip can take
-    in a newer version the requirements allow, or a better one (by pip's preference) in the same version.
-    ``offers`` holds the pip-only candidates at least (see :func:`blind_filename`)."""
-    rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
-    limits = _Constraints.of(requirements, installed, target)
-    out = []
-    for dist in installed:
-        wheels = offers.get(dist.name, ())
-        if isinstance(wheels, str):
-            continue
-        specifier = limits.specifiers.get(dist.name, SpecifierSet())
-        prereleases = allow_prereleases or dist.version.is_prerelease or bool(specifier.prereleases)
-        installed_rank = min((rank[tag] for tag in dist.tags if tag in rank), default=None)
-        for wheel in sorted(wheels, key=lambda w: w.version, reverse=True):
-            wheel_rank = _pip_only(wheel, target, rank)
-            if wheel_rank is None or wheel.version < dist.version or wheel.yanked:
-                continue
-            if not specifier.contains(wheel.version, prereleases=prereleases):
-                continue
-            newer = wheel.version > dist.version
-            if newer or (installed_rank is not None and wheel_rank < installed_rank):
-                out.append(BlindSpot(dist.name, dist.version, wheel))
-                break
-    return out
-
-
-def _pinned(specifier: SpecifierSet) -> set[Version]:
-    out = set()
-    for spec in specifier:
-        if spec.operator in ("==", "===") and "*" not in spec.version:
-            try:
-                out.add(Version(spec.version))
-            except InvalidVersion:
-                continue
-    return out
-
-
-def blind_spot_for(requirement: str, offers: tuple[OfferedWheel, ...] | str, target: LambdaTarget) -> BlindSpot | None:
-    """When uv found no wheel for ``requirement`` (``name`` and maybe a specifier, as uv named it): the wheel pip
-    would take for the target, if only pip can take it."""
-    if isinstance(offers, str):
-        return None
-    try:
-        parsed = Requirement(requirement)
-        name, specifier = parsed.name, parsed.specifier
-    except InvalidRequirement:
-        name, specifier = requirement, SpecifierSet()
-    rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
-    pinned = _pinned(specifier)
-    candidates = [
-        wheel
-        for wheel in offers
-        if (not wheel.yanked or wheel.version in pinned)  # pip takes a yanked release only when pinned to it
-        and _pip_only(wheel, target, rank) is not None
-        and specifier.contains(wheel.version, prereleases=True)
-    ]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda w: (not w.version.is_prerelease, w.version))
-    return BlindSpot(canonicalize_name(name), None, best)
-
-
-# --- a better wheel of the same version elsewhere ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OtherWheel:
-    """A wheel of the version uv installed that pip would take instead: another index (or find-links location)
-    offers it, with a tag the target prefers. pip chooses among the files of every index; uv takes a version's
-    files from the first index that has it."""
-
-    name: NormalizedName
-    version: Version
-    installed: frozenset[Tag]
-    wheel: OfferedWheel
-
-    def describe(self, target: LambdaTarget) -> str:
-        tags = ", ".join(sorted(str(tag) for tag in self.installed)) or "?"
-        return (
-            f"pip would install {self.name} {self.version} from {self.wheel.filename}, a wheel {target} prefers to "
-            f"the one uv took ({tags}) from the first index that has that version"
-        )
-
-
-def other_wheels(
-    installed: Sequence[InstalledDist], offers: Mapping[str, tuple[OfferedWheel, ...] | str], target: LambdaTarget
-) -> list[OtherWheel]:
-    """Installed distributions for which the sources offer a wheel of the same version that pip prefers."""
-    rank = {tag: pos for pos, tag in enumerate(target.supported_tags)}
-    python = target_python(target)
-    out = []
-    for dist in installed:
-        wheels = offers.get(dist.name, ())
-        installed_rank = min((rank[tag] for tag in dist.tags if tag in rank), default=None)
-        if isinstance(wheels, str) or installed_rank is None:
-            continue
-        ranked = [
-            (min(rank[tag] for tag in wheel.tags if tag in rank), wheel)
-            for wheel in wheels
-            if wheel.version == dist.version and wheel.tags & rank.keys() and wheel.admits(python) and not wheel.yanked
-        ]
-        best = min(ranked, key=lambda pair: pair[0], default=None)
-        if best is not None and best[0] < installed_rank:
-            out.append(OtherWheel(dist.name, dist.version, dist.tags, best[1]))
-    return out
-
-
-def _target_wheel(target: LambdaTarget) -> Callable[[str], bool]:
-    """A cheap filter of wheel file names that may fit ``target``'s machine."""
-    return lambda filename: filename.endswith("-any.whl") or target.machine in filename
 
 
 # --- one build's install step ---------------------------------------------------------------------------------------
-
-# (installer, extra installer arguments) -> (source distributions built into wheels, the installer's warnings);
-# raises the installer's LayerBuildError. The local build's install_for_target, bound to one build.
-InstallRun = Callable[[Installer, Sequence[str]], tuple[tuple[str, ...], tuple[str, ...]]]
 
 # How many times uv is run again with more versions excluded for their Requires-Python.
 _PYTHON_ROUNDS = 4
@@ -385,25 +106,15 @@ class LayerInstall:
     would give; turn to pip where they differ, or, where pip cannot run for the target, correct uv (Requires-Python)
     or say what differs (wheels only pip can take)."""
 
-    def __init__(
-        self,
-        selection: InstallerSelection,
-        requirements: RequirementsFile,
-        *,
-        site_dir: Path,
-        scratch: Path,
-        index: IndexSettings,
-        extra_args: Sequence[str],
-        run: InstallRun,
-    ) -> None:
+    def __init__(self, selection: InstallerSelection, job: InstallJob, *, extra_args: Sequence[str]) -> None:
         self.selection = selection
+        self.job = job
         self.target = selection.target
-        self.requirements = requirements
-        self.site_dir = site_dir
-        self.scratch = scratch
-        self.index = index
+        self.requirements = job.requirements
+        self.site_dir = job.site_dir
+        self.scratch = job.scratch
+        self.index = job.index
         self.extra_args = tuple(extra_args)
-        self.run = run
 
     def install(self) -> Installed:
         selection = self.selection
@@ -414,7 +125,7 @@ class LayerInstall:
             )
         if selection.preference is InstallerChoice.UV:
             forced = selection.require_uv()
-            built, notes = self.run(forced, self.extra_args)
+            built, notes = self.job.run(forced, self.extra_args)
             return self._uv_made_right(forced, "asked for", built, notes)
         uv = selection.uv()
         if uv is None:
@@ -424,7 +135,7 @@ class LayerInstall:
     def _auto(self, uv: UvInstaller) -> Installed:
         """uv first; pip when uv fails or its layer differs from pip's and pip can run for the target."""
         try:
-            built, notes = self.run(uv, self.extra_args)
+            built, notes = self.job.run(uv, self.extra_args)
         except LayerBuildError as exc:
             pip = self.selection.pip()
             if pip is None or isinstance(exc, IndexUnreachableError):
@@ -444,7 +155,7 @@ class LayerInstall:
         return self._uv_made_right(uv, f"chosen: {no_pip}", built, notes, difference)
 
     def _pip(self, pip: Installer, reason: str) -> Installed:
-        built, notes = self.run(pip, self.extra_args)
+        built, notes = self.job.run(pip, self.extra_args)
         return Installed(pip, reason, built, notes)
 
     def difference(self, uv: UvInstaller) -> Difference:
@@ -459,7 +170,7 @@ class LayerInstall:
         several = len(sources.indexes) + len(sources.find_links) > 1  # uv and pip may take a version's files apart
         if not (blind or several):
             return Difference()
-        keep = _target_wheel(self.target) if several else blind_filename(self.target)
+        keep = target_wheel(self.target) if several else blind_filename(self.target)
         offers = offered_wheels(sources, [dist.name for dist in installed], keep=keep)
         unread = tuple(sorted({why for why in offers.values() if isinstance(why, str)}))
         spots = (
@@ -517,7 +228,7 @@ class LayerInstall:
             self.scratch.mkdir(parents=True, exist_ok=True)
             constraints.write_text("\n".join(lines) + "\n", encoding="utf-8")
             try:
-                built, notes = self.run(uv, (*self.extra_args, "--constraint", str(constraints)))
+                built, notes = self.job.run(uv, (*self.extra_args, "--constraint", str(constraints)))
             except LayerBuildError as exc:
                 raise self._no_version(mismatches, exc.details) from None
             mismatches = python_mismatches(read_installed(self.site_dir), self.target)

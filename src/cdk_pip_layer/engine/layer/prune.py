@@ -18,7 +18,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from cdk_pip_layer.engine.distribution import InstalledDistribution, installed_distributions
+from cdk_pip_layer.engine.distribution import Distribution, installed_distributions
 from cdk_pip_layer.engine.target import LambdaTarget
 
 # What every distribution's .dist-info/INSTALLER says in a layer, whichever installer ran.
@@ -27,7 +27,7 @@ INSTALLER_NAME = "cdk-pip-layer\n"
 
 @dataclass(frozen=True)
 class ExclusionResult:
-    removed: tuple[InstalledDistribution, ...]
+    removed: tuple[Distribution, ...]
     files_removed: int
     not_installed: tuple[str, ...]
 
@@ -50,8 +50,8 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
     touched_dirs: set[Path] = set()
     for dist in going:
         count += _remove_recorded_files(dist, root, touched_dirs, kept)
-        if dist.dist_info.exists():
-            shutil.rmtree(dist.dist_info)
+        if dist.directory.exists():
+            shutil.rmtree(dist.directory)
     # Remove the directories the deletions left empty, deepest first, never the site directory itself.
     for directory in sorted(touched_dirs, key=lambda p: len(p.parts), reverse=True):
         current = directory
@@ -61,22 +61,20 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
     return ExclusionResult(tuple(going), count, missing)
 
 
-def _recorded_paths(dist: InstalledDistribution, root: Path) -> Iterator[Path]:
+def _recorded_paths(dist: Distribution, root: Path) -> Iterator[Path]:
     """The files ``dist``'s RECORD lists, resolved; those outside ``root`` (e.g. ``../../bin/x``) are left out."""
-    for entry in metadata.PathDistribution(dist.dist_info).files or []:
+    for entry in metadata.PathDistribution(dist.directory).files or []:
         path = (root / entry).resolve()
         if path.is_relative_to(root) and path != root:
             yield path
 
 
-def _claimed_files(dists: Iterable[InstalledDistribution], root: Path) -> frozenset[Path]:
+def _claimed_files(dists: Iterable[Distribution], root: Path) -> frozenset[Path]:
     """Every file the RECORDs of ``dists`` list, resolved."""
     return frozenset(path for dist in dists for path in _recorded_paths(dist, root))
 
 
-def _remove_recorded_files(
-    dist: InstalledDistribution, root: Path, touched_dirs: set[Path], kept: frozenset[Path]
-) -> int:
+def _remove_recorded_files(dist: Distribution, root: Path, touched_dirs: set[Path], kept: frozenset[Path]) -> int:
     """Delete the files ``dist``'s RECORD lists inside ``root`` (and their byte-code), except those in ``kept``
     (claimed by a distribution that stays); return how many."""
     count = 0

@@ -35,13 +35,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdk_pip_layer.engine.distribution import installed_distributions
+from cdk_pip_layer.engine.distribution import importable_modules, installed_distributions
 from cdk_pip_layer.engine.errors import SlimError
 from cdk_pip_layer.engine.layer_globs import PathGlob, compile_globs, first_match
 from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.slim_report import SlimCount, SlimReport
 from cdk_pip_layer.engine.target import LambdaTarget
-from cdk_pip_layer.engine.verify.inventory import importable_modules
 from cdk_pip_layer.engine.verify.smoke_import import LocalImporter
 
 from .elf_layout import read_layout, same_load_image
@@ -128,7 +127,7 @@ class _Slim:
         self.dists = installed_distributions(site_dir)
         self.owners: dict[str, str] = {}
         for dist in self.dists:
-            for row in read_rows(dist.dist_info / "RECORD") if (dist.dist_info / "RECORD").is_file() else []:
+            for row in read_rows(dist.directory / "RECORD") if (dist.directory / "RECORD").is_file() else []:
                 self.owners.setdefault(row[0], dist.pin)
         self.warnings: list[str] = []
 
@@ -592,7 +591,7 @@ def _dotted_around(data: bytes, word: bytes) -> set[str]:
 def _roots(slim: _Slim) -> list[str]:
     roots = list(importable_modules(slim.owners))
     for dist in slim.dists:
-        entry_points = dist.dist_info / "entry_points.txt"
+        entry_points = dist.directory / "entry_points.txt"
         if entry_points.is_file():
             for line in entry_points.read_text(encoding="utf-8", errors="replace").splitlines():
                 _, eq, value = line.partition("=")
@@ -637,9 +636,9 @@ class _Changes:
         self.replaced = {path: new for path, (_, new) in plan.replaced.items()}
         changed = dict(self.replaced)
         for dist in installed_distributions(site):
-            record = rewritten_record(site, dist.dist_info, removed=self.removed, changed=changed)
+            record = rewritten_record(site, dist.directory, removed=self.removed, changed=changed)
             if record is not None:
-                path = (dist.dist_info / "RECORD").relative_to(site).as_posix()
+                path = (dist.directory / "RECORD").relative_to(site).as_posix()
                 new = aside.parent / "records" / path
                 new.parent.mkdir(parents=True, exist_ok=True)
                 new.write_bytes(record)

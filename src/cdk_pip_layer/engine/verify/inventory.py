@@ -11,12 +11,12 @@ import functools
 import io
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from cdk_pip_layer.engine.distribution import Distribution, RecordRow
 from cdk_pip_layer.engine.lambda_os import LAYER_PYTHON
 from cdk_pip_layer.engine.target import LambdaTarget
 
@@ -25,89 +25,11 @@ from .zip_reader import Entry, LayerArchive
 # METADATA, RECORD and the like are small; a larger one is read up to this much.
 _MAX_METADATA = 16 * 1024 * 1024
 _DIST_INFO = re.compile(r"^(?P<site>(?:.*/)?)(?P<dir>[^/]+\.dist-info)/METADATA$")
-_EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_-]+)?\.(?:so|py|pyc)$")
-_NOT_MODULES = (".dist-info", ".data", ".libs", ".egg-info")
 
 
 def site_dirs(target: LambdaTarget) -> tuple[str, ...]:
     """The layer paths Python imports from on the target: ``python/`` and ``python/lib/python3.X/site-packages/``."""
     return (LAYER_PYTHON, "python/lib/python{}.{}/site-packages/".format(*target.python_version))
-
-
-@dataclass(frozen=True)
-class RecordRow:
-    path: str  # layer path
-    sha256: str | None  # hex digest, when RECORD gives a sha256
-    size: int | None
-
-
-@dataclass(frozen=True)
-class LayerDistribution:
-    """One installed distribution in the layer."""
-
-    name: NormalizedName
-    display_name: str
-    version: str
-    site: str  # the site directory it is installed in (a layer path ending in "/")
-    dist_info: str  # the layer path of its .dist-info directory (ending in "/")
-    requires: tuple[str, ...]
-    requires_python: str | None
-    licence: str | None
-    wheel_tags: tuple[str, ...]
-    has_record: bool
-    record: tuple[RecordRow, ...]  # rows inside the layer
-    outside_record: int  # rows that point outside the site directory (../../bin/… of pip --target)
-    record_error: str | None = None  # why the RECORD could not be read to its end
-
-    @property
-    def pin(self) -> str:
-        return f"{self.display_name}=={self.version}"
-
-    def paths(self) -> set[str]:
-        """Every layer path that belongs to it: its RECORD's files and its .dist-info."""
-        return {row.path for row in self.record}
-
-    def modules(self) -> list[str]:
-        """The modules to import to see that it loads: its top-level modules and packages (for a namespace
-        package, the packages inside it), from its RECORD."""
-        return importable_modules(row.path[len(self.site) :] for row in self.record if row.path.startswith(self.site))
-
-
-def importable_modules(relative_paths: Iterable[str]) -> list[str]:
-    """Importable names from paths relative to a site directory: ``a.py`` -> ``a``; ``pkg/__init__.py`` -> ``pkg``;
-    a namespace directory (no ``__init__``) -> the packages and modules inside it, one level down."""
-    tree: dict[str, set[str]] = {}
-    for rel in relative_paths:
-        head, _, rest = rel.partition("/")
-        tree.setdefault(head, set())
-        if rest:
-            tree[head].add(rest)
-    return sorted(_modules_in(tree, prefix="", depth=0))
-
-
-def _modules_in(tree: dict[str, set[str]], *, prefix: str, depth: int) -> set[str]:
-    out: set[str] = set()
-    for head, rests in tree.items():
-        if not rests:  # a file
-            match = _EXTENSION.match(head)
-            if match and match.group("name") != "__init__" and head != "__pycache__":
-                out.add(prefix + match.group("name"))
-            continue
-        if head.endswith(_NOT_MODULES) or head == "__pycache__" or not head.isidentifier():
-            continue
-        if not any(_EXTENSION.match(r.rsplit("/", 1)[-1]) for r in rests):
-            continue  # data only
-        if any(r.startswith("__init__.") for r in rests) or depth >= 2:
-            out.add(prefix + head)
-            continue
-        sub: dict[str, set[str]] = {}
-        for rel in rests:
-            first, _, rest = rel.partition("/")
-            sub.setdefault(first, set())
-            if rest:
-                sub[first].add(rest)
-        out |= _modules_in(sub, prefix=f"{prefix}{head}.", depth=depth + 1)
-    return out
 
 
 def _licence(headers: email.message.Message) -> str | None:
@@ -161,17 +83,17 @@ class LayerInventory:
     """The distributions of a layer and who owns which file."""
 
     site_dirs: tuple[str, ...]
-    distributions: tuple[LayerDistribution, ...]
+    distributions: tuple[Distribution, ...]
     stray_dist_infos: tuple[str, ...]  # .dist-info directories outside the target's site directories
 
-    def owners(self) -> dict[str, LayerDistribution]:
-        out: dict[str, LayerDistribution] = {}
+    def owners(self) -> dict[str, Distribution]:
+        out: dict[str, Distribution] = {}
         for dist in self.distributions:
             for path in dist.paths():
                 out.setdefault(path, dist)
         return out
 
-    def owner_of(self, path: str, owners: dict[str, LayerDistribution] | None = None) -> LayerDistribution | None:
+    def owner_of(self, path: str, owners: dict[str, Distribution] | None = None) -> Distribution | None:
         owners = owners if owners is not None else self.owners()
         found = owners.get(path)
         if found is not None:
@@ -180,7 +102,7 @@ class LayerInventory:
         return self._by_dist_info.get(head + marker) if marker else None
 
     @functools.cached_property
-    def _by_dist_info(self) -> dict[str, LayerDistribution]:
+    def _by_dist_info(self) -> dict[str, Distribution]:
         return {dist.dist_info: dist for dist in self.distributions}
 
 
@@ -188,7 +110,7 @@ def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventor
     """The distributions installed in the target's site directories of ``archive``."""
     sites = site_dirs(target)
     by_path: dict[str, Entry] = {e.path: e for e in archive.safe("file")}
-    found: dict[NormalizedName, LayerDistribution] = {}
+    found: dict[NormalizedName, Distribution] = {}
     stray: list[str] = []
     for path in sorted(by_path):
         match = _DIST_INFO.match(path)
@@ -215,7 +137,7 @@ def _text(archive: LayerArchive, entry: Entry | None) -> str:
 
 def _read_distribution(
     archive: LayerArchive, by_path: dict[str, Entry], site: str, dist_info: str
-) -> LayerDistribution | None:
+) -> Distribution | None:
     raw = _text(archive, by_path.get(f"{dist_info}METADATA")).encode("utf-8")
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     name = str(headers.get("Name") or "").strip()
@@ -226,7 +148,7 @@ def _read_distribution(
     record_entry = by_path.get(f"{dist_info}RECORD")
     rows, outside, record_error = _record_rows(_text(archive, record_entry), site)
     requires_python = str(headers.get("Requires-Python") or "").strip() or None
-    return LayerDistribution(
+    return Distribution(
         name=canonicalize_name(name),
         display_name=name,
         version=str(headers.get("Version") or "").strip(),

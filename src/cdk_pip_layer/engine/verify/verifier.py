@@ -27,6 +27,7 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from cdk_pip_layer.engine.distribution import Distribution, importable_modules
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
     CHECKS,
@@ -52,7 +53,7 @@ from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
-from .inventory import LayerDistribution, LayerInventory, importable_modules, read_inventory
+from .inventory import LayerInventory, read_inventory
 from .report import (
     LAMBDA_UNZIPPED_LIMIT,
     UNZIPPED_WARNING,
@@ -434,7 +435,7 @@ class _Verifier:
         )
 
     def _distribution_report(
-        self, dist: LayerDistribution, sizes: Mapping[str, int], in_dist_info: Iterable[str]
+        self, dist: Distribution, sizes: Mapping[str, int], in_dist_info: Iterable[str]
     ) -> DistributionReport:
         paths = {p for p in dist.paths() if p in sizes} | set(in_dist_info)
         return DistributionReport(
@@ -745,7 +746,7 @@ def _permissions(archive: LayerArchive) -> list[Finding]:
     return out
 
 
-def _tags(dists: Sequence[LayerDistribution], target: LambdaTarget) -> list[Finding]:
+def _tags(dists: Sequence[Distribution], target: LambdaTarget) -> list[Finding]:
     supported = set(target.supported_tags) | set(target.native_tags)
     out = []
     for dist in dists:
@@ -767,7 +768,7 @@ def _tags(dists: Sequence[LayerDistribution], target: LambdaTarget) -> list[Find
     return out
 
 
-def _requires_python(dists: Sequence[LayerDistribution], target: LambdaTarget) -> list[Finding]:
+def _requires_python(dists: Sequence[Distribution], target: LambdaTarget) -> list[Finding]:
     out = []
     version = target.python_version_str
     for dist in dists:
@@ -792,7 +793,7 @@ def _requires_python(dists: Sequence[LayerDistribution], target: LambdaTarget) -
     return out
 
 
-def _origin(dist: LayerDistribution, context: BuildContext) -> str:
+def _origin(dist: Distribution, context: BuildContext) -> str:
     built = {canonicalize_name(name) for name in context.built_from_source}
     if dist.name in built or any(tag.split("-")[-1].startswith("linux_") for tag in dist.wheel_tags):
         return "built from source"
@@ -842,7 +843,7 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     """Walk the dependency graph of every distribution (and of the requirements, with their extras), markers
     evaluated for the target; report what is missing or in a version that does not fit."""
     env = target.marker_environment
-    dists: dict[NormalizedName, LayerDistribution] = {d.name: d for d in inventory.distributions}
+    dists: dict[NormalizedName, Distribution] = {d.name: d for d in inventory.distributions}
     skip = {canonicalize_name(n) for n in context.excluded}
     out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)
@@ -903,7 +904,7 @@ def _valid_version(version: str) -> bool:
     return True
 
 
-def _pinned(dist: LayerDistribution) -> tuple[Requirement | None, Finding | None]:
+def _pinned(dist: Distribution) -> tuple[Requirement | None, Finding | None]:
     """The requirement the layer's copy of ``dist`` meets (``name==version``), and what is wrong with its
     METADATA's Name or Version, if anything (an invalid Name leaves it out of the graph)."""
     hint = "rebuild the layer with pip, which refuses distributions whose METADATA is invalid"
