@@ -25,6 +25,7 @@ SAMPLES: dict[str, Any] = {
     "verify_ignore": ("glibc", "import"),
     "groups": ("tests",),
     "member": "api",
+    "on_top_of": str(Path(__file__).resolve().parents[1] / "unit" / "data" / "base-layer.zip"),
     "bundling": "local",
     "cache": False,
     "cache_dir": "/ci/cache",

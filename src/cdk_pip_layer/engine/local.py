@@ -31,6 +31,7 @@ from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
+from .base_layer import base_pins, check_installed, check_requirements, check_resolved, constraint_args, noting_bases
 from .distribution import installed_distributions
 from .errors import InstallError, InvalidInputError, NoTargetInstallerError
 from .index import IndexSettings, pip_settings
@@ -242,6 +243,7 @@ class PipBasedLambdaLayerLocalBuilder:
         target = options.target
         with phase("read requirements"):
             requirements = self.requirements or read_input(options)
+            self._check_on_top_of(requirements)
         with phase("choose installer"):
             selection = self.selection()
             first = selection.first()
@@ -252,14 +254,16 @@ class PipBasedLambdaLayerLocalBuilder:
             def run(installer: Installer, extra_args: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
                 # For a lock: the hash-pinned file generated from it, and the installer's hash-checking arguments.
                 installable, lock_args = installer_input(requirements, build.staging / "input", installer.name)
-                with phase(f"install for {target} with {installer.name}"):
+                # On top of base layers, their versions are constraints (a lock pins every version already).
+                base_args = () if lock_args else constraint_args(options.on_top_of, build.staging / "input")
+                with phase(f"install for {target} with {installer.name}"), noting_bases(options.on_top_of):
                     return install_for_target(
                         installer,
                         installable,
                         site_dir,
                         target=target,
                         index=options.index,
-                        extra_args=(*extra_args, *lock_args),
+                        extra_args=(*extra_args, *lock_args, *base_args),
                         wheelhouse=build.staging / "wheelhouse",
                         # In the build image, uv turns sdists into pure wheels only; one with native code makes
                         # auto turn to pip, which builds it there as it always has.
@@ -284,9 +288,15 @@ class PipBasedLambdaLayerLocalBuilder:
                 drop_host_artifacts(site_dir, target)
                 excluded = exclude_distributions(site_dir, options.exclude)
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
+                # What the base layers hold, the function imports from them: none of it goes into this layer.
+                subject = f"{options.requirements} for {target}"
+                check_installed(
+                    ((d.name, d.version) for d in installed_distributions(site_dir)), options.on_top_of, subject=subject
+                )
+                on_base = exclude_distributions(site_dir, base_pins(options.on_top_of)).removed
                 dists = installed_distributions(site_dir)
             if not dists:
-                raise _nothing_to_zip(options, requirements, excluded.removed)
+                raise _nothing_to_zip(options, requirements, (*excluded.removed, *on_base))
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
@@ -313,13 +323,26 @@ class PipBasedLambdaLayerLocalBuilder:
             artifacts_dir=published.artifacts_dir,
             installer=installed.description,
             distributions=tuple(d.pin for d in dists),
-            excluded=tuple(d.pin for d in excluded.removed),
+            excluded=tuple(d.pin for d in (*excluded.removed, *on_base)),
             built_from_source=installed.built_from_source,
             warnings=tuple(warnings),
             unzipped_bytes=unzipped,
             zipped_bytes=published.zipped_bytes,
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
+        )
+
+    def _check_on_top_of(self, requirements: RequirementsFile) -> None:
+        """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""
+        options = self.options
+        subject = f"{options.requirements} for {options.target}"
+        check_resolved(options.on_top_of, subject=subject)
+        lines = (*requirements.requirements, *requirements.constraints)
+        check_requirements(
+            ((line.requirement, line.where) for line in lines if line.requirement is not None),
+            options.on_top_of,
+            options.target,
+            subject=subject,
         )
 
     def _verify(
@@ -360,6 +383,8 @@ def _nothing_to_zip(
     """The error for a build that installed nothing the layer would hold (Lambda has no use for an empty layer)."""
     if not requirements.requirements:
         why = f"{options.requirements} lists no requirement"
+    elif removed and options.on_top_of:
+        why = "every distribution installed is excluded or held by the base layers (on_top_of)"
     elif removed:
         why = f"--exclude removed every distribution installed ({', '.join(options.exclude)})"
     else:

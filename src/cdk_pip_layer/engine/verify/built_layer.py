@@ -45,6 +45,7 @@ def verify_built_layer(
             excluded=options.exclude,
             built_from_source=tuple(built_from_source),
             wheels_only=wheels_only,
+            on_top_of=options.on_top_of,
         ),
         smoke_import=ImportMode.OFF if imported_in else ImportMode.AUTO,
         import_note=f"ran in {imported_in} during the build" if imported_in else None,

@@ -180,8 +180,10 @@ def smoke_import(
     *,
     workdir: Path,
     timeout: float = IMPORT_TIMEOUT,
+    provided: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer."""
+    """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer.
+    ``provided``: top-level modules base layers provide (not present for this check) -> which base."""
     # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
     layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
     owner = {module: pin for pin, names in modules.items() for module in names}
@@ -201,12 +203,20 @@ def smoke_import(
         elif not done:  # nothing ran at all: the interpreter itself failed
             return [error("import", "the smoke import", f"could not run {importer.description}: {tail.strip()}")]
         pending = [module for module in pending if module not in done]
-    return [_finding(f, owner.get(f.module, "?")) for f in failures]
+    return [_finding(f, owner.get(f.module, "?"), provided or {}) for f in failures]
 
 
-def _finding(failure: ImportFailure, pin: str) -> Finding:
+def _finding(failure: ImportFailure, pin: str, provided: Mapping[str, str]) -> Finding:
     subject = f"{failure.module} ({pin})"
     detail = f"{failure.kind}: {failure.message}".strip()
+    top = (failure.missing or "").split(".")[0]
+    if failure.kind == "ModuleNotFoundError" and top in provided:
+        return warning(
+            "import",
+            subject,
+            f"imports {failure.missing}, which a base layer provides ({provided[top]}; not present for this check)",
+            "nothing to do when the function lists the base layer before this one",
+        )
     if failure.kind == "ModuleNotFoundError" and (failure.missing or "").split(".")[0] in RUNTIME_MODULES:
         return warning(
             "import",

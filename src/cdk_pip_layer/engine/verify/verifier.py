@@ -25,6 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 
+from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins, provided_modules
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import CHECKS, Finding, Severity, error, grouped, parse_ignore, warning
 from cdk_pip_layer.engine.lambda_os import (
@@ -96,12 +97,15 @@ class BuildContext:
         excluded: distributions left out on purpose (a dependency on them is not a finding).
         built_from_source: distributions whose wheels the build made from source distributions.
         wheels_only: every other distribution was installed from a published wheel.
+        on_top_of: the base layers the layer goes on top of: a dependency they hold (in a version that fits) is
+            not a finding, nor a module of theirs the smoke import cannot find.
     """
 
     requirements: tuple[Requirement, ...] = ()
     excluded: tuple[str, ...] = ()
     built_from_source: tuple[str, ...] = ()
     wheels_only: bool = False
+    on_top_of: tuple[BaseLayer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -346,7 +350,9 @@ class _Verifier:
         layer = layer_dir or self.archive.extract_all(self.work / "opt")
         workdir = self.work / "import"
         workdir.mkdir()
-        return _Smoke(ran=importer.description, findings=smoke_import(layer, modules, importer, workdir=workdir))
+        provided = provided_modules(self.context.on_top_of)
+        found = smoke_import(layer, modules, importer, workdir=workdir, provided=provided)
+        return _Smoke(ran=importer.description, findings=found)
 
     # --- the report ------------------------------------------------------------------------------------------------
 
@@ -717,6 +723,7 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     env = target.marker_environment
     dists: dict[NormalizedName, LayerDistribution] = {d.name: d for d in inventory.distributions}
     skip = {canonicalize_name(n) for n in context.excluded}
+    bases = base_pins(context.on_top_of)
     out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)
     queue: deque[tuple[Requirement, str]] = deque()
@@ -731,6 +738,9 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
         if name in skip:
             continue
         dist = dists.get(name)
+        if dist is None and name in bases:
+            out += _held_by_base(req, wanted_by, *bases[name])
+            continue
         if dist is None:
             if (name, wanted_by) not in reported:
                 reported.add((name, wanted_by))
@@ -760,6 +770,20 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
             elif any(dep.marker.evaluate({**env, "extra": extra}) for extra in contexts):
                 queue.append((dep, dist.pin))
     return out
+
+
+def _held_by_base(req: Requirement, wanted_by: str, version: str, base: BaseLayer) -> list[Finding]:
+    """A dependency a base layer holds: a finding only when the base's version does not fit."""
+    if not req.specifier or req.specifier.contains(version, prereleases=True):
+        return []
+    return [
+        error(
+            "dependencies",
+            wanted_by,
+            f"needs {req}, but {base.describe()} holds {canonicalize_name(req.name)} {version}",
+            "pin a version that works with the base's, or build the base with a version that fits",
+        )
+    ]
 
 
 def _missing_dependency(req: Requirement, wanted_by: str, target: LambdaTarget, *, runtime: bool) -> Finding:
