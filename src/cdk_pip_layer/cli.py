@@ -20,6 +20,7 @@ from packaging.requirements import Requirement
 
 from ._version import __version__
 from .build import build_layer
+from .engine.base_layer import BaseLayer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.inputs.locked import read_input
@@ -28,7 +29,8 @@ from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 from .engine.verify.report import LayerReport, write_report
-from .engine.verify.verifier import BuildContext, ImportMode, verify_layer_zip
+from .engine.verify.stack import check_stack, read_stack_layer
+from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 from .publish import DIRECT_UPLOAD_LIMIT, publish_layer
 
 _log = logging.getLogger("cdk_pip_layer")
@@ -139,6 +141,7 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument(
         "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
     )
+    _add_stack_flag(verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -175,7 +178,7 @@ def _verify(args: argparse.Namespace) -> int:
         args.runtime,
         args.architecture,
         ignore=args.ignore,
-        context=BuildContext(requirements=requirements, excluded=tuple(args.exclude)),
+        context=BuildContext(requirements=requirements, excluded=tuple(args.exclude), on_top_of=_bases(args)),
         smoke_import=args.smoke_import,
         importer=importer,
         python=args.python_executable,
@@ -183,6 +186,8 @@ def _verify(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         _write_report(verification.report, args.report)
+    if args.on_top_of:
+        return _print_with_stack(args, verification)
     print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
     return 0 if verification.ok else 1
 
@@ -198,6 +203,41 @@ def _write_report(report: LayerReport, directory: Path) -> None:
             subject=str(directory),
             hint="name a directory you may write (made if missing) for layer.report.json and layer.cdx.json.",
         ) from None
+
+
+# --- verify --on-top-of: the layer with the layers under it ---------------------------------------------------------
+
+
+def _add_stack_flag(verify: argparse.ArgumentParser) -> None:
+    verify.add_argument(
+        "--on-top-of",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="BASE.zip",
+        help="a layer the function lists before this one (repeatable, in the function's order; a zip, or a "
+        "layer.report.json): the stack is checked as Lambda extracts it (the same distribution or file in two "
+        "layers, the combined size, at most five layers)",
+    )
+
+
+def _bases(args: argparse.Namespace) -> tuple[BaseLayer, ...]:
+    """The ``--on-top-of`` layers as bases of the layer verified: their distributions count as present."""
+    target = LambdaTarget.parse(args.runtime, args.architecture)
+    return tuple(read_stack_layer(path, target).base() for path in args.on_top_of)
+
+
+def _print_with_stack(args: argparse.Namespace, verification: LayerVerification) -> int:
+    """The layer's report and the stack's checks (the bases in their order, then the layer): printed together,
+    failing when either has an error."""
+    target = LambdaTarget.parse(args.runtime, args.architecture)
+    layers = [read_stack_layer(path, target) for path in (*args.on_top_of, args.zip)]
+    stack = check_stack(layers, runtime=target.runtime, architecture=target.architecture.value)
+    if args.json:
+        print(json.dumps({**verification.report.to_dict(), "stack": stack.to_dict()}, indent=2, sort_keys=True))
+    else:
+        print("\n".join([verification.summary(), *stack.summary()]))
+    return 0 if verification.ok and stack.ok else 1
 
 
 def _output_directory(value: str) -> str:

@@ -30,6 +30,7 @@ SAMPLES: dict[str, Any] = {
     "slim": True,
     "slim_keep": ("pkg/tests/fixtures/**",),
     "slim_remove": ("pkg/assets/*.psd",),
+    "on_top_of": str(Path(__file__).resolve().parents[1] / "unit" / "data" / "base-layer.zip"),
     "bundling": "local",
     "cache": False,
     "cache_dir": "/ci/cache",

@@ -117,6 +117,7 @@ def container_build(
     cache_dir: Path | None = None,
     cache: bool = True,
     installer: InstallerName = "auto",
+    on_top_of: tuple[Path, ...] = (),
 ) -> Built:
     """Build ``requirements`` in ``root/build`` with the container builder, logging at DEBUG."""
     root.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,7 @@ def container_build(
         cache_dir=cache_root if cache else None,
         cache=cache,
         installer=installer,
+        on_top_of=on_top_of,
     )
     with pypi_only(), captured_log() as lines:
         result = builder.build()

@@ -42,6 +42,8 @@ from cdk_pip_layer.engine.options import (
 )
 from dev_tools import dev_tool
 
+# A base layer's zip (requests 2.31.0), for on_top_of.
+BASE_ZIP = str(Path(__file__).resolve().parent / "data" / "base-layer.zip")
 # A value other than the default for every public option and setting, as a keyword argument, and as flags.
 SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "requirements": (Path("other/requirements.txt"), ["-r", "other/requirements.txt"]),
@@ -64,6 +66,7 @@ SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "slim": (True, ["--slim"]),
     "slim_keep": (("pkg/tests/fixtures/**",), ["--slim-keep", "pkg/tests/fixtures/**"]),
     "slim_remove": (("pkg/assets/*.psd",), ["--slim-remove", "pkg/assets/*.psd"]),
+    "on_top_of": ((BASE_ZIP,), ["--on-top-of", BASE_ZIP]),
     "bundling": ("docker", ["--bundling", "docker"]),
     "cache": (False, ["--no-cache"]),
     "cache_dir": (Path("/ci/cache"), ["--cache-dir", "/ci/cache"]),

@@ -17,7 +17,7 @@ from cdk_pip_layer.engine.verify.report import sbom_json_from_text, write_text_a
 
 from .local_bundling import LocalBundler
 
-__all__ = ["REPORT_METADATA", "keep_docker_output", "record_report"]
+__all__ = ["REPORT_METADATA", "keep_docker_output", "record_report", "staged_report", "staged_zip"]
 
 # The asset metadata entry that carries the layer report's digest.
 REPORT_METADATA = "cdk-pip-layer:layer-report"
@@ -30,6 +30,27 @@ def _asset(layer: Construct) -> tuple[cdk.aws_s3_assets.Asset, Path] | None:
     if not isinstance(asset, cdk.aws_s3_assets.Asset) or stage is None:
         return None
     return asset, Path(stage.asset_outdir)
+
+
+def staged_zip(layer: Construct) -> Path | None:
+    """The layer's zip as CDK staged it in ``cdk.out`` (``asset.<hash>.zip``), when it is there: after its bundling,
+    or from an earlier synth (a warm ``cdk.out``)."""
+    found = _asset(layer)
+    if found is None:
+        return None
+    asset, outdir = found
+    path = outdir / f"asset.{asset.asset_hash}.zip"
+    return path if path.is_file() else None
+
+
+def staged_report(layer: Construct) -> Path | None:
+    """The layer report beside the layer's asset in ``cdk.out`` (``asset.<hash>.report.json``), when there is one."""
+    found = _asset(layer)
+    if found is None:
+        return None
+    asset, outdir = found
+    path = outdir / f"asset.{asset.asset_hash}.report.json"
+    return path if path.is_file() else None
 
 
 def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBuildResult | None) -> None:

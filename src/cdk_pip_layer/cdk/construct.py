@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
@@ -19,6 +20,7 @@ from cdk_pip_layer.engine.aws_names import (
     organization_id_ok,
     ssm_name_ok,
 )
+from cdk_pip_layer.engine.base_layer import BaseLayer
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.options import (
     CONSTRUCT_LEAVES_OUT,
@@ -30,8 +32,12 @@ from cdk_pip_layer.engine.options import (
     public_options,
     split_arguments,
 )
+from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.verify.stack import StackLayer, read_layer_zip
 
+from .asset_outputs import staged_report, staged_zip
 from .bundling import LayerBundling
+from .stack_check import register_layer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -81,6 +87,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         grant_account_ids: Sequence[str] = (),
         organization_id: str | None = None,
         ssm_parameter_name: str | None = None,
+        check_stacks: bool = True,
         **props: Unpack[ConstructArgs],
     ) -> None:
         options, settings = split_arguments(props)
@@ -106,6 +113,44 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             )  # fmt: skip
         layer.finish(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
+        self.check_stacks = bool(check_stacks)
+        self._contents: StackLayer | None = None
+        register_layer(self)
+
+    @property
+    def report_path(self) -> Path | None:
+        """The layer report (``layer.report.json``) of this layer, beside its asset in ``cdk.out``; None when CDK did
+        not bundle it in this synth, or it was built with ``verify=False``. Publish it beside the layer's ARN for
+        teams of other apps that build on top of this layer (docs/how-to/layer-stacks.md)."""
+        return staged_report(self)
+
+    def stack_layer(self) -> StackLayer | None:
+        """What this layer holds (its distributions, files and size), read once from its zip in ``cdk.out``; None
+        when CDK did not bundle it in this synth (``cdk ls``, a stack left out with ``--exclusively``)."""
+        if self._contents is None:
+            path = staged_zip(self)
+            if path is None:
+                return None
+            self._contents = read_layer_zip(path, self.target, label=self.node.path, built_for=str(self.target))
+        return self._contents
+
+    def base_layer(self, target: LambdaTarget) -> BaseLayer:
+        """This layer as the base of another (``on_top_of=[this_layer]``): what it holds, for ``target``."""
+        if target != self.target:
+            raise InvalidInputError(
+                f"The base layer {self.node.path} is built for {self.target}, the layer on top of it for {target}",
+                subject="on_top_of",
+                hint=f"put the layer on top of a base built for {target} (a PipLambdaLayers group can be the base of "
+                "a group: each member goes on top of the base built for its target).",
+            )
+        contents = self.stack_layer()
+        if contents is None:
+            return BaseLayer(
+                label=self.node.path,
+                target=str(self.target),
+                unresolved="CDK did not bundle it in this synth (its stack is not deployed or synthesized now)",
+            )
+        return contents.base()
 
     def _layer_bundling(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> LayerBundling:
         """This layer's bundling. (A group of layers built at once, :class:`~.targets.PipLambdaLayers`, makes its
@@ -156,6 +201,8 @@ def _init_doc() -> str:
         ("grant_account_ids", "accounts allowed lambda:GetLayerVersion (one LayerVersionPermission each)"),
         ("organization_id", "an AWS Organization (o-…) whose accounts may use the layer"),
         ("ssm_parameter_name", "publish the layer version ARN in this SSM String parameter"),
+        ("check_stacks", "default True: every function that uses this layer with another of ours is checked at "
+         "synth (versions, files, sizes, targets of its layers together); False leaves those functions unchecked"),
     ]  # fmt: skip
     options = [
         (name, doc)

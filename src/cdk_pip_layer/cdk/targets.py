@@ -27,6 +27,7 @@ import jsii
 from aws_cdk import aws_lambda
 from constructs import Construct
 
+from cdk_pip_layer.engine.base_layer import BaseLayer
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.options import BuildSettings, LayerBuildOptions, Runtime, split_arguments
 from cdk_pip_layer.engine.process import available_cpus
@@ -84,6 +85,7 @@ class PipLambdaLayers(Construct):
         grant_account_ids: Sequence[str] = (),
         organization_id: str | None = None,
         ssm_parameter_name: str | None = None,
+        check_stacks: bool = True,
         **props: Unpack[ConstructArgs],
     ) -> None:
         super().__init__(scope, id)
@@ -135,6 +137,7 @@ class PipLambdaLayers(Construct):
                     grant_account_ids=grant_account_ids,
                     organization_id=organization_id,
                     ssm_parameter_name=parameter_name,
+                    check_stacks=check_stacks,
                     **props,
                 )
         except BaseException:
@@ -149,6 +152,10 @@ class PipLambdaLayers(Construct):
                 if isinstance(member, _Member):
                     member.prepared.bundler.discard()
             executor.shutdown(wait=True, cancel_futures=True)
+
+    def base_layer(self, target: LambdaTarget) -> BaseLayer:
+        """The group as the base of another layer (``on_top_of=[group]``): its member built for ``target``."""
+        return self.layer(target.runtime, target.architecture.value).base_layer(target)
 
     def layer(self, runtime: str | aws_lambda.Runtime, architecture: str | aws_lambda.Architecture) -> PipLambdaLayer:
         """The member built for this runtime and architecture."""

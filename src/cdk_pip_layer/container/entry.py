@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cdk_pip_layer.engine.base_layer import constraint_args
 from cdk_pip_layer.engine.errors import LayerBuildError
 from cdk_pip_layer.engine.index import CA_VARIABLES, strip_credentials
 from cdk_pip_layer.engine.inputs.requirements import read_requirements
@@ -148,6 +149,7 @@ def _pinned_record(wheelhouse: Path, options: LayerBuildOptions) -> Path | None:
         "local-archives": [hashlib.sha256(f.read_bytes()).hexdigest() for f in archives],
         "target": str(options.target),
         "installer-args": list(options.extra_installer_args),
+        **({"on-top-of": [base.fingerprint() for base in options.on_top_of]} if options.on_top_of else {}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
     return wheelhouse / PINNED_RECORDS / digest
@@ -208,13 +210,16 @@ def _fetch_wheels(options: LayerBuildOptions, wheelhouse: Path) -> bool:
     if interpreter is None:  # pragma: no cover - the interpreter running this code
         return False
     start = time.perf_counter()
-    done = PipInstaller(interpreter, native_builds=True).download(
-        options.requirements,
-        wheelhouse,
-        target=options.target,
-        index=options.index,
-        extra_args=options.extra_installer_args,
-    )
+    with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-constraints-") as scratch:
+        # On top of base layers: the wheels of their versions, which the install is held to.
+        held = constraint_args(options.on_top_of, Path(scratch))
+        done = PipInstaller(interpreter, native_builds=True).download(
+            options.requirements,
+            wheelhouse,
+            target=options.target,
+            index=options.index,
+            extra_args=(*options.extra_installer_args, *held),
+        )
     if not done.ok:
         _log.info("wheel cache: pip could not fetch every wheel; building without the cache")
         return False

@@ -26,6 +26,7 @@ from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
+from .base_layer import base_pins, check_installed, check_requirements, check_resolved
 from .distribution import installed_distributions
 from .errors import InvalidInputError
 from .options import LayerBuildOptions, build_directory
@@ -129,6 +130,7 @@ class PipBasedLambdaLayerLocalBuilder:
         target = options.target
         with phase("read requirements"):
             requirements = self.requirements or read_input(options)
+            self._check_on_top_of(requirements)
         with phase("choose installer"):
             selection = self.selection()
             first = selection.first()
@@ -148,6 +150,7 @@ class PipBasedLambdaLayerLocalBuilder:
                         index=options.index,
                         native_builds=options.native_builds,
                         shown_as=options.requirements,
+                        bases=options.on_top_of,
                     ),
                     extra_args=options.extra_installer_args,
                 ).install()
@@ -157,9 +160,15 @@ class PipBasedLambdaLayerLocalBuilder:
                 drop_host_artifacts(site_dir, target)
                 excluded = exclude_distributions(site_dir, options.exclude)
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
+                # What the base layers hold, the function imports from them: none of it goes into this layer.
+                subject = f"{options.requirements} for {target}"
+                check_installed(
+                    ((d.name, d.version) for d in installed_distributions(site_dir)), options.on_top_of, subject=subject
+                )
+                on_base = exclude_distributions(site_dir, base_pins(options.on_top_of)).removed
                 dists = installed_distributions(site_dir)
             if not dists:
-                raise _nothing_to_zip(options, requirements, excluded.removed)
+                raise _nothing_to_zip(options, requirements, (*excluded.removed, *on_base))
             slimmed = None
             if options.slim:
                 with phase("slim"):
@@ -195,7 +204,7 @@ class PipBasedLambdaLayerLocalBuilder:
             artifacts_dir=published.artifacts_dir,
             installer=installed.description,
             distributions=tuple(d.pin for d in dists),
-            excluded=tuple(d.pin for d in excluded.removed),
+            excluded=tuple(d.pin for d in (*excluded.removed, *on_base)),
             built_from_source=installed.built_from_source,
             warnings=tuple(warnings),
             unzipped_bytes=unzipped,
@@ -203,6 +212,19 @@ class PipBasedLambdaLayerLocalBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
             slim=slimmed.report if slimmed is not None else None,
+        )
+
+    def _check_on_top_of(self, requirements: RequirementsFile) -> None:
+        """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""
+        options = self.options
+        subject = f"{options.requirements} for {options.target}"
+        check_resolved(options.on_top_of, subject=subject)
+        lines = (*requirements.requirements, *requirements.constraints)
+        check_requirements(
+            ((line.requirement, line.where) for line in lines if line.requirement is not None),
+            options.on_top_of,
+            options.target,
+            subject=subject,
         )
 
     def _verify(
@@ -248,6 +270,8 @@ def _nothing_to_zip(
     """The error for a build that installed nothing the layer would hold (Lambda has no use for an empty layer)."""
     if not requirements.requirements:
         why = f"{options.requirements} lists no requirement"
+    elif removed and options.on_top_of:
+        why = "every distribution installed is excluded or held by the base layers (on_top_of)"
     elif removed:
         why = f"--exclude removed every distribution installed ({', '.join(options.exclude)})"
     else:

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypedDict, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .base_layer import BaseLayer, BaseLayerSource, parse_bases
 from .errors import InvalidInputError
 from .findings import parse_ignore
 from .index import IndexSettings
@@ -241,16 +242,19 @@ def _default(item: Field[Any]) -> Any:
     return MISSING
 
 
-def _plain(value: Any) -> Any:
-    """A value as JSON: paths as strings, enums by value, tuples as lists, index settings without credentials."""
+def _plain(value: Any, *, hashing: bool = False) -> Any:
+    """A value as JSON: paths as strings, enums by value, tuples as lists, index settings without credentials; a
+    base layer as its data, or for the hash (``hashing``) as what it holds."""
     if isinstance(value, IndexSettings):
         return value.fingerprint()
+    if isinstance(value, BaseLayer):
+        return value.fingerprint() if hashing else value.to_dict()
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
+        return [_plain(item, hashing=hashing) for item in value]
     return value
 
 
@@ -265,12 +269,12 @@ def _without_userinfo(value: Any) -> Any:
     return value
 
 
-def _arguments(name: str, value: Any) -> dict[str, Any]:
+def _arguments(name: str, value: Any, *, hashing: bool = False) -> dict[str, Any]:
     """An option's value as the keyword arguments that make it again (the target is a runtime and an
-    architecture)."""
+    architecture); ``hashing``: as the asset hash takes it."""
     if isinstance(value, LambdaTarget):
         return {"runtime": value.runtime, "architecture": value.architecture.value}
-    return {name: _plain(value)}
+    return {name: _plain(value, hashing=hashing)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,6 +449,23 @@ class LayerBuildOptions:
             Flag(("--slim-remove",), "a glob of further files for slimming to remove (repeatable)", "repeat", "GLOB"),
         ),
     )
+    on_top_of: tuple[BaseLayer, ...] = option(
+        (),
+        doc="base layers this one goes on top of, in the order a function lists them (a PipLambdaLayer built "
+        "earlier in the app, or the path of a base's layer.zip or layer.report.json): the layer is resolved "
+        "against the versions they hold and holds none of their distributions; a requirement that conflicts "
+        "with a base's version is refused",
+        flags=(
+            Flag(
+                ("--on-top-of",),
+                "a base layer's zip or layer.report.json (repeatable, in the function's order): resolve against "
+                "its versions and leave its distributions out",
+                "repeat",
+                "ZIP",
+            ),
+        ),
+        hashed=Hashed.WHEN_SET,  # by what the bases hold (their distributions and versions), never their paths
+    )
     native_builds: bool = option(
         False,
         doc="build source distributions with native code and accept linux_<machine> wheels: right only inside the "
@@ -476,9 +497,10 @@ class LayerBuildOptions:
                 subject="build options",
                 hint=f"the options are {', '.join(_LAYER_ARGS)}.",
             )
+        target = LambdaTarget.parse(args.get("runtime", "python3.12"), args.get("architecture", "x86_64"))
         return cls(
             requirements=_requirements(args.get("requirements")),
-            target=LambdaTarget.parse(args.get("runtime", "python3.12"), args.get("architecture", "x86_64")),
+            target=target,
             exclude=_names(args.get("exclude", ())),
             index=_index(args.get("index")),
             installer=InstallerChoice.parse(args.get("installer", InstallerChoice.AUTO)),
@@ -493,6 +515,7 @@ class LayerBuildOptions:
             slim_keep=_globs(args.get("slim_keep", ()), "slim_keep"),
             slim_remove=_globs(args.get("slim_remove", ()), "slim_remove"),
             only_groups=_only_groups(args),
+            on_top_of=parse_bases(args.get("on_top_of"), target),
             native_builds=bool(args.get("native_builds", False)),
             uv_executable=_optional_path(args.get("uv_executable")),
         )
@@ -541,7 +564,7 @@ class LayerBuildOptions:
                     lock = document.setdefault("lock", {"format": lock_format})
                     lock.update(_arguments(item.name, value))
                 continue
-            for name, plain in _arguments(item.name, value).items():
+            for name, plain in _arguments(item.name, value, hashing=True).items():
                 document[name.replace("_", "-")] = _without_userinfo(plain)
         return document
 
@@ -671,6 +694,9 @@ _SETTINGS_ARGS = tuple(name for name, _ in public_options(BuildSettings))
 
 
 # --- keyword arguments, as the front doors take them -------------------------------------------------------------
+
+# A base layer, as on_top_of takes it: a construct of the same app, the path of a zip or report, or the value.
+BaseLayerInput = BaseLayerSource | BaseLayer | str | os.PathLike[str]
 # One entry per public option (tests/unit/test_options_declaration.py holds them against the fields).
 
 
@@ -691,6 +717,7 @@ class LayerOptionArgs(TypedDict, total=False):
     slim: bool
     slim_keep: str | Sequence[str]
     slim_remove: str | Sequence[str]
+    on_top_of: BaseLayerInput | Sequence[BaseLayerInput]
 
 
 class _Requirements(TypedDict):

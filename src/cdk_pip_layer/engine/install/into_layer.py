@@ -13,6 +13,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from cdk_pip_layer.engine.base_layer import BaseLayer, constraint_args, noting_bases
 from cdk_pip_layer.engine.errors import InstallError, NoTargetInstallerError
 from cdk_pip_layer.engine.index import IndexSettings, pip_settings
 from cdk_pip_layer.engine.inputs.locked import installer_input
@@ -42,20 +43,23 @@ class InstallJob:
     index: IndexSettings
     native_builds: bool
     shown_as: Path
+    bases: tuple[BaseLayer, ...] = ()  # the layers this one goes on top of: their versions are constraints
 
     def run(self, installer: Installer, extra_args: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Install with ``installer``; the source distributions built into wheels, and the installer's warnings.
         Raises the installer's LayerBuildError."""
         # For a lock: the hash-pinned file generated from it, and the installer's hash-checking arguments.
         installable, lock_args = installer_input(self.requirements, self.scratch / "input", installer.name)
-        with phase(f"install for {self.target} with {installer.name}"):
+        # On top of base layers, their versions are constraints (a lock pins every version already).
+        base_args = () if lock_args else constraint_args(self.bases, self.scratch / "input")
+        with phase(f"install for {self.target} with {installer.name}"), noting_bases(self.bases):
             return install_for_target(
                 installer,
                 installable,
                 self.site_dir,
                 target=self.target,
                 index=self.index,
-                extra_args=(*extra_args, *lock_args),
+                extra_args=(*extra_args, *lock_args, *base_args),
                 wheelhouse=self.scratch / "wheelhouse",
                 # In the build image, uv turns sdists into pure wheels only; one with native code makes auto turn
                 # to pip, which builds it there as it always has.

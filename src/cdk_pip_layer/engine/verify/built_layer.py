@@ -49,6 +49,7 @@ def verify_built_layer(
             excluded=options.exclude,
             built_from_source=tuple(built_from_source),
             wheels_only=wheels_only,
+            on_top_of=options.on_top_of,
         ),
         smoke_import=mode,
         importer=importer,

@@ -241,8 +241,10 @@ def smoke_import(
     *,
     workdir: Path,
     timeout: float = IMPORT_TIMEOUT,
+    provided: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer."""
+    """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer.
+    ``provided``: top-level modules base layers provide (not present for this check) -> which base."""
     # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
     layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
     shared = workdir / "shared"  # the one directory the import may write
@@ -266,17 +268,26 @@ def smoke_import(
             return [error("import", "the smoke import", f"could not run {importer.description}: {tail.strip()}")]
         pending = [module for module in pending if module not in done]
     imported = set(owner) - {f.module for f in failures}
-    return [_finding(f, owner.get(f.module, "?"), owner, imported) for f in failures]
+    return [_finding(f, owner.get(f.module, "?"), owner, imported, provided or {}) for f in failures]
 
 
-def _finding(failure: ImportFailure, pin: str, owner: Mapping[str, str], imported: set[str]) -> Finding:
+def _finding(  # noqa: PLR0911 - one judgement per case, in order
+    failure: ImportFailure, pin: str, owner: Mapping[str, str], imported: set[str], provided: Mapping[str, str]
+) -> Finding:
     """How bad ``failure`` is: ``owner`` gives the distribution of each module the layer ships, ``imported`` the
-    modules that imported."""
+    modules that imported, ``provided`` the top-level modules of the base layers (not present for this check)."""
     subject = f"{failure.module} ({pin})"
     detail = f"{failure.kind}: {failure.message}".strip()
     missing = failure.missing or ""
     top = missing.split(".")[0]
     not_found = failure.kind == "ModuleNotFoundError"
+    if not_found and top in provided and top not in owner:
+        return warning(
+            "import",
+            subject,
+            f"imports {missing}, which a base layer provides ({provided[top]}; not present for this check)",
+            "nothing to do when the function lists the base layer before this one",
+        )
     if not_found and top in RUNTIME_MODULES and top in owner:  # the layer's copy comes first on sys.path
         return error(
             "import",

@@ -27,6 +27,7 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins, provided_modules
 from cdk_pip_layer.engine.distribution import Distribution, importable_modules
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
@@ -113,12 +114,15 @@ class BuildContext:
         excluded: distributions left out on purpose (a dependency on them is not a finding).
         built_from_source: distributions whose wheels the build made from source distributions.
         wheels_only: every other distribution was installed from a published wheel.
+        on_top_of: the base layers the layer goes on top of: a dependency they hold (in a version that fits) is
+            not a finding, nor a module of theirs the smoke import cannot find.
     """
 
     requirements: tuple[Requirement, ...] = ()
     excluded: tuple[str, ...] = ()
     built_from_source: tuple[str, ...] = ()
     wheels_only: bool = False
+    on_top_of: tuple[BaseLayer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -403,7 +407,8 @@ class _Verifier:
                 return _Smoke(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
         workdir = self.work / "import"
         workdir.mkdir()
-        found = smoke_import(layer_dir, modules, importer, workdir=workdir)
+        provided = provided_modules(self.context.on_top_of)
+        found = smoke_import(layer_dir, modules, importer, workdir=workdir, provided=provided)
         return _Smoke(ran=importer.description, findings=[*unpacked, *found])
 
     # --- the report ------------------------------------------------------------------------------------------------
@@ -845,6 +850,7 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     env = target.marker_environment
     dists: dict[NormalizedName, Distribution] = {d.name: d for d in inventory.distributions}
     skip = {canonicalize_name(n) for n in context.excluded}
+    bases = base_pins(context.on_top_of)
     out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)
     queue: deque[tuple[Requirement, str]] = deque()
@@ -864,6 +870,9 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
         if name in skip:
             continue
         dist = dists.get(name)
+        if dist is None and name in bases:
+            out += _held_by_base(req, wanted_by, *bases[name])
+            continue
         if dist is None:
             if (name, wanted_by) not in reported:
                 reported.add((name, wanted_by))
@@ -919,6 +928,20 @@ def _pinned(dist: Distribution) -> tuple[Requirement | None, Finding | None]:
         problem = f"has an invalid Version {dist.version!r} in its METADATA: what needs it cannot be checked"
         return pinned, error("dependencies", dist.pin, problem, hint)
     return Requirement(f"{dist.display_name}=={dist.version}"), None
+
+
+def _held_by_base(req: Requirement, wanted_by: str, version: str, base: BaseLayer) -> list[Finding]:
+    """A dependency a base layer holds: a finding only when the base's version does not fit."""
+    if not req.specifier or req.specifier.contains(version, prereleases=True):
+        return []
+    return [
+        error(
+            "dependencies",
+            wanted_by,
+            f"needs {req}, but {base.describe()} holds {canonicalize_name(req.name)} {version}",
+            "pin a version that works with the base's, or build the base with a version that fits",
+        )
+    ]
 
 
 def _missing_dependency(req: Requirement, wanted_by: str, target: LambdaTarget, *, runtime: bool) -> Finding:
