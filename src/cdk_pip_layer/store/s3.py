@@ -202,9 +202,10 @@ class S3LayerStore:
             found = self._bucket().read(self._key(key, name), write, limit=record.size)
         if found is None:
             raise Mismatch(f"its {name} is missing")
+        if found.over(record.size):
+            raise Mismatch(f"its {name} has more than {record.size} bytes, its record says {record.size}")
         if found.size != record.size:
-            more = "more than " if found.over(record.size) else ""
-            raise Mismatch(f"its {name} has {more}{found.size} bytes, its record says {record.size}")
+            raise Mismatch(f"its {name} has {found.size} bytes, its record says {record.size}")
         if digest.hexdigest() != record.sha256:
             raise Mismatch(f"its {name} has sha256 {digest.hexdigest()}, its record says {record.sha256}")
 
