@@ -104,6 +104,20 @@ def test_machine_b_gets_machine_as_layer_from_s3(machine: Callable[..., Machine]
     assert again.reused_from == str(b_machine.cache / "layers" / key / "layer.zip")
 
 
+def test_a_bad_local_entry_is_replaced_from_s3(machine: Callable[..., Machine], shared: Shared) -> None:
+    a = machine("a").build("--cache-url", shared.url)
+    b_machine = machine("b")
+    b_machine.build("--cache-url", shared.url)
+    [entry] = (b_machine.cache / "layers").iterdir()
+    (entry / "layer.zip").write_bytes(b"corrupt")
+    b = b_machine.build("--cache-url", shared.url, name="again")
+    assert b.reused_from == f"{shared.url}/{entry.name}/"
+    assert _layer_bytes(b) == _layer_bytes(a)
+    [said] = b.lines_naming(str(entry / "layer.zip"))
+    assert "was not used (its layer.zip has 7 bytes" in said and "replaced by the shared one" in said
+    assert (entry / "layer.zip").read_bytes() == _layer_bytes(a)
+
+
 def test_the_url_comes_from_the_environment_and_no_cache_turns_it_off(
     machine: Callable[..., Machine], shared: Shared
 ) -> None:
@@ -153,6 +167,10 @@ def _tamper(shared: Shared, key: str, how: str, scratch: Path) -> str:
             "its record is for another input",
         ),
         "record oversized": ([(record_name, b" " * (2 << 20))], "is larger than 1048576 bytes"),
+        "record claims a huge zip": (
+            [(record_name, json.dumps({**record, "size": 300_000_000}).encode())],
+            "its record says the zip has 300000000 bytes, more than a layer may have",
+        ),
         "record unreadable": ([(record_name, b"{not json")], "cannot be read"),
     }
     writes, words = changes[how]
@@ -175,6 +193,7 @@ def _tamper(shared: Shared, key: str, how: str, scratch: Path) -> str:
         "record lies",
         "record of another input",
         "record oversized",
+        "record claims a huge zip",
         "record unreadable",
     ],
 )
