@@ -140,10 +140,9 @@ class S3LayerStore:
         if self.connection.down is not None:
             return self._told()
         try:
-            found = self._record(key)
-            if found is None:
+            record = self._record(key)
+            if record is None:
                 return Fetched()
-            record, _etag = found
             self._download(key, record, dest)
             report = self._report(key, record)
         except Mismatch as exc:
@@ -170,7 +169,7 @@ class S3LayerStore:
             return Fetched()
         return Fetched(problem=f"the shared layer store is out of use for this run: {self.connection.down}")
 
-    def _record(self, key: str) -> tuple[StoreRecord, str | None] | None:
+    def _record(self, key: str) -> StoreRecord | None:
         """The entry's record, if it is trusted; None when there is none. :class:`Mismatch` says why it is not."""
         read = self._bucket().read_bytes(self._key(key, RECORD_FILE), limit=MAX_RECORD_BYTES)
         if read is None:
@@ -188,7 +187,7 @@ class S3LayerStore:
                 raise Mismatch(f"its record is not signed with a KMS key, and {KMS_KEY_VARIABLE} is set")
             if not kms.verifies(record.signed_content(), document["kms"]):
                 raise Mismatch(f"its record is not signed with the KMS key {kms.key_id}")
-        return record, found.etag
+        return record
 
     def _download(self, key: str, record: StoreRecord, dest: Path) -> None:
         name = _zip_name(record.sha256)
