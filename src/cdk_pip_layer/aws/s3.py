@@ -23,7 +23,7 @@ from .session import Aws
 # An unreachable endpoint costs seconds: two attempts (standard retry mode: throttling and 5xx answers, connection
 # errors), each waiting at most this long for a connection; a stalled read gives up after READ_TIMEOUT.
 CONNECT_TIMEOUT = 2.0
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
 ATTEMPTS = 2
 # When no region is configured anywhere: S3 tells a client in another region where the bucket is, and botocore
 # follows (once per client).
