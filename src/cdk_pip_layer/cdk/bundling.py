@@ -92,14 +92,18 @@ class LayerBundling:
         # What makes this layer unbuildable, when something does: reported on the layer by finish().
         self.error: LayerBuildError | None = None
         requirements = None
+        store = None
         try:
             requirements = read_input(options)
             self.key = input_hash(options, requirements)
+            # The layer store only where CDK bundles (a remote one needs its extra and its credentials then).
+            store = open_store(settings, requirements) if bundling_required else None
         except LayerBuildError as exc:
             # Its stack bundled now: an error on the layer. Not bundled (cdk ls, cdk destroy, --exclusively): nothing
             # fails; the hash is a placeholder, of no asset (the layer's input hash otherwise, as a synth gives it).
             self.error = exc.with_traceback(None) if bundling_required else None
-            self.key = _unbuilt_key(options, "not readable")
+            if requirements is None:
+                self.key = _unbuilt_key(options, "not readable")
         # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over (and, with its
         # host settings and credentials, by a later synth when this one is killed before it can).
         temp = Path(tempfile.gettempdir())
@@ -111,7 +115,7 @@ class LayerBundling:
             mode=settings.bundling,
             key=self.key,
             staging_dir=self.staging,
-            store=open_store(settings, requirements) if requirements is not None else None,
+            store=store,
             wheel_cache=settings.cache,
             label=label,
         )
