@@ -466,3 +466,20 @@ def test_unpinned_requirements_get_one_warning(
     assert warning.startswith("cdk-pip-layer: Stack/Layer: warning: requirements.txt is not fully pinned (requests>=2)")
     assert "never reused from the layer store" in warning and "no new layer version" in warning
     assert "lock file" in warning
+
+
+def test_docker_missing_is_said_as_such(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CDK's own spawn of a missing docker fails with 'spawnSync docker ENOENT' in a trace: said before, plainly,
+    with why Docker was needed and advice that fits (no bundling='auto' advice when it was auto)."""
+    fake_build.error = IMPOSSIBLE
+    monkeypatch.setenv("CDK_DOCKER", str(tmp_path / "no-such-docker"))
+    _app, stack = make_app(tmp_path / "cdk.out")
+    layer = PipLambdaLayer(stack, "Layer", requirements=requirements)
+    error = layer.build_error
+    assert isinstance(error, ContainerBuildError)
+    assert error.what.startswith("Docker is not installed or not running")
+    assert "a local build is impossible: A local build for python3.12/x86_64" in str(error)
+    assert "bundling='auto'" not in str(error)
+    assert "ENOENT" not in str(error)

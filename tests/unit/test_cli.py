@@ -19,6 +19,8 @@ import pytest
 from cdk_pip_layer import cli
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.engine import progress
+from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.target import LambdaTarget
 
 
 @pytest.fixture(autouse=True)
@@ -417,3 +419,18 @@ def test_a_long_build_shows_it_is_alive(
     _, err = capsys.readouterr()
     assert code == 0
     assert re.search(r"still working: [a-z]+.* \(\d+ s\)", err), err
+
+
+def test_the_advice_for_an_impossible_local_build_fits_the_host(
+    tmp_path: Path, requirements: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """installer pip for a runtime this host has no Python for: never 'install uv' (it comes with the package and
+    ran), but let uv build it."""
+    if find_interpreter(LambdaTarget.parse("python3.14"))[0] is not None:
+        pytest.skip("this host has a Python 3.14")
+    argv = ["build", "-r", str(requirements), "-o", str(tmp_path / "out"), "--runtime", "python3.14"]
+    code = main([*argv, "--installer", "pip", "--bundling", "local"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "pip install uv" not in err and "install uv" not in err
+    assert "installer 'auto' or 'uv'" in err
