@@ -296,7 +296,8 @@ def test_a_build_error_is_the_layers_one_error(
     tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """CDK's convention for a construct that cannot be made: an error annotation (cdk synth prints it once, as
-    "[Error at /Stack/Layer] ...", and fails), not an exception whose trace buries it and prints it twice."""
+    "ERROR <message> (Construct Annotations)" above the layer's path, and fails), not an exception whose trace buries
+    it and prints it twice."""
     fake_build.error = InstallError(
         "pip failed to install the requirements for python3.12/x86_64",
         subject=str(requirements),
@@ -307,6 +308,9 @@ def test_a_build_error_is_the_layers_one_error(
     layer = PipLambdaLayer(stack, "Layer", requirements=requirements)
     assert layer.build_error is fake_build.error
     assert _errors(layer) == [str(fake_build.error)]
+    # No stack trace of the jsii kernel with it: the CDK CLI prints its first frame ("…/lib/program.js:1:5591") as a
+    # line of its own before the message.
+    assert [entry.trace for entry in layer.node.metadata if entry.type == "aws:cdk:error"] == [None]
     assert capsys.readouterr().err == "Bundling asset Stack/Layer/Code/Stage...\n"  # nothing of ours but the error
     app.synth()
     # Nothing of the failed build is left in cdk.out (a next synth builds it again), nor in the temporary directory.

@@ -4,6 +4,7 @@ synth and a fresh cdk.out with the cache warm build nothing, `cdk ls` builds not
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -161,9 +162,12 @@ def test_a_failed_build_shows_our_message(cli: Cli, tmp_path: Path) -> None:
     (app / "example_app" / "layer" / "requirements.txt").write_text("cdk-pip-layer-no-such-package==1.0\n")
     run = cli("synth", "-q", "-o", str(app / "cdk.out"), cwd=app, app=f"{VENV_PYTHON} example_app/app.py", check=False)
     assert run.returncode != 0
-    # CDK's convention: one error on the layer, printed once by the CLI, first and alone; no trace of the app.
-    assert "[Error at /CdkPipLayerExample/HttpJsonLayer] " in run.output
-    assert run.output.count("cdk-pip-layer-no-such-package") == 1
+    # CDK's convention: one error on the layer, printed once by the CLI above the layer's path; no trace of the app
+    # nor of the jsii kernel ("…/lib/program.js:1:5591").
+    assert re.search(r"^ERROR .*cdk-pip-layer-no-such-package", run.output, re.M), run.output
+    assert "(Construct Annotations)\n   CdkPipLayerExample/HttpJsonLayer\n" in run.output
+    assert "program.js" not in run.output
+    assert len(re.findall(r"^ERROR ", run.output, re.M)) == 1
     assert "for python3.12/x86_64" in run.output
     assert run.output.count("What to do:") == 1
     assert "Traceback" not in run.output

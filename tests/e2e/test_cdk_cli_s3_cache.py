@@ -72,7 +72,7 @@ def test_a_fresh_machine_synthesizes_from_s3(
         return Cli(env=env, cache=tmp_path / name / "cache")("synth", "-q", "-o", str(outdir), app=app), outdir
 
     first, first_out = synth("machine-a")
-    assert first.output.count("built with") == 2, first.output
+    assert first.output.count(": built locally with ") == 2, first.output
     keys = moto.client("s3").list_objects_v2(Bucket=bucket, Prefix="cdk/")["Contents"]
     assert len([item for item in keys if item["Key"].endswith("/record.json")]) == 2
     second, second_out = synth("machine-b")

@@ -39,6 +39,7 @@ from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.store import open_store
 
+from .annotations import add_error
 from .asset_outputs import keep_docker_output, record_report, remove_asset
 from .local_bundling import LocalBundler, docker_needed
 
@@ -167,7 +168,7 @@ class LayerBundling:
                 error = exc.with_traceback(None)
         if error is not None:
             remove_asset(layer)
-            cdk.Annotations.of(layer).add_error(str(error))
+            add_error(layer, str(error))
             self.error = error
             return error
         where = record_report(layer, self.bundler.report_text)
@@ -187,10 +188,9 @@ class LayerBundling:
         if result is not None:
             installer = result.installer.split(" ", 1)[0]
             count = len(result.distributions)
-            mib = 1024 * 1024
             said += (
                 f" with {installer} in {result.seconds:.1f} s: {count} distribution{'' if count == 1 else 's'}, "
-                f"{result.unzipped_bytes / mib:.1f} MiB unzipped, {result.zipped_bytes / mib:.1f} MiB zipped"
+                f"{result.sizes}"
             )
         if report is not None:
             said += f"; report {report}"
