@@ -45,6 +45,14 @@ class _PhaseFormatter(logging.Formatter):
         return f"[cdk-pip-layer {time.perf_counter() - self.start:6.1f}s] {redact(record.getMessage())}"
 
 
+class _PlainFormatter(logging.Formatter):
+    """Without -v: what publish did, and warnings said as the summary's warnings are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        warning = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"cdk-pip-layer: {warning}{redact(record.getMessage())}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdk-pip-layer",
@@ -58,10 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     for target in (parser, common):
         target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
         target.add_argument(
-            "--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr"
+            "--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="nothing on stderr but errors"
         )
         target.add_argument(
-            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="also show the commands run"
+            "--verbose",
+            "-v",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="show each phase and its time (-v), and the commands run (-vv)",
         )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_command(commands, common)
@@ -255,7 +267,7 @@ def _output_directory(value: str) -> str:
 
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
-    with heartbeat(_log.info):  # shown with the phases (not with -q)
+    with heartbeat(_say if not args.quiet else _silent):
         built = build_layer(
             build_dir=output,
             **cli_arguments(LayerBuildOptions, args),
@@ -367,10 +379,30 @@ GLOBAL_FLAGS = ("json", "quiet", "verbose")
 
 
 def _global_flags(args: argparse.Namespace) -> argparse.Namespace:
-    """The global flags, False where given nowhere."""
+    """The global flags, False (0 for -v) where given nowhere."""
     for name in GLOBAL_FLAGS:
-        setattr(args, name, getattr(args, name, False))
+        setattr(args, name, getattr(args, name, 0 if name == "verbose" else False))
     return args
+
+
+def _say(message: str) -> None:
+    """A line for the user on stderr while a command runs (a heartbeat, a warning)."""
+    print(f"cdk-pip-layer: {redact(message)}", file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    del message
+
+
+_LEVELS = {0: logging.WARNING, 1: logging.INFO}  # -v: the phases; -vv and more: the commands run too
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    """build and verify say nothing on success but their result; publish also says what it did in AWS (published
+    a version, or found it there already; granted; wrote the SSM parameter)."""
+    if args.command == "publish" and not args.verbose:
+        return logging.INFO
+    return _LEVELS.get(args.verbose, logging.DEBUG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,9 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: logging.Handler | None = None
     if not args.quiet:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_PhaseFormatter())
+        handler.setFormatter(_PhaseFormatter() if args.verbose else _PlainFormatter())
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        logger.setLevel(_log_level(args))
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:

@@ -25,7 +25,7 @@ def test_cli_build_with_the_machine_pip_configuration(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
         [
-            *(str(cli_path()), "build", "--requirements", str(requirements), "--runtime", "python3.12"),
+            *(str(cli_path()), "-v", "build", "--requirements", str(requirements), "--runtime", "python3.12"),
             *("--architecture", "x86_64", "--output", str(out), "--exclude", "boto3"),
         ],
         capture_output=True,

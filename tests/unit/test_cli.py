@@ -152,7 +152,31 @@ def test_successful_offline_build(
         assert "installer: uv " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
-        assert "[cdk-pip-layer" in err  # progress goes to stderr, not stdout
+        assert err == ""  # quiet on success: the summary says it all (phases with -v)
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("case", [([], False, False), (["-v"], True, False), (["-vv"], True, True)])
+def test_phases_with_v_and_the_commands_run_with_vv(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[list[str], bool, bool],
+) -> None:
+    flags, phases, commands = case
+    wheels = make_wheel("helper", "1.0").parent
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    argv = [*flags, "build", "-r", str(req), "-o", str(tmp_path / "o"), "--runtime", host_runtime]
+    code = main([*argv, "--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "sha256: " in out
+    assert bool(re.search(r"^\[cdk-pip-layer +\d+\.\ds\] install for .*: done in \d+\.\d\d s$", err, re.M)) is phases, (
+        err
+    )
+    assert ("running: " in err) is commands, err
 
 
 @pytest.mark.usefixtures("offline_env")
