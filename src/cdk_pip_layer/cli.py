@@ -28,6 +28,7 @@ from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_a
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
+from .engine.verify.infer_target import infer_target
 from .engine.verify.report import LayerReport, write_report
 from .engine.verify.stack import check_stack, read_stack_layer
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
@@ -109,15 +110,21 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="check any layer zip for a Lambda runtime and architecture",
         description="Check a layer zip (built by anything) for a Lambda runtime and architecture, and print its "
-        "report. Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input.",
+        "report. Without --runtime or --architecture, the target is read from the layer (its wheel tags, ELF files "
+        "and byte-code). Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input, or a "
+        "target the layer does not tell.",
         epilog=f"checks: {checks}",
     )
     verify.set_defaults(run=_verify)
     verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
     verify.add_argument(
-        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
+        "--runtime",
+        help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: inferred from the layer's wheel tags, extension "
+        "modules and byte-code)",
     )
-    verify.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    verify.add_argument(
+        "--architecture", help="x86_64 or arm64 (default: inferred from the layer's wheel tags and ELF files)"
+    )
     verify.add_argument(
         "--ignore", action="append", default=[], metavar="CHECK", help="turn one check off (repeatable)"
     )
@@ -157,6 +164,18 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise InvalidInputError(
+            "The report directory is not a directory",
+            subject=str(args.report),
+            hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
+        )
+    # What was not given is read from the layer (or it asks for it: exit 2); everything after uses the target.
+    inference = infer_target(args.zip, runtime=args.runtime, architecture=args.architecture)
+    inferred = inference.require(str(args.zip))
+    args.runtime, args.architecture = inferred.runtime, inferred.architecture.value
+    if inference.describe() and not args.quiet:
+        print(inference.describe(), file=sys.stderr)
     requirements: tuple[Requirement, ...] = ()
     if args.requirements is not None:  # a requirements or lock file, read for the layer's target
         parsed = read_input(
@@ -165,12 +184,6 @@ def _verify(args: argparse.Namespace) -> int:
             )
         )
         requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
-    if args.report is not None and args.report.exists() and not args.report.is_dir():
-        raise InvalidInputError(
-            "The report directory is not a directory",
-            subject=str(args.report),
-            hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
-        )
     importer = None
     if args.smoke_import == ImportMode.DOCKER.value:
         from .container.smoke import DockerImporter  # the Docker SDK only when asked for
@@ -198,10 +211,15 @@ def _verify(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         _write_report(verification.report, args.report)
+    inferred_field: dict[str, object] = {"target_inference": inference.to_dict()}
     if args.on_top_of:
-        return _print_with_stack(args, verification)
-    print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
+        return _print_with_stack(args, verification, inferred_field)
+    print(_json({**verification.report.to_dict(), **inferred_field}) if args.json else verification.summary())
     return 0 if verification.ok else 1
+
+
+def _json(data: dict[str, object]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def _write_report(report: LayerReport, directory: Path) -> None:
@@ -239,14 +257,14 @@ def _bases(args: argparse.Namespace) -> tuple[BaseLayer, ...]:
     return tuple(read_stack_layer(path, target).base() for path in args.on_top_of)
 
 
-def _print_with_stack(args: argparse.Namespace, verification: LayerVerification) -> int:
+def _print_with_stack(args: argparse.Namespace, verification: LayerVerification, extra: dict[str, object]) -> int:
     """The layer's report and the stack's checks (the bases in their order, then the layer): printed together,
     failing when either has an error."""
     target = LambdaTarget.parse(args.runtime, args.architecture)
     layers = [read_stack_layer(path, target) for path in (*args.on_top_of, args.zip)]
     stack = check_stack(layers, runtime=target.runtime, architecture=target.architecture.value)
     if args.json:
-        print(json.dumps({**verification.report.to_dict(), "stack": stack.to_dict()}, indent=2, sort_keys=True))
+        print(_json({**verification.report.to_dict(), **extra, "stack": stack.to_dict()}))
     else:
         print("\n".join([verification.summary(), *stack.summary()]))
     return 0 if verification.ok and stack.ok else 1

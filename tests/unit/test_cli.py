@@ -22,6 +22,8 @@ from cdk_pip_layer.engine import progress
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.target import LambdaTarget
 
+TARGET_FLAGS = ("--runtime", "python3.12", "--architecture", "x86_64")  # a pure-Python layer does not tell
+
 
 @pytest.fixture(autouse=True)
 def _restore_logger() -> Iterator[None]:
@@ -390,7 +392,7 @@ def _small_layer(path: Path) -> Path:
 def test_verify_report_into_a_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "afile").write_text("mine\n", encoding="utf-8")
     layer = _small_layer(tmp_path / "layer.zip")
-    code = main(["verify", "-q", str(layer), "--report", str(tmp_path / "afile")])
+    code = main(["verify", "-q", *TARGET_FLAGS, str(layer), "--report", str(tmp_path / "afile")])
     err = capsys.readouterr().err
     assert code == 2, err
     assert "is not a directory" in err
@@ -400,7 +402,7 @@ def test_verify_report_into_a_file_is_bad_input(tmp_path: Path, capsys: pytest.C
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     """`cdk-pip-layer verify layer.zip | head -1`: the pipe closes while we print."""
     layer = _small_layer(tmp_path / "layer.zip")
-    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", "-q", str(layer)]
+    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", "-q", *TARGET_FLAGS, str(layer)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # before anything is printed

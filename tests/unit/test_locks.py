@@ -643,7 +643,7 @@ def test_nothing_is_resolved_a_dependency_missing_from_the_lock_is_reported(
     lock = tmp_path / "pylock.toml"
     lock.write_text(pylock([{"name": "demo-app", "version": "1.0", "index": "https://pypi.org/simple",
                              "wheels": [wheel_entry(app)]}]), encoding="utf-8")  # fmt: skip
-    missing = f"demo-app==1.0: needs lib>=1 on {host_runtime}/x86_64, which is not in the layer"
+    missing = f"demo-app==1.0: 1 error\n  |   error: [dependencies] needs lib>=1 on {host_runtime}/x86_64, which is not"
     with pytest.raises(VerificationError, match=re.escape(missing)):
         PipBasedLambdaLayerLocalBuilder(
             requirements=lock,
