@@ -175,7 +175,7 @@ def _verify(args: argparse.Namespace) -> int:
     inferred = inference.require(str(args.zip))
     args.runtime, args.architecture = inferred.runtime, inferred.architecture.value
     if inference.describe() and not args.quiet:
-        print(inference.describe(), file=sys.stderr)
+        _say(inference.describe())
     requirements: tuple[Requirement, ...] = ()
     if args.requirements is not None:  # a requirements or lock file, read for the layer's target
         parsed = read_input(

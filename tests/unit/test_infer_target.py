@@ -99,7 +99,7 @@ def test_a_good_arm64_layer_verified_without_a_target_passes_and_says_what_was_i
     assert code == 0, out + err
     assert out.splitlines()[0].endswith("for python3.12/arm64: 0 error(s), 0 warning(s)")
     [said] = [line for line in err.splitlines() if "inferred" in line]
-    assert said.startswith("target python3.12/arm64, inferred from ")
+    assert said.startswith("cdk-pip-layer: target python3.12/arm64, inferred from ")
     assert "2 wheels" in said and "6 ELF files" in said and "--runtime/--architecture" in said
 
 
