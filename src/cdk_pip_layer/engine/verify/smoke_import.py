@@ -168,7 +168,7 @@ class LocalImporter:
 
         output = shared.parent / f"{results.stem}.out"
         done = sandbox.run(args, layer=layer_dir, work=shared, output=output, timeout=timeout, results=[results.name])
-        return "\n".join(done.tail(5))
+        return "\n".join(done.tail(5)) or f"exit {done.returncode}, no output"
 
 
 @dataclass(frozen=True)
