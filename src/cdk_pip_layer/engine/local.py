@@ -174,7 +174,8 @@ class PipBasedLambdaLayerLocalBuilder:
                 with phase("slim"):
                     slimmed = slim_layer(site_dir, target=target, scratch=build.staging / "slim",
                                          keep=options.slim_keep, remove=options.slim_remove,
-                                         python=_interpreter(installed.installer, options))  # fmt: skip
+                                         python=_interpreter(installed.installer, options),
+                                         sandbox=options.import_sandbox)  # fmt: skip
                 warnings += slimmed.warnings
             unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):

@@ -399,8 +399,6 @@ class _Verifier:
         if layer_dir is None or not importer.reaches(layer_dir):
             if not self.archive.unpackable:
                 return _Smoke(skipped="not unpacked: the layer is larger than Lambda allows (see the size check)")
-            # The sandbox may run as a user of its own: the extraction must be reachable by it.
-            self.work.chmod(0o711)
             layer_dir = self.work / "opt"
             try:
                 unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
