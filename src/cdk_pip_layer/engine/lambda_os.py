@@ -90,6 +90,16 @@ _OS_LIBRARIES: Mapping[str, frozenset[str]] = {
     AMAZON_LINUX_2023: frozenset(_GLIBC + _AL2023),
 }
 
+# Lambda's size limits (AWS, "Lambda quotas", https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+# - "250 MB" unzipped for a function's code and all its layers together; Lambda's error names the exact figure,
+#   262,144,000 bytes (250 MiB). A hard limit: no setting lifts it, and splitting a layer does not help.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+# - A layer above this leaves little of the limit to the function's own code and its other layers.
+UNZIPPED_WARNING = 200 * 1024 * 1024
+# - "50 MB" zipped for a zip sent in the request itself (52,428,800 bytes: 50 MiB); a larger one is uploaded through
+#   S3, as CDK always does. Not a limit of the layer: a note in its report.
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+
 # What the Lambda Python runtimes ship in /var/runtime (on sys.path after the layers): the AWS SDK for Python and
 # its dependencies (AWS, "Building Lambda functions with Python": "the runtime includes the AWS SDK for Python
 # (Boto3)"). A layer that leaves them out (exclude=boto3, botocore) gets AWS's copies, in AWS's versions.

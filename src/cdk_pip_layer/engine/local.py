@@ -24,6 +24,7 @@ from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
+from cdk_pip_layer.engine.verify.size import check_layer_size
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .base_layer import base_pins, check_installed, check_requirements, check_resolved
@@ -177,7 +178,7 @@ class PipBasedLambdaLayerLocalBuilder:
                                          python=_interpreter(installed.installer, options),
                                          sandbox=options.import_sandbox)  # fmt: skip
                 warnings += slimmed.warnings
-            unzipped = tree_size(build.artifacts_dir)
+            unzipped = self._unzipped_size(build.artifacts_dir)  # Lambda's limit, before minutes of zipping
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
             verification = None
@@ -214,6 +215,14 @@ class PipBasedLambdaLayerLocalBuilder:
             seconds=time.perf_counter() - start,
             slim=slimmed.report if slimmed is not None else None,
         )
+
+    def _unzipped_size(self, layer_root: Path) -> int:
+        """The layer's size on disk; when it is verified, checked against Lambda's limit (one error naming the
+        largest distributions and files)."""
+        options = self.options
+        if not options.verify or "size" in options.verify_ignore:
+            return tree_size(layer_root)
+        return check_layer_size(layer_root, subject=f"{options.requirements} for {options.target}")
 
     def _check_on_top_of(self, requirements: RequirementsFile) -> None:
         """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""
