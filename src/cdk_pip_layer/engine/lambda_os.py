@@ -106,6 +106,38 @@ ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
 RUNTIME_DISTRIBUTIONS = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3", "awslambdaric"}
 )
+# The value of ``exclude`` that leaves out what the target's runtime provides (see RUNTIME_PROVIDED).
+RUNTIME_PRESET = ":runtime:"
+# What each Python runtime ships in /var/runtime, by version where it is known: AWS updates these in place (by
+# region, over time) and no longer publishes a table; its docs ("Building Lambda functions with Python",
+# "Runtime-included SDK versions") give a function that prints them. None: shipped, in a version nobody published.
+# - python3.10: boto3 1.26.90, botocore 1.29.90 (AWS's "Lambda runtimes" table, October 2023, as quoted in
+#   aws/aws-lambda-base-images#118); AWS has updated the runtime since, so a requirement on a newer one keeps it.
+# - python3.12, python3.13: boto3 1.38.36, botocore 1.38.36 (printed by functions on both runtimes, August 2025,
+#   terricain/aioboto3#381).
+# - python3.11, python3.14, and the companions (s3transfer, jmespath, python-dateutil, six, urllib3): not published.
+# The preset excludes one of them only when its version here satisfies every requirement on it that stays (the
+# requirements file's and the layer's): a version pinned to something else, or one nobody published, stays.
+_COMPANIONS: Mapping[str, str | None] = {
+    "s3transfer": None,
+    "jmespath": None,
+    "python-dateutil": None,
+    "six": None,
+    "urllib3": None,
+}
+
+
+def _sdk(version: str | None, botocore: str | None = None) -> Mapping[str, str | None]:
+    return {"boto3": version, "botocore": botocore or version, **_COMPANIONS}
+
+
+RUNTIME_PROVIDED: Mapping[str, Mapping[str, str | None]] = {
+    "python3.10": _sdk("1.26.90", "1.29.90"),
+    "python3.11": _sdk(None),
+    "python3.12": _sdk("1.38.36"),
+    "python3.13": _sdk("1.38.36"),
+    "python3.14": _sdk(None),
+}
 # The top-level modules of those distributions (for the smoke import, which cannot have AWS's copies).
 RUNTIME_MODULES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"})
 

@@ -46,6 +46,7 @@ from cdk_pip_layer.engine.lambda_os import (
     LAYER_PYTHON,
     RUNTIME_BIN,
     RUNTIME_DISTRIBUTIONS,
+    RUNTIME_PRESET,
     SHELLS,
     UNZIPPED_WARNING,
     pyc_loads,
@@ -854,6 +855,8 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     env = target.marker_environment
     dists: dict[NormalizedName, Distribution] = {d.name: d for d in inventory.distributions}
     skip = {canonicalize_name(n) for n in context.excluded}
+    if RUNTIME_PRESET in context.excluded:  # what the runtime provides, where the layer left it out
+        skip |= {canonicalize_name(name) for name in RUNTIME_DISTRIBUTIONS} - set(dists)
     bases = base_pins(context.on_top_of)
     out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)
