@@ -343,7 +343,12 @@ def test_what_a_user_sees_when_the_layer_cannot_be_built(tmp_path: Path, require
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     assert "cdk-pip-layer" not in run.stderr
-    metadata = json.loads((tmp_path / "cdk.out" / "Stack.metadata.json").read_text())
+    # The stack's metadata is in the manifest, or (aws-cdk-lib 2.2xx and later) in a file the manifest names.
+    manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
+    artifact = manifest["artifacts"]["Stack"]
+    metadata = artifact.get("metadata") or json.loads(
+        (tmp_path / "cdk.out" / artifact["additionalMetadataFile"]).read_text()
+    )
     errors = [entry["data"] for entry in metadata["/Stack/Layer"] if entry["type"] == "aws:cdk:error"]
     assert len(errors) == 1
     assert errors[0].startswith("A local build for python3.14/x86_64")

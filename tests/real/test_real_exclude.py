@@ -84,3 +84,44 @@ def test_no_empty_directories_left(layer: BuiltLayer) -> None:
 
 def test_no_host_artifacts(layer: BuiltLayer) -> None:
     assert_no_host_artifacts(layer)
+
+
+# --- exclude=[':runtime:']: boto3 with its companions, from PyPI ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runtime_layer(layers: LayerCache) -> BuiltLayer:
+    return layers.get(LayerSpec(f"watchtower==3.3.1\nboto3=={BOTO3}\n", "python3.12", "x86_64", exclude=(":runtime:",)))
+
+
+def test_the_runtime_preset_leaves_out_boto3_and_its_companions(runtime_layer: BuiltLayer) -> None:
+    """boto3 pinned to a version the python3.12 runtime does not have stays, with what it needs (botocore of its
+    own minor version and the rest); what the runtime provides and no kept distribution asks for goes."""
+    result = runtime_layer.result
+    assert "watchtower" in runtime_layer.dist_names()
+    kept = [line for line in result.runtime_provided if line.startswith("kept ")]
+    assert any(line.startswith(f"kept boto3=={BOTO3}") and "the requirements file requires" in line for line in kept)
+    assert all(line.startswith(("kept ", "excluded ")) for line in result.runtime_provided)
+    assert "runtime: kept boto3" in result.summary()
+
+
+@pytest.fixture(scope="module")
+def unpinned_runtime_layer(layers: LayerCache) -> BuiltLayer:
+    return layers.get(LayerSpec("watchtower==3.3.1\n", "python3.12", "x86_64", exclude=(":runtime:",)))
+
+
+def test_the_runtime_preset_excludes_every_companion_of_an_unpinned_boto3(unpinned_runtime_layer: BuiltLayer) -> None:
+    """watchtower needs boto3 (no version): the runtime's serves, and so do botocore, s3transfer, jmespath,
+    python-dateutil, six and urllib3, which `exclude=boto3` alone left in the layer."""
+    companions = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+    dists = unpinned_runtime_layer.dist_names()
+    assert not dists & companions, dists & companions
+    assert dists == {"watchtower"}
+    excluded = {pin.split("==")[0].lower() for pin in unpinned_runtime_layer.result.excluded}
+    assert companions <= excluded
+    names = set(unpinned_runtime_layer.zip_names())
+    assert not [n for n in names if n.startswith(("python/boto3/", "python/botocore/", "python/urllib3/"))]
+    assert any(
+        line.startswith("excluded boto3==") and "the python3.12 runtime provides boto3 1.38.36" in line
+        for line in unpinned_runtime_layer.result.runtime_provided
+    )

@@ -22,8 +22,8 @@ CHECKS: Mapping[str, str] = {
     "paths": "entries with absolute or '..' paths, duplicates, device files (never ignored: never extracted)",
     "symlinks": "symbolic links that leave the layer or point nowhere",
     "permissions": "files and directories the runtime's user cannot read",
-    "size": "Lambda's limits: 250 MiB (262,144,000 bytes) unzipped (error); 200 MiB unzipped and 50 MiB zipped "
-    "(warnings)",
+    "size": "Lambda's limit: 250 MiB (262,144,000 bytes) unzipped for a function and all its layers (error, naming "
+    "the largest distributions and files); over 200 MiB unzipped (warning)",
     "tags": "wheel tags the runtime cannot load (Python ABI, platform, manylinux above its glibc)",
     "requires-python": "distributions whose Requires-Python excludes the runtime's Python",
     "dependencies": "declared dependencies (markers evaluated for the target) that are not in the layer",

@@ -90,12 +90,54 @@ _OS_LIBRARIES: Mapping[str, frozenset[str]] = {
     AMAZON_LINUX_2023: frozenset(_GLIBC + _AL2023),
 }
 
+# Lambda's size limits (AWS, "Lambda quotas", https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+# - "250 MB" unzipped for a function's code and all its layers together; Lambda's error names the exact figure,
+#   262,144,000 bytes (250 MiB). A hard limit: no setting lifts it, and splitting a layer does not help.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+# - A layer above this leaves little of the limit to the function's own code and its other layers.
+UNZIPPED_WARNING = 200 * 1024 * 1024
+# - "50 MB" zipped for a zip sent in the request itself (52,428,800 bytes: 50 MiB); a larger one is uploaded through
+#   S3, as CDK always does. Not a limit of the layer: a note in its report.
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+
 # What the Lambda Python runtimes ship in /var/runtime (on sys.path after the layers): the AWS SDK for Python and
 # its dependencies (AWS, "Building Lambda functions with Python": "the runtime includes the AWS SDK for Python
 # (Boto3)"). A layer that leaves them out (exclude=boto3, botocore) gets AWS's copies, in AWS's versions.
 RUNTIME_DISTRIBUTIONS = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3", "awslambdaric"}
 )
+# The value of ``exclude`` that leaves out what the target's runtime provides (see RUNTIME_PROVIDED).
+RUNTIME_PRESET = ":runtime:"
+# What each Python runtime ships in /var/runtime, by version where it is known: AWS updates these in place (by
+# region, over time) and no longer publishes a table; its docs ("Building Lambda functions with Python",
+# "Runtime-included SDK versions") give a function that prints them. None: shipped, in a version nobody published.
+# - python3.10: boto3 1.26.90, botocore 1.29.90 (AWS's "Lambda runtimes" table, October 2023, as quoted in
+#   aws/aws-lambda-base-images#118); AWS has updated the runtime since, so a requirement on a newer one keeps it.
+# - python3.12, python3.13: boto3 1.38.36, botocore 1.38.36 (printed by functions on both runtimes, August 2025,
+#   terricain/aioboto3#381).
+# - python3.11, python3.14, and the companions (s3transfer, jmespath, python-dateutil, six, urllib3): not published.
+# The preset excludes one of them only when its version here satisfies every requirement on it that stays (the
+# requirements file's and the layer's): a version pinned to something else, or one nobody published, stays.
+_COMPANIONS: Mapping[str, str | None] = {
+    "s3transfer": None,
+    "jmespath": None,
+    "python-dateutil": None,
+    "six": None,
+    "urllib3": None,
+}
+
+
+def _sdk(version: str | None, botocore: str | None = None) -> Mapping[str, str | None]:
+    return {"boto3": version, "botocore": botocore or version, **_COMPANIONS}
+
+
+RUNTIME_PROVIDED: Mapping[str, Mapping[str, str | None]] = {
+    "python3.10": _sdk("1.26.90", "1.29.90"),
+    "python3.11": _sdk(None),
+    "python3.12": _sdk("1.38.36"),
+    "python3.13": _sdk("1.38.36"),
+    "python3.14": _sdk(None),
+}
 # The top-level modules of those distributions (for the smoke import, which cannot have AWS's copies).
 RUNTIME_MODULES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"})
 

@@ -16,7 +16,9 @@ from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.install.choice import LayerInstall
 from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller
 from cdk_pip_layer.engine.install.into_layer import InstallJob
-from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
+from cdk_pip_layer.engine.lambda_os import RUNTIME_PRESET
+from cdk_pip_layer.engine.layer.prune import ExclusionResult, drop_host_artifacts, exclude_distributions
+from cdk_pip_layer.engine.layer.runtime_provided import runtime_provided
 from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
 from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
@@ -24,6 +26,7 @@ from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
 from cdk_pip_layer.engine.verify.report import write_report
+from cdk_pip_layer.engine.verify.size import check_layer_size
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .base_layer import base_pins, check_installed, check_requirements, check_resolved
@@ -158,7 +161,7 @@ class PipBasedLambdaLayerLocalBuilder:
             warnings: list[str] = list(installed.warnings)
             with phase("prune host files and exclusions"):
                 drop_host_artifacts(site_dir, target)
-                excluded = exclude_distributions(site_dir, options.exclude)
+                excluded, runtime_lines = self._exclude(site_dir, requirements)
                 warnings += [f"excluded package {name!r} is not in the layer" for name in excluded.not_installed]
                 # What the base layers hold, the function imports from them: none of it goes into this layer.
                 subject = f"{options.requirements} for {target}"
@@ -177,7 +180,7 @@ class PipBasedLambdaLayerLocalBuilder:
                                          python=_interpreter(installed.installer, options),
                                          sandbox=options.import_sandbox)  # fmt: skip
                 warnings += slimmed.warnings
-            unzipped = tree_size(build.artifacts_dir)
+            unzipped = self._unzipped_size(build.artifacts_dir)  # Lambda's limit, before minutes of zipping
             with phase("zip"):
                 written = write_layer_zip(build.artifacts_dir, build.zip_path)
             verification = None
@@ -206,6 +209,7 @@ class PipBasedLambdaLayerLocalBuilder:
             installer=installed.description,
             distributions=tuple(d.pin for d in dists),
             excluded=tuple(d.pin for d in (*excluded.removed, *on_base)),
+            runtime_provided=runtime_lines,
             built_from_source=installed.built_from_source,
             warnings=tuple(warnings),
             unzipped_bytes=unzipped,
@@ -214,6 +218,24 @@ class PipBasedLambdaLayerLocalBuilder:
             seconds=time.perf_counter() - start,
             slim=slimmed.report if slimmed is not None else None,
         )
+
+    def _exclude(self, site_dir: Path, requirements: RequirementsFile) -> tuple[ExclusionResult, tuple[str, ...]]:
+        """Remove the distributions ``exclude`` names; for ':runtime:', those the runtime provides in a version
+        that fits (with a line saying why for each it provides)."""
+        names = [name for name in self.options.exclude if name != RUNTIME_PRESET]
+        if RUNTIME_PRESET not in self.options.exclude:
+            return exclude_distributions(site_dir, names), ()
+        wanted = [line.requirement for line in requirements.requirements if line.requirement]
+        provided = runtime_provided(site_dir, self.options.target, wanted)
+        return exclude_distributions(site_dir, [*names, *provided.excluded]), provided.lines
+
+    def _unzipped_size(self, layer_root: Path) -> int:
+        """The layer's size on disk; when it is verified, checked against Lambda's limit (one error naming the
+        largest distributions and files)."""
+        options = self.options
+        if not options.verify or "size" in options.verify_ignore:
+            return tree_size(layer_root)
+        return check_layer_size(layer_root, subject=f"{options.requirements} for {options.target}")
 
     def _check_on_top_of(self, requirements: RequirementsFile) -> None:
         """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""

@@ -28,6 +28,7 @@ from .base_layer import BaseLayer, BaseLayerSource, parse_bases
 from .errors import InvalidInputError
 from .findings import parse_ignore
 from .index import IndexSettings
+from .lambda_os import RUNTIME_PRESET
 from .layer_globs import check_globs
 from .redact import strip_userinfo
 from .target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
@@ -307,8 +308,16 @@ class LayerBuildOptions:
     exclude: tuple[NormalizedName, ...] = option(
         (),
         doc="distributions to leave out, e.g. ('boto3', 'botocore'): removed by the files their RECORD lists; "
-        "their dependencies stay",
-        flags=(Flag(("--exclude",), "a distribution to leave out (repeatable), e.g. boto3", "repeat", "NAME"),),
+        "their dependencies stay. ':runtime:' leaves out what the Lambda runtime provides (boto3, botocore, "
+        "s3transfer, jmespath, python-dateutil, six, urllib3) unless a requirement needs another version",
+        flags=(
+            Flag(
+                ("--exclude",),
+                "a distribution to leave out (repeatable), e.g. boto3; :runtime: for what the Lambda runtime provides",
+                "repeat",
+                "NAME",
+            ),
+        ),
         hashed=Hashed.ALWAYS,
     )
     index: IndexSettings = option(
@@ -980,11 +989,15 @@ def _names(values: str | Sequence[str] | None) -> tuple[NormalizedName, ...]:
     out = []
     for value in as_tuple(values, subject="exclude"):
         name = value.strip() if isinstance(value, str) else ""
+        if name == RUNTIME_PRESET:
+            out.append(NormalizedName(name))
+            continue
         if not _NAME.match(name):
             raise InvalidInputError(
                 f"Invalid package name to exclude: {value!r}",
                 subject="exclude",
-                hint="give distribution names such as 'boto3'.",
+                hint=f"give distribution names such as 'boto3', or {RUNTIME_PRESET!r} for what the Lambda runtime "
+                "provides.",
             )
         out.append(canonicalize_name(name))
     return tuple(sorted(set(out)))

@@ -32,6 +32,7 @@ class LayerBuildResult:
     sha256: str
     seconds: float
     slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
+    runtime_provided: tuple[str, ...] = ()  # exclude=[':runtime:']: what it left out or kept, and why
 
     @property
     def sizes(self) -> str:
@@ -47,6 +48,7 @@ class LayerBuildResult:
         ]
         if self.excluded:
             lines.append(f"excluded: {', '.join(self.excluded)}")
+        lines += [f"runtime: {line}" for line in self.runtime_provided]
         if self.built_from_source:
             lines.append(f"built from source: {', '.join(self.built_from_source)}")
         lines += [
@@ -68,6 +70,7 @@ class LayerBuildResult:
             "installer": self.installer,
             "distributions": list(self.distributions),
             "excluded": list(self.excluded),
+            "runtime_provided": list(self.runtime_provided),
             "built_from_source": list(self.built_from_source),
             "warnings": list(self.warnings),
             "unzipped_bytes": self.unzipped_bytes,
@@ -97,6 +100,7 @@ class LayerBuildResult:
             installer=str(data["installer"]),
             distributions=strings("distributions"),
             excluded=strings("excluded"),
+            runtime_provided=strings("runtime_provided"),
             built_from_source=strings("built_from_source"),
             warnings=strings("warnings"),
             unzipped_bytes=int(number("unzipped_bytes")),

@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cdk_pip_layer.engine.findings import Finding, Severity, printable
+from cdk_pip_layer.engine.lambda_os import LAMBDA_UNZIPPED_LIMIT, UNZIPPED_WARNING, ZIPPED_DIRECT_UPLOAD_LIMIT
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE
+
+from .size import MIB, mib
 
 if TYPE_CHECKING:
     from cyclonedx.model.component import Component
 
 REPORT_FORMAT = 1
 
-# Lambda's limits (AWS, "Lambda quotas"): a function and all its layers unzipped; a zip uploaded directly.
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
-_MIB = 1024 * 1024
-UNZIPPED_WARNING = 200 * _MIB  # little room left for the function's own code and the other layers
-ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * _MIB  # Lambda's "50 MB" for a zip sent in the request
+__all__ = ["LAMBDA_UNZIPPED_LIMIT", "UNZIPPED_WARNING", "ZIPPED_DIRECT_UPLOAD_LIMIT", "LayerReport", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -122,24 +121,28 @@ class LayerReport:
 
     def short(self, *, largest: int = 10) -> list[str]:
         """The report in a few lines: the largest distributions, the total against the limit, what was skipped."""
-        mib = 1024 * 1024
         lines = [
             f"layer report: {len(self.distributions)} distributions, {self.files} files, "
-            f"{self.unzipped_bytes / mib:.1f} MiB unzipped of Lambda's {LAMBDA_UNZIPPED_LIMIT / mib:.0f} MiB "
-            f"({100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT:.0f}%), {self.zipped_bytes / mib:.1f} MiB zipped"
+            f"{self.unzipped_bytes / MIB:.1f} MiB unzipped of Lambda's {LAMBDA_UNZIPPED_LIMIT / MIB:.0f} MiB "
+            f"({100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT:.0f}%), {self.zipped_bytes / MIB:.1f} MiB zipped"
         ]
         by_size = sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))
         for dist in by_size[:largest]:
             lines.append(
                 printable(
-                    f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
+                    f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / MIB:.1f} MiB, "
                     f"{dist.licence or 'licence unknown'}, {dist.origin}"
                 )
             )
         if len(by_size) > largest:
             rest = by_size[largest:]
             lines.append(
-                f"  {len(rest)} smaller distributions: {sum(d.unzipped_bytes for d in rest) / mib:.1f} MiB together"
+                f"  {len(rest)} smaller distributions: {sum(d.unzipped_bytes for d in rest) / MIB:.1f} MiB together"
+            )
+        if self.zipped_bytes > ZIPPED_DIRECT_UPLOAD_LIMIT:
+            lines.append(
+                f"  {self.zipped_bytes / MIB:.1f} MiB zipped: more than the {mib(ZIPPED_DIRECT_UPLOAD_LIMIT)} Lambda "
+                "takes in a direct upload, so it goes through S3 (as CDK uploads it, and publish with --s3-bucket)"
             )
         lines += [printable(f"skipped {check}: {reason}") for check, reason in sorted(self.skipped.items())]
         return lines

@@ -10,6 +10,7 @@ build runs it on the finished zip before publishing it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import re
@@ -40,11 +41,14 @@ from cdk_pip_layer.engine.findings import (
     warning,
 )
 from cdk_pip_layer.engine.lambda_os import (
+    LAMBDA_UNZIPPED_LIMIT,
     LAYER_BIN,
     LAYER_PYTHON,
     RUNTIME_BIN,
     RUNTIME_DISTRIBUTIONS,
+    RUNTIME_PRESET,
     SHELLS,
+    UNZIPPED_WARNING,
     pyc_loads,
     pyc_version,
 )
@@ -54,23 +58,27 @@ from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
 from .inventory import LayerInventory, read_inventory
-from .report import (
-    LAMBDA_UNZIPPED_LIMIT,
-    UNZIPPED_WARNING,
-    ZIPPED_DIRECT_UPLOAD_LIMIT,
-    DistributionReport,
-    LayerReport,
-)
+from .report import DistributionReport, LayerReport
+from .size import MIB, SIZE_HINT, measure, mib
 from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
 from .summary import LAYER, finding_lines
 from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
-__all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
+__all__ = [
+    "ELF_CHECKS",
+    "HARD_LIMITS",
+    "LAMBDA_UNZIPPED_LIMIT",
+    "BuildContext",
+    "ImportMode",
+    "LayerVerification",
+    "verify_layer_zip",
+]
 
 ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
+# Checks of Lambda's own limits: no advice to turn them off (Lambda refuses the layer whatever is turned off here).
+HARD_LIMITS = frozenset({"size"})
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
-_MIB = 1024 * 1024
 
 
 class ImportMode(str, enum.Enum):
@@ -152,12 +160,19 @@ class LayerVerification:
         """Raise one :class:`VerificationError` listing every error, if there is any."""
         if self.ok:
             return
+        hint = "fix what each line names (the part in parentheses says how)"
+        checks = {f.check for f in self.errors}
+        if checks - HARD_LIMITS:  # a check can be wrong for a layer; Lambda's limits are not
+            hint += (
+                "; a check you know to be wrong for this layer can be turned off by name (--ignore CHECK, or "
+                "verify_ignore=('CHECK',) in the construct)"
+            )
+            hint += ", not the size: Lambda refuses a larger layer" if checks & HARD_LIMITS else ""
         raise VerificationError(
             f"The layer would not work on {self.target}: {len(self.errors)} problem(s) found",
             subject=subject or str(self.zip_path),
             details=finding_lines(self.errors, self._pins),
-            hint="fix what each line names (the part in parentheses says how); a check you know to be wrong for "
-            "this layer can be turned off by name (--ignore CHECK, or verify_ignore=('CHECK',) in the construct).",
+            hint=f"{hint}.",
         )
 
     @property
@@ -518,44 +533,34 @@ class _Verifier:
         return out
 
     def _size(self) -> list[Finding]:
-        unzipped, zipped = self.archive.unzipped_bytes, self.archive.zipped_bytes
-        out = []
+        """Lambda's unzipped limit (an error naming the largest distributions, and files no distribution owns by
+        their path), and a warning when little of it is left. The zipped size is a note of the report: a zip
+        over the 50 MiB Lambda takes in a request goes through S3, as CDK sends every layer."""
+        unzipped = self.archive.unzipped_bytes
         if unzipped > LAMBDA_UNZIPPED_LIMIT:
-            sizes = {e.path: e.size for e in self.archive.safe("file")}
-            largest = sorted(
-                ((sum(sizes.get(p, 0) for p in d.paths()), d.pin) for d in self.inventory.distributions),
-                reverse=True,
-            )[:5]
-            listed = ", ".join(f"{pin} {size / _MIB:.1f} MiB" for size, pin in largest) or "no distribution"
-            out.append(
+            files = [(e.path, e.size) for e in self.archive.safe("file")]
+            owners = {path: owner.pin for path, _ in files if (owner := self.inventory.owner_of(path, self.owners))}
+            size = dataclasses.replace(measure(files, owners, self.inventory.site_dirs), unzipped=unzipped)
+            largest = ", ".join(contributor.short() for contributor in size.largest())
+            return [
                 error(
                     "size",
                     LAYER,
-                    f"is {unzipped:,} bytes unzipped; Lambda allows {LAMBDA_UNZIPPED_LIMIT:,} for a function and "
-                    f"all its layers (largest: {listed})",
-                    "exclude what the runtime provides (boto3, botocore), drop what the function does not import, "
-                    "or split the layer",
+                    f"is {size.against(LAMBDA_UNZIPPED_LIMIT)}; largest: {largest}",
+                    SIZE_HINT,
                 )
-            )
-        elif unzipped > UNZIPPED_WARNING:
-            out.append(
+            ]
+        if unzipped > UNZIPPED_WARNING:
+            return [
                 warning(
                     "size",
                     LAYER,
-                    f"is {unzipped / _MIB:.1f} MiB unzipped ({unzipped:,} bytes): little of Lambda's "
-                    f"{LAMBDA_UNZIPPED_LIMIT / _MIB:.0f} MiB is left for the function and other layers",
+                    f"is {unzipped / MIB:.1f} MiB unzipped ({unzipped:,} bytes): "
+                    f"{mib(LAMBDA_UNZIPPED_LIMIT - unzipped)} of Lambda's {mib(LAMBDA_UNZIPPED_LIMIT)} "
+                    f"({LAMBDA_UNZIPPED_LIMIT:,} bytes) is left for the function's code and its other layers",
                 )
-            )
-        if zipped > ZIPPED_DIRECT_UPLOAD_LIMIT:
-            out.append(
-                warning(
-                    "size",
-                    LAYER,
-                    f"is {zipped / _MIB:.1f} MiB zipped ({zipped:,} bytes): over the "
-                    f"{ZIPPED_DIRECT_UPLOAD_LIMIT / _MIB:.0f} MiB of a direct upload; upload it through S3 (CDK does)",
-                )
-            )
-        return out
+            ]
+        return []
 
     def _missing_record_files(self) -> list[Finding]:
         out = []
@@ -850,6 +855,8 @@ def _dependencies(  # noqa: C901 - one graph walk, its cases in one place
     env = target.marker_environment
     dists: dict[NormalizedName, Distribution] = {d.name: d for d in inventory.distributions}
     skip = {canonicalize_name(n) for n in context.excluded}
+    if RUNTIME_PRESET in context.excluded:  # what the runtime provides, where the layer left it out
+        skip |= {canonicalize_name(name) for name in RUNTIME_DISTRIBUTIONS} - set(dists)
     bases = base_pins(context.on_top_of)
     out: list[Finding] = []
     processed: dict[NormalizedName, set[str]] = defaultdict(set)

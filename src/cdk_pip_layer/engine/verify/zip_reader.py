@@ -37,9 +37,10 @@ from types import TracebackType
 from typing import IO, Literal
 
 from cdk_pip_layer.engine.errors import InvalidInputError
+from cdk_pip_layer.engine.lambda_os import LAMBDA_UNZIPPED_LIMIT
 
 # Lambda's unzipped limit: a layer declaring more is never unpacked to disk (it fails the size check).
-UNPACK_BUDGET = 262_144_000
+UNPACK_BUDGET = LAMBDA_UNZIPPED_LIMIT
 # Four times that: a layer declaring more fails the size check without being read at all.
 READ_BUDGET = 4 * UNPACK_BUDGET
 MAX_ENTRIES = 500_000
