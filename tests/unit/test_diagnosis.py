@@ -3,6 +3,7 @@ its record.py) replayed through the diagnosis, with the index probe replaced by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ from cdk_pip_layer.engine.install.failures import (
     missing_from_uv,
     read_build_failure,
 )
+from cdk_pip_layer.engine.install.index_pages import Sources
+from cdk_pip_layer.engine.install.releases import look_up
 from cdk_pip_layer.engine.install.sdists import source_build_error
 from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.redact import redact
@@ -60,7 +63,11 @@ def missing(installer: str, run: CompletedRun) -> MissingDistribution | None:
     return missing_from_pip(run) if name_of(installer) == "pip" else missing_from_uv(run)
 
 
-def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> LayerBuildError:
+def diagnose(
+    installer: str, case: str, index: IndexSettings | None = None, sources: Sources | None = None
+) -> LayerBuildError:
+    """The error for a recorded run; ``sources`` are the places whose listing of the project the diagnosis reads
+    (a file:// index standing for PyPI: none when not given, as when the indexes cannot be read)."""
     run = recorded(installer, case)
     probed: list[str] = []
 
@@ -77,20 +84,60 @@ def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> L
         missing=missing(installer, run),
         configured={},
         probe=probe,
+        look_up=None if sources is None else lambda missing: look_up(missing, sources),
     )
     assert probed or "--no-index" in run.argv  # every diagnosis asks whether the indexes answer
     return error
 
 
+def file_index(root: Path, wheels: list[Path]) -> str:
+    """A PEP 503 index in ``root`` (a folder per project, as pip reads a file:// index) serving ``wheels``."""
+    for wheel in wheels:
+        project = root / wheel.name.split("-")[0].replace("_", "-")
+        project.mkdir(parents=True, exist_ok=True)
+        (project / wheel.name).write_bytes(wheel.read_bytes())
+        with (project / "index.html").open("a", encoding="utf-8") as page:
+            page.write(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    return root.as_uri()
+
+
+@pytest.fixture
+def six_index(make_wheel: Callable[..., Path], tmp_path: Path) -> Sources:
+    """An index with six 1.5.0 .. 1.17.0 (as PyPI has them) and cdk-pip-layer-no-such-package-4f1f (one letter off
+    the recordings' missing project)."""
+    wheels = [make_wheel("six", version) for version in ("1.5.0", "1.15.0", "1.16.0", "1.17.0")]
+    wheels.append(make_wheel("cdk-pip-layer-no-such-package-4f1f", "1.0"))
+    return Sources(indexes=(file_index(tmp_path / "simple", wheels),))
+
+
 @pytest.mark.parametrize("installer", INSTALLERS)
-def test_a_project_that_does_not_exist_is_named(installer: str) -> None:
-    error = diagnose(installer, "no-such-project")
+def test_a_project_that_does_not_exist_is_said_not_found_with_the_close_name(
+    installer: str, six_index: Sources
+) -> None:
+    error = diagnose(installer, "no-such-project", sources=six_index)
     assert isinstance(error, NoCompatibleDistributionError)
-    assert error.what.startswith("No distribution of cdk-pip-layer-no-such-package-4f1e")
-    assert error.what.endswith("exists for python3.11/x86_64")
+    assert error.what == f"'cdk-pip-layer-no-such-package-4f1e' was not found on the index {six_index.indexes[0]}"
     assert error.package == "cdk-pip-layer-no-such-package-4f1e"
-    assert "spelled right" in (error.hint or "")
+    assert (error.hint or "").startswith("did you mean 'cdk-pip-layer-no-such-package-4f1f'? If the name is right")
     assert error.subject == str(REQUIREMENTS)
+    assert "no distribution" not in str(error).lower()
+    assert "publishes neither" not in str(error)
+
+
+def test_uv_saying_a_project_does_not_exist_is_believed_when_the_indexes_cannot_be_read() -> None:
+    error = diagnose("uv", "no-such-project")
+    assert isinstance(error, NoCompatibleDistributionError)
+    assert error.what == "'cdk-pip-layer-no-such-package-4f1e' was not found on the index https://pypi.org/simple"
+    assert (error.hint or "").startswith("check the name's spelling")
+
+
+@pytest.mark.parametrize("pip", PIPS)
+def test_pip_saying_no_versions_without_the_index_listing_is_not_taken_for_a_missing_project(pip: str) -> None:
+    """pip's "from versions: none" is also what it says of a project without a wheel for the target."""
+    error = diagnose(pip, "no-such-project")
+    assert isinstance(error, NoCompatibleDistributionError)
+    assert error.what == "No distribution of cdk-pip-layer-no-such-package-4f1e==1.0 exists for python3.11/x86_64"
+    assert "spelled right" in (error.hint or "")
 
 
 @pytest.mark.parametrize("pip", PIPS)
@@ -104,7 +151,9 @@ def test_pip_lists_the_versions_that_do_have_a_wheel_for_the_target(pip: str) ->
     assert isinstance(error, NoCompatibleDistributionError)
     assert error.what == "No version matching mmh3==2.5.1 has a wheel for python3.11/x86_64"
     assert any(line.startswith("versions with a compatible wheel: ") and "5.3.1" in line for line in error.details)
-    assert any(line.startswith("tags tried: cp311-cp311-manylinux_2_26_x86_64") for line in error.details)
+    assert "python3.11/x86_64 loads wheels for CPython 3.11 on manylinux x86_64 (glibc ≤ 2.26)" in str(error)
+    assert "tags tried" not in str(error)
+    assert " more" not in str(error)
 
 
 def test_uv_names_the_requirement_without_usable_wheels() -> None:
@@ -121,6 +170,15 @@ def test_a_version_that_does_not_exist(installer: str) -> None:
     assert isinstance(error, NoCompatibleDistributionError)
     assert "six==0.0.1" in error.what
     assert error.package == "six"
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_version_that_does_not_exist_lists_the_nearest_that_do(installer: str, six_index: Sources) -> None:
+    error = diagnose(installer, "no-such-version", sources=six_index)
+    assert isinstance(error, NoCompatibleDistributionError)
+    assert error.what == f"'six' has no version 0.0.1 on the index {six_index.indexes[0]}"
+    assert error.details == ("nearest versions: 1.5.0, 1.15.0, 1.16.0",)
+    assert "six==1.5.0" in (error.hint or "")
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)

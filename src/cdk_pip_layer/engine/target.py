@@ -239,10 +239,12 @@ class LambdaTarget:
         level = self.uv_manylinux_level
         return tuple(platform for platform in self.platform_tags if _platform_glibc_minor(platform) > level)
 
-    def describe_tags(self, limit: int = 4) -> str:
-        shown = [str(tag) for tag in self.supported_tags[:limit]]
-        rest = len(self.supported_tags) - len(shown)
-        return ", ".join(shown) + (f" … and {rest} more" if rest > 0 else "")
+    @property
+    def wheels_in_words(self) -> str:
+        """The wheels the target loads, in words rather than its hundreds of tags: "CPython 3.12 on manylinux
+        aarch64 (glibc ≤ 2.34), and pure-Python ones" (abi3 wheels go without saying)."""
+        python, machine = self.python_version_str, self.machine
+        return "CPython {} on manylinux {} (glibc ≤ {}.{}), and pure-Python ones".format(python, machine, *self.glibc)
 
 
 def _platform_glibc_minor(platform: str) -> int:

@@ -263,7 +263,7 @@ def no_file_for_target(
         package=name,
         subject=str(path),
         details=[
-            f"tags the target accepts: {target.describe_tags()}",
+            f"{target} loads wheels for {target.wheels_in_words}",
             "the lock has wheels for: " + (", ".join(sorted(set(wheel_tags))[:12]) or "none"),
         ],
         hint=f"pin a version of {name} that publishes a wheel for {target} and lock again, or choose another "

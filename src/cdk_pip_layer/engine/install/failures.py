@@ -31,6 +31,9 @@ from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.redact import redact, url_secrets
 from cdk_pip_layer.engine.target import LambdaTarget
 
+from .index_pages import Sources
+from .releases import Lookup, its_wheels, project_not_found, unknown_release, versions_with_wheels
+
 
 @dataclass(frozen=True)
 class IndexProblem:
@@ -58,7 +61,8 @@ class MissingDistribution:
     requirement: str
     name: str
     versions_for_target: tuple[str, ...]  # versions that do have a wheel for the target (pip tells us)
-    not_found: bool  # the installer says the project does not exist at all
+    not_found: bool  # the installer says no release can satisfy it (no such project or version): no sdist either
+    no_project: bool = False  # the installer says the indexes do not have the project at all
 
 
 def missing_from_pip(result: CompletedRun) -> MissingDistribution | None:
@@ -79,13 +83,20 @@ def missing_from_pip(result: CompletedRun) -> MissingDistribution | None:
 def missing_from_uv(result: CompletedRun) -> MissingDistribution | None:
     """uv found no usable wheel of a requirement for the target (or no such project): which."""
     out = result.output
-    not_found = re.search(r"Because (?P<name>[A-Za-z0-9._-]+) was not found in the package registry", out)
+    not_found = re.search(r"Because (?P<name>[A-Za-z0-9._-]+) was not found in the package (?:registry|locations)", out)
     if not_found:
         name = not_found.group("name")
-        return MissingDistribution(name, name, (), not_found=True)
+        return MissingDistribution(name, name, (), not_found=True, no_project=True)
     no_version = re.search(r"Because there is no version of (?P<req>(?P<name>[A-Za-z0-9._-]+)[^\s,]*)", out)
     if no_version:
         return MissingDistribution(no_version.group("req"), no_version.group("name"), (), not_found=True)
+    # "Because only requests<=2.34.2 is available and you require requests>=99, …"
+    out_of_range = re.search(
+        r"Because only (?P<name>[A-Za-z0-9._-]+)[=<>!~]=?\S+ is available and you require (?P<req>(?P=name)[^\s,]+)",
+        out,
+    )
+    if out_of_range:
+        return MissingDistribution(out_of_range.group("req"), out_of_range.group("name"), (), not_found=True)
     match = re.search(
         r"Because (?:only )?(?P<req>(?P<name>[A-Za-z0-9._-]+)(?:[=<>!~]=?[^\s,]+)?) "
         r"(?:is available and \S+ )?has no (?:usable wheels|wheels with a matching)",
@@ -255,12 +266,15 @@ def explain_failure(
     notes: Sequence[str] = (),
     probe: Probe | None = None,
     file_indexes: Sequence[IndexOption] = (),
+    look_up: Callable[[MissingDistribution], Lookup] | None = None,
 ) -> LayerBuildError:
     """The one error to raise for a failed install run of ``installer`` ("pip" or "uv").
 
     ``configured`` is the user's pip configuration (:func:`~.index.pip_settings`), ``file_indexes`` the index
     options of the requirements files, ``probe`` what tells whether an index answers (:func:`probe_index` by
-    default; tests replay recorded installer output without a network).
+    default; tests replay recorded installer output without a network), ``look_up`` what reads the indexes' listing
+    of the project of a requirement the installer could not satisfy (see :mod:`.releases`; asked only then, after
+    the indexes answered).
     """
     urls = _indexes_used(index, configured, file_indexes)
     problems = _index_problems(result, urls, missing.name if missing else None, probe or probe_index)
@@ -278,33 +292,14 @@ def explain_failure(
     if problems:
         return _index_error(problems, requirements)
     if missing is not None:
-        if missing.not_found or (not missing.versions_for_target and "from versions: none" in result.output):
-            what = f"No distribution of {missing.requirement} exists for {target}"
-        else:
-            what = f"No version matching {missing.requirement} has a wheel for {target}"
-        details = [f"tags tried: {target.describe_tags()}"]
-        if missing.versions_for_target:
-            details.append("versions with a compatible wheel: " + ", ".join(missing.versions_for_target[-8:]))
-        details += [line for line in result.tail(8) if "hint:" in line or _PYTHON_REQUIREMENT.search(line)]
-        details += [f"source distribution: {note}" for note in notes]
-        wheels_elsewhere = re.search(r"Wheels are available for|has no wheels with a matching", result.output)
-        if any(_PYTHON_REQUIREMENT.search(line) for line in details):
-            hint = f"pin a version of '{missing.name}' that supports Python {target.python_version_str}"
-        elif missing.versions_for_target:
-            hint = f"pin a version that has a wheel for {target} (see above)"
-        elif wheels_elsewhere:
-            hint = (
-                f"'{missing.name}' publishes wheels, but none for {target} (see above): pick a version or a "
-                "package that supports the target"
+        lookup = look_up(missing) if look_up is not None else None
+        unknown = unknown_release(missing, lookup, subject=str(requirements)) if lookup else None
+        if unknown is None and missing.no_project:  # the installer's word, where the indexes could not be read here
+            unknown = project_not_found(
+                missing.name, lookup or Lookup(Sources(indexes=tuple(urls)), "not read"), subject=str(requirements)
             )
-        else:
-            hint = (
-                f"check that '{missing.name}' and its version are spelled right and exist on {index.describe()}; "
-                f"if they do, the package publishes neither a wheel for {target} nor a source distribution"
-            )
-        # A source distribution would have been built (or named as needing the build image) before we got here.
-        return NoCompatibleDistributionError(
-            what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
+        return unknown or _no_wheel(
+            result, missing, target=target, index=index, requirements=requirements, notes=notes, lookup=lookup
         )
     unknown_option = re.search(r"no such option: (\S+)|unexpected argument '([^']+)'", result.output)
     if unknown_option:
@@ -322,6 +317,56 @@ def explain_failure(
         details=result.tail(20),
         hint=f"read {installer}'s output above; fix the requirement it names (a version conflict is "
         "solved by relaxing or aligning pins) and build again.",
+    )
+
+
+def _no_wheel(
+    result: CompletedRun,
+    missing: MissingDistribution,
+    *,
+    target: LambdaTarget,
+    index: IndexSettings,
+    requirements: Path,
+    notes: Sequence[str],
+    lookup: Lookup | None,
+) -> NoCompatibleDistributionError:
+    """The error for a requirement whose releases exist but have no wheel for the target (nor a source
+    distribution that builds here: it would have been built, or named as needing the build image, before)."""
+    listing = lookup.listing if lookup is not None and not isinstance(lookup.listing, str) else None
+    details = [f"{target} loads wheels for {target.wheels_in_words}"]
+    if listing is not None:  # what the indexes list, whichever installer ran
+        wheels = its_wheels(listing, missing.requirement)
+        details += [wheels] if wheels else []
+        compatible = [str(version) for version in versions_with_wheels(listing, target)]
+        wheels_elsewhere = bool(wheels and not wheels.startswith("its wheels: none"))
+    else:  # the installer's word
+        compatible = list(missing.versions_for_target)
+        details += [line for line in result.tail(8) if "hint:" in line]
+        wheels_elsewhere = bool(re.search(r"Wheels are available for|has no wheels with a matching", result.output))
+    if compatible:
+        details.append("versions with a compatible wheel: " + ", ".join(compatible[-8:]))
+    details += [line for line in result.tail(8) if _PYTHON_REQUIREMENT.search(line) and "hint:" not in line]
+    details += [f"source distribution: {note}" for note in notes]
+    if listing is None and (missing.not_found or (not compatible and "from versions: none" in result.output)):
+        what = f"No distribution of {missing.requirement} exists for {target}"
+    else:
+        what = f"No version matching {missing.requirement} has a wheel for {target}"
+    if any(_PYTHON_REQUIREMENT.search(line) for line in details):
+        hint = f"pin a version of '{missing.name}' that supports Python {target.python_version_str}"
+    elif compatible:
+        hint = f"pin a version that has a wheel for {target} (see above)"
+    elif wheels_elsewhere:
+        hint = (
+            f"'{missing.name}' publishes wheels, but none for {target} (see above): pick a version or a "
+            "package that supports the target"
+        )
+    else:
+        hint = (
+            f"check that '{missing.name}' and its version are spelled right and exist on {index.describe()}; "
+            f"if they do, the package publishes neither a wheel for {target} nor a source distribution"
+        )
+    return NoCompatibleDistributionError(
+        what, package=missing.name, subject=str(requirements), details=details, hint=hint + "."
     )
 
 

@@ -28,13 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
 from cdk_pip_layer.engine.inputs.requirements import expand_variables
@@ -196,6 +197,79 @@ def offered_wheels(
     return {name: failed.get(name) or tuple(found[name]) for name in names}
 
 
+@dataclass(frozen=True)
+class ListedFile:
+    """One file (a wheel or a source distribution) the sources list for a project."""
+
+    filename: str
+    version: Version
+    yanked: bool
+
+
+@dataclass(frozen=True)
+class ProjectListing:
+    """What the sources list of one project: whether any of them has it, the files they list for it (wheels and
+    source distributions), and the other projects seen on the way (those of a find-links location, the folders of
+    a ``file://`` index): names to suggest for a misspelt one."""
+
+    project: NormalizedName
+    found: bool
+    files: tuple[ListedFile, ...]
+    names_seen: frozenset[NormalizedName]
+
+    def versions(self, *, yanked: bool = True) -> list[Version]:
+        """Every version some file of the project has, in order (the yanked ones too unless told otherwise)."""
+        return sorted({file.version for file in self.files if yanked or not file.yanked})
+
+
+def project_listing(sources: Sources, project: str, *, timeout: float = 10.0) -> ProjectListing | str:
+    """What the sources list of ``project`` (an index's project page, every find-links location), or why they
+    could not all be read (redacted): "not there" is only said when every source answered. Read concurrently."""
+    name = canonicalize_name(project)
+    places = [(url, "index") for url in sources.indexes] + [(link, "links") for link in sources.find_links]
+    reader = _Reader(sources, timeout, lambda _: True)
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(places)))) as pool:
+        results = list(pool.map(lambda place: reader.listing(name, *place), places))
+    failed = [result for result in results if isinstance(result, str)]
+    if failed:
+        return failed[0]
+    listed = [result for result in results if not isinstance(result, str)]
+    files = [
+        ListedFile(filename, found[1], bool(yanked))
+        for result in listed
+        for owner, (filename, _, yanked) in result.entries
+        if owner == name and (found := _name_version(filename)) is not None
+    ]
+    seen = frozenset(other for result in listed for other in result.names) - {name}
+    return ProjectListing(name, any(result.found for result in listed), tuple(files), seen)
+
+
+def projects_present(
+    sources: Sources, names: Sequence[str], *, limit: int = 16, timeout: float = 5.0
+) -> list[NormalizedName]:
+    """Those of ``names`` some index of ``sources`` has a project page for, in the order given. A remote index is
+    asked at most ``limit`` times in all (a HEAD request per name and index, the first names first: never the
+    whole listing, which is huge on PyPI); a local index's folders are looked at without limit. Find-links
+    locations are not asked (:func:`project_listing` saw their names)."""
+    wanted = list(dict.fromkeys(canonicalize_name(name) for name in names))
+    jobs = [(name, index) for name in wanted for index in sources.indexes]
+    local = [job for job in jobs if urlsplit(job[1]).scheme in ("", "file")]
+    jobs = local + [job for job in jobs if job not in local][:limit]
+    if not jobs:
+        return []
+    reader = _Reader(sources, timeout, lambda _: True)
+    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+        answers = list(pool.map(lambda job: reader.has_page(*job), jobs))
+    present = {name for (name, _), answer in zip(jobs, answers, strict=True) if answer}
+    return [name for name in wanted if name in present]
+
+
+class _Listed(NamedTuple):
+    found: bool  # the place has the project (a project page, or a file of it)
+    entries: list[tuple[NormalizedName, _Entry]]  # (the project, the link) of each file
+    names: set[NormalizedName]  # every project seen there
+
+
 class _Resolver:
     """One DNS lookup per host and port for a whole read, shared by every page's connection.
 
@@ -285,34 +359,56 @@ class _Reader:
     def read(self, project: NormalizedName, place: str, kind: str) -> list[tuple[NormalizedName, OfferedWheel]] | str:
         """The wheels ``place`` lists for ``project`` (an index's project page, or a find-links location)."""
         try:
+            page = self._page(_project_url(place, project) if kind == "index" else place, project_page=kind == "index")
+        except _Unreadable as exc:
+            return str(exc)
+        return _wheels(*page, keep=self.keep) if page else []
+
+    def listing(self, project: NormalizedName, place: str, kind: str) -> _Listed | str:
+        """What ``place`` lists of ``project``: whether it has the project, its files, the other projects seen."""
+        try:
             if kind == "index":
-                base = place.rstrip("/") + f"/{project}/"
-                return _wheels(*self._page(base, project_page=True), keep=self.keep)
-            return _wheels(*self._page(place, project_page=False), keep=self.keep)
+                page = self._page(_project_url(place, project), project_page=True)
+                entries = _entries(*page) if page else []
+                return _Listed(page is not None, [(project, entry) for entry in entries], _local_projects(place))
+            page = self._page(place, project_page=False)
+            owned = [(owner, entry) for entry in (_entries(*page) if page else []) if (owner := _owner(entry[0]))]
+            return _Listed(any(owner == project for owner, _ in owned), owned, {owner for owner, _ in owned})
         except _Unreadable as exc:
             return str(exc)
 
-    def _page(self, url: str, *, project_page: bool) -> tuple[str, str, bytes]:
-        """(the page's URL, its content type, its bytes); an empty page when it does not exist."""
+    def has_page(self, project: NormalizedName, index: str) -> bool | None:
+        """Whether ``index`` has a page for ``project`` (a HEAD request; a local index's folder), None when it does
+        not say (an error, no answer)."""
+        url = _project_url(index, project)
+        if urlsplit(url).scheme in ("", "file"):
+            return self._local(url, project_page=True) is not None
+        try:
+            with self._opener(urlsplit(url).netloc.rsplit("@", 1)[-1]).open(
+                _request(url, method="HEAD"), timeout=self.timeout
+            ):
+                return True
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return False if exc.code in (404, 410) else None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _page(self, url: str, *, project_page: bool) -> tuple[str, str, bytes] | None:
+        """(the page's URL, its content type, its bytes); None when it does not exist."""
         parts = urlsplit(url)
         if parts.scheme in ("", "file"):
             return self._local(url, project_page=project_page)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        clean = urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
-        request = urllib.request.Request(clean, headers={"Accept": _ACCEPT, "Accept-Encoding": "gzip"})
-        userinfo = unquote(parts.netloc.rsplit("@", 1)[0]) if "@" in parts.netloc else _netrc_login(parts.hostname)
-        if userinfo:
-            request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
         try:
-            with self._opener(host).open(request, timeout=self.timeout) as response:
+            with self._opener(parts.netloc.rsplit("@", 1)[-1]).open(_request(url), timeout=self.timeout) as response:
                 data = response.read(_MAX_PAGE + 1)
                 if response.headers.get("Content-Encoding") == "gzip":
                     data = gzip.decompress(data)
                 return response.geturl(), response.headers.get("Content-Type", ""), data
         except urllib.error.HTTPError as exc:
             exc.close()  # the error holds the open response (Python 3.14 warns when it is left to the collector)
-            if exc.code == 404:
-                return url, "", b""
+            if exc.code in (404, 410):
+                return None
             raise _Unreadable(f"{redact(url)} answered {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -335,9 +431,8 @@ class _Reader:
             return self._openers[trusted]
 
     @staticmethod
-    def _local(url: str, *, project_page: bool) -> tuple[str, str, bytes]:
-        parts = urlsplit(url)
-        path = Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
+    def _local(url: str, *, project_page: bool) -> tuple[str, str, bytes] | None:
+        path = _local_path(url)
         try:
             if path.is_dir() and (project_page or (path / "index.html").is_file()):
                 path = path / "index.html"  # a file:// index, as pip reads one
@@ -346,10 +441,40 @@ class _Reader:
                 links = "".join(f'<a href="{entry.name}">{entry.name}</a>' for entry in sorted(path.iterdir()))
                 return path.as_uri() + "/", "text/html", links.encode()
             if not path.is_file():
-                return url, "", b""
+                return None
             return path.as_uri(), "text/html", path.read_bytes()[: _MAX_PAGE + 1]
         except OSError as exc:
             raise _Unreadable(f"{path} could not be read: {exc.strerror or exc}") from None
+
+
+def _project_url(index: str, project: str) -> str:
+    return index.rstrip("/") + f"/{project}/"
+
+
+def _local_path(url: str) -> Path:
+    parts = urlsplit(url)
+    return Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(url)
+
+
+def _local_projects(index: str) -> set[NormalizedName]:
+    """The projects a local (``file://``) index has: its folders (cheap to list, unlike a remote index's root)."""
+    if urlsplit(index).scheme not in ("", "file"):
+        return set()
+    try:
+        return {canonicalize_name(entry.name) for entry in _local_path(index).iterdir() if entry.is_dir()}
+    except OSError:
+        return set()
+
+
+def _request(url: str, method: str = "GET") -> urllib.request.Request:
+    """A request for ``url`` with its credentials (from the URL, else the user's netrc) in a header, not the URL."""
+    parts = urlsplit(url)
+    clean = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
+    request = urllib.request.Request(clean, headers={"Accept": _ACCEPT, "Accept-Encoding": "gzip"}, method=method)
+    userinfo = unquote(parts.netloc.rsplit("@", 1)[0]) if "@" in parts.netloc else _netrc_login(parts.hostname)
+    if userinfo:
+        request.add_header("Authorization", "Basic " + b64encode(userinfo.encode()).decode())
+    return request
 
 
 def _netrc_login(host: str | None) -> str | None:
@@ -367,9 +492,12 @@ class _Unreadable(Exception):
     """A source could not be read (internal: the caller gets the message)."""
 
 
-def _wheels(
-    url: str, content_type: str, data: bytes, *, keep: Callable[[str], bool]
-) -> list[tuple[NormalizedName, OfferedWheel]]:
+# (file name, Requires-Python, yanked) of one link of a page
+_Entry = tuple[str, object, object]
+
+
+def _entries(url: str, content_type: str, data: bytes) -> list[_Entry]:
+    """The files a simple index page (or a find-links page) lists."""
     if not data:
         return []
     if len(data) > _MAX_PAGE:
@@ -377,19 +505,50 @@ def _wheels(
     if content_type.split(";", maxsplit=1)[0].strip() == _JSON:
         try:
             files = json.loads(data)["files"]
-            entries = [(str(f["filename"]), f.get("requires-python"), f.get("yanked")) for f in files]
+            return [(str(f["filename"]), f.get("requires-python"), f.get("yanked")) for f in files]
         except (ValueError, KeyError, TypeError) as exc:
             raise _Unreadable(f"{redact(url)} is not a valid simple index page ({exc})") from None
-    else:
-        parser = _Links()
-        parser.feed(data.decode("utf-8", errors="replace"))
-        entries = parser.entries
+    parser = _Links()
+    parser.feed(data.decode("utf-8", errors="replace"))
+    return list(parser.entries)
+
+
+def _wheels(
+    url: str, content_type: str, data: bytes, *, keep: Callable[[str], bool]
+) -> list[tuple[NormalizedName, OfferedWheel]]:
     out = []
-    for filename, requires_python, yanked in entries:
+    for filename, requires_python, yanked in _entries(url, content_type, data):
         wheel = _wheel(filename, requires_python, bool(yanked)) if keep(filename) else None
         if wheel is not None:
             out.append(wheel)
     return out
+
+
+# What a source distribution's file name may end with (an .egg or an installer is no distribution pip installs).
+_ARCHIVES = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
+
+
+def _name_version(filename: str) -> tuple[NormalizedName, Version] | None:
+    """The project and version of a wheel or source distribution, by its file name; None for any other file."""
+    if filename.endswith(".whl"):
+        try:
+            name, version, _, _ = parse_wheel_filename(filename)
+        except InvalidWheelFilename:
+            return None
+        return name, version
+    suffix = next((suffix for suffix in _ARCHIVES if filename.endswith(suffix)), None)
+    project, _, written = filename.removesuffix(suffix or "").rpartition("-")
+    if not (suffix and project):
+        return None
+    try:
+        return canonicalize_name(project), Version(written)
+    except InvalidVersion:
+        return None
+
+
+def _owner(filename: str) -> NormalizedName | None:
+    found = _name_version(filename)
+    return found[0] if found else None
 
 
 def _wheel(filename: str, requires_python: object, yanked: bool) -> tuple[NormalizedName, OfferedWheel] | None:

@@ -23,10 +23,11 @@ from cdk_pip_layer.engine.target import LambdaTarget
 
 from .constraints import check_constraints, configured_constraints
 from .failures import MissingDistribution, explain_failure, installer_warnings
-from .index_pages import offered_wheels
+from .index_pages import build_sources, offered_wheels
 from .installer_file import write_installable
 from .installers import Installer, UvInstaller
 from .pip_only_wheels import blind_filename, blind_spot_for
+from .releases import Lookup, look_up
 from .sdists import build_pure_wheel
 
 
@@ -150,8 +151,22 @@ def install_for_target(
             configured=pip_settings(installer.pip_executable),
             notes=notes,
             file_indexes=requirements.index_options,
+            look_up=lambda missing: _look_up(missing, installer, index, extra_args, requirements),
         )
     raise InstallError("Too many source-only packages", subject=str(shown))  # pragma: no cover
+
+
+def _look_up(
+    missing: MissingDistribution,
+    installer: Installer,
+    index: IndexSettings,
+    extra_args: Sequence[str],
+    requirements: RequirementsFile,
+) -> Lookup:
+    """What the places ``installer`` read list of ``missing``'s project (with the file's names, to suggest)."""
+    cwd = requirements.path.absolute().parent
+    sources = build_sources(index, installer.pip_settings, extra_args, requirements.files, cwd=cwd)
+    return look_up(missing, sources, requirements.names)
 
 
 def _hash_checking(

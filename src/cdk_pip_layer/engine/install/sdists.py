@@ -200,7 +200,7 @@ class _SourceBuild:
             subject=self.missing.requirement,
             details=[
                 "its wheels: " + ", ".join(offered[:8]) + (", …" if len(offered) > 8 else ""),
-                f"tags the target accepts: {self.target.describe_tags()}",
+                f"{self.target} loads wheels for {self.target.wheels_in_words}",
             ],
             hint=f"build in the Lambda build image for {self.target}, which can build it from source: use the "
             "container builder, or bundling='docker'/'auto' in the CDK construct; or pin a version with a wheel for "
