@@ -7,14 +7,14 @@ directory of this machine.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-# A CI secret: each record is signed with it (HMAC-SHA256), and an entry not signed with it is never served.
-SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"
+# A CI secret: each record is signed with it (HMAC-SHA256), and an entry not signed with it is never served. Declared
+# in the engine, whose distribution cache follows the same rule.
+from cdk_pip_layer.engine.dist_cache import SIGNING_KEY_VARIABLE, signing_key
 
 
 class Record(Protocol):
@@ -57,7 +57,4 @@ class LayerStore(Protocol):
         """Keep ``source`` as the layer built for ``key``, with the summary of its build and its report."""
 
 
-def signing_key() -> bytes | None:
-    """The key records are signed with: ``$CDK_PIP_LAYER_CACHE_KEY``, or None (records unsigned)."""
-    value = os.environ.get(SIGNING_KEY_VARIABLE)
-    return value.encode("utf-8") if value else None
+__all__ = ["SIGNING_KEY_VARIABLE", "Fetched", "LayerStore", "Record", "signing_key"]
