@@ -19,7 +19,7 @@ from cdk_pip_layer.engine.install.into_layer import InstallJob
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
 from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
-from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.layer.zip_reuse import zip_layer
 from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
@@ -27,9 +27,10 @@ from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .base_layer import base_pins, check_installed, check_requirements, check_resolved
+from .dist_cache import DISTS_DIR, DistCache, signing_key
 from .distribution import installed_distributions
 from .errors import InvalidInputError
-from .options import LayerBuildOptions, build_directory
+from .options import LayerBuildOptions, build_directory, default_cache_root
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -67,6 +68,8 @@ class PipBasedLambdaLayerLocalBuilder:
         *,
         build_dir: str | os.PathLike[str],
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
         **options: Unpack[LayerArgs],
     ) -> None: ...
 
@@ -78,6 +81,8 @@ class PipBasedLambdaLayerLocalBuilder:
         options: LayerBuildOptions,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
     ) -> None: ...
 
     def __init__(
@@ -87,15 +92,22 @@ class PipBasedLambdaLayerLocalBuilder:
         options: LayerBuildOptions | None = None,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
         **args: Any,
     ) -> None:
         """The build options as keyword arguments (:class:`~cdk_pip_layer.LayerBuildOptions`'s, checked here), or
         as ``options``, made already; ``requirements_file`` is the requirements file when it was read already (by
-        the caller that hashed it), so that it is read once per build."""
+        the caller that hashed it), so that it is read once per build. ``reuse``: keep what depends only on a
+        distribution's content in the distribution cache, ``<cache_dir>/dists`` (default cache directory:
+        :func:`~cdk_pip_layer.engine.options.default_cache_root`), and take it from there (see
+        :mod:`~cdk_pip_layer.engine.dist_cache`); the layer's bytes are the same either way."""
         self.options = LayerBuildOptions.parse(**args) if options is None else _only(options, args)
         self.build_dir = build_directory(build_dir)
         self.requirements = requirements_file
         self.install_lock = install_lock
+        self.reuse = reuse
+        self.cache_dir = cache_dir
 
     @classmethod
     def from_options(
@@ -105,9 +117,18 @@ class PipBasedLambdaLayerLocalBuilder:
         *,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
     ) -> PipBasedLambdaLayerLocalBuilder:
         """A builder for options made already."""
-        return cls(build_dir=build_dir, options=options, requirements_file=requirements_file, install_lock=install_lock)
+        return cls(
+            build_dir=build_dir,
+            options=options,
+            requirements_file=requirements_file,
+            install_lock=install_lock,
+            reuse=reuse,
+            cache_dir=cache_dir,
+        )
 
     def selection(self) -> InstallerSelection:
         options = self.options
@@ -177,8 +198,9 @@ class PipBasedLambdaLayerLocalBuilder:
                                          python=_interpreter(installed.installer, options))  # fmt: skip
                 warnings += slimmed.warnings
             unzipped = tree_size(build.artifacts_dir)
+            cache = self._dist_cache()
             with phase("zip"):
-                written = write_layer_zip(build.artifacts_dir, build.zip_path)
+                written = zip_layer(build.artifacts_dir, build.zip_path, cache)
             verification = None
             if options.verify:
                 with phase("verify"):
@@ -188,6 +210,7 @@ class PipBasedLambdaLayerLocalBuilder:
                         installed.installer,
                         installed.built_from_source,
                         build.artifacts_dir,
+                        cache=cache,
                     )
                 warnings += [
                     f"{w.check}: {printable(w.subject)}: {printable(w.problem)}" for w in verification.warnings
@@ -214,6 +237,13 @@ class PipBasedLambdaLayerLocalBuilder:
             slim=slimmed.report if slimmed is not None else None,
         )
 
+    def _dist_cache(self) -> DistCache | None:
+        """The distribution cache this build reads and writes (None: none)."""
+        if not self.reuse:
+            return None
+        root = (self.cache_dir or default_cache_root()) / DISTS_DIR
+        return DistCache.open(root, signing_key=signing_key())
+
     def _check_on_top_of(self, requirements: RequirementsFile) -> None:
         """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""
         options = self.options
@@ -234,6 +264,8 @@ class PipBasedLambdaLayerLocalBuilder:
         installer: Installer,
         built: Sequence[str],
         artifacts: Path,
+        *,
+        cache: DistCache | None,
     ) -> LayerVerification:
         """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
         VerificationError listing every error."""
@@ -245,6 +277,7 @@ class PipBasedLambdaLayerLocalBuilder:
             built_from_source=built,
             python=_interpreter(installer, options),
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
+            cache=cache,
         )
 
 

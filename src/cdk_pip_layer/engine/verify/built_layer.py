@@ -9,6 +9,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from cdk_pip_layer.engine.dist_cache import DistCache
 from cdk_pip_layer.engine.options import LayerBuildOptions
 
 from .smoke_import import Importer
@@ -29,6 +30,7 @@ def verify_built_layer(
     imported_in: str | None = None,
     importer: Importer | None = None,
     subject: str | None = None,
+    cache: DistCache | None = None,
 ) -> LayerVerification:
     """Verify the layer a build made for ``options`` (their target and ``verify_ignore``); raise one
     :class:`VerificationError` listing every error.
@@ -36,7 +38,8 @@ def verify_built_layer(
     ``requirements``, ``built_from_source``, ``wheels_only``: what the build knows (see :class:`BuildContext`).
     The smoke import runs here (``python``, or an interpreter found; in the sandbox ``options.import_sandbox``
     names; in ``layer_dir`` when the layer is on disk already), unless it ran in the build image already
-    (``imported_in``: where), or runs with ``importer`` (in a container of the build image).
+    (``imported_in``: where), or runs with ``importer`` (in a container of the build image). ``cache``: the
+    distribution cache (see :func:`verify_layer_zip`).
     """
     mode = ImportMode.DOCKER if importer is not None else ImportMode.OFF if imported_in else ImportMode.AUTO
     verification = verify_layer_zip(
@@ -57,6 +60,7 @@ def verify_built_layer(
         import_sandbox=options.import_sandbox,
         python=python,
         layer_dir=layer_dir,
+        cache=cache,
     )
     for check, reason in verification.report.skipped.items():
         _log.info("verify: %s skipped: %s", check, reason)

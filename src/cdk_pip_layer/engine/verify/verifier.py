@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +31,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins, provided_modules
+from cdk_pip_layer.engine.dist_cache import DistCache, content_key
 from cdk_pip_layer.engine.distribution import Distribution, importable_modules
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
@@ -53,7 +57,10 @@ from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
-from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
+from . import sandbox as sandbox_module
+from . import smoke_import as smoke_module
+from .bytecode import Bytecode
+from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, facts_key, read_elf
 from .inventory import LayerInventory, read_inventory
 from .report import (
     LAMBDA_UNZIPPED_LIMIT,
@@ -74,6 +81,10 @@ LAYER = "the layer"
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
+_log = logging.getLogger("cdk_pip_layer")
+# The distribution cache's kinds written here (see engine/dist_cache.py).
+ELF_KIND = "elf"
+IMPORT_KIND = "import"
 
 
 class ImportMode(str, enum.Enum):
@@ -186,6 +197,7 @@ def verify_layer_zip(
     import_note: str | None = None,
     layer_dir: Path | None = None,
     import_sandbox: SandboxKind | str = SandboxKind.AUTO,
+    cache: DistCache | None = None,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -203,6 +215,9 @@ def verify_layer_zip(
             strongest this host offers: bubblewrap, else for root a user id of its own; with none, the import is
             skipped with a warning), ``bubblewrap``, ``user``, or ``none`` (the layer's code runs unconfined: only
             for a layer you trust).
+        cache: the distribution cache: the facts of ELF files read before are taken from it, and the smoke import
+            of a layer whose every byte was imported before in the same interpreter and sandbox is not run again
+            (its outcome is taken from it); what is read here is kept in it.
 
     Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
@@ -226,7 +241,7 @@ def verify_layer_zip(
         )
     path = Path(zip_path)
     with LayerArchive(path) as archive, _scratch() as work:
-        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work)
+        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work, cache=cache)
         ran = None
         if mode is ImportMode.OFF:
             verifier.run()
@@ -276,9 +291,17 @@ class _Verifier:
     """One verification: the archive, what was found, and the report."""
 
     def __init__(
-        self, archive: LayerArchive, target: LambdaTarget, ignored: tuple[str, ...], context: BuildContext, work: Path
+        self,
+        archive: LayerArchive,
+        target: LambdaTarget,
+        ignored: tuple[str, ...],
+        context: BuildContext,
+        work: Path,
+        *,
+        cache: DistCache | None = None,
     ) -> None:
         self.archive = archive
+        self.cache = cache
         self.target = target
         self.ignored = ignored
         self.context = context
@@ -349,7 +372,7 @@ class _Verifier:
             self.add(_shebang(item))
             if item.elf_copy is not None and any(self.wants(c) for c in ELF_CHECKS):
                 try:
-                    elves[path] = read_elf(item.elf_copy)
+                    elves[path] = self._elf_facts(item.elf_copy, item.sha256)
                 except ElfReadError as exc:
                     self.add([error("machine", self.describe(path), f"cannot be read as an ELF file ({exc})")])
         self.add(_changed(changed))
@@ -359,6 +382,20 @@ class _Verifier:
         judge = ElfJudge(self.target, frozenset(names), self.describe)
         for path, facts in sorted(elves.items()):
             self.add(judge.judge(path, facts))
+
+    def _elf_facts(self, copy: Path, sha256: str) -> ElfFacts:
+        """The facts of an ELF file (its sha256 computed from the zip's bytes): from the cache when they were read
+        before, else read (and kept)."""
+        if self.cache is None:
+            return read_elf(copy)
+        key = facts_key(sha256)
+        meta = self.cache.get_meta(ELF_KIND, key)
+        if meta is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                return ElfFacts.from_json(meta)
+        facts = read_elf(copy)
+        self.cache.put(ELF_KIND, key, facts.to_json())
+        return facts
 
     def keep_smoke(self, outcome: _Smoke) -> str | None:
         """Take the smoke import's outcome into the report, unless :meth:`run` found the zip's contents unreadable;
@@ -377,10 +414,58 @@ class _Verifier:
 
     def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
         """Run the smoke import (from ``layer_dir``, else from the zip extracted). Safe to run beside :meth:`run`:
-        it reads only what ``__init__`` prepared and returns its findings instead of adding them."""
+        it reads only what ``__init__`` prepared and returns its findings instead of adding them. Not run when the
+        cache holds the outcome of an import of a layer of the very same bytes, in the same interpreter and
+        sandbox (see :meth:`_import_key`)."""
         reason = importer.unavailable(self.target)
         if reason:
             return _Smoke(skipped=reason)
+        key = self._import_key(importer)
+        kept = self._kept_smoke(key)
+        if kept is not None:
+            return kept
+        outcome = self._smoke(importer, layer_dir)
+        failed = any(f.severity is Severity.ERROR for f in outcome.findings)
+        if key is not None and self.cache is not None and outcome.ran and not outcome.skipped and not failed:
+            meta = {"ran": outcome.ran, "findings": [f.to_dict() for f in outcome.findings]}
+            self.cache.put(IMPORT_KIND, key, meta)
+        return outcome
+
+    def _import_key(self, importer: Importer) -> str | None:
+        """The key of the smoke import's outcome: every byte of the layer (the zip's sha256), the target, the
+        interpreter and sandbox (:meth:`LocalImporter.identity`), what the base layers provide, and the code that
+        imports and judges. None when the outcome is not kept (no cache, or an importer of another kind)."""
+        if self.cache is None or not isinstance(importer, LocalImporter):
+            return None
+        identity = importer.identity()
+        if identity is None:
+            return None
+        provided = json.dumps(sorted(provided_modules(self.context.on_top_of).items()))
+        return content_key(IMPORT_KIND, _import_code(), self.zip_sha256, str(self.target), identity, provided)
+
+    def _kept_smoke(self, key: str | None) -> _Smoke | None:
+        """The outcome kept for ``key``, when there is one that reads right."""
+        if key is None or self.cache is None:
+            return None
+        meta = self.cache.get_meta(IMPORT_KIND, key)
+        if meta is None:
+            return None
+        try:
+            findings = [
+                Finding(str(f["check"]), Severity(f["severity"]), str(f["subject"]), str(f["problem"]), str(f["hint"]))
+                for f in meta["findings"]
+            ]
+            ran = f"{meta['ran']}, for a layer of the same bytes (its outcome kept in the distribution cache)"
+        except (KeyError, TypeError, ValueError):
+            return None
+        _log.info("smoke import: not run again: this layer's bytes were imported before (%s)", meta["ran"])
+        return _Smoke(ran=ran, findings=findings)
+
+    @functools.cached_property
+    def zip_sha256(self) -> str:
+        return self.archive.sha256()
+
+    def _smoke(self, importer: Importer, layer_dir: Path | None) -> _Smoke:
         if layer_dir is None and not self.archive.readable:
             return _Smoke(skipped="contents not read")  # run() says why
         modules = {d.pin: d.modules() for d in self.inventory.distributions if d.modules()}
@@ -408,8 +493,19 @@ class _Verifier:
         workdir = self.work / "import"
         workdir.mkdir()
         provided = provided_modules(self.context.on_top_of)
-        found = smoke_import(layer_dir, modules, importer, workdir=workdir, provided=provided)
+        found = smoke_import(
+            layer_dir, modules, importer, workdir=workdir, provided=provided, bytecode=self._kept_byte_code(importer)
+        )
         return _Smoke(ran=importer.description, findings=[*unpacked, *found])
+
+    def _kept_byte_code(self, importer: Importer) -> Bytecode | None:
+        """The byte-code the cache holds for the layer's modules (see :mod:`.bytecode`), for a local import."""
+        if self.cache is None or not isinstance(importer, LocalImporter):
+            return None
+        identity = importer.identity(with_sandbox=False)  # byte-code is the interpreter's, wherever it runs
+        if identity is None:
+            return None
+        return Bytecode(self.cache, importer, identity, self.target, self.inventory.distributions)
 
     # --- the report ------------------------------------------------------------------------------------------------
 
@@ -427,7 +523,7 @@ class _Verifier:
         findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
         return LayerReport(
             target=str(self.target),
-            sha256=self.archive.sha256(),
+            sha256=self.zip_sha256,
             zipped_bytes=self.archive.zipped_bytes,
             unzipped_bytes=self.archive.unzipped_bytes,
             files=len(sizes),
@@ -623,6 +719,13 @@ class _Verifier:
                 "ship the .py source, or byte-code compiled by the runtime's Python",
             )
         ]
+
+
+@functools.lru_cache(maxsize=1)
+def _import_code() -> str:
+    """The digest of the code whose outcome a kept smoke import is: the import script and its judgement, the
+    sandbox (a new version of either makes every kept outcome stale)."""
+    return content_key(*(Path(module.__file__ or "").read_bytes() for module in (smoke_module, sandbox_module)))
 
 
 # --- checks that are plain functions -------------------------------------------------------------------------------
