@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -22,7 +22,8 @@ from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
 from cdk_pip_layer.engine.layer.zip_reuse import zip_layer
 from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
-from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
+from cdk_pip_layer.engine.verify.built_layer import start_built_layer_import, verify_built_layer
+from cdk_pip_layer.engine.verify.layer_import import StartedImport
 from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
@@ -156,7 +157,7 @@ class PipBasedLambdaLayerLocalBuilder:
             selection = self.selection()
             first = selection.first()
         _log.info("installer: %s, target %s", first.description, target)
-        with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
+        with BuildTransaction(self.build_dir, inputs=requirements.files) as build, ExitStack() as running:
             site_dir = build.site_dir
 
             # Builds started together install in turn (see install_lock); the rest of each runs beside the others.
@@ -197,8 +198,12 @@ class PipBasedLambdaLayerLocalBuilder:
                                          keep=options.slim_keep, remove=options.slim_remove,
                                          python=_interpreter(installed.installer, options))  # fmt: skip
                 warnings += slimmed.warnings
-            unzipped = tree_size(build.artifacts_dir)
             cache = self._dist_cache()
+            # The layer's directory is complete: its smoke import runs while the zip is written and read.
+            started = self._start_import(build.artifacts_dir, installed.installer, cache)
+            if started is not None:
+                running.enter_context(started)
+            unzipped = tree_size(build.artifacts_dir)
             with phase("zip"):
                 written = zip_layer(build.artifacts_dir, build.zip_path, cache)
             verification = None
@@ -211,6 +216,7 @@ class PipBasedLambdaLayerLocalBuilder:
                         installed.built_from_source,
                         build.artifacts_dir,
                         cache=cache,
+                        started=started,
                     )
                 warnings += [
                     f"{w.check}: {printable(w.subject)}: {printable(w.problem)}" for w in verification.warnings
@@ -266,6 +272,7 @@ class PipBasedLambdaLayerLocalBuilder:
         artifacts: Path,
         *,
         cache: DistCache | None,
+        started: StartedImport | None,
     ) -> LayerVerification:
         """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
         VerificationError listing every error."""
@@ -278,6 +285,12 @@ class PipBasedLambdaLayerLocalBuilder:
             python=_interpreter(installer, options),
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
             cache=cache,
+            started=started,
+        )
+
+    def _start_import(self, artifacts: Path, installer: Installer, cache: DistCache | None) -> StartedImport | None:
+        return start_built_layer_import(
+            artifacts, self.options, python=_interpreter(installer, self.options), cache=cache
         )
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-import json
-import logging
 import os
 import re
 import shutil
@@ -30,9 +28,9 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins, provided_modules
-from cdk_pip_layer.engine.dist_cache import DistCache, content_key
-from cdk_pip_layer.engine.distribution import Distribution, importable_modules
+from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins
+from cdk_pip_layer.engine.dist_cache import DistCache
+from cdk_pip_layer.engine.distribution import Distribution
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
     CHECKS,
@@ -57,11 +55,9 @@ from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
-from . import sandbox as sandbox_module
-from . import smoke_import as smoke_module
-from .bytecode import Bytecode
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, facts_key, read_elf
 from .inventory import LayerInventory, read_inventory
+from .layer_import import ImportOutcome, StartedImport, byte_code, import_plan, run_import
 from .report import (
     LAMBDA_UNZIPPED_LIMIT,
     UNZIPPED_WARNING,
@@ -69,7 +65,7 @@ from .report import (
     DistributionReport,
     LayerReport,
 )
-from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
+from .smoke_import import Importer, LocalImporter, Unsandboxed
 from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
@@ -81,10 +77,8 @@ LAYER = "the layer"
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
-_log = logging.getLogger("cdk_pip_layer")
 # The distribution cache's kinds written here (see engine/dist_cache.py).
 ELF_KIND = "elf"
-IMPORT_KIND = "import"
 
 
 class ImportMode(str, enum.Enum):
@@ -198,6 +192,7 @@ def verify_layer_zip(
     layer_dir: Path | None = None,
     import_sandbox: SandboxKind | str = SandboxKind.AUTO,
     cache: DistCache | None = None,
+    started: StartedImport | None = None,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -215,9 +210,10 @@ def verify_layer_zip(
             strongest this host offers: bubblewrap, else for root a user id of its own; with none, the import is
             skipped with a warning), ``bubblewrap``, ``user``, or ``none`` (the layer's code runs unconfined: only
             for a layer you trust).
-        cache: the distribution cache: the facts of ELF files read before are taken from it, and the smoke import
-            of a layer whose every byte was imported before in the same interpreter and sandbox is not run again
-            (its outcome is taken from it); what is read here is kept in it.
+        cache: the distribution cache: the facts of ELF files read before are taken from it (and what is read
+            here is kept in it), and the byte-code of the smoke import.
+        started: the smoke import a build started on ``layer_dir`` before the zip was written
+            (:class:`.layer_import.StartedImport`): its outcome is taken when it imported the zip's modules.
 
     Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
@@ -248,6 +244,13 @@ def verify_layer_zip(
             verifier.skipped.setdefault("import", import_note or "not asked for")
         elif "import" in ignored:
             verifier.run()
+        elif layer_dir is not None and started is not None:
+            started.zip_written(verifier.zip_sha256)
+            verifier.run()
+            outcome, plan = started.outcome()
+            if outcome is None or plan != verifier.plan():  # not run, or not what the zip holds: run from the zip
+                outcome = verifier.smoke(importer or LocalImporter(python, sandbox=sandbox), layer_dir)
+            ran = verifier.keep_smoke(outcome)
         elif layer_dir is not None:
             # The layer is on disk already (a build's artifacts/): the import runs in its own process while this one
             # reads the zip and its ELF files, instead of after them.
@@ -276,15 +279,6 @@ def _scratch() -> Iterator[Path]:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class _Smoke:
-    """What the smoke import gave: the interpreter it ran in and its findings, or why it did not run."""
-
-    ran: str | None = None
-    findings: Sequence[Finding] = ()
-    skipped: str | None = None
 
 
 class _Verifier:
@@ -397,7 +391,7 @@ class _Verifier:
         self.cache.put(ELF_KIND, key, facts.to_json())
         return facts
 
-    def keep_smoke(self, outcome: _Smoke) -> str | None:
+    def keep_smoke(self, outcome: ImportOutcome) -> str | None:
         """Take the smoke import's outcome into the report, unless :meth:`run` found the zip's contents unreadable;
         the interpreter it ran in, or None when it was skipped (the reason is kept)."""
         if "import" in self.skipped:
@@ -412,100 +406,41 @@ class _Verifier:
         self.add(f for f in outcome.findings if f.check != "archive" or (f.severity, f.subject) not in said)
         return outcome.ran
 
-    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
-        """Run the smoke import (from ``layer_dir``, else from the zip extracted). Safe to run beside :meth:`run`:
-        it reads only what ``__init__`` prepared and returns its findings instead of adding them. Not run when the
-        cache holds the outcome of an import of a layer of the very same bytes, in the same interpreter and
-        sandbox (see :meth:`_import_key`)."""
-        reason = importer.unavailable(self.target)
-        if reason:
-            return _Smoke(skipped=reason)
-        key = self._import_key(importer)
-        kept = self._kept_smoke(key)
-        if kept is not None:
-            return kept
-        outcome = self._smoke(importer, layer_dir)
-        failed = any(f.severity is Severity.ERROR for f in outcome.findings)
-        if key is not None and self.cache is not None and outcome.ran and not outcome.skipped and not failed:
-            meta = {"ran": outcome.ran, "findings": [f.to_dict() for f in outcome.findings]}
-            self.cache.put(IMPORT_KIND, key, meta)
-        return outcome
-
-    def _import_key(self, importer: Importer) -> str | None:
-        """The key of the smoke import's outcome: every byte of the layer (the zip's sha256), the target, the
-        interpreter and sandbox (:meth:`LocalImporter.identity`), what the base layers provide, and the code that
-        imports and judges. None when the outcome is not kept (no cache, or an importer of another kind)."""
-        if self.cache is None or not isinstance(importer, LocalImporter):
-            return None
-        identity = importer.identity()
-        if identity is None:
-            return None
-        provided = json.dumps(sorted(provided_modules(self.context.on_top_of).items()))
-        return content_key(IMPORT_KIND, _import_code(), self.zip_sha256, str(self.target), identity, provided)
-
-    def _kept_smoke(self, key: str | None) -> _Smoke | None:
-        """The outcome kept for ``key``, when there is one that reads right."""
-        if key is None or self.cache is None:
-            return None
-        meta = self.cache.get_meta(IMPORT_KIND, key)
-        if meta is None:
-            return None
-        try:
-            findings = [
-                Finding(str(f["check"]), Severity(f["severity"]), str(f["subject"]), str(f["problem"]), str(f["hint"]))
-                for f in meta["findings"]
-            ]
-            ran = f"{meta['ran']}, for a layer of the same bytes (its outcome kept in the distribution cache)"
-        except (KeyError, TypeError, ValueError):
-            return None
-        _log.info("smoke import: not run again: this layer's bytes were imported before (%s)", meta["ran"])
-        return _Smoke(ran=ran, findings=findings)
-
     @functools.cached_property
     def zip_sha256(self) -> str:
         return self.archive.sha256()
 
-    def _smoke(self, importer: Importer, layer_dir: Path | None) -> _Smoke:
+    def plan(self) -> dict[str, list[str]]:
+        """The modules the smoke import imports (see :func:`.layer_import.import_plan`)."""
+        return import_plan(self.inventory, self.file_paths)
+
+    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> ImportOutcome:
+        """Run the smoke import (from ``layer_dir``, else from the zip extracted). Safe to run beside :meth:`run`:
+        it reads only what ``__init__`` prepared and returns its findings instead of adding them."""
+        reason = importer.unavailable(self.target)
+        if reason:
+            return ImportOutcome(skipped=reason)
         if layer_dir is None and not self.archive.readable:
-            return _Smoke(skipped="contents not read")  # run() says why
-        modules = {d.pin: d.modules() for d in self.inventory.distributions if d.modules()}
-        loose = importable_modules(
-            path[len(site) :]
-            for path in self.file_paths
-            for site in self.inventory.site_dirs
-            if path.startswith(site) and path not in self.owners and not path.startswith(f"{site}lib/")
-        )
-        if loose:
-            modules["(no distribution)"] = loose
-        if not modules:
-            return _Smoke(ran=importer.description)
+            return ImportOutcome(skipped="contents not read")  # run() says why
+        plan = self.plan()
+        if not plan:
+            return ImportOutcome(ran=importer.description)
         unpacked: list[Finding] = []
         if layer_dir is None or not importer.reaches(layer_dir):
             if not self.archive.unpackable:
-                return _Smoke(skipped="not unpacked: the layer is larger than Lambda allows (see the size check)")
+                return ImportOutcome(
+                    skipped="not unpacked: the layer is larger than Lambda allows (see the size check)"
+                )
             # The sandbox may run as a user of its own: the extraction must be reachable by it.
             self.work.chmod(0o711)
             layer_dir = self.work / "opt"
             try:
                 unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
             except OSError as exc:
-                return _Smoke(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
-        workdir = self.work / "import"
-        workdir.mkdir()
-        provided = provided_modules(self.context.on_top_of)
-        found = smoke_import(
-            layer_dir, modules, importer, workdir=workdir, provided=provided, bytecode=self._kept_byte_code(importer)
-        )
-        return _Smoke(ran=importer.description, findings=[*unpacked, *found])
-
-    def _kept_byte_code(self, importer: Importer) -> Bytecode | None:
-        """The byte-code the cache holds for the layer's modules (see :mod:`.bytecode`), for a local import."""
-        if self.cache is None or not isinstance(importer, LocalImporter):
-            return None
-        identity = importer.identity(with_sandbox=False)  # byte-code is the interpreter's, wherever it runs
-        if identity is None:
-            return None
-        return Bytecode(self.cache, importer, identity, self.target, self.inventory.distributions)
+                return ImportOutcome(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
+        bytecode = byte_code(self.cache, importer, self.target, self.inventory.distributions)
+        found = run_import(layer_dir, plan, importer, bases=self.context.on_top_of, bytecode=bytecode)
+        return ImportOutcome(ran=importer.description, findings=[*unpacked, *found])
 
     # --- the report ------------------------------------------------------------------------------------------------
 
@@ -719,13 +654,6 @@ class _Verifier:
                 "ship the .py source, or byte-code compiled by the runtime's Python",
             )
         ]
-
-
-@functools.lru_cache(maxsize=1)
-def _import_code() -> str:
-    """The digest of the code whose outcome a kept smoke import is: the import script and its judgement, the
-    sandbox (a new version of either makes every kept outcome stale)."""
-    return content_key(*(Path(module.__file__ or "").read_bytes() for module in (smoke_module, sandbox_module)))
 
 
 # --- checks that are plain functions -------------------------------------------------------------------------------
