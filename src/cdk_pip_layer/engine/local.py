@@ -19,7 +19,7 @@ from cdk_pip_layer.engine.install.into_layer import InstallJob
 from cdk_pip_layer.engine.layer.prune import drop_host_artifacts, exclude_distributions
 from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
-from cdk_pip_layer.engine.layer.zip_reuse import zip_layer
+from cdk_pip_layer.engine.layer.zip_reuse import ReusingZip
 from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from cdk_pip_layer.engine.verify.built_layer import start_built_layer_import, verify_built_layer
@@ -204,8 +204,8 @@ class PipBasedLambdaLayerLocalBuilder:
             if started is not None:
                 running.enter_context(started)
             unzipped = tree_size(build.artifacts_dir)
-            with phase("zip"):
-                written = zip_layer(build.artifacts_dir, build.zip_path, cache)
+            with phase("zip"):  # what the cache did not hold is kept for the next build while this one goes on
+                written = running.enter_context(ReusingZip(cache)).write(build.artifacts_dir, build.zip_path)
             verification = None
             if options.verify:
                 with phase("verify"):

@@ -17,11 +17,13 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cdk_pip_layer.engine.dist_cache import CachedEntry, DistCache, Unavailable, content_key
 from cdk_pip_layer.engine.lambda_os import LAYER_PYTHON
@@ -50,31 +52,67 @@ class _Dist:
 def zip_layer(root: Path, dest: Path, cache: DistCache | None) -> LayerZip:
     """Zip ``root`` into ``dest`` (:func:`.zip_writer.write_layer_zip`) with the compressed entries the cache holds
     for its distributions; keep those of the distributions it did not hold."""
-    if cache is None:
-        return write_layer_zip(root, dest)
-    dists = _distributions(root)
-    with contextlib.ExitStack() as stack:
-        stored: dict[str, StoredData] = {}
-        held: set[str] = set()
+    with ReusingZip(cache) as zipping:
+        return zipping.write(root, dest)
+
+
+class ReusingZip:
+    """Writes a layer's zip with the compressed entries the cache holds for its distributions (:meth:`write`), and
+    keeps those of the distributions it did not hold in a thread of its own while the build goes on (a context
+    manager: leaving it waits for them)."""
+
+    def __init__(self, cache: DistCache | None) -> None:
+        self.cache = cache
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdk-pip-layer-keep")
+        self._source: IO[bytes] | None = None
+
+    def __enter__(self) -> ReusingZip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+        if self._source is not None:
+            self._source.close()
+
+    def write(self, root: Path, dest: Path) -> LayerZip:
+        cache = self.cache
+        if cache is None:
+            return write_layer_zip(root, dest)
+        dists = _distributions(root)
+        with contextlib.ExitStack() as stack:
+            stored: dict[str, StoredData] = {}
+            held: set[str] = set()
+            for dist in dists:
+                entry = cache.get(KIND, dist.key)
+                if entry is not None:
+                    stack.enter_context(entry)
+                    found = _stored(entry, dist)
+                    if found is not None:
+                        stored.update(found)
+                        held.add(dist.key)
+            written = write_layer_zip(root, dest, stored=stored)
+        by_name = {entry.name: entry for entry in written.entries}
+        new: list[tuple[_Dist, list[WrittenEntry]]] = []
         for dist in dists:
-            entry = cache.get(KIND, dist.key)
-            if entry is not None:
-                stack.enter_context(entry)
-                found = _stored(entry, dist)
-                if found is not None:
-                    stored.update(found)
-                    held.add(dist.key)
-        written = write_layer_zip(root, dest, stored=stored)
-    by_name = {entry.name: entry for entry in written.entries}
-    kept = 0
-    for dist in dists:
-        entries = [by_name[path] for path in dist.files if path in by_name]
-        if dist.key in held and all(entry.reused for entry in entries):
-            continue
-        if _true_to_key(dist, entries) and _keep(cache, dist, entries, dest):
-            kept += 1
-    _log.info("zip: %d of %d entries reused; %d distribution(s) kept", written.reused, written.files, kept)
-    return written
+            entries = [by_name[path] for path in dist.files if path in by_name]
+            if dist.key in held and all(entry.reused for entry in entries):
+                continue
+            if _true_to_key(dist, entries):
+                new.append((dist, entries))
+        _log.info("zip: %d of %d entries reused; %d distribution(s) to keep", written.reused, written.files, len(new))
+        if new:
+            self._source = dest.open("rb")  # opened now: the zip may be published (renamed) while they are kept
+            self._pool.submit(_keep_all, cache, new, self._source)
+        return written
+
+
+def _keep_all(cache: DistCache, new: list[tuple[_Dist, list[WrittenEntry]]], source: IO[bytes]) -> None:
+    """Keep each distribution's entries; what cannot be kept is not (the build never fails for its cache)."""
+    for dist, entries in new:
+        try:
+            _keep(cache, dist, entries, source)
+        except Exception as exc:  # a cache is an optimisation: said, and left
+            _log.warning("distribution cache: %s not kept: %s", dist.record, exc)
 
 
 def _distributions(root: Path) -> list[_Dist]:
@@ -171,30 +209,30 @@ def _true_to_key(dist: _Dist, entries: list[WrittenEntry]) -> bool:
     return True
 
 
-def _keep(cache: DistCache, dist: _Dist, entries: list[WrittenEntry], zip_path: Path) -> bool:
-    """Keep ``dist``'s entries, their compressed data read back from the zip just written."""
+def _keep(cache: DistCache, dist: _Dist, entries: list[WrittenEntry], source: IO[bytes]) -> bool:
+    """Keep ``dist``'s entries, their compressed data read back from the zip just written (``source``)."""
     files: dict[str, list[Any]] = {}
     meta = {"files": files}
+    fd = source.fileno()
 
     def data() -> Iterator[bytes]:
         position = 0
         try:
-            with zip_path.open("rb") as source:
-                for entry in entries:
-                    pieces: list[str] = []
-                    source.seek(entry.data_offset)
-                    left = entry.compressed_size
-                    while True:
-                        piece = source.read(min(CHUNK, left))
-                        if len(piece) != min(CHUNK, left):
-                            raise Unavailable
-                        pieces.append(hashlib.sha256(piece).hexdigest())
-                        yield piece
-                        left -= len(piece)
-                        if left <= 0:
-                            break
-                    files[entry.name] = [position, entry.compressed_size, entry.crc, entry.size, entry.sha256, pieces]
-                    position += entry.compressed_size
+            for entry in entries:
+                pieces: list[str] = []
+                offset, left = entry.data_offset, entry.compressed_size
+                while True:
+                    piece = os.pread(fd, min(CHUNK, left), offset)
+                    if len(piece) != min(CHUNK, left):
+                        raise Unavailable
+                    pieces.append(hashlib.sha256(piece).hexdigest())
+                    yield piece
+                    offset += len(piece)
+                    left -= len(piece)
+                    if left <= 0:
+                        break
+                files[entry.name] = [position, entry.compressed_size, entry.crc, entry.size, entry.sha256, pieces]
+                position += entry.compressed_size
         except OSError:
             raise Unavailable from None
 
