@@ -108,6 +108,13 @@ def test_a_link_in_place_of_an_entry_is_not_followed(cache: DistCache, tmp_path:
     assert cache.get("zip", KEY) is None
 
 
+def test_a_fifo_in_place_of_an_entry_is_not_waited_on(cache: DistCache) -> None:
+    path = _entry_file(cache, "zip", KEY)
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert cache.get("zip", KEY) is None  # returns at once: no writer will ever come
+
+
 def test_with_a_key_only_entries_signed_with_it_are_used(tmp_path: Path) -> None:
     root = tmp_path / "dists"
     unsigned = DistCache(root)

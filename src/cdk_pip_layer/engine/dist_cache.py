@@ -171,7 +171,9 @@ class DistCache:
         """The entry of ``kind`` for ``key``, opened, when there is one that checks out (else None)."""
         path = self._path(kind, key)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            # Never through a link, never waiting on a FIFO put in its place (only a regular file is read).
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             return None
         handle = os.fdopen(fd, "rb")

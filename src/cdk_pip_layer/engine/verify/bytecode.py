@@ -19,6 +19,7 @@ is loaded from byte-code compiled from its very source, by the same interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cdk_pip_layer.engine.dist_cache import CachedEntry, DistCache, content_key
 from cdk_pip_layer.engine.distribution import Distribution
@@ -64,7 +65,6 @@ with open(out, "wb") as pack:
         pack.write(len(pyc).to_bytes(8, "big") + pyc)
 """
 _MAX_PYC = 64 << 20
-_MAX_PACK = 1 << 30
 _MAX_RECORD = 64 << 20
 _COMPILE_TIMEOUT = 300.0
 
@@ -106,17 +106,18 @@ class Bytecode:
         compiled first where needed (in ``work``); return ``prefix`` as the sandbox sees it, or None when there is
         nothing to put."""
         self._dists = [dist for dist in (self._read(layer_dir, d) for d in self.distributions) if dist is not None]
-        compiled = self._compile(layer_dir, work)
-        placed = _Prefix(prefix, self.importer.layer_view(layer_dir), self.tag)
-        for dist in self._dists:
-            for path, data in self._byte_code(dist, compiled.get(dist.key, {})):
-                if path in compiled.get(dist.key, {}) or _sha256(layer_dir / path) == dist.sources[path]:
-                    placed.put(path, data)
-        placed.finish()
-        self._keep(compiled)
-        for dist in self._dists:
-            if dist.entry is not None:
-                dist.entry.close()
+        with contextlib.ExitStack() as stack:
+            for dist in self._dists:
+                if dist.entry is not None:
+                    stack.enter_context(dist.entry)
+            compiled = self._compile(layer_dir, work, stack)
+            placed = _Prefix(prefix, self.importer.layer_view(layer_dir), self.tag)
+            for dist in self._dists:
+                for path, data in self._byte_code(dist, compiled.get(dist.key, {})):
+                    if path in compiled.get(dist.key, {}) or _sha256(layer_dir / path) == dist.sources[path]:
+                        placed.put(path, data)
+            placed.finish()
+            self._keep(compiled)
         _log.info("smoke import: byte-code of %d module(s) from the distribution cache", placed.count)
         if not placed.count:
             return None
@@ -152,23 +153,26 @@ class Bytecode:
                 found.kept = {str(p): v for p, v in files.items() if p in sources and _valid(v)}
         return found
 
-    def _byte_code(self, dist: _Dist, compiled: Mapping[str, tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-        """(layer path, byte-code) of each of ``dist``'s files whose byte-code is kept or was just compiled."""
+    def _byte_code(self, dist: _Dist, compiled: Mapping[str, _Compiled]) -> Iterator[tuple[str, bytes]]:
+        """(layer path, byte-code) of each of ``dist``'s files whose byte-code is kept or was just compiled, read
+        one at a time."""
         for path, (source_sha256, offset, size, sha256) in dist.kept.items():
             if path in compiled or dist.entry is None or source_sha256 != dist.sources.get(path):
                 continue
             data = dist.entry.read(int(offset), int(size), str(sha256))
             if data is not None:
                 yield path, data
-        for path, (_, data) in compiled.items():
-            yield path, data
+        for path, made in compiled.items():
+            data = made.read()
+            if data is not None:
+                yield path, data
 
     # --- compiling ---------------------------------------------------------------------------------------------------
 
-    def _compile(self, layer_dir: Path, work: Path) -> dict[str, dict[str, tuple[str, bytes]]]:
+    def _compile(self, layer_dir: Path, work: Path, stack: contextlib.ExitStack) -> dict[str, dict[str, _Compiled]]:
         """Compile, in a process that runs none of the layer's code (in ``work``, a new directory), the files
         earlier imports loaded that have no byte-code kept, and whose bytes are what RECORD says; by distribution
-        key: layer path -> (source sha256, byte-code)."""
+        key: layer path -> where its byte-code is (in the file the process wrote, open until ``stack`` closes)."""
         todo: list[tuple[_Dist, str]] = []
         for dist in self._dists:
             for path in sorted(dist.loaded - set(dist.kept)):
@@ -179,36 +183,54 @@ class Bytecode:
         arguments = [json.dumps([path for _, path in todo]), f"{self.importer.work_view(work)}/out"]
         try:
             self.importer.run_script(COMPILE, arguments, layer_dir, work, timeout=_COMPILE_TIMEOUT)
-            pack = _read_regular(work / "out", _MAX_PACK)
+            pack = stack.enter_context(_open_regular(work / "out"))
         except OSError as exc:
             _log.info("smoke import: byte-code not compiled (%s)", exc.strerror or exc)
             return {}
-        compiled: dict[str, dict[str, tuple[str, bytes]]] = {}
-        position = 0
+        compiled: dict[str, dict[str, _Compiled]] = {}
+        position, end = 0, os.fstat(pack.fileno()).st_size
         for dist, path in todo:
-            size = int.from_bytes(pack[position : position + 8], "big")
-            data = pack[position + 8 : position + 8 + size]
-            position += 8 + size
-            if len(data) != size:
+            size = int.from_bytes(os.pread(pack.fileno(), 8, position), "big")
+            if position + 8 + size > end or size > _MAX_PYC:
                 break  # cut off
             if size:
-                compiled.setdefault(dist.key, {})[path] = (dist.sources[path], data)
+                compiled.setdefault(dist.key, {})[path] = _Compiled(dist.sources[path], pack, position + 8, size)
+            position += 8 + size
         return compiled
 
-    def _keep(self, compiled: Mapping[str, Mapping[str, tuple[str, bytes]]]) -> None:
-        """Keep each distribution's byte-code: what was kept before, and what was just compiled."""
+    def _keep(self, compiled: Mapping[str, Mapping[str, _Compiled]]) -> None:
+        """Keep each distribution's byte-code: what was kept before, and what was just compiled (streamed: one
+        module's byte-code in memory at a time)."""
         for dist in self._dists:
             new = compiled.get(dist.key)
-            if not new:
-                continue
-            files: dict[str, list[Any]] = {}
-            pieces: list[bytes] = []
-            position = 0
-            for path, data in [*self._byte_code(dist, new)]:
-                files[path] = [dist.sources[path], position, len(data), hashlib.sha256(data).hexdigest()]
-                pieces.append(data)
-                position += len(data)
-            self.cache.put(KIND, dist.key, {"files": files}, pieces)
+            if new:
+                files: dict[str, list[Any]] = {}
+                self.cache.put(KIND, dist.key, {"files": files}, self._pieces(dist, new, files))
+
+    def _pieces(self, dist: _Dist, new: Mapping[str, _Compiled], files: dict[str, list[Any]]) -> Iterator[bytes]:
+        """The byte-code of ``dist`` to keep, one module at a time; where each is goes into ``files``."""
+        position = 0
+        for path, blob in self._byte_code(dist, new):
+            files[path] = [dist.sources[path], position, len(blob), hashlib.sha256(blob).hexdigest()]
+            position += len(blob)
+            yield blob
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """Where the compiling process put one module's byte-code: in ``pack``, ``size`` bytes from ``offset``."""
+
+    source_sha256: str
+    pack: IO[bytes]
+    offset: int
+    size: int
+
+    def read(self) -> bytes | None:
+        try:
+            data = os.pread(self.pack.fileno(), self.size, self.offset)
+        except OSError:
+            return None
+        return data if len(data) == self.size else None
 
 
 def _valid(value: object) -> bool:
@@ -253,12 +275,19 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
+def _open_regular(path: Path) -> IO[bytes]:
+    """A regular file opened for reading (never through a link, never a FIFO or device); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise OSError(f"{path} is not a regular file")
+    return handle
+
+
 def _read_regular(path: Path, limit: int) -> bytes:
     """The bytes of a regular file (never through a link), at most ``limit``; OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
+    with _open_regular(path) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise OSError(f"{path} is too large")
