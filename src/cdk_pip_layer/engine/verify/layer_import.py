@@ -17,12 +17,14 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdk_pip_layer.engine import distribution as distribution_module
 from cdk_pip_layer.engine.base_layer import BaseLayer, provided_modules
 from cdk_pip_layer.engine.dist_cache import DistCache, content_key
 from cdk_pip_layer.engine.distribution import Distribution, importable_modules
@@ -274,9 +276,11 @@ class KeptImports:
 
 @functools.lru_cache(maxsize=1)
 def _import_code() -> str:
-    """The digest of the code whose outcome a kept import is: the import script and its judgement, the sandbox (a
-    new version of either makes every kept outcome stale)."""
-    return content_key(*(Path(module.__file__ or "").read_bytes() for module in (smoke_module, sandbox_module)))
+    """The digest of the code whose outcome a kept import is: which modules are imported (this module, and what a
+    distribution's modules are), the import script and its judgement, the sandbox (a new version of any makes every
+    kept outcome stale)."""
+    modules = (sys.modules[__name__], distribution_module, smoke_module, sandbox_module)
+    return content_key(*(Path(module.__file__ or "").read_bytes() for module in modules))
 
 
 def _layout_digest(root: Path, files: Sequence[str], inventory: LayerInventory) -> str:
