@@ -174,9 +174,13 @@ class StartedImport:
             self._zip_sha256.set_result(sha256)
 
     def outcome(self) -> tuple[ImportOutcome | None, dict[str, list[str]]]:
-        """The import's outcome (None: it could not run here, e.g. the sandbox's user cannot read the directory:
-        the verifier runs it on the zip) and the plan it imported; raises what the import raised."""
-        return self._future.result()
+        """The import's outcome (None: it could not run here, e.g. the sandbox's user cannot read the directory,
+        or it failed: the verifier runs it itself, which says why) and the plan it imported."""
+        try:
+            return self._future.result()
+        except Exception as exc:  # the verifier's own import says what is wrong
+            _log.info("smoke import: the import started early failed (%s); importing again", exc)
+            return None, {}
 
     def _run(self) -> tuple[ImportOutcome | None, dict[str, list[str]]]:
         reason = self.importer.unavailable(self.target)
