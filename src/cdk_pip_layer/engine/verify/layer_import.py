@@ -46,7 +46,7 @@ KIND = "import"
 # makes them in a fraction of the time a disk takes), and how much room must be left there.
 _MEMORY_DIR = Path("/dev/shm")
 _MEMORY_ROOM = 256 << 20
-WORK_PREFIX = "cdk-pip-layer-import-"
+WORK_PREFIX = "cdk-pip-layer-smoke-"
 
 
 @dataclass(frozen=True)
