@@ -28,6 +28,7 @@ from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_a
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
+from .engine.verify.infer_target import infer_target
 from .engine.verify.report import LayerReport, write_report
 from .engine.verify.stack import check_stack, read_stack_layer
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
@@ -45,6 +46,14 @@ class _PhaseFormatter(logging.Formatter):
         return f"[cdk-pip-layer {time.perf_counter() - self.start:6.1f}s] {redact(record.getMessage())}"
 
 
+class _PlainFormatter(logging.Formatter):
+    """Without -v: what publish did, and warnings said as the summary's warnings are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        warning = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"cdk-pip-layer: {warning}{redact(record.getMessage())}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdk-pip-layer",
@@ -58,10 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     for target in (parser, common):
         target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
         target.add_argument(
-            "--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr"
+            "--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="nothing on stderr but errors"
         )
         target.add_argument(
-            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="also show the commands run"
+            "--verbose",
+            "-v",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="show each phase and its time (-v), and the commands run (-vv)",
         )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build_command(commands, common)
@@ -97,15 +110,21 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="check any layer zip for a Lambda runtime and architecture",
         description="Check a layer zip (built by anything) for a Lambda runtime and architecture, and print its "
-        "report. Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input.",
+        "report. Without --runtime or --architecture, the target is read from the layer (its wheel tags, ELF files "
+        "and byte-code). Exit codes: 0 the layer is good (warnings allowed); 1 problems found; 2 bad input, or a "
+        "target the layer does not tell.",
         epilog=f"checks: {checks}",
     )
     verify.set_defaults(run=_verify)
     verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
     verify.add_argument(
-        "--runtime", default="python3.12", help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: python3.12)"
+        "--runtime",
+        help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: inferred from the layer's wheel tags, extension "
+        "modules and byte-code)",
     )
-    verify.add_argument("--architecture", default="x86_64", help="x86_64 (default) or arm64")
+    verify.add_argument(
+        "--architecture", help="x86_64 or arm64 (default: inferred from the layer's wheel tags and ELF files)"
+    )
     verify.add_argument(
         "--ignore", action="append", default=[], metavar="CHECK", help="turn one check off (repeatable)"
     )
@@ -145,6 +164,18 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise InvalidInputError(
+            "The report directory is not a directory",
+            subject=str(args.report),
+            hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
+        )
+    # What was not given is read from the layer (or it asks for it: exit 2); everything after uses the target.
+    inference = infer_target(args.zip, runtime=args.runtime, architecture=args.architecture)
+    inferred = inference.require(str(args.zip))
+    args.runtime, args.architecture = inferred.runtime, inferred.architecture.value
+    if inference.describe() and not args.quiet:
+        _say(inference.describe())
     requirements: tuple[Requirement, ...] = ()
     if args.requirements is not None:  # a requirements or lock file, read for the layer's target
         parsed = read_input(
@@ -153,12 +184,6 @@ def _verify(args: argparse.Namespace) -> int:
             )
         )
         requirements = tuple(line.requirement for line in parsed.requirements if line.requirement)
-    if args.report is not None and args.report.exists() and not args.report.is_dir():
-        raise InvalidInputError(
-            "The report directory is not a directory",
-            subject=str(args.report),
-            hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
-        )
     importer = None
     if args.smoke_import == ImportMode.DOCKER.value:
         from .container.smoke import DockerImporter  # the Docker SDK only when asked for
@@ -186,10 +211,15 @@ def _verify(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         _write_report(verification.report, args.report)
+    inferred_field: dict[str, object] = {"target_inference": inference.to_dict()}
     if args.on_top_of:
-        return _print_with_stack(args, verification)
-    print(verification.report.to_json() if args.json else verification.summary(), end="" if args.json else "\n")
+        return _print_with_stack(args, verification, inferred_field)
+    print(_json({**verification.report.to_dict(), **inferred_field}) if args.json else verification.summary())
     return 0 if verification.ok else 1
+
+
+def _json(data: dict[str, object]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def _write_report(report: LayerReport, directory: Path) -> None:
@@ -227,14 +257,14 @@ def _bases(args: argparse.Namespace) -> tuple[BaseLayer, ...]:
     return tuple(read_stack_layer(path, target).base() for path in args.on_top_of)
 
 
-def _print_with_stack(args: argparse.Namespace, verification: LayerVerification) -> int:
+def _print_with_stack(args: argparse.Namespace, verification: LayerVerification, extra: dict[str, object]) -> int:
     """The layer's report and the stack's checks (the bases in their order, then the layer): printed together,
     failing when either has an error."""
     target = LambdaTarget.parse(args.runtime, args.architecture)
     layers = [read_stack_layer(path, target) for path in (*args.on_top_of, args.zip)]
     stack = check_stack(layers, runtime=target.runtime, architecture=target.architecture.value)
     if args.json:
-        print(json.dumps({**verification.report.to_dict(), "stack": stack.to_dict()}, indent=2, sort_keys=True))
+        print(_json({**verification.report.to_dict(), **extra, "stack": stack.to_dict()}))
     else:
         print("\n".join([verification.summary(), *stack.summary()]))
     return 0 if verification.ok and stack.ok else 1
@@ -255,7 +285,7 @@ def _output_directory(value: str) -> str:
 
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
-    with heartbeat(_log.info):  # shown with the phases (not with -q)
+    with heartbeat(_say if not args.quiet else _silent):
         built = build_layer(
             build_dir=output,
             **cli_arguments(LayerBuildOptions, args),
@@ -367,10 +397,30 @@ GLOBAL_FLAGS = ("json", "quiet", "verbose")
 
 
 def _global_flags(args: argparse.Namespace) -> argparse.Namespace:
-    """The global flags, False where given nowhere."""
+    """The global flags, False (0 for -v) where given nowhere."""
     for name in GLOBAL_FLAGS:
-        setattr(args, name, getattr(args, name, False))
+        setattr(args, name, getattr(args, name, 0 if name == "verbose" else False))
     return args
+
+
+def _say(message: str) -> None:
+    """A line for the user on stderr while a command runs (a heartbeat, a warning)."""
+    print(f"cdk-pip-layer: {redact(message)}", file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    del message
+
+
+_LEVELS = {0: logging.WARNING, 1: logging.INFO}  # -v: the phases; -vv and more: the commands run too
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    """build and verify say nothing on success but their result; publish also says what it did in AWS (published
+    a version, or found it there already; granted; wrote the SSM parameter)."""
+    if args.command == "publish" and not args.verbose:
+        return logging.INFO
+    return _LEVELS.get(args.verbose, logging.DEBUG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,9 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: logging.Handler | None = None
     if not args.quiet:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_PhaseFormatter())
+        handler.setFormatter(_PhaseFormatter() if args.verbose else _PlainFormatter())
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        logger.setLevel(_log_level(args))
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:

@@ -160,6 +160,8 @@ def test_each_input_changes_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "cache dir prop",
         "CDK_PIP_LAYER_CACHE_DIR",
         "cache off",
+        "shared store prop",
+        "shared store from the environment, its keys and AWS credentials",
         "bundling mode",
         "installer",
         "library version",
@@ -191,6 +193,19 @@ def test_host_settings_and_secrets_do_not_change_the_hash(
         monkeypatch.setenv("CDK_PIP_LAYER_CACHE_DIR", str(tmp_path / "other-cache"))
     elif change == "cache off":
         props["cache"] = False
+    elif change == "shared store prop":
+        props["cache_url"] = "s3://layer-cache/ci"
+        props["cache_read_only"] = True
+    elif change == "shared store from the environment, its keys and AWS credentials":
+        for name, value in {
+            "CDK_PIP_LAYER_CACHE_URL": "s3://layer-cache/main",
+            "CDK_PIP_LAYER_CACHE_READ_ONLY": "1",
+            "CDK_PIP_LAYER_CACHE_KEY": "a CI secret",
+            "CDK_PIP_LAYER_CACHE_KMS_KEY": "alias/layer-cache",
+            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        }.items():
+            monkeypatch.setenv(name, value)
     elif change == "bundling mode":
         props["bundling"] = "docker"
     elif change == "installer":

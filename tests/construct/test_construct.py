@@ -188,9 +188,15 @@ def test_invalid_props_get_one_clear_error(
     assert "What to do:" in str(info.value)
 
 
-def test_missing_requirements_file_is_reported_at_construction(tmp_path: Path) -> None:
-    with pytest.raises(RequirementsFileError, match="Requirements file not found"):
-        _template(tmp_path, tmp_path / "nope" / "requirements.txt")
+def test_a_missing_requirements_file_is_the_layers_error_when_its_stack_is_bundled(tmp_path: Path) -> None:
+    """Validation belongs to bundling: cdk ls, cdk destroy and stacks left out with --exclusively read nothing
+    that can fail; cdk synth of the layer's stack reports it on the layer."""
+    missing = tmp_path / "nope" / "requirements.txt"
+    _template(tmp_path, missing)  # not bundled: nothing fails
+    _app, stack = make_app(tmp_path / "bundled", bundling=True)
+    layer = PipLambdaLayer(stack, "Layer", requirements=missing)
+    assert isinstance(layer.build_error, RequirementsFileError)
+    assert "Requirements file not found" in layer.build_error.what
 
 
 def test_an_import_error_inside_the_package_surfaces_as_itself() -> None:

@@ -34,7 +34,11 @@ SAMPLES: dict[str, Any] = {
     "bundling": "local",
     "cache": False,
     "cache_dir": "/ci/cache",
+    "cache_url": "s3://layer-cache/ci",
+    "cache_read_only": True,
 }
+# Settings of the cache that go with the cache on (the group test turns it off).
+WITH_THE_CACHE = ("cache_dir", "cache_url", "cache_read_only")
 OWN = ("requirements", "runtime", "architecture")
 LOCKS = Path(__file__).resolve().parents[1] / "data" / "locks"
 
@@ -82,7 +86,7 @@ def test_a_layer_takes_each_option(tmp_path: Path, requirements: Path, name: str
 def test_a_group_takes_every_option_for_every_member(tmp_path: Path, requirements: Path, lock: str) -> None:
     """groups, member, verify_ignore and python_executable were missing from PipLambdaLayers (a TypeError)."""
     other = ("member",) if lock == "groups" else ("groups", "only_groups")
-    props: dict[str, Any] = {name: value for name, value in SAMPLES.items() if name not in ("cache_dir", *other)}
+    props: dict[str, Any] = {name: value for name, value in SAMPLES.items() if name not in (*WITH_THE_CACHE, *other)}
     requirements = _input_for(lock, tmp_path, requirements)
     _app, stack = make_app(tmp_path / "cdk.out", bundling=False)
     targets = ["python3.12/x86_64", "python3.13/arm64"]

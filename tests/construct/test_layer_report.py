@@ -125,7 +125,9 @@ def test_a_layer_that_fails_verification_fails_the_synth(
         return result
 
     monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", build)
-    _app, stack = make_app(tmp_path / "cdk.out")
-    with pytest.raises(VerificationError, match="missing-dependency"):
-        PipLambdaLayer(stack, "Layer", requirements=requirements, cache=False)
+    app, stack = make_app(tmp_path / "cdk.out")
+    layer = PipLambdaLayer(stack, "Layer", requirements=requirements, cache=False)
+    assert isinstance(layer.build_error, VerificationError)
+    assert "missing-dependency" in str(layer.build_error)
+    app.synth()
     assert not list((tmp_path / "cdk.out").glob("asset.*.zip"))

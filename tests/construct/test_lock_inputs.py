@@ -122,9 +122,22 @@ def test_an_out_of_date_poetry_lock_fails_the_synth_with_the_fix(tmp_path: Path,
     pyproject = lock.parent / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("2.2.1", "2.2.0"), encoding="utf-8")
     _, stack = make_app(tmp_path / "cdk.out")
-    with pytest.raises(RequirementsFileError, match="out of date") as caught:
-        PipLambdaLayer(stack, "Layer", requirements=lock)
-    assert "poetry lock" in str(caught.value)
+    layer = PipLambdaLayer(stack, "Layer", requirements=lock)
+    assert isinstance(layer.build_error, RequirementsFileError)
+    assert "out of date" in layer.build_error.what
+    assert "poetry lock" in str(layer.build_error)
+    assert not fake_build.calls
+
+
+def test_an_out_of_date_lock_fails_nothing_when_its_stack_is_not_bundled(tmp_path: Path, fake_build: FakeBuild) -> None:
+    """cdk ls, cdk destroy, a stack left out with --exclusively: a stale lock broke every one of them."""
+    lock = checkout(tmp_path / "src", "poetry.lock")
+    pyproject = lock.parent / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("2.2.1", "2.2.0"), encoding="utf-8")
+    app, stack = make_app(tmp_path / "cdk.out", bundling=False)
+    layer = PipLambdaLayer(stack, "Layer", requirements=lock)
+    synth_template(app)
+    assert layer.build_error is None
     assert not fake_build.calls
 
 

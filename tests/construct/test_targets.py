@@ -193,7 +193,7 @@ def test_the_four_builds_run_together_as_many_at_once_as_there_are_cpus(
         with zipfile.ZipFile(_asset_zip(tmp_path / "cdk.out", props)) as archive:
             assert archive.read("python/fake_pkg/__init__.py").decode() == f"TARGET = {target!r}\n"
     err = capsys.readouterr().err
-    assert err.count("(started with the others)") == 4
+    assert err.count(": built locally with fake in ") == 4  # one line for each
     assert list((tmp_path / "tmp").iterdir()) == []
     assert list((tmp_path / "cdk.out").glob(".cdk-pip-layer-build-*")) == []
 
@@ -244,8 +244,10 @@ def test_after_a_failure_the_builds_still_waiting_to_install_give_up(
     monkeypatch.setattr(targets._InstallTurns, "abandon", abandon_and_tell)
     monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", build)
     _app, stack = make_app(tmp_path / "cdk.out")
-    with pytest.raises(InstallError, match="pip failed: no matching distribution"):
-        PipLambdaLayers(stack, "Deps", requirements=requirements, targets=FOUR, cache=False)
+    group = PipLambdaLayers(stack, "Deps", requirements=requirements, targets=FOUR, cache=False)
+    assert group.layers[first].build_error is failure  # the group's first error, on its layer
+    others = [layer.build_error for name, layer in group.layers.items() if name != first]
+    assert all(error is not None and error.what == "Not built: another layer of the group failed" for error in others)
     assert abandoned.is_set()
     assert installed == []
     assert list((tmp_path / "cdk.out").glob(".cdk-pip-layer-build-*")) == []
@@ -341,10 +343,37 @@ def test_a_failed_build_fails_the_synth_with_its_message_and_leaves_nothing(
 
     monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", build)
     app, stack = make_app(tmp_path / "cdk.out")
-    with pytest.raises(InstallError, match="pip failed: no matching distribution"):
-        PipLambdaLayers(stack, "Deps", requirements=requirements, targets=FOUR, cache=False)
+    group = PipLambdaLayers(stack, "Deps", requirements=requirements, targets=FOUR, cache=False)
+    assert group.layers["python3.13/x86_64"].build_error is failure
+    synth_template(app)
     # The builds that had started are waited for and cleaned; one still queued may be cancelled before it starts.
     assert 3 <= len(fake.calls) <= 4
+    # No layer that failed (or gave up for it) leaves its asset in cdk.out.
+    failed = [layer for layer in group.layers.values() if layer.build_error is not None]
+    assert len(list((tmp_path / "cdk.out").glob("asset.*.zip"))) == 4 - len(failed)
     assert list((tmp_path / "tmp").iterdir()) == []
     assert list((tmp_path / "cdk.out").glob(".cdk-pip-layer-build-*")) == []
     assert isinstance(app, cdk.App)
+
+
+def test_a_warning_every_target_has_is_said_once_for_the_group(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_build.warnings = ("excluded package 'boto3' is not in the layer",)
+    _synth(tmp_path / "cdk.out", requirements, targets=FOUR, cache=False, exclude=["boto3"])
+    err = capsys.readouterr().err
+    assert err.count("excluded package 'boto3' is not in the layer") == 1
+    assert "cdk-pip-layer: Stack/Deps: warning: excluded package 'boto3' is not in the layer" in err
+
+
+def test_a_target_already_in_cdk_out_is_said_so(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _synth(tmp_path / "cdk.out", requirements, targets=FOUR[:3], cache=False)
+    capsys.readouterr()
+    _synth(tmp_path / "cdk.out", requirements, targets=FOUR, cache=False)
+    err = capsys.readouterr().err
+    for target in FOUR[:3]:
+        name = target if isinstance(target, str) else "/".join(target)
+        assert f"cdk-pip-layer: Stack/Deps/{name.replace('/', '-')}: already in cdk.out, not built again" in err
+    assert err.count("built locally") == 1

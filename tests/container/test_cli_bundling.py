@@ -48,7 +48,7 @@ def _build(tmp_path: Path, requirements: str, *args: str, env: dict[str, str] | 
 
 
 def test_auto_builds_in_the_image_when_the_host_cannot_and_says_why(tmp_path: Path) -> None:
-    run = _build(tmp_path, NATIVE_SDIST, "--json")
+    run = _build(tmp_path, NATIVE_SDIST, "--json", "-v")  # the phases (-v) say why the image is used, too
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert (result["bundling"], result["built_in"], result["image"]) == ("auto", "docker", IMAGE_311)

@@ -35,7 +35,7 @@ class CliRun:
 
     @property
     def built_locally(self) -> bool:
-        return "local build of the layer" in self.output
+        return ": built locally with " in self.output
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ synth and a fresh cdk.out with the cache warm build nothing, `cdk ls` builds not
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -42,10 +43,11 @@ def cold(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliR
 def test_synth_builds_the_example_layer(cold: tuple[Path, CliRun]) -> None:
     outdir, run = cold
     assert run.bundled and run.built_locally
-    # The default installer is uv where it gives pip's layer, as it does for the example's requirements; CDK's
-    # output says which installer built the layer and why.
-    assert "built with uv " in run.output
-    assert "[chosen: it installs the wheels pip would choose" in run.output
+    # The default installer is uv where it gives pip's layer, as it does for the example's requirements: the one line
+    # says which built the layer, and where its report went.
+    assert "cdk-pip-layer: CdkPipLayerExample/HttpJsonLayer: built locally with uv in " in run.output
+    [report] = outdir.glob("asset.*.report.json")
+    assert f"; report {report} (SBOM: .cdx.json beside it)" in run.output
     template = _template(outdir)
     resources = template["Resources"]
     [(layer_id, layer)] = [(k, r) for k, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion"]
@@ -160,7 +162,13 @@ def test_a_failed_build_shows_our_message(cli: Cli, tmp_path: Path) -> None:
     (app / "example_app" / "layer" / "requirements.txt").write_text("cdk-pip-layer-no-such-package==1.0\n")
     run = cli("synth", "-q", "-o", str(app / "cdk.out"), cwd=app, app=f"{VENV_PYTHON} example_app/app.py", check=False)
     assert run.returncode != 0
-    assert "cdk-pip-layer: CdkPipLayerExample/HttpJsonLayer: the layer could not be built:" in run.output
-    assert "cdk-pip-layer-no-such-package" in run.output
+    # CDK's convention: one error on the layer, printed once by the CLI above the layer's path; no trace of the app
+    # nor of the jsii kernel ("…/lib/program.js:1:5591").
+    assert re.search(r"^ERROR .*cdk-pip-layer-no-such-package", run.output, re.M), run.output
+    assert "(Construct Annotations)\n   CdkPipLayerExample/HttpJsonLayer\n" in run.output
+    assert "program.js" not in run.output
+    assert len(re.findall(r"^ERROR ", run.output, re.M)) == 1
     assert "for python3.12/x86_64" in run.output
-    assert "What to do:" in run.output
+    assert run.output.count("What to do:") == 1
+    assert "Traceback" not in run.output
+    assert not list((app / "cdk.out").glob("asset.*.zip"))

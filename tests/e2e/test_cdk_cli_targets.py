@@ -60,7 +60,7 @@ def _layers(outdir: Path) -> dict[str, dict[str, Any]]:
 
 def test_four_layers_each_built_for_its_target(synth: tuple[Path, Path, CliRun], tmp_path: Path) -> None:
     _project, outdir, run = synth
-    assert run.output.count("(started with the others)") == 4
+    assert run.output.count(": built locally with ") == 4, run.output
     layers = _layers(outdir)
     assert sorted(layers) == sorted(TARGETS)
     assert len({props["Content"]["S3Key"] for props in layers.values()}) == 4

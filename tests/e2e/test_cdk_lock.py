@@ -35,7 +35,7 @@ def test_synth_builds_the_layer_a_uv_lock_pins(cli: Cli, tmp_path: Path) -> None
     (app / "app.py").write_text(APP, encoding="utf-8")
     env = {**cli.env, "UV_NO_CONFIG": "1"}
     run = Cli(env=env, cache=cli.cache)("synth", "-q", "-o", str(app / "cdk.out"), cwd=app, app=f"{VENV_PYTHON} app.py")
-    assert "local build of the layer for python3.12/arm64 from project/uv.lock" in run.output
+    assert "cdk-pip-layer: LockedLayerStack/Deps: built locally with " in run.output
     key = _layer_key(app / "cdk.out")
     with zipfile.ZipFile(app / "cdk.out" / f"asset.{key}.zip") as archive:
         names = archive.namelist()
@@ -54,4 +54,4 @@ def test_synth_builds_the_layer_a_uv_lock_pins(cli: Cli, tmp_path: Path) -> None
         "synth", "-q", "-o", str(app / "cdk.out"), cwd=app, app=f"{VENV_PYTHON} app.py"
     )
     assert _layer_key(app / "cdk.out") == key
-    assert "local build of the layer" not in again.output
+    assert "built locally" not in again.output

@@ -54,7 +54,10 @@ def test_the_main_command_prints_what_a_user_wants_to_see(tmp_path: Path) -> Non
     messages = run.stderr.splitlines()
     assert messages[0] == "Bundling asset CdkPipLayerExample/HttpJsonLayer/Code/Stage..."
     assert [m for m in messages[1:] if not m.startswith("cdk-pip-layer: CdkPipLayerExample/HttpJsonLayer: ")] == []
-    assert any(" built with pip " in m or " built with uv " in m for m in messages)
+    # Quiet on success: CDK's line and ours, one line that says what was built and where the report went.
+    [ours] = messages[1:]
+    assert " built locally with pip in " in ours or " built locally with uv in " in ours
+    assert "; report " in ours
     assert run.stdout.startswith("Resources:\n") and "Type: AWS::Lambda::LayerVersion" in run.stdout
     for line in (run.stdout + run.stderr).splitlines():
         assert not line.startswith(("b'", 'b"')), line

@@ -258,7 +258,7 @@ def test_a_cdk_init_app_with_one_layer_synthesizes(user_venv: UserVenv, cdk_init
     env = user_venv.env(CDK_PIP_LAYER_CACHE_DIR=str(tmp_path / "cache"))
     synth = run([DEV_BIN / "node", CDK_CLI, "synth", "--no-notices", "-q", "-o", out], env=env, cwd=cdk_init_app)
     output = synth.stdout + synth.stderr
-    assert "local build of the layer" in output and "feature flags" not in output
+    assert ": built locally with " in output and "feature flags" not in output
     assert not [line for line in output.splitlines() if line.startswith(("b'", 'b"'))]  # no jsii banner
     template = json.loads((out / "HelloStack.template.json").read_text(encoding="utf-8"))
     [layer] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]

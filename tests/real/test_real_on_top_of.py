@@ -59,7 +59,7 @@ def test_cli_verify_finds_two_requests_in_a_stack_built_without_on_top_of(
     alone = PipBasedLambdaLayerLocalBuilder(
         requirements=tmp_path / "requirements.txt", build_dir=tmp_path / "build"
     ).build()
-    code = main(["verify", str(alone.zip_path), "--on-top-of", str(base.zip_path), "--json"])
+    code = main(["verify", str(alone.zip_path), "--on-top-of", str(base.zip_path), "--json", "--runtime", "python3.12"])
     stack = json.loads(capsys.readouterr().out)["stack"]
     assert code == 1
     [error] = [e for e in stack["errors"] if e["check"] == "stack-versions" and e["subject"] == "requests"]

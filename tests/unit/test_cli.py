@@ -19,6 +19,10 @@ import pytest
 from cdk_pip_layer import cli
 from cdk_pip_layer.cli import main
 from cdk_pip_layer.engine import progress
+from cdk_pip_layer.engine.interpreters import find_interpreter
+from cdk_pip_layer.engine.target import LambdaTarget
+
+TARGET_FLAGS = ("--runtime", "python3.12", "--architecture", "x86_64")  # a pure-Python layer does not tell
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +154,31 @@ def test_successful_offline_build(
         assert "installer: uv " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
-        assert "[cdk-pip-layer" in err  # progress goes to stderr, not stdout
+        assert err == ""  # quiet on success: the summary says it all (phases with -v)
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("case", [([], False, False), (["-v"], True, False), (["-vv"], True, True)])
+def test_phases_with_v_and_the_commands_run_with_vv(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[list[str], bool, bool],
+) -> None:
+    flags, phases, commands = case
+    wheels = make_wheel("helper", "1.0").parent
+    req = tmp_path / "requirements.txt"
+    req.write_text("helper==1.0\n", encoding="utf-8")
+    argv = [*flags, "build", "-r", str(req), "-o", str(tmp_path / "o"), "--runtime", host_runtime]
+    code = main([*argv, "--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "sha256: " in out
+    assert bool(re.search(r"^\[cdk-pip-layer +\d+\.\ds\] install for .*: done in \d+\.\d\d s$", err, re.M)) is phases, (
+        err
+    )
+    assert ("running: " in err) is commands, err
 
 
 @pytest.mark.usefixtures("offline_env")
@@ -364,7 +392,7 @@ def _small_layer(path: Path) -> Path:
 def test_verify_report_into_a_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "afile").write_text("mine\n", encoding="utf-8")
     layer = _small_layer(tmp_path / "layer.zip")
-    code = main(["verify", "-q", str(layer), "--report", str(tmp_path / "afile")])
+    code = main(["verify", "-q", *TARGET_FLAGS, str(layer), "--report", str(tmp_path / "afile")])
     err = capsys.readouterr().err
     assert code == 2, err
     assert "is not a directory" in err
@@ -374,7 +402,7 @@ def test_verify_report_into_a_file_is_bad_input(tmp_path: Path, capsys: pytest.C
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     """`cdk-pip-layer verify layer.zip | head -1`: the pipe closes while we print."""
     layer = _small_layer(tmp_path / "layer.zip")
-    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", "-q", str(layer)]
+    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", "-q", *TARGET_FLAGS, str(layer)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # before anything is printed
@@ -417,3 +445,18 @@ def test_a_long_build_shows_it_is_alive(
     _, err = capsys.readouterr()
     assert code == 0
     assert re.search(r"still working: [a-z]+.* \(\d+ s\)", err), err
+
+
+def test_the_advice_for_an_impossible_local_build_fits_the_host(
+    tmp_path: Path, requirements: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """installer pip for a runtime this host has no Python for: never 'install uv' (it comes with the package and
+    ran), but let uv build it."""
+    if find_interpreter(LambdaTarget.parse("python3.14"))[0] is not None:
+        pytest.skip("this host has a Python 3.14")
+    argv = ["build", "-r", str(requirements), "-o", str(tmp_path / "out"), "--runtime", "python3.14"]
+    code = main([*argv, "--installer", "pip", "--bundling", "local"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "pip install uv" not in err and "install uv" not in err
+    assert "installer 'auto' or 'uv'" in err

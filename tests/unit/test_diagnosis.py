@@ -38,14 +38,26 @@ DEAD_INDEX = IndexSettings(index_url="http://reader:s3cret-pw@127.0.0.1:9/simple
 REQUIREMENTS = Path("layer/requirements.txt")
 
 
+# Besides today's pip ("pip"), the pips a build runs where users build: the one a venv gets on each Python (pyenv's
+# 3.10.13: 23.0.1; 3.11.7 and 3.12.1: 23.2.1; 3.13.0: 24.2; Debian forky's python3.14: 26.2.2), recorded on Python
+# 3.11 as pip-<version>-<case>.txt (record.py --python). Each answer is read the same whichever pip gave it.
+PIPS = ["pip", "pip-23.0.1", "pip-23.2.1", "pip-24.2", "pip-26.2.2"]
+INSTALLERS = [*PIPS, "uv"]
+
+
+def name_of(recording: str) -> str:
+    """The installer a recording is of ("pip-23.0.1" -> "pip")."""
+    return recording.partition("-")[0]
+
+
 def recorded(installer: str, case: str) -> CompletedRun:
     text = (RECORDED / f"{installer}-{case}.txt").read_text(encoding="utf-8")
     first, _, output = text.partition("\n")
-    return CompletedRun((installer, "install"), int(first.removeprefix("# exit code ")), output)
+    return CompletedRun((name_of(installer), "install"), int(first.removeprefix("# exit code ")), output)
 
 
 def missing(installer: str, run: CompletedRun) -> MissingDistribution | None:
-    return missing_from_pip(run) if installer == "pip" else missing_from_uv(run)
+    return missing_from_pip(run) if name_of(installer) == "pip" else missing_from_uv(run)
 
 
 def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> LayerBuildError:
@@ -58,7 +70,7 @@ def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> L
 
     error = explain_failure(
         run,
-        installer,
+        name_of(installer),
         target=TARGET,
         index=index or IndexSettings(),
         requirements=REQUIREMENTS,
@@ -70,7 +82,7 @@ def diagnose(installer: str, case: str, index: IndexSettings | None = None) -> L
     return error
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_project_that_does_not_exist_is_named(installer: str) -> None:
     error = diagnose(installer, "no-such-project")
     assert isinstance(error, NoCompatibleDistributionError)
@@ -81,13 +93,14 @@ def test_a_project_that_does_not_exist_is_named(installer: str) -> None:
     assert error.subject == str(REQUIREMENTS)
 
 
-def test_pip_lists_the_versions_that_do_have_a_wheel_for_the_target() -> None:
-    run = recorded("pip", "sdist-only")
+@pytest.mark.parametrize("pip", PIPS)
+def test_pip_lists_the_versions_that_do_have_a_wheel_for_the_target(pip: str) -> None:
+    run = recorded(pip, "sdist-only")
     found = missing_from_pip(run)
     assert found is not None
     assert (found.requirement, found.name, found.not_found) == ("mmh3==2.5.1", "mmh3", False)
     assert found.versions_for_target[0] == "3.1.0"
-    error = diagnose("pip", "sdist-only")
+    error = diagnose(pip, "sdist-only")
     assert isinstance(error, NoCompatibleDistributionError)
     assert error.what == "No version matching mmh3==2.5.1 has a wheel for python3.11/x86_64"
     assert any(line.startswith("versions with a compatible wheel: ") and "5.3.1" in line for line in error.details)
@@ -102,7 +115,7 @@ def test_uv_names_the_requirement_without_usable_wheels() -> None:
     assert error.what == "No version matching mmh3==2.5.1 has a wheel for python3.11/x86_64"
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_version_that_does_not_exist(installer: str) -> None:
     error = diagnose(installer, "no-such-version")
     assert isinstance(error, NoCompatibleDistributionError)
@@ -110,17 +123,17 @@ def test_a_version_that_does_not_exist(installer: str) -> None:
     assert error.package == "six"
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_version_conflict_is_an_install_error_with_the_installers_reason(installer: str) -> None:
     assert missing(installer, recorded(installer, "conflict")) is None
     error = diagnose(installer, "conflict")
     assert type(error) is InstallError
-    assert error.what == f"{installer} failed to install the requirements for python3.11/x86_64"
+    assert error.what == f"{name_of(installer)} failed to install the requirements for python3.11/x86_64"
     assert any("urllib3" in line for line in error.details)
     assert "conflict" in (error.hint or "")
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_an_unreachable_index_is_named_redacted(installer: str) -> None:
     error = diagnose(installer, "unreachable-index", DEAD_INDEX)
     assert isinstance(error, IndexUnreachableError)
@@ -128,16 +141,17 @@ def test_an_unreachable_index_is_named_redacted(installer: str) -> None:
     assert "s3cret-pw" not in str(error)
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_an_unknown_option_is_bad_input(installer: str) -> None:
     error = diagnose(installer, "unknown-option")
     assert isinstance(error, InvalidInputError)
-    assert error.what == f"{installer} does not know the option --no-such-option"
+    assert error.what == f"{name_of(installer)} does not know the option --no-such-option"
     assert error.exit_code == 2
 
 
-def test_a_yanked_release_is_a_warning_of_a_successful_run() -> None:
-    pip = installer_warnings(recorded("pip", "yanked-warning").output)
+@pytest.mark.parametrize("recording", PIPS)
+def test_a_yanked_release_is_a_warning_of_a_successful_run(recording: str) -> None:
+    pip = installer_warnings(recorded(recording, "yanked-warning").output)
     assert len(pip) == 1
     assert "yanked version: 'cryptography'" in pip[0]
     assert pip[0].endswith("Reason for being yanked: Regression in OpenSSL.")
@@ -217,7 +231,7 @@ def test_a_build_that_fails_for_another_reason_is_never_called_native() -> None:
     assert "native" not in error.what
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_hash_that_does_not_match_names_the_distribution_and_both_hashes(installer: str) -> None:
     """pip's capitals and uv's 'Hash mismatch' said it, but under 'read pip's output above; … a version conflict is
     solved by relaxing pins', which is no advice for a file whose bytes are not the pinned ones."""
@@ -227,3 +241,17 @@ def test_a_hash_that_does_not_match_names_the_distribution_and_both_hashes(insta
     assert f"pinned: sha256:{'0' * 64}" in error.details
     assert "downloaded: sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254" in error.details
     assert "update its --hash" in (error.hint or "") and "conflict" not in (error.hint or "")
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_file_named_by_its_url_whose_hash_does_not_match_names_the_url(installer: str) -> None:
+    """A lock without an index names each file by its URL (``six @ https://…``); pip 24.2 and older print the line as
+    ``six@ https://…``, which went unread: the index probe then blamed PyPI for a download that had worked."""
+    error = diagnose(installer, "hash-mismatch-url")
+    assert type(error) is InstallError
+    url = "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01506781dbcf25c91daf11"
+    assert error.what == f"The downloaded six @ {url}/six-1.16.0-py2.py3-none-any.whl does not have the hash its " + (
+        "requirement pins"
+    )
+    assert f"pinned: sha256:{'0' * 64}" in error.details
+    assert "downloaded: sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254" in error.details

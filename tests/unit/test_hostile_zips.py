@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import resource
 import signal
 import stat
@@ -25,6 +26,7 @@ from cdk_pip_layer.cli import main
 from cdk_pip_layer.engine.verify.zip_reader import LayerArchive
 
 HOST_RUNTIME = "python{}.{}".format(*sys.version_info[:2])
+HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 LINK = stat.S_IFLNK | 0o777
 FILE = stat.S_IFREG | 0o644
 DIR = stat.S_IFDIR | 0o755
@@ -206,7 +208,20 @@ def test_a_hostile_entry_is_a_finding_when_extracted(tmp_path: Path, case: str) 
 @pytest.mark.parametrize("case", CASES)
 def test_a_hostile_entry_with_the_smoke_import(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
     zip_path = hostile_zip(tmp_path, case)
-    code = main(["verify", str(zip_path), "--runtime", HOST_RUNTIME, "--import", "--python", sys.executable, "-q"])
+    code = main(
+        [
+            "verify",
+            str(zip_path),
+            "--runtime",
+            HOST_RUNTIME,
+            "--architecture",
+            HOST_ARCHITECTURE,
+            "--import",
+            "--python",
+            sys.executable,
+            "-q",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1, captured
     assert "Traceback" not in captured.err and "error:" in captured.out
@@ -236,7 +251,18 @@ def test_a_zip_bomb_is_never_unpacked_to_disk(tmp_path: Path) -> None:
     )
     assert zip_path.stat().st_size < 1_000_000
     done = subprocess.run(
-        [sys.executable, "-m", "cdk_pip_layer", "verify", str(zip_path), "--runtime", HOST_RUNTIME, "--import"],
+        [
+            sys.executable,
+            "-m",
+            "cdk_pip_layer",
+            "verify",
+            str(zip_path),
+            "--runtime",
+            HOST_RUNTIME,
+            "--architecture",
+            HOST_ARCHITECTURE,
+            "--import",
+        ],
         capture_output=True,
         text=True,
         preexec_fn=_limit_file_size,
@@ -279,7 +305,18 @@ def test_a_verification_killed_during_the_import_leaves_nothing_the_next_one_kee
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    argv = [sys.executable, "-m", "cdk_pip_layer", "verify", str(zip_path), "--runtime", HOST_RUNTIME, "--import"]
+    argv = [
+        sys.executable,
+        "-m",
+        "cdk_pip_layer",
+        "verify",
+        str(zip_path),
+        "--runtime",
+        HOST_RUNTIME,
+        "--architecture",
+        HOST_ARCHITECTURE,
+        "--import",
+    ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -293,7 +330,7 @@ def test_a_verification_killed_during_the_import_leaves_nothing_the_next_one_kee
     assert list(tmpdir.glob("cdk-pip-layer-verify-*"))  # what the killed one left
     good = tmp_path / "good.zip"
     make_zip(good, [("python/ok.py", b"X = 1\n", FILE)])
-    subprocess.run([*argv[:4], str(good)], env=env, check=True, capture_output=True)
+    subprocess.run([*argv[:4], str(good), *argv[5:9]], env=env, check=True, capture_output=True)
     assert not list(tmpdir.glob("cdk-pip-layer-verify-*")), list(tmpdir.iterdir())
 
 
@@ -353,7 +390,7 @@ def test_names_holding_escape_codes_or_newlines_are_printed_escaped(
 ) -> None:
     forged = "python/x\x1b[2K\rverified layer.zip for python3.12 (x86_64): 0 error(s), 0 warning(s)\n.py"
     zip_path = make_zip(tmp_path / "layer.zip", [("python/ok.py", b"", FILE), (forged, b"", stat.S_IFREG | 0o600)])
-    assert main(["verify", str(zip_path), "-q"]) == 1
+    assert main(["verify", str(zip_path), "--runtime", "python3.12", "--architecture", "x86_64", "-q"]) == 1
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out
     assert [line for line in out.splitlines() if line.startswith("verified")] == [out.splitlines()[0]]

@@ -70,6 +70,8 @@ SAMPLES: dict[str, tuple[Any, list[str]]] = {
     "bundling": ("docker", ["--bundling", "docker"]),
     "cache": (False, ["--no-cache"]),
     "cache_dir": (Path("/ci/cache"), ["--cache-dir", "/ci/cache"]),
+    "cache_url": ("s3://layer-cache/ci", ["--cache-url", "s3://layer-cache/ci"]),
+    "cache_read_only": (True, ["--cache-read-only"]),
     "image": ("registry.example.com/build-python3.13:1", ["--image", "registry.example.com/build-python3.13:1"]),
     "docker_network": ("host", ["--docker-network", "host"]),
 }

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import os
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +18,13 @@ import pytest
 from cdk_pip_layer.engine.errors import InvalidInputError, SlimError
 from cdk_pip_layer.engine.layer.slim import SlimOutcome, slim_layer
 from cdk_pip_layer.engine.layer_globs import PathGlob, check_globs
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import LayerBuildOptions
 from cdk_pip_layer.engine.result import LayerBuildResult
+from cdk_pip_layer.engine.scratch import Owner
 from cdk_pip_layer.engine.slim_report import SlimReport
 from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.verify.sandbox import PLACE_PREFIX
 from cdk_pip_layer.engine.verify.smoke_import import LocalImporter
 
 MakeDist = Callable[..., Path]
@@ -247,16 +252,18 @@ def test_never_removes_dist_info_licences_or_imported_modules_even_when_asked(
     assert_record_exact(site, dist_info)
 
 
+RUN_TIME_IMPORT = {
+    # A name the static scan cannot see: built at run time.
+    "demo/__init__.py": "import importlib\nHELPERS = importlib.import_module('demo.te' + 'sts.helpers')\n",
+    "demo/tests/__init__.py": "",
+    "demo/tests/helpers.py": "VALUE = 1\n",
+}
+
+
 def test_a_failure_slimming_causes_is_an_error_naming_the_rule_files_and_the_way_to_keep_them(
     site: Path, make_dist: MakeDist, host_runtime: str
 ) -> None:
-    files = {
-        # A name the static scan cannot see: built at run time.
-        "demo/__init__.py": "import importlib\nHELPERS = importlib.import_module('demo.te' + 'sts.helpers')\n",
-        "demo/tests/__init__.py": "",
-        "demo/tests/helpers.py": "VALUE = 1\n",
-    }
-    make_dist(site, "demo", "1.0", files=files)
+    make_dist(site, "demo", "1.0", files=RUN_TIME_IMPORT)
     before = tree(site)
     with pytest.raises(SlimError) as caught:
         slim(site, host_runtime)
@@ -297,6 +304,48 @@ def test_without_an_interpreter_the_proof_is_skipped_and_said(
     assert outcome.report.proof is None
     assert [w for w in outcome.warnings if "proof import did not run" in w and str(missing) in w]
     assert "demo/x.pyi" not in tree(site)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="a user id of its own needs root")
+def test_the_proof_as_a_user_of_its_own_runs_on_a_layer_under_directories_that_user_cannot_enter(
+    tmp_path: Path, make_dist: MakeDist, host_runtime: str
+) -> None:
+    """Root without bubblewrap (a CI container): the layer is in a build's staging directory (0700), where the
+    sandbox's user cannot go; the proof runs all the same and finds what slimming broke, and leaves nothing in
+    the temporary directories."""
+    python = Path("/usr/bin", host_runtime)  # one every user may run (pyenv's is in /root)
+    if not python.is_file():
+        pytest.skip(f"{python} is not installed")
+    staging = tmp_path / "staging"
+    staging.mkdir(mode=0o700)
+    site = staging / "artifacts" / "python"
+    make_dist(site, "demo", "1.0", files=RUN_TIME_IMPORT)
+    with pytest.raises(SlimError, match=r"No module named 'demo\.tests"):
+        slim(site, host_runtime, python=str(python), sandbox="user")
+    roots = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")}
+    mine = f"{PLACE_PREFIX}{Owner.current().tag}-"
+    assert not [place for root in roots if root.is_dir() for place in root.glob(f"{mine}*")]
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_a_slim_builds_proof_runs_in_the_sandbox_the_build_names(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+) -> None:
+    """The proof runs the layer's code as the smoke import does: in the sandbox of the build's import_sandbox
+    (here none: the user's opt-in, for a layer they trust), not in whichever one auto would take."""
+    wheel = make_wheel("demo", "1.0", files={"demo/__init__.py": "", "demo/tests/__init__.py": ""})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("demo==1.0\n", encoding="utf-8")
+    options = LayerBuildOptions.parse(
+        requirements=requirements,
+        runtime=host_runtime,
+        extra_installer_args=("--no-index", "--find-links", str(wheel.parent)),
+        slim=True,
+        import_sandbox="none",
+    )
+    result = PipBasedLambdaLayerLocalBuilder.from_options(options, tmp_path / "build").build()
+    assert result.slim is not None and result.slim.proof is not None
+    assert "with no sandbox" in result.slim.proof
 
 
 def test_the_proof_imports_with_the_interpreter_it_is_given(host_runtime: str) -> None:

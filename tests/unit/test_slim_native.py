@@ -69,8 +69,13 @@ def compile_extension(tmp_path: Path) -> Callable[[str], Path]:
     return build
 
 
-def test_strip_is_found_for_the_hosts_machine() -> None:
+def test_strip_is_found_for_the_hosts_machine_where_binutils_is_installed() -> None:
+    """binutils is a build tool, in no Python image by default (CI's Python 3.14 image stands in for such a user's
+    machine): where there is no strip, the answer says which package gives one."""
     tool = find_strip(LambdaTarget.parse("python3.12", "x86_64"))
+    if not any(shutil.which(name) for name in ("x86_64-linux-gnu-strip", "strip")):
+        assert isinstance(tool, str) and "binutils-x86-64-linux-gnu" in tool, tool
+        return
     assert not isinstance(tool, str), tool
     assert "GNU strip" in tool.version
 
@@ -212,6 +217,27 @@ def test_without_strip_the_rest_is_slimmed_and_it_is_said_once(
     assert len(said) == 1 and "no strip" in said[0]
     assert "debug-info" not in result.slim.by_rule()
     assert result.slim.by_rule()["tests"].files == 2
+
+
+def test_without_strip_a_layer_with_native_code_is_slimmed_and_it_is_said_once(
+    tmp_path: Path, make_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same without a compiler or patchelf (one of this Python's own extension modules is the native code): it
+    runs where users have no binutils, as in CI's Python 3.14 image."""
+    lib_dynload = Path(str(sysconfig.get_config_var("DESTSHARED")))
+    native = next(iter(sorted(lib_dynload.glob("*.so"))), None)
+    if native is None:
+        pytest.skip(f"no extension module in {lib_dynload} to stand in for a layer's")
+    site = tmp_path / "python"
+    files = {"demo/__init__.py": "", f"demo/native{EXT_SUFFIX}": native.read_bytes(), "demo/tests/__init__.py": ""}
+    make_dist(site, "demo", "1.0", files=files)
+    monkeypatch.setattr(shutil, "which", _which_without_strip(shutil.which))
+    outcome = slim_layer(site, target=LambdaTarget.parse("python3.12"), scratch=tmp_path / "s", prove=False)
+    said = [w for w in outcome.warnings if "strip" in w]
+    assert len(said) == 1 and "no strip" in said[0], outcome.warnings
+    assert (site / "demo" / f"native{EXT_SUFFIX}").read_bytes() == native.read_bytes()
+    assert not (site / "demo" / "tests").exists()
+    assert "debug-info" not in outcome.report.by_rule()
 
 
 def _which_without_strip(which: Callable[..., str | None]) -> Callable[..., str | None]:

@@ -11,12 +11,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cdk_pip_layer.engine.verify.sandbox import _processes as sweep_candidates
 from hostile_layer import Attack, survivors
 
 HOST_RUNTIME = "python{}.{}".format(*sys.version_info[:2])
@@ -118,6 +120,59 @@ def test_root_without_bubblewrap_falls_back_to_a_user_of_its_own(attack: Attack)
     answer = verify(attack, env={"PATH": "/nonexistent"}, import_python=system_python())
     assert "user id" in str(answer["ran"])
     attack.assert_contained(answer, network=False)
+
+
+@needs_x86_64_linux
+@needs_root
+def test_a_user_of_its_own_imports_and_contains_a_layer_under_directories_it_cannot_enter(
+    attack: Attack, tmp_path: Path
+) -> None:
+    """Root in a container without bubblewrap, a common CI runner: the verification's directories (a private
+    TMPDIR here; pytest's or a build's 0700 directories) are none the sandbox's user can enter. The import runs
+    all the same, from a directory of its own, and contains the layer as well."""
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    answer = verify(attack, "user", import_python=system_python(), env={"TMPDIR": str(private)})
+    assert "user id of its own" in str(answer["ran"]), answer["skipped"]
+    found = attack.assert_contained(answer, network=False)
+    assert found["daemon"] == "forked"
+
+
+@needs_root
+def test_a_sandbox_user_in_another_pid_namespace_is_left_alone() -> None:
+    """A verification in a container runs its import as a user id made of its pid in the container. A verification
+    on the host sees that process too, but not its owner (another pid namespace): it must not take it for the
+    leftover of a killed verification and kill it. What the sweep looks at is checked, not whether the process
+    survives: on a shared machine a verification of an older version may kill it meanwhile."""
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text(encoding="ascii"))
+    owner = next(pid for pid in range(pid_max - 1, 1, -1) if not Path(f"/proc/{pid}").exists())
+    uid = 0x7000_0000 + owner * 64
+    sleeper = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "sleep", "60"]
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *sleeper], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not (held := _processes_of(uid)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        swept = {pid for pid, _ in sweep_candidates()}  # what a verification starting here may end
+    finally:
+        proc.kill()
+        _, why = proc.communicate()
+    if not held:
+        pytest.skip(f"no process in a new pid namespace here: {why.decode(errors='replace').strip()}")
+    assert not swept & set(held), "a process of another pid namespace would be taken for a killed one's leftover"
+
+
+def _processes_of(uid: int) -> list[int]:
+    """The live processes (not zombies) of ``uid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text(encoding="ascii") if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if f"\nUid:\t{uid}\t" in status and "\nState:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
 
 
 @needs_x86_64_linux

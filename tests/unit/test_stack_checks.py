@@ -17,6 +17,7 @@ from cdk_pip_layer.engine.verify.stack import StackLayer, check_stack, read_laye
 from stack_fixtures import write_layer_zip
 
 TARGET = LambdaTarget.parse("python3.12", "x86_64")
+TARGET_FLAGS = ("--runtime", "python3.12", "--architecture", "x86_64")  # a pure-Python layer does not tell
 MB = 1000 * 1000
 
 
@@ -109,7 +110,7 @@ def test_a_report_describes_a_layer_without_its_files(tmp_path: Path) -> None:
 def test_cli_verify_on_top_of_a_clean_base_prints_the_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = write_layer_zip(tmp_path / "base.zip", {"requests": "2.31.0"})
     top = write_layer_zip(tmp_path / "team.zip", {"rich": "13.7.1"})
-    code = main(["verify", str(top), "--on-top-of", str(base), "--json"])
+    code = main(["verify", *TARGET_FLAGS, str(top), "--on-top-of", str(base), "--json"])
     out = capsys.readouterr().out
     assert code == 0, out
     data = json.loads(out)
@@ -125,7 +126,7 @@ def test_cli_verify_on_top_of_fails_for_a_distribution_in_both(
 ) -> None:
     base = write_layer_zip(tmp_path / "base.zip", {"requests": "2.31.0"})
     top = write_layer_zip(tmp_path / "team.zip", {"requests": "2.32.3"})
-    code = main(["verify", str(top), "--on-top-of", str(base)])
+    code = main(["verify", *TARGET_FLAGS, str(top), "--on-top-of", str(base)])
     out = capsys.readouterr().out
     assert code == 1
     assert f"stack of 2 layers, in the order Lambda extracts them: {base} then {top}" in out
@@ -137,7 +138,7 @@ def test_cli_verify_on_top_of_fails_over_the_limit_with_each_size(
 ) -> None:
     base = write_layer_zip(tmp_path / "base.zip", {"numpy": "2.0.0"}, padding=150 * MB)
     top = write_layer_zip(tmp_path / "team.zip", {"pandas": "2.2.0"}, padding=120 * MB)
-    code = main(["verify", str(top), "--on-top-of", str(base)])
+    code = main(["verify", *TARGET_FLAGS, str(top), "--on-top-of", str(base)])
     out = capsys.readouterr().out
     assert code == 1
     sizes = {path: read_layer_zip(path, TARGET).unzipped_bytes or 0 for path in (base, top)}
@@ -156,12 +157,12 @@ def test_cli_verify_counts_the_bases_distributions_as_present(
     top = tmp_path / "team.zip"
     write_layer_zip(top, {"team-lib": "1.0"})
     _add_requirement(top, "team_lib-1.0.dist-info/METADATA", "requests>=2.0")
-    assert main(["verify", str(top)]) == 1  # alone, requests is missing
+    assert main(["verify", *TARGET_FLAGS, str(top)]) == 1  # alone, requests is missing
     capsys.readouterr()
-    assert main(["verify", str(top), "--on-top-of", str(base)]) == 0
+    assert main(["verify", *TARGET_FLAGS, str(top), "--on-top-of", str(base)]) == 0
     capsys.readouterr()
     _add_requirement(top, "team_lib-1.0.dist-info/METADATA", "requests>=2.32")
-    assert main(["verify", str(top), "--on-top-of", str(base)]) == 1
+    assert main(["verify", *TARGET_FLAGS, str(top), "--on-top-of", str(base)]) == 1
     assert f"needs requests>=2.32, but the base layer {base} holds requests 2.31.0" in capsys.readouterr().out
 
 

@@ -86,10 +86,11 @@ class Aws:
         subject: str,
         error: type[AwsError] = AwsError,
         config: Config | None = None,
+        fallback_region: str | None = None,
     ) -> Aws:
         """The session (boto3's own resolution of profiles, environment and config files, unless one is given),
         with credentials and a region (``region``, else ``AWS_REGION``, else boto3's: ``AWS_DEFAULT_REGION`` or the
-        profile's); otherwise an ``error`` saying what is missing."""
+        profile's, else ``fallback_region``); otherwise an ``error`` saying what is missing."""
         if session is None:
             # AWS_REGION first, as the AWS CLI and the other SDKs read it (boto3 itself reads AWS_DEFAULT_REGION).
             region = region or os.environ.get("AWS_REGION") or None
@@ -117,7 +118,7 @@ class Aws:
             ) from None
         if frozen is None or not frozen.access_key:
             raise error("No AWS credentials were found", subject=subject, hint=f"{_CREDENTIALS_HINT}.")
-        chosen = region or session.region_name
+        chosen = region or session.region_name or fallback_region
         if not chosen:
             raise error(
                 "No AWS region is configured",

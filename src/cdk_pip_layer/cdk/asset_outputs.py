@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -67,7 +68,6 @@ def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBui
         return
     options = bundler.options
     if options.verify:
-        bundler.say(f"{bundler.label}: verifying the layer the build image made")
         try:
             verification = verify_built_layer(
                 staged_zip, options, wheels_only=False, imported_in=options.target.build_image
@@ -75,20 +75,33 @@ def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBui
         except BaseException:
             staged_zip.unlink(missing_ok=True)
             raise
-        for warning in verification.warnings:
-            bundler.say(f"{bundler.label}: warning: {warning}")
+        bundler.host_warnings = tuple(str(warning) for warning in verification.warnings)
         bundler.report_text = verification.report.to_json()
     bundler.keep(staged_zip, result)
 
 
-def record_report(layer: Construct, report_text: str | None) -> None:
-    """Write the layer report (and its CycloneDX SBOM) next to the asset in ``cdk.out``
-    (``asset.<hash>.report.json``, ``asset.<hash>.cdx.json``) and put the report's sha256 into the asset's metadata
-    (``cdk-pip-layer:layer-report`` in the cloud assembly's manifest): the asset hash never sees it. A warm
-    ``cdk.out`` keeps the report of the build that made the asset."""
+def remove_asset(layer: Construct) -> None:
+    """Take the layer's asset out of ``cdk.out`` (a layer that could not be built: a later synth builds it again
+    rather than take what CDK staged)."""
     found = _asset(layer)
     if found is None:
         return
+    asset, outdir = found
+    for staged in (outdir / f"asset.{asset.asset_hash}.zip", outdir / f"asset.{asset.asset_hash}"):
+        if staged.is_dir() and not staged.is_symlink():
+            shutil.rmtree(staged, ignore_errors=True)
+        else:
+            staged.unlink(missing_ok=True)
+
+
+def record_report(layer: Construct, report_text: str | None) -> str | None:
+    """Write the layer report (and its CycloneDX SBOM) next to the asset in ``cdk.out``
+    (``asset.<hash>.report.json``, ``asset.<hash>.cdx.json``) and put the report's sha256 into the asset's metadata
+    (``cdk-pip-layer:layer-report`` in the cloud assembly's manifest): the asset hash never sees it. A warm
+    ``cdk.out`` keeps the report of the build that made the asset. Returns where the report is, for the user."""
+    found = _asset(layer)
+    if found is None:
+        return None
     asset, outdir = found
     report_path = outdir / f"asset.{asset.asset_hash}.report.json"
     sbom_path = outdir / f"asset.{asset.asset_hash}.cdx.json"
@@ -98,7 +111,7 @@ def record_report(layer: Construct, report_text: str | None) -> None:
         if sbom is not None:
             write_text_atomically(sbom_path, sbom)
     if not report_path.is_file():
-        return
+        return None
     text = report_path.read_text(encoding="utf-8")
     verification = json.loads(text).get("verification", {})
     asset.node.add_metadata(
@@ -111,3 +124,5 @@ def record_report(layer: Construct, report_text: str | None) -> None:
             "warnings": len(verification.get("warnings", [])),
         },
     )
+    shown = report_path.relative_to(Path.cwd()) if report_path.is_relative_to(Path.cwd()) else report_path
+    return f"{shown}" + (" (SBOM: .cdx.json beside it)" if sbom_path.is_file() else "")

@@ -9,6 +9,8 @@ bundling is over, and leaves the layer report beside the asset (:mod:`.asset_out
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,14 +32,16 @@ from cdk_pip_layer.container.protocol import (
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.inputs.input_hash import input_hash
 from cdk_pip_layer.engine.inputs.locked import read_input
+from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.options import BuildSettings, BundlingMode, LayerBuildOptions
 from cdk_pip_layer.engine.redact import redact
 from cdk_pip_layer.engine.result import LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.store import open_store
 
-from .asset_outputs import keep_docker_output, record_report
-from .local_bundling import LocalBundler
+from .annotations import add_error
+from .asset_outputs import keep_docker_output, record_report, remove_asset
+from .local_bundling import LocalBundler, docker_needed
 
 __all__ = ["BundlingMode", "LayerBundling", "LocalBundler", "bundling_options"]
 
@@ -64,16 +68,43 @@ def bundling_options(options: LayerBuildOptions, local: LocalBundler) -> cdk.Bun
 class LayerBundling:
     """One layer's bundling, from its options to CDK's ``Code`` and back (see the module docstring).
 
-    The requirements file is read once here; the input hash computed from it is the asset hash and the cache key.
-    Only fully pinned requirements give the same layer tomorrow, so only they may come from the cache.
+    The requirements file is read once here; the input hash computed from it is the asset hash and the layer
+    store's key. A layer that cannot be built (its input cannot be read, its build failed) is an error on the layer
+    (:meth:`finish`): CDK's convention, one message, and ``cdk synth`` fails after the other layers were built. An
+    input that cannot be read fails nothing when CDK does not bundle the layer's stack (``cdk ls``, ``cdk
+    destroy``, a stack left out with ``--exclusively``).
     """
 
-    def __init__(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> None:
+    def __init__(
+        self,
+        options: LayerBuildOptions,
+        settings: BuildSettings,
+        *,
+        label: str,
+        bundling_required: bool = True,
+        warnings: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.options = options
         self.settings = settings
-        self.requirements = read_input(options)
-        self.key = input_hash(options, self.requirements)
+        self.label = label
+        # Where its warnings go: (label, warning) pairs a group says once for all its layers; None: said here.
+        self.warnings = warnings
         self.docker_report: LayerBuildResult | None = None
+        # What makes this layer unbuildable, when something does: reported on the layer by finish().
+        self.error: LayerBuildError | None = None
+        requirements = None
+        store = None
+        try:
+            requirements = read_input(options)
+            self.key = input_hash(options, requirements)
+            # The layer store only where CDK bundles (a remote one needs its extra and its credentials then).
+            store = open_store(settings, requirements) if bundling_required else None
+        except LayerBuildError as exc:
+            # Its stack bundled now: an error on the layer. Not bundled (cdk ls, cdk destroy, --exclusively): nothing
+            # fails; the hash is a placeholder, of no asset (the layer's input hash otherwise, as a synth gives it).
+            self.error = exc.with_traceback(None) if bundling_required else None
+            if requirements is None:
+                self.key = _unbuilt_key(options, "not readable")
         # The asset source: empty until CDK falls back to Docker; removed as soon as bundling is over (and, with its
         # host settings and credentials, by a later synth when this one is killed before it can).
         temp = Path(tempfile.gettempdir())
@@ -81,61 +112,122 @@ class LayerBundling:
         self.staging = make_scratch_dir(temp, INPUT_DIR_PREFIX)
         self.bundler = LocalBundler(
             options=options,
-            requirements=self.requirements,
+            requirements=requirements,
             mode=settings.bundling,
             key=self.key,
             staging_dir=self.staging,
-            store=open_store(settings, self.requirements),
+            store=store,
             wheel_cache=settings.cache,
             label=label,
         )
         self.bundling = bundling_options(options, self.bundler)
+        # An input that cannot be read gives an empty asset (no bundling), which finish() removes again.
         self.code = aws_lambda.Code.from_asset(
-            str(self.staging), asset_hash_type=cdk.AssetHashType.CUSTOM, asset_hash=self.key, bundling=self.bundling
+            str(self.staging),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            asset_hash=self.key,
+            bundling=self.bundling if self.error is None else None,
         )
+
+    @property
+    def requirements(self) -> RequirementsFile:
+        return self.bundler.requirements
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        """Around the creation of the ``LayerVersion`` (where CDK bundles): a failure raises our error rather than
-        CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and credentials)."""
+        """Around the creation of the ``LayerVersion`` (where CDK bundles): a failure of CDK's own raises our error
+        rather than CDK's wrapping of it, and the staged input goes (with ``host.env.json``: proxies and
+        credentials)."""
         try:
             yield
-            if self.bundler.served == "docker":  # the build's report from inside the image, for the cache record
-                report = read_outcome(self.staging / CONTEXT_DIR)
-                self.docker_report = report if isinstance(report, LayerBuildResult) else None
+            if self.bundler.served == "docker":  # what the build inside the image reported
+                outcome = read_outcome(self.staging / CONTEXT_DIR)
+                if isinstance(outcome, LayerBuildResult):
+                    self.docker_report = outcome
+                elif isinstance(outcome, LayerBuildError):
+                    # Name the user's file, not its copy inside the container.
+                    target = self.options.target
+                    outcome.subject = f"{self.options.requirements} for {target}, built in {target.build_image}"
+                    self.error = outcome
         except Exception as exc:
             raise self._error(exc) from None
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
-    def finish(self, layer: Construct) -> None:
-        """After the ``LayerVersion`` is made: a Docker build's layer verified and kept, the report recorded."""
-        keep_docker_output(layer, self.bundler, self.docker_report)
-        record_report(layer, self.bundler.report_text)
+    def finish(self, layer: Construct) -> LayerBuildError | None:
+        """After the ``LayerVersion`` is made: a Docker build's layer verified and kept, the report recorded, and
+        one line saying what was built; or, for a layer that could not be built, the error on the layer (and its
+        empty asset out of cdk.out). Returns that error."""
+        error = self.error
+        if error is None and isinstance(self.bundler.outcome.error, LayerBuildError):
+            error = self.bundler.outcome.error.with_traceback(None)
+        if error is None:
+            try:
+                keep_docker_output(layer, self.bundler, self.docker_report)
+            except LayerBuildError as exc:
+                error = exc.with_traceback(None)
+        if error is not None:
+            remove_asset(layer)
+            add_error(layer, str(error))
+            self.error = error
+            return error
+        where = record_report(layer, self.bundler.report_text)
+        self._say_built(where)
+        return None
+
+    def _say_built(self, report: str | None) -> None:
+        """One line for what CDK asked this layer to bundle: built here, in the image, or reused; and where its
+        report went."""
+        bundler = self.bundler
+        result = bundler.result if bundler.served == "local" else self.docker_report
+        if bundler.served not in ("local", "docker") or (bundler.served == "local" and result is None):
+            return
+        target = self.options.target
+        where = "locally" if bundler.served == "local" else f"in {target.build_image}"
+        said = f"{self.label}: built {where}"
+        if result is not None:
+            installer = result.installer.split(" ", 1)[0]
+            count = len(result.distributions)
+            said += (
+                f" with {installer} in {result.seconds:.1f} s: {count} distribution{'' if count == 1 else 's'}, "
+                f"{result.sizes}"
+            )
+        if report is not None:
+            said += f"; report {report}"
+        bundler.say(said)
+        unpinned = bundler.requirements.unpinned_warning()
+        warnings = [*([unpinned] if unpinned else []), *(result.warnings if result else ()), *bundler.host_warnings]
+        for warning in warnings:
+            if self.warnings is not None:
+                self.warnings.append((self.label, warning))
+            else:
+                bundler.say(f"{self.label}: warning: {warning}")
 
     def _error(self, exc: Exception) -> Exception:
-        """The error to show for a failed bundling: ours, not CDK's wrapping of it."""
+        """The error to show for a bundling CDK itself failed (its docker run): ours, not CDK's wrapping of it."""
         outcome = self.bundler.outcome
-        if isinstance(outcome.error, LayerBuildError):
-            return outcome.error.with_traceback(None)  # it says all; the engine's frames would bury it
         if isinstance(outcome.error, Exception):
             return outcome.error
         if outcome.served != "docker":
             return exc
         options = self.options
-        inner = read_outcome(self.staging / CONTEXT_DIR)
-        if isinstance(inner, LayerBuildError):  # the build ran in the image and failed there: its message says all
-            # Name the user's file, not its copy inside the container.
-            inner.subject = f"{options.requirements} for {options.target}, built in {options.target.build_image}"
-            return inner
         lines = [line for line in redact(str(exc), options.index.secrets).splitlines() if line.strip()][:12]
+        if any("ENOENT" in line or "spawnSync docker" in line for line in lines):
+            return docker_needed(options, "the docker command could not be run", outcome.fallback_reason)
         reason = outcome.fallback_reason
-        why = f"a local build is impossible ({reason.what})" if reason else "bundling='docker'"
+        why = f"a local build is impossible ({reason.what})" if reason else "bundling=docker"
         return ContainerBuildError(
             f"The Docker build of the layer failed ({why})",
             subject=f"{options.requirements} for {options.target}",
             details=lines,
-            hint="start Docker, or make the Lambda build image "
-            f"{options.target.build_image} available to it; or make a local build possible (install Python "
-            f"{options.target.python_version_str} or uv) and use bundling='auto'.",
+            hint=f"start Docker and make sure it runs the Lambda build image {options.target.build_image} for this "
+            "user (docker run), then synthesize again.",
         )
+
+
+def _unbuilt_key(options: LayerBuildOptions, why: str) -> str:
+    """The asset hash of a layer whose input cannot be read: from the options alone, the same on every machine;
+    never the hash of a built layer."""
+    document = {"unbuilt": why, **options.hash_document(lock_format=None), "requirements": options.requirements.name}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -102,7 +102,7 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             organization_id=organization_id, ssm_parameter_name=ssm_parameter_name,
         )  # fmt: skip
         layer = self._layer_bundling(
-            self.build_options, self.build_settings, label=f"{scope.node.path}/{id}".lstrip("/")
+            self.build_options, self.build_settings, label=f"{scope.node.path}/{id}".lstrip("/"), scope=scope
         )
         self.input_hash = layer.key
         with layer.running():
@@ -111,7 +111,8 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
                 compatible_architectures=[_ARCHITECTURES[self.target.architecture.value]], description=description,
                 layer_version_name=layer_version_name, license=license, removal_policy=removal_policy,
             )  # fmt: skip
-        layer.finish(self)
+        # A layer that could not be built is an error on it (cdk synth fails with its one message): build_error.
+        self.build_error = layer.finish(self)
         self.ssm_parameter = self._share(accounts, organization_id, ssm_parameter_name)
         self.check_stacks = bool(check_stacks)
         self._contents: StackLayer | None = None
@@ -152,10 +153,12 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             )
         return contents.base()
 
-    def _layer_bundling(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> LayerBundling:
+    def _layer_bundling(
+        self, options: LayerBuildOptions, settings: BuildSettings, *, label: str, scope: Construct
+    ) -> LayerBundling:
         """This layer's bundling. (A group of layers built at once, :class:`~.targets.PipLambdaLayers`, makes its
         members' bundling first and starts their builds before CDK asks for the first one.)"""
-        return LayerBundling(options, settings, label=label)
+        return LayerBundling(options, settings, label=label, bundling_required=bundling_required(scope))
 
     def _share(
         self, accounts: Sequence[str], organization_id: str | None, ssm_parameter_name: str | None
@@ -174,6 +177,11 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
             string_value=self.layer_version_arn,
             description=f"Layer version ARN of {self.node.path} ({self.target})",
         )
+
+
+def bundling_required(scope: Construct) -> bool:
+    """Whether CDK bundles the stack of ``scope`` in this synth (not for cdk ls, cdk destroy, --exclusively)."""
+    return bool(cdk.Stack.of(scope).bundling_required)
 
 
 def construct_settings(settings: Mapping[str, Any]) -> BuildSettings:

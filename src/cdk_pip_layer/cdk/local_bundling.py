@@ -24,8 +24,8 @@ from typing import Literal, TextIO
 import aws_cdk as cdk
 import jsii
 
-from cdk_pip_layer.container.protocol import CACHE_VOLUME, stage_input
-from cdk_pip_layer.engine.errors import LayerBuildError, LocalBuildUnavailableError
+from cdk_pip_layer.container.protocol import CACHE_VOLUME, stage_input, write_empty_zip
+from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError, LocalBuildUnavailableError
 from cdk_pip_layer.engine.inputs.locked import read_input
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
@@ -36,7 +36,7 @@ from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE, LayerBuildResult
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.store import LayerStore, entry_key
 
-__all__ = ["BUILD_DIR_PREFIX", "BundlingOutcome", "LocalBundler", "clean"]
+__all__ = ["BUILD_DIR_PREFIX", "BundlingOutcome", "LocalBundler", "clean", "docker_needed"]
 
 BuilderFactory = Callable[..., PipBasedLambdaLayerLocalBuilder]
 # The local build's scratch directory, named for its owner (see cdk_pip_layer.engine.scratch), next to CDK's output
@@ -87,7 +87,7 @@ class LocalBundler:
         wheel_cache: bool | None = None,
     ) -> None:
         self.options = options
-        self.requirements = requirements or read_input(options)
+        self._requirements = requirements
         self.mode = mode
         self.key = key
         self.staging_dir = staging_dir
@@ -106,6 +106,17 @@ class LocalBundler:
         self._started: _Started | None = None
         # perf_counter() at the start and the end of the local build, once there was one.
         self.build_interval: tuple[float, float] | None = None
+        # What the local build made (for the construct's one-line summary), and the host's findings on a layer the
+        # build image made.
+        self.result: LayerBuildResult | None = None
+        self.host_warnings: tuple[str, ...] = ()
+
+    @property
+    def requirements(self) -> RequirementsFile:
+        """The requirements file, read when first needed (a bundler CDK never calls reads nothing)."""
+        if self._requirements is None:
+            self._requirements = read_input(self.options)
+        return self._requirements
 
     @property
     def served(self) -> str | None:
@@ -136,18 +147,23 @@ class LocalBundler:
                 lambda placement: self._fall_back(out, placement.impossible),
             )
             return bundled
+        except LayerBuildError as exc:
+            # Reported by the construct as an error on the layer (CDK's convention: one message, no trace, and the
+            # other layers still built); CDK wants an archive meanwhile, which the construct removes again.
+            self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
+            clean(out)
+            write_empty_zip(out / LAYER_ZIP)
+            return True
         except BaseException as exc:
             self.outcome = BundlingOutcome(served=self.outcome.served, error=exc)
             clean(out)
-            if isinstance(exc, LayerBuildError):
-                self.say(f"{self.label}: the layer could not be built:\n{exc}")
             raise
 
     def _build_here(self, out: Path) -> bool:
-        """The local build, into ``out``: said, and kept in the layer store."""
+        """The local build, into ``out``, kept in the layer store (the construct says what was built)."""
         result = self._build(out)
         self.outcome = BundlingOutcome(served="local")
-        self._report(result)
+        self.result = result
         self.keep(out / LAYER_ZIP, result)
         return True
 
@@ -214,13 +230,10 @@ class LocalBundler:
             self.build_interval = (begin, time.perf_counter())
 
     def _build(self, out: Path) -> LayerBuildResult:
-        target = self.options.target
         started, self._started = self._started, None
         if started is not None:
-            self.say(f"{self.label}: local build of the layer for {target} (started with the others)")
             build_dir = started.build_dir
         else:
-            self.say(f"{self.label}: local build of the layer for {target} from {self.options.requirements}")
             # Next to CDK's output directory: the same file system, so the zip is moved into place, not copied. A
             # synth that is killed cannot remove it (an interrupted one does, below); the next synth does (scratch).
             remove_stale(out.parent, BUILD_DIR_PREFIX)
@@ -234,32 +247,19 @@ class LocalBundler:
             shutil.rmtree(build_dir, ignore_errors=True)
         return result
 
-    def _report(self, result: LayerBuildResult) -> None:
-        mib = 1024 * 1024
-        self.say(
-            f"{self.label}: built with {result.installer} in {result.seconds:.1f} s: "
-            f"{len(result.distributions)} distributions, {result.unzipped_bytes / mib:.1f} MiB unzipped, "
-            f"{result.zipped_bytes / mib:.1f} MiB zipped"
-        )
-        for warning in result.warnings:
-            self.say(f"{self.label}: warning: {warning}")
-
     def _fall_back(self, out: Path, reason: LocalBuildUnavailableError | None) -> bool:
         """Clean the output, stage the container input (with this host's proxies, credentials and CA bundle, which
         only ``docker run`` reads; the construct deletes them when bundling returns) and let CDK run Docker."""
         clean(out)
         target = self.options.target
-        where = f"the Lambda build image {target.build_image} ({target.docker_platform})"
-        if reason is None:
-            self.say(f"{self.label}: bundling='docker': building in {where}")
-        else:
-            because = "".join(f"; {line}" for line in reason.details)
-            self.say(
-                f"{self.label}: a local build is impossible, building in {where}\n  reason: {reason.what}{because}"
-            )
-        stage_input(self.options, self.requirements, self.staging_dir, use_cache=self.wheel_cache, write_host_env=True)
-        from cdk_pip_layer.container.builder import prepare_cache_volume  # the Docker SDK only when Docker is needed
+        why = "bundling=docker" if reason is None else f"a local build is impossible: {reason.what}"
+        from cdk_pip_layer.container.builder import docker_unavailable, prepare_cache_volume  # the Docker SDK now
 
+        unavailable = docker_unavailable(target.build_image, target.docker_platform)
+        if unavailable is not None:
+            raise docker_needed(self.options, unavailable, reason)
+        self.say(f"{self.label}: building in {target.build_image} ({target.docker_platform}): {why}")
+        stage_input(self.options, self.requirements, self.staging_dir, use_cache=self.wheel_cache, write_host_env=True)
         problem = prepare_cache_volume(target.build_image, target.docker_platform)
         if problem:
             self.say(f"{self.label}: note: could not prepare the pip cache volume {CACHE_VOLUME}: {problem}")
@@ -278,6 +278,27 @@ class LocalBundler:
             self.say(
                 f"{self.label}: warning: could not write the layer cache {self.store.describe(self.store_key)}: {exc}"
             )
+
+
+def docker_needed(options: LayerBuildOptions, problem: str, impossible: LayerBuildError | None) -> ContainerBuildError:
+    """The error for a layer only the build image can build, where Docker cannot run it: what is missing, why the
+    image was needed, and what to do that fits (no bundling='auto' advice when it was auto already)."""
+    target = options.target
+    details = [problem]
+    if impossible is not None:
+        details += [f"it is needed because a local build is impossible: {impossible.what}", *impossible.details]
+    todo = "install Docker, or start it" if "not installed" in problem else "start Docker"
+    local = (
+        "or build it here: bundling='auto' (it builds here when it can)"
+        if impossible is None
+        else "or make a local build possible, as the reason above says"
+    )
+    return ContainerBuildError(
+        f"Docker is not installed or not running: the layer for {target} needs the build image {target.build_image}",
+        subject=f"{options.requirements} for {target}",
+        details=details,
+        hint=f"{todo} (docker run must work for this user), {local}.",
+    )
 
 
 def clean(out: Path) -> None:

@@ -23,6 +23,8 @@ from constructs import IConstruct
 from cdk_pip_layer.engine.findings import Severity
 from cdk_pip_layer.engine.verify.stack import check_stack
 
+from .annotations import add_error
+
 if TYPE_CHECKING:
     from .construct import PipLambdaLayer
 
@@ -105,7 +107,7 @@ def check_function(function: aws_lambda.Function, ours: dict[str, PipLambdaLayer
     for finding in result.findings:
         message = f"cdk-pip-layer: {finding}"
         if finding.severity is Severity.ERROR:
-            annotations.add_error(message)
+            add_error(function, message)
         else:
             annotations.add_warning_v2(f"cdk-pip-layer:{finding.check}", message)
 

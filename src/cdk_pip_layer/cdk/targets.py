@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import sysconfig
 import tempfile
 import threading
@@ -28,13 +29,13 @@ from aws_cdk import aws_lambda
 from constructs import Construct
 
 from cdk_pip_layer.engine.base_layer import BaseLayer
-from cdk_pip_layer.engine.errors import InvalidInputError
+from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.options import BuildSettings, LayerBuildOptions, Runtime, split_arguments
 from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .bundling import LayerBundling
-from .construct import PipLambdaLayer, _accounts, _check_props, construct_settings
+from .construct import PipLambdaLayer, _accounts, _check_props, bundling_required, construct_settings
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -114,13 +115,19 @@ class PipLambdaLayers(Construct):
             max_workers=_concurrent_builds(len(chosen)), thread_name_prefix="cdk-pip-layer-build"
         )
         turns = _InstallTurns()
+        required = bundling_required(self)
+        warnings: list[tuple[str, str]] = []  # the members' warnings, said once for the group below
         try:
             for t in chosen:
                 label = f"{self.node.path}/{_member_id(t)}"
-                prepared[t] = LayerBundling(options[t], settings, label=label)
+                prepared[t] = LayerBundling(
+                    options[t], settings, label=label, bundling_required=required, warnings=warnings
+                )
             stage = cdk.Stage.of(self)
-            if cdk.Stack.of(self).bundling_required and stage is not None:
-                _start_builds(list(prepared.values()), Path(stage.asset_outdir), executor, turns)
+            if required and stage is not None:
+                _start_builds(
+                    [p for p in prepared.values() if p.error is None], Path(stage.asset_outdir), executor, turns
+                )
             for t in chosen:
                 layer_name, parameter_name = names[t]
                 self.layers[str(t)] = _Member(
@@ -140,6 +147,9 @@ class PipLambdaLayers(Construct):
                     check_stacks=check_stacks,
                     **props,
                 )
+                if self.layers[str(t)].build_error is not None:
+                    turns.abandon()  # the builds still waiting for their install give up rather than run one by one
+            _say_warnings(self.node.path, warnings, members=len(chosen))
         except BaseException:
             turns.abandon()  # the builds still waiting for their install give up rather than run one by one
             raise
@@ -177,7 +187,9 @@ class _Member(PipLambdaLayer):
         self.prepared = prepared
         super().__init__(scope, id, **props)
 
-    def _layer_bundling(self, options: LayerBuildOptions, settings: BuildSettings, *, label: str) -> LayerBundling:
+    def _layer_bundling(
+        self, options: LayerBuildOptions, settings: BuildSettings, *, label: str, scope: Construct
+    ) -> LayerBundling:
         if options != self.prepared.options:  # pragma: no cover - the group passes the same props
             raise AssertionError(f"{label}: the group prepared other options")
         return self.prepared
@@ -189,7 +201,7 @@ def _concurrent_builds(targets: int) -> int:
     return max(1, min(targets, available_cpus()))
 
 
-class _GroupAbandoned(Exception):
+class _GroupAbandoned(LayerBuildError):
     """A build of the group gave up before its install: another member failed, or the synth was interrupted."""
 
 
@@ -207,13 +219,26 @@ class _InstallTurns:
         self._lock.acquire()
         if self._abandoned.is_set():
             self._lock.release()
-            raise _GroupAbandoned("another layer of the group failed; this one was not installed")
+            raise _GroupAbandoned(
+                "Not built: another layer of the group failed",
+                hint="fix the error of the other layer (above), and synthesize again.",
+            )
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
     def abandon(self) -> None:
         self._abandoned.set()
+
+
+def _say_warnings(group: str, warnings: list[tuple[str, str]], *, members: int) -> None:
+    """Each warning of the group's ``members`` layers once: for the group when every layer has it, else for the
+    layers that do."""
+    for warning in dict.fromkeys(warning for _, warning in warnings):
+        having = list(dict.fromkeys(label for label, said in warnings if said == warning))
+        where = group if len(having) == members > 1 else ", ".join(having)
+        sys.stderr.write(f"cdk-pip-layer: {where}: warning: {warning}\n")
+    sys.stderr.flush()
 
 
 def _start_builds(
@@ -226,7 +251,9 @@ def _start_builds(
     if staged is None:  # CDK's asset hash could not be known: build one at a time, as single layers do
         return
     for bundling, done in zip(bundlings, staged, strict=True):
-        if not done:
+        if done:
+            bundling.bundler.say(f"{bundling.label}: already in {asset_outdir.name}, not built again")
+        else:
             bundling.bundler.start(executor, asset_outdir, install_lock=turns)
 
 

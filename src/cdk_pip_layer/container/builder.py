@@ -477,6 +477,38 @@ def remove_abandoned_containers(client: Any) -> list[str]:
     return removed
 
 
+def docker_unavailable(image: str, docker_platform: str, client: Any = None) -> str | None:
+    """Why CDK's ``docker run`` of ``image`` cannot work here, or None: no docker command, no daemon answering, or
+    the image neither on this machine nor pullable (CDK's own run would then fail with a trace of its spawn). With
+    ``CDK_DOCKER`` (another engine's command, e.g. podman or finch), only that the command is there."""
+    command = os.environ.get("CDK_DOCKER") or "docker"
+    if shutil.which(command) is None:
+        return f"the {command} command is not installed (CDK runs the build image with it)"
+    if os.environ.get("CDK_DOCKER"):
+        return None
+    owned = client is None
+    try:
+        client = client or docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        return f"the Docker daemon does not answer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    try:
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            try:
+                client.images.pull(image, platform=docker_platform)
+            except docker.errors.APIError as exc:
+                return f"the build image {image} is not on this machine and cannot be pulled ({exc.explanation or exc})"
+        except docker.errors.DockerException as exc:
+            return f"Docker cannot tell whether {image} is here ({exc})"
+        return None
+    finally:
+        if owned:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
 def prepare_cache_volume(
     image: str, docker_platform: str, client: Any = None, volume: str = CACHE_VOLUME
 ) -> str | None:

@@ -26,6 +26,7 @@ from cdk_pip_layer.engine.install.installers import PipInstaller
 from cdk_pip_layer.engine.interpreters import probe
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import InstallerChoice, LayerBuildOptions
+from cdk_pip_layer.engine.progress import heartbeat
 from cdk_pip_layer.engine.result import LAYER_ZIP, LayerBuildResult
 
 from .protocol import (
@@ -42,6 +43,7 @@ from .protocol import (
     VERBOSE_VARIABLE,
     WHEELHOUSE_DIR,
     read_request,
+    write_empty_zip,
     write_outcome,
 )
 
@@ -49,7 +51,13 @@ _log = logging.getLogger("cdk_pip_layer")
 
 
 def main(context: Path, output: Path | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="[cdk-pip-layer container] %(message)s", stream=sys.stderr)
+    # Quiet unless asked (the host says what was built, in one line): a heartbeat for long work, and errors.
+    verbose = os.environ.get(VERBOSE_VARIABLE) == "1"
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="[cdk-pip-layer container] %(message)s",
+        stream=sys.stderr,
+    )
     request = read_request(context)
     cached = _apply_host_settings(context, use_cache=request.use_cache)
     # In the image, pip runs with the image's own Python: the runtime's exact version, glibc and machine, and a
@@ -68,7 +76,7 @@ def main(context: Path, output: Path | None = None) -> int:
     out = output or Path(CONTAINER_OUTPUT)
     outcome_dir = Path(os.environ.get(RESULT_VARIABLE) or context)
     pip_log = None
-    if os.environ.get(VERBOSE_VARIABLE) == "1":
+    if verbose:
         # The engine captures pip's output; pip's own log (PIP_LOG, appended to by every pip run) shows it all.
         pip_log = Path(tempfile.mkdtemp(prefix="cdk-pip-layer-log-")) / "pip.log"
         os.environ["PIP_LOG"] = str(pip_log)
@@ -80,18 +88,32 @@ def main(context: Path, output: Path | None = None) -> int:
             wheelhouse = None
     whole_build = os.environ.get(LAYOUT_VARIABLE) == LAYOUT_BUILD
     try:
-        result = _build(options, wheelhouse, lambda opts: _build_into(opts, out, whole_build=whole_build))
+        with heartbeat(_say):
+            result = _build(options, wheelhouse, lambda opts: _build_into(opts, out, whole_build=whole_build))
         with contextlib.suppress(OSError):  # a read-only input: the host reads the output and the log then
             write_outcome(outcome_dir, result)
     except LayerBuildError as exc:
         _echo_pip_log(pip_log)
-        print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
-        with contextlib.suppress(OSError):
+        try:
             write_outcome(outcome_dir, exc)
-        return exc.exit_code
+        except OSError:  # the host cannot read it: say it here, and fail the run
+            print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        if whole_build:
+            return exc.exit_code
+        # For CDK: the run succeeds with an empty zip, and the construct reads the error and reports it on the layer
+        # (an error annotation: one message, no trace of CDK's docker run) and removes the zip from cdk.out.
+        out.mkdir(parents=True, exist_ok=True)
+        write_empty_zip(out / LAYER_ZIP)
+        return 0
     _echo_pip_log(pip_log)
-    print(result.summary(with_path=False))  # the path is the container's, of no use on the host
+    if verbose:
+        print(result.summary(with_path=False))  # the path is the container's, of no use on the host
     return 0
+
+
+def _say(text: str) -> None:
+    print(f"cdk-pip-layer (in the build image): {text}", file=sys.stderr, flush=True)
 
 
 def _build_into(options: LayerBuildOptions, out: Path, *, whole_build: bool) -> LayerBuildResult:

@@ -38,6 +38,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +174,12 @@ def read_request(context: Path) -> BuildRequest:
         uv=context / uv if uv else None,
         why_no_uv=data.get("why_no_uv"),
     )
+
+
+def write_empty_zip(path: Path) -> None:
+    """An empty zip: what a failed build leaves for CDK, which wants one archive (the error is in ``error.json``)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.comment = b"cdk-pip-layer: the build failed; see the error on the layer"
 
 
 def write_outcome(directory: Path, outcome: LayerBuildResult | LayerBuildError) -> None:

@@ -4,7 +4,7 @@ found them, each naming the file or distribution, what is wrong and what to do."
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import InvalidInputError
@@ -98,19 +98,3 @@ def error(check: str, subject: str, problem: str, hint: str = "") -> Finding:
 
 def warning(check: str, subject: str, problem: str, hint: str = "") -> Finding:
     return Finding(check, Severity.WARNING, subject, problem, hint)
-
-
-def grouped(findings: Sequence[Finding], limit: int = 20) -> list[Finding]:
-    """At most ``limit`` findings of each (check, problem) kind; the rest summed up in one more finding, so that
-    a layer with 5,000 unreadable files gives a readable message."""
-    kept: list[Finding] = []
-    counts: dict[tuple[str, str, Severity], int] = {}
-    for finding in findings:
-        key = (finding.check, finding.problem, finding.severity)
-        counts[key] = counts.get(key, 0) + 1
-        if counts[key] <= limit:
-            kept.append(finding)
-    for (check, problem, severity), count in counts.items():
-        if count > limit:
-            kept.append(Finding(check, severity, f"{count - limit} more files", problem))
-    return kept

@@ -113,11 +113,12 @@ LAYER_BIN = "bin/"
 
 # Byte-code: CPython's magic number of each runtime's Python (importlib.util.MAGIC_NUMBER of CPython 3.10.13,
 # 3.11.7, 3.12.1, 3.13.0), and the range each minor version's numbers are taken from
-# (Lib/importlib/_bootstrap_external.py: 3.10 uses 3430-3449, 3.11 3450-3499, 3.12 3500-3549, 3.13 3550-3599,
-# 3.14 3600-3649). A release reads only its own final number; the range names the version that wrote a file.
+# (Lib/importlib/_bootstrap_external.py: 3.8 uses 3400-3419 (final 3413), 3.9 3420-3429 (final 3425), 3.10
+# 3430-3449, 3.11 3450-3499, 3.12 3500-3549, 3.13 3550-3599, 3.14 3600-3649). A release reads only its own final
+# number; the range names the version that wrote a file (3.8 and 3.9 only to name them: Lambda no longer runs them).
 PYC_MAGIC: Mapping[tuple[int, int], int] = {(3, 10): 3439, (3, 11): 3495, (3, 12): 3531, (3, 13): 3571}
-_PYC_RANGES = (((3, 10), 3430, 3449), ((3, 11), 3450, 3499), ((3, 12), 3500, 3549), ((3, 13), 3550, 3599),
-               ((3, 14), 3600, 3649))  # fmt: skip
+_PYC_RANGES = (((3, 8), 3400, 3419), ((3, 9), 3420, 3429), ((3, 10), 3430, 3449), ((3, 11), 3450, 3499),
+               ((3, 12), 3500, 3549), ((3, 13), 3550, 3599), ((3, 14), 3600, 3649))  # fmt: skip
 
 
 def pyc_version(magic: int) -> tuple[int, int] | None:

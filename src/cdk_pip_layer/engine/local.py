@@ -196,7 +196,8 @@ class PipBasedLambdaLayerLocalBuilder:
                 with phase("slim"):
                     slimmed = slim_layer(site_dir, target=target, scratch=build.staging / "slim",
                                          keep=options.slim_keep, remove=options.slim_remove,
-                                         python=_interpreter(installed.installer, options))  # fmt: skip
+                                         python=_interpreter(installed.installer, options),
+                                         sandbox=options.import_sandbox)  # fmt: skip
                 warnings += slimmed.warnings
             cache = self._dist_cache()
             # The layer's directory is complete: its smoke import runs while the zip is written and read.

@@ -611,6 +611,32 @@ class BuildSettings:
         flags=(Flag(("--cache-dir",), "the cache directory (default: ~/.cache/cdk-pip-layer)", "path", "DIR"),),
         hashed=Hashed.NEVER,
     )
+    cache_url: str | None = option(
+        None,
+        doc="a layer store shared by every machine, on S3 (s3://bucket/prefix): looked up after the local one, and "
+        "written after a build; default $CDK_PIP_LAYER_CACHE_URL (needs the publish extra: boto3)",
+        flags=(
+            Flag(
+                ("--cache-url",),
+                "a shared layer store on S3, s3://bucket/prefix (default: $CDK_PIP_LAYER_CACHE_URL)",
+                metavar="URL",
+            ),
+        ),
+        hashed=Hashed.NEVER,
+    )
+    cache_read_only: bool = option(
+        False,
+        doc="read the shared layer store (cache_url) but never write it, e.g. in pull-request jobs (default "
+        "$CDK_PIP_LAYER_CACHE_READ_ONLY); the local store is still written",
+        flags=(
+            Flag(
+                ("--cache-read-only",),
+                "read the shared layer store but never write it (default: $CDK_PIP_LAYER_CACHE_READ_ONLY)",
+                "on",
+            ),
+        ),
+        hashed=Hashed.NEVER,
+    )
     image: str | None = option(
         None,
         doc="the build image of a container build (default public.ecr.aws/sam/build-pythonX.Y:latest-<arch>)",
@@ -642,17 +668,22 @@ class BuildSettings:
                 hint=f"the settings are {', '.join(_SETTINGS_ARGS)}.",
             )
         cache, cache_dir = bool(args.get("cache", True)), args.get("cache_dir")
-        if cache_dir is not None and not cache:
+        cache_url = parse_cache_url(args.get("cache_url"), "cache_url (--cache-url)")
+        read_only = args.get("cache_read_only", False)
+        if not isinstance(read_only, bool):
             raise InvalidInputError(
-                "A cache directory was given (--cache-dir, cache_dir=) with the cache turned off (--no-cache, "
-                "cache=False)",
-                subject=os.fspath(cache_dir),
-                hint="drop one of the two.",
+                f"cache_read_only must be True or False, not {read_only!r}",
+                subject="cache_read_only",
+                hint="pass cache_read_only=True to read the shared layer store without writing it.",
             )
+        if not cache:
+            _cache_off(cache_dir=cache_dir, cache_url=cache_url, cache_read_only=read_only)
         return cls(
             bundling=BundlingMode.parse(args.get("bundling", BundlingMode.AUTO)),
             cache=cache,
             cache_dir=Path(path) if (path := _optional_path(cache_dir)) is not None else None,
+            cache_url=cache_url,
+            cache_read_only=read_only,
             image=_optional_text(args.get("image"), "image"),
             docker_network=_optional_text(args.get("docker_network"), "docker_network"),
         )
@@ -736,6 +767,8 @@ class CacheArgs(TypedDict, total=False):
 
     cache: bool
     cache_dir: str | os.PathLike[str] | None
+    cache_url: str | None
+    cache_read_only: bool
 
 
 class ConstructSettingsArgs(CacheArgs, total=False):
@@ -994,6 +1027,57 @@ def build_directory(value: str | os.PathLike[str] | None) -> Path:
             hint="pass the directory that receives layer.zip and artifacts/.",
         )
     return Path(value)
+
+
+def _cache_off(**given: object) -> None:
+    """Settings of the cache given with the cache turned off: a contradiction, said at once."""
+    flags = {"cache_dir": "--cache-dir", "cache_url": "--cache-url", "cache_read_only": "--cache-read-only"}
+    named = [f"{name} ({flags[name]})" for name, value in given.items() if value not in (None, False)]
+    if named:
+        raise InvalidInputError(
+            f"{', '.join(named)} given with the cache turned off (--no-cache, cache=False)",
+            subject=", ".join(name.split(" ")[0] for name in named),
+            hint="drop one or the other.",
+        )
+
+
+# An S3 bucket name (the rules of general purpose buckets: 3 to 63 lower-case letters, digits, dots and hyphens).
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# What a key prefix of the shared store may hold: S3's safe characters (letters, digits, ! - _ . * ' ( )), = and /.
+_S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()=/-]*$")
+
+
+def parse_cache_url(value: object, subject: str) -> str | None:
+    """A shared layer store's URL, ``s3://bucket`` or ``s3://bucket/prefix``, checked and normalised (no trailing
+    ``/``); None stays None. ``subject`` names where it came from (the setting, or the environment variable)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(
+            f"The shared layer store's URL must be a non-empty string, not {value!r}",
+            subject=subject,
+            hint="give it as s3://bucket/prefix.",
+        )
+    shown = strip_userinfo(value.strip())
+    scheme, sep, rest = value.strip().partition("://")
+    bucket, _, prefix = rest.partition("/")
+    hint = "give it as s3://bucket/prefix (credentials come from the AWS environment: a role, a profile, AWS_*)."
+    if scheme != "s3" or not sep:
+        raise InvalidInputError(
+            f"The shared layer store must be an s3:// URL, not {shown!r}", subject=subject, hint=hint
+        )
+    if "@" in bucket:
+        raise InvalidInputError(f"The shared layer store's URL {shown!r} holds credentials", subject=subject, hint=hint)
+    if not _S3_BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise InvalidInputError(f"Invalid S3 bucket name {bucket!r} in {shown!r}", subject=subject, hint=hint)
+    parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+    if not _S3_PREFIX.fullmatch(prefix) or any(part in ("", ".", "..") for part in parts):
+        raise InvalidInputError(
+            f"Invalid key prefix {prefix!r} in {shown!r}",
+            subject=subject,
+            hint="use letters, digits and - _ . = / in the prefix, with no empty, '.' or '..' parts.",
+        )
+    return f"s3://{bucket}/{'/'.join(parts)}" if parts else f"s3://{bucket}"
 
 
 def default_cache_root() -> Path:

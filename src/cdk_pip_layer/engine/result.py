@@ -33,8 +33,12 @@ class LayerBuildResult:
     seconds: float
     slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
 
+    @property
+    def sizes(self) -> str:
+        """Both sizes in one unit, the one that suits the unzipped size: "96 KiB unzipped, 38 KiB zipped"."""
+        return sizes_text(self.unzipped_bytes, self.zipped_bytes)
+
     def summary(self, *, with_path: bool = True) -> str:
-        mib = 1024 * 1024
         lines = [f"layer: {self.zip_path}"] if with_path else []
         lines += [
             f"target: {self.target}",
@@ -46,7 +50,7 @@ class LayerBuildResult:
         if self.built_from_source:
             lines.append(f"built from source: {', '.join(self.built_from_source)}")
         lines += [
-            f"size: {self.unzipped_bytes / mib:.1f} MiB unzipped, {self.zipped_bytes / mib:.1f} MiB zipped",
+            f"size: {self.sizes}",
             f"sha256: {self.sha256}",
             f"time: {self.seconds:.1f} s",
         ]
@@ -101,3 +105,11 @@ class LayerBuildResult:
             seconds=number("seconds"),
             slim=SlimReport.from_dict(slim) if isinstance(slim := data.get("slim"), dict) else None,
         )
+
+
+def sizes_text(unzipped: int, zipped: int) -> str:
+    """An unzipped and a zipped size in the one unit that suits the first (KiB under a MiB, MiB above)."""
+    if unzipped < 1024 * 1024:
+        return f"{unzipped / 1024:.0f} KiB unzipped, {zipped / 1024:.0f} KiB zipped"
+    mib = 1024 * 1024
+    return f"{unzipped / mib:.1f} MiB unzipped, {zipped / mib:.1f} MiB zipped"

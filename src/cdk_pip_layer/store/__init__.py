@@ -1,34 +1,106 @@
 """The layer store: built layers kept by input hash, so that an unchanged input needs no build. The construct and
-the command line use the same one (:func:`open_store`)."""
+the command line use the same one (:func:`open_store`): this machine's directory, and with a cache URL a store on
+S3 shared by every machine (looked up after the local one)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 
+from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.inputs.requirements import RequirementsFile
-from cdk_pip_layer.engine.options import BuildSettings, BundlingMode
+from cdk_pip_layer.engine.options import BuildSettings, BundlingMode, parse_cache_url
 
-from .layer_store import SIGNING_KEY_VARIABLE, Fetched, LayerStore, signing_key
+from .layer_store import (
+    KMS_KEY_VARIABLE,
+    READ_ONLY_VARIABLE,
+    SIGNING_KEY_VARIABLE,
+    URL_VARIABLE,
+    Fetched,
+    LayerStore,
+    signing_key,
+)
 from .local import LAYERS_DIR, RECORD_FILE, LocalLayerStore
 
 __all__ = [
+    "KMS_KEY_VARIABLE",
+    "READ_ONLY_VARIABLE",
     "RECORD_FILE",
     "SIGNING_KEY_VARIABLE",
+    "URL_VARIABLE",
     "Fetched",
     "LayerStore",
     "LocalLayerStore",
+    "MissingStoreExtraError",
     "entry_key",
     "open_store",
 ]
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
-def open_store(settings: BuildSettings, requirements: RequirementsFile) -> LayerStore | None:
-    """The layer store the settings ask for: ``<cache_dir>/layers`` (records signed with
-    ``$CDK_PIP_LAYER_CACHE_KEY`` when it is set). None when the cache is off, or for requirements that are not fully
-    pinned: the same file could resolve to other releases tomorrow, so its layer is never served from a store."""
+
+class MissingStoreExtraError(InvalidInputError):
+    """A shared layer store was asked for, and boto3 (or cryptography, for KMS signatures) is not installed: the
+    ``cdk-pip-layer[publish]`` extra."""
+
+
+def open_store(
+    settings: BuildSettings, requirements: RequirementsFile, *, environ: Mapping[str, str] | None = None
+) -> LayerStore | None:
+    """The layer store the settings ask for: ``<cache_dir>/layers`` (records signed with ``$CDK_PIP_LAYER_CACHE_KEY``
+    when it is set), and then the shared store of ``cache_url`` (default ``$CDK_PIP_LAYER_CACHE_URL``). None when
+    the cache is off, or for requirements that are not fully pinned: the same file could resolve to other releases
+    tomorrow, so its layer is never served from a store.
+
+    Raises :class:`InvalidInputError` for a cache URL in the environment that is not one, and
+    :class:`MissingStoreExtraError` when the shared store needs a library that is not installed."""
     if not settings.cache or not requirements.fully_pinned:
         return None
-    return LocalLayerStore(settings.cache_root / LAYERS_DIR, signing_key=signing_key())
+    env = os.environ if environ is None else environ
+    local = LocalLayerStore(settings.cache_root / LAYERS_DIR, signing_key=signing_key())
+    url = settings.cache_url or parse_cache_url(env.get(URL_VARIABLE) or None, URL_VARIABLE)
+    if url is None:
+        return local
+    read_only = settings.cache_read_only or _flag(env, READ_ONLY_VARIABLE)
+    kms_key = env.get(KMS_KEY_VARIABLE) or None
+    _check_extra(url, kms_key)
+    from .s3 import S3LayerStore, shared_connection
+    from .tiered import TieredLayerStore
+
+    shared = S3LayerStore(shared_connection(url, kms_key), signing_key=signing_key(), read_only=read_only)
+    return TieredLayerStore(local, shared)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE + _FALSE:
+        return value in _TRUE
+    raise InvalidInputError(
+        f"{name}={env.get(name)!r} is neither on nor off", subject=name, hint="set it to 1 (on) or 0 (off)."
+    )
+
+
+def _check_extra(url: str, kms_key: str | None) -> None:
+    """The libraries of the shared store, or an error naming the extra that brings them."""
+    try:
+        from cdk_pip_layer.aws import session  # noqa: F401  (boto3, imported there)
+
+        if kms_key:
+            from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401
+    except ImportError as exc:
+        what = (
+            "boto3, the AWS SDK for Python"
+            if exc.name in ("boto3", "botocore")
+            else f"cryptography, to verify the signatures of {KMS_KEY_VARIABLE}"
+        )
+        raise MissingStoreExtraError(
+            f"The shared layer store {url} needs {what}, which is not installed",
+            subject=url,
+            hint="install the publish extra: pip install 'cdk-pip-layer[publish]' (boto3 and cryptography); or "
+            f"use the local layer store alone (unset {URL_VARIABLE}, drop cache_url / --cache-url).",
+        ) from None
 
 
 def entry_key(input_hash: str, bundling: BundlingMode, image: str) -> str:

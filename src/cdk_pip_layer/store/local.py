@@ -20,54 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
-import json
 import os
 import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from cdk_pip_layer.engine.result import LAYER_ZIP, REPORT_FILE
 
-from .layer_store import SIGNING_KEY_VARIABLE, Fetched
+from .layer_store import Fetched
+from .record import MAX_RECORD_BYTES, RECORD_FILE, Mismatch, StoreRecord, read_record
+
+__all__ = ["LAYERS_DIR", "RECORD_FILE", "LocalLayerStore", "StoreRecord"]
 
 T = TypeVar("T")
 
-RECORD_FILE = "record.json"
 # Under the cache directory: the local layer store.
 LAYERS_DIR = "layers"
-_FORMAT = 1
-_MAX_RECORD_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class StoreRecord:
-    """What an entry holds: the zip built for ``key``, its sha256 and size, and the build's summary."""
-
-    key: str
-    sha256: str
-    size: int
-    build: Mapping[str, object]
-
-    @property
-    def distributions(self) -> list[str]:
-        value = self.build.get("distributions")
-        return [str(item) for item in value] if isinstance(value, list) else []
-
-    def signed_content(self) -> bytes:
-        content = {"format": _FORMAT, "key": self.key, "sha256": self.sha256, "size": self.size, "build": self.build}
-        return json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-    def signature(self, signing_key: bytes) -> str:
-        return hmac.new(signing_key, self.signed_content(), hashlib.sha256).hexdigest()
-
-
-class _Mismatch(Exception):
-    """Why an entry is not served."""
 
 
 class LocalLayerStore:
@@ -91,7 +62,7 @@ class LocalLayerStore:
         try:
             record = self._read_record(key, entry / RECORD_FILE)
             info = (entry / LAYER_ZIP).lstat()
-        except (_Mismatch, OSError):
+        except (Mismatch, OSError):
             return False
         return stat.S_ISREG(info.st_mode) and info.st_size == record.size
 
@@ -106,13 +77,13 @@ class LocalLayerStore:
             record = self._read_record(key, record_path)
             info = zip_path.lstat()
             if not stat.S_ISREG(info.st_mode):
-                raise _Mismatch(f"its {LAYER_ZIP} is not a regular file")
+                raise Mismatch(f"its {LAYER_ZIP} is not a regular file")
             if info.st_size != record.size:
-                raise _Mismatch(f"its {LAYER_ZIP} has {info.st_size} bytes, its record says {record.size}")
+                raise Mismatch(f"its {LAYER_ZIP} has {info.st_size} bytes, its record says {record.size}")
             digest = _copy_hashed(zip_path, dest)
             if digest != record.sha256:
-                raise _Mismatch(f"its {LAYER_ZIP} has sha256 {digest}, its record says {record.sha256}")
-        except _Mismatch as exc:
+                raise Mismatch(f"its {LAYER_ZIP} has sha256 {digest}, its record says {record.sha256}")
+        except Mismatch as exc:
             dest.unlink(missing_ok=True)
             return Fetched(problem=str(exc))
         except OSError as exc:
@@ -137,26 +108,12 @@ class LocalLayerStore:
         """The entry's record, if it is for ``key`` (and signed with the signing key, when there is one)."""
         try:
             with path.open("rb") as handle:
-                data = json.loads(handle.read(_MAX_RECORD_BYTES + 1)[:_MAX_RECORD_BYTES])
-            record = StoreRecord(
-                key=str(data["key"]), sha256=str(data["sha256"]), size=int(data["size"]), build=dict(data["build"])
-            )
-            known = data.get("format") == _FORMAT
+                data = handle.read(MAX_RECORD_BYTES + 1)
         except FileNotFoundError:
-            raise _Mismatch(f"it has no {RECORD_FILE} saying what was built") from None
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
-            raise _Mismatch(f"its {RECORD_FILE} cannot be read") from None
-        if not known:
-            raise _Mismatch(f"its {RECORD_FILE} has an unknown format")
-        if record.key != key:
-            raise _Mismatch(f"its record is for another input ({record.key[:12]})")
-        if self._signing_key is not None:
-            signature = data.get("hmac")
-            if not isinstance(signature, str):
-                raise _Mismatch(f"its record is not signed, and {SIGNING_KEY_VARIABLE} is set")
-            if not hmac.compare_digest(signature, record.signature(self._signing_key)):
-                raise _Mismatch(f"its record is not signed with the key in {SIGNING_KEY_VARIABLE}")
-        return record
+            raise Mismatch(f"it has no {RECORD_FILE} saying what was built") from None
+        except OSError:
+            raise Mismatch(f"its {RECORD_FILE} cannot be read") from None
+        return read_record(data, key, self._signing_key)[0]
 
     def put(self, key: str, source: Path, build: Mapping[str, object], report_text: str | None = None) -> Path:
         """Store ``source`` as the layer built for ``key``, with the record of ``build`` (the build's summary,
@@ -176,11 +133,9 @@ class LocalLayerStore:
             _write_atomically(entry, REPORT_FILE, lambda out: _write_bytes(data, out))
         else:
             (entry / REPORT_FILE).unlink(missing_ok=True)
-        record = StoreRecord(key=key, sha256=digest, size=size, build=without_host_paths(build))
-        content = {"format": _FORMAT, "key": key, "sha256": digest, "size": size, "build": record.build}
-        if self._signing_key is not None:
-            content["hmac"] = record.signature(self._signing_key)
-        record_data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        record_data = StoreRecord(key=key, sha256=digest, size=size, build=without_host_paths(build)).document(
+            self._signing_key
+        )
         _write_atomically(entry, RECORD_FILE, lambda out: _write_bytes(record_data, out))
         return path
 

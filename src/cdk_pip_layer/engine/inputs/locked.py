@@ -62,6 +62,10 @@ class LockedRequirements(RequirementsFile):
     def fully_pinned(self) -> bool:
         return True
 
+    @property
+    def unpinned(self) -> tuple[str, ...]:
+        return ()  # a lock pins every version
+
     def hashed_inputs(self, lock_bytes: bytes | None = None) -> list[str]:
         """What the asset hash takes for this input: the lock's bytes (``lock_bytes`` when given: the caller's
         reading of them, e.g. with credentials left out), and the pyproject's relevant content."""

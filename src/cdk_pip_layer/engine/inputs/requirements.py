@@ -131,16 +131,30 @@ class RequirementsFile:
         Only then is a build from the same file reproducible across time, so only then may a cached build be
         reused by the CDK construct.
         """
-        if not self.requirements:
-            return True
+        return not self.unpinned
+
+    @property
+    def unpinned(self) -> tuple[str, ...]:
+        """The requirements (as written) that do not name one exact version."""
+        out = []
         for line in self.requirements:
             req = line.requirement
-            if req is None:
-                return False
-            specs = list(req.specifier)
+            specs = list(req.specifier) if req is not None else []
             if len(specs) != 1 or specs[0].operator not in ("==", "===") or specs[0].version.endswith(".*"):
-                return False
-        return True
+                out.append(line.text)
+        return tuple(out)
+
+    def unpinned_warning(self) -> str | None:
+        """What a user of these requirements should know when they are not fully pinned, or None."""
+        unpinned = self.unpinned
+        if not unpinned:
+            return None
+        shown = ", ".join(unpinned[:3]) + (f" and {len(unpinned) - 3} more" if len(unpinned) > 3 else "")
+        return (
+            f"{self.path.name} is not fully pinned ({shown}): the layer is never reused from the layer store, and a "
+            "new release of a dependency gives no new layer version until the file changes; pin every "
+            "requirement with == (e.g. from 'pip freeze' of a working layer), or build from a lock file"
+        )
 
     @property
     def index_urls(self) -> tuple[str, ...]:

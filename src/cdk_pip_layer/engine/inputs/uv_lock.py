@@ -185,7 +185,7 @@ def check_uv_lock(lock: Path, *, requires_python: str | None, target: LambdaTarg
         raise LayerBuildError(
             f"uv is needed to check that {lock.name} is up to date with its pyproject.toml, and it is not installed",
             subject=str(lock),
-            hint="install uv (pip install uv) and build again.",
+            hint="reinstall cdk-pip-layer, which brings uv (or put uv on PATH), and build again.",
         )
     interpreter, passed_over = find_python_for(requires_python, target=target, given=python)
     if interpreter is None:

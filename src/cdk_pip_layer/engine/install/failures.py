@@ -325,11 +325,12 @@ def explain_failure(
     )
 
 
-# pip: "    six==1.16.0 from https://…whl (from -r …):" (or "six @ https://…whl from …") then "Expected sha256
-# <hex>" ("or <hex>" for more) and "Got <hex>", under "THESE PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch
-# for `six==1.16.0`" then the "Expected:" and "Computed:" hashes, one per line, as "sha256:<hex>".
+# pip: "    six==1.16.0 from https://…whl (from -r …):" (or "six @ https://…whl from …", which pip 24.2 and older print
+# as "six@ https://…whl from …") then "Expected sha256 <hex>" ("or <hex>" for more) and "Got <hex>", under "THESE
+# PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch for `six==1.16.0`" then the "Expected:" and "Computed:"
+# hashes, one per line, as "sha256:<hex>".
 _PIP_MISMATCH = re.compile(
-    r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>\S+(?: @ \S+)?) from .*?\n\s+"
+    r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>[^\s@]+)(?: ?@ (?P<url>\S+))? from .*?\n\s+"
     r"Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)(?P<more>(?:\n\s+or [0-9a-f]+)*)\n\s+Got\s+(?P<got>[0-9a-f]+)",
     re.DOTALL,
 )
@@ -346,7 +347,8 @@ def _hash_mismatch(output: str) -> tuple[str, list[str], str] | None:
     if found:
         algo = found["algo"]
         pinned = [found["expected"], *re.findall(r"or ([0-9a-f]+)", found["more"])]
-        return found["pin"], [f"{algo}:{h}" for h in pinned], f"{algo}:{found['got']}"
+        pin = f"{found['pin']} @ {found['url']}" if found["url"] else found["pin"]
+        return pin, [f"{algo}:{h}" for h in pinned], f"{algo}:{found['got']}"
     found = _UV_MISMATCH.search(output)
     if found:  # uv wraps a long name (name @ URL) to its terminal's width
         return " ".join(found["pin"].split()), found["expected"].split(), found["got"]

@@ -284,7 +284,7 @@ def find_uv_installer(uv_executable: str | None = None) -> UvInstaller | str:
     used."""
     uv = uv_executable or find_uv()
     if uv is None:
-        return "uv is not installed (pip install uv)"
+        return "uv is not installed here (it comes with cdk-pip-layer: reinstall it, or put uv on PATH)"
     try:
         result = run([uv, "--version"], timeout=60)
     except OSError as exc:
@@ -380,13 +380,20 @@ class InstallerSelection:
 
     def unavailable(self, reasons: Sequence[str], what: str | None = None) -> NoTargetInstallerError:
         target = self.target
+        todo = [
+            f"install Python {target.python_version_str} for linux/{target.machine} (e.g. with pyenv or 'uv python "
+            "install'), where pip runs"
+        ]
+        if self.preference is InstallerChoice.PIP:  # uv builds for any target: it was not asked to
+            todo.append("let uv build it (installer 'auto' or 'uv')")
+        elif self.uv() is None and "not installed" in self.why_no_uv:
+            todo.append("reinstall cdk-pip-layer, which brings uv")
+        todo.append("build in the Lambda build image (bundling 'auto' or 'docker', or the container builder)")
         return NoTargetInstallerError(
             what or f"A local build for {target} is impossible on this host",
             subject=str(target),
             details=reasons,
-            hint=f"install Python {target.python_version_str} (e.g. with pyenv or 'uv python install'; pip must run "
-            f"on linux/{target.machine}) or uv (pip install uv), or build in the Lambda build image (the container "
-            "builder, or bundling='docker').",
+            hint=", or ".join(todo) + ".",
         )
 
 

@@ -187,9 +187,11 @@ class _SourceBuild:
         tags = {tag for wheel in wheels for tag in wheel.tags}
         if not wheels or tags & set(self.target.supported_tags) or any(t.platform == "any" for t in tags):
             return
-        pythons = {(tag.interpreter, tag.abi) for tag in self.target.supported_tags}
+        pythons = {(tag.interpreter, tag.abi) for tag in self.target.supported_tags if tag.abi != "none"}
         if not any((tag.interpreter, tag.abi) in pythons for tag in tags):
-            return  # no wheel for the target's Python anywhere: whether the sdist supports it, only a build says
+            # No extension built against the target's Python anywhere (tbb's py3-none wheels carry a prebuilt
+            # library and it has no sdist): whether a source build could serve the target, only a build says.
+            return
         offered = sorted({"-".join(w.filename.removesuffix(".whl").split("-")[-3:]) for w in wheels})
         raise NativeSdistError(
             f"No wheel of {self.missing.requirement} for {self.target}, and its source distribution has native "

@@ -38,6 +38,7 @@ from pathlib import Path
 from cdk_pip_layer.engine.distribution import importable_modules, installed_distributions
 from cdk_pip_layer.engine.errors import SlimError
 from cdk_pip_layer.engine.layer_globs import PathGlob, compile_globs, first_match
+from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.slim_report import SlimCount, SlimReport
 from cdk_pip_layer.engine.target import LambdaTarget
@@ -81,20 +82,23 @@ def slim_layer(
     remove: Sequence[str] = (),
     python: str | None = None,
     prove: bool = True,
+    sandbox: SandboxKind | str = SandboxKind.AUTO,
 ) -> SlimOutcome:
     """Slim the installed layer whose ``python/`` directory is ``site_dir``, for ``target``.
 
     ``scratch``: a directory for this function alone on ``site_dir``'s file system (created, removed when done).
     ``keep``/``remove``: globs relative to ``site_dir`` (see :mod:`cdk_pip_layer.engine.layer_globs`). ``python``:
-    the interpreter of the proof import (default: one of the runtime's version found as the verifier finds one);
-    ``prove=False`` leaves the proof out. Raises :class:`SlimError`, with the tree as it was, when the proof finds
-    a failure that slimming caused.
+    the interpreter of the proof import (default: one of the runtime's version found as the verifier finds one),
+    run in a sandbox of ``sandbox``'s kind (the build's ``import_sandbox``: the proof runs the layer's code as the
+    smoke import does); ``prove=False`` leaves the proof out. Raises :class:`SlimError`, with the tree as it was,
+    when the proof finds a failure that slimming caused.
     """
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        return _Slim(site_dir, target, scratch, compile_globs(keep, subject="slim_keep"),
-                     compile_globs(remove, subject="slim_remove")).run(python, prove=prove)  # fmt: skip
+        slim = _Slim(site_dir, target, scratch, compile_globs(keep, subject="slim_keep"),
+                     compile_globs(remove, subject="slim_remove"))  # fmt: skip
+        return slim.run(python, prove=prove, sandbox=sandbox)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -133,7 +137,7 @@ class _Slim:
 
     # --- the run ---------------------------------------------------------------------------------------------------
 
-    def run(self, python: str | None, *, prove: bool) -> SlimOutcome:
+    def run(self, python: str | None, *, prove: bool, sandbox: SandboxKind | str) -> SlimOutcome:
         before = tree_size(self.site)
         plan = _Plan()
         units = self._candidates(plan)
@@ -143,7 +147,7 @@ class _Slim:
         changes.apply()
         proof = None
         if prove:
-            proof = self._prove(python, changes, plan)
+            proof = self._prove(LocalImporter(python, sandbox=sandbox), changes, plan)
         changes.finish()
         report = SlimReport(
             counts=self._counts(plan),
@@ -210,8 +214,7 @@ class _Slim:
 
     # --- the proof -------------------------------------------------------------------------------------------------
 
-    def _prove(self, python: str | None, changes: _Changes, plan: _Plan) -> str | None:
-        importer = LocalImporter(python)
+    def _prove(self, importer: LocalImporter, changes: _Changes, plan: _Plan) -> str | None:
         reason = importer.unavailable(self.target)
         modules = self._modules()
         names = [d.display_name for d in self.dists]

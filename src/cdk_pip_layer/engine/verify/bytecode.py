@@ -104,14 +104,18 @@ class Bytecode:
     def prepare(self, layer_dir: Path, prefix: Path, work: Path) -> str | None:
         """Put the byte-code of the layer's modules into ``prefix`` (inside the import's writable directory), those
         compiled first where needed (in ``work``); return ``prefix`` as the sandbox sees it, or None when there is
-        nothing to put."""
+        nothing to put (also when the sandbox sees the layer somewhere new at every run)."""
+        seen = self.importer.view(layer_dir, prefix.parent)
+        if seen is None:
+            _log.info("smoke import: no byte-code from the distribution cache (each import sees the layer elsewhere)")
+            return None
         self._dists = [dist for dist in (self._read(layer_dir, d) for d in self.distributions) if dist is not None]
         with contextlib.ExitStack() as stack:
             for dist in self._dists:
                 if dist.entry is not None:
                     stack.enter_context(dist.entry)
             compiled = self._compile(layer_dir, work, stack)
-            placed = _Prefix(prefix, self.importer.layer_view(layer_dir), self.tag)
+            placed = _Prefix(prefix, seen.layer, self.tag)
             for dist in self._dists:
                 for path, data in self._byte_code(dist, compiled.get(dist.key, {})):
                     if path in compiled.get(dist.key, {}) or _sha256(layer_dir / path) == dist.sources[path]:
@@ -121,7 +125,7 @@ class Bytecode:
         _log.info("smoke import: byte-code of %d module(s) from the distribution cache", placed.count)
         if not placed.count:
             return None
-        return f"{self.importer.work_view(prefix.parent)}/{prefix.name}"
+        return f"{seen.work}/{prefix.name}"
 
     def learn(self, loaded: Iterable[str]) -> None:
         """Keep what the import loaded of each distribution (layer paths of its ``.py`` files), for the next."""
@@ -180,7 +184,9 @@ class Bytecode:
                     todo.append((dist, path))
         if not todo:
             return {}
-        arguments = [json.dumps([path for _, path in todo]), f"{self.importer.work_view(work)}/out"]
+        seen = self.importer.view(layer_dir, work)
+        assert seen is not None  # prepare() compiles only where the sandbox's view is fixed
+        arguments = [json.dumps([path for _, path in todo]), f"{seen.work}/out"]
         try:
             self.importer.run_script(COMPILE, arguments, layer_dir, work, timeout=_COMPILE_TIMEOUT)
             pack = stack.enter_context(_open_regular(work / "out"))

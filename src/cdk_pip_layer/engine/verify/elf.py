@@ -32,6 +32,8 @@ _MACHINES = {
     "EM_S390": "s390x",
     "EM_RISCV": "riscv",
 }
+# e_machine numbers of the ELF header (the System V ABI, "ELF Header"; glibc's elf.h names them EM_*).
+_MACHINE_NUMBERS = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 21: "ppc64", 22: "s390x", 243: "riscv"}
 _GLIBC_LIBRARIES = re.compile(r"^(libc|libm|libpthread|libdl|librt|libutil|libresolv|libanl|libnsl|ld-linux.*)\.so")
 _VERSION = re.compile(r"^(GLIBC|GLIBCXX|CXXABI)_(\d+(?:\.\d+)*)$")
 
@@ -101,6 +103,16 @@ def facts_key(content_sha256: str) -> str:
     import elftools
 
     return content_key("elf", FACTS_FORMAT, str(getattr(elftools, "__version__", "?")), content_sha256)
+
+
+def header_machine(head: bytes) -> tuple[str, int] | None:
+    """The machine (``"x86_64"``, ``"aarch64"``, …) and word size (32 or 64) that an ELF file's header names, read
+    from its first 20 bytes; None when ``head`` is not the start of an ELF file. Needs no library: e_ident gives the
+    word size (EI_CLASS) and byte order (EI_DATA), e_machine is the half-word at offset 18 in both word sizes."""
+    if len(head) < 20 or not head.startswith(b"\x7fELF") or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return None
+    number = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    return _MACHINE_NUMBERS.get(number, f"EM_{number}"), 32 if head[4] == 1 else 64
 
 
 def elf_unavailable() -> str | None:

@@ -128,15 +128,19 @@ class LayerReport:
             f"{self.unzipped_bytes / mib:.1f} MiB unzipped of Lambda's {LAMBDA_UNZIPPED_LIMIT / mib:.0f} MiB "
             f"({100 * self.unzipped_bytes / LAMBDA_UNZIPPED_LIMIT:.0f}%), {self.zipped_bytes / mib:.1f} MiB zipped"
         ]
-        for dist in sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))[:largest]:
+        by_size = sorted(self.distributions, key=lambda d: (-d.unzipped_bytes, d.name))
+        for dist in by_size[:largest]:
             lines.append(
                 printable(
                     f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / mib:.1f} MiB, "
                     f"{dist.licence or 'licence unknown'}, {dist.origin}"
                 )
             )
-        if len(self.distributions) > largest:
-            lines.append(f"  … and {len(self.distributions) - largest} more")
+        if len(by_size) > largest:
+            rest = by_size[largest:]
+            lines.append(
+                f"  {len(rest)} smaller distributions: {sum(d.unzipped_bytes for d in rest) / mib:.1f} MiB together"
+            )
         lines += [printable(f"skipped {check}: {reason}") for check, reason in sorted(self.skipped.items())]
         return lines
 

@@ -13,7 +13,10 @@ The kinds, strongest first (``auto`` takes the first that works here):
 - ``user`` (root only, without bubblewrap): a user id of its own, that no account uses, with no supplementary
   group and an empty environment. It cannot read this process's ``/proc`` entries (their environment included),
   root's files, or other users' private files; at the end every process of that user id is killed and whatever it
-  left in the shared temporary directories removed. The network is not isolated (the description says so).
+  left in the shared temporary directories removed. The network is not isolated (the description says so). It
+  runs in a directory made for each run in the system's temporary directory, where it finds the layer (linked or
+  copied there) and its own directory: the caller's directories (a build's 0700 staging directory, a private
+  TMPDIR) may be ones it cannot enter.
 - ``none``: the layer's code runs as this user, with an empty environment, in a session of its own that is killed
   at the end. Only when asked for by name: it isolates nothing.
 
@@ -23,6 +26,7 @@ See docs/explanation/smoke-import-sandbox.md for what each kind guarantees and w
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -30,7 +34,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +78,13 @@ _KILL_ALL = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OS
 PROBE_TIMEOUT = 60.0
 # The scratch directories of the trial run: cdk-pip-layer-sandbox-<owner>-<random> in the temporary directory.
 PROBE_PREFIX = "cdk-pip-layer-sandbox-"
+# The directory of one run of the user kind: cdk-pip-layer-import-<owner>-<random> in the system's temporary
+# directory.
+PLACE_PREFIX = "cdk-pip-layer-import-"
+# What is brought back of a file the import wrote, at most (the smoke import reads no more of its results).
+RESULTS_LIMIT = 16 * 1024 * 1024
+# Where the user kind may make its directories: the first of these that is safe (see _temp_root).
+_TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,18 @@ class _Python:
 
     executable: str
     directories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Where the interpreter in the sandbox sees the layer and the one directory it may write."""
+
+    layer: str
+    work: str
+
+
+# The interpreter's arguments, given where it sees the layer and its directory.
+Arguments = Callable[[Seen], Sequence[str]]
 
 
 class Sandbox:
@@ -97,17 +120,25 @@ class Sandbox:
         """Whether the sandbox can read the directory ``layer`` where it is (else give it a copy it can)."""
         return True
 
-    def layer_path(self, layer: Path) -> str:
-        """Where the sandbox sees ``layer``."""
-        return str(layer)
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        """Where every run sees ``layer`` and ``work``, with what the caller put in ``work`` before it; None when
+        each run sees them somewhere of its own (what is laid out in advance for those paths cannot be used)."""
+        return Seen(str(layer), str(work))
 
-    def work_path(self, work: Path) -> str:
-        """Where the sandbox sees its writable directory ``work``."""
-        return str(work)
-
-    def run(self, args: Sequence[str], *, layer: Path, work: Path, output: Path, timeout: float) -> CompletedRun:
-        """Run the interpreter with ``args`` (paths in them as :meth:`layer_path` and :meth:`work_path` give
-        them), its output into the new file ``output`` (outside ``work``); nothing it started is left running."""
+    def run(
+        self,
+        args: Arguments,
+        *,
+        layer: Path,
+        work: Path,
+        output: Path,
+        timeout: float,
+        results: Sequence[str] = (),
+    ) -> CompletedRun:
+        """Run the interpreter with ``args(seen)``, its output into the new file ``output`` (outside ``work``);
+        nothing it started is left running. ``work`` is the directory it may write; ``results`` name the files it
+        writes there that the caller reads afterwards (a sandbox that gives it a directory of its own brings them
+        back into ``work``)."""
         raise NotImplementedError
 
     def environment(self, layer: str, work: str) -> dict[str, str]:
@@ -129,11 +160,19 @@ class _Unconfined(Sandbox):
         super().__init__(python)
         self.description = f"{python.executable} with no sandbox (as asked: the layer's code ran as this user)"
 
-    def run(self, args: Sequence[str], *, layer: Path, work: Path, output: Path, timeout: float) -> CompletedRun:
+    def run(
+        self,
+        args: Arguments,
+        *,
+        layer: Path,
+        work: Path,
+        output: Path,
+        timeout: float,
+        results: Sequence[str] = (),
+    ) -> CompletedRun:
         env = self.environment(str(layer), str(work))
-        done = run(
-            [self.python.executable, *args], cwd=work, env=env, inherit_env=False, timeout=timeout, output_file=output
-        )
+        argv = [self.python.executable, *args(Seen(str(layer), str(work)))]
+        done = run(argv, cwd=work, env=env, inherit_env=False, timeout=timeout, output_file=output)
         with contextlib.suppress(OSError):  # what it started and left in its session
             os.killpg(_group_of(done), signal.SIGKILL)
         return done
@@ -153,17 +192,34 @@ class _OwnUser(Sandbox):
         self.description = f"{python.executable} as a user id of its own (no network isolation)"
 
     def reaches(self, layer: Path) -> bool:
-        return _others_reach(layer, ancestors=True)
+        return True  # every run gets a copy of the layer in a directory it can reach
 
-    def run(self, args: Sequence[str], *, layer: Path, work: Path, output: Path, timeout: float) -> CompletedRun:
-        with sandbox_user() as uid:
-            os.chown(work, uid, uid)
-            env = self.environment(str(layer), str(work))
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        return None  # a new place for every run, and only the results are carried out of it
+
+    def run(
+        self,
+        args: Arguments,
+        *,
+        layer: Path,
+        work: Path,
+        output: Path,
+        timeout: float,
+        results: Sequence[str] = (),
+    ) -> CompletedRun:
+        with sandbox_user() as uid, _place_for(uid) as place:
+            seen = Seen(str(place / "layer"), str(place / "work"))
+            argv = [self.python.executable, *args(seen)]
             try:
-                return run(
-                    [self.python.executable, *args],
-                    cwd=work,
-                    env=env,
+                _stage_layer(layer, Path(seen.layer))
+            except OSError as exc:  # a full disk, say: the import cannot run, and the caller says so
+                why = f"the layer could not be put where the sandbox's user can read it ({exc.strerror or exc})"
+                return CompletedRun(tuple(argv), 1, f"{why}: {exc.filename or place}")
+            try:
+                done = run(
+                    argv,
+                    cwd=Path(seen.work),
+                    env=self.environment(seen.layer, seen.work),
                     inherit_env=False,
                     user=uid,
                     timeout=timeout,
@@ -171,6 +227,9 @@ class _OwnUser(Sandbox):
                 )
             finally:
                 self.end(uid)
+            for name in results:
+                _bring_back(Path(seen.work, name), work / name)
+            return done
 
     def end(self, uid: int) -> None:
         """Kill every process of ``uid`` (at once: kill(-1) from that user is atomic against fork), and remove what
@@ -191,15 +250,12 @@ class _Bubblewrap(Sandbox):
         self.description = f"{python.executable} in bubblewrap ({who}; no network, no host processes, /opt read-only)"
 
     def reaches(self, layer: Path) -> bool:
-        return self.setpriv is None or _others_reach(layer, ancestors=False)
+        return self.setpriv is None or _others_read(layer)
 
-    def layer_path(self, layer: Path) -> str:
-        return LAYER_MOUNT
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        return Seen(LAYER_MOUNT, WORK_MOUNT)
 
-    def work_path(self, work: Path) -> str:
-        return WORK_MOUNT
-
-    def argv(self, args: Sequence[str], *, layer: Path, work: Path, uid: int | None) -> list[str]:
+    def argv(self, args: Arguments, *, layer: Path, work: Path, uid: int | None) -> list[str]:
         """The bwrap command line: the namespaces, the filesystem it sees, its environment, the command."""
         argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if uid is None:
@@ -219,9 +275,18 @@ class _Bubblewrap(Sandbox):
             argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", self.setpriv]
             argv += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
             argv += ["--no-new-privs", "--"]
-        return [*argv, self.python.executable, *args]
+        return [*argv, self.python.executable, *args(Seen(LAYER_MOUNT, WORK_MOUNT))]
 
-    def run(self, args: Sequence[str], *, layer: Path, work: Path, output: Path, timeout: float) -> CompletedRun:
+    def run(
+        self,
+        args: Arguments,
+        *,
+        layer: Path,
+        work: Path,
+        output: Path,
+        timeout: float,
+        results: Sequence[str] = (),
+    ) -> CompletedRun:
         with sandbox_user() if self.setpriv else contextlib.nullcontext() as uid:
             if uid is not None:
                 os.chown(work, uid, uid)
@@ -258,18 +323,112 @@ def _parents(directory: str, made: set[str]) -> list[str]:
     return argv
 
 
-def _others_reach(path: Path, *, ancestors: bool) -> bool:
-    """Whether a user of no group may read the directory ``path`` (and, with ``ancestors``, get to it)."""
+def _others_read(directory: Path) -> bool:
+    """Whether a user of no group may list and enter ``directory`` (bubblewrap binds it: the way to it does not
+    matter)."""
     try:
-        chain = [path, *path.parents] if ancestors else [path]
-        for depth, item in enumerate(chain):
-            mode = item.stat().st_mode
-            needed = stat.S_IXOTH | (stat.S_IROTH if depth == 0 else 0)
-            if mode & needed != needed:
-                return False
+        mode = directory.stat().st_mode
     except OSError:
         return False
-    return True
+    return mode & (stat.S_IROTH | stat.S_IXOTH) == stat.S_IROTH | stat.S_IXOTH
+
+
+# --- the user kind's directory of its own -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _place_for(uid: int) -> Iterator[Path]:
+    """A new directory for one run as ``uid`` in the system's temporary directory (root's, 0711: ``uid`` gets through
+    to what is made for it, and can list or change nothing of it): ``work`` in it is ``uid``'s own. Removed
+    afterwards; those of killed verifications are removed first."""
+    root = _temp_root()
+    remove_stale(root, PLACE_PREFIX)
+    place = make_scratch_dir(root, PLACE_PREFIX)
+    try:
+        place.chmod(0o711)
+        work = place / "work"
+        work.mkdir(mode=0o700)
+        os.chown(work, uid, uid, follow_symlinks=False)
+        work.chmod(0o711)  # the import's results stay readable by name, for a root without CAP_DAC_OVERRIDE
+        yield place
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def _temp_root() -> Path:
+    """The first temporary directory (``TMPDIR``'s, else the system's) that another user can get through and that
+    no other user can change a directory in: every directory on the way searchable by all, root's (or this
+    user's), and writable by others only when sticky (as ``/tmp`` is). Raises OSError when there is none."""
+    tried = []
+    for candidate in dict.fromkeys((tempfile.gettempdir(), *_TEMP_ROOTS)):
+        path = Path(os.path.realpath(candidate))
+        if all(_safe_to_pass(step) for step in (path, *path.parents)):
+            return path
+        tried.append(candidate)
+    raise OSError(errno.EACCES, f"no temporary directory that every user can reach safely ({', '.join(tried)})")
+
+
+def _safe_to_pass(directory: Path) -> bool:
+    try:
+        info = os.lstat(directory)  # a resolved path: a link here has just been put there
+    except OSError:
+        return False
+    mode = info.st_mode
+    sticky_or_closed = not mode & (stat.S_IWGRP | stat.S_IWOTH) or bool(mode & stat.S_ISVTX)
+    owner = info.st_uid in (0, os.geteuid())
+    return stat.S_ISDIR(mode) and bool(mode & stat.S_IXOTH) and owner and sticky_or_closed
+
+
+_OPEN_SOURCE = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _stage_layer(layer: Path, dest: Path) -> None:
+    """The layer in the new directory ``dest``, as Lambda lays it out: directories 0755, files 0644 (0755 when any
+    execute bit is set), root's; a file that is so already is linked where the file system allows, else copied;
+    links stay links; nothing is followed, and what is neither file, directory nor link is left out."""
+    dest.mkdir(mode=0o755)
+    dest.chmod(0o755)
+    for top, directories, files in os.walk(layer):  # a link to a directory is listed, never entered
+        here = dest / Path(top).relative_to(layer)
+        for name in (*directories, *files):
+            source, target = Path(top, name), here / name
+            info = os.lstat(source)
+            if stat.S_ISLNK(info.st_mode):
+                target.symlink_to(source.readlink())
+            elif stat.S_ISDIR(info.st_mode):
+                target.mkdir(mode=0o755)
+                target.chmod(0o755)
+            elif stat.S_ISREG(info.st_mode):
+                _stage_file(source, target, 0o755 if info.st_mode & 0o111 else 0o644)
+
+
+def _stage_file(source: Path, target: Path, mode: int) -> None:
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(os.lstat(source).st_mode) == mode:
+            os.link(source, target, follow_symlinks=False)
+            return
+    fd = os.open(source, _OPEN_SOURCE)
+    with os.fdopen(fd, "rb") as reader:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        with os.fdopen(os.open(target, _CREATE, 0o600), "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+            os.fchmod(writer.fileno(), mode)
+
+
+def _bring_back(written: Path, dest: Path) -> None:
+    """The first :data:`RESULTS_LIMIT` bytes of the file the import wrote at ``written`` into the new file ``dest``,
+    when it is a regular file (never read through a link, nor from a FIFO)."""
+    try:
+        fd = os.open(written, _OPEN_SOURCE)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as reader:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        with os.fdopen(os.open(dest, _CREATE, 0o644), "wb") as writer:
+            writer.write(reader.read(RESULTS_LIMIT))
 
 
 # --- the sandbox's own user ids ------------------------------------------------------------------------------------
@@ -301,7 +460,8 @@ def sandbox_user() -> Iterator[int]:
 
 def _sweep() -> None:
     """Kill the processes that run as a sandbox user id whose owner (the process its id names) has ended: a
-    verification killed by SIGKILL could not end them itself."""
+    verification killed by SIGKILL could not end them itself. Only those of this process's pid namespace: a
+    container's user ids name pids of the container, which are not this namespace's."""
     for pid, uid in _processes():
         if _UID_BASE <= uid < _UID_BASE + _PID_LIMIT * _SLOTS:
             owner = (uid - _UID_BASE) // _SLOTS
@@ -311,20 +471,34 @@ def _sweep() -> None:
 
 
 def _processes() -> Iterator[tuple[int, int]]:
-    """(pid, real uid) of every process this one can see."""
+    """(pid, real uid) of every process this one can see in its own pid namespace (a host sees the processes of
+    its containers too: they are in namespaces below its own)."""
+    own = _status(Path("/proc/self"))
+    depth = own[1] if own is not None else 1
     try:
         entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
     except OSError:
         return
     for entry in entries:
-        try:
-            with (entry / "status").open(encoding="ascii", errors="replace") as handle:
-                for line in handle:
-                    if line.startswith("Uid:"):
-                        yield int(entry.name), int(line.split()[1])
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
+        found = _status(entry)
+        if found is not None and found[1] == depth:
+            yield int(entry.name), found[0]
+
+
+def _status(entry: Path) -> tuple[int, int] | None:
+    """(real uid, how deep its pid namespace is: the number of pids its NSpid line gives; 1 without one) of the
+    process whose /proc directory is ``entry``."""
+    uid, depth = None, 1
+    try:
+        with (entry / "status").open(encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Uid:"):
+                    uid = int(line.split()[1])
+                elif line.startswith("NSpid:"):
+                    depth = len(line.split()) - 1
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if uid is None else (uid, depth)
 
 
 def _remove_owned_by(uid: int) -> None:
@@ -429,10 +603,15 @@ def _try(sandbox: Sandbox) -> str | None:
         work.mkdir()
         layer.chmod(0o755)
         check = "import os, sys; os.listdir(sys.argv[1]); open(os.path.join(sys.argv[2], 'ok'), 'w').close()"
-        args = ["-I", "-S", "-c", check, sandbox.layer_path(layer), sandbox.work_path(work)]
+
+        def args(seen: Seen) -> list[str]:
+            return ["-I", "-S", "-c", check, seen.layer, seen.work]
+
         try:
-            done = sandbox.run(args, layer=layer, work=work, output=root / "output", timeout=PROBE_TIMEOUT)
-        except OSError as exc:  # e.g. an interpreter the sandbox's user may not run
+            done = sandbox.run(
+                args, layer=layer, work=work, output=root / "output", timeout=PROBE_TIMEOUT, results=("ok",)
+            )
+        except OSError as exc:  # e.g. an interpreter the sandbox's user may not run, no directory it can reach
             return f"{sandbox.kind.value} cannot run {sandbox.python.executable} ({exc.strerror or exc})"
         if done.ok and (work / "ok").is_file():
             return None

@@ -28,7 +28,7 @@ from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.process import CompletedRun
 from cdk_pip_layer.engine.target import LambdaTarget
 
-from .sandbox import Sandbox, choose_sandbox
+from .sandbox import RESULTS_LIMIT, Sandbox, Seen, choose_sandbox
 
 if TYPE_CHECKING:
     from .bytecode import Bytecode
@@ -76,10 +76,6 @@ with open(results, "a", encoding="utf-8") as out:
 _SERVICE_WORDS = ("credential", "region", "connect", "timeout", "auth", "network", "unreachable", "refused")
 _SERVICE_TYPES = {"ConnectionError", "TimeoutError", "gaierror", "herror", "socket.timeout"}
 _TEST_MODULES = {"test", "tests", "testing", "conftest", "docs", "examples", "benchmarks", "setup"}
-
-
-# What is read of a results file at most (a module's message is cut at 800 characters; 10,000 modules fit).
-RESULTS_LIMIT = 16 * 1024 * 1024
 
 
 # What the reason of an import skipped for want of a sandbox says (a container build's host looks for it).
@@ -137,7 +133,10 @@ class LocalImporter:
         sandbox = self._checked[0]
         work.mkdir()
         work.chmod(0o711)  # the sandbox's user may own it; this process reads it by name
-        args = ["-I", "-S", "-B", "-c", script, sandbox.layer_path(layer_dir), *arguments]
+
+        def args(seen: Seen) -> list[str]:
+            return ["-I", "-S", "-B", "-c", script, seen.layer, *arguments]
+
         return sandbox.run(args, layer=layer_dir, work=work, output=work.parent / f"{work.name}.out", timeout=timeout)
 
     def unavailable(self, target: LambdaTarget) -> str | None:
@@ -186,38 +185,39 @@ class LocalImporter:
         facts: list[object] = [sandbox.python.executable, found.st_size, found.st_mtime_ns, found.st_ino]
         return json.dumps([*facts, sandbox.kind.value] if with_sandbox else facts)
 
-    def layer_view(self, layer_dir: Path) -> str:
-        """Where the sandbox :meth:`unavailable` chose sees ``layer_dir``."""
+    def view(self, layer_dir: Path, work: Path) -> Seen | None:
+        """Where the sandbox :meth:`unavailable` chose sees ``layer_dir`` and its writable directory ``work`` at
+        every run (None when each run sees them somewhere of its own)."""
         assert self._checked is not None and self._checked[0] is not None
-        return self._checked[0].layer_path(layer_dir)
-
-    def work_view(self, work: Path) -> str:
-        """Where that sandbox sees its writable directory ``work``."""
-        assert self._checked is not None and self._checked[0] is not None
-        return self._checked[0].work_path(work)
+        return self._checked[0].view(layer_dir, work)
 
     def run(
         self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float, *, pycache: str | None = None
     ) -> str:
         """See :class:`Importer`; ``pycache``: where the interpreter finds byte-code (``-X pycache_prefix``, as the
-        sandbox sees it), in the results' directory."""
+        sandbox sees it: see :meth:`view`), in the results' directory."""
         assert self._checked is not None and self._checked[0] is not None
         sandbox = self._checked[0]
         shared = results.parent
-        args = [
-            "-I",
-            "-S",
-            "-B",
-            *(["-X", f"pycache_prefix={pycache}"] if pycache else []),
-            "-c",
-            SCRIPT,
-            sandbox.layer_path(layer_dir),
-            json.dumps(list(modules)),
-            f"{sandbox.work_path(shared)}/{results.name}",
-        ]
+        modules = list(modules)
+        prefix = ["-X", f"pycache_prefix={pycache}"] if pycache else []
+
+        def args(seen: Seen) -> list[str]:
+            return [
+                "-I",
+                "-S",
+                "-B",
+                *prefix,
+                "-c",
+                SCRIPT,
+                seen.layer,
+                json.dumps(modules),
+                f"{seen.work}/{results.name}",
+            ]
+
         output = shared.parent / f"{results.stem}.out"
-        done = sandbox.run(args, layer=layer_dir, work=shared, output=output, timeout=timeout)
-        return "\n".join(done.tail(5))
+        done = sandbox.run(args, layer=layer_dir, work=shared, output=output, timeout=timeout, results=[results.name])
+        return "\n".join(done.tail(5)) or f"exit {done.returncode}, no output"
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,8 @@ def _failure(item: Mapping[str, object]) -> ImportFailure:
 
 def read_results_file(results: Path) -> str:
     """The text of a results file the import wrote: never through a link, never from a FIFO or device, at most
-    :data:`RESULTS_LIMIT` bytes ("" when there is no such regular file)."""
+    :data:`RESULTS_LIMIT` bytes ("" when there is no such regular file; a module's message is cut at 800
+    characters, so 10,000 modules fit)."""
     try:
         fd = os.open(results, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:

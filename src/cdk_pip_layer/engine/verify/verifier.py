@@ -37,7 +37,6 @@ from cdk_pip_layer.engine.findings import (
     Finding,
     Severity,
     error,
-    grouped,
     parse_ignore,
     printable,
     warning,
@@ -66,14 +65,12 @@ from .report import (
     LayerReport,
 )
 from .smoke_import import Importer, LocalImporter, Unsandboxed
+from .summary import LAYER, finding_lines
 from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
 __all__ = ["ELF_CHECKS", "LAMBDA_UNZIPPED_LIMIT", "BuildContext", "ImportMode", "LayerVerification", "verify_layer_zip"]
 
 ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
-# The subject of a finding about the whole layer: not the zip's path (a build verifies a staged copy, gone when the
-# finding is read; the summary's first line names the zip verified).
-LAYER = "the layer"
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
 _MIB = 1024 * 1024
@@ -163,16 +160,20 @@ class LayerVerification:
         raise VerificationError(
             f"The layer would not work on {self.target}: {len(self.errors)} problem(s) found",
             subject=subject or str(self.zip_path),
-            details=[str(f) for f in grouped(self.errors)],
+            details=finding_lines(self.errors, self._pins),
             hint="fix what each line names (the part in parentheses says how); a check you know to be wrong for "
             "this layer can be turned off by name (--ignore CHECK, or verify_ignore=('CHECK',) in the construct).",
         )
 
+    @property
+    def _pins(self) -> list[str]:
+        return [f"{dist.name}=={dist.version}" for dist in self.report.distributions]
+
     def summary(self) -> str:
-        """Findings first, then the report in short."""
+        """Findings first (grouped by distribution), then the report in short."""
         where = printable(str(self.zip_path))
         head = f"verified {where} for {self.target}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        lines = [head, *(str(f) for f in grouped(self.errors)), *(str(f) for f in grouped(self.warnings))]
+        lines = [head, *finding_lines(self.findings, self._pins)]
         if self.import_ran:
             lines.append(f"smoke import ran in {printable(self.import_ran)}")
         return "\n".join([*lines, *self.report.short()])
@@ -431,8 +432,6 @@ class _Verifier:
                 return ImportOutcome(
                     skipped="not unpacked: the layer is larger than Lambda allows (see the size check)"
                 )
-            # The sandbox may run as a user of its own: the extraction must be reachable by it.
-            self.work.chmod(0o711)
             layer_dir = self.work / "opt"
             try:
                 unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
@@ -607,7 +606,7 @@ class _Verifier:
                 if row.path not in self.file_paths and "/__pycache__/" not in row.path and not row.path.endswith("/")
             )
             if missing:
-                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
                 out.append(
                     error(
                         "record",
@@ -797,8 +796,9 @@ def _tags(dists: Sequence[Distribution], target: LambdaTarget) -> list[Finding]:
                     "tags",
                     dist.pin,
                     f"is a wheel for {', '.join(dist.wheel_tags)}, which {target} cannot load",
-                    f"install a wheel for the target ({target.describe_tags(3)}), or build the layer for the "
-                    "target with cdk-pip-layer",
+                    f"install a wheel for the target ({target.abi} or abi3, for manylinux_{target.glibc[0]}_"
+                    f"{target.glibc[1]}_{target.machine} or older; or one for any platform), or build the layer for "
+                    "the target with cdk-pip-layer",
                 )
             )
     return out

@@ -9,6 +9,15 @@ that do not build, with the interpreter named. Run it from the repository root w
     env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null UV_NO_CONFIG=1 \
         .venv/bin/python tests/unit/data/installer_output/record.py [case ...]
 
+Older pips word some answers differently, and a build runs the pip of the interpreter it finds: the one a venv of
+pyenv's Python holds (3.10.13: pip 23.0.1; 3.11.7 and 3.12.1: 23.2.1; 3.13.0: 24.2), Debian's (forky's python3.14:
+26.2.2). ``--python PYTHON`` records the pip cases with the pip of that Python 3.11 interpreter instead, as
+``pip-<its version>-<case>.txt``: give it a venv holding the pip to record,
+
+    python3.11 -m venv /tmp/pip-23.0.1 && /tmp/pip-23.0.1/bin/python -m pip install pip==23.0.1
+    env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null UV_NO_CONFIG=1 \
+        .venv/bin/python tests/unit/data/installer_output/record.py --python /tmp/pip-23.0.1/bin/python [case ...]
+
 Temporary paths in the output are replaced by <tmp>, the interpreter's path by <python> (its prefix by <prefix>).
 """
 
@@ -19,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.install.installers import Installer, choose_installer
+from cdk_pip_layer.engine.install.installers import Installer, PipInstaller, choose_installer
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.process import run
 from cdk_pip_layer.engine.target import LambdaTarget
@@ -27,6 +36,10 @@ from cdk_pip_layer.engine.target import LambdaTarget
 HERE = Path(__file__).resolve().parent
 TARGET = LambdaTarget.parse("python3.11", "x86_64")
 DEAD_INDEX = IndexSettings(index_url="http://reader:s3cret-pw@127.0.0.1:9/simple")
+SIX_URL = (
+    "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01506781dbcf25c91daf11/"
+    "six-1.16.0-py2.py3-none-any.whl"
+)
 
 # name -> (requirements, index settings, extra installer arguments)
 CASES: dict[str, tuple[str, IndexSettings, tuple[str, ...]]] = {
@@ -39,6 +52,8 @@ CASES: dict[str, tuple[str, IndexSettings, tuple[str, ...]]] = {
     "unknown-option": ("six==1.16.0\n", IndexSettings(), ("--no-such-option",)),
     "yanked-warning": ("cryptography==37.0.3\n", IndexSettings(), ()),
     "hash-mismatch": (f"six==1.16.0 --hash=sha256:{'0' * 64}\n", IndexSettings(), ()),
+    # a file named by its URL (a lock without an index gives the installer such lines)
+    "hash-mismatch-url": (f"six @ {SIX_URL} --hash=sha256:{'0' * 64}\n", IndexSettings(), ()),
 }
 
 
@@ -80,7 +95,9 @@ def record_source_build(name: str) -> None:
     print(f"{out.name}: exit {result.returncode}", file=sys.stderr)
 
 
-def record(installer: Installer, names: list[str]) -> None:
+def record(installer: Installer, names: list[str], prefix: str | None = None) -> None:
+    """Record ``names`` (default: every case) with ``installer``, into ``<prefix>-<case>.txt`` (default prefix: the
+    installer's name)."""
     for name, (requirements, index, extra) in CASES.items():
         if names and name not in names:
             continue
@@ -92,13 +109,23 @@ def record(installer: Installer, names: list[str]) -> None:
             )
             output = result.output.replace(str(Path(tmp).resolve()), "<tmp>").replace(tmp, "<tmp>")
             output = output.replace(installer.pip_executable, "<python>").replace(sys.executable, "<python>")
-        out = HERE / f"{installer.name}-{name}.txt"
+        out = HERE / f"{prefix or installer.name}-{name}.txt"
         out.write_text(f"# exit code {result.returncode}\n{output}", encoding="utf-8")
         print(f"{out.name}: exit {result.returncode}", file=sys.stderr)
 
 
+def record_other_pip(python: str, names: list[str]) -> None:
+    """The pip cases, with the pip of ``python`` (a Python 3.11: the cases' answers are the target's)."""
+    installer = choose_installer(TARGET, "pip", python)
+    assert isinstance(installer, PipInstaller), installer
+    record(installer, names, prefix=f"pip-{installer.interpreter.pip_version}")
+
+
 def main() -> None:
     names = sys.argv[1:]
+    if names[:1] == ["--python"]:
+        record_other_pip(names[1], names[2:])
+        return
     if not names or set(names) & set(CASES):
         record(choose_installer(TARGET, "pip"), names)
         record(choose_installer(TARGET, "uv"), names)
