@@ -5,6 +5,7 @@ that cannot be written is read, or not used, without failing anything."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -178,3 +179,70 @@ def test_a_cache_that_cannot_be_written_is_read(tmp_path: Path) -> None:
     assert not cache.writable
     assert cache.get_meta("elf", KEY) == {"machine": "x86_64"}
     assert not cache.put("elf", OTHER, {"machine": "x86_64"})
+
+
+@pytest.mark.parametrize("level", ["kind", "shard"])
+def test_a_link_in_place_of_a_directory_is_not_followed(cache: DistCache, tmp_path: Path, level: str) -> None:
+    """Whoever can write the cache directory may put a link where a directory of it belongs: an entry is never read
+    through it, and nothing is written through it (a write goes nowhere rather than elsewhere)."""
+    elsewhere = DistCache(tmp_path / "elsewhere")
+    assert elsewhere.put("zip", KEY, {"n": 1}, iter(DATA))
+    if level == "kind":
+        (cache.root / "zip").symlink_to(elsewhere.root / "zip")
+    else:
+        (cache.root / "zip").mkdir()
+        _entry_file(cache, "zip", KEY).parent.symlink_to(_entry_file(elsewhere, "zip", KEY).parent)
+    before = sorted(p.name for p in elsewhere.root.rglob("*"))
+    assert cache.get("zip", KEY) is None
+    assert not cache.put("zip", KEY, {"n": 2}, iter(DATA))
+    assert sorted(p.name for p in elsewhere.root.rglob("*")) == before
+    assert elsewhere.get_meta("zip", KEY) == {"n": 1}
+
+
+def test_a_huge_entry_is_never_read_whole(cache: DistCache) -> None:
+    """A well-formed entry (anyone without the key can seal one) whose header asks for a piece far larger than any
+    the cache writes, over a sparse file: the piece is refused before anything is read into memory."""
+    import tracemalloc
+
+    from cdk_pip_layer.engine import dist_cache
+
+    size = dist_cache.MAX_READ + (1 << 20)
+    assert cache.put("pyc", KEY, {"files": {}}, iter([b"x"]))
+    path = _entry_file(cache, "pyc", KEY)
+    raw = path.read_bytes()
+    tail = len(dist_cache._MAGIC) + 8
+    header = json.loads(raw[-tail - int.from_bytes(raw[-tail : -tail + 8], "big") : -tail])
+    header.pop("seal")
+    header.update(data_size=size, data_sha256="0" * 64)
+    header["seal"] = cache._seal(header)
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    with path.open("wb") as out:
+        out.truncate(size)  # a hole: no disk used
+        out.seek(size)
+        out.write(encoded + len(encoded).to_bytes(8, "big") + dist_cache._MAGIC)
+    entry = cache.get("pyc", KEY)
+    assert entry is not None
+    with entry:
+        tracemalloc.start()
+        try:
+            assert entry.read(0, size, "0" * 64) is None
+            assert entry.read_all() is None
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_eviction_removes_nothing_through_a_link(tmp_path: Path) -> None:
+    cache = DistCache(tmp_path / "dists", max_bytes=1_000)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "ab").mkdir()
+    (elsewhere / "ab" / "precious").write_bytes(os.urandom(5_000))
+    (cache.root / "zip").mkdir(parents=True)
+    (cache.root / "link").symlink_to(elsewhere)
+    (cache.root / "zip" / "ab").symlink_to(elsewhere / "ab")
+    assert cache.put("elf", KEY, {}, [os.urandom(2_000)])  # over the cap: the cache is looked at, and evicted
+    cache.evict()
+    assert (elsewhere / "ab" / "precious").exists()
+    assert not _entry_file(cache, "elf", KEY).exists()

@@ -18,7 +18,9 @@ into place. An entry is used only when its header reads right, is sealed (an HMA
 and key, and matches the file's size; each piece of data is checked against the header's sha256 before it is used.
 Without a signing key the seal's key is a constant (it catches damage: a disk error, a cut-off copy); with one
 (``CDK_PIP_LAYER_CACHE_KEY``, the layer store's), it is that key, and an entry not signed with it is ignored.
-Anything that does not check out is ignored (and written again): it is never used.
+Anything that does not check out is ignored (and written again): it is never used. The directory is untrusted
+input: entries are reached through the cache's own directories only (no link followed on the way from its root, for
+reading, writing or eviction), only a regular file is read, and no read takes more than :data:`MAX_READ` bytes.
 
 The cache has a size cap: when it grows past it, the entries used longest ago are removed (an entry's mtime is
 set each time it is used). A cache directory that cannot be made or written (a read-only mount, the build image
@@ -34,8 +36,8 @@ import json
 import logging
 import os
 import re
+import secrets
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -55,10 +57,16 @@ _MAGIC = b"\ncdk-pip-layer dist cache\n"
 _UNSIGNED = b"cdk-pip-layer dist cache, unsigned"
 _FORMAT = 1
 _MAX_HEADER = 64 << 20
+# The most read of an entry's data at a time: far above any piece the cache writes (1 MiB zip chunks, one module's
+# byte-code), far below what a forged header could ask of memory.
+MAX_READ = 64 << 20
 _KIND = re.compile(r"^[a-z]{1,16}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 # Entries are removed down to this share of the cap, so that the next few writes do not each scan the cache.
 _EVICT_TO = 0.8
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
 
 
 def signing_key() -> bytes | None:
@@ -103,8 +111,9 @@ class CachedEntry:
         self._handle.close()
 
     def read(self, offset: int, length: int, sha256: str) -> bytes | None:
-        """``length`` bytes of the data from ``offset``, when their sha256 is ``sha256`` (else None)."""
-        if offset < 0 or length < 0 or offset + length > self.data_size:
+        """``length`` bytes of the data from ``offset`` (at most :data:`MAX_READ`), when their sha256 is ``sha256``
+        (else None)."""
+        if offset < 0 or length < 0 or length > MAX_READ or offset + length > self.data_size:
             return None
         try:
             data = os.pread(self._handle.fileno(), length, offset)
@@ -160,22 +169,37 @@ class DistCache:
             cache.writable = False
         return cache
 
-    def _path(self, kind: str, key: str) -> Path:
+    def _directory(self, kind: str, key: str, *, make: bool) -> int:
+        """The directory of ``kind``'s entry for ``key``, opened (made first, with ``make``); never through a link
+        put in place of the cache's directory or one of its own (raises OSError)."""
         if not _KIND.match(kind) or not _KEY.match(key):
             raise ValueError(f"not a cache kind and key: {kind!r} {key!r}")
-        return self.root / kind / key[:2] / key
+        if make:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for names in ((kind,), (kind, key[:2])):
+                parent = self._open(names[:-1])
+                try:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(names[-1], 0o755, dir_fd=parent)
+                finally:
+                    os.close(parent)
+        return self._open((kind, key[:2]))
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
     def get(self, kind: str, key: str) -> CachedEntry | None:
         """The entry of ``kind`` for ``key``, opened, when there is one that checks out (else None)."""
-        path = self._path(kind, key)
         try:
-            # Never through a link, never waiting on a FIFO put in its place (only a regular file is read).
-            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-            fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+            directory = self._directory(kind, key, make=False)
         except OSError:
             return None
+        try:
+            # Never through a link, never waiting on a FIFO put in its place (only a regular file is read).
+            fd = os.open(key, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC, dir_fd=directory)
+        except OSError:
+            return None
+        finally:
+            os.close(directory)
         handle = os.fdopen(fd, "rb")
         try:
             entry = self._checked(handle, kind, key)
@@ -243,26 +267,30 @@ class DistCache:
         cache cannot be written: it is then read-only for the rest of this build)."""
         if not self.writable:
             return False
-        path = self._path(kind, key)
-        tmp: Path | None = None
+        tmp: str | None = None
+        directory = -1
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=path.parent)
-            tmp = Path(name)
+            directory = self._directory(kind, key, make=True)
+            tmp = f".{key[:12]}.{secrets.token_hex(8)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=directory)
             with os.fdopen(fd, "wb") as out:
                 size = self._write(out, kind, key, meta, data)
+                if size is not None:
+                    os.fchmod(out.fileno(), 0o644)
             if size is None:
                 return False
-            tmp.chmod(0o644)
-            tmp.replace(path)
+            os.replace(tmp, key, src_dir_fd=directory, dst_dir_fd=directory)
             tmp = None
         except OSError as exc:
             _log.info("distribution cache %s: not written (%s); used read-only", self.root, exc.strerror or exc)
             self.writable = False
             return False
         finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+            if directory >= 0:
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=directory)
+                os.close(directory)
         self._written(size)
         return True
 
@@ -307,27 +335,55 @@ class DistCache:
     # --- the size cap ------------------------------------------------------------------------------------------------
 
     def evict(self) -> None:
-        """Remove the entries used longest ago while the cache holds more than its cap (down to 80 % of it)."""
-        entries: list[tuple[float, int, Path]] = []
+        """Remove the entries used longest ago while the cache holds more than its cap (down to 80 % of it). Only
+        the cache's own directories are looked in: a link in place of one is not followed."""
+        entries: list[tuple[float, int, str, str, str]] = []
         try:
-            for kind in os.scandir(self.root):
-                if not kind.is_dir(follow_symlinks=False):
-                    continue
-                for shard in os.scandir(kind.path):
-                    if not shard.is_dir(follow_symlinks=False):
-                        continue
-                    for item in os.scandir(shard.path):
-                        info = item.stat(follow_symlinks=False)
-                        entries.append((info.st_mtime, info.st_size, Path(item.path)))
+            for kind in self._names(()):
+                for shard in self._names((kind,)):
+                    for name, info in self._files((kind, shard)):
+                        entries.append((info.st_mtime, info.st_size, kind, shard, name))
         except OSError:
             return
-        total = sum(size for _, size, _ in entries)
+        total = sum(size for _, size, *_ in entries)
         if total <= self.max_bytes:
             return
         goal = int(self.max_bytes * _EVICT_TO)
-        for _, size, path in sorted(entries):
+        for _, size, kind, shard, name in sorted(entries):
             if total <= goal:
                 break
             with contextlib.suppress(OSError):
-                path.unlink()
+                fd = self._open((kind, shard))
+                try:
+                    os.unlink(name, dir_fd=fd)
+                finally:
+                    os.close(fd)
                 total -= size
+
+    def _open(self, names: tuple[str, ...]) -> int:
+        """The directory ``root/names...``, opened without following a link on the way from the root."""
+        fd = os.open(self.root, _DIRECTORY)
+        try:
+            for name in names:
+                inner = os.open(name, _DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _names(self, names: tuple[str, ...]) -> list[str]:
+        """The directories in ``root/names...`` (links and other files left out)."""
+        return [name for name, info in self._listing(names) if stat.S_ISDIR(info.st_mode)]
+
+    def _files(self, names: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
+        return [(name, info) for name, info in self._listing(names) if stat.S_ISREG(info.st_mode)]
+
+    def _listing(self, names: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
+        fd = self._open(names)
+        try:
+            with os.scandir(fd) as listing:
+                return [(item.name, item.stat(follow_symlinks=False)) for item in listing]
+        finally:
+            os.close(fd)
