@@ -217,12 +217,15 @@ print(json.dumps({"code": code, "seconds": seconds, "peak_kib": peak}))
 """
 
 
-def measure_tree(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str], log: Path) -> dict[str, Any]:
-    """Run ``argv`` under the small launcher: its time and the peak memory of its process tree (stderr to
-    ``log``)."""
+def measure_tree(
+    argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str], log: Path, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Run ``argv`` (in ``cwd``) under the small launcher: its time and the peak memory of its process tree (stderr
+    to ``log``)."""
     done = subprocess.run(
         [sys.executable, "-c", _TREE_PEAK, str(log), *map(str, argv)],
         env=dict(env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,

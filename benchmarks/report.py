@@ -184,6 +184,54 @@ def slim(data: dict[str, Any]) -> list[str]:
     return out
 
 
+_REBUILD_LABELS = {
+    "a": {
+        "rebuild": "ours, one pin changed, caches warm",
+        "cold": "ours, the same set, caches empty (everything downloaded)",
+        "bare": "bare `uv pip install --target` (cache warm) + `zip -r`, the same set",
+    },
+    "b": {
+        "ours": "ours, caches warm (the same bytes as before: the import's outcome kept)",
+        "ours-new-bytes": "ours, caches warm, no kept import outcome (the import runs, byte-code kept)",
+        "ours-first": "ours, the first build of these bytes (uv's cache warm)",
+        "bare": "bare `uv pip install --target` (cache warm) + `zip -r`",
+    },
+    "d": {
+        "uv-warm": "`uv pip install --target`, cache warm",
+        "uv-cold": "`uv pip install --target`, cache empty",
+        "pip-warm": "`pip install --target` (Python 3.12), cache warm",
+    },
+    "c": {
+        "four": "`PipLambdaLayers`, 4 targets, one pin changed, caches warm",
+        "one": "`PipLambdaLayer`, python3.12/x86_64, one pin changed, caches warm",
+        "four-cold": "`PipLambdaLayers`, 4 targets, caches empty",
+    },
+}
+
+
+def _peak(facts: dict[str, Any]) -> str:
+    if "engine_peak_mib" in facts:
+        return f"{facts['engine_peak_mib']:.0f} / {facts['installer_peak_mib']:.0f} MiB"
+    return f"{facts['peak_mib']:.0f} MiB" if "peak_mib" in facts else ""
+
+
+def rebuild(data: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for part, result in data["parts"].items():
+        summary = result["summary"]
+        out += [f"Part {part}: median of {data['rounds']}; {_load_note(result)}.", ""]
+        out += ["| build | time | steps (median run) | peak memory (build / installer) |", "|---|---|---|---|"]
+        for key, label in _REBUILD_LABELS[part].items():
+            if key not in summary:
+                continue
+            facts = summary[key]["facts"]
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in facts.get("steps_s", {}).items() if v >= 0.05)
+            out.append(f"| {label} | {summary[key]['median_s']:.2f} s | {steps} | {_peak(facts)} |")
+        ratios = ", ".join(f"{k} = **{v}**" for k, v in result["ratios"].items())
+        out += ["", ratios, ""] if ratios else [""]
+    return out
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bench_build": build,
     "bench_zip": zips,
@@ -192,6 +240,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bench_scale": scale,
     "bench_synth": synth,
     "bench_slim": slim,
+    "bench_rebuild": rebuild,
 }
 
 

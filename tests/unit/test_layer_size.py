@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from cdk_pip_layer import LayerBuildResult, PipBasedLambdaLayerLocalBuilder, VerificationError, verify_layer_zip
-from cdk_pip_layer.engine import local
 from cdk_pip_layer.engine.lambda_os import LAMBDA_UNZIPPED_LIMIT
-from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.layer.zip_reuse import ReusingZip
 from cdk_pip_layer.engine.options import Runtime
 from cdk_pip_layer.engine.verify import size
 from cdk_pip_layer.engine.verify.size import check_layer_size, measure_layer
@@ -127,11 +126,13 @@ def test_a_build_refuses_an_oversized_layer_before_writing_the_zip(
     monkeypatch.setattr(size, "LAMBDA_UNZIPPED_LIMIT", MiB)
     zips: list[Path] = []
 
-    def spy(root: Path, dest: Path, **kwargs: Any) -> Any:
-        zips.append(dest)
-        return write_layer_zip(root, dest, **kwargs)
+    real_write = ReusingZip.write
 
-    monkeypatch.setattr(local, "write_layer_zip", spy)
+    def spy(self: ReusingZip, root: Path, dest: Path) -> Any:
+        zips.append(dest)
+        return real_write(self, root, dest)
+
+    monkeypatch.setattr(ReusingZip, "write", spy)
 
     def build(**options: Any) -> LayerBuildResult:
         return PipBasedLambdaLayerLocalBuilder(

@@ -119,11 +119,14 @@ def _say(text: str) -> None:
 def _build_into(options: LayerBuildOptions, out: Path, *, whole_build: bool) -> LayerBuildResult:
     """Build; ``out`` gets ``layer.zip``, and ``artifacts/`` too for the container builder (``whole_build``), which
     then has nothing to unzip. CDK wants the zip alone: the build happens in the container's own temporary
-    directory, which goes with the container."""
+    directory, which goes with the container.
+
+    No distribution cache in the image: nothing but the download cache outlives the container, and the signing
+    key (which a cache shared with the host would need) never enters it."""
     if whole_build:
-        return PipBasedLambdaLayerLocalBuilder.from_options(options, out).build()
+        return PipBasedLambdaLayerLocalBuilder.from_options(options, out, reuse=False).build()
     with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-") as build_dir:
-        result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir).build()
+        result = PipBasedLambdaLayerLocalBuilder.from_options(options, build_dir, reuse=False).build()
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result.zip_path, out / LAYER_ZIP)
         (out / LAYER_ZIP).chmod(0o644)

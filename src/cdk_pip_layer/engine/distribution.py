@@ -119,7 +119,7 @@ def installed_distributions(site_dir: Path) -> list[Distribution]:
             version=metadata_field(fields, "Version") or "",
             dist_info=dist_info.name,
             location=dist_info,
-            requires=tuple(dist.requires or ()),
+            requires=tuple(fields.get_all("Requires-Dist") or ()),  # (dist.requires would parse METADATA again)
             requires_python=metadata_field(fields, "Requires-Python"),
             wheel_tags=tuple(tags),
         )

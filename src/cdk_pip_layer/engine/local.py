@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -21,18 +21,20 @@ from cdk_pip_layer.engine.layer.prune import ExclusionResult, drop_host_artifact
 from cdk_pip_layer.engine.layer.runtime_provided import runtime_provided
 from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
-from cdk_pip_layer.engine.layer.zip_writer import write_layer_zip
+from cdk_pip_layer.engine.layer.zip_reuse import ReusingZip
 from cdk_pip_layer.engine.progress import phase
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
-from cdk_pip_layer.engine.verify.built_layer import verify_built_layer
+from cdk_pip_layer.engine.verify.built_layer import start_built_layer_import, verify_built_layer
+from cdk_pip_layer.engine.verify.layer_import import StartedImport
 from cdk_pip_layer.engine.verify.report import write_report
 from cdk_pip_layer.engine.verify.size import check_layer_size
 from cdk_pip_layer.engine.verify.verifier import LayerVerification
 
 from .base_layer import base_pins, check_installed, check_requirements, check_resolved
+from .dist_cache import DISTS_DIR, DistCache, signing_key
 from .distribution import installed_distributions
 from .errors import InvalidInputError
-from .options import LayerBuildOptions, build_directory
+from .options import LayerBuildOptions, build_directory, default_cache_root
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -70,6 +72,8 @@ class PipBasedLambdaLayerLocalBuilder:
         *,
         build_dir: str | os.PathLike[str],
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
         **options: Unpack[LayerArgs],
     ) -> None: ...
 
@@ -81,6 +85,8 @@ class PipBasedLambdaLayerLocalBuilder:
         options: LayerBuildOptions,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
     ) -> None: ...
 
     def __init__(
@@ -90,15 +96,22 @@ class PipBasedLambdaLayerLocalBuilder:
         options: LayerBuildOptions | None = None,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
         **args: Any,
     ) -> None:
         """The build options as keyword arguments (:class:`~cdk_pip_layer.LayerBuildOptions`'s, checked here), or
         as ``options``, made already; ``requirements_file`` is the requirements file when it was read already (by
-        the caller that hashed it), so that it is read once per build."""
+        the caller that hashed it), so that it is read once per build. ``reuse``: keep what depends only on a
+        distribution's content in the distribution cache, ``<cache_dir>/dists`` (default cache directory:
+        :func:`~cdk_pip_layer.engine.options.default_cache_root`), and take it from there (see
+        :mod:`~cdk_pip_layer.engine.dist_cache`); the layer's bytes are the same either way."""
         self.options = LayerBuildOptions.parse(**args) if options is None else _only(options, args)
         self.build_dir = build_directory(build_dir)
         self.requirements = requirements_file
         self.install_lock = install_lock
+        self.reuse = reuse
+        self.cache_dir = cache_dir
 
     @classmethod
     def from_options(
@@ -108,9 +121,18 @@ class PipBasedLambdaLayerLocalBuilder:
         *,
         requirements_file: RequirementsFile | None = None,
         install_lock: AbstractContextManager[object] | None = None,
+        reuse: bool = True,
+        cache_dir: Path | None = None,
     ) -> PipBasedLambdaLayerLocalBuilder:
         """A builder for options made already."""
-        return cls(build_dir=build_dir, options=options, requirements_file=requirements_file, install_lock=install_lock)
+        return cls(
+            build_dir=build_dir,
+            options=options,
+            requirements_file=requirements_file,
+            install_lock=install_lock,
+            reuse=reuse,
+            cache_dir=cache_dir,
+        )
 
     def selection(self) -> InstallerSelection:
         options = self.options
@@ -138,7 +160,7 @@ class PipBasedLambdaLayerLocalBuilder:
             selection = self.selection()
             first = selection.first()
         _log.info("installer: %s, target %s", first.description, target)
-        with BuildTransaction(self.build_dir, inputs=requirements.files) as build:
+        with BuildTransaction(self.build_dir, inputs=requirements.files) as build, ExitStack() as running:
             site_dir = build.site_dir
 
             # Builds started together install in turn (see install_lock); the rest of each runs beside the others.
@@ -181,8 +203,13 @@ class PipBasedLambdaLayerLocalBuilder:
                                          sandbox=options.import_sandbox)  # fmt: skip
                 warnings += slimmed.warnings
             unzipped = self._unzipped_size(build.artifacts_dir)  # Lambda's limit, before minutes of zipping
-            with phase("zip"):
-                written = write_layer_zip(build.artifacts_dir, build.zip_path)
+            cache = self._dist_cache()
+            # The layer's directory is complete: its smoke import runs while the zip is written and read.
+            started = self._start_import(build.artifacts_dir, installed.installer, cache)
+            if started is not None:
+                running.enter_context(started)
+            with phase("zip"):  # what the cache did not hold is kept for the next build while this one goes on
+                written = running.enter_context(ReusingZip(cache)).write(build.artifacts_dir, build.zip_path)
             verification = None
             if options.verify:
                 with phase("verify"):
@@ -192,6 +219,8 @@ class PipBasedLambdaLayerLocalBuilder:
                         installed.installer,
                         installed.built_from_source,
                         build.artifacts_dir,
+                        cache=cache,
+                        started=started,
                     )
                 warnings += [
                     f"{w.check}: {printable(w.subject)}: {printable(w.problem)}" for w in verification.warnings
@@ -237,6 +266,13 @@ class PipBasedLambdaLayerLocalBuilder:
             return tree_size(layer_root)
         return check_layer_size(layer_root, subject=f"{options.requirements} for {options.target}")
 
+    def _dist_cache(self) -> DistCache | None:
+        """The distribution cache this build reads and writes (None: none)."""
+        if not self.reuse:
+            return None
+        root = (self.cache_dir or default_cache_root()) / DISTS_DIR
+        return DistCache.open(root, signing_key=signing_key())
+
     def _check_on_top_of(self, requirements: RequirementsFile) -> None:
         """Before anything is installed: the bases are known, and no requirement conflicts with their versions."""
         options = self.options
@@ -257,6 +293,9 @@ class PipBasedLambdaLayerLocalBuilder:
         installer: Installer,
         built: Sequence[str],
         artifacts: Path,
+        *,
+        cache: DistCache | None,
+        started: StartedImport | None,
     ) -> LayerVerification:
         """Verify the staged zip (the smoke import with the interpreter pip ran with, or one found); raise one
         VerificationError listing every error."""
@@ -268,6 +307,13 @@ class PipBasedLambdaLayerLocalBuilder:
             built_from_source=built,
             python=_interpreter(installer, options),
             layer_dir=artifacts,  # what was zipped, already on disk: no second extraction for the smoke import
+            cache=cache,
+            started=started,
+        )
+
+    def _start_import(self, artifacts: Path, installer: Installer, cache: DistCache | None) -> StartedImport | None:
+        return start_built_layer_import(
+            artifacts, self.options, python=_interpreter(installer, self.options), cache=cache
         )
 
 

@@ -8,14 +8,15 @@ looks in the first, then the second.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-# A CI secret: each record is signed with it (HMAC-SHA256), and an entry not signed with it is never served.
-SIGNING_KEY_VARIABLE = "CDK_PIP_LAYER_CACHE_KEY"
+# A CI secret: each record is signed with it (HMAC-SHA256), and an entry not signed with it is never served. Declared
+# in the engine, whose distribution cache follows the same rule.
+from cdk_pip_layer.engine.dist_cache import SIGNING_KEY_VARIABLE, signing_key
+
 # The shared store's URL when the settings name none (CI sets it once for every app and job).
 URL_VARIABLE = "CDK_PIP_LAYER_CACHE_URL"
 # Set (1, true, yes, on) in jobs that must read the shared store but never write it.
@@ -66,7 +67,13 @@ class LayerStore(Protocol):
         ``OSError`` when the store cannot be written (the caller warns: the build stands)."""
 
 
-def signing_key() -> bytes | None:
-    """The key records are signed with: ``$CDK_PIP_LAYER_CACHE_KEY``, or None (records unsigned)."""
-    value = os.environ.get(SIGNING_KEY_VARIABLE)
-    return value.encode("utf-8") if value else None
+__all__ = [
+    "KMS_KEY_VARIABLE",
+    "READ_ONLY_VARIABLE",
+    "SIGNING_KEY_VARIABLE",
+    "URL_VARIABLE",
+    "Fetched",
+    "LayerStore",
+    "Record",
+    "signing_key",
+]

@@ -38,6 +38,8 @@ def exclude_distributions(site_dir: Path, names: Iterable[str]) -> ExclusionResu
     neighbour with a similar name nor a file that another installed distribution's RECORD also lists (a namespace
     package's shared ``__init__.py``, or a module a broken RECORD claims as its own)."""
     wanted = {canonicalize_name(n): n for n in names}
+    if not wanted:  # nothing to look for: the METADATA of a large layer takes a while to read
+        return ExclusionResult((), 0, ())
     installed = {d.name: d for d in installed_distributions(site_dir)}
     root = site_dir.resolve()
     going = [installed[name] for name in sorted(wanted) if name in installed]

@@ -8,6 +8,11 @@ is written front to back, and its sha256 is computed as it is written. The bytes
 writing the same entries one after another (the unit tests keep that serial writer as the reference); the
 central directory and the end records are ``zipfile``'s own.
 
+Compressed data kept from an earlier zip (:class:`StoredData`, see :mod:`.zip_reuse`) is written instead of
+deflating a file again, but only once it has been inflated and found to give exactly the file's bytes (its CRC-32
+and sizes too): what the zip holds is always the file's content, whatever the cache holds. Deflating is
+deterministic, so the bytes are those of deflating the file again.
+
 Memory stays flat whatever the layer's size: files are read in chunks, the entries compressed ahead of the writer
 keep at most about :data:`AHEAD_BYTES` in memory (:data:`SPOOL_LIMIT` per thread where there are more than eight),
 and the compressed data of an entry beyond :data:`SPOOL_LIMIT` waits in an unnamed temporary file next to the zip
@@ -27,7 +32,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,15 +63,53 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _UTF8_NAME = 0x800  # general purpose bit 11: the name is UTF-8 (APPNOTE 4.4.4)
 
 
+class StaleData(Exception):
+    """Stored compressed data that cannot be read as it was kept: the file is deflated again."""
+
+
+@dataclass(frozen=True)
+class StoredData:
+    """A file's deflated data, kept from an earlier zip: its CRC-32, its sizes, the sha256 of what it inflates to,
+    and its compressed bytes (``data()`` yields them in pieces, each checked as it is read, or raises
+    :class:`StaleData`). Written only once it inflates to exactly the file's bytes."""
+
+    crc: int
+    size: int
+    compressed_size: int
+    sha256: str
+    data: Callable[[], Iterator[bytes]]
+
+
+@dataclass(frozen=True)
+class WrittenEntry:
+    """Where a file's entry is in the zip: its compressed data at ``data_offset``, ``compressed_size`` long; its
+    CRC-32, size and the sha256 of its content; ``reused``: from stored data."""
+
+    name: str
+    data_offset: int
+    compressed_size: int
+    crc: int
+    size: int
+    sha256: str
+    reused: bool
+
+
 @dataclass(frozen=True)
 class LayerZip:
-    """What :func:`write_layer_zip` wrote: the sizes, and the sha256 of the zip computed while writing it."""
+    """What :func:`write_layer_zip` wrote: the sizes, the sha256 of the zip computed while writing it, and where
+    each file's entry is."""
 
     path: Path
     unzipped_bytes: int
     zipped_bytes: int
     sha256: str
     files: int
+    entries: tuple[WrittenEntry, ...] = ()
+
+    @property
+    def reused(self) -> int:
+        """How many entries came from stored data."""
+        return sum(entry.reused for entry in self.entries)
 
 
 @dataclass(frozen=True)
@@ -138,6 +181,8 @@ class _Deflated:
     compressed_size: int = 0
     chunks: list[bytes] = field(default_factory=list)
     spool: IO[bytes] | None = None
+    sha256: str = ""  # of the file's content
+    reused: bool = False
 
     def keep(self, data: bytes, spool_dir: Path) -> None:
         if not data:
@@ -171,24 +216,71 @@ def _deflate(path: Path, spool_dir: Path) -> _Deflated:
     # zipfile's compressor for ZIP_DEFLATED at its default level: raw deflate (no zlib header), window 2**15.
     compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     result = _Deflated()
+    digest = hashlib.sha256()
     try:
         with path.open("rb") as source:
             while chunk := source.read(CHUNK):
                 result.size += len(chunk)
                 result.crc = zlib.crc32(chunk, result.crc)
+                digest.update(chunk)
                 result.keep(compressor.compress(chunk), spool_dir)
         result.keep(compressor.flush(), spool_dir)
+    except BaseException:
+        result.close()
+        raise
+    result.sha256 = digest.hexdigest()
+    return result
+
+
+class _Mismatch(Exception):
+    """Stored data that does not give the file's bytes."""
+
+
+def _take(path: Path, stored: StoredData, spool_dir: Path) -> _Deflated | None:
+    """``stored``'s compressed data, when it inflates to exactly the bytes of ``path`` (compared as they are
+    inflated, a chunk at a time) with the CRC-32 and sizes it claims; None when it does not, or cannot be read."""
+    result = _Deflated(sha256=stored.sha256, reused=True)
+    inflater = zlib.decompressobj(-15)
+    try:
+        with path.open("rb") as source:
+            for piece in stored.data():
+                result.keep(piece, spool_dir)
+                data = inflater.decompress(piece, CHUNK)
+                while True:
+                    _compare(result, data, source, stored.size)
+                    if not inflater.unconsumed_tail:
+                        break
+                    data = inflater.decompress(inflater.unconsumed_tail, CHUNK)
+            _compare(result, inflater.flush(), source, stored.size)
+            if not inflater.eof or inflater.unused_data or source.read(1):
+                raise _Mismatch
+        if (result.crc, result.size, result.compressed_size) != (stored.crc, stored.size, stored.compressed_size):
+            raise _Mismatch
+    except (_Mismatch, StaleData, zlib.error):
+        result.close()
+        return None
     except BaseException:
         result.close()
         raise
     return result
 
 
-def _deflate_batch(paths: list[Path], spool_dir: Path) -> list[_Deflated]:
+def _compare(result: _Deflated, data: bytes, source: IO[bytes], limit: int) -> None:
+    """Check inflated ``data`` against the file's next bytes; count it."""
+    if not data:
+        return
+    result.size += len(data)
+    if result.size > limit or source.read(len(data)) != data:
+        raise _Mismatch
+    result.crc = zlib.crc32(data, result.crc)
+
+
+def _deflate_batch(items: list[tuple[Path, StoredData | None]], spool_dir: Path) -> list[_Deflated]:
     done: list[_Deflated] = []
     try:
-        for path in paths:
-            done.append(_deflate(path, spool_dir))
+        for path, stored in items:
+            taken = _take(path, stored, spool_dir) if stored is not None else None
+            done.append(taken if taken is not None else _deflate(path, spool_dir))
     except BaseException:
         for item in done:
             item.close()
@@ -234,6 +326,7 @@ class _Writer:
         self.archive = zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
         self.unzipped = 0
         self.files = 0
+        self.written: list[WrittenEntry] = []
 
     def directory(self, name: str) -> None:
         info = self._info(name, (stat.S_IFDIR | DIR_MODE) << 16 | 0x10)
@@ -249,9 +342,20 @@ class _Writer:
         info.CRC = deflated.crc
         # zipfile's rule when the size is known up front (ZipFile.open(..., "w", force_zip64=size > 2**31)).
         zip64 = deflated.size > 2**31 or deflated.size * 1.05 > zipfile.ZIP64_LIMIT
-        self._append(info, zip64=zip64, data=deflated.data())
+        data_offset = self._append(info, zip64=zip64, data=deflated.data())
         self.unzipped += deflated.size
         self.files += 1
+        self.written.append(
+            WrittenEntry(
+                entry.name,
+                data_offset,
+                deflated.compressed_size,
+                deflated.crc,
+                deflated.size,
+                deflated.sha256,
+                deflated.reused,
+            )
+        )
 
     @staticmethod
     def _info(name: str, external_attr: int) -> zipfile.ZipInfo:
@@ -264,17 +368,19 @@ class _Writer:
             info.flag_bits |= _UTF8_NAME
         return info
 
-    def _append(self, info: zipfile.ZipInfo, *, zip64: bool, data: Iterator[bytes]) -> None:
+    def _append(self, info: zipfile.ZipInfo, *, zip64: bool, data: Iterator[bytes]) -> int:
         """Write one complete entry, as ``ZipFile.mkdir`` (3.11+) writes a directory: the header with its final
-        values, the data, and the entry listed for the central directory."""
+        values, the data, and the entry listed for the central directory. Returns where its data starts."""
         output, archive = self.output, self.archive
         info.header_offset = output.tell()
         output.write(info.FileHeader(zip64))
+        data_offset = output.tell()
         for chunk in data:
             output.write(chunk)
         archive.filelist.append(info)
         archive.NameToInfo[info.filename] = info
         archive.start_dir = output.tell()
+        return data_offset
 
     def close(self) -> None:
         self.archive.close()
@@ -308,7 +414,9 @@ def _tasks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
 Task = tuple[list[_Entry], "Future[list[_Deflated]] | None"]
 
 
-def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, workers: int) -> None:
+def _write_entries(
+    writer: _Writer, entries: list[_Entry], spool_dir: Path, workers: int, stored: Mapping[str, StoredData]
+) -> None:
     window: collections.deque[Task] = collections.deque()
     ahead = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cdk-pip-layer-zip")
@@ -321,7 +429,7 @@ def _write_entries(writer: _Writer, entries: list[_Entry], spool_dir: Path, work
 
     try:
         for task in _tasks(entries):
-            files = [entry.path for entry in task if not entry.is_dir]
+            files = [(entry.path, stored.get(entry.name)) for entry in task if not entry.is_dir]
             window.append((task, pool.submit(_deflate_batch, files, spool_dir) if files else None))
             ahead += _in_memory(task)
             while len(window) > workers and (ahead > AHEAD_BYTES or len(window) > _AHEAD_TASKS):
@@ -355,13 +463,16 @@ def _write_task(writer: _Writer, task: list[_Entry], future: Future[list[_Deflat
             item.close()
 
 
-def write_layer_zip(root: Path, dest: Path, *, workers: int | None = None) -> LayerZip:
+def write_layer_zip(
+    root: Path, dest: Path, *, workers: int | None = None, stored: Mapping[str, StoredData] | None = None
+) -> LayerZip:
     """Zip the contents of ``root`` (which holds ``python/``) into ``dest`` atomically.
 
     Entries are sorted, stamped 1980-01-01, files 0644 (0755 when any execute bit is set), directories 0755,
     deflated at zlib's default level. ``dest`` is replaced only once the new archive is complete; when anything
     fails (a full disk included) no partial file is left and an earlier ``dest`` is untouched. ``workers``: the
-    threads that deflate (default: the CPUs this process may use).
+    threads that deflate (default: the CPUs this process may use). ``stored``: compressed data kept from earlier
+    zips, by entry name, used where it inflates to the file's bytes (else the file is deflated).
     """
     entries: list[_Entry] = []
     partial: Path | None = None
@@ -373,7 +484,7 @@ def write_layer_zip(root: Path, dest: Path, *, workers: int | None = None) -> La
             output = _Output(handle)
             writer = _Writer(output)
             try:
-                _write_entries(writer, entries, dest.parent, workers or available_cpus())
+                _write_entries(writer, entries, dest.parent, workers or available_cpus(), stored or {})
             except BaseException:
                 writer.abandon()
                 raise
@@ -392,6 +503,7 @@ def write_layer_zip(root: Path, dest: Path, *, workers: int | None = None) -> La
         zipped_bytes=output.tell(),
         sha256=output.digest.hexdigest(),
         files=writer.files,
+        entries=tuple(writer.written),
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cdk_pip_layer.engine.dist_cache import content_key
 from cdk_pip_layer.engine.findings import Finding, error, warning
 from cdk_pip_layer.engine.lambda_os import cxx_runtime, os_libraries
 from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, LambdaTarget
@@ -57,6 +58,51 @@ class ElfFacts:
     def loadable(self) -> bool:
         """A shared object or an executable (relocatable objects and core files are never loaded)."""
         return self.kind in ("ET_DYN", "ET_EXEC")
+
+    def to_json(self) -> dict[str, object]:
+        """The facts as JSON (kept in the distribution cache by the file's sha256: see :func:`facts_key`)."""
+        return {
+            "machine": self.machine,
+            "bits": self.bits,
+            "kind": self.kind,
+            "soname": self.soname,
+            "needed": list(self.needed),
+            "version_needs": [[lib, name, list(symbols)] for (lib, name), symbols in self.version_needs.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> ElfFacts:
+        """The facts :meth:`to_json` gave; raises ValueError, TypeError or KeyError for anything else."""
+        needs = data["version_needs"]
+        needed = data["needed"]
+        soname = data["soname"]
+        if not isinstance(needs, list) or not isinstance(needed, list) or not isinstance(soname, (str, type(None))):
+            raise TypeError("not ELF facts")
+        version_needs: dict[tuple[str, str], tuple[str, ...]] = {}
+        for library, name, symbols in needs:
+            if not isinstance(symbols, list):
+                raise TypeError("not ELF facts")
+            version_needs[(str(library), str(name))] = tuple(str(symbol) for symbol in symbols)
+        return cls(
+            machine=str(data["machine"]),
+            bits=int(str(data["bits"])),
+            kind=str(data["kind"]),
+            soname=soname,
+            needed=tuple(str(library) for library in needed),
+            version_needs=version_needs,
+        )
+
+
+# What ELF facts depend on besides the file's bytes: this reading of them (bump when _facts changes what it reads).
+FACTS_FORMAT = "elf facts 1"
+
+
+def facts_key(content_sha256: str) -> str:
+    """The distribution cache's key of the facts of the ELF file whose sha256 is ``content_sha256``: its bytes, this
+    reading and pyelftools' version (which parses them)."""
+    import elftools
+
+    return content_key("elf", FACTS_FORMAT, str(getattr(elftools, "__version__", "?")), content_sha256)
 
 
 def header_machine(head: bytes) -> tuple[str, int] | None:

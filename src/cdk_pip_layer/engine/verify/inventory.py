@@ -9,10 +9,13 @@ import csv
 import email.policy
 import functools
 import io
+import os
 import posixpath
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -108,11 +111,39 @@ class LayerInventory:
 
 def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventory:
     """The distributions installed in the target's site directories of ``archive``."""
-    sites = site_dirs(target)
     by_path: dict[str, Entry] = {e.path: e for e in archive.safe("file")}
+    return _inventory(by_path, lambda path: _text(archive, by_path.get(path)), target)
+
+
+def tree_files(root: Path) -> list[str]:
+    """Every file below ``root`` (and link that is not to a directory), as layer paths (``python/…``), sorted."""
+    out: list[str] = []
+    for directory, _, names in os.walk(root):
+        relative = Path(directory).relative_to(root).as_posix()
+        prefix = "" if relative == "." else f"{relative}/"
+        out += [prefix + name for name in names]
+    return sorted(out)
+
+
+def read_tree_inventory(root: Path, target: LambdaTarget, files: Iterable[str]) -> LayerInventory:
+    """The distributions installed in the target's site directories of the layer directory ``root`` (what a build
+    zips), whose ``files`` (:func:`tree_files`) are given: read as :func:`read_inventory` reads a zip."""
+
+    def read(path: str) -> str:
+        try:
+            with (root / path).open("rb") as handle:
+                return handle.read(_MAX_METADATA).decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    return _inventory(dict.fromkeys(files), read, target)
+
+
+def _inventory(paths: Mapping[str, object], read: Callable[[str], str], target: LambdaTarget) -> LayerInventory:
+    sites = site_dirs(target)
     found: dict[NormalizedName, Distribution] = {}
     stray: list[str] = []
-    for path in sorted(by_path):
+    for path in sorted(paths):
         match = _DIST_INFO.match(path)
         if match is None:
             continue
@@ -120,7 +151,7 @@ def read_inventory(archive: LayerArchive, target: LambdaTarget) -> LayerInventor
         if site not in sites:
             stray.append(dist_info)
             continue
-        dist = _read_distribution(archive, by_path, site, dist_info)
+        dist = _read_distribution(paths, read, site, dist_info)
         if dist is not None and dist.name not in found:
             found[dist.name] = dist
     return LayerInventory(sites, tuple(found[name] for name in sorted(found)), tuple(stray))
@@ -136,17 +167,17 @@ def _text(archive: LayerArchive, entry: Entry | None) -> str:
 
 
 def _read_distribution(
-    archive: LayerArchive, by_path: dict[str, Entry], site: str, dist_info: str
+    paths: Mapping[str, object], read: Callable[[str], str], site: str, dist_info: str
 ) -> Distribution | None:
-    raw = _text(archive, by_path.get(f"{dist_info}METADATA")).encode("utf-8")
+    raw = read(f"{dist_info}METADATA").encode("utf-8")
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
     name = str(headers.get("Name") or "").strip()
     if not name:
         return None
-    wheel = _text(archive, by_path.get(f"{dist_info}WHEEL"))
+    wheel = read(f"{dist_info}WHEEL")
     tags = tuple(line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:"))
-    record_entry = by_path.get(f"{dist_info}RECORD")
-    rows, outside, record_error = _record_rows(_text(archive, record_entry), site)
+    has_record = f"{dist_info}RECORD" in paths
+    rows, outside, record_error = _record_rows(read(f"{dist_info}RECORD") if has_record else "", site)
     requires_python = str(headers.get("Requires-Python") or "").strip() or None
     return Distribution(
         name=canonicalize_name(name),
@@ -158,7 +189,7 @@ def _read_distribution(
         requires_python=requires_python,
         licence=_licence(headers),
         wheel_tags=tags,
-        has_record=record_entry is not None,
+        has_record=has_record,
         record=tuple(rows),
         outside_record=outside,
         record_error=record_error,

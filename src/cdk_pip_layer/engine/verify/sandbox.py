@@ -120,6 +120,11 @@ class Sandbox:
         """Whether the sandbox can read the directory ``layer`` where it is (else give it a copy it can)."""
         return True
 
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        """Where every run sees ``layer`` and ``work``, with what the caller put in ``work`` before it; None when
+        each run sees them somewhere of its own (what is laid out in advance for those paths cannot be used)."""
+        return Seen(str(layer), str(work))
+
     def run(
         self,
         args: Arguments,
@@ -189,6 +194,9 @@ class _OwnUser(Sandbox):
     def reaches(self, layer: Path) -> bool:
         return True  # every run gets a copy of the layer in a directory it can reach
 
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        return None  # a new place for every run, and only the results are carried out of it
+
     def run(
         self,
         args: Arguments,
@@ -243,6 +251,9 @@ class _Bubblewrap(Sandbox):
 
     def reaches(self, layer: Path) -> bool:
         return self.setpriv is None or _others_read(layer)
+
+    def view(self, layer: Path, work: Path) -> Seen | None:
+        return Seen(LAYER_MOUNT, WORK_MOUNT)
 
     def argv(self, args: Arguments, *, layer: Path, work: Path, uid: int | None) -> list[str]:
         """The bwrap command line: the namespaces, the filesystem it sees, its environment, the command."""

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from packaging.utils import canonicalize_name
 
@@ -30,8 +30,12 @@ from cdk_pip_layer.engine.target import LambdaTarget
 
 from .sandbox import RESULTS_LIMIT, Sandbox, Seen, choose_sandbox
 
+if TYPE_CHECKING:
+    from .bytecode import Bytecode
+
 IMPORT_TIMEOUT = 120.0
-# Run by the target's Python as ``python -I -S -B -c SCRIPT LAYER_DIR MODULES_JSON RESULTS_FILE``. Lambda imports from
+# Run by the target's Python as ``python -I -S -B [-X pycache_prefix=DIR] -c SCRIPT LAYER_DIR MODULES_JSON
+# RESULTS_FILE``. Lambda imports from
 # /opt/python/lib/python3.X/site-packages and /opt/python (no .pth processing: they are PYTHONPATH entries).
 SCRIPT = r"""
 import importlib, json, os, sys, traceback
@@ -57,6 +61,16 @@ with open(results, "a", encoding="utf-8") as out:
                 message=str(exc)[:800], environ=from_environ)
         else:
             say(ok=name)
+    # What was loaded from the layer (to choose what to compile for the next import: see bytecode.py).
+    loaded = set()
+    for module in list(sys.modules.values()):
+        try:
+            where = module.__file__
+        except BaseException:
+            continue
+        if isinstance(where, str) and where.startswith(layer + os.sep) and where.endswith(".py"):
+            loaded.add(where[len(layer) + 1:])
+    say(loaded=sorted(loaded))
 """
 
 _SERVICE_WORDS = ("credential", "region", "connect", "timeout", "auth", "network", "unreachable", "refused")
@@ -157,14 +171,49 @@ class LocalImporter:
     def reaches(self, layer_dir: Path) -> bool:
         return self._checked is None or self._checked[0] is None or self._checked[0].reaches(layer_dir)
 
-    def run(self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float) -> str:
+    def identity(self, *, with_sandbox: bool = True) -> str | None:
+        """What an import's outcome depends on here besides the layer: the interpreter :meth:`unavailable` found
+        (its path and its file as it is now: a reinstalled one is another) and, ``with_sandbox``, the sandbox's
+        kind; None when none was found."""
+        sandbox = self._checked[0] if self._checked is not None else None
+        if sandbox is None:
+            return None
+        try:
+            found = Path(sandbox.python.executable).stat()
+        except OSError:
+            return None
+        facts: list[object] = [sandbox.python.executable, found.st_size, found.st_mtime_ns, found.st_ino]
+        return json.dumps([*facts, sandbox.kind.value] if with_sandbox else facts)
+
+    def view(self, layer_dir: Path, work: Path) -> Seen | None:
+        """Where the sandbox :meth:`unavailable` chose sees ``layer_dir`` and its writable directory ``work`` at
+        every run (None when each run sees them somewhere of its own)."""
+        assert self._checked is not None and self._checked[0] is not None
+        return self._checked[0].view(layer_dir, work)
+
+    def run(
+        self, layer_dir: Path, modules: Sequence[str], results: Path, timeout: float, *, pycache: str | None = None
+    ) -> str:
+        """See :class:`Importer`; ``pycache``: where the interpreter finds byte-code (``-X pycache_prefix``, as the
+        sandbox sees it: see :meth:`view`), in the results' directory."""
         assert self._checked is not None and self._checked[0] is not None
         sandbox = self._checked[0]
         shared = results.parent
         modules = list(modules)
+        prefix = ["-X", f"pycache_prefix={pycache}"] if pycache else []
 
         def args(seen: Seen) -> list[str]:
-            return ["-I", "-S", "-B", "-c", SCRIPT, seen.layer, json.dumps(modules), f"{seen.work}/{results.name}"]
+            return [
+                "-I",
+                "-S",
+                "-B",
+                *prefix,
+                "-c",
+                SCRIPT,
+                seen.layer,
+                json.dumps(modules),
+                f"{seen.work}/{results.name}",
+            ]
 
         output = shared.parent / f"{results.stem}.out"
         done = sandbox.run(args, layer=layer_dir, work=shared, output=output, timeout=timeout, results=[results.name])
@@ -205,10 +254,12 @@ def read_results_file(results: Path) -> str:
         return handle.read(RESULTS_LIMIT).decode("utf-8", errors="replace")
 
 
-def _read_results(results: Path) -> tuple[set[str], list[ImportFailure], str | None]:
-    """Modules done, the failures, and the module that was being imported when the process stopped (if any)."""
+def _read_results(results: Path) -> tuple[set[str], list[ImportFailure], str | None, set[str]]:
+    """Modules done, the failures, the module that was being imported when the process stopped (if any), and the
+    layer files the process said it loaded (a list that only chooses what is compiled next time)."""
     done: set[str] = set()
     failures: list[ImportFailure] = []
+    loaded: set[str] = set()
     current = None
     for line in read_results_file(results).splitlines():
         try:
@@ -226,7 +277,9 @@ def _read_results(results: Path) -> tuple[set[str], list[ImportFailure], str | N
             done.add(str(item["failed"]))
             failures.append(_failure(item))
             current = None
-    return done, failures, current
+        elif isinstance(item.get("loaded"), list):
+            loaded.update(str(path) for path in item["loaded"])
+    return done, failures, current, loaded
 
 
 def smoke_import(
@@ -237,9 +290,11 @@ def smoke_import(
     workdir: Path,
     timeout: float = IMPORT_TIMEOUT,
     provided: Mapping[str, str] | None = None,
+    bytecode: Bytecode | None = None,
 ) -> list[Finding]:
     """Import every module of ``modules`` (distribution pin -> its modules) from the extracted layer.
-    ``provided``: top-level modules base layers provide (not present for this check) -> which base."""
+    ``provided``: top-level modules base layers provide (not present for this check) -> which base. ``bytecode``:
+    the distribution cache's byte-code for the layer's modules (:mod:`.bytecode`; with a :class:`LocalImporter`)."""
     # The interpreter runs in the work directory: a relative path (`-o out`) would point elsewhere from there.
     layer_dir, workdir = layer_dir.resolve(), workdir.resolve()
     shared = workdir / "shared"  # the one directory the import may write
@@ -248,12 +303,21 @@ def smoke_import(
     owner = {module: pin for pin, names in modules.items() for module in names}
     pending = [module for names in modules.values() for module in names]
     failures: list[ImportFailure] = []
+    local = importer if bytecode is not None and isinstance(importer, LocalImporter) else None
+    pycache = None
+    if local is not None and bytecode is not None:
+        pycache = bytecode.prepare(layer_dir, shared / "pyc", workdir / "compile")
+    loaded: set[str] = set()
     attempt = 0
     while pending:
         attempt += 1
         results = shared / f"imports-{attempt}.jsonl"
-        tail = importer.run(layer_dir, pending, results, timeout)
-        done, found, stopped_in = _read_results(results)
+        if local is not None:
+            tail = local.run(layer_dir, pending, results, timeout, pycache=pycache)
+        else:
+            tail = importer.run(layer_dir, pending, results, timeout)
+        done, found, stopped_in, loaded_now = _read_results(results)
+        loaded |= loaded_now
         failures += found
         if stopped_in is not None:  # the interpreter died or hung in this module
             why = "did not finish within the time limit" if "timed out" in tail else "stopped the interpreter"
@@ -262,6 +326,8 @@ def smoke_import(
         elif not done:  # nothing ran at all: the interpreter itself failed
             return [error("import", "the smoke import", f"could not run {importer.description}: {tail.strip()}")]
         pending = [module for module in pending if module not in done]
+    if bytecode is not None:
+        bytecode.learn(loaded)
     imported = set(owner) - {f.module for f in failures}
     return [_finding(f, owner.get(f.module, "?"), owner, imported, provided or {}) for f in failures]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import os
 import re
 import shutil
@@ -28,8 +29,9 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins, provided_modules
-from cdk_pip_layer.engine.distribution import Distribution, importable_modules
+from cdk_pip_layer.engine.base_layer import BaseLayer, base_pins
+from cdk_pip_layer.engine.dist_cache import DistCache
+from cdk_pip_layer.engine.distribution import Distribution
 from cdk_pip_layer.engine.errors import InvalidInputError, VerificationError
 from cdk_pip_layer.engine.findings import (
     CHECKS,
@@ -56,11 +58,12 @@ from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
 
-from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, read_elf
+from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, facts_key, read_elf
 from .inventory import LayerInventory, read_inventory
+from .layer_import import ImportOutcome, StartedImport, byte_code, import_plan, run_import
 from .report import DistributionReport, LayerReport
 from .size import MIB, SIZE_HINT, measure, mib
-from .smoke_import import Importer, LocalImporter, Unsandboxed, smoke_import
+from .smoke_import import Importer, LocalImporter, Unsandboxed
 from .summary import LAYER, finding_lines
 from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
@@ -79,6 +82,8 @@ ELF_CHECKS = ("machine", "glibc", "libstdcxx", "shared-libraries")
 HARD_LIMITS = frozenset({"size"})
 _CONTENT_CHECKS = ("record", "bytecode", "shebang", *ELF_CHECKS)
 _PYC_TAG = re.compile(r"\.(?:cpython|pypy)-?(\d)(\d+)")
+# The distribution cache's kinds written here (see engine/dist_cache.py).
+ELF_KIND = "elf"
 
 
 class ImportMode(str, enum.Enum):
@@ -202,6 +207,8 @@ def verify_layer_zip(
     import_note: str | None = None,
     layer_dir: Path | None = None,
     import_sandbox: SandboxKind | str = SandboxKind.AUTO,
+    cache: DistCache | None = None,
+    started: StartedImport | None = None,
 ) -> LayerVerification:
     """Verify the layer zip at ``zip_path`` for a Lambda runtime and architecture.
 
@@ -219,6 +226,10 @@ def verify_layer_zip(
             strongest this host offers: bubblewrap, else for root a user id of its own; with none, the import is
             skipped with a warning), ``bubblewrap``, ``user``, or ``none`` (the layer's code runs unconfined: only
             for a layer you trust).
+        cache: the distribution cache: the facts of ELF files read before are taken from it (and what is read
+            here is kept in it), and the byte-code of the smoke import.
+        started: the smoke import a build started on ``layer_dir`` before the zip was written
+            (:class:`.layer_import.StartedImport`): its outcome is taken when it imported the zip's modules.
 
     Raises :class:`InvalidInputError` (exit 2) when the file is not a zip, the runtime or architecture is unknown
     or a check name is wrong. Problems in the layer are findings, not exceptions: see
@@ -242,13 +253,20 @@ def verify_layer_zip(
         )
     path = Path(zip_path)
     with LayerArchive(path) as archive, _scratch() as work:
-        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work)
+        verifier = _Verifier(archive, target, ignored, context or BuildContext(), work, cache=cache)
         ran = None
         if mode is ImportMode.OFF:
             verifier.run()
             verifier.skipped.setdefault("import", import_note or "not asked for")
         elif "import" in ignored:
             verifier.run()
+        elif layer_dir is not None and started is not None:
+            started.zip_written(verifier.zip_sha256)
+            verifier.run()
+            outcome, plan = started.outcome()
+            if outcome is None or plan != verifier.plan():  # not run, or not what the zip holds: run from the zip
+                outcome = verifier.smoke(importer or LocalImporter(python, sandbox=sandbox), layer_dir)
+            ran = verifier.keep_smoke(outcome)
         elif layer_dir is not None:
             # The layer is on disk already (a build's artifacts/): the import runs in its own process while this one
             # reads the zip and its ELF files, instead of after them.
@@ -279,22 +297,21 @@ def _scratch() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class _Smoke:
-    """What the smoke import gave: the interpreter it ran in and its findings, or why it did not run."""
-
-    ran: str | None = None
-    findings: Sequence[Finding] = ()
-    skipped: str | None = None
-
-
 class _Verifier:
     """One verification: the archive, what was found, and the report."""
 
     def __init__(
-        self, archive: LayerArchive, target: LambdaTarget, ignored: tuple[str, ...], context: BuildContext, work: Path
+        self,
+        archive: LayerArchive,
+        target: LambdaTarget,
+        ignored: tuple[str, ...],
+        context: BuildContext,
+        work: Path,
+        *,
+        cache: DistCache | None = None,
     ) -> None:
         self.archive = archive
+        self.cache = cache
         self.target = target
         self.ignored = ignored
         self.context = context
@@ -365,7 +382,7 @@ class _Verifier:
             self.add(_shebang(item))
             if item.elf_copy is not None and any(self.wants(c) for c in ELF_CHECKS):
                 try:
-                    elves[path] = read_elf(item.elf_copy)
+                    elves[path] = self._elf_facts(item.elf_copy, item.sha256)
                 except ElfReadError as exc:
                     self.add([error("machine", self.describe(path), f"cannot be read as an ELF file ({exc})")])
         self.add(_changed(changed))
@@ -376,7 +393,21 @@ class _Verifier:
         for path, facts in sorted(elves.items()):
             self.add(judge.judge(path, facts))
 
-    def keep_smoke(self, outcome: _Smoke) -> str | None:
+    def _elf_facts(self, copy: Path, sha256: str) -> ElfFacts:
+        """The facts of an ELF file (its sha256 computed from the zip's bytes): from the cache when they were read
+        before, else read (and kept)."""
+        if self.cache is None:
+            return read_elf(copy)
+        key = facts_key(sha256)
+        meta = self.cache.get_meta(ELF_KIND, key)
+        if meta is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                return ElfFacts.from_json(meta)
+        facts = read_elf(copy)
+        self.cache.put(ELF_KIND, key, facts.to_json())
+        return facts
+
+    def keep_smoke(self, outcome: ImportOutcome) -> str | None:
         """Take the smoke import's outcome into the report, unless :meth:`run` found the zip's contents unreadable;
         the interpreter it ran in, or None when it was skipped (the reason is kept)."""
         if "import" in self.skipped:
@@ -391,39 +422,39 @@ class _Verifier:
         self.add(f for f in outcome.findings if f.check != "archive" or (f.severity, f.subject) not in said)
         return outcome.ran
 
-    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> _Smoke:
+    @functools.cached_property
+    def zip_sha256(self) -> str:
+        return self.archive.sha256()
+
+    def plan(self) -> dict[str, list[str]]:
+        """The modules the smoke import imports (see :func:`.layer_import.import_plan`)."""
+        return import_plan(self.inventory, self.file_paths)
+
+    def smoke(self, importer: Importer, layer_dir: Path | None = None) -> ImportOutcome:
         """Run the smoke import (from ``layer_dir``, else from the zip extracted). Safe to run beside :meth:`run`:
         it reads only what ``__init__`` prepared and returns its findings instead of adding them."""
         reason = importer.unavailable(self.target)
         if reason:
-            return _Smoke(skipped=reason)
+            return ImportOutcome(skipped=reason)
         if layer_dir is None and not self.archive.readable:
-            return _Smoke(skipped="contents not read")  # run() says why
-        modules = {d.pin: d.modules() for d in self.inventory.distributions if d.modules()}
-        loose = importable_modules(
-            path[len(site) :]
-            for path in self.file_paths
-            for site in self.inventory.site_dirs
-            if path.startswith(site) and path not in self.owners and not path.startswith(f"{site}lib/")
-        )
-        if loose:
-            modules["(no distribution)"] = loose
-        if not modules:
-            return _Smoke(ran=importer.description)
+            return ImportOutcome(skipped="contents not read")  # run() says why
+        plan = self.plan()
+        if not plan:
+            return ImportOutcome(ran=importer.description)
         unpacked: list[Finding] = []
         if layer_dir is None or not importer.reaches(layer_dir):
             if not self.archive.unpackable:
-                return _Smoke(skipped="not unpacked: the layer is larger than Lambda allows (see the size check)")
+                return ImportOutcome(
+                    skipped="not unpacked: the layer is larger than Lambda allows (see the size check)"
+                )
             layer_dir = self.work / "opt"
             try:
                 unpacked = [_unpack_failure(problem) for problem in self.archive.extract_all(layer_dir)]
             except OSError as exc:
-                return _Smoke(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
-        workdir = self.work / "import"
-        workdir.mkdir()
-        provided = provided_modules(self.context.on_top_of)
-        found = smoke_import(layer_dir, modules, importer, workdir=workdir, provided=provided)
-        return _Smoke(ran=importer.description, findings=[*unpacked, *found])
+                return ImportOutcome(skipped=f"the layer could not be unpacked here ({exc.strerror or exc})")
+        bytecode = byte_code(self.cache, importer, self.target, self.inventory.distributions)
+        found = run_import(layer_dir, plan, importer, bases=self.context.on_top_of, bytecode=bytecode)
+        return ImportOutcome(ran=importer.description, findings=[*unpacked, *found])
 
     # --- the report ------------------------------------------------------------------------------------------------
 
@@ -441,7 +472,7 @@ class _Verifier:
         findings = sorted(self.findings, key=lambda f: (f.severity is not Severity.ERROR, f.check, f.subject))
         return LayerReport(
             target=str(self.target),
-            sha256=self.archive.sha256(),
+            sha256=self.zip_sha256,
             zipped_bytes=self.archive.zipped_bytes,
             unzipped_bytes=self.archive.unzipped_bytes,
             files=len(sizes),
