@@ -22,7 +22,9 @@ pins=$(.venv/bin/python -c 'import tomllib; from packaging.requirements import R
 group = tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]
 print(" ".join(str(r) for r in map(Requirement, group) if r.name in ("pytest", "pytest-xdist")))')
 say "Python 3.10 ($python), every direct dependency at its floor"
-.venv/bin/uv venv --quiet --seed --python "$python" "$work/venv"  # with pip: the engine runs it
+# With pip (the engine runs it), and only pip: --seed would add wheel, whose newer packaging would hide the floor of ours.
+.venv/bin/uv venv --quiet --python "$python" "$work/venv"
+.venv/bin/uv pip install --quiet --python "$work/venv/bin/python" pip
 # shellcheck disable=SC2086 # the pins are words
 .venv/bin/uv pip install --quiet --python "$work/venv/bin/python" --resolution lowest-direct ".[publish]" $pins
 .venv/bin/uv pip freeze --python "$work/venv/bin/python" | grep -iE '^(aws-cdk-lib|constructs|docker|packaging|tomli|pyelftools|cyclonedx-python-lib|uv|boto3)==' |
