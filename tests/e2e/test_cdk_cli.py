@@ -168,7 +168,9 @@ def test_a_failed_build_shows_our_message(cli: Cli, tmp_path: Path) -> None:
     assert "(Construct Annotations)\n   CdkPipLayerExample/HttpJsonLayer\n" in run.output
     assert "program.js" not in run.output
     assert len(re.findall(r"^ERROR ", run.output, re.M)) == 1
-    assert "for python3.12/x86_64" in run.output
+    # A project the index does not have is called that (not "no distribution for the target"), with what to do next.
+    assert "'cdk-pip-layer-no-such-package' was not found on the index" in run.output
+    assert "check the name's spelling" in run.output
     assert run.output.count("What to do:") == 1
     assert "Traceback" not in run.output
     assert not list((app / "cdk.out").glob("asset.*.zip"))
