@@ -342,22 +342,56 @@ def test_a_uv_lock_is_checked_with_the_targets_python_past_inactive_pyenv_shims(
     assert [d.pin for d in locked.distributions] == ["six==1.17.0"]
 
 
-def test_a_uv_lock_without_a_python_for_its_requires_python_says_so(
-    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No Python 3.13 on the host at all: uv cannot check the lock without one, and the message says that, not the
-    tail of what uv printed."""
+def no_python_313(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A host without any Python 3.13 (uv cannot check a lock that requires one) and a copy of such a project."""
     unhidden = system_pythons(13)
     if unhidden:
         pytest.skip(f"{unhidden[0]} is in a system directory, where this test cannot hide it")
     host_without_python(tmp_path, monkeypatch)
-    project = copy_project(tmp_path, "uv-py313")
+    return copy_project(tmp_path, "uv-py313")
+
+
+def test_a_current_uv_lock_builds_on_a_host_without_a_python_for_its_requires_python(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Python 3.13 on the host at all (a CI runner on 3.11 building for python3.13): uv cannot check the lock,
+    so the build compares it with its pyproject.toml itself, and a current lock builds."""
+    project = no_python_313(tmp_path, monkeypatch)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("locked with uv", "locked by uv"))
+    locked = read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    assert [d.pin for d in locked.distributions] == ["six==1.17.0"]
+
+
+def test_an_out_of_date_uv_lock_is_refused_on_a_host_without_a_python_for_its_requires_python(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = no_python_313(tmp_path, monkeypatch)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("six==1.17.0", "six==1.16.0"))
+    with pytest.raises(RequirementsFileError) as caught:
+        read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
+    assert caught.value.what == "uv.lock is out of date with its pyproject.toml"
+    assert "dependencies: six==1.16.0 is in pyproject.toml, not in the lock" in caught.value.details
+    assert "dependencies: six==1.17.0 is in the lock, not in pyproject.toml" in caught.value.details
+    assert "'uv lock'" in str(caught.value.hint)
+
+
+def test_a_uv_lock_that_cannot_be_compared_without_uv_asks_for_a_python(
+    tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv settings that change what is locked (here a constraint) are uv's to judge: without a Python for uv, the
+    message says that one is needed and why the lock could not be compared, not the tail of what uv printed."""
+    project = no_python_313(tmp_path, monkeypatch)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8") + 'constraint-dependencies = ["six<2"]\n')
     with pytest.raises(LayerBuildError) as caught:
         read(project / "uv.lock", LambdaTarget.parse("python3.13", "x86_64"))
     message = str(caught.value)
     assert "requires-python >=3.13" in caught.value.what
     assert "pyenv: python3" not in message  # the shim's complaint is not the cause
     assert "python_executable" in str(caught.value.hint)
+    assert any("constraint-dependencies" in line for line in caught.value.details), caught.value.details
 
 
 def test_a_uv_lock_check_that_fails_shows_uvs_error_and_its_causes(tmp_path: Path, offline_env: None) -> None:

@@ -11,7 +11,9 @@ bin="$(cd "$here/../../.." && pwd)/.venv/bin"
 export UV_NO_CONFIG=1 PIP_CONFIG_FILE=/dev/null REQUESTS_CA_BUNDLE="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}"
 unset PIP_FIND_LINKS PIP_CONSTRAINT
 
-for project in uv uv-workspace uv-sdist uv-forked; do
+# uv-spellings: requirements spelt otherwise than uv records them (markers, extras, names), for the comparison
+# without uv.
+for project in uv uv-workspace uv-sdist uv-forked uv-spellings; do
     (cd "$here/$project" && "$bin/uv" lock --quiet)
 done
 # uv-py313 needs Python 3.13 to lock (uv's own rule): give uv one (pyenv's, or one uv finds).

@@ -14,7 +14,9 @@ current), never a guess.
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from cdk_pip_layer.engine.process import CompletedRun, run
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .lock_reader import LockedDistribution, LockReader, LockSelection, array, file_name, load_toml, read_text, table
+from .uv_lock_static import Comparison, compare
+
+_log = logging.getLogger("cdk_pip_layer")
 
 # What in a pyproject.toml decides uv's lock (what is hashed with the lock; a description is not).
 _PROJECT_KEYS = ("name", "version", "requires-python", "dependencies", "optional-dependencies")
@@ -44,6 +49,7 @@ class _Edge:
 class UvLockReader(LockReader):
     tool = "uv (uv lock)"
     requires_python: str | None = None  # the lock's, once read
+    compare_without_uv: Callable[[], Comparison] | None = None  # the lock against its pyproject.toml, once read
 
     def read(self, text: str, pyproject: Path) -> LockSelection:
         data = load_toml(self.path, text, self.tool)
@@ -64,6 +70,7 @@ class UvLockReader(LockReader):
             entry = table(package)
             self.packages.setdefault(self.name(entry.get("name")), []).append(entry)
         root = self._root(project, data)
+        self.compare_without_uv = lambda: compare(data, project, root)
         self.check_groups(table(root.get("dev-dependencies")))
         start = [] if self.only_groups else [self._edge(dep) for dep in array(root.get("dependencies"))]
         for group in self.groups:
@@ -168,7 +175,14 @@ def _relevant(project: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_uv_lock(lock: Path, *, requires_python: str | None, target: LambdaTarget, python: str | None = None) -> None:
+def check_uv_lock(
+    lock: Path,
+    *,
+    requires_python: str | None,
+    target: LambdaTarget,
+    python: str | None = None,
+    compare_without_uv: Callable[[], Comparison] | None = None,
+) -> None:
     """Refuse a uv.lock that is not up to date with its pyproject.toml, with uv's own answer.
 
     ``uv lock --check --offline`` answers at once and without the network when the lock is current. When it is
@@ -178,7 +192,8 @@ def check_uv_lock(lock: Path, *, requires_python: str | None, target: LambdaTarg
     uv needs a Python that the project's ``requires-python`` admits to check a lock (not to install for the
     target): it is given the one this build would use (``python``, else one of the target's version), or any other
     on this host the project admits, so that uv neither searches PATH (where an inactive pyenv shim stops it) nor
-    downloads one.
+    downloads one. Where this host has none, ``compare_without_uv`` compares the lock with its pyproject.toml
+    (:mod:`.uv_lock_static`), where it can.
     """
     uv = find_uv()
     if uv is None:
@@ -189,11 +204,27 @@ def check_uv_lock(lock: Path, *, requires_python: str | None, target: LambdaTarg
         )
     interpreter, passed_over = find_python_for(requires_python, target=target, given=python)
     if interpreter is None:
+        comparison = compare_without_uv() if compare_without_uv is not None else Comparison(declined="")
+        without = f"no Python on this host admits requires-python {requires_python}, which uv needs to check it"
+        if comparison.declined is None and not comparison.differences:
+            _log.info("%s compared with its pyproject.toml without uv (%s): current", lock.name, without)
+            return
+        if comparison.declined is None:
+            raise RequirementsFileError(
+                f"{lock.name} is out of date with its pyproject.toml",
+                subject=str(lock),
+                details=[*comparison.differences[:12], f"compared with pyproject.toml without uv: {without}"],
+                hint=f"run 'uv lock' in {lock.resolve().parent} and build again (a layer is built only from a "
+                "current lock).",
+            )
         raise LayerBuildError(
             f"uv needs a Python that {lock.name}'s requires-python {requires_python or '(any)'} admits to check "
             "the lock against its pyproject.toml, and this host has none",
             subject=str(lock),
-            details=passed_over[:6],
+            details=[
+                *passed_over[:6],
+                *([f"it cannot be compared without uv: {comparison.declined}"] if comparison.declined else []),
+            ],
             hint=f"install one (e.g. 'uv python install {target.python_version_str}' or 'pyenv install "
             f"{target.python_version_str}'), or point python_executable to one; it runs uv's check only.",
         )
@@ -236,5 +267,11 @@ def read_uv_lock(lock: Path, text: str, reader: UvLockReader, *, python: str | N
             hint="point to the uv.lock of a project directory (the one holding pyproject.toml).",
         )
     selection = reader.read(text, pyproject)
-    check_uv_lock(lock, requires_python=reader.requires_python, target=reader.target, python=python)
+    check_uv_lock(
+        lock,
+        requires_python=reader.requires_python,
+        target=reader.target,
+        python=python,
+        compare_without_uv=reader.compare_without_uv,
+    )
     return selection
