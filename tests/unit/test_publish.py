@@ -14,6 +14,7 @@ import botocore.session
 import pytest
 
 from cdk_pip_layer import InvalidInputError, PublishError, publish_layer
+from cdk_pip_layer.engine.aws_names import ssm_name_ok
 from cdk_pip_layer.publish.request import _REQUEST_LIMIT, _REQUEST_MARGIN, DIRECT_UPLOAD_LIMIT, base64_size
 
 MIB = 1024 * 1024
@@ -72,6 +73,12 @@ def layer(tmp_path: Path) -> Path:
     return path
 
 
+def test_the_longest_and_deepest_ssm_names_aws_takes_are_taken() -> None:
+    assert ssm_name_ok("/layers/" + "a" * 1003)  # 1,011 characters
+    assert ssm_name_ok("/l" * 15)  # 15 levels
+    assert ssm_name_ok("shared-deps")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "fragment"),
     [
@@ -80,6 +87,9 @@ def layer(tmp_path: Path) -> Path:
         ({"organization_id": "o-UPPER12345"}, InvalidInputError, "Invalid AWS Organization id"),
         ({"ssm_parameter_name": "no/leading/slash"}, InvalidInputError, "Invalid SSM parameter name"),
         ({"ssm_parameter_name": "/layers/" + "a" * 2040 + "\n"}, InvalidInputError, "Invalid SSM parameter name"),
+        # SSM keeps 1,037 of the 2,048 characters it lists for itself: a name holds at most 1,011.
+        ({"ssm_parameter_name": "/layers/" + "a" * 1004}, InvalidInputError, "Invalid SSM parameter name"),
+        ({"ssm_parameter_name": "/l" * 16}, InvalidInputError, "Invalid SSM parameter name"),  # 16 levels, 15 at most
         ({"ssm_parameter_name": "/layers/arn\n"}, InvalidInputError, "Invalid SSM parameter name"),
         ({"layer_name": "deps\n"}, PublishError, "Lambda refuses the layer name"),
         ({"license": "l" * 513}, InvalidInputError, "at most 512 characters, not 513"),

@@ -15,6 +15,7 @@ from constructs import Construct
 from cdk_pip_layer.engine.aws_names import (
     DESCRIPTION_LIMIT,
     LICENSE_LIMIT,
+    SSM_NAME_RULE,
     account_id_ok,
     layer_name_ok,
     organization_id_ok,
@@ -261,9 +262,7 @@ _PROP_CHECKS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
     ("organization_id", organization_id_ok, "Invalid AWS Organization id {value!r}",
      "give the organization's id, such as 'o-a1b2c3d4e5' (AWS Organizations console, or "
      "'aws organizations describe-organization')."),
-    ("ssm_parameter_name", ssm_name_ok, "Invalid SSM parameter name {value!r}",
-     "use letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/http-json/arn'); names "
-     "may not begin with 'aws' or 'ssm'."),
+    ("ssm_parameter_name", ssm_name_ok, "Invalid SSM parameter name {value!r}", SSM_NAME_RULE),
 )  # fmt: skip
 
 

@@ -14,7 +14,14 @@ _LAYER_NAME = re.compile(
 )
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORGANIZATION = re.compile(r"^o-[a-z0-9]{10,32}$")
-_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,2048}$")
+# SSM lists 2,048 characters for a name but keeps 1,037 of them for itself; a hierarchy has at most 15 levels.
+_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]{1,1011}$")
+_SSM_LEVELS = 15
+
+SSM_NAME_RULE = (
+    "use 1 to 1,011 letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/deps/arn') and has "
+    "at most 15 levels; names may not begin with 'aws' or 'ssm'."
+)
 
 DESCRIPTION_LIMIT = 256  # characters of a layer version's description
 LICENSE_LIMIT = 512  # characters of a layer version's licence
@@ -36,7 +43,8 @@ def organization_id_ok(organization: str) -> bool:
 
 
 def ssm_name_ok(name: str) -> bool:
-    """Letters, digits and ``_ . - /``; a hierarchical name starts with ``/``; never ``aws…`` or ``ssm…``."""
+    """1 to 1,011 letters, digits and ``_ . - /``; a hierarchical name starts with ``/`` and has at most 15
+    levels; never ``aws…`` or ``ssm…``."""
     bare = name.lstrip("/").lower()
-    hierarchical_ok = "/" not in name or name.startswith("/")
+    hierarchical_ok = "/" not in name or (name.startswith("/") and name.count("/") <= _SSM_LEVELS)
     return bool(_SSM_NAME.fullmatch(name)) and hierarchical_ok and not bare.startswith(("aws", "ssm"))

@@ -16,6 +16,7 @@ from cdk_pip_layer.aws.errors import AwsError
 from cdk_pip_layer.engine.aws_names import (
     DESCRIPTION_LIMIT,
     LICENSE_LIMIT,
+    SSM_NAME_RULE,
     account_id_ok,
     layer_name_ok,
     organization_id_ok,
@@ -297,7 +298,6 @@ def _ssm_parameter(name: str | None) -> str | None:
         raise InvalidInputError(
             f"Invalid SSM parameter name {name!r}",
             subject="ssm parameter",
-            hint="use letters, digits and _ . - /; a path starts with '/' (e.g. '/platform/layers/deps/arn'); names "
-            "may not begin with 'aws' or 'ssm'.",
+            hint=SSM_NAME_RULE,
         )
     return name
