@@ -11,9 +11,11 @@ The kinds, strongest first (``auto`` takes the first that works here):
   ends every process left in its PID namespace. Root runs it as a user id of its own (``setpriv``, every
   capability dropped).
 - ``user`` (root only, without bubblewrap): a user id of its own, that no account uses, with no supplementary
-  group and an empty environment. It cannot read this process's ``/proc`` entries (their environment included),
-  root's files, or other users' private files; at the end every process of that user id is killed and whatever it
-  left in the shared temporary directories removed. The network is not isolated (the description says so). It
+  group, no capability and an empty environment. It cannot read this process's ``/proc`` entries (their environment
+  included), root's files, or other users' private files; at the end every process of that user id is killed and
+  whatever it left in the shared temporary directories removed. Where root may make a network namespace
+  (``unshare --net``; not in a container without CAP_SYS_ADMIN), it runs in one with no device but a loopback that
+  is down; elsewhere the network is not isolated (the description says which). It
   runs in a directory made for each run in the system's temporary directory, where it finds the layer (linked or
   copied there) and its own directory: the caller's directories (a build's 0700 staging directory, a private
   TMPDIR) may be ones it cannot enter.
@@ -183,13 +185,26 @@ def _group_of(done: CompletedRun) -> int:
 
 
 class _OwnUser(Sandbox):
-    """Root's fallback: a user id of its own (see the module's documentation)."""
+    """Root's fallback: a user id of its own, in a network namespace of its own where root may make one (see the
+    module's documentation)."""
 
     kind = SandboxKind.USER
 
-    def __init__(self, python: _Python) -> None:
+    def __init__(self, python: _Python, isolate_network: tuple[str, str] | None = None) -> None:
         super().__init__(python)
-        self.description = f"{python.executable} as a user id of its own (no network isolation)"
+        self.isolate_network = isolate_network  # unshare and setpriv, when a network namespace can be made here
+        network = "no network" if isolate_network else "no network isolation"
+        self.description = f"{python.executable} as a user id of its own ({network})"
+
+    def command(self, argv: list[str], uid: int) -> tuple[list[str], int | None]:
+        """``argv`` and the user it is started as: in a new network namespace (made as root, by ``unshare``)
+        where it can be, then as ``uid`` with every capability dropped (``setpriv``); else started as ``uid``."""
+        if self.isolate_network is None:
+            return argv, uid
+        unshare, setpriv = self.isolate_network
+        drop = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+        # The change of user clears the parent-death signal the process helper set: setpriv sets it again.
+        return [unshare, "--net", "--", setpriv, *drop, "--no-new-privs", "--pdeathsig=KILL", "--", *argv], None
 
     def reaches(self, layer: Path) -> bool:
         return True  # every run gets a copy of the layer in a directory it can reach
@@ -215,13 +230,14 @@ class _OwnUser(Sandbox):
             except OSError as exc:  # a full disk, say: the import cannot run, and the caller says so
                 why = f"the layer could not be put where the sandbox's user can read it ({exc.strerror or exc})"
                 return CompletedRun(tuple(argv), 1, f"{why}: {exc.filename or place}")
+            command, user = self.command(argv, uid)
             try:
                 done = run(
-                    argv,
+                    command,
                     cwd=Path(seen.work),
                     env=self.environment(seen.layer, seen.work),
                     inherit_env=False,
-                    user=uid,
+                    user=user,
                     timeout=timeout,
                     output_file=output,
                 )
@@ -561,7 +577,20 @@ def _at_least(version_output: str, wanted: tuple[int, int]) -> bool:
 def _own_user(python: _Python) -> Sandbox | str:
     if os.name != "posix" or os.geteuid() != 0:
         return "a user id of its own needs root"
-    return _OwnUser(python)
+    return _OwnUser(python, _network_namespace())
+
+
+def _network_namespace() -> tuple[str, str] | None:
+    """``unshare`` and ``setpriv`` (util-linux) when root may make a network namespace here (not in a container
+    without CAP_SYS_ADMIN, say); None otherwise."""
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    if unshare is None or setpriv is None:
+        return None
+    unshare, setpriv = os.path.realpath(unshare), os.path.realpath(setpriv)
+    # setpriv's --pdeathsig came with util-linux 2.33: an older one runs the import without the namespace.
+    argv = [unshare, "--net", "--", setpriv, "--no-new-privs", "--pdeathsig=KILL", "--", setpriv, "--dump"]
+    probe = run(argv, env={"PATH": SAFE_PATH}, inherit_env=False, timeout=PROBE_TIMEOUT)
+    return (unshare, setpriv) if probe.ok else None
 
 
 _KINDS = {
