@@ -286,6 +286,33 @@ def test_a_function_with_two_layers_of_one_distribution_fails_synth_naming_it(
     assert "requests" in str(failing[0].entry.data)
 
 
+def test_a_python_function_is_checked_as_a_function(
+    tmp_path: Path, stack_build: StackBuild, inputs: Callable[[str], Path]
+) -> None:
+    """aws-lambda-python-alpha's PythonFunction (a Function that bundles its own code with pip, in Docker) with the
+    base and a team layer of one distribution at two versions: the same error. Its stack is not bundled here (its
+    Docker bundling is not what is tested); the layers' stacks are."""
+    from aws_cdk import aws_lambda_python_alpha as python_alpha
+
+    stack_build.layers = {"base.txt": BASE_HOLDS, "team.txt": {"requests": "2.32.3", "rich": "13.7.1"}}
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"), context={"aws:cdk:bundling-stacks": ["Platform", "Team"]})
+    platform, team_stack, functions = cdk.Stack(app, "Platform"), cdk.Stack(app, "Team"), cdk.Stack(app, "Functions")
+    base = PipLambdaLayer(platform, "Base", requirements=inputs("base.txt"))
+    team = PipLambdaLayer(team_stack, "Deps", requirements=inputs("team.txt"))
+    code = tmp_path / "py-fn"
+    code.mkdir()
+    (code / "index.py").write_text("def handler(event, context):\n    return 1\n", encoding="utf-8")
+    python_alpha.PythonFunction(
+        functions, "PyFn", entry=str(code), runtime=aws_lambda.Runtime.PYTHON_3_12, layers=[base, team]
+    )
+    errors = _messages(functions, "error")
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        "cdk-pip-layer: error: [stack-versions] requests: 2.31.0 in Platform/Base (layer 1) and 2.32.3 in Team/Deps "
+        "(layer 2)"
+    )
+
+
 def test_a_function_whose_layers_pass_the_limit_fails_synth_with_each_size(
     tmp_path: Path, stack_build: StackBuild, inputs: Callable[[str], Path]
 ) -> None:
