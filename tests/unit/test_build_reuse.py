@@ -170,8 +170,16 @@ def test_byte_code_is_compiled_outside_the_import_and_used_by_it(
         pytest.skip("no Python 3.12 for linux/x86_64 here to import with")
     # A failure whose message names credentials is a warning (a service the function provides), not an error; the
     # module that looks stays loaded (a module that fails is not, and what was not loaded is not compiled).
-    probe = "from .look import FOUND\nraise RuntimeError('no credentials; byte-code found: %s' % FOUND)\n"
-    look = "import os\nFOUND = os.path.exists(__cached__)\n"
+    # It also says whether the standard library's byte-code was found where the prefix has the interpreter look
+    # (else each standard module it loads is compiled again).
+    probe = (
+        "from .look import FOUND, STDLIB\n"
+        "raise RuntimeError('no credentials; byte-code found: %s; the standard library\\'s: %s' % (FOUND, STDLIB))\n"
+    )
+    look = (
+        "import os, email.parser\nFOUND = os.path.exists(__cached__)\n"
+        "STDLIB = os.path.exists(email.parser.__cached__)\n"
+    )
     make_wheel("probe", "1.0", files={"probe/__init__.py": probe, "probe/look.py": look})
     for version in ("1", "2", "3", "4"):
         wheels = make_wheel("other", version, files={"other/__init__.py": f"V = {version}\n"}).parent
@@ -195,8 +203,8 @@ def test_byte_code_is_compiled_outside_the_import_and_used_by_it(
     importer = LocalImporter()
     assert importer.unavailable(LambdaTarget.parse("python3.12")) is None
     laid_out = importer.view(tmp_path, tmp_path) is not None
-    assert "byte-code found: False" in warning_of("1")  # compiled by the import itself
-    assert f"byte-code found: {laid_out}" in warning_of("2")  # compiled before, outside the import
-    assert f"byte-code found: {laid_out}" in warning_of("3")  # from the cache
+    assert "byte-code found: False; the standard library's: True" in warning_of("1")  # compiled by the import
+    assert f"byte-code found: {laid_out}; the standard library's: True" in warning_of("2")  # compiled before
+    assert f"byte-code found: {laid_out}; the standard library's: True" in warning_of("3")  # from the cache
     monkeypatch.setenv(SIGNING_KEY_VARIABLE, "a key the cache was not written with")
-    assert "byte-code found: False" in warning_of("4")
+    assert "byte-code found: False; the standard library's: True" in warning_of("4")

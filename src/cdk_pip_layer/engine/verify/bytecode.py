@@ -65,6 +65,8 @@ with open(out, "wb") as pack:
         pack.write(len(pyc).to_bytes(8, "big") + pyc)
 """
 _MAX_PYC = 64 << 20
+# Parts of the standard library a layer's import does not load (tests, tools, the installed packages).
+_STDLIB_SKIPPED = frozenset({"site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "lib2to3"})
 _MAX_RECORD = 64 << 20
 _COMPILE_TIMEOUT = 300.0
 
@@ -120,6 +122,8 @@ class Bytecode:
                 for path, data in self._byte_code(dist, compiled.get(dist.key, {})):
                     if path in compiled.get(dist.key, {}) or _sha256(layer_dir / path) == dist.sources[path]:
                         placed.put(path, data)
+            if placed.count and self.importer.stdlib:
+                placed.link_stdlib(self.importer.stdlib)
             placed.finish()
             self._keep(compiled)
         _log.info("smoke import: byte-code of %d module(s) from the distribution cache", placed.count)
@@ -267,6 +271,33 @@ class _Prefix:
         except OSError:
             return
         self.count += 1
+
+    def link_stdlib(self, stdlib: str) -> None:
+        """Link the standard library's own byte-code (``<dir>/__pycache__/<name>.<tag>.pyc``) where the prefix makes
+        the interpreter look for it: without it, every standard module the import loads is compiled again (about
+        half a second). The files are the interpreter's own, checked by it against their sources as always; the
+        sandbox sees the interpreter's directories where this process does."""
+        root = Path(os.path.realpath(stdlib))
+        suffix = f".{self.tag}.pyc"
+        for walked, subdirectories, files in os.walk(root):
+            directory = Path(walked)
+            if directory == root:
+                subdirectories[:] = [d for d in subdirectories if d not in _STDLIB_SKIPPED]
+            if directory.name != "__pycache__":
+                continue
+            target_dir = self.root / Path(stdlib).relative_to("/") / directory.parent.relative_to(root)
+            for name in files:
+                if not name.endswith(suffix) or name.count(".") != 2:  # not an optimized (.opt-1) one
+                    continue
+                try:
+                    if target_dir not in self._made:
+                        target_dir.mkdir(parents=True, exist_ok=True)
+                        self._made.update(p for p in (target_dir, *target_dir.parents) if p.is_relative_to(self.root))
+                    (target_dir / name).symlink_to(directory / name)
+                except FileExistsError:
+                    continue
+                except OSError:
+                    return
 
     def finish(self) -> None:
         """Whatever the umask: the sandbox's user reads the directories."""

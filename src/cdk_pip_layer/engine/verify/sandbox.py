@@ -73,8 +73,8 @@ _UID_BASE = 0x7000_0000
 _SLOTS = 64
 _PID_LIMIT = 1 << 22  # Linux's largest pid_max
 _WHERE = (
-    "import json, os, sys; print(json.dumps([os.path.realpath(sys.executable), sys.base_prefix, sys.base_exec_prefix,"
-    " sys.prefix]))"
+    "import json, os, sys, sysconfig; print(json.dumps([os.path.realpath(sys.executable), sysconfig.get_path('stdlib'),"
+    " sys.base_prefix, sys.base_exec_prefix, sys.prefix]))"
 )
 _KILL_ALL = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
 PROBE_TIMEOUT = 60.0
@@ -95,6 +95,7 @@ class _Python:
 
     executable: str
     directories: tuple[str, ...]
+    stdlib: str = ""  # its standard library's directory, as it names it
 
 
 @dataclass(frozen=True)
@@ -543,13 +544,13 @@ def _interpreter(python: str) -> _Python | str:
     """What the sandbox must show of ``python``, asked of it (it runs no code of the layer), or why not."""
     done = run([python, "-I", "-S", "-c", _WHERE], env={"PATH": SAFE_PATH}, inherit_env=False, timeout=PROBE_TIMEOUT)
     try:
-        executable, *prefixes = json.loads(done.output.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        executable, stdlib, *prefixes = json.loads(done.output.strip().splitlines()[-1])
+    except (ValueError, IndexError, TypeError):
         return f"{python} does not run ({' '.join(done.tail(2))})"
     directories = {os.path.realpath(p) for p in prefixes if p} | {str(Path(executable).parent)}
     # A directory inside another is bound with it.
     kept = sorted(d for d in directories if not any(d != o and d.startswith(o.rstrip("/") + "/") for o in directories))
-    return _Python(executable, tuple(kept))
+    return _Python(executable, tuple(kept), str(stdlib or ""))
 
 
 def _bubblewrap(python: _Python) -> Sandbox | str:

@@ -123,6 +123,12 @@ class LocalImporter:
         sandbox = self._checked[0] if self._checked is not None else None
         return sandbox.python.executable if sandbox is not None else None
 
+    @property
+    def stdlib(self) -> str | None:
+        """The standard library's directory of the interpreter :meth:`unavailable` found (None before it ran)."""
+        sandbox = self._checked[0] if self._checked is not None else None
+        return (sandbox.python.stdlib or None) if sandbox is not None else None
+
     def run_script(
         self, script: str, arguments: Sequence[str], layer_dir: Path, work: Path, timeout: float = IMPORT_TIMEOUT
     ) -> CompletedRun:
