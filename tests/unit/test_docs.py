@@ -5,6 +5,7 @@ the README gives CI its test command.
   page whose table differs from what the script makes fails here (``python scripts/doc_options.py --write``).
 - Every relative link in the README, CONTRIBUTING.md, CHANGELOG.md and ``docs/`` names a file that exists, and an
   anchor (``#…``) that is a heading of that file, as GitHub makes anchors.
+- ``docs/index.md`` links every page under ``docs/``: a page no one can find from the index is not documentation.
 - ``.ci/run`` reads the test command from the one ``bash scripts/setup.sh --docker && …`` line in the README's
   code blocks.
 """
@@ -128,6 +129,26 @@ def test_a_broken_link_is_found(tmp_path: Path) -> None:
     )
     assert _links(page) == ["other.md#a-heading", "missing.md", "other.md#nowhere"]
     assert "nowhere" not in _anchors(tmp_path / "other.md")
+
+
+def _not_linked_from(index: Path) -> list[str]:
+    """The pages in the index's folder and below that the index does not link."""
+    linked = {(index.parent / target.partition("#")[0]).resolve() for target in _links(index)}
+    pages = {page.resolve() for page in index.parent.rglob("*.md")} - {index.resolve()}
+    return sorted(page.relative_to(index.parent.resolve()).as_posix() for page in pages - linked)
+
+
+def test_the_index_links_every_page() -> None:
+    assert _not_linked_from(REPO / "docs" / "index.md") == []
+
+
+def test_a_page_missing_from_the_index_is_found(tmp_path: Path) -> None:
+    (tmp_path / "how-to").mkdir()
+    (tmp_path / "how-to" / "linked.md").write_text("# Linked\n", encoding="utf-8")
+    (tmp_path / "how-to" / "orphan.md").write_text("# Orphan\n", encoding="utf-8")
+    index = tmp_path / "index.md"
+    index.write_text("- [Linked](how-to/linked.md#linked)\n- `[not a link](how-to/orphan.md)`\n", encoding="utf-8")
+    assert _not_linked_from(index) == ["how-to/orphan.md"]
 
 
 # --- the README -----------------------------------------------------------------------------------------------------
