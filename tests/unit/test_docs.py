@@ -174,7 +174,8 @@ def _module_map(text: str) -> set[str]:
     named: set[str] = set()
     for lines in _map_blocks(text):
         root = "" if lines[0] == "src/cdk_pip_layer/" else lines[0]
-        entry, described = None, {}
+        entry: str | None = None
+        described: dict[str, set[str]] = {}
         for line in lines[1:]:
             match = _ENTRY.match(line)
             if match:
