@@ -543,18 +543,6 @@ def prepare_cache_volume(
                 client.close()
 
 
-def _warnings(report: LayerBuildResult, verification: LayerVerification | None) -> tuple[str, ...]:
-    """The build's warnings: the image's, and the host's checks that the image could not make (the ELF checks; the
-    smoke import, when the host ran it for want of a sandbox in the image)."""
-    in_image = list(report.warnings)
-    host_checks = set(ELF_CHECKS)
-    if verification is not None and verification.import_ran and _import_skipped_in_image(report):
-        in_image = [w for w in in_image if not _is_unsandboxed(w)]
-        host_checks.add("import")
-    found = verification.warnings if verification is not None else ()
-    return (*in_image, *(str(w) for w in found if w.check in host_checks))
-
-
 def _is_unsandboxed(warning: str) -> bool:
     """Whether a warning of the build in the image says that its smoke import was skipped for want of a sandbox."""
     return warning.startswith("import: ") and NO_SANDBOX in warning

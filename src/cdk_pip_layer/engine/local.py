@@ -144,11 +144,6 @@ class PipBasedLambdaLayerLocalBuilder:
             uv_executable=options.uv_executable,
         )
 
-    def select_installer(self) -> Installer:
-        """The installer this build starts with (``auto`` may turn from uv to pip after checking uv's layer);
-        raises LocalBuildUnavailableError when there is none, InvalidInputError for a bad ``python_executable``."""
-        return self.selection().first()
-
     def build(self) -> LayerBuildResult:
         start = time.perf_counter()
         options = self.options
