@@ -222,7 +222,8 @@ class PipBasedLambdaLayerLocalBuilder:
                 ]
             published = build.publish(sha256=written.sha256)
             if verification is not None:
-                write_report(verification.report, published.zip_path.parent)
+                slim_done = slimmed.report if slimmed is not None else None
+                write_report(verification.report.with_slim(slim_done), published.zip_path.parent)
             else:  # no report must describe an earlier zip
                 for stale in (REPORT_FILE, SBOM_FILE):
                     (published.zip_path.parent / stale).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ Lambda build image does not have it, so a container build's SBOM is written on t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from cdk_pip_layer.engine.findings import Finding, Severity, printable
 from cdk_pip_layer.engine.lambda_os import LAMBDA_UNZIPPED_LIMIT, UNZIPPED_WARNING, ZIPPED_DIRECT_UPLOAD_LIMIT
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE
+from cdk_pip_layer.engine.slim_report import SlimReport
 
 from .size import MIB, mib
 
@@ -73,6 +75,11 @@ class LayerReport:
     ignored: tuple[str, ...]
     skipped: Mapping[str, str]
     findings: tuple[Finding, ...]
+    slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
+
+    def with_slim(self, slim: SlimReport | None) -> LayerReport:
+        """This report with the build's slimming (the verifier reads the zip: what went is the build's to say)."""
+        return dataclasses.replace(self, slim=slim)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -83,7 +90,7 @@ class LayerReport:
         return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "format": REPORT_FORMAT,
             "target": self.target,
             "layer": {
@@ -109,6 +116,9 @@ class LayerReport:
                 "warnings": [f.to_dict() for f in self.warnings],
             },
         }
+        if self.slim is not None:  # only then: the report of a layer built without slim keeps its bytes
+            out["slim"] = self.slim.report_section()
+        return out
 
     def to_json(self) -> str:
         """The report's canonical text (sorted keys): the same layer and findings give the same bytes."""
@@ -204,6 +214,7 @@ def report_from_json(text: str) -> LayerReport:
         ignored=tuple(verification["ignored"]),
         skipped=dict(verification["skipped"]),
         findings=tuple(findings),
+        slim=SlimReport.from_dict(data["slim"]) if isinstance(data.get("slim"), dict) else None,
     )
 
 
