@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,11 +75,20 @@ class LayerReport:
     ignored: tuple[str, ...]
     skipped: Mapping[str, str]
     findings: tuple[Finding, ...]
+    # What the build left out (the verifier reads the zip: what is not there is the build's to say).
     slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
+    excluded: tuple[str, ...] = ()  # the distributions left out (exclude, a base layer's), as pins
+    runtime_provided: tuple[str, ...] = ()  # for exclude=[':runtime:']: what went or stayed, and why
 
-    def with_slim(self, slim: SlimReport | None) -> LayerReport:
-        """This report with the build's slimming (the verifier reads the zip: what went is the build's to say)."""
-        return dataclasses.replace(self, slim=slim)
+    def with_build(
+        self,
+        *,
+        slim: SlimReport | None = None,
+        excluded: Sequence[str] = (),
+        runtime_provided: Sequence[str] = (),
+    ) -> LayerReport:
+        """This report with what the build that made the layer left out."""
+        return dataclasses.replace(self, slim=slim, excluded=tuple(excluded), runtime_provided=tuple(runtime_provided))
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -116,7 +125,10 @@ class LayerReport:
                 "warnings": [f.to_dict() for f in self.warnings],
             },
         }
-        if self.slim is not None:  # only then: the report of a layer built without slim keeps its bytes
+        # Only when there is something to say: the report of a layer that left nothing out keeps its bytes.
+        if self.excluded or self.runtime_provided:
+            out["left_out"] = {"distributions": list(self.excluded), "runtime": list(self.runtime_provided)}
+        if self.slim is not None:
             out["slim"] = self.slim.report_section()
         return out
 
@@ -215,6 +227,8 @@ def report_from_json(text: str) -> LayerReport:
         skipped=dict(verification["skipped"]),
         findings=tuple(findings),
         slim=SlimReport.from_dict(data["slim"]) if isinstance(data.get("slim"), dict) else None,
+        excluded=tuple(data.get("left_out", {}).get("distributions", ())),
+        runtime_provided=tuple(data.get("left_out", {}).get("runtime", ())),
     )
 
 
