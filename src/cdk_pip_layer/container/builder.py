@@ -336,10 +336,10 @@ class PipBasedLambdaLayerContainerBuilder:
             built_zip.replace(build.zip_path)
             published = build.publish(sha256=report.sha256)
             if verification is not None:
-                left_out = verification.report.with_build(
+                full_report = verification.report.with_build(
                     slim=report.slim, excluded=report.excluded, runtime_provided=report.runtime_provided
                 )
-                write_report(left_out, published.zip_path.parent)
+                write_report(full_report, published.zip_path.parent)
         in_image = list(report.warnings)
         host_checks = set(ELF_CHECKS)
         if _import_skipped_in_image(report) and verification is not None and verification.import_ran:

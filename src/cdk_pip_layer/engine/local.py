@@ -222,12 +222,12 @@ class PipBasedLambdaLayerLocalBuilder:
                 ]
             published = build.publish(sha256=written.sha256)
             if verification is not None:
-                left_out = verification.report.with_build(
+                full_report = verification.report.with_build(
                     slim=slimmed.report if slimmed is not None else None,
                     excluded=[d.pin for d in (*excluded.removed, *on_base)],
                     runtime_provided=runtime_lines,
                 )
-                write_report(left_out, published.zip_path.parent)
+                write_report(full_report, published.zip_path.parent)
             else:  # no report must describe an earlier zip
                 for stale in (REPORT_FILE, SBOM_FILE):
                     (published.zip_path.parent / stale).unlink(missing_ok=True)
