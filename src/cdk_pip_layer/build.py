@@ -125,6 +125,9 @@ class LayerBuilding:
         )
         if store is not None:
             _keep(store, key, result, placement.built_in)
+        unpinned = files.unpinned_warning(asset=False) if self.settings.cache else None
+        if unpinned:  # said once, with the build's warnings: the store serves only fully pinned inputs
+            result = dataclasses.replace(result, warnings=(unpinned, *result.warnings))
         image = self.image if placement.built_in == "docker" else None
         return LayerBuild(result, self.settings.bundling, placement.built_in, placement.reason, image)
 

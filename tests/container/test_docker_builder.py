@@ -5,6 +5,7 @@ tests/container/test_docker_uv.py's)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_excluded_distribution_is_removed_by_its_record(cold_build: Built) -> No
     assert "python/dateutil/__init__.py" in names
     assert any(n.startswith("python/python_dateutil-2.9.0.post0.dist-info/") for n in names)
     assert cold_build.result.excluded == ("six==1.16.0",)
+    # The layer report the host writes says so too (the build in the image knows what it left out).
+    report = json.loads((cold_build.result.zip_path.parent / "layer.report.json").read_text(encoding="utf-8"))
+    assert report["left_out"] == {"distributions": ["six==1.16.0"], "runtime": []}
 
 
 def test_summary_describes_the_container_build(cold_build: Built) -> None:

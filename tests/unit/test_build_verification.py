@@ -117,7 +117,7 @@ def test_a_build_writes_its_report_and_sbom_next_to_the_zip(
     wheels = make_wheel("app", "1.0", requires=["helper"], files={"app/__init__.py": "import helper\n"}).parent
     build = builder(tmp_path, wheels, "app==1.0", runtime=host_runtime)
     try:
-        build.select_installer()
+        build.selection().first()
     except LocalBuildUnavailableError as exc:
         pytest.skip(exc.what)
     result = build.build()

@@ -277,6 +277,28 @@ def test_bundling_local_on_a_host_that_cannot_build_exits_3(tmp_path: Path, caps
     assert not (tmp_path / "out" / "layer.zip").exists()
 
 
+@pytest.mark.usefixtures("offline_env")
+def test_an_unpinned_build_says_once_that_it_is_never_reused(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The layer store serves only fully pinned inputs: an unpinned build is built again every time, and says so
+    (once, with what to do), as the construct does; with the cache off there is nothing to say."""
+    wheels = make_wheel("demo", "1.0", files={"demo.py": "X = 1\n"}).parent
+    req = tmp_path / "requirements.txt"
+    req.write_text("demo\n", encoding="utf-8")
+    offline = ["--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"]
+    args = ["-r", str(req), "--runtime", host_runtime, *offline]
+    for extra, expected in (([], 1), (["--no-cache"], 0)):
+        code = main(["build", *args, "-o", str(tmp_path / "out"), "--json", *extra])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        said = [w for w in json.loads(out)["warnings"] if "not fully pinned" in w]
+        assert len(said) == expected, said
+        if said:
+            assert "requirements.txt is not fully pinned (demo)" in said[0]
+            assert "never reused" in said[0] and "every build installs it again" in said[0] and "lock file" in said[0]
+
+
 # --- the output directory: refused when unusable, never half-replaced ------------------------------------------------
 
 

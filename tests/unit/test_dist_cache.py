@@ -41,7 +41,7 @@ def test_an_entry_is_read_as_it_was_written(cache: DistCache) -> None:
     assert entry is not None
     with entry:
         assert entry.meta == {"pieces": [_sha(d) for d in DATA]}
-        assert entry.read_all() == b"".join(DATA)
+        assert entry.read(0, entry.data_size, entry.data_sha256) == b"".join(DATA)
         assert entry.read(len(DATA[0]), len(DATA[1]), _sha(DATA[1])) == DATA[1]
         assert entry.read(0, 5, _sha(b"wrong")) is None  # a piece is checked against the sha256 asked for
         assert entry.read(0, 10_000, _sha(b"")) is None  # never past the data
@@ -88,7 +88,7 @@ def test_a_damaged_entry_is_ignored(cache: DistCache, damage: str) -> None:
     if damage == "data-byte":  # the header reads right: the data itself fails its check where it is read
         assert entry is not None
         with entry:
-            assert entry.read_all() is None
+            assert entry.read(0, entry.data_size, entry.data_sha256) is None
     else:
         assert entry is None
 
@@ -226,7 +226,7 @@ def test_a_huge_entry_is_never_read_whole(cache: DistCache) -> None:
         tracemalloc.start()
         try:
             assert entry.read(0, size, "0" * 64) is None
-            assert entry.read_all() is None
+            assert entry.read(0, entry.data_size, entry.data_sha256) is None
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -5,6 +5,9 @@ the README gives CI its test command.
   page whose table differs from what the script makes fails here (``python scripts/doc_options.py --write``).
 - Every relative link in the README, CONTRIBUTING.md, CHANGELOG.md and ``docs/`` names a file that exists, and an
   anchor (``#…``) that is a heading of that file, as GitHub makes anchors.
+- ``docs/index.md`` links every page under ``docs/``: a page no one can find from the index is not documentation.
+- CONTRIBUTING.md's module map names every package and module of ``src/cdk_pip_layer``, and nothing that is not
+  there.
 - ``.ci/run`` reads the test command from the one ``bash scripts/setup.sh --docker && …`` line in the README's
   code blocks.
 """
@@ -128,6 +131,96 @@ def test_a_broken_link_is_found(tmp_path: Path) -> None:
     )
     assert _links(page) == ["other.md#a-heading", "missing.md", "other.md#nowhere"]
     assert "nowhere" not in _anchors(tmp_path / "other.md")
+
+
+def _not_linked_from(index: Path) -> list[str]:
+    """The pages in the index's folder and below that the index does not link."""
+    linked = {(index.parent / target.partition("#")[0]).resolve() for target in _links(index)}
+    pages = {page.resolve() for page in index.parent.rglob("*.md")} - {index.resolve()}
+    return sorted(page.relative_to(index.parent.resolve()).as_posix() for page in pages - linked)
+
+
+def test_the_index_links_every_page() -> None:
+    assert _not_linked_from(REPO / "docs" / "index.md") == []
+
+
+def test_a_page_missing_from_the_index_is_found(tmp_path: Path) -> None:
+    (tmp_path / "how-to").mkdir()
+    (tmp_path / "how-to" / "linked.md").write_text("# Linked\n", encoding="utf-8")
+    (tmp_path / "how-to" / "orphan.md").write_text("# Orphan\n", encoding="utf-8")
+    index = tmp_path / "index.md"
+    index.write_text("- [Linked](how-to/linked.md#linked)\n- `[not a link](how-to/orphan.md)`\n", encoding="utf-8")
+    assert _not_linked_from(index) == ["how-to/orphan.md"]
+
+
+# --- CONTRIBUTING.md's module map ----------------------------------------------------------------------------------
+
+PACKAGE = REPO / "src" / "cdk_pip_layer"
+_ENTRY = re.compile(r"^  (\S+)(?:\s|$)")
+_MODULE = re.compile(r"(?<![\w/.])(\w+\.py)\b")
+
+
+def _map_blocks(text: str) -> list[list[str]]:
+    """The module map's code blocks (those whose first line names a folder of the package: ``src/cdk_pip_layer/``,
+    ``engine/``), as lines."""
+    blocks = [match.group(0).splitlines()[1:-1] for match in _FENCE.finditer(text)]
+    return [lines for lines in blocks if lines and re.fullmatch(r"(src/cdk_pip_layer|[a-z_]+)/", lines[0])]
+
+
+def _module_map(text: str) -> set[str]:
+    """The package's modules and packages as the map names them, relative to ``src/cdk_pip_layer``: a block's
+    entries (an indented name first on its line; a folder ends in ``/``), and, for a folder without a block of its
+    own, the modules its description names (``protocol.py (…)``)."""
+    named: set[str] = set()
+    for lines in _map_blocks(text):
+        root = "" if lines[0] == "src/cdk_pip_layer/" else lines[0]
+        entry: str | None = None
+        described: dict[str, set[str]] = {}
+        for line in lines[1:]:
+            match = _ENTRY.match(line)
+            if match:
+                entry = root + match.group(1)
+                named.add(entry)
+            if entry is not None and entry.endswith("/"):
+                description = line[match.end() :] if match else line
+                described.setdefault(entry, set()).update(_MODULE.findall(description))
+        named |= {folder + module for folder, modules in described.items() for module in modules}
+    return named
+
+
+def _package_tree(package: Path) -> set[str]:
+    """The package's modules and packages, relative to it (a package's ``__init__.py`` is the package itself)."""
+    tree = set()
+    for path in package.rglob("*.py"):
+        where = path.relative_to(package)
+        if "__pycache__" in where.parts:
+            continue
+        tree |= {"/".join(where.parts[: depth + 1]) + "/" for depth in range(len(where.parts) - 1)}
+        if path.name != "__init__.py" or len(where.parts) == 1:
+            tree.add(where.as_posix())
+    return tree
+
+
+def test_the_module_map_is_the_tree() -> None:
+    named = _module_map((REPO / "CONTRIBUTING.md").read_text(encoding="utf-8"))
+    tree = _package_tree(PACKAGE)
+    assert (sorted(tree - named), sorted(named - tree)) == ([], []), "(missing from the map, not in the tree)"
+
+
+def test_a_map_that_drifted_is_found(tmp_path: Path) -> None:
+    for where in ("__init__.py", "cli.py", "cdk/__init__.py", "cdk/construct.py", "engine/options.py",
+                  "engine/layer/__init__.py", "engine/layer/slim.py", "engine/layer/strip.py"):  # fmt: skip
+        (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / where).touch()
+    text = (
+        "```\nsrc/cdk_pip_layer/\n  __init__.py   the surface\n  cli.py        the command line (a .py file)\n"
+        "  cdk/          the adapter: construct.py (PipLambdaLayer),\n                bundling.py (gone)\n"
+        "  engine/       the engine\n```\n\n```\nengine/\n  options.py   the options\n"
+        "  layer/       from files to a layer: slim.py\n```\n"
+    )
+    named = _module_map(text)
+    assert sorted(_package_tree(tmp_path) - named) == ["engine/layer/strip.py"]
+    assert sorted(named - _package_tree(tmp_path)) == ["cdk/bundling.py"]
 
 
 # --- the README -----------------------------------------------------------------------------------------------------

@@ -115,13 +115,13 @@ _FIND = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from cdk_pip_layer.engine.errors import LayerBuildError
-from cdk_pip_layer.engine.install.installers import choose_installer
+from cdk_pip_layer.engine.install.installers import InstallerSelection
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.target import LambdaTarget
 target = LambdaTarget.parse("python3.10")
 found, rejected = find_interpreter(target)
 try:
-    choose_installer(target, "pip")
+    InstallerSelection(target, "pip").first()
     error = None
 except LayerBuildError as exc:
     error = {"exit": exc.exit_code, "message": str(exc)}

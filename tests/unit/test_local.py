@@ -227,7 +227,7 @@ def test_markers_follow_the_target(
         extra_installer_args=offline_args(wheels),
     )
     try:
-        builder.select_installer()
+        builder.selection().first()
     except LocalBuildUnavailableError as exc:
         pytest.skip(f"no local installer for {runtime}: {exc.what}")
     result = builder.build()

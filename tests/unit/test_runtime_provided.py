@@ -4,6 +4,7 @@ build says what it left out or kept, and why."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cdk_pip_layer import InvalidInputError, LayerBuildOptions, PipBasedLambdaLa
 from cdk_pip_layer.engine.lambda_os import RUNTIME_PROVIDED
 from cdk_pip_layer.engine.layer.runtime_provided import runtime_provided
 from cdk_pip_layer.engine.options import Runtime
+from cdk_pip_layer.engine.result import REPORT_FILE
 from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, LambdaTarget
 
 PY312 = LambdaTarget.parse("python3.12")
@@ -120,3 +122,6 @@ def test_a_build_with_the_preset_leaves_the_sdk_out_and_says_why(
     assert f"runtime: excluded boto3==1.40.0: the {host_runtime} runtime provides boto3" in summary
     assert not [w for w in result.warnings if ":runtime:" in w]
     assert result.runtime_provided == type(result).from_dict(result.to_dict()).runtime_provided
+    # The layer report says it too: what was left out, and why.
+    report = json.loads((result.zip_path.parent / REPORT_FILE).read_text(encoding="utf-8"))
+    assert report["left_out"] == {"distributions": list(result.excluded), "runtime": list(result.runtime_provided)}

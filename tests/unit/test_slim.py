@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -20,14 +21,16 @@ from cdk_pip_layer.engine.layer.slim import SlimOutcome, slim_layer
 from cdk_pip_layer.engine.layer_globs import PathGlob, check_globs
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 from cdk_pip_layer.engine.options import LayerBuildOptions
-from cdk_pip_layer.engine.result import LayerBuildResult
+from cdk_pip_layer.engine.result import REPORT_FILE, LayerBuildResult
 from cdk_pip_layer.engine.scratch import Owner
 from cdk_pip_layer.engine.slim_report import SlimReport
 from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.verify.report import report_from_json
 from cdk_pip_layer.engine.verify.sandbox import PLACE_PREFIX
 from cdk_pip_layer.engine.verify.smoke_import import LocalImporter
 
 MakeDist = Callable[..., Path]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tree(root: Path) -> set[str]:
@@ -252,6 +255,27 @@ def test_never_removes_dist_info_licences_or_imported_modules_even_when_asked(
     assert_record_exact(site, dist_info)
 
 
+def test_a_slim_remove_glob_that_matches_only_protected_files_is_one_warning(
+    site: Path, make_dist: MakeDist, host_runtime: str
+) -> None:
+    """A glob that removes nothing because all it matches is protected says so, once, and what to do; a glob that
+    removes something says nothing."""
+    make_dist(
+        site,
+        "demo",
+        "1.0",
+        files={"demo/__init__.py": "from . import core\n", "demo/core.py": "", "demo/COPYING": "GPL\n",
+               "demo/extra.txt": "x"},
+    )  # fmt: skip
+    # demo/[ce]* matches the protected core.py and the removable extra.txt: it removes something, so it is quiet.
+    outcome = slim(site, host_runtime, remove=("demo/core.py", "demo/COPYING", "demo/[ce]*"))
+    assert "demo/extra.txt" not in tree(site) and "demo/core.py" in tree(site)
+    [warning] = [w for w in outcome.warnings if "slim_remove" in w]
+    assert "'demo/core.py'" in warning and "'demo/COPYING'" in warning and "'demo/[ce]*'" not in warning
+    assert "nothing was removed" in warning
+    assert "exclude" in warning  # what to do: drop the glob, or leave the distribution out
+
+
 RUN_TIME_IMPORT = {
     # A name the static scan cannot see: built at run time.
     "demo/__init__.py": "import importlib\nHELPERS = importlib.import_module('demo.te' + 'sts.helpers')\n",
@@ -346,6 +370,43 @@ def test_a_slim_builds_proof_runs_in_the_sandbox_the_build_names(
     result = PipBasedLambdaLayerLocalBuilder.from_options(options, tmp_path / "build").build()
     assert result.slim is not None and result.slim.proof is not None
     assert "with no sandbox" in result.slim.proof
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_layer_report_has_a_slim_section(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str
+) -> None:
+    """layer.report.json says what slimming removed (totals, per rule, per distribution largest first), what it
+    kept and why, and the proof; a layer built without slim has no such section."""
+    files = {"demo/__init__.py": "", "demo/core.pyi": "VALUE: int\n", "demo/tests/__init__.py": "",
+             "demo/tests/test_core.py": "def test_it():\n    pass\n"}  # fmt: skip
+    wheel = make_wheel("demo", "1.0", files=files)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("demo==1.0\n", encoding="utf-8")
+    options = LayerBuildOptions.parse(
+        requirements=requirements,
+        runtime=host_runtime,
+        extra_installer_args=("--no-index", "--find-links", str(wheel.parent)),
+        slim=True,
+        import_sandbox="none",
+    )
+    result = PipBasedLambdaLayerLocalBuilder.from_options(options, tmp_path / "build").build()
+    assert result.slim is not None
+    text = (result.zip_path.parent / REPORT_FILE).read_text(encoding="utf-8")
+    section = json.loads(text)["slim"]
+    removed = ("demo/core.pyi", "demo/tests/__init__.py", "demo/tests/test_core.py")
+    assert (section["removed_files"], section["removed_bytes"]) == (3, sum(len(files[f]) for f in removed))
+    assert section["by_rule"] == {"stubs": {"files": 1, "bytes": len(files["demo/core.pyi"])},
+                                  "tests": {"files": 2, "bytes": len(files["demo/tests/test_core.py"])}}  # fmt: skip
+    assert section["by_distribution"] == [{"distribution": "demo==1.0", "files": 3, "bytes": section["removed_bytes"]}]
+    assert section["bytes_before"] - section["bytes_after"] >= section["removed_bytes"]
+    assert "with no sandbox" in section["proof"]
+    assert isinstance(section["notes"], list)
+    documented = (REPO / "docs" / "reference" / "layer-report.md").read_text(encoding="utf-8")
+    assert [key for key in section if f"`{key}`" not in documented] == []
+    report = report_from_json(text)
+    assert report.slim == result.slim
+    assert "slim" not in report.with_build(slim=None).to_dict()
 
 
 def test_the_proof_imports_with_the_interpreter_it_is_given(host_runtime: str) -> None:

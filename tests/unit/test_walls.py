@@ -137,3 +137,24 @@ def test_the_engine_imports_only_what_it_may() -> None:
             elif not _allowed(where, top, module_level=module_level):
                 problems.append(f"{where}: {name}")
     assert problems == []
+
+
+# --- the AWS SDK's wall: one module ---------------------------------------------------------------------------------
+
+PACKAGE = ENGINE.parent
+AWS_SDK = {"boto3", "botocore"}
+# The one module that imports the AWS SDK: the session and its clients, their configuration, the SDK's errors.
+# Publishing, the S3 store and the KMS signer reach AWS through it (each other wing's ruff.toml bans the SDK too).
+AWS_SDK_HOME = "aws/session.py"
+
+
+def test_only_the_aws_session_imports_the_aws_sdk() -> None:
+    found = sorted(
+        f"{path.relative_to(PACKAGE).as_posix()}: {name}"
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).as_posix() != AWS_SDK_HOME
+        for name, _ in _imports(path)
+        if name.split(".")[0] in AWS_SDK
+    )
+    assert found == []
+    assert {name.split(".")[0] for name, _ in _imports(PACKAGE / AWS_SDK_HOME)} >= AWS_SDK

@@ -15,8 +15,14 @@ import pytest
 
 from cdk_pip_layer.engine.dist_cache import DistCache
 from cdk_pip_layer.engine.layer import zip_reuse
-from cdk_pip_layer.engine.layer.zip_reuse import zip_layer
-from cdk_pip_layer.engine.layer.zip_writer import CHUNK, write_layer_zip
+from cdk_pip_layer.engine.layer.zip_reuse import ReusingZip
+from cdk_pip_layer.engine.layer.zip_writer import CHUNK, LayerZip, write_layer_zip
+
+
+def zip_layer(root: Path, dest: Path, cache: DistCache | None) -> LayerZip:
+    """Zip ``root`` into ``dest`` as a build does: with the cache's entries, keeping those it did not hold."""
+    with ReusingZip(cache) as zipping:
+        return zipping.write(root, dest)
 
 
 def _text(rng: random.Random, size: int) -> bytes:

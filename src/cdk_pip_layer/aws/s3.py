@@ -12,13 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import botocore.exceptions as boto_errors
-from botocore.config import Config
-
 from cdk_pip_layer.engine.redact import redact
 
 from .errors import AwsError
-from .session import Aws
+from .session import STREAM_ERRORS, Aws, client_config
 
 # An unreachable endpoint costs seconds: two attempts (standard retry mode: throttling and 5xx answers, connection
 # errors), each waiting at most this long for a connection; a stalled read gives up after READ_TIMEOUT.
@@ -33,13 +30,10 @@ _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _CONDITION_FAILED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
-def bounded_config() -> Config:
-    """The client configuration of a store: short timeouts, few retries."""
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        retries={"max_attempts": ATTEMPTS, "mode": "standard"},
-    )
+def bounded_config() -> Any:
+    """The client configuration of a store (botocore's ``Config``, made by the session module): short timeouts,
+    few retries."""
+    return client_config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, attempts=ATTEMPTS)
 
 
 def connect(*, subject: str, error: type[AwsError]) -> Aws:
@@ -85,7 +79,7 @@ class Bucket:
             while size <= limit and (chunk := body.read(min(_CHUNK, limit + 1 - size))):
                 write(chunk)
                 size += len(chunk)
-        except (boto_errors.BotoCoreError, ValueError) as exc:
+        except STREAM_ERRORS as exc:
             raise self.aws.error(
                 f"The object s3://{self.name}/{key} could not be read to its end",
                 subject=self.aws.subject,

@@ -5,6 +5,10 @@ failed and what to do.
 Imported only when AWS is used (publishing, a layer store on S3): this is where boto3 is imported, and nowhere else.
 """
 
+# The AWS SDK's one home: boto3 and botocore are imported in this module and no other. Publishing, the S3 layer
+# store and the KMS signer get their clients, client configuration and the SDK's errors from here
+# (tests/unit/test_walls.py holds the package to it; the other wings' ruff.toml files ban the SDK).
+
 from __future__ import annotations
 
 import os
@@ -47,12 +51,23 @@ _CREDENTIAL_ERRORS = (
     boto_errors.ProfileNotFound,
 )
 _NETWORK_ERRORS = (boto_errors.ConnectionError, boto_errors.HTTPClientError)
+# What reading a response body can raise when the connection breaks off (besides ValueError).
+STREAM_ERRORS: tuple[type[Exception], ...] = (boto_errors.BotoCoreError, ValueError)
 _XML_FIELD = "<{0}>([^<]*)</{0}>"
 _CREDENTIALS_HINT = (
     "configure credentials as for the AWS CLI: a profile (--profile, AWS_PROFILE), AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY, 'aws sso login', or a role of the machine (instance profile, ECS/EKS task role, "
     "GitHub OIDC)"
 )
+
+
+def client_config(*, connect_timeout: float, read_timeout: float, attempts: int) -> Config:
+    """A client configuration: these timeouts (seconds), and ``attempts`` in the SDK's standard retry mode."""
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": attempts, "mode": "standard"},
+    )
 
 
 class Aws:

@@ -76,7 +76,12 @@ def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBui
             staged_zip.unlink(missing_ok=True)
             raise
         bundler.host_warnings = tuple(str(warning) for warning in verification.warnings)
-        bundler.report_text = verification.report.to_json()
+        report = verification.report
+        if result is not None:
+            report = report.with_build(
+                slim=result.slim, excluded=result.excluded, runtime_provided=result.runtime_provided
+            )
+        bundler.report_text = report.to_json()
     bundler.keep(staged_zip, result)
 
 

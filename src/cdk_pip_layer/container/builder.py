@@ -336,7 +336,10 @@ class PipBasedLambdaLayerContainerBuilder:
             built_zip.replace(build.zip_path)
             published = build.publish(sha256=report.sha256)
             if verification is not None:
-                write_report(verification.report, published.zip_path.parent)
+                full_report = verification.report.with_build(
+                    slim=report.slim, excluded=report.excluded, runtime_provided=report.runtime_provided
+                )
+                write_report(full_report, published.zip_path.parent)
         in_image = list(report.warnings)
         host_checks = set(ELF_CHECKS)
         if _import_skipped_in_image(report) and verification is not None and verification.import_ran:
@@ -541,18 +544,6 @@ def prepare_cache_volume(
         if owned and client is not None:
             with contextlib.suppress(Exception):
                 client.close()
-
-
-def _warnings(report: LayerBuildResult, verification: LayerVerification | None) -> tuple[str, ...]:
-    """The build's warnings: the image's, and the host's checks that the image could not make (the ELF checks; the
-    smoke import, when the host ran it for want of a sandbox in the image)."""
-    in_image = list(report.warnings)
-    host_checks = set(ELF_CHECKS)
-    if verification is not None and verification.import_ran and _import_skipped_in_image(report):
-        in_image = [w for w in in_image if not _is_unsandboxed(w)]
-        host_checks.add("import")
-    found = verification.warnings if verification is not None else ()
-    return (*in_image, *(str(w) for w in found if w.check in host_checks))
 
 
 def _is_unsandboxed(warning: str) -> bool:

@@ -123,10 +123,6 @@ class CachedEntry:
             return None
         return data
 
-    def read_all(self) -> bytes | None:
-        """The whole data, when it is what the header says."""
-        return self.read(0, self.data_size, self.data_sha256)
-
 
 @dataclass
 class _Usage:

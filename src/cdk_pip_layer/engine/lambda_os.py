@@ -149,8 +149,7 @@ RUNTIME_BIN = "/var/lang/bin/"
 # Where the runtime imports from in a layer (extracted to /opt): /opt/python and
 # /opt/python/lib/python3.X/site-packages (AWS, "Working with layers for Python Lambda functions").
 LAYER_PYTHON = "python/"
-# The layer's lib/ is on LD_LIBRARY_PATH (/opt/lib) and its bin/ on PATH (/opt/bin).
-LAYER_LIB = "lib/"
+# The layer's bin/ is on PATH (/opt/bin) (and its lib/ on LD_LIBRARY_PATH, /opt/lib).
 LAYER_BIN = "bin/"
 
 # Byte-code: CPython's magic number of each runtime's Python (importlib.util.MAGIC_NUMBER of CPython 3.10.13,

@@ -144,11 +144,6 @@ class PipBasedLambdaLayerLocalBuilder:
             uv_executable=options.uv_executable,
         )
 
-    def select_installer(self) -> Installer:
-        """The installer this build starts with (``auto`` may turn from uv to pip after checking uv's layer);
-        raises LocalBuildUnavailableError when there is none, InvalidInputError for a bad ``python_executable``."""
-        return self.selection().first()
-
     def build(self) -> LayerBuildResult:
         start = time.perf_counter()
         options = self.options
@@ -227,7 +222,12 @@ class PipBasedLambdaLayerLocalBuilder:
                 ]
             published = build.publish(sha256=written.sha256)
             if verification is not None:
-                write_report(verification.report, published.zip_path.parent)
+                full_report = verification.report.with_build(
+                    slim=slimmed.report if slimmed is not None else None,
+                    excluded=[d.pin for d in (*excluded.removed, *on_base)],
+                    runtime_provided=runtime_lines,
+                )
+                write_report(full_report, published.zip_path.parent)
             else:  # no report must describe an earlier zip
                 for stale in (REPORT_FILE, SBOM_FILE):
                     (published.zip_path.parent / stale).unlink(missing_ok=True)

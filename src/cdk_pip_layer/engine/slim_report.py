@@ -65,6 +65,21 @@ class SlimReport:
         lines.append(f"slim proof: {self.proof}" if self.proof else "slim proof: did not run")
         return lines
 
+    def report_section(self) -> dict[str, object]:
+        """The ``slim`` section of the layer report: what :meth:`to_dict` holds, with the totals removed
+        (``removed_files`` counts removed files, not stripped ones; ``removed_bytes`` includes what stripping
+        saved), per rule, and per distribution, largest first."""
+        by_distribution = sorted(self.by_distribution().items(), key=lambda item: (-item[1].bytes, item[0]))
+        return {
+            **self.to_dict(),
+            "removed_files": self.files,
+            "removed_bytes": self.bytes,
+            "by_rule": {rule: {"files": total.files, "bytes": total.bytes} for rule, total in self.by_rule().items()},
+            "by_distribution": [
+                {"distribution": pin, "files": total.files, "bytes": total.bytes} for pin, total in by_distribution
+            ],
+        }
+
     def to_dict(self) -> dict[str, object]:
         return {
             "counts": [

@@ -54,11 +54,6 @@ class Architecture(str, enum.Enum):
         """The tag of the SAM build image for this architecture."""
         return {"x86_64": "latest-x86_64", "arm64": "latest-arm64"}[self.value]
 
-    @property
-    def elf_machine(self) -> int:
-        """The ELF ``e_machine`` value of shared objects built for this architecture."""
-        return {"x86_64": 62, "arm64": 183}[self.value]
-
     @classmethod
     def parse(cls, value: str | Architecture) -> Architecture:
         if isinstance(value, Architecture):

@@ -144,16 +144,22 @@ class RequirementsFile:
                 out.append(line.text)
         return tuple(out)
 
-    def unpinned_warning(self) -> str | None:
-        """What a user of these requirements should know when they are not fully pinned, or None."""
+    def unpinned_warning(self, *, asset: bool = True) -> str | None:
+        """What a user of these requirements should know when they are not fully pinned, or None. ``asset``: for a
+        CDK asset, whose hash is the input's (a new upstream release changes nothing until the file does)."""
         unpinned = self.unpinned
         if not unpinned:
             return None
         shown = ", ".join(unpinned[:3]) + (f" and {len(unpinned) - 3} more" if len(unpinned) > 3 else "")
+        consequence = (
+            "and a new release of a dependency gives no new layer version until the file changes"
+            if asset
+            else "so every build installs it again"
+        )
         return (
-            f"{self.path.name} is not fully pinned ({shown}): the layer is never reused from the layer store, and a "
-            "new release of a dependency gives no new layer version until the file changes; pin every "
-            "requirement with == (e.g. from 'pip freeze' of a working layer), or build from a lock file"
+            f"{self.path.name} is not fully pinned ({shown}): the layer is never reused from the layer store, "
+            f"{consequence}; pin every requirement with == (e.g. from 'pip freeze' of a working layer), or build "
+            "from a lock file"
         )
 
     @property

@@ -395,17 +395,3 @@ class InstallerSelection:
             details=reasons,
             hint=", or ".join(todo) + ".",
         )
-
-
-def choose_installer(
-    target: LambdaTarget,
-    preference: InstallerChoice | str = InstallerChoice.AUTO,
-    python_executable: str | None = None,
-    *,
-    native_builds: bool = False,
-) -> Installer:
-    """The installer a build for ``target`` starts with: ``preference`` "pip" or "uv" forces one; "auto" starts
-    with uv (and may turn to pip after it, see :mod:`.choice`). ``python_executable`` names the interpreter for pip.
-    Raises :class:`NoTargetInstallerError` when this host has none, :class:`InvalidInputError` for a bad
-    ``python_executable``."""
-    return InstallerSelection(target, preference, python_executable, native_builds=native_builds).first()

@@ -20,14 +20,6 @@ def read_rows(record: Path) -> list[list[str]]:
     return [row for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if row]
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``path`` as a new file: an installer may have hard-linked the old one into its cache, which an
-    in-place write would change for every later install."""
-    temporary = path.with_name(f".{path.name}.cdk-pip-layer")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
 def rewritten_record(
     site_dir: Path, dist_info: Path, *, removed: Iterable[str], changed: Mapping[str, Path]
 ) -> bytes | None:

@@ -142,6 +142,7 @@ class _Slim:
         plan = _Plan()
         units = self._candidates(plan)
         _Protection(self, units, plan).protect()
+        self._removes_nothing(plan)
         self._strip(plan)
         changes = _Changes(self.site, self.scratch / "aside", plan)
         changes.apply()
@@ -183,6 +184,33 @@ class _Slim:
         if never:
             plan.notes.append(f"slim_remove: {never} matching file(s) are never removed (.dist-info, licence texts)")
         return units
+
+    def _removes_nothing(self, plan: _Plan) -> None:
+        """One warning for the ``slim_remove`` globs that match files of the layer but remove none of them: all
+        they match is protected, so the setting does nothing."""
+        idle: list[str] = []
+        why: set[str] = set()
+        files = [*self.files, *_dist_info_files(self.site)]
+        for glob in self.remove:
+            matched = [path for path in files if glob.matches(path)]
+            if not matched or any(path in plan.removed for path in matched):
+                continue
+            idle.append(repr(glob.pattern))
+            for path in matched:
+                if _is_licence(path) or ".dist-info/" in path:
+                    why.add("never removed (.dist-info, licence texts)")
+                elif first_match(self.keep, path) is not None:
+                    why.add("kept by slim_keep")
+                else:
+                    why.add("needed by what stays (a top-level module, or imported or named by a kept module)")
+        if idle:
+            warning = (
+                f"slim: slim_remove {', '.join(idle)} matched only protected files ({'; '.join(sorted(why))}), so "
+                "nothing was removed for them; drop these globs, or leave a distribution the function does not "
+                "need out of the layer with exclude=[...]"
+            )
+            self.warnings.append(warning)
+            _log.warning("%s", warning)
 
     # --- debug information -----------------------------------------------------------------------------------------
 

@@ -49,13 +49,6 @@ class _Dist:
     files: dict[str, str | None]
 
 
-def zip_layer(root: Path, dest: Path, cache: DistCache | None) -> LayerZip:
-    """Zip ``root`` into ``dest`` (:func:`.zip_writer.write_layer_zip`) with the compressed entries the cache holds
-    for its distributions; keep those of the distributions it did not hold."""
-    with ReusingZip(cache) as zipping:
-        return zipping.write(root, dest)
-
-
 class ReusingZip:
     """Writes a layer's zip with the compressed entries the cache holds for its distributions (:meth:`write`), and
     keeps those of the distributions it did not hold in a thread of its own while the build goes on (a context

@@ -10,12 +10,13 @@ Lambda build image does not have it, so a container build's SBOM is written on t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from cdk_pip_layer.engine.findings import Finding, Severity, printable
 from cdk_pip_layer.engine.lambda_os import LAMBDA_UNZIPPED_LIMIT, UNZIPPED_WARNING, ZIPPED_DIRECT_UPLOAD_LIMIT
 from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE
+from cdk_pip_layer.engine.slim_report import SlimReport
 
 from .size import MIB, mib
 
@@ -73,6 +75,20 @@ class LayerReport:
     ignored: tuple[str, ...]
     skipped: Mapping[str, str]
     findings: tuple[Finding, ...]
+    # What the build left out (the verifier reads the zip: what is not there is the build's to say).
+    slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
+    excluded: tuple[str, ...] = ()  # the distributions left out (exclude, a base layer's), as pins
+    runtime_provided: tuple[str, ...] = ()  # for exclude=[':runtime:']: what went or stayed, and why
+
+    def with_build(
+        self,
+        *,
+        slim: SlimReport | None = None,
+        excluded: Sequence[str] = (),
+        runtime_provided: Sequence[str] = (),
+    ) -> LayerReport:
+        """This report with what the build that made the layer left out."""
+        return dataclasses.replace(self, slim=slim, excluded=tuple(excluded), runtime_provided=tuple(runtime_provided))
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -83,7 +99,7 @@ class LayerReport:
         return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "format": REPORT_FORMAT,
             "target": self.target,
             "layer": {
@@ -109,6 +125,12 @@ class LayerReport:
                 "warnings": [f.to_dict() for f in self.warnings],
             },
         }
+        # Only when there is something to say: the report of a layer that left nothing out keeps its bytes.
+        if self.excluded or self.runtime_provided:
+            out["left_out"] = {"distributions": list(self.excluded), "runtime": list(self.runtime_provided)}
+        if self.slim is not None:
+            out["slim"] = self.slim.report_section()
+        return out
 
     def to_json(self) -> str:
         """The report's canonical text (sorted keys): the same layer and findings give the same bytes."""
@@ -204,6 +226,9 @@ def report_from_json(text: str) -> LayerReport:
         ignored=tuple(verification["ignored"]),
         skipped=dict(verification["skipped"]),
         findings=tuple(findings),
+        slim=SlimReport.from_dict(data["slim"]) if isinstance(data.get("slim"), dict) else None,
+        excluded=tuple(data.get("left_out", {}).get("distributions", ())),
+        runtime_provided=tuple(data.get("left_out", {}).get("runtime", ())),
     )
 
 

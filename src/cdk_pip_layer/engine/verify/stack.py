@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +36,6 @@ from .zip_reader import LayerArchive
 MAX_LAYERS = 5
 # How many file names a warning about files in two layers lists.
 _FILES_NAMED = 5
-
-STACK_CHECKS: Mapping[str, str] = {
-    "stack-versions": "the same distribution in two layers (at different versions: an error)",
-    "stack-files": "the same file in two layers (the later layer's replaces the earlier one's)",
-    "stack-size": f"the layers and the function's code together against Lambda's {LAMBDA_UNZIPPED_LIMIT:,} bytes",
-    "stack-layers": f"more than {MAX_LAYERS} layers on one function",
-    "stack-target": "a layer built for another runtime or architecture than the function's",
-}
 
 
 @dataclass(frozen=True)

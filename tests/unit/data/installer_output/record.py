@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from cdk_pip_layer.engine.index import IndexSettings
-from cdk_pip_layer.engine.install.installers import Installer, PipInstaller, choose_installer
+from cdk_pip_layer.engine.install.installers import Installer, InstallerSelection, PipInstaller
 from cdk_pip_layer.engine.interpreters import find_interpreter
 from cdk_pip_layer.engine.process import run
 from cdk_pip_layer.engine.target import LambdaTarget
@@ -116,7 +116,7 @@ def record(installer: Installer, names: list[str], prefix: str | None = None) ->
 
 def record_other_pip(python: str, names: list[str]) -> None:
     """The pip cases, with the pip of ``python`` (a Python 3.11: the cases' answers are the target's)."""
-    installer = choose_installer(TARGET, "pip", python)
+    installer = InstallerSelection(TARGET, "pip", python).first()
     assert isinstance(installer, PipInstaller), installer
     record(installer, names, prefix=f"pip-{installer.interpreter.pip_version}")
 
@@ -127,8 +127,8 @@ def main() -> None:
         record_other_pip(names[1], names[2:])
         return
     if not names or set(names) & set(CASES):
-        record(choose_installer(TARGET, "pip"), names)
-        record(choose_installer(TARGET, "uv"), names)
+        record(InstallerSelection(TARGET, "pip").first(), names)
+        record(InstallerSelection(TARGET, "uv").first(), names)
     for name in SOURCE_CASES:
         if not names or name in names:
             record_source_build(name)
