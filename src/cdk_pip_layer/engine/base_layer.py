@@ -19,7 +19,6 @@ import io
 import json
 import os
 import re
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from packaging.version import InvalidVersion, Version
 from .errors import InvalidInputError, LayerBuildError
 from .lambda_os import LAYER_PYTHON
 from .target import LambdaTarget
+from .zip_reader import MAX_METADATA_BYTES, READ_ERRORS, Entry, LayerArchive, read_layer_file
 
 # The file a build writes the base layers' versions to, as the installer's constraints.
 CONSTRAINTS_FILE = "on-top-of-constraints.txt"
@@ -125,7 +125,7 @@ class BaseLayer:
             data = json.loads(text)
             dists = [(canonicalize_name(str(d["name"])), str(d["version"])) for d in data["distributions"]]
             target = str(data["target"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise InvalidInputError(
                 f"The base layer's report cannot be read ({exc})",
                 subject=label,
@@ -135,18 +135,12 @@ class BaseLayer:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str], target: LambdaTarget) -> BaseLayer:
-        """The base in a file: a layer report (``*.json``) or a layer zip (read for ``target``)."""
+        """The base in a file: a layer report (``*.json``) or a layer zip (read for ``target``). The file is
+        untrusted (another team's or app's): it is read as :mod:`~cdk_pip_layer.engine.zip_reader` reads a base,
+        within bounds, and one that could not be a layer is refused naming it."""
         file = Path(path)
         if file.suffix == ".json":
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise InvalidInputError(
-                    f"The base layer's report cannot be read ({exc.strerror or exc})",
-                    subject=str(file),
-                    hint="give the path of the base's layer.report.json, or of its layer.zip.",
-                ) from None
-            return cls.from_report(text, label=str(file))
+            return cls.from_report(read_layer_file(file, role="base layer"), label=str(file))
         return cls(label=str(file), distributions=_sorted(_zip_distributions(file, target)))
 
     def describe(self) -> str:
@@ -155,50 +149,50 @@ class BaseLayer:
         return f"the base layer {self.label}{where}"
 
 
-def _zip_distributions(path: Path, target: LambdaTarget) -> Iterator[BaseDistribution]:
+def _zip_distributions(path: Path, target: LambdaTarget) -> list[BaseDistribution]:
     """The distributions in the site directories of a layer zip (``python/``, ``python/lib/python3.X/site-packages/``):
     name and version from each METADATA, top-level modules from each RECORD. Only those small files are read."""
     sites = (LAYER_PYTHON, "python/lib/python{}.{}/site-packages/".format(*target.python_version))
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = {info.filename: info for info in archive.infolist()}
-            for name in sorted(members):
-                found = _DIST_INFO.match(name)
-                if found is None or found["site"] not in sites:
-                    continue
-                headers = email.parser.HeaderParser().parsestr(_small(archive, members[name]))
-                if not headers.get("Name") or not headers.get("Version"):
-                    continue
-                record = members.get(f"{found['site']}{found['dir']}/RECORD")
-                rows = csv.reader(io.StringIO(_small(archive, record))) if record is not None else ()
-                yield BaseDistribution(
+    found: list[BaseDistribution] = []
+    with LayerArchive(path, role="base layer") as archive:
+        members = {entry.path: entry for entry in archive.safe("file")}
+        for name in sorted(members):
+            match = _DIST_INFO.match(name)
+            if match is None or match["site"] not in sites:
+                continue
+            headers = email.parser.HeaderParser().parsestr(_small(archive, members[name]))
+            if not headers.get("Name") or not headers.get("Version"):
+                continue
+            record = members.get(f"{match['site']}{match['dir']}/RECORD")
+            rows = csv.reader(io.StringIO(_small(archive, record))) if record is not None else ()
+            found.append(
+                BaseDistribution(
                     canonicalize_name(str(headers["Name"]).strip()),
                     str(headers["Version"]).strip(),
                     _top_level(row[0] for row in rows if row),
                 )
-    except FileNotFoundError:
-        raise InvalidInputError(
-            "The base layer's zip does not exist", subject=str(path), hint="give the path of the base's layer.zip."
-        ) from None
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
-        raise InvalidInputError(
-            f"The base layer's zip cannot be read ({exc})",
-            subject=str(path),
-            hint="give the layer.zip the base was published from, or its layer.report.json.",
-        ) from None
+            )
+    return found
 
 
 _DIST_INFO = re.compile(r"^(?P<site>(?:.*/)?)(?P<dir>[^/]+\.dist-info)/METADATA$")
-# METADATA and RECORD are small; a larger one is read up to this much.
-_MAX_READ = 16 * 1024 * 1024
 _MODULE_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_-]+)?\.(?:py|so|pyc)$")
 
 
-def _small(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> str:
-    if info is None:
+def _small(archive: LayerArchive, entry: Entry | None) -> str:
+    """A METADATA or RECORD of the base, whole (the archive refused a base with larger ones); one that cannot be
+    read (a bad CRC, a truncated stream) is the base's one error."""
+    if entry is None:
         return ""
-    with archive.open(info) as handle:
-        return handle.read(_MAX_READ).decode("utf-8", errors="replace")
+    try:
+        return archive.read(entry, MAX_METADATA_BYTES).decode("utf-8", errors="replace")
+    except (*READ_ERRORS, OSError, csv.Error) as exc:
+        raise InvalidInputError(
+            f"The base layer zip has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})",
+            subject=str(archive.path),
+            hint="give the layer.zip the base was published from, or its layer.report.json; ask its owner for a new "
+            "copy if this one is damaged.",
+        ) from None
 
 
 def _top_level(paths: Iterable[str]) -> tuple[str, ...]:

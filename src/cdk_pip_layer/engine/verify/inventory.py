@@ -22,8 +22,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from cdk_pip_layer.engine.distribution import Distribution, RecordRow
 from cdk_pip_layer.engine.lambda_os import LAYER_PYTHON
 from cdk_pip_layer.engine.target import LambdaTarget
-
-from .zip_reader import Entry, LayerArchive
+from cdk_pip_layer.engine.zip_reader import Entry, LayerArchive
 
 # METADATA, RECORD and the like are small; a larger one is read up to this much.
 _MAX_METADATA = 16 * 1024 * 1024
