@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,6 +72,8 @@ class BaseLayer:
     distributions: tuple[BaseDistribution, ...] = ()
     target: str | None = None
     unresolved: str | None = None
+    # Why its file could not be read (see read_bases_later): raised as it is when a layer is built on top of it.
+    error: LayerBuildError | None = field(default=None, compare=False, repr=False)
 
     def pins(self) -> dict[NormalizedName, str]:
         return {dist.name: dist.version for dist in self.distributions}
@@ -289,8 +291,37 @@ def base_pins(bases: Sequence[BaseLayer]) -> dict[NormalizedName, tuple[str, Bas
     return out
 
 
+def read_bases_later(values: object, target: LambdaTarget) -> object:
+    """``on_top_of`` for a construct: each base file read now, and one that cannot be read kept as a base whose
+    :attr:`~BaseLayer.error` is raised when the layer is built (:func:`raise_unreadable`). So a bad base zip is the
+    layer's one error where CDK bundles it, as a requirements file that cannot be read is, and fails nothing where
+    CDK does not (``cdk ls``, ``cdk destroy``, ``--exclusively``). Anything else is left to :func:`parse_bases`."""
+    if isinstance(values, (str, os.PathLike)):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        return values
+    return [_read_or_keep_error(item, target) for item in values]
+
+
+def _read_or_keep_error(item: object, target: LambdaTarget) -> object:
+    if not isinstance(item, (str, os.PathLike)) or not str(item):
+        return item
+    try:
+        return BaseLayer.read(item, target)
+    except InvalidInputError as exc:
+        return BaseLayer(label=str(item), unresolved=exc.what, error=exc.with_traceback(None))
+
+
+def raise_unreadable(bases: Sequence[BaseLayer]) -> None:
+    """Raise the error of the first base whose file could not be read (see :func:`read_bases_later`)."""
+    for base in bases:
+        if base.error is not None:
+            raise base.error
+
+
 def check_resolved(bases: Sequence[BaseLayer], *, subject: str) -> None:
-    """Refuse to build on top of a base whose content is not known."""
+    """Refuse to build on top of a base whose content is not known (or whose file could not be read)."""
+    raise_unreadable(bases)
     for base in bases:
         if base.unresolved is not None:
             raise InvalidInputError(
