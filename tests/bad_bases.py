@@ -69,6 +69,16 @@ def _bomb_metadata(directory: Path) -> Path:
     return path
 
 
+def _corrupt_metadata(directory: Path) -> Path:
+    """A zip whose METADATA fails its CRC (a damaged download): its listing reads, its content does not."""
+    path = _good(directory)
+    with zipfile.ZipFile(path) as archive:
+        crc = archive.getinfo("python/requests-2.31.0.dist-info/METADATA").CRC
+    data = path.read_bytes().replace(struct.pack("<L", crc), struct.pack("<L", crc ^ 0xFFFF))
+    path.write_bytes(data)
+    return path
+
+
 def _symlink(target: str) -> Callable[[Path], Path]:
     def make(directory: Path) -> Path:
         path = directory / "base.zip"
@@ -183,6 +193,7 @@ BAD_BASES: dict[str, Callable[[Path], Path]] = {
     "sparse-huge": _sparse,
     "bomb-declared-size": _bomb_declared,
     "bomb-metadata": _bomb_metadata,
+    "corrupt-metadata": _corrupt_metadata,
     "symlink-outside": _symlink("/etc/hostname"),
     "symlink-to-directory": _symlink_to_directory,
     "directory": _directory,

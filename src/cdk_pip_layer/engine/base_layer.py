@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 from .errors import InvalidInputError, LayerBuildError
 from .lambda_os import LAYER_PYTHON
 from .target import LambdaTarget
-from .zip_reader import MAX_METADATA_BYTES, READ_ERRORS, Entry, LayerArchive, read_layer_file
+from .zip_reader import Entry, LayerArchive, read_layer_file
 
 # The file a build writes the base layers' versions to, as the installer's constraints.
 CONSTRAINTS_FILE = "on-top-of-constraints.txt"
@@ -182,19 +182,9 @@ _MODULE_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_-]+
 
 
 def _small(archive: LayerArchive, entry: Entry | None) -> str:
-    """A METADATA or RECORD of the base, whole (the archive refused a base with larger ones); one that cannot be
-    read (a bad CRC, a truncated stream) is the base's one error."""
-    if entry is None:
-        return ""
-    try:
-        return archive.read(entry, MAX_METADATA_BYTES).decode("utf-8", errors="replace")
-    except (*READ_ERRORS, OSError, csv.Error) as exc:
-        raise InvalidInputError(
-            f"The base layer zip has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})",
-            subject=str(archive.path),
-            hint="give the layer.zip the base was published from, or its layer.report.json; ask its owner for a new "
-            "copy if this one is damaged.",
-        ) from None
+    """A METADATA or RECORD of the base, whole (the archive refused a base with larger ones, and one that cannot be
+    read is its error)."""
+    return archive.read_metadata(entry) if entry is not None else ""
 
 
 def _top_level(paths: Iterable[str]) -> tuple[str, ...]:

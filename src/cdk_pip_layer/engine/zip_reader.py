@@ -261,6 +261,21 @@ class LayerArchive:
         with self.stream(entry) as handle:
             return handle.read(limit)
 
+    def read_metadata(self, entry: Entry) -> str:
+        """A METADATA, RECORD or the like as text, up to :data:`MAX_METADATA_BYTES`. An entry that cannot be read
+        (a bad CRC, a truncated stream) is raised as it is for the layer verified (its archive check reports it),
+        and is a base layer's one error (what it holds cannot be known)."""
+        try:
+            return self.read(entry, MAX_METADATA_BYTES).decode("utf-8", errors="replace")
+        except (*READ_ERRORS, OSError) as exc:
+            if self.role != "base layer":
+                raise
+            raise InvalidInputError(
+                f"{_role(self.role)} has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})",
+                subject=str(self.path),
+                hint=_hint(self.role),
+            ) from None
+
     def link_target(self, entry: Entry) -> str:
         """The text of a symbolic link entry (its target), never followed; at most one byte more than a link may
         hold (see :func:`link_too_long`)."""
