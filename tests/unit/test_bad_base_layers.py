@@ -51,6 +51,18 @@ def _no_hang(seconds: int = 60) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _open_files() -> list[str]:
+    """What this process has open (Linux), as the descriptors' targets."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return []
+    found = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone already
+            found.append(str(fd.readlink()))
+    return sorted(found)
+
+
 def _limits() -> None:
     """In the child: 2 GiB of address space (reading a huge base whole fails instead of swapping the machine)."""
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
@@ -122,9 +134,11 @@ def test_on_top_of_a_bad_base_is_refused_when_parsed(tmp_path: Path, case: str) 
     base = make_bad_base(case, tmp_path / "given")
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("rich\n", encoding="utf-8")
+    open_before = _open_files()
     with _no_hang(), pytest.raises(InvalidInputError) as info:
         LayerBuildOptions.parse(requirements=requirements, runtime=HOST_RUNTIME, on_top_of=[base])
     error = info.value
+    assert _open_files() == open_before  # nothing left open
     assert error.subject == str(base)
     assert error.what.startswith("The base layer"), error.what
     assert error.hint
