@@ -79,6 +79,18 @@ def _corrupt_metadata(directory: Path) -> Path:
     return path
 
 
+def _record_field_too_long(directory: Path) -> Path:
+    """A RECORD whose one field is longer than Python's csv reader takes (128 KiB)."""
+    path = directory / "base.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("python/requests/__init__.py", "")
+        archive.writestr(
+            "python/requests-2.31.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n\n"
+        )
+        archive.writestr("python/requests-2.31.0.dist-info/RECORD", '"' + "x" * 200_000 + '",,\n')
+    return path
+
+
 def _symlink(target: str) -> Callable[[Path], Path]:
     def make(directory: Path) -> Path:
         path = directory / "base.zip"
@@ -194,6 +206,7 @@ BAD_BASES: dict[str, Callable[[Path], Path]] = {
     "bomb-declared-size": _bomb_declared,
     "bomb-metadata": _bomb_metadata,
     "corrupt-metadata": _corrupt_metadata,
+    "record-field-too-long": _record_field_too_long,
     "symlink-outside": _symlink("/etc/hostname"),
     "symlink-to-directory": _symlink_to_directory,
     "directory": _directory,

@@ -167,11 +167,13 @@ def _zip_distributions(path: Path, target: LambdaTarget) -> list[BaseDistributio
                 continue
             record = members.get(f"{match['site']}{match['dir']}/RECORD")
             rows = csv.reader(io.StringIO(_small(archive, record))) if record is not None else ()
+            try:
+                modules = _top_level(row[0] for row in rows if row)
+            except csv.Error as exc:  # a field over the csv module's limit (128 KiB), a NUL on Python 3.10
+                raise archive.refusal(f"has a RECORD that cannot be read: {record and record.path} ({exc})") from None
             found.append(
                 BaseDistribution(
-                    canonicalize_name(str(headers["Name"]).strip()),
-                    str(headers["Version"]).strip(),
-                    _top_level(row[0] for row in rows if row),
+                    canonicalize_name(str(headers["Name"]).strip()), str(headers["Version"]).strip(), modules
                 )
             )
     return found

@@ -209,7 +209,7 @@ class LayerArchive:
         ):
             why = f"has a metadata file of {big.size:,} bytes ({big.path}); it is read up to {MAX_METADATA_BYTES:,}"
         if why is not None:
-            raise InvalidInputError(f"{_role(self.role)} {why}", subject=str(self.path), hint=_hint(self.role))
+            raise self.refusal(why)
 
     def __enter__(self) -> LayerArchive:
         return self
@@ -261,6 +261,10 @@ class LayerArchive:
         with self.stream(entry) as handle:
             return handle.read(limit)
 
+    def refusal(self, why: str) -> InvalidInputError:
+        """The one error for this zip: "The base layer zip <why>" (or "The layer zip …"), naming it."""
+        return InvalidInputError(f"{_role(self.role)} {why}", subject=str(self.path), hint=_hint(self.role))
+
     def read_metadata(self, entry: Entry) -> str:
         """A METADATA, RECORD or the like as text, up to :data:`MAX_METADATA_BYTES`. An entry that cannot be read
         (a bad CRC, a truncated stream) is raised as it is for the layer verified (its archive check reports it),
@@ -270,10 +274,8 @@ class LayerArchive:
         except (*READ_ERRORS, OSError) as exc:
             if self.role != "base layer":
                 raise
-            raise InvalidInputError(
-                f"{_role(self.role)} has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})",
-                subject=str(self.path),
-                hint=_hint(self.role),
+            raise self.refusal(
+                f"has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})"
             ) from None
 
     def link_target(self, entry: Entry) -> str:

@@ -94,6 +94,12 @@ def read_layer_zip(
     base layer (another team's zip, say) is refused with one error when it could not be a layer."""
     with LayerArchive(path, role=role) as archive:
         inventory = read_inventory(archive, target)
+        unreadable = next((d for d in inventory.distributions if d.record_error), None)
+        if unreadable is not None and role == "base layer":  # what it provides cannot be known
+            raise archive.refusal(
+                f"has a RECORD that cannot be read: {unreadable.display_name} {unreadable.version}'s "
+                f"({unreadable.record_error})"
+            )
         files = frozenset(entry.path for entry in archive.safe("file", "symlink"))
         return StackLayer(
             label=label or str(path),
