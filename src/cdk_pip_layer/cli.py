@@ -254,14 +254,15 @@ def _add_stack_flag(verify: argparse.ArgumentParser) -> None:
 def _bases(args: argparse.Namespace) -> tuple[BaseLayer, ...]:
     """The ``--on-top-of`` layers as bases of the layer verified: their distributions count as present."""
     target = LambdaTarget.parse(args.runtime, args.architecture)
-    return tuple(read_stack_layer(path, target).base() for path in args.on_top_of)
+    return tuple(read_stack_layer(path, target, role="base layer").base() for path in args.on_top_of)
 
 
 def _print_with_stack(args: argparse.Namespace, verification: LayerVerification, extra: dict[str, object]) -> int:
     """The layer's report and the stack's checks (the bases in their order, then the layer): printed together,
     failing when either has an error."""
     target = LambdaTarget.parse(args.runtime, args.architecture)
-    layers = [read_stack_layer(path, target) for path in (*args.on_top_of, args.zip)]
+    bases = [read_stack_layer(path, target, role="base layer") for path in args.on_top_of]
+    layers = [*bases, read_stack_layer(args.zip, target)]
     stack = check_stack(layers, runtime=target.runtime, architecture=target.architecture.value)
     if args.json:
         print(_json({**verification.report.to_dict(), **extra, "stack": stack.to_dict()}))

@@ -23,7 +23,7 @@ import pytest
 
 from cdk_pip_layer import verify_layer_zip
 from cdk_pip_layer.cli import main
-from cdk_pip_layer.engine.verify.zip_reader import LayerArchive
+from cdk_pip_layer.engine.zip_reader import LayerArchive
 
 HOST_RUNTIME = "python{}.{}".format(*sys.version_info[:2])
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"

@@ -463,7 +463,7 @@ def test_symbolic_links(tmp_path: Path) -> None:
     assert [f.subject for f in result.warnings if f.check == "symlinks"] == ["python/pkg/gone.py"]
     # extracted for the smoke import: only the link inside the layer is recreated
     out = tmp_path / "extract"
-    from cdk_pip_layer.engine.verify.zip_reader import LayerArchive
+    from cdk_pip_layer.engine.zip_reader import LayerArchive
 
     with LayerArchive(zip_path) as archive:
         archive.extract_all(out)

@@ -29,6 +29,7 @@ from cdk_pip_layer.container.protocol import (
     CONTEXT_DIR,
     read_outcome,
 )
+from cdk_pip_layer.engine.base_layer import raise_unreadable
 from cdk_pip_layer.engine.errors import ContainerBuildError, LayerBuildError
 from cdk_pip_layer.engine.inputs.input_hash import input_hash
 from cdk_pip_layer.engine.inputs.locked import read_input
@@ -95,6 +96,7 @@ class LayerBundling:
         requirements = None
         store = None
         try:
+            raise_unreadable(options.on_top_of)  # a base layer's file that could not be read: the layer's error
             requirements = read_input(options)
             self.key = input_hash(options, requirements)
             # The layer store only where CDK bundles (a remote one needs its extra and its credentials then).

@@ -21,8 +21,8 @@ from cdk_pip_layer.engine.aws_names import (
     organization_id_ok,
     ssm_name_ok,
 )
-from cdk_pip_layer.engine.base_layer import BaseLayer
-from cdk_pip_layer.engine.errors import InvalidInputError
+from cdk_pip_layer.engine.base_layer import BaseLayer, read_bases_later
+from cdk_pip_layer.engine.errors import InvalidInputError, LayerBuildError
 from cdk_pip_layer.engine.options import (
     CONSTRUCT_LEAVES_OUT,
     ArchitectureName,
@@ -93,7 +93,10 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
     ) -> None:
         options, settings = split_arguments(props)
         self.build_options = LayerBuildOptions.parse(
-            requirements=requirements, runtime=_name(runtime), architecture=_name(architecture), **options
+            requirements=requirements,
+            runtime=_name(runtime),
+            architecture=_name(architecture),
+            **bases_read_later(options, _name(runtime), _name(architecture)),
         )
         self.build_settings = construct_settings(settings)
         self.target, self.bundling_mode = self.build_options.target, self.build_settings.bundling
@@ -224,6 +227,19 @@ def _init_doc() -> str:
 
 
 PipLambdaLayer.__init__.__doc__ = _init_doc()
+
+
+def bases_read_later(options: dict[str, Any], runtime: str, architecture: str) -> dict[str, Any]:
+    """The options, with the base layer files of ``on_top_of`` read for the target, and one that cannot be read
+    kept as its error: the layer's one error where CDK bundles it (see ``read_bases_later``), like a requirements
+    file that cannot be read."""
+    if options.get("on_top_of") is None:
+        return options
+    try:
+        target = LambdaTarget.parse(runtime, architecture)
+    except LayerBuildError:
+        return options  # parse says what is wrong with the target
+    return {**options, "on_top_of": read_bases_later(options["on_top_of"], target)}
 
 
 def _name(value: str | aws_lambda.Runtime | aws_lambda.Architecture) -> str:

@@ -35,7 +35,14 @@ from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.target import LambdaTarget
 
 from .bundling import LayerBundling
-from .construct import PipLambdaLayer, _accounts, _check_props, bundling_required, construct_settings
+from .construct import (
+    PipLambdaLayer,
+    _accounts,
+    _check_props,
+    bases_read_later,
+    bundling_required,
+    construct_settings,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -105,7 +112,10 @@ class PipLambdaLayers(Construct):
             )
         options = {
             t: LayerBuildOptions.parse(
-                requirements=requirements, runtime=t.runtime, architecture=t.architecture, **option_args
+                requirements=requirements,
+                runtime=t.runtime,
+                architecture=t.architecture,
+                **bases_read_later(option_args, t.runtime, t.architecture.value),
             )
             for t in chosen
         }

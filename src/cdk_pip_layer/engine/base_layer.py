@@ -19,9 +19,8 @@ import io
 import json
 import os
 import re
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,6 +31,7 @@ from packaging.version import InvalidVersion, Version
 from .errors import InvalidInputError, LayerBuildError
 from .lambda_os import LAYER_PYTHON
 from .target import LambdaTarget
+from .zip_reader import Entry, LayerArchive, read_layer_file
 
 # The file a build writes the base layers' versions to, as the installer's constraints.
 CONSTRAINTS_FILE = "on-top-of-constraints.txt"
@@ -72,6 +72,8 @@ class BaseLayer:
     distributions: tuple[BaseDistribution, ...] = ()
     target: str | None = None
     unresolved: str | None = None
+    # Why its file could not be read (see read_bases_later): raised as it is when a layer is built on top of it.
+    error: LayerBuildError | None = field(default=None, compare=False, repr=False)
 
     def pins(self) -> dict[NormalizedName, str]:
         return {dist.name: dist.version for dist in self.distributions}
@@ -125,7 +127,7 @@ class BaseLayer:
             data = json.loads(text)
             dists = [(canonicalize_name(str(d["name"])), str(d["version"])) for d in data["distributions"]]
             target = str(data["target"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise InvalidInputError(
                 f"The base layer's report cannot be read ({exc})",
                 subject=label,
@@ -135,18 +137,12 @@ class BaseLayer:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str], target: LambdaTarget) -> BaseLayer:
-        """The base in a file: a layer report (``*.json``) or a layer zip (read for ``target``)."""
+        """The base in a file: a layer report (``*.json``) or a layer zip (read for ``target``). The file is
+        untrusted (another team's or app's): it is read as :mod:`~cdk_pip_layer.engine.zip_reader` reads a base,
+        within bounds, and one that could not be a layer is refused naming it."""
         file = Path(path)
         if file.suffix == ".json":
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise InvalidInputError(
-                    f"The base layer's report cannot be read ({exc.strerror or exc})",
-                    subject=str(file),
-                    hint="give the path of the base's layer.report.json, or of its layer.zip.",
-                ) from None
-            return cls.from_report(text, label=str(file))
+            return cls.from_report(read_layer_file(file, role="base layer"), label=str(file))
         return cls(label=str(file), distributions=_sorted(_zip_distributions(file, target)))
 
     def describe(self) -> str:
@@ -155,50 +151,42 @@ class BaseLayer:
         return f"the base layer {self.label}{where}"
 
 
-def _zip_distributions(path: Path, target: LambdaTarget) -> Iterator[BaseDistribution]:
+def _zip_distributions(path: Path, target: LambdaTarget) -> list[BaseDistribution]:
     """The distributions in the site directories of a layer zip (``python/``, ``python/lib/python3.X/site-packages/``):
     name and version from each METADATA, top-level modules from each RECORD. Only those small files are read."""
     sites = (LAYER_PYTHON, "python/lib/python{}.{}/site-packages/".format(*target.python_version))
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = {info.filename: info for info in archive.infolist()}
-            for name in sorted(members):
-                found = _DIST_INFO.match(name)
-                if found is None or found["site"] not in sites:
-                    continue
-                headers = email.parser.HeaderParser().parsestr(_small(archive, members[name]))
-                if not headers.get("Name") or not headers.get("Version"):
-                    continue
-                record = members.get(f"{found['site']}{found['dir']}/RECORD")
-                rows = csv.reader(io.StringIO(_small(archive, record))) if record is not None else ()
-                yield BaseDistribution(
-                    canonicalize_name(str(headers["Name"]).strip()),
-                    str(headers["Version"]).strip(),
-                    _top_level(row[0] for row in rows if row),
+    found: list[BaseDistribution] = []
+    with LayerArchive(path, role="base layer") as archive:
+        members = {entry.path: entry for entry in archive.safe("file")}
+        for name in sorted(members):
+            match = _DIST_INFO.match(name)
+            if match is None or match["site"] not in sites:
+                continue
+            headers = email.parser.HeaderParser().parsestr(_small(archive, members[name]))
+            if not headers.get("Name") or not headers.get("Version"):
+                continue
+            record = members.get(f"{match['site']}{match['dir']}/RECORD")
+            rows = csv.reader(io.StringIO(_small(archive, record))) if record is not None else ()
+            try:
+                modules = _top_level(row[0] for row in rows if row)
+            except csv.Error as exc:  # a field over the csv module's limit (128 KiB), a NUL on Python 3.10
+                raise archive.refusal(f"has a RECORD that cannot be read: {record and record.path} ({exc})") from None
+            found.append(
+                BaseDistribution(
+                    canonicalize_name(str(headers["Name"]).strip()), str(headers["Version"]).strip(), modules
                 )
-    except FileNotFoundError:
-        raise InvalidInputError(
-            "The base layer's zip does not exist", subject=str(path), hint="give the path of the base's layer.zip."
-        ) from None
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
-        raise InvalidInputError(
-            f"The base layer's zip cannot be read ({exc})",
-            subject=str(path),
-            hint="give the layer.zip the base was published from, or its layer.report.json.",
-        ) from None
+            )
+    return found
 
 
 _DIST_INFO = re.compile(r"^(?P<site>(?:.*/)?)(?P<dir>[^/]+\.dist-info)/METADATA$")
-# METADATA and RECORD are small; a larger one is read up to this much.
-_MAX_READ = 16 * 1024 * 1024
 _MODULE_FILE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_-]+)?\.(?:py|so|pyc)$")
 
 
-def _small(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> str:
-    if info is None:
-        return ""
-    with archive.open(info) as handle:
-        return handle.read(_MAX_READ).decode("utf-8", errors="replace")
+def _small(archive: LayerArchive, entry: Entry | None) -> str:
+    """A METADATA or RECORD of the base, whole (the archive refused a base with larger ones, and one that cannot be
+    read is its error)."""
+    return archive.read_metadata(entry) if entry is not None else ""
 
 
 def _top_level(paths: Iterable[str]) -> tuple[str, ...]:
@@ -295,8 +283,37 @@ def base_pins(bases: Sequence[BaseLayer]) -> dict[NormalizedName, tuple[str, Bas
     return out
 
 
+def read_bases_later(values: object, target: LambdaTarget) -> object:
+    """``on_top_of`` for a construct: each base file read now, and one that cannot be read kept as a base whose
+    :attr:`~BaseLayer.error` is raised when the layer is built (:func:`raise_unreadable`). So a bad base zip is the
+    layer's one error where CDK bundles it, as a requirements file that cannot be read is, and fails nothing where
+    CDK does not (``cdk ls``, ``cdk destroy``, ``--exclusively``). Anything else is left to :func:`parse_bases`."""
+    if isinstance(values, (str, os.PathLike)):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        return values
+    return [_read_or_keep_error(item, target) for item in values]
+
+
+def _read_or_keep_error(item: object, target: LambdaTarget) -> object:
+    if not isinstance(item, (str, os.PathLike)) or not str(item):
+        return item
+    try:
+        return BaseLayer.read(item, target)
+    except InvalidInputError as exc:
+        return BaseLayer(label=str(item), unresolved=exc.what, error=exc.with_traceback(None))
+
+
+def raise_unreadable(bases: Sequence[BaseLayer]) -> None:
+    """Raise the error of the first base whose file could not be read (see :func:`read_bases_later`)."""
+    for base in bases:
+        if base.error is not None:
+            raise base.error
+
+
 def check_resolved(bases: Sequence[BaseLayer], *, subject: str) -> None:
-    """Refuse to build on top of a base whose content is not known."""
+    """Refuse to build on top of a base whose content is not known (or whose file could not be read)."""
+    raise_unreadable(bases)
     for base in bases:
         if base.unresolved is not None:
             raise InvalidInputError(

@@ -32,9 +32,9 @@ from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.findings import printable
 from cdk_pip_layer.engine.lambda_os import LAYER_BIN, pyc_version
 from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
+from cdk_pip_layer.engine.zip_reader import READ_ERRORS, Entry, LayerArchive
 
 from .elf import header_machine
-from .zip_reader import READ_ERRORS, Entry, LayerArchive
 
 __all__ = ["Evidence", "TargetInference", "infer_target"]
 

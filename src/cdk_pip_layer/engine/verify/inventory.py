@@ -20,10 +20,10 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from cdk_pip_layer.engine.distribution import Distribution, RecordRow
+from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.lambda_os import LAYER_PYTHON
 from cdk_pip_layer.engine.target import LambdaTarget
-
-from .zip_reader import Entry, LayerArchive
+from cdk_pip_layer.engine.zip_reader import Entry, LayerArchive
 
 # METADATA, RECORD and the like are small; a larger one is read up to this much.
 _MAX_METADATA = 16 * 1024 * 1024
@@ -161,8 +161,10 @@ def _text(archive: LayerArchive, entry: Entry | None) -> str:
     if entry is None or not archive.readable:
         return ""
     try:
-        return archive.read(entry, _MAX_METADATA).decode("utf-8", errors="replace")
-    except Exception:  # an unreadable entry is the archive check's to report
+        return archive.read_metadata(entry)
+    except InvalidInputError:  # a base layer's: what it holds cannot be known
+        raise
+    except Exception:  # an unreadable entry of the layer verified is the archive check's to report
         return ""
 
 

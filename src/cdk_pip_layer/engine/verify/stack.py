@@ -27,10 +27,10 @@ from cdk_pip_layer.engine.base_layer import BaseDistribution, BaseLayer
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.findings import Finding, Severity, error, warning
 from cdk_pip_layer.engine.target import LambdaTarget
+from cdk_pip_layer.engine.zip_reader import LayerArchive, Role, read_layer_file
 
 from .inventory import read_inventory
 from .report import LAMBDA_UNZIPPED_LIMIT, UNZIPPED_WARNING
-from .zip_reader import LayerArchive
 
 # Lambda's limit of layers per function.
 MAX_LAYERS = 5
@@ -74,12 +74,24 @@ class StackLayer:
 
 
 def read_layer_zip(
-    path: Path, target: LambdaTarget, *, label: str | None = None, built_for: str | None = None
+    path: Path,
+    target: LambdaTarget,
+    *,
+    label: str | None = None,
+    built_for: str | None = None,
+    role: Role = "layer",
 ) -> StackLayer:
     """A layer zip as a member of a stack: its distributions (those in ``target``'s site directories), files and
-    size. ``built_for``: the target it was built for, when the caller knows it (a zip does not say)."""
-    with LayerArchive(path) as archive:
+    size. ``built_for``: the target it was built for, when the caller knows it (a zip does not say). ``role``: a
+    base layer (another team's zip, say) is refused with one error when it could not be a layer."""
+    with LayerArchive(path, role=role) as archive:
         inventory = read_inventory(archive, target)
+        unreadable = next((d for d in inventory.distributions if d.record_error), None)
+        if unreadable is not None and role == "base layer":  # what it provides cannot be known
+            raise archive.refusal(
+                f"has a RECORD that cannot be read: {unreadable.display_name} {unreadable.version}'s "
+                f"({unreadable.record_error})"
+            )
         files = frozenset(entry.path for entry in archive.safe("file", "symlink"))
         return StackLayer(
             label=label or str(path),
@@ -93,17 +105,18 @@ def read_layer_zip(
         )
 
 
-def read_stack_layer(path: Path, target: LambdaTarget) -> StackLayer:
+def read_stack_layer(path: Path, target: LambdaTarget, *, role: Role = "layer") -> StackLayer:
     """A layer of a stack from its zip, or from its layer report (``*.json``: no file list, so no check of files
-    in two layers)."""
+    in two layers). Either file is read within bounds (:mod:`~cdk_pip_layer.engine.zip_reader`)."""
     if path.suffix != ".json":
-        return read_layer_zip(path, target)
-    base = BaseLayer.read(path, target)  # says what is wrong with an unreadable report
+        return read_layer_zip(path, target, role=role)
+    text = read_layer_file(path, role=role)
+    base = BaseLayer.from_report(text, label=str(path))  # says what is wrong with an unreadable report
     try:
-        unzipped = int(json.loads(path.read_text(encoding="utf-8"))["layer"]["unzipped_bytes"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        unzipped = int(json.loads(text)["layer"]["unzipped_bytes"])
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidInputError(
-            f"The layer report has no size ({exc})",
+            f"The {role} report has no size ({exc})",
             subject=str(path),
             hint="give the layer.report.json a build wrote, or the layer's zip.",
         ) from None

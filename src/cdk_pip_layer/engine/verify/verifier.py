@@ -57,6 +57,15 @@ from cdk_pip_layer.engine.lambda_os import (
 from cdk_pip_layer.engine.options import SandboxKind
 from cdk_pip_layer.engine.scratch import make_scratch_dir, remove_stale
 from cdk_pip_layer.engine.target import Architecture, LambdaTarget
+from cdk_pip_layer.engine.zip_reader import (
+    LayerArchive,
+    ReadFailure,
+    ScannedFile,
+    link_destination,
+    link_too_long,
+    scan,
+    too_long,
+)
 
 from .elf import ElfFacts, ElfJudge, ElfReadError, elf_unavailable, facts_key, read_elf
 from .inventory import LayerInventory, read_inventory
@@ -65,7 +74,6 @@ from .report import DistributionReport, LayerReport
 from .size import MIB, SIZE_HINT, measure, mib
 from .smoke_import import Importer, LocalImporter, Unsandboxed
 from .summary import LAYER, finding_lines
-from .zip_reader import LayerArchive, ReadFailure, ScannedFile, link_destination, link_too_long, scan, too_long
 
 __all__ = [
     "ELF_CHECKS",

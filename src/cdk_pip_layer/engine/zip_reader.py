@@ -8,8 +8,15 @@ exhaust memory or disk.
 - Contents are streamed in chunks; only ELF files are copied (one at a time) into a temporary directory, because
   an ELF reader needs to seek. A layer that declares more than :data:`READ_BUDGET` bytes, or more than
   :data:`MAX_ENTRIES` entries, is not read at all (it already fails the size check).
-- Only a regular file is opened (a device, a FIFO, a socket is refused before anything is read from it). Entries
+- Only a regular file is opened (a device, a FIFO, a socket is refused before anything is read from it), of at
+  most :data:`MAX_ZIP_BYTES`; its central directory's declared size is checked before ``zipfile`` reads it. Entries
   whose data overlap (the trick of the overlapping zip bombs) make the archive unreadable.
+- A layer is opened in a role: the layer verified (``"layer"``: what is wrong with its contents is a finding) or a
+  base layer another is built or checked on top of (``"base layer"``, often another team's zip: a base that could
+  not be a layer, one too large, with too many entries, unsafe names, overlapping data or metadata files too large
+  to read, is refused with one error naming it). Messages say which.
+- A layer's small files beside it (its ``layer.report.json``) are read by :func:`read_layer_file`: a regular file,
+  read up to a bound.
 - Symbolic links are read as their target text and never followed. :meth:`LayerArchive.extract_all` (the smoke
   import's unpacking) opens every directory on the way to an entry relative to the one above it, never through a
   link; it writes files and directories first, then the links whose targets, followed through the archive's other
@@ -25,8 +32,10 @@ import hashlib
 import itertools
 import os
 import posixpath
+import re
 import shutil
 import stat
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -44,6 +53,16 @@ UNPACK_BUDGET = LAMBDA_UNZIPPED_LIMIT
 # Four times that: a layer declaring more fails the size check without being read at all.
 READ_BUDGET = 4 * UNPACK_BUDGET
 MAX_ENTRIES = 500_000
+# A zip Lambda could take is far smaller (262,144,000 bytes unzipped, the headers of MAX_ENTRIES entries): a larger
+# file is not opened as a layer.
+MAX_ZIP_BYTES = READ_BUDGET
+# The central directory zipfile reads whole into memory: room for MAX_ENTRIES entries with long names.
+MAX_CENTRAL_BYTES = MAX_ENTRIES * 512
+# A distribution's METADATA or RECORD (a base's are read whole); a layer report.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+MAX_REPORT_BYTES = 16 * 1024 * 1024
+_METADATA_FILE = re.compile(r"\.dist-info/(?:METADATA|RECORD)$")
+Role = Literal["layer", "base layer"]
 # What Linux allows: a path (PATH_MAX, with its NUL), a name in it (NAME_MAX), a link's target (PATH_MAX).
 PATH_MAX = 4095
 NAME_MAX = 255
@@ -131,22 +150,30 @@ def link_destination(link_path: str, target: str) -> str | None:
 
 
 class LayerArchive:
-    """A layer zip opened for reading (a context manager). Raises :class:`InvalidInputError` when ``path`` is not a
-    readable zip file (or not a regular file at all)."""
+    """A layer zip opened for reading (a context manager), in its ``role``. Raises :class:`InvalidInputError` when
+    ``path`` is not a readable zip file (or not a regular file at all, or larger than any layer); a base layer
+    (``role="base layer"``) also when its contents could not be a layer's (see :meth:`_refuse_unsound`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, role: Role = "layer") -> None:
         self.path = path
-        self._file = _open_regular(path)
+        self.role = role
+        self._file = _open_regular(path, role)
         try:
             self.zipped_bytes = os.fstat(self._file.fileno()).st_size
+            _check_zip_size(self.zipped_bytes, path, role)
+            declared = _central_directory(self._file.fileno(), self.zipped_bytes)
+            _check_central_directory(declared, path, role)
             self._zip = zipfile.ZipFile(self._file)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError, struct.error) as exc:
             self._file.close()
             raise InvalidInputError(
-                f"The layer is not a readable zip file ({exc})",
+                f"{_role(role)} is not a readable zip file ({exc})",
                 subject=str(path),
-                hint="give the .zip file Lambda would get (the layer's content, python/… inside).",
+                hint=_hint(role),
             ) from None
+        except BaseException:
+            self._file.close()
+            raise
         infos = self._zip.infolist()
         self.too_many_entries = len(infos) > MAX_ENTRIES
         self.entries: list[Entry] = []
@@ -156,6 +183,33 @@ class LayerArchive:
             self.entries.append(Entry(info, layer_path, kind, mode, unsafe))
         self.unzipped_bytes = sum(e.size for e in self.entries if e.kind != "dir")
         self.overlapping = _overlapping(infos)
+        if role == "base layer":
+            try:
+                self._refuse_unsound()
+            except BaseException:
+                self.close()
+                raise
+
+    def _refuse_unsound(self) -> None:
+        """A base layer is only read for what it holds: one that could not be a layer is refused, not judged."""
+        why: str | None = None
+        if self.too_many_entries:
+            why = f"has more than {MAX_ENTRIES:,} entries"
+        elif self.unzipped_bytes > READ_BUDGET:
+            why = (
+                f"declares {self.unzipped_bytes:,} bytes unzipped, more than four times what Lambda allows a "
+                f"layer ({UNPACK_BUDGET:,})"
+            )
+        elif self.overlapping:
+            why = "has entries whose data overlap (a zip bomb's trick)"
+        elif unsafe := next((e for e in self.entries if e.unsafe), None):
+            why = f"has an entry Lambda could not extract safely: {unsafe.name!r} ({unsafe.unsafe})"
+        elif big := next(
+            (e for e in self.entries if e.size > MAX_METADATA_BYTES and _METADATA_FILE.search(e.path)), None
+        ):
+            why = f"has a metadata file of {big.size:,} bytes ({big.path}); it is read up to {MAX_METADATA_BYTES:,}"
+        if why is not None:
+            raise self.refusal(why)
 
     def __enter__(self) -> LayerArchive:
         return self
@@ -207,6 +261,23 @@ class LayerArchive:
         with self.stream(entry) as handle:
             return handle.read(limit)
 
+    def refusal(self, why: str) -> InvalidInputError:
+        """The one error for this zip: "The base layer zip <why>" (or "The layer zip …"), naming it."""
+        return InvalidInputError(f"{_role(self.role)} {why}", subject=str(self.path), hint=_hint(self.role))
+
+    def read_metadata(self, entry: Entry) -> str:
+        """A METADATA, RECORD or the like as text, up to :data:`MAX_METADATA_BYTES`. An entry that cannot be read
+        (a bad CRC, a truncated stream) is raised as it is for the layer verified (its archive check reports it),
+        and is a base layer's one error (what it holds cannot be known)."""
+        try:
+            return self.read(entry, MAX_METADATA_BYTES).decode("utf-8", errors="replace")
+        except (*READ_ERRORS, OSError) as exc:
+            if self.role != "base layer":
+                raise
+            raise self.refusal(
+                f"has an entry that cannot be read: {entry.path} ({exc or type(exc).__name__})"
+            ) from None
+
     def link_target(self, entry: Entry) -> str:
         """The text of a symbolic link entry (its target), never followed; at most one byte more than a link may
         hold (see :func:`link_too_long`)."""
@@ -256,30 +327,114 @@ def link_too_long(text: str) -> bool:
     return len(text.encode("utf-8", errors="surrogateescape")) > _LINK_MAX
 
 
-def _open_regular(path: Path) -> IO[bytes]:
-    """``path`` opened for reading, when it is a regular file (a FIFO is opened without waiting for a writer)."""
+def _role(role: Role) -> str:
+    """How a message begins: "The layer zip", "The base layer zip"."""
+    return f"The {role} zip"
+
+
+def _hint(role: Role) -> str:
+    if role == "base layer":
+        return (
+            "give the layer.zip the base was published from (a regular file, python/… inside), or its "
+            "layer.report.json; ask its owner for a new copy if this one is damaged."
+        )
+    return "give the .zip file Lambda would get (the layer's content, python/… inside)."
+
+
+def _open_regular(path: Path, role: Role, what: str = "zip") -> IO[bytes]:
+    """``path`` opened for reading, when it is a regular file (a FIFO is opened without waiting for a writer; a
+    link is followed, and what it points at judged)."""
+    name = f"The {role} {what}"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InvalidInputError(
-            "The layer zip does not exist", subject=str(path), hint="give the path of a layer's .zip file."
+            f"{name} does not exist", subject=str(path), hint=f"give the path of the {role}'s {_file_of(what)}."
         ) from None
     except OSError as exc:
         raise InvalidInputError(
-            f"The layer zip cannot be opened ({exc.strerror or exc})",
+            f"{name} cannot be opened ({exc.strerror or exc})",
             subject=str(path),
-            hint="give the path of a layer's .zip file that you may read.",
+            hint=f"give the path of the {role}'s {_file_of(what)}, one you may read.",
         ) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
         raise InvalidInputError(
-            f"The layer zip is {what}", subject=str(path), hint="give the path of a layer's .zip file."
+            f"{name} is {kind}", subject=str(path), hint=f"give the path of the {role}'s {_file_of(what)}."
         )
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def _file_of(what: str) -> str:
+    return ".zip file" if what == "zip" else "layer.report.json (or its .zip file)"
+
+
+def read_layer_file(path: Path, *, role: Role, limit: int = MAX_REPORT_BYTES) -> str:
+    """The text of a small file a layer comes with (its ``layer.report.json``): a regular file of at most ``limit``
+    bytes, read up to that bound (a file that grows while read is refused too)."""
+    with _open_regular(path, role, "report") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(limit + 1) if size <= limit else b""
+        if size > limit or len(data) > limit:
+            raise InvalidInputError(
+                f"The {role} report is {max(size, len(data)):,} bytes; a layer report is read up to {limit:,}",
+                subject=str(path),
+                hint="give the layer.report.json a build wrote beside the layer's zip (a few KB per distribution), "
+                "or the zip itself.",
+            )
+    return data.decode("utf-8", errors="replace")
+
+
+def _check_zip_size(size: int, path: Path, role: Role) -> None:
+    if size > MAX_ZIP_BYTES:
+        raise InvalidInputError(
+            f"{_role(role)} is {size:,} bytes, larger than any layer Lambda takes ({UNPACK_BUDGET:,} bytes unzipped)",
+            subject=str(path),
+            hint=_hint(role),
+        )
+
+
+# The end of central directory record, its zip64 locator and record: signatures and sizes.
+_EOCD, _EOCD_SIZE = b"PK\x05\x06", 22
+_ZIP64_LOCATOR, _ZIP64_LOCATOR_SIZE = b"PK\x06\x07", 20
+_ZIP64_EOCD, _ZIP64_EOCD_SIZE = b"PK\x06\x06", 56
+
+
+def _central_directory(fd: int, size: int) -> tuple[int, int] | None:
+    """(entries, bytes) the central directory declares, from the end records (zip64's when present), read from the
+    last 64 KiB; None when there is no end record (zipfile then says the file is no zip)."""
+    tail_size = min(size, _EOCD_SIZE + 0xFFFF)
+    tail = os.pread(fd, tail_size, size - tail_size)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        return None
+    entries, cd_bytes = struct.unpack_from("<HL", tail, at + 10)
+    locator_at = at - _ZIP64_LOCATOR_SIZE
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == _ZIP64_LOCATOR:
+        (record_at,) = struct.unpack_from("<Q", tail, locator_at + 8)
+        record = os.pread(fd, _ZIP64_EOCD_SIZE, record_at) if record_at < size else b""
+        if len(record) == _ZIP64_EOCD_SIZE and record[:4] == _ZIP64_EOCD:
+            entries, cd_bytes = struct.unpack_from("<QQ", record, 32)
+    return int(entries), int(cd_bytes)
+
+
+def _check_central_directory(declared: tuple[int, int] | None, path: Path, role: Role) -> None:
+    """Before zipfile reads the central directory into memory: not absurdly large, and (for a base, refused rather
+    than judged) not more entries than a layer may have."""
+    if declared is None:
+        return
+    entries, cd_bytes = declared
+    why = None
+    if cd_bytes > MAX_CENTRAL_BYTES:
+        why = f"declares a central directory of {cd_bytes:,} bytes (at most {MAX_CENTRAL_BYTES:,} are read)"
+    elif role == "base layer" and entries > MAX_ENTRIES:
+        why = f"declares {entries:,} entries, more than {MAX_ENTRIES:,}"
+    if why is not None:
+        raise InvalidInputError(f"{_role(role)} {why}", subject=str(path), hint=_hint(role))
 
 
 def _overlapping(infos: list[zipfile.ZipInfo]) -> bool:
