@@ -290,7 +290,7 @@ def main() -> int:
     parser.add_argument("--skip-synth", action="store_true", help="only the miss part (no PyPI needed)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
-    if not CDK.exists():
+    if not args.skip_synth and not CDK.exists():
         sys.exit("run 'bash scripts/setup.sh' first (node_modules/.bin/cdk)")
     import boto3
 
