@@ -20,10 +20,11 @@ reports) and for the whole synth (``warm-s3`` against ``cold``, where CDK's own 
 
 Part 2, ``miss``: what a shared store that never hits costs. ``cdk-pip-layer build`` of a one-wheel layer, offline,
 with a fresh local store each run: ``local`` (no cache URL) against ``s3-miss`` (an empty prefix: looked up,
-built, written) and ``s3-miss-read-only`` (looked up, built, not written). Builds vary by more than the cost
-sought, so the store's work is also measured alone, in a fresh process each time (``store-local`` and
-``store-s3``: ``open_store``, a lookup that misses and the write of the new entry, with the import of boto3 and
-the session it takes). Goal: less than 0.5 s.
+built, written) and ``s3-miss-read-only`` (looked up, built, not written). Goal: ``s3-miss`` less than 0.5 s
+slower than ``local`` (medians of the interleaved rounds, the whole build as a user waits for it). The store's
+work is also measured alone, in a fresh process each time (``store-local`` and ``store-s3``: ``open_store``, a
+lookup that misses and the write of the new entry, with the import of boto3 and the session it takes): what the
+build would pay if none of it overlapped the build (the lookup runs beside it, see ``build.py``).
 
 Results: ``benchmarks/results/bench_s3_cache.json``.
 """
@@ -315,6 +316,7 @@ def main() -> int:
     miss_summary = summarize(miss_samples)
     warm_over_cold = ratio(synth_summary, "warm-s3", "cold")
     store_cost = _difference(miss_summary, "store-s3", "store-local")
+    build_cost = _difference(miss_summary, "s3-miss", "local")
     cpu = _cpu_medians(miss_samples)
     layer_work = _layer_work(synth_samples)
     layer_ratio = (
@@ -347,22 +349,40 @@ def main() -> int:
         "miss": {
             "summary": miss_summary,
             "differences_s": {
-                "s3-miss - local (build)": _difference(miss_summary, "s3-miss", "local"),
+                "s3-miss - local (build)": build_cost,
                 "s3-miss-read-only - local (build)": _difference(miss_summary, "s3-miss-read-only", "local"),
                 "store-s3 - store-local (the store alone)": store_cost,
+            },
+            "paired_differences_s": {
+                "s3-miss - local, median of the rounds": _paired(miss_samples, "s3-miss", "local"),
+                "s3-miss-read-only - local, median of the rounds": _paired(miss_samples, "s3-miss-read-only", "local"),
             },
             "cpu_medians_s": cpu,
             "cpu_differences_s": {
                 "s3-miss - local (build)": _cpu_difference(cpu, "s3-miss", "local"),
                 "store-s3 - store-local (the store alone)": _cpu_difference(cpu, "store-s3", "store-local"),
             },
-            "goal": {"seconds": MISS_GOAL_SECONDS, "met": store_cost is not None and store_cost < MISS_GOAL_SECONDS},
+            "goal": {
+                "seconds": MISS_GOAL_SECONDS,
+                "judged on": "s3-miss - local (build)",
+                "met": build_cost is not None and build_cost < MISS_GOAL_SECONDS,
+            },
         },
         "runs": samples_json([*synth_samples, *miss_samples]),
     }
     write_results("bench_s3_cache", report, args.output)
     print(json.dumps({"synth": report["synth"]["ratios"], "miss": report["miss"]["differences_s"]}), file=sys.stderr)
     return 0
+
+
+def _paired(samples: list[Any], a: str, b: str) -> float | None:
+    """The median of the rounds' differences ``a - b`` (each round runs every variant once, side by side)."""
+    times: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for sample in samples:
+        if sample.variant in times:
+            times[sample.variant][sample.round] = float(sample.seconds)
+    rounds = sorted(set(times[a]) & set(times[b]))
+    return round(statistics.median(times[a][r] - times[b][r] for r in rounds), 3) if rounds else None
 
 
 def _cpu_difference(cpu: Mapping[str, float], a: str, b: str) -> float | None:

@@ -154,12 +154,17 @@ class LayerBuilding:
                 if lookup.result().record is None:  # the build's error stands
                     raise
             else:
-                problem = store.missed(key, local, lookup.result())
-                if problem:
-                    _log.warning("the stored layer %s is not used: %s; building it again", store.describe(key), problem)
-                _keep(store, key, result, placement.built_in)
-                return self._built(result, placement)
-            # Found in the shared store, which serves it (checked as it streamed): the build was called off.
+                there = lookup.result()
+                if there.record is None:
+                    problem = store.missed(key, local, there)
+                    if problem:
+                        _log.warning(
+                            "the stored layer %s is not used: %s; building it again", store.describe(key), problem
+                        )
+                    _keep(store, key, result, placement.built_in)
+                    return self._built(result, placement)
+            # Found in the shared store, which serves it (checked as it streamed), in place of what the build made
+            # (called off, or done before the lookup): what a job is served does not depend on which was quicker.
             reused = self._reuse(store, key, output, files, lambda dest: store.serve_shared(key, lookup, dest, local))
         if reused is not None:
             return reused
