@@ -103,7 +103,9 @@ store.put(key, Path(layer), {"distributions": ["six==1.16.0"]})
 print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}))
 """
 
-_BUILT = re.compile(r"cdk-pip-layer: (?P<label>\S+): built with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
+_BUILT = re.compile(
+    r"cdk-pip-layer: (?P<label>\S+): built (?:locally|in \S+) with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s"
+)
 _REUSED = re.compile(
     r"cdk-pip-layer: (?P<label>\S+): layer \w+ reused from the cache (?P<where>\S+): .*\((?P<seconds>[0-9.]+) s\)"
 )

@@ -143,7 +143,7 @@ class LayerBuilding:
         if reused is not None:
             return reused
         local = here[-1] if here else Fetched()
-        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-lookup-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-lookup-", ignore_cleanup_errors=True) as scratch:
             lookup = store.look_up_shared(key, Path(scratch) / "layer.zip")
             try:
                 with cancellable(lookup.found):
