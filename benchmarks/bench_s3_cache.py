@@ -20,10 +20,12 @@ reports) and for the whole synth (``warm-s3`` against ``cold``, where CDK's own 
 
 Part 2, ``miss``: what a shared store that never hits costs. ``cdk-pip-layer build`` of a one-wheel layer, offline,
 with a fresh local store each run: ``local`` (no cache URL) against ``s3-miss`` (an empty prefix: looked up,
-built, written) and ``s3-miss-read-only`` (looked up, built, not written). Builds vary by more than the cost
-sought, so the store's work is also measured alone, in a fresh process each time (``store-local`` and
-``store-s3``: ``open_store``, a lookup that misses and the write of the new entry, with the import of boto3 and
-the session it takes). Goal: less than 0.5 s.
+built, written), ``s3-miss-read-only`` (looked up, built, not written) and ``s3-hit`` (served from a prefix written
+once: what a hit of the command line costs, its speculative build included). Goal: ``s3-miss`` less than 0.5 s
+slower than ``local`` (medians of the interleaved rounds, the whole build as a user waits for it). The store's
+work is also measured alone, in a fresh process each time (``store-local`` and ``store-s3``: ``open_store``, a
+lookup that misses and the write of the new entry, with the import of boto3 and the session it takes): what the
+build would pay if none of it overlapped the build (the lookup runs beside it, see ``build.py``).
 
 Results: ``benchmarks/results/bench_s3_cache.json``.
 """
@@ -102,7 +104,9 @@ store.put(key, Path(layer), {"distributions": ["six==1.16.0"]})
 print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}))
 """
 
-_BUILT = re.compile(r"cdk-pip-layer: (?P<label>\S+): built with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
+_BUILT = re.compile(
+    r"cdk-pip-layer: (?P<label>\S+): built (?:locally|in \S+) with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s"
+)
 _REUSED = re.compile(
     r"cdk-pip-layer: (?P<label>\S+): layer \w+ reused from the cache (?P<where>\S+): .*\((?P<seconds>[0-9.]+) s\)"
 )
@@ -217,7 +221,18 @@ class MissBench:
         self.layer = work / "layer.zip"
         with zipfile.ZipFile(self.layer, "w") as archive:
             archive.writestr("python/six.py", "# a layer\n" * 100)
+        self.hit_url = f"s3://{BUCKET}/hit"
         self._n = 0
+
+    def fill(self) -> None:
+        """Write the entry the ``s3-hit`` variant is served (unmeasured)."""
+        env = self._env(self.hit_url)
+        run(
+            [CLI, "build", "-r", self.requirements, "-o", Path(env["CDK_PIP_LAYER_CACHE_DIR"]).parent / "out",
+             "--runtime", "python3.12", "--installer", "uv", "--installer-arg=--no-index",
+             f"--installer-arg=--find-links={self.wheels}"],
+            env=env,
+        )  # fmt: skip
 
     def _env(self, url: str | None, **extra: str) -> dict[str, str]:
         self._n += 1
@@ -228,19 +243,28 @@ class MissBench:
         return env
 
     def build(self, variant: str) -> dict[str, Any]:
-        url = None if variant == "local" else f"s3://{BUCKET}/miss-{uuid.uuid4().hex}"
+        if variant == "local":
+            url = None
+        elif variant == "s3-hit":  # the prefix fill() wrote: served from S3 to a fresh local store
+            url = self.hit_url
+        else:
+            url = f"s3://{BUCKET}/miss-{uuid.uuid4().hex}"
         extra = {"CDK_PIP_LAYER_CACHE_READ_ONLY": "1"} if variant.endswith("read-only") else {}
         env = self._env(url, **extra)
         out = Path(env["CDK_PIP_LAYER_CACHE_DIR"]).parent / "out"
         start, before = time.perf_counter(), _children_cpu()
-        stderr = run(
-            [CLI, "build", "-r", self.requirements, "-o", out, "--runtime", "python3.12", "--installer", "uv",
-             "--installer-arg=--no-index", f"--installer-arg=--find-links={self.wheels}"],
-            env=env,
+        done = subprocess.run(
+            [str(CLI), "build", "--json", "-r", str(self.requirements), "-o", str(out), "--runtime", "python3.12",
+             "--installer", "uv", "--installer-arg=--no-index", f"--installer-arg=--find-links={self.wheels}"],
+            env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         seconds, cpu = time.perf_counter() - start, _children_cpu() - before
-        if "is not used" in stderr or "could not keep" in stderr:
-            sys.exit(f"bench_s3_cache: {variant} warned:\n{stderr}")
+        stderr = done.stderr
+        if done.returncode != 0 or "is not used" in stderr or "could not keep" in stderr:
+            sys.exit(f"bench_s3_cache: {variant} failed or warned:\n{stderr}")
+        reused = json.loads(done.stdout)["reused_from"]
+        if (reused is not None and str(reused).startswith(self.hit_url)) != (variant == "s3-hit"):
+            sys.exit(f"bench_s3_cache: {variant} was reused from {reused}")
         shutil.rmtree(out.parent, ignore_errors=True)
         return {SECONDS: seconds, "cpu_seconds": round(cpu, 3)}
 
@@ -290,7 +314,7 @@ def main() -> int:
     parser.add_argument("--skip-synth", action="store_true", help="only the miss part (no PyPI needed)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
-    if not CDK.exists():
+    if not args.skip_synth and not CDK.exists():
         sys.exit("run 'bash scripts/setup.sh' first (node_modules/.bin/cdk)")
     import boto3
 
@@ -308,13 +332,16 @@ def main() -> int:
             synth_samples = interleaved({v: functools.partial(synth.synth, v) for v in SYNTH_VARIANTS}, args.rounds)
         (work / "miss").mkdir()
         miss = MissBench(work / "miss", endpoint)
-        variants = {v: functools.partial(miss.build, v) for v in ("local", "s3-miss", "s3-miss-read-only")}
+        miss.fill()
+        builds = ("local", "s3-miss", "s3-miss-read-only", "s3-hit")
+        variants = {v: functools.partial(miss.build, v) for v in builds}
         variants |= {v: functools.partial(miss.store_only, v) for v in ("store-local", "store-s3")}
         miss_samples = interleaved(variants, args.miss_rounds)
     synth_summary = summarize(synth_samples)
     miss_summary = summarize(miss_samples)
     warm_over_cold = ratio(synth_summary, "warm-s3", "cold")
     store_cost = _difference(miss_summary, "store-s3", "store-local")
+    build_cost = _difference(miss_summary, "s3-miss", "local")
     cpu = _cpu_medians(miss_samples)
     layer_work = _layer_work(synth_samples)
     layer_ratio = (
@@ -347,22 +374,42 @@ def main() -> int:
         "miss": {
             "summary": miss_summary,
             "differences_s": {
-                "s3-miss - local (build)": _difference(miss_summary, "s3-miss", "local"),
+                "s3-miss - local (build)": build_cost,
                 "s3-miss-read-only - local (build)": _difference(miss_summary, "s3-miss-read-only", "local"),
                 "store-s3 - store-local (the store alone)": store_cost,
+                "s3-hit - local (build)": _difference(miss_summary, "s3-hit", "local"),
+            },
+            "ratios": {"s3-hit / local (build)": ratio(miss_summary, "s3-hit", "local")},
+            "paired_differences_s": {
+                "s3-miss - local, median of the rounds": _paired(miss_samples, "s3-miss", "local"),
+                "s3-miss-read-only - local, median of the rounds": _paired(miss_samples, "s3-miss-read-only", "local"),
             },
             "cpu_medians_s": cpu,
             "cpu_differences_s": {
                 "s3-miss - local (build)": _cpu_difference(cpu, "s3-miss", "local"),
                 "store-s3 - store-local (the store alone)": _cpu_difference(cpu, "store-s3", "store-local"),
             },
-            "goal": {"seconds": MISS_GOAL_SECONDS, "met": store_cost is not None and store_cost < MISS_GOAL_SECONDS},
+            "goal": {
+                "seconds": MISS_GOAL_SECONDS,
+                "judged on": "s3-miss - local (build)",
+                "met": build_cost is not None and build_cost < MISS_GOAL_SECONDS,
+            },
         },
         "runs": samples_json([*synth_samples, *miss_samples]),
     }
     write_results("bench_s3_cache", report, args.output)
     print(json.dumps({"synth": report["synth"]["ratios"], "miss": report["miss"]["differences_s"]}), file=sys.stderr)
     return 0
+
+
+def _paired(samples: list[Any], a: str, b: str) -> float | None:
+    """The median of the rounds' differences ``a - b`` (each round runs every variant once, side by side)."""
+    times: dict[str, dict[int, float]] = {a: {}, b: {}}
+    for sample in samples:
+        if sample.variant in times:
+            times[sample.variant][sample.round] = float(sample.seconds)
+    rounds = sorted(set(times[a]) & set(times[b]))
+    return round(statistics.median(times[a][r] - times[b][r] for r in rounds), 3) if rounds else None
 
 
 def _cpu_difference(cpu: Mapping[str, float], a: str, b: str) -> float | None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .engine.cancel import BuildCalledOff, cancellable, check_called_off
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.inputs.input_hash import input_hash
 from .engine.inputs.locked import read_input
@@ -24,6 +27,7 @@ from .engine.placement import Placement, build_placed
 from .engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
 from .engine.verify.report import sbom_json_from_text, write_text_atomically
 from .store import Fetched, LayerStore, entry_key, open_store
+from .store.tiered import SharedLookup, TieredLayerStore
 
 if TYPE_CHECKING:
     import os
@@ -113,21 +117,84 @@ class LayerBuilding:
         files = read_input(self.options)
         store = open_store(self.settings, files)
         key = entry_key(input_hash(self.options, files), self.settings.bundling, self.image)
+        if isinstance(store, TieredLayerStore):
+            return self._build_tiered(store, key, output, files)
         if store is not None:
-            reused = self._reuse(store, key, output, files)
+            reused = self._reuse(store, key, output, files, lambda dest: store.fetch(key, dest))
             if reused is not None:
                 return reused
-        result, placement = build_placed(
-            self.settings.bundling,
-            self.options.target,
-            lambda: PipBasedLambdaLayerLocalBuilder.from_options(self.options, output, requirements_file=files).build(),
-            lambda placement: self._in_image(output, files, placement),
-        )
+        result, placement = self._build_new(output, files)
         if store is not None:
             _keep(store, key, result, placement.built_in)
         unpinned = files.unpinned_warning(asset=False) if self.settings.cache else None
         if unpinned:  # said once, with the build's warnings: the store serves only fully pinned inputs
             result = dataclasses.replace(result, warnings=(unpinned, *result.warnings))
+        return self._built(result, placement)
+
+    def _build_tiered(self, store: TieredLayerStore, key: str, output: Path, files: RequirementsFile) -> LayerBuild:
+        """The local store; else the shared one looked up while the layer is built on speculation: a trusted entry
+        found there calls the build off (what it made is removed) and is served; a miss costs no wait for S3 but
+        the write of the new entry (after the build and its verification: the zip first, the record last)."""
+        here: list[Fetched] = []
+
+        def from_local(dest: Path) -> Fetched:
+            fetched = store.fetch_local(key, dest)
+            here.append(fetched)
+            return fetched if fetched.record is not None else Fetched()  # a problem is said with the shared answer
+
+        reused = self._reuse(store, key, output, files, from_local)
+        if reused is not None:
+            return reused
+        local = here[-1] if here else Fetched()
+        with tempfile.TemporaryDirectory(prefix="cdk-pip-layer-lookup-", ignore_cleanup_errors=True) as scratch:
+            lookup = store.look_up_shared(key, Path(scratch) / "layer.zip")
+            try:
+                with cancellable(lookup.found):
+                    result, placement = self._build_new(output, files, lookup=lookup)
+            except BuildCalledOff:
+                pass
+            except Exception:
+                if lookup.result().record is None:  # the build's error stands
+                    raise
+            else:
+                there = lookup.result()
+                if there.record is None:
+                    problem = store.missed(key, local, there)
+                    if problem:
+                        _log.warning(
+                            "the stored layer %s is not used: %s; building it again", store.describe(key), problem
+                        )
+                    _keep(store, key, result, placement.built_in)
+                    return self._built(result, placement)
+            # Found in the shared store, which serves it (checked as it streamed), in place of what the build made
+            # (called off, or done before the lookup): what a job is served does not depend on which was quicker.
+            reused = self._reuse(store, key, output, files, lambda dest: store.serve_shared(key, lookup, dest, local))
+        if reused is not None:
+            return reused
+        result, placement = self._build_new(output, files)  # it could not be copied here: built after all
+        _keep(store, key, result, placement.built_in)
+        return self._built(result, placement)
+
+    def _build_new(
+        self, output: Path, files: RequirementsFile, *, lookup: SharedLookup | None = None
+    ) -> tuple[LayerBuildResult, Placement]:
+        """Build the layer where the bundling policy says. With a shared lookup running, a container build waits
+        for it first (a container is not started on speculation)."""
+
+        def in_image(placement: Placement) -> LayerBuildResult:
+            if lookup is not None:
+                lookup.done.wait()
+                check_called_off()
+            return self._in_image(output, files, placement)
+
+        return build_placed(
+            self.settings.bundling,
+            self.options.target,
+            lambda: PipBasedLambdaLayerLocalBuilder.from_options(self.options, output, requirements_file=files).build(),
+            in_image,
+        )
+
+    def _built(self, result: LayerBuildResult, placement: Placement) -> LayerBuild:
         image = self.image if placement.built_in == "docker" else None
         return LayerBuild(result, self.settings.bundling, placement.built_in, placement.reason, image)
 
@@ -158,14 +225,17 @@ class LayerBuilding:
                 failed.what, subject=failed.subject, details=[*failed.details, *local], hint=failed.hint
             ) from None
 
-    def _reuse(self, store: LayerStore, key: str, output: Path, files: RequirementsFile) -> LayerBuild | None:
-        """The layer the store holds for ``key``, put into ``output`` as a build would put it (all or nothing);
-        None when there is none, or when the entry is not served (a warning says why; it is built again)."""
+    def _reuse(
+        self, store: LayerStore, key: str, output: Path, files: RequirementsFile, fetch: Callable[[Path], Fetched]
+    ) -> LayerBuild | None:
+        """The layer ``fetch`` copies from the store to a path, put into ``output`` as a build would put it (all or
+        nothing); None when there is none, or when the entry is not served (a warning says why; it is built
+        again)."""
         start = time.perf_counter()
         try:
             with BuildTransaction(output, inputs=files.files) as transaction:
                 try:
-                    fetched = store.fetch(key, transaction.zip_path)
+                    fetched = fetch(transaction.zip_path)
                     if fetched.record is not None:
                         unpack_layer(transaction.zip_path, transaction.artifacts_dir)
                 except (OSError, LayerBuildError) as exc:  # a full disk, say: the build says it again, or succeeds

@@ -99,9 +99,24 @@ def test_machine_b_gets_machine_as_layer_from_s3(machine: Callable[..., Machine]
     assert b.result["distributions"] == ["helper==1.0"]
     assert (Path(b.result["zip"]).parent / "layer.report.json").is_file()  # the report came along
     assert b.lines_naming("is not used") == []
+    # B's own build, started beside the lookup, was called off or replaced: nothing of it is left.
+    assert not [p.name for p in (b_machine.root / "out").iterdir() if p.name.startswith(".")]
     # Kept in B's local store as it was served: the next build there asks S3 for nothing.
     again = b_machine.build("--cache-url", shared.url, name="again")
     assert again.reused_from == str(b_machine.cache / "layers" / key / "layer.zip")
+
+
+def test_a_layer_that_fails_its_verification_is_never_written(
+    tmp_path: Path, machine: Callable[..., Machine], shared: Shared, make_wheel: Callable[..., Path]
+) -> None:
+    broken = make_wheel("broken", "1.0", files={"broken/__init__.py": "raise ImportError('broken build')\n"}).parent
+    requirements = tmp_path / "broken-requirements.txt"
+    requirements.write_text("broken==1.0\n", encoding="utf-8")
+    ci = machine("a")
+    failed = Machine(ci.root, requirements, broken, ci.runtime, ci.endpoint).build("--cache-url", shared.url)
+    assert failed.returncode != 0 and "broken build" in failed.stderr, failed
+    assert shared.objects() == {}  # no record, no zip: the entry is written only after the layer is verified
+    assert not (ci.cache / "layers").exists() or list((ci.cache / "layers").iterdir()) == []
 
 
 def test_a_bad_local_entry_is_replaced_from_s3(machine: Callable[..., Machine], shared: Shared) -> None:

@@ -24,6 +24,12 @@ _POLICIES = {
     "reader": ["s3:ListBucket", "s3:GetObject", "kms:GetPublicKey"],
     "nobody": ["sts:GetCallerIdentity"],
 }
+# A job whose upload of the zip fails after the build (as a full bucket, a network cut or a policy would make it):
+# it may write the record, never a zip.
+_NO_ZIP = [
+    {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject"], "Resource": "*"},
+    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::*/layer-*.zip"},
+]
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,12 @@ def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Iam]:
         moto = Emulator(endpoint=endpoint, log=log)
         client = moto.client("iam")
         keys: dict[str, tuple[str, str]] = {}
-        for user, actions in _POLICIES.items():
+        statements = {
+            user: [{"Effect": "Allow", "Action": actions, "Resource": "*"}] for user, actions in _POLICIES.items()
+        }
+        for user, statement in {**statements, "no-zip": _NO_ZIP}.items():
             client.create_user(UserName=user)
-            document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+            document = {"Version": "2012-10-17", "Statement": statement}
             client.put_user_policy(UserName=user, PolicyName="only", PolicyDocument=json.dumps(document))
             key = client.create_access_key(UserName=user)["AccessKey"]
             keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
@@ -104,6 +113,19 @@ def test_a_denied_write_costs_one_warning_and_writes_nothing(machine: Callable[.
     # Read-only: the same job, told not to write, says nothing.
     quiet = machine("reader-2", "reader").build("--cache-url", shared.url, "--cache-read-only")
     assert quiet.lines_naming(shared.url) == [] and quiet.returncode == 0
+
+
+def test_an_upload_that_fails_after_the_build_leaves_no_record(machine: Callable[..., Machine], iam: Iam) -> None:
+    shared = iam.shared()
+    built = machine("no-zip", "no-zip").build("--cache-url", shared.url)
+    assert built.result["sha256"] and built.reused_from is None  # the build stands
+    [warning] = built.lines_naming(shared.url)
+    assert "AWS denied s3:PutObject" in warning
+    assert shared.objects() == {}  # the zip first, the record last: no record names a zip that is not there
+    # The next machine finds no entry (nothing half-written is served) and builds.
+    again = machine("no-zip-2", "trusted").build("--cache-url", shared.url)
+    assert again.reused_from is None and again.lines_naming(shared.url) == []
+    assert sorted(name.split("/")[-1].split("-")[0] for name in shared.objects()) == ["layer", "record.json", "report"]
 
 
 def test_a_denied_read_costs_one_warning(machine: Callable[..., Machine], iam: Iam) -> None:

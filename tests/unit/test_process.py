@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from cdk_pip_layer.engine.cancel import BuildCalledOff, cancellable
 from cdk_pip_layer.engine.process import TMPDIR_PREFIX, run
+from cdk_pip_layer.engine.progress import phase
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from Linux's /proc")
 
@@ -91,6 +93,37 @@ def test_an_interrupted_caller_stops_the_child_and_what_it_started(tmp_path: Pat
     with pytest.raises(KeyboardInterrupt):
         run(["sh", "-c", _FAMILY, "sh", str(pidfile)], timeout=_NO_HANG)
     assert _gone(int(pidfile.read_text()))
+
+
+def test_a_build_called_off_stops_the_child_and_what_it_started(tmp_path: Path) -> None:
+    """The shared store found the layer while it was being built: the build's program is stopped at once."""
+    pidfile = tmp_path / "grandchild.pid"
+    found = threading.Event()
+
+    def find_once_started() -> None:
+        deadline = time.monotonic() + 60
+        while not (pidfile.is_file() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found.set()
+
+    threading.Thread(target=find_once_started, daemon=True).start()
+    with cancellable(found), pytest.raises(BuildCalledOff):
+        run(["sh", "-c", _FAMILY, "sh", str(pidfile)], timeout=_NO_HANG)
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_a_build_that_may_be_called_off_runs_as_any_other(tmp_path: Path) -> None:
+    with cancellable(threading.Event()):
+        assert run(["sh", "-c", "echo done"]).output.strip() == "done"
+        assert run(["sh", "-c", "sleep 600"], timeout=0.5).returncode == -1  # its timeout still holds
+        assert run(["sh", "-c", "echo to-file"], output_file=tmp_path / "new").output.strip() == "to-file"
+
+
+def test_a_build_called_off_starts_no_other_phase() -> None:
+    found = threading.Event()
+    found.set()
+    with cancellable(found), pytest.raises(BuildCalledOff), phase("zip"):
+        pytest.fail("the phase ran")
 
 
 def test_the_child_leads_its_own_process_group() -> None:

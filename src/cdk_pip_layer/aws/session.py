@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,7 @@ class Aws:
         self.error = error
         self.config = config
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -145,6 +147,10 @@ class Aws:
 
     def client(self, service: str) -> Any:
         """The service's client; an endpoint or region boto3 cannot use is an error."""
+        with self._lock:  # a boto3 session must not make clients in two threads at once
+            return self._client(service)
+
+    def _client(self, service: str) -> Any:
         if service not in self._clients:
             config = Config(user_agent_extra=f"cdk-pip-layer/{__version__}")
             if self.config is not None:

@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .cancel import called_off, check_called_off
 from .redact import redact
 from .scratch import make_scratch_dir, remove_stale
 
@@ -109,7 +111,7 @@ def run(
             raise
         try:
             _release(held)
-            output, _ = proc.communicate(timeout=timeout)
+            output = _wait(proc, timeout)
         except subprocess.TimeoutExpired:
             output = _stop(proc) + _tail(out)
             output = redact(_ANSI.sub("", output) + f"\n(timed out after {timeout} s)", secrets)
@@ -120,6 +122,32 @@ def run(
         output = output if out is None else _tail(out)
     output = _ANSI.sub("", output or "")
     return CompletedRun(args, proc.returncode, redact(output, secrets) if redact_output else output, proc.pid)
+
+
+# How often a child's wait looks whether its build was called off (see engine.cancel).
+CALLED_OFF_POLL_SECONDS = 0.05
+
+
+def _wait(proc: subprocess.Popen[str], timeout: float | None) -> str | None:
+    """The child's output once it ended (``TimeoutExpired`` after ``timeout``); :class:`BuildCalledOff` as soon as
+    the current build is called off (the caller stops the child, as on any exception)."""
+    event = called_off()
+    if event is None:
+        output, _ = proc.communicate(timeout=timeout)
+        return output
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        check_called_off()
+        wait = CALLED_OFF_POLL_SECONDS
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        try:
+            output, _ = proc.communicate(timeout=max(wait, 0.0))
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+            continue
+        return output
 
 
 # How much of an output file (``output_file``) is read back.

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .cancel import check_called_off
+
 _log = logging.getLogger("cdk_pip_layer")
 
 HEARTBEAT_SECONDS = 10.0
@@ -35,6 +37,7 @@ _current: contextvars.ContextVar[_Build | None] = contextvars.ContextVar("cdk_pi
 def phase(name: str) -> Iterator[None]:
     """Log the start and the duration of one step of a build (the CLI shows them on stderr); the heartbeat of the
     build says it is in this step meanwhile."""
+    check_called_off()  # a build called off starts no other step
     build = _current.get()
     outer = build.phase if build is not None else None
     if build is not None:

@@ -5,7 +5,9 @@ S3 shared by every machine (looked up after the local one)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 from collections.abc import Mapping
 
 from cdk_pip_layer.engine.errors import InvalidInputError
@@ -83,24 +85,34 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _check_extra(url: str, kms_key: str | None) -> None:
-    """The libraries of the shared store, or an error naming the extra that brings them."""
-    try:
-        from cdk_pip_layer.aws import session  # noqa: F401  (boto3, imported there)
+    """The libraries of the shared store are there, or an error naming the extra that brings them. Looked up, not
+    imported: boto3 is imported when the store is first used, in the thread of the lookup that runs beside the
+    build (an import costs a fraction of a second)."""
+    needed = ["boto3", "botocore"] + (["cryptography"] if kms_key else [])
+    missing = next((name for name in needed if not _importable(name)), None)
+    if missing is None:
+        return
+    what = (
+        "boto3, the AWS SDK for Python"
+        if missing in ("boto3", "botocore")
+        else f"cryptography, to verify the signatures of {KMS_KEY_VARIABLE}"
+    )
+    raise MissingStoreExtraError(
+        f"The shared layer store {url} needs {what}, which is not installed",
+        subject=url,
+        hint="install the publish extra: pip install 'cdk-pip-layer[publish]' (boto3 and cryptography); or "
+        f"use the local layer store alone (unset {URL_VARIABLE}, drop cache_url / --cache-url).",
+    )
 
-        if kms_key:
-            from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401
-    except ImportError as exc:
-        what = (
-            "boto3, the AWS SDK for Python"
-            if exc.name in ("boto3", "botocore")
-            else f"cryptography, to verify the signatures of {KMS_KEY_VARIABLE}"
-        )
-        raise MissingStoreExtraError(
-            f"The shared layer store {url} needs {what}, which is not installed",
-            subject=url,
-            hint="install the publish extra: pip install 'cdk-pip-layer[publish]' (boto3 and cryptography); or "
-            f"use the local layer store alone (unset {URL_VARIABLE}, drop cache_url / --cache-url).",
-        ) from None
+
+def _importable(name: str) -> bool:
+    """Whether the top-level module ``name`` can be imported (found on the path, or already imported)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def entry_key(input_hash: str, bundling: BundlingMode, image: str) -> str:

@@ -15,12 +15,14 @@ import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdk_pip_layer.aws.errors import AwsError
-from cdk_pip_layer.aws.session import Aws
 
 from .layer_store import KMS_KEY_VARIABLE
+
+if TYPE_CHECKING:
+    from cdk_pip_layer.aws.session import Aws
 
 _MESSAGE_PREFIX = b"cdk-pip-layer layer store record, sha256 "
 # KMS's signing algorithms: the hash and the scheme of each, in the order a signer prefers them.

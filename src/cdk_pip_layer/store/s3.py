@@ -26,15 +26,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cdk_pip_layer.aws import s3
 from cdk_pip_layer.aws.errors import AwsError
-from cdk_pip_layer.aws.session import Aws
 
 from .kms import KmsSigning
 from .layer_store import KMS_KEY_VARIABLE, READ_ONLY_VARIABLE, Fetched
 from .record import MAX_RECORD_BYTES, RECORD_FILE, Mismatch, StoreRecord, read_record
+
+if TYPE_CHECKING:  # boto3 is imported when the store is first used (by the lookup's thread, see build.py)
+    from cdk_pip_layer.aws import s3
+    from cdk_pip_layer.aws.session import Aws
 
 __all__ = ["MAX_LAYER_ZIP", "S3LayerStore", "SharedStoreError", "SharedStoreWriteError", "shared_connection"]
 
@@ -78,6 +80,8 @@ class _Connection:
     def session(self) -> Aws:
         with self.lock:
             if self.aws is None:
+                from cdk_pip_layer.aws import s3
+
                 self.aws = s3.connect(subject=self.url, error=SharedStoreError)
             return self.aws
 
@@ -120,6 +124,8 @@ class S3LayerStore:
         return f"{self.prefix}{key}/{name}"
 
     def _bucket(self) -> s3.Bucket:
+        from cdk_pip_layer.aws import s3
+
         return s3.Bucket(self.connection.session(), self.bucket_name)
 
     def holds(self, key: str) -> bool:

@@ -4,6 +4,8 @@ the local store as it is served (the next lookup on this machine is local); a ne
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from .layer_store import Fetched
 from .local import LocalLayerStore
 from .s3 import S3LayerStore
 
-__all__ = ["TieredLayerStore"]
+__all__ = ["SharedLookup", "TieredLayerStore"]
 
 _log = logging.getLogger("cdk_pip_layer")
 
@@ -37,13 +39,41 @@ class TieredLayerStore:
         here = self.local.fetch(key, dest)
         if here.record is not None:
             return here
-        there = self.shared.fetch(key, dest)
+        return self._served(key, dest, here, self.shared.fetch(key, dest))
+
+    def look_up_shared(self, key: str, dest: Path) -> SharedLookup:
+        """The shared store's entry for ``key``, fetched (and checked) into ``dest`` in a thread of its own, while
+        the caller builds the layer on speculation; :meth:`serve_shared` then serves it."""
+        return SharedLookup(self.shared, key, dest)
+
+    def serve_shared(self, key: str, lookup: SharedLookup, dest: Path, here: Fetched | None = None) -> Fetched:
+        """What :meth:`fetch` says for the shared lookup (finished): its layer copied to ``dest`` and kept in the
+        local store, or why it was not served. ``here``: what the local store said (its problem, if any)."""
+        there = lookup.result()
+        if there.record is not None:
+            try:
+                shutil.copyfile(lookup.dest, dest)
+            except OSError as exc:
+                return Fetched(problem=f"it cannot be copied here ({exc.strerror or exc})")
+        return self._served(key, dest, here or Fetched(), there)
+
+    def fetch_local(self, key: str, dest: Path) -> Fetched:
+        """The local entry alone (the shared one is looked up by :meth:`look_up_shared`)."""
+        self._where.pop(key, None)
+        return self.local.fetch(key, dest)
+
+    def missed(self, key: str, here: Fetched, there: Fetched) -> str | None:
+        """When neither store served the layer: the problem to tell (None: there was no entry), and
+        :meth:`describe` then names the entry it is about."""
+        if there.problem is None:  # no shared entry: the local problem, if any, is the one to tell
+            return here.problem
+        self._where[key] = self.shared.describe(key)
+        also = f" (the local entry {self.local.describe(key)} too: {here.problem})" if here.problem else ""
+        return f"{there.problem}{also}"
+
+    def _served(self, key: str, dest: Path, here: Fetched, there: Fetched) -> Fetched:
         if there.record is None:
-            if there.problem is None:  # no shared entry: the local problem, if any, is the one to tell
-                return here
-            self._where[key] = self.shared.describe(key)
-            also = f" (the local entry {self.local.describe(key)} too: {here.problem})" if here.problem else ""
-            return Fetched(problem=f"{there.problem}{also}")
+            return Fetched(problem=self.missed(key, here, there))
         self._where[key] = self.shared.describe(key)
         if here.problem is not None:
             _log.warning(
@@ -80,3 +110,37 @@ class TieredLayerStore:
             self._where[key] = self.local.describe(key)
             raise failed
         return path
+
+
+class SharedLookup:
+    """A lookup of the shared store running in a thread of its own: the entry fetched into ``dest`` (checked as
+    it streams: a record for the key, the recorded size and sha256, the signatures asked for). ``found`` is set
+    when a trusted entry is there, and ``done`` when the lookup ended (either way)."""
+
+    def __init__(self, shared: S3LayerStore, key: str, dest: Path) -> None:
+        self.dest = dest
+        self.found = threading.Event()
+        self.done = threading.Event()
+        self._fetched = Fetched()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(shared, key), name=f"cdk-pip-layer-lookup-{key[:12]}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, shared: S3LayerStore, key: str) -> None:
+        try:
+            self._fetched = shared.fetch(key, self.dest)
+            if self._fetched.record is not None:
+                self.found.set()
+        except BaseException as exc:  # said in the caller's thread, by result()
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> Fetched:
+        """What the lookup found, once it ended (an unexpected error of the lookup is raised here)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._fetched
