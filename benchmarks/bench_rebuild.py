@@ -118,7 +118,9 @@ else:
     PipLambdaLayer(stack, "Deps", requirements=Path(sys.argv[2]))
 app.synth()
 """
-_BUILT = re.compile(r"cdk-pip-layer: (?P<label>\S+): built with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
+_BUILT = re.compile(
+    r"cdk-pip-layer: (?P<label>\S+): built (?:locally|in \S+) with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s"
+)
 
 
 def _pinned(base: Sequence[str], name: str, version: str) -> str:

@@ -44,7 +44,7 @@ PLAIN_APP = f"{PYTHON} example_app/bench_plain_app.py"
 STACK = "CdkPipLayerExample"
 WARM_GOAL = 1.2
 FRESH_GOAL_SECONDS = 2.0
-_BUILT = re.compile(r"built with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
+_BUILT = re.compile(r"built (?:locally|in \S+) with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
 _CACHED = re.compile(r"reused from the cache .+ \((?P<seconds>[0-9.]+) s\)")
 
 

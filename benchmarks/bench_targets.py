@@ -70,7 +70,9 @@ else:
 app.synth()
 """
 
-_BUILT = re.compile(r"cdk-pip-layer: (?P<label>\S+): built with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s")
+_BUILT = re.compile(
+    r"cdk-pip-layer: (?P<label>\S+): built (?:locally|in \S+) with (?P<installer>.+?) in (?P<seconds>[0-9.]+) s"
+)
 VARIANTS = ("one", "four", "four-one-by-one")
 
 
