@@ -23,6 +23,8 @@ from types import ModuleType
 
 import pytest
 
+import cdk_pip_layer
+
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted([REPO / "README.md", REPO / "CONTRIBUTING.md", REPO / "CHANGELOG.md", *(REPO / "docs").rglob("*.md")])
 README_LIMIT = 300  # lines: the README is the user's first screen, the rest is the docs' job
@@ -155,7 +157,8 @@ def test_a_page_missing_from_the_index_is_found(tmp_path: Path) -> None:
 
 # --- CONTRIBUTING.md's module map ----------------------------------------------------------------------------------
 
-PACKAGE = REPO / "src" / "cdk_pip_layer"
+# The package tested: src/ in a checkout, the installed wheel where CI tests one from a copy without src/.
+PACKAGE = Path(cdk_pip_layer.__file__).resolve().parent
 _ENTRY = re.compile(r"^  (\S+)(?:\s|$)")
 _MODULE = re.compile(r"(?<![\w/.])(\w+\.py)\b")
 
