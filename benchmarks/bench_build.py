@@ -153,7 +153,7 @@ class Bench:
         else:
             installer = {"ours": [], "ours-pip": ["--installer", "pip"], "ours-uv": ["--installer", "uv"]}[name]
             stderr = run(
-                [CLI, "build", "-r", self.requirements, "--runtime", "python3.12", "-o", out, *installer], env=env
+                [CLI, "build", "-r", self.requirements, "--runtime", "python3.12", "-o", out, "-v", *installer], env=env
             )
             seconds = perf_counter() - begin
             steps = our_phases(stderr)

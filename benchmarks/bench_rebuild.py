@@ -151,7 +151,7 @@ class Bench:
         run_dir = self._dir("ours")
         req = run_dir / "requirements.txt"
         req.write_text(requirements, encoding="utf-8")
-        argv = ["build", "-r", str(req), "--runtime", "python3.12", "-o", str(run_dir / "out"), "--json"]
+        argv = ["build", "-r", str(req), "--runtime", "python3.12", "-o", str(run_dir / "out"), "--json", "-v"]
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, *argv],

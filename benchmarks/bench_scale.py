@@ -91,7 +91,7 @@ class Bench:
         req = run_dir / "requirements.txt"
         req.write_text("\n".join(SETS[name]) + "\n", encoding="utf-8")
         env = pypi_only_env({"PIP_CACHE_DIR": str(self.caches / "pip"), "UV_CACHE_DIR": str(self.caches / "uv")})
-        argv = ["build", "-r", str(req), "--runtime", "python3.12", "-o", str(run_dir / "out"), "--json"]
+        argv = ["build", "-r", str(req), "--runtime", "python3.12", "-o", str(run_dir / "out"), "--json", "-v"]
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, *argv], env=env, capture_output=True, text=True, check=False
