@@ -257,3 +257,43 @@ def test_cli_build_refuses_a_conflict_with_exit_2(
     err = capsys.readouterr().err
     assert code == 2
     assert f"error: requests==2.32.3 conflicts with the base layer {base_zip}, which holds requests 2.31.0" in err
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("base_as", ["zip", "report"])
+def test_cli_build_on_top_of_with_relative_paths(
+    tmp_path: Path,
+    wheels: Path,
+    base_zip: Path,
+    host_runtime: Runtime,
+    *,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    installer: str,
+    base_as: str,
+) -> None:
+    """The documented command, `-o build/team --on-top-of build/base/...`, run from the project: relative paths (the
+    installer runs in another directory, so the bases' constraints file must not be named relative to this one)."""
+    project = tmp_path / "project"
+    _requirements(project / "layers" / "team" / "requirements.txt", "requests\nrich\n")
+    base = project / "build" / "base" / ("layer.zip" if base_as == "zip" else "layer.report.json")
+    base.parent.mkdir(parents=True)
+    if base_as == "zip":
+        base.write_bytes(base_zip.read_bytes())
+    else:
+        base.write_bytes((base_zip.parent / "layer.report.json").read_bytes())
+    monkeypatch.chdir(project)
+    argv = _build_argv(
+        Path("layers/team/requirements.txt"),
+        Path("build/team"),
+        host_runtime,
+        wheels,
+        "--on-top-of",
+        str(base.relative_to(project)),
+        f"--installer={installer}",
+    )
+    code = main([*argv, "--json"])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(printed)["distributions"] == ["pygments==2.17.2", "rich==13.7.1"]
+    assert _names(project / "build" / "team" / "layer.zip") == {"pygments-2.17.2.dist-info", "rich-13.7.1.dist-info"}

@@ -388,9 +388,11 @@ def write_constraints(bases: Sequence[BaseLayer], directory: Path) -> Path | Non
 
 def constraint_args(bases: Sequence[BaseLayer], directory: Path) -> tuple[str, ...]:
     """The installer arguments that hold a resolution to the bases' versions (pip's and uv's ``--constraint``),
-    the constraints file written into ``directory``; none without bases."""
+    the constraints file written into ``directory``; none without bases. The file is named by its absolute path:
+    the installer runs in the requirements' directory, not the caller's (``-o build/team`` is relative to the
+    caller's)."""
     path = write_constraints(bases, directory)
-    return ("--constraint", str(path)) if path is not None else ()
+    return ("--constraint", str(path.absolute())) if path is not None else ()
 
 
 def check_installed(
