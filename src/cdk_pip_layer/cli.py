@@ -28,7 +28,7 @@ from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_a
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
-from .engine.verify.infer_target import infer_target
+from .engine.verify.infer_target import infer_stack_target
 from .engine.verify.report import LayerReport, write_report
 from .engine.verify.stack import check_stack, read_stack_layer
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
@@ -171,7 +171,7 @@ def _verify(args: argparse.Namespace) -> int:
             hint="name a directory (made if missing) for layer.report.json and layer.cdx.json.",
         )
     # What was not given is read from the layer (or it asks for it: exit 2); everything after uses the target.
-    inference = infer_target(args.zip, runtime=args.runtime, architecture=args.architecture)
+    inference = infer_stack_target(args.zip, args.on_top_of, runtime=args.runtime, architecture=args.architecture)
     inferred = inference.require(str(args.zip))
     args.runtime, args.architecture = inferred.runtime, inferred.architecture.value
     if inference.describe() and not args.quiet:
@@ -446,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 128 + signum.value
     except LayerBuildError as exc:
         print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading --json gets a document, the error in it
+            print(_json({"error": {**exc.to_dict(), "exit_code": exc.exit_code}}))
         return exc.exit_code
     except BrokenPipeError:
         # The reader of our output stopped early (`| head -1`): end as a program stopped by SIGPIPE would, and

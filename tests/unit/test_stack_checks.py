@@ -178,3 +178,60 @@ def _add_requirement(zip_path: Path, member: str, requirement: str) -> None:
             info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o100644 << 16
             archive.writestr(info, data)
+
+
+# --- verify --on-top-of without a target: what the top layer cannot tell, its bases may -------------------------------
+
+
+def _report(path: Path, target: str, dists: dict[str, str]) -> Path:
+    distributions = [{"name": name, "version": version} for name, version in dists.items()]
+    layer = {"unzipped_bytes": 1234}
+    path.write_text(json.dumps({"target": target, "distributions": distributions, "layer": layer}), encoding="utf-8")
+    return path
+
+
+def test_cli_verify_on_top_of_infers_the_target_from_a_base_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pure-Python team layer tells no target, its base (built for arm64) does: that is the stack's target."""
+    base = _report(tmp_path / "base.report.json", "python3.12/arm64", {"requests": "2.31.0"})
+    top = write_layer_zip(tmp_path / "team.zip", {"rich": "13.7.1"})
+    code = main(["verify", str(top), "--on-top-of", str(base), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["target_inference"]["target"] == "python3.12/arm64"
+    assert data["target_inference"]["runtime"]["evidence"] == {"base_layers": 1}
+    assert "target python3.12/arm64, inferred from 1 base layer (--on-top-of)" in err
+
+
+def test_cli_verify_on_top_of_infers_the_target_from_a_base_zip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write_layer_zip(
+        tmp_path / "base.zip",
+        {"charset-normalizer": "3.4.0"},
+        extra_files={"python/charset_normalizer/md.cpython-311-x86_64-linux-gnu.so": "not elf"},
+    )
+    top = write_layer_zip(tmp_path / "team.zip", {"rich": "13.7.1"})
+    code = main(["verify", str(top), "--on-top-of", str(base), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["target_inference"]["target"] == "python3.11/x86_64"
+
+
+def test_cli_verify_on_top_of_bases_that_disagree_or_cannot_tell_ask_for_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    top = write_layer_zip(tmp_path / "team.zip", {"rich": "13.7.1"})
+    pure = write_layer_zip(tmp_path / "base.zip", {"requests": "2.31.0"})
+    assert main(["verify", str(top), "--on-top-of", str(pure)]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot tell which runtime or architecture the layer is for" in err
+    assert "nor do its base layers" in err
+    arm = _report(tmp_path / "arm.report.json", "python3.12/arm64", {"requests": "2.31.0"})
+    x86 = _report(tmp_path / "x86.report.json", "python3.12/x86_64", {"idna": "3.6"})
+    assert main(["verify", str(top), "--on-top-of", str(arm), "--on-top-of", str(x86), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert f"its base layers disagree: arm64 in {arm}, x86_64 in {x86}" in err
+    assert json.loads(out)["error"]["what"].startswith("Cannot tell which architecture the layer is for")

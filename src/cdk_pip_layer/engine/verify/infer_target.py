@@ -22,21 +22,22 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.tags import parse_tag
 
+from cdk_pip_layer.engine.base_layer import BaseLayer
 from cdk_pip_layer.engine.errors import InvalidInputError
 from cdk_pip_layer.engine.findings import printable
 from cdk_pip_layer.engine.lambda_os import LAYER_BIN, pyc_version
 from cdk_pip_layer.engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
-from cdk_pip_layer.engine.zip_reader import READ_ERRORS, Entry, LayerArchive
+from cdk_pip_layer.engine.zip_reader import READ_ERRORS, Entry, LayerArchive, Role, read_layer_file
 
 from .elf import header_machine
 
-__all__ = ["Evidence", "TargetInference", "infer_target"]
+__all__ = ["Evidence", "TargetInference", "infer_stack_target", "infer_target"]
 
 
 class Evidence(str, enum.Enum):
@@ -47,6 +48,7 @@ class Evidence(str, enum.Enum):
     EXTENSION_MODULES = "extension_modules"
     SITE_PACKAGES = "site_packages"
     BYTECODE = "bytecode"
+    BASE_LAYERS = "base_layers"  # what the layers under it (``--on-top-of``) say, where the layer itself cannot tell
 
     def phrase(self, count: int) -> str:
         """How a message names ``count`` pieces of this evidence ("the tags of 14 wheels")."""
@@ -56,6 +58,7 @@ class Evidence(str, enum.Enum):
             Evidence.EXTENSION_MODULES: ("1 extension module name", "{} extension module names"),
             Evidence.SITE_PACKAGES: ("its site-packages directory", "its {} site-packages directories"),
             Evidence.BYTECODE: ("1 byte-code file", "{} byte-code files"),
+            Evidence.BASE_LAYERS: ("1 base layer (--on-top-of)", "{} base layers (--on-top-of)"),
         }[self]
         return one if count == 1 else many.format(count)
 
@@ -149,18 +152,86 @@ class TargetInference:
             "architecture": part(architecture, self.architecture_given, self.architecture_evidence),
         }
 
+    def completed_by(self, bases: Sequence[tuple[str, TargetInference]]) -> TargetInference:
+        """This inference with what it could not tell taken from the layers under it (``(label, inference)`` in the
+        function's order), where they agree: a pure-Python team layer runs on its base's target. Where they do not
+        tell or disagree, the problem says so."""
+        done = self
+        for part in ("runtime", "architecture"):
+            if part not in self.problems:
+                continue
+            told: dict[str, list[str]] = defaultdict(list)
+            for label, base in bases:
+                value = getattr(base, part)
+                if value is not None:
+                    told[str(getattr(value, "value", value))].append(label)
+            problems = {k: v for k, v in done.problems.items() if k != part}
+            if len(told) == 1:
+                [value] = told
+                evidence = {Evidence.BASE_LAYERS: len(next(iter(told.values())))}
+                if part == "runtime":
+                    done = replace(done, problems=problems, runtime=value, runtime_evidence=evidence)
+                else:
+                    done = replace(
+                        done,
+                        problems=problems,
+                        architecture=Architecture.parse(value),
+                        architecture_evidence=evidence,
+                    )
+            else:
+                why = (
+                    "its base layers disagree: "
+                    + ", ".join(f"{value} in {' and '.join(labels)}" for value, labels in sorted(told.items()))
+                    if told
+                    else "nor do its base layers"
+                )
+                done = replace(done, problems={**problems, part: f"{self.problems[part]}; {why}"})
+        return done
+
+
+def infer_stack_target(
+    zip_path: str | Path,
+    bases: Sequence[Path],
+    *,
+    runtime: str | None = None,
+    architecture: str | Architecture | None = None,
+) -> TargetInference:
+    """The target of the layer at ``zip_path`` used on top of ``bases`` (zips or layer reports, in the function's
+    order): what the layer cannot tell is taken from the bases where they agree (:meth:`TargetInference.completed_by`).
+    A base is read as untrusted input, within bounds."""
+    own = infer_target(zip_path, runtime=runtime, architecture=architecture)
+    if own.target is not None or not bases:
+        return own
+    return own.completed_by([(str(base), _base_inference(base)) for base in bases])
+
+
+def _base_inference(path: Path) -> TargetInference:
+    """What a base layer says of its target: its report names it; its zip is read as :func:`infer_target` reads one."""
+    if path.suffix != ".json":
+        return infer_target(path, role="base layer")
+    target = BaseLayer.from_report(read_layer_file(path, role="base layer"), label=str(path)).target
+    if target is None:
+        return TargetInference(None, None)
+    runtime, _, architecture = target.partition("/")
+    return TargetInference(runtime, Architecture.parse(architecture) if architecture else None)
+
 
 def infer_target(
-    zip_path: str | Path, *, runtime: str | None = None, architecture: str | Architecture | None = None
+    zip_path: str | Path,
+    *,
+    runtime: str | None = None,
+    architecture: str | Architecture | None = None,
+    role: Role = "layer",
 ) -> TargetInference:
     """The target of the layer zip at ``zip_path``: ``runtime`` and ``architecture`` where given (checked), the rest
     inferred from the layer. Raises :class:`InvalidInputError` when a given value is not a Lambda one or the file
-    is not a zip; a layer that cannot tell is not an error here (see :meth:`TargetInference.require`)."""
+    is not a zip (naming it by its ``role``); a layer that cannot tell is not an error here (see
+    :meth:`TargetInference.require`)."""
     given_runtime = LambdaTarget.parse(runtime).runtime if runtime else None
     given_architecture = Architecture.parse(architecture) if architecture else None
     if given_runtime and given_architecture:
         return TargetInference(given_runtime, given_architecture, runtime_given=True, architecture_given=True)
-    with LayerArchive(Path(zip_path)) as archive:
+    with LayerArchive(Path(zip_path), role=role) as archive:
         clues, byte_code = _clues(archive)
         problems: dict[str, str] = {}
         runtime_evidence: Mapping[Evidence, int] = {}
