@@ -190,7 +190,13 @@ class LayerBuilding:
         return build_placed(
             self.settings.bundling,
             self.options.target,
-            lambda: PipBasedLambdaLayerLocalBuilder.from_options(self.options, output, requirements_file=files).build(),
+            lambda: PipBasedLambdaLayerLocalBuilder.from_options(
+                self.options,
+                output,
+                requirements_file=files,
+                reuse=self.settings.cache,
+                cache_dir=self.settings.cache_dir,
+            ).build(),
             in_image,
         )
 

@@ -16,10 +16,11 @@ import pytest
 
 import cdk_pip_layer._version
 import cdk_pip_layer.engine.inputs.input_hash
-from cdk_pip_layer import IndexSettings, LayerBuildOptions, PipLambdaLayer
+from cdk_pip_layer import IndexSettings, LayerBuildOptions, LayerBuildResult, PipLambdaLayer
 from cdk_pip_layer.engine.inputs.input_hash import input_hash
 from cdk_pip_layer.engine.inputs.requirements import read_requirements
 from cdk_pip_layer.engine.layer_format import LAYER_FORMAT_EPOCH
+from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
 
 from ._helpers import PINNED, files_under, layer_asset_hash, make_app, synth_template
 from .conftest import FakeBuild, FakeDocker
@@ -424,3 +425,21 @@ def test_a_variable_in_a_requirement_counts_its_value_but_never_a_credential(
     rotated = _hash(tmp_path, requirements)
     assert other_version != first
     assert rotated == other_version
+
+
+def test_the_cache_props_reach_the_distribution_cache(
+    tmp_path: Path, requirements: Path, monkeypatch: pytest.MonkeyPatch, fake_build: FakeBuild
+) -> None:
+    """cache=False keeps no distribution cache either, and cache_dir is where the local build keeps it (the
+    builder is handed what the props say: the layer store is not the only cache a build has)."""
+    seen: list[tuple[bool, Path | None]] = []
+
+    def build(builder: PipBasedLambdaLayerLocalBuilder) -> LayerBuildResult:
+        seen.append((builder.reuse, builder.cache_dir))
+        return fake_build.build(builder)
+
+    monkeypatch.setattr(PipBasedLambdaLayerLocalBuilder, "build", build)
+    choices: list[dict[str, Any]] = [{"cache": False}, {"cache_dir": tmp_path / "team-cache"}, {}]
+    for i, props in enumerate(choices):
+        _synth(tmp_path / f"out-{i}", requirements, **props)
+    assert seen == [(False, None), (True, tmp_path / "team-cache"), (True, None)]

@@ -482,3 +482,26 @@ def test_the_advice_for_an_impossible_local_build_fits_the_host(
     assert code == 3, err
     assert "pip install uv" not in err and "install uv" not in err
     assert "installer 'auto' or 'uv'" in err
+
+
+# --- the caches a build reads and writes follow --no-cache and --cache-dir --------------------------------------------
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_no_cache_and_cache_dir_govern_the_distribution_cache_too(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--cache-dir DIR holds every cache a build keeps (the layer store and the distribution cache), and --no-cache
+    keeps none: nothing is read from or written to the default cache directory either way."""
+    default = tmp_path / "default-cache"
+    monkeypatch.setenv("CDK_PIP_LAYER_CACHE_DIR", str(default))
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+
+    assert main(["build", *args, "-o", str(tmp_path / "a"), "-q", "--no-cache"]) == 0
+    assert not default.exists() or not any(default.iterdir()), sorted(p.name for p in default.iterdir())
+
+    chosen = tmp_path / "chosen"
+    assert main(["build", *args, "-o", str(tmp_path / "b"), "-q", "--cache-dir", str(chosen)]) == 0
+    assert not default.exists() or not any(default.iterdir()), sorted(p.name for p in default.iterdir())
+    assert {p.name for p in chosen.iterdir()} >= {"layers", "dists"}
+    assert (tmp_path / "a" / "layer.zip").read_bytes() == (tmp_path / "b" / "layer.zip").read_bytes()

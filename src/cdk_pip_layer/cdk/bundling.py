@@ -120,6 +120,7 @@ class LayerBundling:
             staging_dir=self.staging,
             store=store,
             wheel_cache=settings.cache,
+            cache_dir=settings.cache_dir,
             label=label,
         )
         self.bundling = bundling_options(options, self.bundler)

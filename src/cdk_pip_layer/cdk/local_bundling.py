@@ -85,6 +85,7 @@ class LocalBundler:
         builder_factory: BuilderFactory = PipBasedLambdaLayerLocalBuilder.from_options,
         stderr: TextIO | None = None,
         wheel_cache: bool | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.options = options
         self._requirements = requirements
@@ -97,6 +98,8 @@ class LocalBundler:
         # The Docker build's wheel cache (the named volume): on unless the user turned caching off. Unlike the layer
         # store it is right for requirements that are not fully pinned too (the index is still asked for them).
         self.wheel_cache = store is not None if wheel_cache is None else wheel_cache
+        # The distribution cache follows the user's cache settings as the wheel cache does (off with cache=False).
+        self.cache_dir = cache_dir
         self.label = label
         self.builder_factory = builder_factory
         self._stderr = stderr
@@ -222,7 +225,12 @@ class LocalBundler:
         begin = time.perf_counter()
         try:
             builder = self.builder_factory(
-                self.options, build_dir, requirements_file=self.requirements, install_lock=install_lock
+                self.options,
+                build_dir,
+                requirements_file=self.requirements,
+                install_lock=install_lock,
+                reuse=self.wheel_cache,
+                cache_dir=self.cache_dir,
             )
             with heartbeat(lambda text: self.say(f"{self.label}: {text}")):
                 return builder.build()

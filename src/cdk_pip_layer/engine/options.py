@@ -608,14 +608,16 @@ class BuildSettings:
     )
     cache: bool = option(
         True,
-        doc="reuse and keep built layers in the layer store (fully pinned requirements and lock files only), and "
-        "keep the container build's downloads",
-        flags=(Flag(("--no-cache",), "no layer store and no download cache", "off"),),
+        doc="reuse and keep built layers in the layer store (fully pinned requirements and lock files only), keep "
+        "what depends only on a distribution's bytes in the distribution cache, and keep the container build's "
+        "downloads",
+        flags=(Flag(("--no-cache",), "no layer store, no distribution cache and no download cache", "off"),),
         hashed=Hashed.NEVER,
     )
     cache_dir: Path | None = option(
         None,
-        doc="the cache directory: layers/ (the layer store) and pip/ (the container build's downloads); default "
+        doc="the cache directory: layers/ (the layer store), dists/ (the distribution cache) and pip/ (the "
+        "container build's downloads); default "
         "$CDK_PIP_LAYER_CACHE_DIR, else $XDG_CACHE_HOME/cdk-pip-layer or ~/.cache/cdk-pip-layer",
         flags=(Flag(("--cache-dir",), "the cache directory (default: ~/.cache/cdk-pip-layer)", "path", "DIR"),),
         hashed=Hashed.NEVER,
