@@ -31,7 +31,7 @@ from .engine.findings import Finding, Severity
 from .engine.index import IndexSettings
 from .engine.local import PipBasedLambdaLayerLocalBuilder
 from .engine.options import BuildSettings, BundlingMode, InstallerChoice, LayerBuildOptions
-from .engine.result import LayerBuildResult
+from .engine.result import LayerBuildResult, Verified
 from .engine.target import SUPPORTED_RUNTIMES, Architecture, LambdaTarget
 from .engine.verify.verifier import BuildContext, ImportMode, LayerVerification, verify_layer_zip
 from .publish import LayerGrant, PublishedLayer, PublishError, publish_layer
@@ -97,6 +97,7 @@ __all__ = [
     "SlimError",
     "UnsupportedTargetError",
     "VerificationError",
+    "Verified",
     "__version__",
     "build_layer",
     "publish_layer",

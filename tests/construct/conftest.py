@@ -22,6 +22,7 @@ import pytest
 
 from cdk_pip_layer import LayerBuildError, LayerBuildOptions, LayerBuildResult
 from cdk_pip_layer.engine.local import PipBasedLambdaLayerLocalBuilder
+from cdk_pip_layer.engine.result import Verified
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +52,7 @@ class FakeBuild:
     error: LayerBuildError | None = None
     installer: str = "fake"
     warnings: tuple[str, ...] = ()
+    verified: Verified | None = None
 
     def build(self, builder: PipBasedLambdaLayerLocalBuilder) -> LayerBuildResult:
         self.calls.append(builder.options)
@@ -74,6 +76,7 @@ class FakeBuild:
             zipped_bytes=zip_path.stat().st_size,
             sha256="0" * 64,
             seconds=0.0,
+            verified=self.verified,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cdk_pip_layer import PipLambdaLayer
+from cdk_pip_layer.engine.result import Verified
 from cdk_pip_layer.store import RECORD_FILE, SIGNING_KEY_VARIABLE
 
 from ._helpers import files_under, layer_asset_hash, make_app, synth_template, write_zip
@@ -185,3 +186,19 @@ def test_the_same_key_on_another_machine_serves_the_entry(
     monkeypatch.setenv("CDK_PIP_LAYER_CACHE_DIR", str(restored))
     _synth(tmp_path / "runner-2" / "cdk.out", requirements)
     assert len(fake_build.calls) == 1
+
+
+def test_the_built_line_says_which_checks_could_not_run(
+    tmp_path: Path, requirements: Path, fake_build: FakeBuild, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A layer whose smoke import could not run on this host does not pass for one fully checked: the construct's
+    line says so, and why; a layer that was fully checked gets no such words."""
+    _synth(tmp_path / "out-1", requirements, cache=False)
+    assert "not run" not in capsys.readouterr().err
+    fake_build.verified = Verified(16, 0, (("import", "no Python 3.12 for aarch64 on this host"),))
+    requirements.write_text("other==1.0\n", encoding="utf-8")
+    _synth(tmp_path / "out-2", requirements, cache=False)
+    [line] = [line for line in capsys.readouterr().err.splitlines() if ": built locally with fake" in line]
+    assert line.endswith("; not run: import (no Python 3.12 for aarch64 on this host)") or (
+        "; not run: import (no Python 3.12 for aarch64 on this host); report " in line
+    )

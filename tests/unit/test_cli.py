@@ -505,3 +505,45 @@ def test_no_cache_and_cache_dir_govern_the_distribution_cache_too(
     assert not default.exists() or not any(default.iterdir()), sorted(p.name for p in default.iterdir())
     assert {p.name for p in chosen.iterdir()} >= {"layers", "dists"}
     assert (tmp_path / "a" / "layer.zip").read_bytes() == (tmp_path / "b" / "layer.zip").read_bytes()
+
+
+# --- the summary says how far the layer was checked -------------------------------------------------------------------
+
+
+def _verified_line(out: Path) -> str:
+    """The summary's line for the verification the layer report in ``out`` describes."""
+    report = json.loads((out / "layer.report.json").read_text(encoding="utf-8"))["verification"]
+    ran, skipped = len(report["checks"]), sorted(report["skipped"].items())
+    if not skipped:
+        return f"verified: {ran} checks, 0 warnings"
+    reasons = ", ".join(f"{check} ({reason})" for check, reason in skipped)
+    return f"verified: {ran} of {ran + len(skipped)} checks, 0 warnings; not run: {reasons}"
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_summary_says_what_the_verification_ran_and_what_it_could_not(
+    tmp_path: Path, make_wheel: Callable[..., Path], host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A layer whose smoke import could not run (no interpreter for an arm64 target on an x86_64 host, say) must not
+    pass for one fully checked: the summary and --json say which checks ran and which did not, and why."""
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    host = tmp_path / "host"
+    assert main(["build", *args, "-o", str(host), "--no-cache"]) == 0
+    assert f"\n{_verified_line(host)}\n" in capsys.readouterr().out
+
+    assert main(["build", *args, "-o", str(tmp_path / "off"), "--no-cache", "--no-verify"]) == 0
+    assert "\nverified: no (turned off)\n" in capsys.readouterr().out
+
+    other = "arm64" if platform.machine() in ("x86_64", "AMD64") else "x86_64"
+    out = tmp_path / "other"
+    base = [*args, "-o", str(out), "--no-cache", "--architecture", other]
+    assert main(["build", *base, "--json"]) == 0
+    verified = json.loads(capsys.readouterr().out)["verified"]
+    skipped = json.loads((out / "layer.report.json").read_text(encoding="utf-8"))["verification"]["skipped"]
+    assert verified["skipped"] == skipped and verified["off"] is False
+    assert main(["build", *base]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("verified: ")]
+    assert line == _verified_line(out)
+    if not skipped:
+        pytest.skip(f"this host runs the smoke import for {other} too")
+    assert "; not run: import (" in line

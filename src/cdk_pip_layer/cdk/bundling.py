@@ -195,6 +195,8 @@ class LayerBundling:
                 f" with {installer} in {result.seconds:.1f} s: {count} distribution{'' if count == 1 else 's'}, "
                 f"{result.sizes}"
             )
+            if result.verified is not None and result.verified.not_run:
+                said += f"; {result.verified.not_run}"
         if report is not None:
             said += f"; report {report}"
         bundler.say(said)

@@ -23,7 +23,7 @@ from cdk_pip_layer.engine.layer.slim import slim_layer
 from cdk_pip_layer.engine.layer.transaction import BuildTransaction, tree_size
 from cdk_pip_layer.engine.layer.zip_reuse import ReusingZip
 from cdk_pip_layer.engine.progress import phase
-from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult
+from cdk_pip_layer.engine.result import REPORT_FILE, SBOM_FILE, LayerBuildResult, Verified
 from cdk_pip_layer.engine.verify.built_layer import start_built_layer_import, verify_built_layer
 from cdk_pip_layer.engine.verify.layer_import import StartedImport
 from cdk_pip_layer.engine.verify.report import write_report
@@ -246,6 +246,13 @@ class PipBasedLambdaLayerLocalBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
             slim=slimmed.report if slimmed is not None else None,
+            verified=Verified(checks=0, warnings=0, off=True)
+            if verification is None
+            else Verified(
+                checks=len(verification.report.checks),
+                warnings=len(verification.warnings),
+                skipped=tuple(sorted(verification.report.skipped.items())),
+            ),
         )
 
     def _exclude(self, site_dir: Path, requirements: RequirementsFile) -> tuple[ExclusionResult, tuple[str, ...]]:

@@ -16,6 +16,47 @@ SBOM_FILE = "layer.cdx.json"
 
 
 @dataclass(frozen=True)
+class Verified:
+    """What the verification of a built layer ran, in brief: how many checks, how many warnings, and each check
+    that could not run with why (a smoke import with no interpreter for the target, say), so that a summary never
+    lets a layer pass as fully checked when it was not."""
+
+    checks: int
+    warnings: int
+    skipped: tuple[tuple[str, str], ...] = ()
+    off: bool = False  # the build was not verified (verify=False)
+
+    def line(self) -> str:
+        if self.off:
+            return "no (turned off)"
+        total = self.checks + len(self.skipped)
+        ran = f"{self.checks} of {total} checks" if self.skipped else f"{self.checks} checks"
+        said = f"{ran}, {self.warnings} warning{'' if self.warnings == 1 else 's'}"
+        return f"{said}; {self.not_run}" if self.skipped else said
+
+    @property
+    def not_run(self) -> str:
+        """The checks that could not run, with why ("" when every check ran)."""
+        if not self.skipped:
+            return ""
+        return "not run: " + ", ".join(f"{check} ({reason})" for check, reason in self.skipped)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"checks": self.checks, "warnings": self.warnings, "skipped": dict(self.skipped), "off": self.off}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Verified:
+        skipped = data.get("skipped")
+        checks, warnings = data.get("checks"), data.get("warnings")
+        return cls(
+            checks=checks if isinstance(checks, int) else 0,
+            warnings=warnings if isinstance(warnings, int) else 0,
+            skipped=tuple((str(k), str(v)) for k, v in skipped.items()) if isinstance(skipped, dict) else (),
+            off=data.get("off") is True,
+        )
+
+
+@dataclass(frozen=True)
 class LayerBuildResult:
     """What a build produced."""
 
@@ -33,6 +74,7 @@ class LayerBuildResult:
     seconds: float
     slim: SlimReport | None = None  # what slimming removed, when the build slimmed the layer
     runtime_provided: tuple[str, ...] = ()  # exclude=[':runtime:']: what it left out or kept, and why
+    verified: Verified | None = None  # None: not known (a result from before it was kept)
 
     @property
     def sizes(self) -> str:
@@ -53,6 +95,7 @@ class LayerBuildResult:
             lines.append(f"built from source: {', '.join(self.built_from_source)}")
         lines += [
             f"size: {self.sizes}",
+            *([f"verified: {self.verified.line()}"] if self.verified is not None else []),
             f"sha256: {self.sha256}",
             f"time: {self.seconds:.1f} s",
         ]
@@ -78,6 +121,7 @@ class LayerBuildResult:
             "sha256": self.sha256,
             "seconds": round(self.seconds, 3),
             "slim": self.slim.to_dict() if self.slim is not None else None,
+            "verified": self.verified.to_dict() if self.verified is not None else None,
         }
 
     @classmethod
@@ -108,6 +152,7 @@ class LayerBuildResult:
             sha256=str(data["sha256"]),
             seconds=number("seconds"),
             slim=SlimReport.from_dict(slim) if isinstance(slim := data.get("slim"), dict) else None,
+            verified=Verified.from_dict(verified) if isinstance(verified := data.get("verified"), dict) else None,
         )
 
 
