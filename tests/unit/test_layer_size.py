@@ -216,3 +216,24 @@ def test_a_large_zip_is_a_note_in_the_report_not_a_warning(tmp_path: Path) -> No
     assert [f for f in result.findings if f.check == "size"] == []
     [line] = [line for line in result.report.short() if "direct upload" in line]
     assert unit_mix(line) == ["MiB"] and "S3" in line
+
+
+def test_the_short_report_names_an_unknown_origin_as_such(tmp_path: Path) -> None:
+    """A pure-Python distribution in a zip verified on its own may have come from a wheel or from a source build:
+    the line says "origin unknown", not a bare "unknown" a reader cannot place (as "licence unknown")."""
+    zip_path = tmp_path / "layer.zip"
+    meta = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
+    files = {
+        "python/demo.py": "X = 1\n",
+        "python/demo-1.0.dist-info/METADATA": meta,
+        "python/demo-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "python/demo-1.0.dist-info/RECORD": "demo.py,,\ndemo-1.0.dist-info/METADATA,,\n",
+    }
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, text)
+    report = verify_layer_zip(zip_path, "python3.12", "x86_64").report
+    [line] = [line for line in report.short() if line.startswith("  demo==1.0: ")]
+    assert line.endswith(", licence unknown, origin unknown"), line

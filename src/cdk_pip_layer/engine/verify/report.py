@@ -153,7 +153,8 @@ class LayerReport:
             lines.append(
                 printable(
                     f"  {dist.name}=={dist.version}: {dist.unzipped_bytes / MIB:.1f} MiB, "
-                    f"{dist.licence or 'licence unknown'}, {dist.origin}"
+                    f"{dist.licence or 'licence unknown'}, "
+                    f"{'origin unknown' if dist.origin == 'unknown' else dist.origin}"
                 )
             )
         if len(by_size) > largest:
