@@ -547,3 +547,26 @@ def test_the_summary_says_what_the_verification_ran_and_what_it_could_not(
     if not skipped:
         pytest.skip(f"this host runs the smoke import for {other} too")
     assert "; not run: import (" in line
+
+
+@pytest.mark.usefixtures("offline_env")
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_relative_path_in_an_installer_argument_is_read_from_the_requirements_directory(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    monkeypatch: pytest.MonkeyPatch,
+    installer: str,
+) -> None:
+    """As documented for --installer-arg: the installer runs in the requirements file's directory (so that the
+    paths in the file mean what they say), and a relative path given to it is read from there too."""
+    wheel = make_wheel("helper", "1.0", files={"helper.py": "X = 1\n"})
+    project = tmp_path / "project"
+    (project / "wheels").mkdir(parents=True)
+    shutil.copy(wheel, project / "wheels")
+    (project / "requirements.txt").write_text("helper==1.0\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["-r", "project/requirements.txt", "--runtime", host_runtime, "--installer", installer, "--no-cache"]
+    offline = ["--installer-arg=--no-index", "--installer-arg=--find-links=wheels"]
+    assert main(["build", *args, *offline, "-o", "out", "-q"]) == 0
+    assert (tmp_path / "out" / "artifacts" / "python" / "helper.py").is_file()

@@ -368,11 +368,13 @@ class LayerBuildOptions:
     extra_installer_args: tuple[str, ...] = option(
         (),
         doc="more arguments for pip or uv, e.g. ('--pre',); options the engine sets itself (--target, --platform, "
-        "index URLs, …) are refused",
+        "index URLs, …) are refused; a relative path in one is resolved from the requirements file's directory, "
+        "where the installer runs (as the paths in the file are)",
         flags=(
             Flag(
                 ("--installer-arg",),
-                "an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre",
+                "an extra argument for pip/uv (repeatable), e.g. --installer-arg=--pre; a relative path in it is "
+                "resolved from the requirements file's directory",
                 "repeat",
                 "ARG",
             ),
