@@ -200,6 +200,7 @@ def _deflated_bomb_report(directory: Path) -> Path:
 
 
 BAD_BASES: dict[str, Callable[[Path], Path]] = {
+    "missing": lambda directory: directory / "base.zip",
     "dev-zero": lambda _directory: Path("/dev/zero"),
     "fifo": _fifo,
     "sparse-huge": _sparse,

@@ -90,6 +90,7 @@ def _assert_one_error(done: subprocess.CompletedProcess[str], base: Path) -> Non
     assert "base layer" in errors[0], err  # its role: the base, not the layer verified or built
     assert f"[{base}]" in errors[0], err  # the input it failed for
     assert err.count("What to do: ") == 1, err
+    assert "layer.report.json" in err.split("What to do: ", 1)[1], err  # a base may be given by its report too
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -141,7 +142,7 @@ def test_on_top_of_a_bad_base_is_refused_when_parsed(tmp_path: Path, case: str) 
     assert _open_files() == open_before  # nothing left open
     assert error.subject == str(base)
     assert error.what.startswith("The base layer"), error.what
-    assert error.hint
+    assert error.hint and "layer.report.json" in error.hint, error.hint
 
 
 def test_a_base_with_thousands_of_entries_is_read(tmp_path: Path) -> None:

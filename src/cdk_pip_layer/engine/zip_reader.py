@@ -349,28 +349,31 @@ def _open_regular(path: Path, role: Role, what: str = "zip") -> IO[bytes]:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InvalidInputError(
-            f"{name} does not exist", subject=str(path), hint=f"give the path of the {role}'s {_file_of(what)}."
+            f"{name} does not exist", subject=str(path), hint=f"give the path of {_file_of(what, role)}."
         ) from None
     except OSError as exc:
         raise InvalidInputError(
             f"{name} cannot be opened ({exc.strerror or exc})",
             subject=str(path),
-            hint=f"give the path of the {role}'s {_file_of(what)}, one you may read.",
+            hint=f"give the path of {_file_of(what, role)}, one you may read.",
         ) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
         raise InvalidInputError(
-            f"{name} is {kind}", subject=str(path), hint=f"give the path of the {role}'s {_file_of(what)}."
+            f"{name} is {kind}", subject=str(path), hint=f"give the path of {_file_of(what, role)}."
         )
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 
-def _file_of(what: str) -> str:
-    return ".zip file" if what == "zip" else "layer.report.json (or its .zip file)"
+def _file_of(what: str, role: Role) -> str:
+    """What to give instead: a base layer may be given by its zip or by its report, whichever was asked for."""
+    if role == "base layer":
+        return "the base layer's .zip file or its layer.report.json"
+    return f"the {role}'s .zip file" if what == "zip" else f"the {role}'s layer.report.json (or its .zip file)"
 
 
 def read_layer_file(path: Path, *, role: Role, limit: int = MAX_REPORT_BYTES) -> str:
