@@ -301,6 +301,18 @@ def test_a_hash_that_does_not_match_names_the_distribution_and_both_hashes(insta
     assert "update its --hash" in (error.hint or "") and "conflict" not in (error.hint or "")
 
 
+@pytest.mark.parametrize("installer", [i for i in INSTALLERS if i != "pip-26.2.2"])  # PyPI has no pip 26.2.2
+def test_a_download_that_matches_none_of_two_pinned_hashes_names_them_all(installer: str) -> None:
+    """pip-compile --generate-hashes pins a wheel's and an sdist's hash: pip prints the second as 'Expected     or
+    <hash>', which went unread, so the error fell back to 'read pip's output above; … relaxing pins'."""
+    error = diagnose(installer, "hash-mismatch-two")
+    assert type(error) is InstallError
+    assert error.what == "The downloaded six==1.16.0 does not have the hash its requirement pins"
+    assert f"pinned: sha256:{'0' * 64}" in error.details and f"pinned: sha256:{'1' * 64}" in error.details
+    assert "downloaded: sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254" in error.details
+    assert "update its --hash" in (error.hint or "") and "conflict" not in (error.hint or "")
+
+
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_file_named_by_its_url_whose_hash_does_not_match_names_the_url(installer: str) -> None:
     """A lock without an index names each file by its URL (``six @ https://…``); pip 24.2 and older print the line as

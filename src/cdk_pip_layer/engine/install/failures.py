@@ -371,12 +371,13 @@ def _no_wheel(
 
 
 # pip: "    six==1.16.0 from https://…whl (from -r …):" (or "six @ https://…whl from …", which pip 24.2 and older print
-# as "six@ https://…whl from …") then "Expected sha256 <hex>" ("or <hex>" for more) and "Got <hex>", under "THESE
-# PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch for `six==1.16.0`" then the "Expected:" and "Computed:"
-# hashes, one per line, as "sha256:<hex>".
+# as "six@ https://…whl from …") then "Expected sha256 <hex>" ("Expected     or <hex>" for each other hash pinned)
+# and "Got <hex>", under "THESE PACKAGES DO NOT MATCH THE HASHES"; uv: "Hash mismatch for `six==1.16.0`" then the
+# "Expected:" and "Computed:" hashes, one per line, as "sha256:<hex>".
 _PIP_MISMATCH = re.compile(
     r"DO NOT MATCH THE HASHES.*?\n\s+(?P<pin>[^\s@]+)(?: ?@ (?P<url>\S+))? from .*?\n\s+"
-    r"Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)(?P<more>(?:\n\s+or [0-9a-f]+)*)\n\s+Got\s+(?P<got>[0-9a-f]+)",
+    r"Expected (?P<algo>\w+) (?P<expected>[0-9a-f]+)(?P<more>(?:\n\s+(?:Expected\s+)?or [0-9a-f]+)*)"
+    r"\n\s+Got\s+(?P<got>[0-9a-f]+)",
     re.DOTALL,
 )
 _UV_MISMATCH = re.compile(

@@ -52,6 +52,8 @@ CASES: dict[str, tuple[str, IndexSettings, tuple[str, ...]]] = {
     "unknown-option": ("six==1.16.0\n", IndexSettings(), ("--no-such-option",)),
     "yanked-warning": ("cryptography==37.0.3\n", IndexSettings(), ()),
     "hash-mismatch": (f"six==1.16.0 --hash=sha256:{'0' * 64}\n", IndexSettings(), ()),
+    # two hashes pinned (a wheel's and an sdist's, as pip-compile --generate-hashes writes them), neither matching
+    "hash-mismatch-two": (f"six==1.16.0 --hash=sha256:{'0' * 64} --hash=sha256:{'1' * 64}\n", IndexSettings(), ()),
     # a file named by its URL (a lock without an index gives the installer such lines)
     "hash-mismatch-url": (f"six @ {SIX_URL} --hash=sha256:{'0' * 64}\n", IndexSettings(), ()),
 }
