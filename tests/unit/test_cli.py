@@ -570,3 +570,26 @@ def test_a_relative_path_in_an_installer_argument_is_read_from_the_requirements_
     offline = ["--installer-arg=--no-index", "--installer-arg=--find-links=wheels"]
     assert main(["build", *args, *offline, "-o", "out", "-q"]) == 0
     assert (tmp_path / "out" / "artifacts" / "python" / "helper.py").is_file()
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_uv_asked_to_build_a_local_project_says_what_it_cannot_do(
+    tmp_path: Path, host_runtime: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local project directory has no wheel: uv, which installs only wheels for a target, refuses to build it,
+    and the error (and, with --installer auto, the reason pip was chosen) names it instead of 'uv failed to install
+    the requirements'."""
+    project = tmp_path / "mypkg"
+    (project / "mypkg").mkdir(parents=True)
+    (project / "mypkg" / "__init__.py").write_text("", encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "mypkg"\nversion = "0.1"\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
+        encoding="utf-8",
+    )
+    req = tmp_path / "requirements.txt"
+    req.write_text("./mypkg\n", encoding="utf-8")
+    argv = ["build", "-r", str(req), "-o", str(tmp_path / "out"), "--runtime", host_runtime, "--installer", "uv"]
+    assert main([*argv, "--no-cache", "--installer-arg=--no-index"]) == 1
+    [error] = error_lines(capsys.readouterr().err)
+    assert "mypkg must be built from source, which uv does not do for a target" in error, error

@@ -301,6 +301,16 @@ def explain_failure(
         return unknown or _no_wheel(
             result, missing, target=target, index=index, requirements=requirements, notes=notes, lookup=lookup
         )
+    refused = _UV_NO_BUILD.search(result.output)
+    if refused:  # uv installs only wheels for a target: a local project or a source-only URL has none
+        name = refused.group("name")
+        return InstallError(
+            f"{name} must be built from source, which uv does not do for a target",
+            subject=str(requirements),
+            details=result.tail(4),
+            hint="list a wheel of it instead, or let pip build it (installer='pip'; installer='auto' does so by "
+            "itself); a project with native code builds in the Lambda build image (bundling='docker').",
+        )
     unknown_option = re.search(r"no such option: (\S+)|unexpected argument '([^']+)'", result.output)
     if unknown_option:
         option = unknown_option.group(1) or unknown_option.group(2)
@@ -380,6 +390,7 @@ _PIP_MISMATCH = re.compile(
     r"\n\s+Got\s+(?P<got>[0-9a-f]+)",
     re.DOTALL,
 )
+_UV_NO_BUILD = re.compile(r"Building source distributions is disabled, but attempted to build `(?P<name>[^`\n]+)`")
 _UV_MISMATCH = re.compile(
     r"Hash mismatch for `(?P<pin>[^`]+)`\s+Expected:\s+(?P<expected>(?:\w+:[0-9a-f]+\s+)+)Computed:\s+"
     r"(?P<got>\w+:[0-9a-f]+)"
