@@ -488,3 +488,23 @@ def test_the_slim_report_travels_with_the_build_result(site: Path, make_dist: Ma
     assert "slim: removed" in summary and "tests 5 files" in summary and "demo==1.0" in summary
     no_slim = LayerBuildResult.from_dict({**result.to_dict(), "slim": None})
     assert no_slim.slim is None and "slim" not in no_slim.summary()
+
+
+def test_the_summary_counts_stripped_files_as_stripped_not_removed() -> None:
+    """Stripping debug information keeps the file: the summary says how many files were removed and how many
+    stripped (it said "removed 3 files" beside "debug-info 2 files", and the bytes counted both)."""
+    from cdk_pip_layer.engine.slim_report import SlimCount, SlimReport
+
+    report = SlimReport(
+        counts=(
+            SlimCount("tests", "demo==1.0", 3, 3000),
+            SlimCount("debug-info", "demo==1.0", 2, 2 * 1024 * 1024),
+        ),
+        bytes_before=10 * 1024 * 1024,
+        bytes_after=8 * 1024 * 1024 - 3000,
+    )
+    first = report.lines()[0]
+    assert first.startswith("slim: removed 3 files and stripped 2, 2.0 MiB of 10.0 MiB (20%): "), first
+    assert "tests 3 files 2.9 KiB" in first and "debug-info 2 files stripped 2.0 MiB" in first, first
+    only_removed = SlimReport(counts=(SlimCount("docs", "demo==1.0", 1, 10),), bytes_before=100, bytes_after=90)
+    assert only_removed.lines()[0] == "slim: removed 1 file, 10 B of 100 B (10%): docs 1 file 10 B"

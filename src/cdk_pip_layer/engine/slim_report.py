@@ -52,12 +52,19 @@ class SlimReport:
     def lines(self) -> list[str]:
         """The report in a few lines, for a build's summary."""
         share = f" ({100 * self.bytes / self.bytes_before:.0f}%)" if self.bytes_before else ""
-        rules = "; ".join(f"{rule} {_files(t.files)} {_size(t.bytes)}" for rule, t in self.by_rule().items())
+        by_rule = self.by_rule()
+        rules = "; ".join(
+            f"{rule} {_files(t.files)}{' stripped' if rule == 'debug-info' else ''} {_size(t.bytes)}"
+            for rule, t in by_rule.items()
+        )
+        stripped = by_rule["debug-info"].files if "debug-info" in by_rule else 0
+        and_stripped = f" and stripped {stripped:,}" if stripped else ""
         dists = sorted(self.by_distribution().items(), key=lambda item: (-item[1].bytes, item[0]))
         shown = "; ".join(f"{pin} {_size(t.bytes)}" for pin, t in dists[:8])
         more = f"; … and {len(dists) - 8} more" if len(dists) > 8 else ""
         lines = [
-            f"slim: removed {_files(self.files)}, {_size(self.bytes)} of {_size(self.bytes_before)}{share}: "
+            f"slim: removed {_files(self.files)}{and_stripped}, {_size(self.bytes)} of {_size(self.bytes_before)}"
+            f"{share}: "
             f"{rules or 'nothing'}"
         ]
         if shown:
