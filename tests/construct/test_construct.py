@@ -212,3 +212,53 @@ def test_an_import_error_inside_the_package_surfaces_as_itself() -> None:
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: cdk_pip_layer.PipLambdaLayer cannot be imported:"), run.stderr[-2000:]
     assert "PYTHON_3_13" in last
+
+
+_BAD_PROP_APP = """
+import sys
+import aws_cdk as cdk
+from cdk_pip_layer import InvalidInputError, PipLambdaLayer, PipLambdaLayers
+
+app = cdk.App(outdir=sys.argv[1])
+stack = cdk.Stack(app, "Api")
+if sys.argv[2] == "caught":
+    try:
+        PipLambdaLayer(stack, "Deps", requirements="requirements.txt", runtime="python3.21")
+    except InvalidInputError:
+        pass
+    raise ValueError("the app's own error")
+if sys.argv[2] == "group":
+    PipLambdaLayers(stack, "Deps", requirements="requirements.txt", targets=["python3.12/s390x"])
+PipLambdaLayer(stack, "Deps", requirements="requirements.txt", runtime="python3.21")
+"""
+
+
+@pytest.mark.parametrize("case", ["layer", "group", "caught"])
+def test_a_refused_prop_the_app_does_not_catch_is_one_message_naming_the_apps_line(
+    tmp_path: Path, requirements: Path, case: str
+) -> None:
+    """A bad prop raises at once (the app may catch it), but uncaught, the CDK CLI shows the engine's one message
+    with the construct and the app's line that made it: not a 15-line trace through jsii and the engine. Any other
+    error of the app keeps Python's trace."""
+    app = tmp_path / "app.py"
+    app.write_text(_BAD_PROP_APP, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(app), str(tmp_path / "cdk.out"), case],
+        cwd=requirements.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    if case == "caught":
+        assert "Traceback" in done.stderr and "ValueError: the app's own error" in done.stderr
+        assert "cdk-pip-layer: error:" not in done.stderr
+        return
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    line = 16 if case == "layer" else 15
+    words = "Unsupported runtime 'python3.21'" if case == "layer" else "Unsupported architecture 's390x'"
+    assert lines[0].startswith(f"cdk-pip-layer: error: {words}"), done.stderr
+    assert lines[1].startswith("What to do: "), done.stderr
+    assert lines[-1] == f"  in Api/Deps, made at {app}:{line}", done.stderr

@@ -36,6 +36,7 @@ from cdk_pip_layer.engine.options import (
 from cdk_pip_layer.engine.target import LambdaTarget
 from cdk_pip_layer.engine.verify.stack import StackLayer, read_layer_zip
 
+from .annotations import prop_errors
 from .asset_outputs import staged_report, staged_zip
 from .bundling import LayerBundling
 from .stack_check import register_layer
@@ -91,20 +92,21 @@ class PipLambdaLayer(aws_lambda.LayerVersion):
         check_stacks: bool = True,
         **props: Unpack[ConstructArgs],
     ) -> None:
-        options, settings = split_arguments(props)
-        self.build_options = LayerBuildOptions.parse(
-            requirements=requirements,
-            runtime=_name(runtime),
-            architecture=_name(architecture),
-            **bases_read_later(options, _name(runtime), _name(architecture)),
-        )
-        self.build_settings = construct_settings(settings)
+        with prop_errors(f"{scope.node.path}/{id}".lstrip("/")):
+            options, settings = split_arguments(props)
+            self.build_options = LayerBuildOptions.parse(
+                requirements=requirements,
+                runtime=_name(runtime),
+                architecture=_name(architecture),
+                **bases_read_later(options, _name(runtime), _name(architecture)),
+            )
+            self.build_settings = construct_settings(settings)
+            accounts = _accounts(grant_account_ids)
+            _check_props(
+                description=description, license=license, layer_version_name=layer_version_name,
+                organization_id=organization_id, ssm_parameter_name=ssm_parameter_name,
+            )  # fmt: skip
         self.target, self.bundling_mode = self.build_options.target, self.build_settings.bundling
-        accounts = _accounts(grant_account_ids)
-        _check_props(
-            description=description, license=license, layer_version_name=layer_version_name,
-            organization_id=organization_id, ssm_parameter_name=ssm_parameter_name,
-        )  # fmt: skip
         layer = self._layer_bundling(
             self.build_options, self.build_settings, label=f"{scope.node.path}/{id}".lstrip("/"), scope=scope
         )

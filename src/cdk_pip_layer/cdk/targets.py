@@ -34,6 +34,7 @@ from cdk_pip_layer.engine.options import BuildSettings, LayerBuildOptions, Runti
 from cdk_pip_layer.engine.process import available_cpus
 from cdk_pip_layer.engine.target import LambdaTarget
 
+from .annotations import prop_errors
 from .bundling import LayerBundling
 from .construct import (
     PipLambdaLayer,
@@ -97,28 +98,29 @@ class PipLambdaLayers(Construct):
         **props: Unpack[ConstructArgs],
     ) -> None:
         super().__init__(scope, id)
-        chosen = _targets(targets)
-        option_args, setting_args = split_arguments(props)
-        settings = construct_settings(setting_args)
-        _accounts(grant_account_ids)
-        names = {t: _names(t, layer_version_name, ssm_parameter_name) for t in chosen}
-        for layer_name, parameter_name in names.values():
-            _check_props(
-                description=description,
-                license=license,
-                layer_version_name=layer_name,
-                organization_id=organization_id,
-                ssm_parameter_name=parameter_name,
-            )
-        options = {
-            t: LayerBuildOptions.parse(
-                requirements=requirements,
-                runtime=t.runtime,
-                architecture=t.architecture,
-                **bases_read_later(option_args, t.runtime, t.architecture.value),
-            )
-            for t in chosen
-        }
+        with prop_errors(self.node.path):
+            chosen = _targets(targets)
+            option_args, setting_args = split_arguments(props)
+            settings = construct_settings(setting_args)
+            _accounts(grant_account_ids)
+            names = {t: _names(t, layer_version_name, ssm_parameter_name) for t in chosen}
+            for layer_name, parameter_name in names.values():
+                _check_props(
+                    description=description,
+                    license=license,
+                    layer_version_name=layer_name,
+                    organization_id=organization_id,
+                    ssm_parameter_name=parameter_name,
+                )
+            options = {
+                t: LayerBuildOptions.parse(
+                    requirements=requirements,
+                    runtime=t.runtime,
+                    architecture=t.architecture,
+                    **bases_read_later(option_args, t.runtime, t.architecture.value),
+                )
+                for t in chosen
+            }
         prepared: dict[LambdaTarget, LayerBundling] = {}
         self.layers: dict[str, PipLambdaLayer] = {}
         executor = ThreadPoolExecutor(
