@@ -195,7 +195,7 @@ def test_the_built_line_says_which_checks_could_not_run(
     line says so, and why; a layer that was fully checked gets no such words."""
     _synth(tmp_path / "out-1", requirements, cache=False)
     assert "not run" not in capsys.readouterr().err
-    fake_build.verified = Verified(16, 0, (("import", "no Python 3.12 for aarch64 on this host"),))
+    fake_build.verified = Verified(("archive",), 0, (("import", "no Python 3.12 for aarch64 on this host"),))
     requirements.write_text("other==1.0\n", encoding="utf-8")
     _synth(tmp_path / "out-2", requirements, cache=False)
     [line] = [line for line in capsys.readouterr().err.splitlines() if ": built locally with fake" in line]

@@ -593,3 +593,20 @@ def test_uv_asked_to_build_a_local_project_says_what_it_cannot_do(
     assert main([*argv, "--no-cache", "--installer-arg=--no-index"]) == 1
     [error] = error_lines(capsys.readouterr().err)
     assert "mypkg must be built from source, which uv does not do for a target" in error, error
+
+
+def test_a_check_the_build_image_could_not_run_counts_as_run_once_the_host_ran_it() -> None:
+    """A container build verifies twice: in the image (no ELF reader there) and on the host (the ELF checks). A
+    check is 'not run' only when neither ran it, with the image's reason."""
+    from cdk_pip_layer import Verified
+
+    in_image = Verified.of(
+        ["archive", "import"], 1, {"machine": "pyelftools is not installed here", "glibc": "pyelftools …"}
+    )
+    both = in_image.and_then(["archive", "machine", "glibc"], 0, {"import": "ran in the build image"})
+    assert both.line() == "4 checks, 1 warning"
+    neither = in_image.and_then(["archive"], 2, {"machine": "host reason", "glibc": "host reason"})
+    assert neither.line() == (
+        "2 of 4 checks, 3 warnings; not run: glibc (pyelftools …), machine (pyelftools is not installed here)"
+    )
+    assert Verified.from_dict(neither.to_dict()) == neither

@@ -4,6 +4,7 @@ the layer store."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -54,18 +55,21 @@ def staged_report(layer: Construct) -> Path | None:
     return path if path.is_file() else None
 
 
-def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBuildResult | None) -> None:
+def keep_docker_output(
+    layer: Construct, bundler: LocalBundler, result: LayerBuildResult | None
+) -> LayerBuildResult | None:
     """After CDK's Docker run: verify on the host the layer it wrote to ``cdk.out`` (the ELF checks need
     pyelftools, which the build image lacks) and keep it in the layer store (a later fresh ``cdk.out`` then needs
     no Docker, and bundling='docker' reuses it). A layer with errors is removed from ``cdk.out`` (the next synth
-    builds again) and the error raised. ``result``: the build's report from inside the image, when it wrote one."""
+    builds again) and the error raised. ``result``: the build's report from inside the image, when it wrote one;
+    returned with what the host checked too."""
     found = _asset(layer)
     if found is None or bundler.served != "docker":
-        return
+        return result
     asset, outdir = found
     staged_zip = outdir / f"asset.{asset.asset_hash}.zip"
     if not staged_zip.is_file():
-        return
+        return result
     options = bundler.options
     if options.verify:
         try:
@@ -77,12 +81,16 @@ def keep_docker_output(layer: Construct, bundler: LocalBundler, result: LayerBui
             raise
         bundler.host_warnings = tuple(str(warning) for warning in verification.warnings)
         report = verification.report
+        if result is not None and result.verified is not None:  # what the image could not check, the host did
+            verified = result.verified.and_then(report.checks, len(verification.warnings), report.skipped)
+            result = dataclasses.replace(result, verified=verified)
         if result is not None:
             report = report.with_build(
                 slim=result.slim, excluded=result.excluded, runtime_provided=result.runtime_provided
             )
         bundler.report_text = report.to_json()
     bundler.keep(staged_zip, result)
+    return result
 
 
 def remove_asset(layer: Construct) -> None:

@@ -166,7 +166,7 @@ class LayerBundling:
             error = self.bundler.outcome.error.with_traceback(None)
         if error is None:
             try:
-                keep_docker_output(layer, self.bundler, self.docker_report)
+                self.docker_report = keep_docker_output(layer, self.bundler, self.docker_report)
             except LayerBuildError as exc:
                 error = exc.with_traceback(None)
         if error is not None:

@@ -348,8 +348,13 @@ class PipBasedLambdaLayerContainerBuilder:
         host_warnings = (
             [] if verification is None else [str(w) for w in verification.warnings if w.check in host_checks]
         )
+        verified = report.verified
+        if verified is not None and verification is not None:  # what the image could not check, the host did
+            ran = verification.report
+            verified = verified.and_then(ran.checks, len(host_warnings), ran.skipped)
         return dataclasses.replace(
             report,
+            verified=verified,
             warnings=(*in_image, *host_warnings),
             zip_path=published.zip_path,
             artifacts_dir=published.artifacts_dir,

@@ -246,13 +246,9 @@ class PipBasedLambdaLayerLocalBuilder:
             sha256=published.sha256,
             seconds=time.perf_counter() - start,
             slim=slimmed.report if slimmed is not None else None,
-            verified=Verified(checks=0, warnings=0, off=True)
+            verified=Verified((), 0, off=True)
             if verification is None
-            else Verified(
-                checks=len(verification.report.checks),
-                warnings=len(verification.warnings),
-                skipped=tuple(sorted(verification.report.skipped.items())),
-            ),
+            else Verified.of(verification.report.checks, len(verification.warnings), verification.report.skipped),
         )
 
     def _exclude(self, site_dir: Path, requirements: RequirementsFile) -> tuple[ExclusionResult, tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,20 +18,31 @@ SBOM_FILE = "layer.cdx.json"
 
 @dataclass(frozen=True)
 class Verified:
-    """What the verification of a built layer ran, in brief: how many checks, how many warnings, and each check
+    """What the verification of a built layer ran, in brief: the checks that ran, how many warnings, and each check
     that could not run with why (a smoke import with no interpreter for the target, say), so that a summary never
     lets a layer pass as fully checked when it was not."""
 
-    checks: int
+    checks: tuple[str, ...]
     warnings: int
     skipped: tuple[tuple[str, str], ...] = ()
     off: bool = False  # the build was not verified (verify=False)
 
+    @classmethod
+    def of(cls, checks: Iterable[str], warnings: int, skipped: Mapping[str, str]) -> Verified:
+        return cls(tuple(sorted(set(checks))), warnings, tuple(sorted(skipped.items())))
+
+    def and_then(self, checks: Iterable[str], warnings: int, skipped: Mapping[str, str]) -> Verified:
+        """This verification (inside the build image) with a second one of the same zip (on the host): a check
+        ran when either ran it; one that neither ran keeps the first reason."""
+        ran = set(self.checks) | set(checks)
+        reasons = {**dict(skipped), **dict(self.skipped)}
+        return Verified.of(ran, self.warnings + warnings, {c: r for c, r in reasons.items() if c not in ran})
+
     def line(self) -> str:
         if self.off:
             return "no (turned off)"
-        total = self.checks + len(self.skipped)
-        ran = f"{self.checks} of {total} checks" if self.skipped else f"{self.checks} checks"
+        count = len(self.checks)
+        ran = f"{count} of {count + len(self.skipped)} checks" if self.skipped else f"{count} checks"
         said = f"{ran}, {self.warnings} warning{'' if self.warnings == 1 else 's'}"
         return f"{said}; {self.not_run}" if self.skipped else said
 
@@ -42,14 +54,13 @@ class Verified:
         return "not run: " + ", ".join(f"{check} ({reason})" for check, reason in self.skipped)
 
     def to_dict(self) -> dict[str, object]:
-        return {"checks": self.checks, "warnings": self.warnings, "skipped": dict(self.skipped), "off": self.off}
+        return {"checks": list(self.checks), "warnings": self.warnings, "skipped": dict(self.skipped), "off": self.off}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Verified:
-        skipped = data.get("skipped")
-        checks, warnings = data.get("checks"), data.get("warnings")
+        checks, warnings, skipped = data.get("checks"), data.get("warnings"), data.get("skipped")
         return cls(
-            checks=checks if isinstance(checks, int) else 0,
+            checks=tuple(str(c) for c in checks) if isinstance(checks, list) else (),
             warnings=warnings if isinstance(warnings, int) else 0,
             skipped=tuple((str(k), str(v)) for k, v in skipped.items()) if isinstance(skipped, dict) else (),
             off=data.get("off") is True,
