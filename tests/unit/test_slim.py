@@ -276,6 +276,23 @@ def test_a_slim_remove_glob_that_matches_only_protected_files_is_one_warning(
     assert "exclude" in warning  # what to do: drop the glob, or leave the distribution out
 
 
+def test_a_slim_glob_that_matches_no_file_of_the_layer_is_one_warning(
+    site: Path, make_dist: MakeDist, host_runtime: str
+) -> None:
+    """A slim_remove or slim_keep glob that matches nothing is most likely misspelt (or written from the layer's
+    root, python/ included): it says so, once for all of them, with how globs are read; a glob that matches says
+    nothing."""
+    make_dist(site, "demo", "1.0", files={"demo/__init__.py": "", "demo/extra.txt": "x"})
+    outcome = slim(
+        site, host_runtime, remove=("demo/extra.txt", "python/demo/extra.txt", "demo/extras/**"), keep=("dmeo/**",)
+    )
+    assert "demo/extra.txt" not in tree(site)
+    [warning] = [w for w in outcome.warnings if "match no file" in w]
+    assert "slim_remove 'python/demo/extra.txt', 'demo/extras/**'" in warning, warning
+    assert "slim_keep 'dmeo/**'" in warning and "'demo/extra.txt'" not in warning, warning
+    assert "relative to python/" in warning, warning
+
+
 RUN_TIME_IMPORT = {
     # A name the static scan cannot see: built at run time.
     "demo/__init__.py": "import importlib\nHELPERS = importlib.import_module('demo.te' + 'sts.helpers')\n",

@@ -142,6 +142,7 @@ class _Slim:
         plan = _Plan()
         units = self._candidates(plan)
         _Protection(self, units, plan).protect()
+        self._matches_nothing()
         self._removes_nothing(plan)
         self._strip(plan)
         changes = _Changes(self.site, self.scratch / "aside", plan)
@@ -184,6 +185,23 @@ class _Slim:
         if never:
             plan.notes.append(f"slim_remove: {never} matching file(s) are never removed (.dist-info, licence texts)")
         return units
+
+    def _matches_nothing(self) -> None:
+        """One warning for the ``slim_remove`` and ``slim_keep`` globs that match no file of the layer: most likely
+        misspelt, or written from the layer's root."""
+        files = [*self.files, *_dist_info_files(self.site)]
+        idle = [
+            f"{name} {', '.join(repr(glob.pattern) for glob in unmatched)}"
+            for name, globs in (("slim_remove", self.remove), ("slim_keep", self.keep))
+            if (unmatched := [glob for glob in globs if not any(glob.matches(path) for path in files)])
+        ]
+        if idle:
+            warning = (
+                f"slim: {'; '.join(idle)} match no file of the layer, so they do nothing; globs are relative to "
+                "python/ (e.g. 'numpy/tests/**'), '*' stays within a directory and '**' crosses them"
+            )
+            self.warnings.append(warning)
+            _log.warning("%s", warning)
 
     def _removes_nothing(self, plan: _Plan) -> None:
         """One warning for the ``slim_remove`` globs that match files of the layer but remove none of them: all
