@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser() -> argparse.ArgumentParser:
+    """The parser of the command line, as ``main`` makes it (its flags are documented from it)."""
+    return _parser()
+
+
 def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
@@ -97,7 +102,13 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     for names, kwargs in flag_arguments(LayerBuildOptions):
         build.add_argument(*names, **kwargs)
     # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
-    build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
+    build.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="DIR",
+        help="directory for layer.zip and artifacts/ (not empty: -o . for the current one)",
+    )
     where = build.add_argument_group("where it is built, and the caches")
     for names, kwargs in flag_arguments(BuildSettings):
         where.add_argument(*names, **kwargs)
@@ -155,7 +166,12 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a distribution left out on purpose: a dependency on it is not a finding (repeatable)",
     )
     verify.add_argument(
-        "--requirements", "-r", type=Path, help="the requirements file the layer was built from (extras followed)"
+        "--requirements",
+        "-r",
+        type=Path,
+        metavar="FILE",
+        help="the requirements (or lock) file the layer was built from: its extras are followed in the dependencies "
+        "check",
     )
     verify.add_argument(
         "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
@@ -308,7 +324,9 @@ def _add_publish_command(commands: Any, common: argparse.ArgumentParser) -> None
     )
     publish.set_defaults(run=_publish)
     publish.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
-    publish.add_argument("--layer-name", required=True, help="the layer's name (or ARN)")
+    publish.add_argument(
+        "--layer-name", required=True, metavar="NAME", help="the layer's name (1 to 140 letters, digits, -, _) or ARN"
+    )
     publish.add_argument(
         "--runtime", required=True, help=f"the runtime it was built for: {', '.join(SUPPORTED_RUNTIMES)}"
     )
