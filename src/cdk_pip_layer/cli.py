@@ -445,12 +445,16 @@ def _log_level(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _global_flags(_parser().parse_args(argv))
     logger = logging.getLogger("cdk_pip_layer")
-    handler: logging.Handler | None = None
-    if not args.quiet:
+    handler: logging.Handler
+    if args.quiet:
+        # Nothing but errors, and every error reaches the user as the command's one error message: a handler that
+        # drops the records, or a warning no handler took would reach stderr through logging's last resort.
+        handler = logging.NullHandler()
+    else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PhaseFormatter() if args.verbose else _PlainFormatter())
-        logger.addHandler(handler)
         logger.setLevel(_log_level(args))
+    logger.addHandler(handler)
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:
@@ -473,8 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + _SIGPIPE
     finally:
-        if handler is not None:
-            logger.removeHandler(handler)
+        logger.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -505,3 +505,59 @@ def test_no_cache_and_cache_dir_govern_the_distribution_cache_too(
     assert not default.exists() or not any(default.iterdir()), sorted(p.name for p in default.iterdir())
     assert {p.name for p in chosen.iterdir()} >= {"layers", "dists"}
     assert (tmp_path / "a" / "layer.zip").read_bytes() == (tmp_path / "b" / "layer.zip").read_bytes()
+
+
+# --- -q: nothing on stderr but errors -------------------------------------------------------------------------------
+
+
+def _bare_root_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root logger as the command line finds it, without pytest's capturing handler (added as the test body
+    starts, so not a fixture): a record no handler takes then goes to logging's last resort, stderr, as it does
+    for a user."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+
+
+_COMMANDS = {
+    "build": ["build", "-r", "requirements.txt", "-o", "out"],
+    "verify": ["verify", "layer.zip"],
+    "publish": ["publish", "layer.zip", "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+def test_quiet_keeps_what_the_library_logs_off_stderr(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warning (a slim warning, a cache that could not be written) or what publish did is no error: -q drops it,
+    wherever in the package it is logged."""
+
+    def run(args: object) -> int:
+        logging.getLogger("cdk_pip_layer").warning("slim: a warning")
+        logging.getLogger("cdk_pip_layer.engine").warning("a warning of a module logger")
+        logging.getLogger("cdk_pip_layer").info("published version 3")
+        return 0
+
+    _bare_root_logger(monkeypatch)
+    monkeypatch.setattr(cli, f"_{command}", run)
+    assert main(["-q", *_COMMANDS[command]]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(_COMMANDS[command]) == 0  # and without -q the warning is said
+    assert "warning: slim: a warning" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_quiet_says_no_slim_warning(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--slim with a --slim-remove glob that matches only protected files warns; -q keeps it to the summary."""
+    _bare_root_logger(monkeypatch)
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    code = main(["build", "-q", *args, "-o", str(tmp_path / "out"), "--slim", "--slim-remove", "*.dist-info/*"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "warning: slim: " in out  # the summary still lists it
+    assert err == ""
