@@ -24,7 +24,14 @@ from .engine.base_layer import BaseLayer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.inputs.locked import read_input
-from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_arguments, flag_arguments
+from .engine.options import (
+    BuildSettings,
+    LayerBuildOptions,
+    SandboxKind,
+    cli_arguments,
+    flag_arguments,
+    in_cli_terms,
+)
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
@@ -442,6 +449,19 @@ def _log_level(args: argparse.Namespace) -> int:
     return _LEVELS.get(args.verbose, logging.DEBUG)
 
 
+def _cli_error(exc: LayerBuildError) -> dict[str, object]:
+    """The error as :meth:`LayerBuildError.to_dict` gives it, its options named as a CLI user gives them (the
+    library's messages name the Python API's keyword arguments: ``extra_installer_args``, ``bundling=docker``)."""
+    error = exc.to_dict()
+    for key in ("what", "hint"):
+        if isinstance(error[key], str):
+            error[key] = in_cli_terms(str(error[key]))
+    if isinstance(error["subject"], str):
+        error["subject"] = in_cli_terms(error["subject"], subject=True)
+    error["details"] = [in_cli_terms(str(line)) for line in exc.details]
+    return error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _global_flags(_parser().parse_args(argv))
     logger = logging.getLogger("cdk_pip_layer")
@@ -467,9 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
                 return 128 + signum.value
     except LayerBuildError as exc:
-        print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+        error = _cli_error(exc)
+        print(f"cdk-pip-layer: error: {LayerBuildError.from_dict(error)}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading --json gets a document, the error in it
-            print(_json({"error": {**exc.to_dict(), "exit_code": exc.exit_code}}))
+            print(_json({"error": {**error, "exit_code": exc.exit_code}}))
         return exc.exit_code
     except BrokenPipeError:
         # The reader of our output stopped early (`| head -1`): end as a program stopped by SIGPIPE would, and

@@ -59,11 +59,11 @@ def requirements(tmp_path: Path) -> Path:
         (["--index-url", "pypi.example.com/simple"], "Invalid package index URL"),
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
         (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
-        (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
-        (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
+        (["--bundling", "local", "--image", "img"], "--image: settings of the container build, which --bundling local"),
+        (["--bundling", "local", "--docker-network", "host"], "--docker-network: settings of the container build"),
         (["--bundling", "docker", "--installer", "uv", "--architecture", OTHER_MACHINE], "uv cannot build in the"),
-        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): a setting of the"),
-        (["--no-cache", "--cache-dir", "c"], "with the cache turned off (--no-cache, cache=False)"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "--python: a setting of the local build, which"),
+        (["--no-cache", "--cache-dir", "c"], "--cache-dir given with the cache turned off (--no-cache)"),
         (["--bundling", "docker", "--no-cache", "--cache-dir", "c"], "with the cache turned off"),
     ],
 )
@@ -561,3 +561,54 @@ def test_quiet_says_no_slim_warning(
     assert code == 0, err
     assert "warning: slim: " in out  # the summary still lists it
     assert err == ""
+
+
+# --- errors in the command line's terms -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself", "--installer-arg"),
+        (["--installer-arg=--no-binary=:all:"], "--no-binary :all:", "--installer-arg"),
+        (["--only-groups"], "--only-groups needs groups", "--only-groups"),
+        (["--slim", "--slim-keep", "/abs/**"], "", "--slim-keep"),
+        (["--exclude", "a b"], "Invalid package name to exclude", "--exclude"),
+        (["--no-cache", "--cache-read-only"], "--cache-read-only given with the cache turned off", "--cache-read-only"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "which --bundling docker never runs", "--bundling"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_errors_name_the_flags_not_the_python_arguments(
+    tmp_path: Path,
+    requirements: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[list[str], str, str],
+    as_json: bool,
+) -> None:
+    """A CLI user sees --installer-arg where the Python API says extra_installer_args, in the message and in the
+    --json error document."""
+    extra, what, subject = case
+    json_flag = ["--json"] if as_json else []
+    code = main(["build", *json_flag, "-r", str(requirements), "-o", str(tmp_path / "out"), *extra])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(error_lines(err)) == 1
+    assert what in error_lines(err)[0] and error_lines(err)[0].endswith(f"[{subject}]"), err
+    api_terms = re.compile(r"\b(extra_installer_args|only_groups|slim_keep|cache_read_only|python_executable)\b")
+    assert not api_terms.search(err), err
+    assert re.search(r"[a-z]=(True|False|\[|\(|')", err) is None, err  # no keyword argument spelled as in Python
+    if as_json:
+        error = json.loads(out)["error"]
+        assert error["subject"] == subject
+        assert not api_terms.search(json.dumps(error)), error
+
+
+def test_the_python_api_keeps_its_own_terms(tmp_path: Path, requirements: Path) -> None:
+    from cdk_pip_layer import build_layer
+    from cdk_pip_layer.engine.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as info:
+        build_layer(build_dir=tmp_path / "out", requirements=requirements, only_groups=True)
+    assert info.value.subject == "only_groups"
+    assert "groups=['jobs']" in str(info.value)

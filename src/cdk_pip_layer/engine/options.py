@@ -1103,3 +1103,70 @@ def default_cache_root() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer"
+
+
+# --- the options in the command line's terms ----------------------------------------------------------------------
+
+# Names a message uses for an option that no declaration carries: the build directory (the command's own --output),
+# and the words some checks use as their subject.
+_CLI_ALIASES: Mapping[str, str] = {
+    "build_dir": "--output",
+    "extra installer arguments": "--installer-arg",
+    "import sandbox": "--import-sandbox",
+}
+
+
+def cli_flag_names() -> dict[str, str]:
+    """Each keyword argument the command line's flags fill (the build options and settings, an index URL of the
+    index's), with its flag as a user types it (``extra_installer_args``: ``--installer-arg``); from the
+    declaration."""
+    out: dict[str, str] = {}
+    for cls in (LayerBuildOptions, BuildSettings):
+        for item, declaration in declared(cls):
+            for flag in declaration.flags:
+                out.setdefault(flag.dest or _flag_dest(item.name, flag), flag.names[0])
+            if declaration.flags and item.name != "target":  # the target is two flags, --runtime and --architecture
+                out.setdefault(item.name, declaration.flags[0].names[0])
+    return {**out, **_CLI_ALIASES}
+
+
+_CLI_FLAGS = cli_flag_names()
+# A keyword argument as a message writes it: bare (only a name with an underscore: "exclude" or "image" are words
+# too), or given a value (name=True, name='x', name=('a', 'b'), name=[...]).
+_API_TERM = re.compile(
+    r"(?<![\w.-])(?P<name>"
+    + "|".join(re.escape(name) for name in sorted(_CLI_FLAGS, key=len, reverse=True) if name.isidentifier())
+    + r")(?:=(?P<value>True|False|None|'[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|[\w.-]+))?(?![\w-])"
+)
+
+
+# An option named in both terms: "python_executable (--python)", "image (--image)".
+_BOTH_TERMS = re.compile(r"(?<![\w.-])([a-z_]+) \((--[a-z-]+)\)")
+
+
+def _cli_term(match: re.Match[str]) -> str:
+    name, value = match.group("name"), match.group("value")
+    flag = _CLI_FLAGS[name]
+    if value is None:
+        return flag if "_" in name else match.group(0)
+    if value in ("True", "False", "None"):
+        # A switch (--slim; --no-cache for cache=False) or a setting left out; cache=True is no flag's to say.
+        return match.group(0) if value == "True" and flag.startswith("--no-") else flag
+    if value[0] in "([":
+        items = re.findall(r"'([^']*)'|\"([^\"]*)\"", value)
+        words = [single or double for single, double in items]
+        return " ".join(f"{flag} {word}" for word in words) if words else f"{flag} …"
+    return f"{flag} {value.strip(chr(39) + chr(34))}"
+
+
+def in_cli_terms(text: str, *, subject: bool = False) -> str:
+    """``text`` (a message written for the Python API) with each keyword argument of the build options named as
+    the command line's flag, e.g. ``extra_installer_args`` as ``--installer-arg`` and ``bundling=auto`` as
+    ``--bundling auto``; ``subject``: the text is a whole error subject, which may be an option's bare name
+    (``exclude``). What is said in both terms (``slim_remove (--slim-remove)``) is said once."""
+    if subject and text in _CLI_FLAGS:
+        return _CLI_FLAGS[text]
+    out = _BOTH_TERMS.sub(lambda m: m.group(2) if _CLI_FLAGS.get(m.group(1)) == m.group(2) else m.group(0), text)
+    out = _API_TERM.sub(_cli_term, out)
+    out = re.sub(r"\((--[\w-]+), \1\)", r"(\1)", out)  # "(--no-cache, cache=False)"
+    return re.sub(r"(--[\w-]+(?: [A-Z]+)?), or \1 in the construct", r"\1", out)
