@@ -109,7 +109,8 @@ def _cli_rows(cls: type) -> Iterator[str]:
     for item, declaration in declared(cls):
         for flag in declaration.flags:
             dest = flag.dest or (flag.names[0].lstrip("-").replace("-", "_") if item.name == "target" else item.name)
-            repeat = " (repeatable)" if flag.kind == "repeat" and "repeatable" not in flag.help else ""
+            repeatable = flag.kind in ("repeat", "paths")
+            repeat = " (repeatable)" if repeatable and "repeatable" not in flag.help else ""
             # A flag that fills a part of an option (the index's URLs and hosts) names both.
             option = f"`{item.name}` (its `{dest}`)" if flag.dest and flag.dest != item.name else f"`{dest}`"
             yield _row(_flag_words(flag, dest), option, _cell(flag.help + repeat))

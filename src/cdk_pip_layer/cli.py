@@ -29,6 +29,7 @@ from .engine.options import (
     LayerBuildOptions,
     SandboxKind,
     cli_arguments,
+    cli_path,
     flag_arguments,
     in_cli_terms,
 )
@@ -134,7 +135,7 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=f"checks: {checks}",
     )
     verify.set_defaults(run=_verify)
-    verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
+    verify.add_argument("zip", type=cli_path, metavar="LAYER.zip", help="the layer zip")
     verify.add_argument(
         "--runtime",
         help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: inferred from the layer's wheel tags, extension "
@@ -156,7 +157,9 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         help="import every top-level module in a clean interpreter of the runtime's version: here when one "
         "exists (--import), or in the Lambda build image (--import=docker)",
     )
-    verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
+    verify.add_argument(
+        "--python", dest="python_executable", type=cli_path, metavar="PATH", help="the interpreter to import with"
+    )
     verify.add_argument(
         "--import-sandbox",
         choices=[kind.value for kind in SandboxKind],
@@ -175,13 +178,13 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument(
         "--requirements",
         "-r",
-        type=Path,
+        type=cli_path,
         metavar="FILE",
         help="the requirements (or lock) file the layer was built from: its extras are followed in the dependencies "
         "check",
     )
     verify.add_argument(
-        "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
+        "--report", type=cli_path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
     )
     _add_stack_flag(verify)
 
@@ -229,7 +232,7 @@ def _verify(args: argparse.Namespace) -> int:
         context=BuildContext(requirements=requirements, excluded=tuple(args.exclude), on_top_of=_bases(args)),
         smoke_import=args.smoke_import,
         importer=importer,
-        python=args.python_executable,
+        python=os.fspath(args.python_executable) if args.python_executable is not None else None,
         import_sandbox=args.import_sandbox,
     )
     if args.report is not None:
@@ -266,7 +269,7 @@ def _add_stack_flag(verify: argparse.ArgumentParser) -> None:
         "--on-top-of",
         action="append",
         default=[],
-        type=Path,
+        type=cli_path,
         metavar="BASE.zip",
         help="a layer the function lists before this one (repeatable, in the function's order; a zip, or a "
         "layer.report.json): the stack is checked as Lambda extracts it (the same distribution or file in two "
@@ -307,6 +310,22 @@ def _output_directory(value: str) -> str:
     return value
 
 
+def _refuse_empty_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """An empty path given to any path flag of the command (``-r ''``, ``--cache-dir ''``, ``verify ''``): refused
+    by its flag before anything runs. ``Path('')`` is the current directory, which a build would fill, a cache
+    would be written into, and a verify would read as the layer."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands.choices[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if action.type is cli_path and (value == "" or (isinstance(value, list) and "" in value)):
+            flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+            raise InvalidInputError(
+                f"The path given to {flag} is empty",
+                subject=str(flag),
+                hint="name the file or directory (an empty path is not the current directory: write . for it).",
+            )
+
+
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
     with heartbeat(_say if not args.quiet else _silent):
@@ -330,7 +349,7 @@ def _add_publish_command(commands: Any, common: argparse.ArgumentParser) -> None
         "or could not be reached (nothing is left half-published); 2 bad input, or boto3 is not installed.",
     )
     publish.set_defaults(run=_publish)
-    publish.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
+    publish.add_argument("zip", type=cli_path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
     publish.add_argument(
         "--layer-name", required=True, metavar="NAME", help="the layer's name (1 to 140 letters, digits, -, _) or ARN"
     )
@@ -463,7 +482,8 @@ def _cli_error(exc: LayerBuildError) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _global_flags(_parser().parse_args(argv))
+    parser = _parser()
+    args = _global_flags(parser.parse_args(argv))
     logger = logging.getLogger("cdk_pip_layer")
     handler: logging.Handler
     if args.quiet:
@@ -479,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:
             try:
+                _refuse_empty_paths(args, parser)
                 code = run(args)
                 sys.stdout.flush()  # here, where a reader that went away is handled, not at interpreter exit
                 return code

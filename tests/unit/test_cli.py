@@ -612,3 +612,44 @@ def test_the_python_api_keeps_its_own_terms(tmp_path: Path, requirements: Path) 
         build_layer(build_dir=tmp_path / "out", requirements=requirements, only_groups=True)
     assert info.value.subject == "only_groups"
     assert "groups=['jobs']" in str(info.value)
+
+
+# --- an empty path is refused, by its flag --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["build", "-r", "requirements.txt", "-o", ""], "--output"),
+        (["build", "-r", "", "-o", "out"], "--requirements"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--cache-dir", ""], "--cache-dir"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--on-top-of", ""], "--on-top-of"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--python", ""], "--python"),
+        (["verify", "", *TARGET_FLAGS], "LAYER.zip"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--report", ""], "--report"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "-r", ""], "--requirements"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--on-top-of", ""], "--on-top-of"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--python", ""], "--python"),
+        (["publish", "", "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"], "LAYER.zip"),
+    ],
+)
+def test_an_empty_path_is_one_clear_error_and_nothing_is_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    flag: str,
+) -> None:
+    """An empty path is no path: Path('') is the current directory, which a build would fill (or a cache, or a
+    report) and a verify would read as a layer. It is refused before anything runs."""
+    (tmp_path / "requirements.txt").write_text("helper==1.0\n", encoding="utf-8")
+    _small_layer(tmp_path / "layer.zip")
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert len(error_lines(err)) == 1, err
+    assert error_lines(err)[0].endswith(f"is empty [{flag}]"), err
+    assert "Traceback" not in err and out == ""
+    assert _snapshot(tmp_path) == before

@@ -190,13 +190,13 @@ class Flag:
     """A command-line flag of an option.
 
     ``kind``: ``value`` (one value), ``repeat`` (repeatable, a list), ``on`` / ``off`` (a switch that sets the
-    option to True / False), ``path`` (one value, a path). ``dest``: the keyword argument it fills (the option's
-    name by default).
+    option to True / False), ``path`` (one value, a path), ``paths`` (repeatable, paths). ``dest``: the keyword
+    argument it fills (the option's name by default).
     """
 
     names: tuple[str, ...]
     help: str
-    kind: Literal["value", "repeat", "on", "off", "path"] = "value"
+    kind: Literal["value", "repeat", "on", "off", "path", "paths"] = "value"
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     dest: str | None = None
@@ -359,7 +359,8 @@ class LayerBuildOptions:
             Flag(
                 ("--python",),
                 "the interpreter to run pip with, when pip runs (local builds; default: searched)",
-                metavar="PATH",
+                "path",
+                "PATH",
             ),
         ),
         hashed=Hashed.NEVER,
@@ -469,7 +470,7 @@ class LayerBuildOptions:
                 ("--on-top-of",),
                 "a base layer's zip or layer.report.json (repeatable, in the function's order): resolve against "
                 "its versions and leave its distributions out",
-                "repeat",
+                "paths",
                 "ZIP",
             ),
         ),
@@ -858,6 +859,12 @@ def _flag_dest(name: str, flag: Flag) -> str:
     return flag.names[0].lstrip("-").replace("-", "_") if name == "target" else name
 
 
+def cli_path(value: str) -> Path | str:
+    """A path given on the command line (argparse's ``type``): a :class:`~pathlib.Path`, or an empty string as it
+    was given, for the command line to refuse by its flag (``Path('')`` would be the current directory)."""
+    return Path(value) if value else value
+
+
 def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """``(names, add_argument keyword arguments)`` for every command-line flag of ``cls``."""
     for item, declaration in declared(cls):
@@ -865,14 +872,14 @@ def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]
             kwargs: dict[str, Any] = {"dest": flag.dest or _flag_dest(item.name, flag), "help": flag.help}
             if _default(item) is MISSING and len(declaration.flags) == 1:
                 kwargs["required"] = True
-            if flag.kind == "repeat":
+            if flag.kind in ("repeat", "paths"):
                 kwargs.update(action="append", default=None)
             elif flag.kind == "off":
                 kwargs.update(action="store_false", default=None)
             elif flag.kind == "on":
                 kwargs.update(action="store_true", default=None)
-            elif flag.kind == "path":
-                kwargs.update(type=Path)
+            if flag.kind in ("path", "paths"):
+                kwargs.update(type=cli_path)
             if flag.metavar:
                 kwargs["metavar"] = flag.metavar
             if flag.choices:
