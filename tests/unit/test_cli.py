@@ -295,7 +295,7 @@ def test_an_unpinned_build_says_once_that_it_is_never_reused(
         said = [w for w in json.loads(out)["warnings"] if "not fully pinned" in w]
         assert len(said) == expected, said
         if said:
-            assert "requirements.txt is not fully pinned (demo)" in said[0]
+            assert said[0].startswith(f"{req.resolve()} is not fully pinned (demo)")
             assert "never reused" in said[0] and "every build installs it again" in said[0] and "lock file" in said[0]
 
 
@@ -653,3 +653,25 @@ def test_an_empty_path_is_one_clear_error_and_nothing_is_written(
     assert error_lines(err)[0].endswith(f"is empty [{flag}]"), err
     assert "Traceback" not in err and out == ""
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_unpinned_warning_names_the_file_as_given_resolved(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every service has its requirements.txt: the warning names which one, by its full path."""
+    wheels = make_wheel("demo", "1.0", files={"demo.py": "X = 1\n"}).parent
+    for service in ("api", "jobs"):
+        (tmp_path / service).mkdir()
+        (tmp_path / service / "requirements.txt").write_text("demo\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    argv = ["build", "-r", "jobs/requirements.txt", "-o", "out", "--runtime", host_runtime]
+    code = main([*argv, "--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    expected = tmp_path.resolve() / "jobs" / "requirements.txt"
+    assert f"warning: {expected} is not fully pinned (demo)" in out
