@@ -334,7 +334,9 @@ def _build(args: argparse.Namespace) -> int:
             **cli_arguments(LayerBuildOptions, args),
             **cli_arguments(BuildSettings, args),
         )
-    print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
+    # The summary as a CLI user types the options (built: locally (--bundling auto: …), a warning's --slim-remove);
+    # the JSON document is the library's, whose "bundling" field holds the mode.
+    print(json.dumps(built.to_dict(), indent=2) if args.json else in_cli_terms(built.summary()))
     return 0
 
 

@@ -150,7 +150,10 @@ def test_successful_offline_build(
         assert data["built_reason"] == f"bundling=auto: this host can build for {host_runtime}/x86_64"
     else:
         assert f"layer: {out_dir / 'layer.zip'}" in out
-        assert f"built: locally (bundling=auto: this host can build for {host_runtime}/x86_64)" in out
+        # The mode as the flag a user types (the JSON keeps the library's reason: its "bundling" field is the mode).
+        assert f"built: locally (--bundling auto: this host can build for {host_runtime}/x86_64)" in out
+        assert "bundling=" not in out
+        assert "warning: excluded package 'boto3' is not in the layer" in out
         assert "installer: uv " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
@@ -559,7 +562,8 @@ def test_quiet_says_no_slim_warning(
     code = main(["build", "-q", *args, "-o", str(tmp_path / "out"), "--slim", "--slim-remove", "*.dist-info/*"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "warning: slim: " in out  # the summary still lists it
+    assert "warning: slim: " in out  # the summary still lists it, in the command line's terms
+    assert "--slim-remove '*.dist-info/*' matched only protected files" in out and "slim_remove" not in out
     assert err == ""
 
 

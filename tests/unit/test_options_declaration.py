@@ -324,6 +324,7 @@ def test_every_flag_is_how_the_command_line_names_its_keyword_argument() -> None
         ),
         ("the build image and the exclude list", "the build image and the exclude list"),  # words, not options
         ("six==1.0 requires index_url_x", "six==1.0 requires index_url_x"),
+        ("reused from /home/me/cache_dir/layers/x/layer.zip", "reused from /home/me/cache_dir/layers/x/layer.zip"),
     ],
 )
 def test_in_cli_terms(api: str, cli: str) -> None:

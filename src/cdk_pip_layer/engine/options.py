@@ -1139,11 +1139,11 @@ def cli_flag_names() -> dict[str, str]:
 
 _CLI_FLAGS = cli_flag_names()
 # A keyword argument as a message writes it: bare (only a name with an underscore: "exclude" or "image" are words
-# too), or given a value (name=True, name='x', name=('a', 'b'), name=[...]).
+# too), or given a value (name=True, name='x', name=('a', 'b'), name=[...]); never a part of a path (/cache_dir/).
 _API_TERM = re.compile(
-    r"(?<![\w.-])(?P<name>"
+    r"(?<![\w./-])(?P<name>"
     + "|".join(re.escape(name) for name in sorted(_CLI_FLAGS, key=len, reverse=True) if name.isidentifier())
-    + r")(?:=(?P<value>True|False|None|'[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|[\w.-]+))?(?![\w-])"
+    + r")(?:=(?P<value>True|False|None|'[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|[\w.-]+))?(?![\w/-])"
 )
 
 
