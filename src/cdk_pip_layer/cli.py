@@ -470,15 +470,33 @@ def _log_level(args: argparse.Namespace) -> int:
     return _LEVELS.get(args.verbose, logging.DEBUG)
 
 
-def _cli_error(exc: LayerBuildError) -> dict[str, object]:
+def _subjects(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """The words a check of the command names one of its flags by (``grant account``, ``layer_name``), with the
+    flag: from the command's own parser. A path the user gave stays itself (a file named ``requirements``)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out: dict[str, str] = {}
+    given = {str(args.output)} if getattr(args, "output", None) else set()
+    for action in commands.choices[args.command]._actions:
+        flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+        words = {action.dest, action.dest.replace("_", " ")}
+        words |= {name.lstrip("-").replace("-", sep) for name in action.option_strings for sep in ("-", " ", "_")}
+        out.update(dict.fromkeys(words, str(flag or action.dest)))
+        value = getattr(args, action.dest, None)
+        if action.type is cli_path and value is not None:
+            given.update(str(item) for item in (value if isinstance(value, list) else [value]))
+    return {word: flag for word, flag in out.items() if word not in given} | {path: path for path in given}
+
+
+def _cli_error(exc: LayerBuildError, subjects: dict[str, str]) -> dict[str, object]:
     """The error as :meth:`LayerBuildError.to_dict` gives it, its options named as a CLI user gives them (the
-    library's messages name the Python API's keyword arguments: ``extra_installer_args``, ``bundling=docker``)."""
+    library's messages name the Python API's keyword arguments: ``extra_installer_args``, ``bundling=docker``);
+    ``subjects``: the command's flags by the words its checks use (see :func:`_subjects`)."""
     error = exc.to_dict()
     for key in ("what", "hint"):
         if isinstance(error[key], str):
             error[key] = in_cli_terms(str(error[key]))
     if isinstance(error["subject"], str):
-        error["subject"] = in_cli_terms(error["subject"], subject=True)
+        error["subject"] = subjects.get(error["subject"]) or in_cli_terms(error["subject"], subject=True)
     error["details"] = [in_cli_terms(str(line)) for line in exc.details]
     return error
 
@@ -510,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
                 return 128 + signum.value
     except LayerBuildError as exc:
-        error = _cli_error(exc)
+        error = _cli_error(exc, _subjects(parser, args))
         print(f"cdk-pip-layer: error: {LayerBuildError.from_dict(error)}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading --json gets a document, the error in it
             print(_json({"error": {**error, "exit_code": exc.exit_code}}))

@@ -679,3 +679,36 @@ def test_the_unpinned_warning_names_the_file_as_given_resolved(
     assert code == 0, err
     expected = tmp_path.resolve() / "jobs" / "requirements.txt"
     assert f"warning: {expected} is not fully pinned (demo)" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject"),
+    [
+        (["--grant-account", "12"], "--grant-account"),
+        (["--organization-id", "org"], "--organization-id"),
+        (["--ssm-parameter", "no spaces allowed"], "--ssm-parameter"),
+        (["--s3-bucket", "Not_A_Bucket"], "--s3-bucket"),
+    ],
+)
+def test_publish_errors_name_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], subject: str
+) -> None:
+    """publish checks its input before AWS is asked; the subject is the flag the user gave, in --json too."""
+    layer = _small_layer(tmp_path / "layer.zip")
+    argv = ["publish", str(layer), "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"]
+    code = main([*argv, "--json", *extra])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert error_lines(err)[0].endswith(f"[{subject}]"), err
+    assert json.loads(out)["error"]["subject"] == subject
+
+
+def test_a_file_named_as_a_flag_is_named_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requirements file named `requirements` is a path, not the --requirements flag, in the error's subject."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "-q", "-r", "requirements", "-o", "out", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert error_lines(err) == ["cdk-pip-layer: error: Requirements file not found [requirements]"]
+    assert json.loads(out)["error"]["subject"] == "requirements"

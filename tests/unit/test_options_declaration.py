@@ -314,6 +314,10 @@ def test_every_flag_is_how_the_command_line_names_its_keyword_argument() -> None
         ("image (--image), docker_network (--docker-network): settings", "--image, --docker-network: settings"),
         ("cache_dir (--cache-dir) given with the cache turned off (--no-cache, cache=False)", "--cache-dir given with"),
         ("(--no-cache, cache=False)", "(--no-cache)"),
+        (
+            "import_sandbox='none' (--import-sandbox none) runs it unconfined",
+            "--import-sandbox none runs it unconfined",
+        ),
         ("name the groups (groups=['jobs']), or leave out only_groups.", "(--group jobs), or leave out --only-groups."),
         ("pass e.g. slim_keep=('a/**', 'b/**').", "pass e.g. --slim-keep a/** --slim-keep b/**."),
         ("leave it out with exclude=[...]", "leave it out with --exclude …"),

@@ -1176,4 +1176,5 @@ def in_cli_terms(text: str, *, subject: bool = False) -> str:
     out = _BOTH_TERMS.sub(lambda m: m.group(2) if _CLI_FLAGS.get(m.group(1)) == m.group(2) else m.group(0), text)
     out = _API_TERM.sub(_cli_term, out)
     out = re.sub(r"\((--[\w-]+), \1\)", r"(\1)", out)  # "(--no-cache, cache=False)"
+    out = re.sub(r"(--[\w-]+ [^\s()]+) \(\1\)", r"\1", out)  # "import_sandbox='none' (--import-sandbox none)"
     return re.sub(r"(--[\w-]+(?: [A-Z]+)?), or \1 in the construct", r"\1", out)
