@@ -580,6 +580,7 @@ def test_quiet_says_no_slim_warning(
         (["--exclude", "a b"], "Invalid package name to exclude", "--exclude"),
         (["--no-cache", "--cache-read-only"], "--cache-read-only given with the cache turned off", "--cache-read-only"),
         (["--bundling", "docker", "--python", "/usr/bin/python3"], "which --bundling docker never runs", "--bundling"),
+        (["--bundling", "local", "--image", "x"], "or use --bundling auto (the container", "--bundling"),
     ],
 )
 @pytest.mark.parametrize("as_json", [False, True])
@@ -598,7 +599,7 @@ def test_errors_name_the_flags_not_the_python_arguments(
     out, err = capsys.readouterr()
     assert code == 2
     assert len(error_lines(err)) == 1
-    assert what in error_lines(err)[0] and error_lines(err)[0].endswith(f"[{subject}]"), err
+    assert what in err and error_lines(err)[0].endswith(f"[{subject}]"), err
     api_terms = re.compile(r"\b(extra_installer_args|only_groups|slim_keep|cache_read_only|python_executable)\b")
     assert not api_terms.search(err), err
     assert re.search(r"[a-z]=(True|False|\[|\(|')", err) is None, err  # no keyword argument spelled as in Python
