@@ -497,8 +497,7 @@ def _cli_error(exc: LayerBuildError, subjects: dict[str, str]) -> dict[str, obje
             error[key] = in_cli_terms(str(error[key]))
     if isinstance(error["subject"], str):
         error["subject"] = subjects.get(error["subject"]) or in_cli_terms(error["subject"], subject=True)
-    error["details"] = [in_cli_terms(str(line)) for line in exc.details]
-    return error
+    return error  # the details as they are: the installer's own output, quoted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
