@@ -1,7 +1,9 @@
 """Print (or check, or write) the reference tables of the build options, from their one declaration.
 
 Every build option is declared once, in ``src/cdk_pip_layer/engine/options.py`` (``LayerBuildOptions`` and
-``BuildSettings``: each field's ``Option`` holds its documentation and its command-line flags). The reference pages
+``BuildSettings``: each field's ``Option`` holds its documentation and its command-line flags); the command line's
+other flags (the global ones, ``build -o``, ``verify``'s and ``publish``'s) are read from its argparse parser, so a
+flag added there without docs, or documented and gone, is found as well. The reference pages
 under ``docs/reference/`` hold tables made from that declaration, between marker lines::
 
     <!-- doc_options: construct-options -->
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cdk_pip_layer import cli
 from cdk_pip_layer.engine.index import IndexSettings
 from cdk_pip_layer.engine.options import (
     CONSTRUCT_LEAVES_OUT,
@@ -35,6 +38,7 @@ from cdk_pip_layer.engine.options import (
     Flag,
     LayerBuildOptions,
     declared,
+    flag_arguments,
     public_options,
 )
 
@@ -105,7 +109,8 @@ def _cli_rows(cls: type) -> Iterator[str]:
     for item, declaration in declared(cls):
         for flag in declaration.flags:
             dest = flag.dest or (flag.names[0].lstrip("-").replace("-", "_") if item.name == "target" else item.name)
-            repeat = " (repeatable)" if flag.kind == "repeat" and "repeatable" not in flag.help else ""
+            repeatable = flag.kind in ("repeat", "paths")
+            repeat = " (repeatable)" if repeatable and "repeatable" not in flag.help else ""
             # A flag that fills a part of an option (the index's URLs and hosts) names both.
             option = f"`{item.name}` (its `{dest}`)" if flag.dest and flag.dest != item.name else f"`{dest}`"
             yield _row(_flag_words(flag, dest), option, _cell(flag.help + repeat))
@@ -117,6 +122,76 @@ def cli_build_flags() -> str:
     lines += _cli_rows(LayerBuildOptions)
     lines += _cli_rows(BuildSettings)
     return "\n".join(lines) + "\n"
+
+
+# --- the command line's own flags, from its argparse parser ------------------------------------------------------
+
+
+def _commands() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``cdk-pip-layer`` parser, and each command's (as the command line makes them now)."""
+    parser = cli.command_parser()
+    subparsers = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return parser, dict(subparsers[0].choices) if subparsers else {}
+
+
+def _action_words(action: argparse.Action) -> str:
+    """An argparse flag as its usage writes it: its names, then its value (``METAVAR``, ``{a,b}``, ``[=a|b]``)."""
+    if not action.option_strings:  # a positional argument
+        return f"`{action.metavar or action.dest}`"
+    names = ", ".join(f"`{name}`" for name in action.option_strings)
+    if action.nargs == 0:  # a switch: store_true, store_false, count, version, help
+        return names
+    value = action.metavar or (
+        "{" + ",".join(map(str, action.choices)) + "}" if action.choices else action.dest.upper()
+    )
+    if action.nargs == "?":
+        choices = "\\|".join(map(str, action.choices or ()))
+        return f"{names} `[={choices or value}]`"
+    return f"{names} `{value}`"
+
+
+def _action_rows(parser: argparse.ArgumentParser, leave_out: frozenset[str]) -> str:
+    """A table of ``parser``'s flags (their help is their meaning), but those whose ``dest`` is in ``leave_out``."""
+    lines = [_row("flag", "meaning"), _row("---", "---")]
+    for action in parser._actions:
+        if action.dest in leave_out or isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        meaning = str(action.help or "")
+        if action.required and action.option_strings:
+            meaning = f"(required) {meaning}"
+        if isinstance(action, argparse._AppendAction) and "repeatable" not in meaning:
+            meaning += " (repeatable)"
+        lines.append(_row(_action_words(action), _cell(meaning)))
+    return "\n".join(lines) + "\n"
+
+
+def _declared_dests() -> frozenset[str]:
+    """The ``dest`` of every flag made from the declaration of the build options and settings."""
+    return frozenset(kwargs["dest"] for cls in (LayerBuildOptions, BuildSettings) for _, kwargs in flag_arguments(cls))
+
+
+_GLOBAL = frozenset(cli.GLOBAL_FLAGS)
+
+
+def cli_global_flags() -> str:
+    """The flags every command takes, before it or after it."""
+    parser, _ = _commands()
+    return _action_rows(parser, frozenset())
+
+
+def cli_build_own_flags() -> str:
+    """The flags of ``cdk-pip-layer build`` that are not a build option's or setting's."""
+    return _action_rows(_commands()[1]["build"], _GLOBAL | _declared_dests())
+
+
+def cli_verify_flags() -> str:
+    """The arguments and flags of ``cdk-pip-layer verify`` (the global flags are in their own table)."""
+    return _action_rows(_commands()[1]["verify"], _GLOBAL)
+
+
+def cli_publish_flags() -> str:
+    """The arguments and flags of ``cdk-pip-layer publish`` (the global flags are in their own table)."""
+    return _action_rows(_commands()[1]["publish"], _GLOBAL)
 
 
 # The front doors, and the options each leaves out (with the reason).
@@ -152,6 +227,10 @@ def front_doors() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "construct-options": construct_options,
     "cli-build-flags": cli_build_flags,
+    "cli-global-flags": cli_global_flags,
+    "cli-build-own-flags": cli_build_own_flags,
+    "cli-verify-flags": cli_verify_flags,
+    "cli-publish-flags": cli_publish_flags,
     "front-doors": front_doors,
 }
 

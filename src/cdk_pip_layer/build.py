@@ -316,11 +316,13 @@ def _check_mode(options: LayerBuildOptions, settings: BuildSettings) -> None:
         raise InvalidInputError(
             f"{', '.join(container)}: settings of the container build, which bundling=local never runs",
             subject="bundling",
-            hint="drop them, or use bundling auto (the container build when a local one is impossible) or docker.",
+            hint="drop them, or use bundling='auto' (the container build when a local one is impossible) or "
+            "bundling='docker'.",
         )
     if settings.bundling is BundlingMode.DOCKER and options.python_executable is not None:
         raise InvalidInputError(
             "python_executable (--python): a setting of the local build, which bundling=docker never runs",
             subject="bundling",
-            hint="drop it (the build image's own Python is the target interpreter), or use bundling auto or local.",
+            hint="drop it (the build image's own Python is the target interpreter), or use bundling='auto' or "
+            "bundling='local'.",
         )

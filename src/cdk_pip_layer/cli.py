@@ -24,7 +24,15 @@ from .engine.base_layer import BaseLayer
 from .engine.errors import ContainerBuildError, InvalidInputError, LayerBuildError
 from .engine.findings import CHECKS
 from .engine.inputs.locked import read_input
-from .engine.options import BuildSettings, LayerBuildOptions, SandboxKind, cli_arguments, flag_arguments
+from .engine.options import (
+    BuildSettings,
+    LayerBuildOptions,
+    SandboxKind,
+    cli_arguments,
+    cli_path,
+    flag_arguments,
+    in_cli_terms,
+)
 from .engine.progress import heartbeat
 from .engine.redact import redact
 from .engine.target import SUPPORTED_RUNTIMES, LambdaTarget
@@ -83,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser() -> argparse.ArgumentParser:
+    """The parser of the command line, as ``main`` makes it (its flags are documented from it)."""
+    return _parser()
+
+
 def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
@@ -97,7 +110,13 @@ def _add_build_command(commands: Any, common: argparse.ArgumentParser) -> None:
     for names, kwargs in flag_arguments(LayerBuildOptions):
         build.add_argument(*names, **kwargs)
     # A string, not a Path: Path("") would be the current directory, and an empty output must be refused.
-    build.add_argument("--output", "-o", required=True, help="directory for layer.zip and artifacts/")
+    build.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="DIR",
+        help="directory for layer.zip and artifacts/ (not empty: -o . for the current one)",
+    )
     where = build.add_argument_group("where it is built, and the caches")
     for names, kwargs in flag_arguments(BuildSettings):
         where.add_argument(*names, **kwargs)
@@ -116,7 +135,7 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=f"checks: {checks}",
     )
     verify.set_defaults(run=_verify)
-    verify.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip")
+    verify.add_argument("zip", type=cli_path, metavar="LAYER.zip", help="the layer zip")
     verify.add_argument(
         "--runtime",
         help=f"one of {', '.join(SUPPORTED_RUNTIMES)} (default: inferred from the layer's wheel tags, extension "
@@ -138,7 +157,9 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         help="import every top-level module in a clean interpreter of the runtime's version: here when one "
         "exists (--import), or in the Lambda build image (--import=docker)",
     )
-    verify.add_argument("--python", dest="python_executable", metavar="PATH", help="the interpreter to import with")
+    verify.add_argument(
+        "--python", dest="python_executable", type=cli_path, metavar="PATH", help="the interpreter to import with"
+    )
     verify.add_argument(
         "--import-sandbox",
         choices=[kind.value for kind in SandboxKind],
@@ -155,10 +176,15 @@ def _add_verify_command(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a distribution left out on purpose: a dependency on it is not a finding (repeatable)",
     )
     verify.add_argument(
-        "--requirements", "-r", type=Path, help="the requirements file the layer was built from (extras followed)"
+        "--requirements",
+        "-r",
+        type=cli_path,
+        metavar="FILE",
+        help="the requirements (or lock) file the layer was built from: its extras are followed in the dependencies "
+        "check",
     )
     verify.add_argument(
-        "--report", type=Path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
+        "--report", type=cli_path, metavar="DIR", help="write layer.report.json and layer.cdx.json (CycloneDX) into DIR"
     )
     _add_stack_flag(verify)
 
@@ -206,7 +232,7 @@ def _verify(args: argparse.Namespace) -> int:
         context=BuildContext(requirements=requirements, excluded=tuple(args.exclude), on_top_of=_bases(args)),
         smoke_import=args.smoke_import,
         importer=importer,
-        python=args.python_executable,
+        python=os.fspath(args.python_executable) if args.python_executable is not None else None,
         import_sandbox=args.import_sandbox,
     )
     if args.report is not None:
@@ -243,7 +269,7 @@ def _add_stack_flag(verify: argparse.ArgumentParser) -> None:
         "--on-top-of",
         action="append",
         default=[],
-        type=Path,
+        type=cli_path,
         metavar="BASE.zip",
         help="a layer the function lists before this one (repeatable, in the function's order; a zip, or a "
         "layer.report.json): the stack is checked as Lambda extracts it (the same distribution or file in two "
@@ -284,6 +310,22 @@ def _output_directory(value: str) -> str:
     return value
 
 
+def _refuse_empty_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """An empty path given to any path flag of the command (``-r ''``, ``--cache-dir ''``, ``verify ''``): refused
+    by its flag before anything runs. ``Path('')`` is the current directory, which a build would fill, a cache
+    would be written into, and a verify would read as the layer."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands.choices[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        if action.type is cli_path and (value == "" or (isinstance(value, list) and "" in value)):
+            flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+            raise InvalidInputError(
+                f"The path given to {flag} is empty",
+                subject=str(flag),
+                hint="name the file or directory (an empty path is not the current directory: write . for it).",
+            )
+
+
 def _build(args: argparse.Namespace) -> int:
     output = _output_directory(args.output)
     with heartbeat(_say if not args.quiet else _silent):
@@ -292,7 +334,9 @@ def _build(args: argparse.Namespace) -> int:
             **cli_arguments(LayerBuildOptions, args),
             **cli_arguments(BuildSettings, args),
         )
-    print(json.dumps(built.to_dict(), indent=2) if args.json else built.summary())
+    # The summary as a CLI user types the options (built: locally (--bundling auto: …), a warning's --slim-remove);
+    # the JSON document is the library's, whose "bundling" field holds the mode.
+    print(json.dumps(built.to_dict(), indent=2) if args.json else in_cli_terms(built.summary()))
     return 0
 
 
@@ -307,8 +351,10 @@ def _add_publish_command(commands: Any, common: argparse.ArgumentParser) -> None
         "or could not be reached (nothing is left half-published); 2 bad input, or boto3 is not installed.",
     )
     publish.set_defaults(run=_publish)
-    publish.add_argument("zip", type=Path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
-    publish.add_argument("--layer-name", required=True, help="the layer's name (or ARN)")
+    publish.add_argument("zip", type=cli_path, metavar="LAYER.zip", help="the layer zip (e.g. build/layer/layer.zip)")
+    publish.add_argument(
+        "--layer-name", required=True, metavar="NAME", help="the layer's name (1 to 140 letters, digits, -, _) or ARN"
+    )
     publish.add_argument(
         "--runtime", required=True, help=f"the runtime it was built for: {', '.join(SUPPORTED_RUNTIMES)}"
     )
@@ -424,19 +470,55 @@ def _log_level(args: argparse.Namespace) -> int:
     return _LEVELS.get(args.verbose, logging.DEBUG)
 
 
+def _subjects(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """The words a check of the command names one of its flags by (``grant account``, ``layer_name``), with the
+    flag: from the command's own parser. A path the user gave stays itself (a file named ``requirements``)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out: dict[str, str] = {}
+    given = {str(args.output)} if getattr(args, "output", None) else set()
+    for action in commands.choices[args.command]._actions:
+        flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+        words = {action.dest, action.dest.replace("_", " ")}
+        words |= {name.lstrip("-").replace("-", sep) for name in action.option_strings for sep in ("-", " ", "_")}
+        out.update(dict.fromkeys(words, str(flag or action.dest)))
+        value = getattr(args, action.dest, None)
+        if action.type is cli_path and value is not None:
+            given.update(str(item) for item in (value if isinstance(value, list) else [value]))
+    return {word: flag for word, flag in out.items() if word not in given} | {path: path for path in given}
+
+
+def _cli_error(exc: LayerBuildError, subjects: dict[str, str]) -> dict[str, object]:
+    """The error as :meth:`LayerBuildError.to_dict` gives it, its options named as a CLI user gives them (the
+    library's messages name the Python API's keyword arguments: ``extra_installer_args``, ``bundling=docker``);
+    ``subjects``: the command's flags by the words its checks use (see :func:`_subjects`)."""
+    error = exc.to_dict()
+    for key in ("what", "hint"):
+        if isinstance(error[key], str):
+            error[key] = in_cli_terms(str(error[key]))
+    if isinstance(error["subject"], str):
+        error["subject"] = subjects.get(error["subject"]) or in_cli_terms(error["subject"], subject=True)
+    return error  # the details as they are: the installer's own output, quoted
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _global_flags(_parser().parse_args(argv))
+    parser = _parser()
+    args = _global_flags(parser.parse_args(argv))
     logger = logging.getLogger("cdk_pip_layer")
-    handler: logging.Handler | None = None
-    if not args.quiet:
+    handler: logging.Handler
+    if args.quiet:
+        # Nothing but errors, and every error reaches the user as the command's one error message: a handler that
+        # drops the records, or a warning no handler took would reach stderr through logging's last resort.
+        handler = logging.NullHandler()
+    else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PhaseFormatter() if args.verbose else _PlainFormatter())
-        logger.addHandler(handler)
         logger.setLevel(_log_level(args))
+    logger.addHandler(handler)
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         with _stop_signals_interrupt() as received:
             try:
+                _refuse_empty_paths(args, parser)
                 code = run(args)
                 sys.stdout.flush()  # here, where a reader that went away is handled, not at interpreter exit
                 return code
@@ -445,9 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"cdk-pip-layer: interrupted by {signum.name}: {_INTERRUPTED[args.command]}", file=sys.stderr)
                 return 128 + signum.value
     except LayerBuildError as exc:
-        print(f"cdk-pip-layer: error: {exc}", file=sys.stderr)
+        error = _cli_error(exc, _subjects(parser, args))
+        print(f"cdk-pip-layer: error: {LayerBuildError.from_dict(error)}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading --json gets a document, the error in it
-            print(_json({"error": {**exc.to_dict(), "exit_code": exc.exit_code}}))
+            print(_json({"error": {**error, "exit_code": exc.exit_code}}))
         return exc.exit_code
     except BrokenPipeError:
         # The reader of our output stopped early (`| head -1`): end as a program stopped by SIGPIPE would, and
@@ -455,8 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + _SIGPIPE
     finally:
-        if handler is not None:
-            logger.removeHandler(handler)
+        logger.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -472,7 +472,8 @@ def test_unpinned_requirements_get_one_warning(
     PipLambdaLayer(stack, "Layer", requirements=requirements)
     err = capsys.readouterr().err
     [warning] = [line for line in err.splitlines() if "warning:" in line]
-    assert warning.startswith("cdk-pip-layer: Stack/Layer: warning: requirements.txt is not fully pinned (requests>=2)")
+    expected = f"cdk-pip-layer: Stack/Layer: warning: {requirements.resolve()} is not fully pinned (requests>=2)"
+    assert warning.startswith(expected)
     assert "never reused from the layer store" in warning and "no new layer version" in warning
     assert "lock file" in warning
 

@@ -64,7 +64,7 @@ def test_auto_summary_names_the_image(tmp_path: Path) -> None:
     run = _build(tmp_path, NATIVE_SDIST, "-q")
     assert run.returncode == 0, run.stderr
     [built] = [line for line in run.stdout.splitlines() if line.startswith("built: ")]
-    assert built.startswith(f"built: in {IMAGE_311} (linux/amd64): bundling=auto: a local build is impossible: mmh3")
+    assert built.startswith(f"built: in {IMAGE_311} (linux/amd64): --bundling auto: a local build is impossible: mmh3")
 
 
 def test_local_exits_3_where_auto_would_use_the_image(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_docker_always_uses_the_image_with_its_cache_dir(tmp_path: Path) -> None
     cache = tmp_path / "pip-cache"
     run = _build(tmp_path, SMALL, "--bundling", "docker", "--cache-dir", str(cache), "--docker-network", "host")
     assert run.returncode == 0, run.stderr
-    assert f"built: in {IMAGE_311} (linux/amd64): bundling=docker" in run.stdout
+    assert f"built: in {IMAGE_311} (linux/amd64): --bundling docker" in run.stdout
     # The image has no ELF reader: the host ran those checks on the zip, so every check ran (none "not run").
     report = json.loads((tmp_path / "out" / "layer.report.json").read_text(encoding="utf-8"))["verification"]
     assert set(report["skipped"]) <= {"import"}  # the host's word for the import the image ran

@@ -86,7 +86,7 @@ def test_a_layer_name_lambda_refuses(moto: Emulator, tmp_path: Path, layer: Path
     """moto accepts any layer name; Lambda's rule is checked before the first request."""
     env = aws_env(tmp_path / "home", endpoint=moto.endpoint)
     error = _one_clear_error(_publish(layer, bad, env))
-    assert error == f"cdk-pip-layer: error: Lambda refuses the layer name {bad!r} [layer name]"
+    assert error == f"cdk-pip-layer: error: Lambda refuses the layer name {bad!r} [--layer-name]"
     assert all(not x["LayerName"].startswith(bad[:5]) for x in moto.client("lambda").list_layers()["Layers"])
 
 

@@ -59,11 +59,11 @@ def requirements(tmp_path: Path) -> Path:
         (["--index-url", "pypi.example.com/simple"], "Invalid package index URL"),
         (["--exclude", "boto3; rm -rf /"], "Invalid package name to exclude"),
         (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself"),
-        (["--bundling", "local", "--image", "img"], "image (--image): settings of the container build"),
-        (["--bundling", "local", "--docker-network", "host"], "network (--docker-network): settings of the container"),
+        (["--bundling", "local", "--image", "img"], "--image: settings of the container build, which --bundling local"),
+        (["--bundling", "local", "--docker-network", "host"], "--docker-network: settings of the container build"),
         (["--bundling", "docker", "--installer", "uv", "--architecture", OTHER_MACHINE], "uv cannot build in the"),
-        (["--bundling", "docker", "--python", "/usr/bin/python3"], "python_executable (--python): a setting of the"),
-        (["--no-cache", "--cache-dir", "c"], "with the cache turned off (--no-cache, cache=False)"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "--python: a setting of the local build, which"),
+        (["--no-cache", "--cache-dir", "c"], "--cache-dir given with the cache turned off (--no-cache)"),
         (["--bundling", "docker", "--no-cache", "--cache-dir", "c"], "with the cache turned off"),
     ],
 )
@@ -150,7 +150,10 @@ def test_successful_offline_build(
         assert data["built_reason"] == f"bundling=auto: this host can build for {host_runtime}/x86_64"
     else:
         assert f"layer: {out_dir / 'layer.zip'}" in out
-        assert f"built: locally (bundling=auto: this host can build for {host_runtime}/x86_64)" in out
+        # The mode as the flag a user types (the JSON keeps the library's reason: its "bundling" field is the mode).
+        assert f"built: locally (--bundling auto: this host can build for {host_runtime}/x86_64)" in out
+        assert "bundling=" not in out
+        assert "warning: excluded package 'boto3' is not in the layer" in out
         assert "installer: uv " in out
         assert "distributions (1): helper==1.0" in out
         assert "sha256: " in out
@@ -295,7 +298,7 @@ def test_an_unpinned_build_says_once_that_it_is_never_reused(
         said = [w for w in json.loads(out)["warnings"] if "not fully pinned" in w]
         assert len(said) == expected, said
         if said:
-            assert "requirements.txt is not fully pinned (demo)" in said[0]
+            assert said[0].startswith(f"{req.resolve()} is not fully pinned (demo)")
             assert "never reused" in said[0] and "every build installs it again" in said[0] and "lock file" in said[0]
 
 
@@ -610,3 +613,208 @@ def test_a_check_the_build_image_could_not_run_counts_as_run_once_the_host_ran_i
         "2 of 4 checks, 3 warnings; not run: glibc (pyelftools …), machine (pyelftools is not installed here)"
     )
     assert Verified.from_dict(neither.to_dict()) == neither
+
+
+# --- -q: nothing on stderr but errors -------------------------------------------------------------------------------
+
+
+def _bare_root_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root logger as the command line finds it, without pytest's capturing handler (added as the test body
+    starts, so not a fixture): a record no handler takes then goes to logging's last resort, stderr, as it does
+    for a user."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+
+
+_COMMANDS = {
+    "build": ["build", "-r", "requirements.txt", "-o", "out"],
+    "verify": ["verify", "layer.zip"],
+    "publish": ["publish", "layer.zip", "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+def test_quiet_keeps_what_the_library_logs_off_stderr(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warning (a slim warning, a cache that could not be written) or what publish did is no error: -q drops it,
+    wherever in the package it is logged."""
+
+    def run(args: object) -> int:
+        logging.getLogger("cdk_pip_layer").warning("slim: a warning")
+        logging.getLogger("cdk_pip_layer.engine").warning("a warning of a module logger")
+        logging.getLogger("cdk_pip_layer").info("published version 3")
+        return 0
+
+    _bare_root_logger(monkeypatch)
+    monkeypatch.setattr(cli, f"_{command}", run)
+    assert main(["-q", *_COMMANDS[command]]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(_COMMANDS[command]) == 0  # and without -q the warning is said
+    assert "warning: slim: a warning" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_quiet_says_no_slim_warning(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--slim with a --slim-remove glob that matches only protected files warns; -q keeps it to the summary."""
+    _bare_root_logger(monkeypatch)
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    code = main(["build", "-q", *args, "-o", str(tmp_path / "out"), "--slim", "--slim-remove", "*.dist-info/*"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "warning: slim: " in out  # the summary still lists it, in the command line's terms
+    assert "--slim-remove '*.dist-info/*' matched only protected files" in out and "slim_remove" not in out
+    assert err == ""
+
+
+# --- errors in the command line's terms -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (["--installer-arg=--target=/tmp/x"], "(--target) is set by cdk-pip-layer itself", "--installer-arg"),
+        (["--installer-arg=--no-binary=:all:"], "--no-binary :all:", "--installer-arg"),
+        (["--only-groups"], "--only-groups needs groups", "--only-groups"),
+        (["--slim", "--slim-keep", "/abs/**"], "", "--slim-keep"),
+        (["--exclude", "a b"], "Invalid package name to exclude", "--exclude"),
+        (["--no-cache", "--cache-read-only"], "--cache-read-only given with the cache turned off", "--cache-read-only"),
+        (["--bundling", "docker", "--python", "/usr/bin/python3"], "which --bundling docker never runs", "--bundling"),
+        (["--bundling", "local", "--image", "x"], "or use --bundling auto (the container", "--bundling"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_errors_name_the_flags_not_the_python_arguments(
+    tmp_path: Path,
+    requirements: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[list[str], str, str],
+    as_json: bool,
+) -> None:
+    """A CLI user sees --installer-arg where the Python API says extra_installer_args, in the message and in the
+    --json error document."""
+    extra, what, subject = case
+    json_flag = ["--json"] if as_json else []
+    code = main(["build", *json_flag, "-r", str(requirements), "-o", str(tmp_path / "out"), *extra])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(error_lines(err)) == 1
+    assert what in err and error_lines(err)[0].endswith(f"[{subject}]"), err
+    api_terms = re.compile(r"\b(extra_installer_args|only_groups|slim_keep|cache_read_only|python_executable)\b")
+    assert not api_terms.search(err), err
+    assert re.search(r"[a-z]=(True|False|\[|\(|')", err) is None, err  # no keyword argument spelled as in Python
+    if as_json:
+        error = json.loads(out)["error"]
+        assert error["subject"] == subject
+        assert not api_terms.search(json.dumps(error)), error
+
+
+def test_the_python_api_keeps_its_own_terms(tmp_path: Path, requirements: Path) -> None:
+    from cdk_pip_layer import build_layer
+    from cdk_pip_layer.engine.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as info:
+        build_layer(build_dir=tmp_path / "out", requirements=requirements, only_groups=True)
+    assert info.value.subject == "only_groups"
+    assert "groups=['jobs']" in str(info.value)
+
+
+# --- an empty path is refused, by its flag --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["build", "-r", "requirements.txt", "-o", ""], "--output"),
+        (["build", "-r", "", "-o", "out"], "--requirements"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--cache-dir", ""], "--cache-dir"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--on-top-of", ""], "--on-top-of"),
+        (["build", "-r", "requirements.txt", "-o", "out", "--python", ""], "--python"),
+        (["verify", "", *TARGET_FLAGS], "LAYER.zip"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--report", ""], "--report"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "-r", ""], "--requirements"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--on-top-of", ""], "--on-top-of"),
+        (["verify", "layer.zip", *TARGET_FLAGS, "--python", ""], "--python"),
+        (["publish", "", "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"], "LAYER.zip"),
+    ],
+)
+def test_an_empty_path_is_one_clear_error_and_nothing_is_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    flag: str,
+) -> None:
+    """An empty path is no path: Path('') is the current directory, which a build would fill (or a cache, or a
+    report) and a verify would read as a layer. It is refused before anything runs."""
+    (tmp_path / "requirements.txt").write_text("helper==1.0\n", encoding="utf-8")
+    _small_layer(tmp_path / "layer.zip")
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert len(error_lines(err)) == 1, err
+    assert error_lines(err)[0].endswith(f"is empty [{flag}]"), err
+    assert "Traceback" not in err and out == ""
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.usefixtures("offline_env")
+def test_the_unpinned_warning_names_the_file_as_given_resolved(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every service has its requirements.txt: the warning names which one, by its full path."""
+    wheels = make_wheel("demo", "1.0", files={"demo.py": "X = 1\n"}).parent
+    for service in ("api", "jobs"):
+        (tmp_path / service).mkdir()
+        (tmp_path / service / "requirements.txt").write_text("demo\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    argv = ["build", "-r", "jobs/requirements.txt", "-o", "out", "--runtime", host_runtime]
+    code = main([*argv, "--installer-arg=--no-index", f"--installer-arg=--find-links={wheels}"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    expected = tmp_path.resolve() / "jobs" / "requirements.txt"
+    assert f"warning: {expected} is not fully pinned (demo)" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject"),
+    [
+        (["--grant-account", "12"], "--grant-account"),
+        (["--organization-id", "org"], "--organization-id"),
+        (["--ssm-parameter", "no spaces allowed"], "--ssm-parameter"),
+        (["--s3-bucket", "Not_A_Bucket"], "--s3-bucket"),
+    ],
+)
+def test_publish_errors_name_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], subject: str
+) -> None:
+    """publish checks its input before AWS is asked; the subject is the flag the user gave, in --json too."""
+    layer = _small_layer(tmp_path / "layer.zip")
+    argv = ["publish", str(layer), "--layer-name", "deps", "--runtime", "python3.12", "--architecture", "arm64"]
+    code = main([*argv, "--json", *extra])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert error_lines(err)[0].endswith(f"[{subject}]"), err
+    assert json.loads(out)["error"]["subject"] == subject
+
+
+def test_a_file_named_as_a_flag_is_named_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requirements file named `requirements` is a path, not the --requirements flag, in the error's subject."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "-q", "-r", "requirements", "-o", "out", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert error_lines(err) == ["cdk-pip-layer: error: Requirements file not found [requirements]"]
+    assert json.loads(out)["error"]["subject"] == "requirements"

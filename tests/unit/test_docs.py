@@ -14,10 +14,12 @@ the README gives CI its test command.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -72,6 +74,41 @@ def test_every_option_is_in_the_tables() -> None:
         assert f"`{name}`" in flags or name == "index"  # the index is three flags (index_url, …)
         if name not in ("requirements", "runtime", "architecture", "image", "docker_network"):
             assert f"| `{name}` |" in construct
+
+
+def _cli_parser_with(monkeypatch: pytest.MonkeyPatch, change: Callable[[argparse.ArgumentParser], object]) -> None:
+    """The command line's parser, changed by ``change`` (given it and each command's parser) wherever it is made."""
+    from cdk_pip_layer import cli
+
+    made = cli._parser
+
+    def changed() -> argparse.ArgumentParser:
+        parser = made()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for command in (parser, *commands.choices.values()):
+            change(command)
+        return parser
+
+    monkeypatch.setattr(cli, "_parser", changed)
+
+
+def test_a_flag_added_to_the_command_line_without_docs_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI-only flags (-o, --json, verify's) are documented from argparse itself, not by hand."""
+    _cli_parser_with(monkeypatch, lambda command: command.add_argument("--brand-new", help="a flag of no table"))
+    assert _doc_options().stale_pages(REPO) == ["docs/reference/cli.md"]
+
+
+@pytest.mark.parametrize("gone", ["--report", "--output", "--json", "--layer-name"])
+def test_a_documented_flag_gone_from_the_command_line_is_found(monkeypatch: pytest.MonkeyPatch, gone: str) -> None:
+    def drop(command: argparse.ArgumentParser) -> None:
+        for action in list(command._actions):
+            if gone in action.option_strings:
+                command._remove_action(action)
+                for name in action.option_strings:
+                    command._option_string_actions.pop(name, None)
+
+    _cli_parser_with(monkeypatch, drop)
+    assert _doc_options().stale_pages(REPO) == ["docs/reference/cli.md"]
 
 
 # --- links ----------------------------------------------------------------------------------------------------------

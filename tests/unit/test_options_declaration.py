@@ -292,3 +292,56 @@ def test_mypy_catches_an_unknown_runtime_or_architecture(tmp_path: Path) -> None
     )
     lines = [line for line in run.stdout.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in lines] == ["4", "5"], run.stdout + run.stderr
+
+
+# --- the options in the command line's terms ----------------------------------------------------------------------
+
+
+def test_every_flag_is_how_the_command_line_names_its_keyword_argument() -> None:
+    from cdk_pip_layer.engine.options import cli_flag_names, flag_arguments
+
+    names = cli_flag_names()
+    for cls in (LayerBuildOptions, BuildSettings):
+        for flag_names, kwargs in flag_arguments(cls):
+            assert names[kwargs["dest"]] == flag_names[0]
+
+
+@pytest.mark.parametrize(
+    ("api", "cli"),
+    [
+        ("bundling=auto: this host can build for python3.12/x86_64", "--bundling auto: this host can build for"),
+        ("python_executable (--python): a setting of the local build", "--python: a setting of the local build"),
+        ("image (--image), docker_network (--docker-network): settings", "--image, --docker-network: settings"),
+        ("cache_dir (--cache-dir) given with the cache turned off (--no-cache, cache=False)", "--cache-dir given with"),
+        ("(--no-cache, cache=False)", "(--no-cache)"),
+        (
+            "import_sandbox='none' (--import-sandbox none) runs it unconfined",
+            "--import-sandbox none runs it unconfined",
+        ),
+        ("name the groups (groups=['jobs']), or leave out only_groups.", "(--group jobs), or leave out --only-groups."),
+        ("pass e.g. slim_keep=('a/**', 'b/**').", "pass e.g. --slim-keep a/** --slim-keep b/**."),
+        ("leave it out with exclude=[...]", "leave it out with --exclude …"),
+        ("pass cache_read_only=True to read it", "pass --cache-read-only to read it"),
+        (
+            "turned off by name (--ignore CHECK, or verify_ignore=('CHECK',) in the construct)",
+            "by name (--ignore CHECK)",
+        ),
+        ("the build image and the exclude list", "the build image and the exclude list"),  # words, not options
+        ("six==1.0 requires index_url_x", "six==1.0 requires index_url_x"),
+        ("reused from /home/me/cache_dir/layers/x/layer.zip", "reused from /home/me/cache_dir/layers/x/layer.zip"),
+    ],
+)
+def test_in_cli_terms(api: str, cli: str) -> None:
+    from cdk_pip_layer.engine.options import in_cli_terms
+
+    assert cli in in_cli_terms(api)
+
+
+def test_a_subject_that_is_an_option_is_its_flag() -> None:
+    from cdk_pip_layer.engine.options import in_cli_terms
+
+    assert in_cli_terms("exclude", subject=True) == "--exclude"
+    assert in_cli_terms("extra installer arguments", subject=True) == "--installer-arg"
+    assert in_cli_terms("cache_dir, cache_url", subject=True) == "--cache-dir, --cache-url"
+    assert in_cli_terms("requirements.txt", subject=True) == "requirements.txt"
+    assert in_cli_terms("exclude") == "exclude"  # a word in a sentence stays a word

@@ -190,13 +190,13 @@ class Flag:
     """A command-line flag of an option.
 
     ``kind``: ``value`` (one value), ``repeat`` (repeatable, a list), ``on`` / ``off`` (a switch that sets the
-    option to True / False), ``path`` (one value, a path). ``dest``: the keyword argument it fills (the option's
-    name by default).
+    option to True / False), ``path`` (one value, a path), ``paths`` (repeatable, paths). ``dest``: the keyword
+    argument it fills (the option's name by default).
     """
 
     names: tuple[str, ...]
     help: str
-    kind: Literal["value", "repeat", "on", "off", "path"] = "value"
+    kind: Literal["value", "repeat", "on", "off", "path", "paths"] = "value"
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     dest: str | None = None
@@ -359,7 +359,8 @@ class LayerBuildOptions:
             Flag(
                 ("--python",),
                 "the interpreter to run pip with, when pip runs (local builds; default: searched)",
-                metavar="PATH",
+                "path",
+                "PATH",
             ),
         ),
         hashed=Hashed.NEVER,
@@ -471,7 +472,7 @@ class LayerBuildOptions:
                 ("--on-top-of",),
                 "a base layer's zip or layer.report.json (repeatable, in the function's order): resolve against "
                 "its versions and leave its distributions out",
-                "repeat",
+                "paths",
                 "ZIP",
             ),
         ),
@@ -860,6 +861,12 @@ def _flag_dest(name: str, flag: Flag) -> str:
     return flag.names[0].lstrip("-").replace("-", "_") if name == "target" else name
 
 
+def cli_path(value: str) -> Path | str:
+    """A path given on the command line (argparse's ``type``): a :class:`~pathlib.Path`, or an empty string as it
+    was given, for the command line to refuse by its flag (``Path('')`` would be the current directory)."""
+    return Path(value) if value else value
+
+
 def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """``(names, add_argument keyword arguments)`` for every command-line flag of ``cls``."""
     for item, declaration in declared(cls):
@@ -867,14 +874,14 @@ def flag_arguments(cls: type) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]
             kwargs: dict[str, Any] = {"dest": flag.dest or _flag_dest(item.name, flag), "help": flag.help}
             if _default(item) is MISSING and len(declaration.flags) == 1:
                 kwargs["required"] = True
-            if flag.kind == "repeat":
+            if flag.kind in ("repeat", "paths"):
                 kwargs.update(action="append", default=None)
             elif flag.kind == "off":
                 kwargs.update(action="store_false", default=None)
             elif flag.kind == "on":
                 kwargs.update(action="store_true", default=None)
-            elif flag.kind == "path":
-                kwargs.update(type=Path)
+            if flag.kind in ("path", "paths"):
+                kwargs.update(type=cli_path)
             if flag.metavar:
                 kwargs["metavar"] = flag.metavar
             if flag.choices:
@@ -1105,3 +1112,71 @@ def default_cache_root() -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdk-pip-layer"
+
+
+# --- the options in the command line's terms ----------------------------------------------------------------------
+
+# Names a message uses for an option that no declaration carries: the build directory (the command's own --output),
+# and the words some checks use as their subject.
+_CLI_ALIASES: Mapping[str, str] = {
+    "build_dir": "--output",
+    "extra installer arguments": "--installer-arg",
+    "import sandbox": "--import-sandbox",
+}
+
+
+def cli_flag_names() -> dict[str, str]:
+    """Each keyword argument the command line's flags fill (the build options and settings, an index URL of the
+    index's), with its flag as a user types it (``extra_installer_args``: ``--installer-arg``); from the
+    declaration."""
+    out: dict[str, str] = {}
+    for cls in (LayerBuildOptions, BuildSettings):
+        for item, declaration in declared(cls):
+            for flag in declaration.flags:
+                out.setdefault(flag.dest or _flag_dest(item.name, flag), flag.names[0])
+            if declaration.flags and item.name != "target":  # the target is two flags, --runtime and --architecture
+                out.setdefault(item.name, declaration.flags[0].names[0])
+    return {**out, **_CLI_ALIASES}
+
+
+_CLI_FLAGS = cli_flag_names()
+# A keyword argument as a message writes it: bare (only a name with an underscore: "exclude" or "image" are words
+# too), or given a value (name=True, name='x', name=('a', 'b'), name=[...]); never a part of a path (/cache_dir/).
+_API_TERM = re.compile(
+    r"(?<![\w./-])(?P<name>"
+    + "|".join(re.escape(name) for name in sorted(_CLI_FLAGS, key=len, reverse=True) if name.isidentifier())
+    + r")(?:=(?P<value>True|False|None|'[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|[\w.-]+))?(?![\w/-])"
+)
+
+
+# An option named in both terms: "python_executable (--python)", "image (--image)".
+_BOTH_TERMS = re.compile(r"(?<![\w.-])([a-z_]+) \((--[a-z-]+)\)")
+
+
+def _cli_term(match: re.Match[str]) -> str:
+    name, value = match.group("name"), match.group("value")
+    flag = _CLI_FLAGS[name]
+    if value is None:
+        return flag if "_" in name else match.group(0)
+    if value in ("True", "False", "None"):
+        # A switch (--slim; --no-cache for cache=False) or a setting left out; cache=True is no flag's to say.
+        return match.group(0) if value == "True" and flag.startswith("--no-") else flag
+    if value[0] in "([":
+        items = re.findall(r"'([^']*)'|\"([^\"]*)\"", value)
+        words = [single or double for single, double in items]
+        return " ".join(f"{flag} {word}" for word in words) if words else f"{flag} …"
+    return f"{flag} {value.strip(chr(39) + chr(34))}"
+
+
+def in_cli_terms(text: str, *, subject: bool = False) -> str:
+    """``text`` (a message written for the Python API) with each keyword argument of the build options named as
+    the command line's flag, e.g. ``extra_installer_args`` as ``--installer-arg`` and ``bundling=auto`` as
+    ``--bundling auto``; ``subject``: the text is a whole error subject, which may be an option's bare name
+    (``exclude``). What is said in both terms (``slim_remove (--slim-remove)``) is said once."""
+    if subject and text in _CLI_FLAGS:
+        return _CLI_FLAGS[text]
+    out = _BOTH_TERMS.sub(lambda m: m.group(2) if _CLI_FLAGS.get(m.group(1)) == m.group(2) else m.group(0), text)
+    out = _API_TERM.sub(_cli_term, out)
+    out = re.sub(r"\((--[\w-]+), \1\)", r"(\1)", out)  # "(--no-cache, cache=False)"
+    out = re.sub(r"(--[\w-]+ [^\s()]+) \(\1\)", r"\1", out)  # "import_sandbox='none' (--import-sandbox none)"
+    return re.sub(r"(--[\w-]+(?: [A-Z]+)?), or \1 in the construct", r"\1", out)

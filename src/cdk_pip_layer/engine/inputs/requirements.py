@@ -157,7 +157,7 @@ class RequirementsFile:
             else "so every build installs it again"
         )
         return (
-            f"{self.path.name} is not fully pinned ({shown}): the layer is never reused from the layer store, "
+            f"{self.path.resolve()} is not fully pinned ({shown}): the layer is never reused from the layer store, "
             f"{consequence}; pin every requirement with == (e.g. from 'pip freeze' of a working layer), or build "
             "from a lock file"
         )
