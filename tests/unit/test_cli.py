@@ -672,6 +672,23 @@ def test_quiet_says_no_slim_warning(
     assert err == ""
 
 
+@pytest.mark.usefixtures("offline_env")
+def test_a_slim_warning_is_said_once(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    host_runtime: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the summary, not also as a log line on stderr before it."""
+    _bare_root_logger(monkeypatch)
+    args = _offline_build_args(tmp_path, make_wheel, host_runtime)
+    code = main(["build", *args, "-o", str(tmp_path / "out"), "--slim", "--slim-remove", "*.dist-info/*"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (out + err).count("matched only protected files") == 1, (out, err)
+
+
 # --- errors in the command line's terms -----------------------------------------------------------------------------
 
 

@@ -201,7 +201,6 @@ class _Slim:
                 "python/ (e.g. 'numpy/tests/**'), '*' stays within a directory and '**' crosses them"
             )
             self.warnings.append(warning)
-            _log.warning("%s", warning)
 
     def _removes_nothing(self, plan: _Plan) -> None:
         """One warning for the ``slim_remove`` globs that match files of the layer but remove none of them: all
@@ -228,7 +227,6 @@ class _Slim:
                 "need out of the layer with exclude=[...]"
             )
             self.warnings.append(warning)
-            _log.warning("%s", warning)
 
     # --- debug information -----------------------------------------------------------------------------------------
 
@@ -243,7 +241,6 @@ class _Slim:
         tool = find_strip(self.target)
         if isinstance(tool, str):
             self.warnings.append(f"slim: {tool}")
-            _log.warning("slim: %s", tool)
             return
         plan.notes.append(f"debug-info: {tool.version}")
         out_dir = self.scratch / "stripped"
@@ -277,7 +274,6 @@ class _Slim:
         except ProofUnavailable as exc:
             note = f"slim: the proof import did not run ({exc}); the static rules alone decided what went"
             self.warnings.append(note)
-            _log.warning("%s", note)
             return None
         count = sum(len(m) for m in modules.values())
         return (
