@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from packaging.requirements import Requirement
 
@@ -62,8 +62,20 @@ class _PlainFormatter(logging.Formatter):
         return f"cdk-pip-layer: {warning}{redact(record.getMessage())}"
 
 
+class _UsageError(InvalidInputError):
+    """A command line argparse refused (a flag missing, unknown or without its value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage error is one message (what is wrong, and where the help is), as every other
+    error of the command line is: not the whole usage (15 lines for build) before it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message, subject=self.prog, hint=f"see '{self.prog} --help' for what it takes.")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cdk-pip-layer",
         description="Build AWS Lambda layers from a requirements.txt, correct for the target runtime and "
         "architecture whatever the host is, and publish them.",
@@ -71,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # The global flags, before the command or after it (as in uv): unset unless given, so that the command's own
     # defaults never overwrite what was given before it (see _global_flags).
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     for target in (parser, common):
         target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
         target.add_argument(
@@ -502,7 +514,13 @@ def _cli_error(exc: LayerBuildError, subjects: dict[str, str]) -> dict[str, obje
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = _global_flags(parser.parse_args(argv))
+    try:
+        args = _global_flags(parser.parse_args(argv))
+    except _UsageError as exc:
+        print(f"cdk-pip-layer: error: {exc.what}\nWhat to do: {exc.hint}", file=sys.stderr)
+        if "--json" in (sys.argv[1:] if argv is None else argv):  # as for every other error
+            print(_json({"error": {**exc.to_dict(), "exit_code": exc.exit_code}}))
+        return exc.exit_code
     logger = logging.getLogger("cdk_pip_layer")
     handler: logging.Handler
     if args.quiet:

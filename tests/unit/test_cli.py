@@ -100,11 +100,41 @@ def test_invalid_requirement_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"{req}:2" in err
 
 
-def test_usage_errors_are_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["build", "-o", "x"])
-    assert info.value.code == 2
-    assert "--requirements" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "words", "command"),
+    [
+        (["build", "-o", "x"], "the following arguments are required: --requirements/-r", "cdk-pip-layer build"),
+        (
+            ["build", "-r", "requirements.txt"],
+            "the following arguments are required: --output/-o",
+            "cdk-pip-layer build",
+        ),
+        (["biuld"], "argument command: invalid choice: 'biuld'", "cdk-pip-layer"),
+        (["verify", "layer.zip", "--runtime"], "argument --runtime: expected one argument", "cdk-pip-layer verify"),
+        (
+            ["build", "-r", "r.txt", "-o", "x", "--installer", "pipx"],
+            "argument --installer: invalid choice",
+            "cdk-pip-layer build",
+        ),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_usage_error_is_one_message_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str, command: str, as_json: bool
+) -> None:
+    """Like every other error of the command line: what is wrong and where the help is, not the whole usage (15
+    lines for build) before it; with --json, also the error document on stdout."""
+    assert main([*argv, *(["--json"] if as_json else [])]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"cdk-pip-layer: error: {words}"), err
+    assert lines[1] == f"What to do: see '{command} --help' for what it takes.", err
+    assert "usage:" not in err
+    if as_json:
+        assert json.loads(out)["error"]["exit_code"] == 2
+    else:
+        assert out == ""
 
 
 @pytest.mark.usefixtures("offline_env")
