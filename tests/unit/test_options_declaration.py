@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from cdk_pip_layer import PipBasedLambdaLayerContainerBuilder, PipBasedLambdaLayerLocalBuilder, build_layer
+from cdk_pip_layer import (
+    InvalidInputError,
+    PipBasedLambdaLayerContainerBuilder,
+    PipBasedLambdaLayerLocalBuilder,
+    build_layer,
+)
 from cdk_pip_layer import build as build_module
 from cdk_pip_layer.cli import _parser
 from cdk_pip_layer.engine.index import IndexSettings
@@ -345,3 +350,17 @@ def test_a_subject_that_is_an_option_is_its_flag() -> None:
     assert in_cli_terms("cache_dir, cache_url", subject=True) == "--cache-dir, --cache-url"
     assert in_cli_terms("requirements.txt", subject=True) == "requirements.txt"
     assert in_cli_terms("exclude") == "exclude"  # a word in a sentence stays a word
+
+
+@pytest.mark.parametrize("name", ["cache_dir", "python_executable", "uv_executable"])
+def test_an_empty_path_is_refused_by_name_not_taken_for_the_current_directory(tmp_path: Path, name: str) -> None:
+    """Path('') is '.': cache_dir='' wrote the caches into the current directory, python_executable='' ran '.'."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.16.0\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError) as info:
+        if name == "cache_dir":
+            BuildSettings.parse(cache_dir="")
+        else:
+            LayerBuildOptions.parse(requirements=requirements, **{name: ""})
+    assert info.value.what == f"The path given to {name} is empty"
+    assert info.value.subject == name

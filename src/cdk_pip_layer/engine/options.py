@@ -516,7 +516,7 @@ class LayerBuildOptions:
             exclude=_names(args.get("exclude", ())),
             index=_index(args.get("index")),
             installer=InstallerChoice.parse(args.get("installer", InstallerChoice.AUTO)),
-            python_executable=_optional_path(args.get("python_executable")),
+            python_executable=_optional_path(args.get("python_executable"), "python_executable"),
             extra_installer_args=_installer_args(args.get("extra_installer_args", ())),
             verify=bool(args.get("verify", True)),
             verify_ignore=parse_ignore(args.get("verify_ignore", ())),
@@ -529,7 +529,7 @@ class LayerBuildOptions:
             only_groups=_only_groups(args),
             on_top_of=parse_bases(args.get("on_top_of"), target),
             native_builds=bool(args.get("native_builds", False)),
-            uv_executable=_optional_path(args.get("uv_executable")),
+            uv_executable=_optional_path(args.get("uv_executable"), "uv_executable"),
         )
 
     @property
@@ -695,7 +695,7 @@ class BuildSettings:
         return cls(
             bundling=BundlingMode.parse(args.get("bundling", BundlingMode.AUTO)),
             cache=cache,
-            cache_dir=Path(path) if (path := _optional_path(cache_dir)) is not None else None,
+            cache_dir=Path(path) if (path := _optional_path(cache_dir, "cache_dir")) is not None else None,
             cache_url=cache_url,
             cache_read_only=read_only,
             image=_optional_text(args.get("image"), "image"),
@@ -951,7 +951,7 @@ def _globs(values: object, subject: str) -> tuple[str, ...]:
     return check_globs(as_tuple(cast("str | Sequence[str] | None", values), subject=subject), subject=subject)
 
 
-def _optional_path(value: object) -> str | None:
+def _optional_path(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
@@ -960,7 +960,14 @@ def _optional_path(value: object) -> str | None:
             subject=repr(value),
             hint="pass a path as a string.",
         )
-    return os.fspath(value)
+    path = os.fspath(value)
+    if not path:  # Path("") is ".": never the current directory by accident
+        raise InvalidInputError(
+            f"The path given to {name} is empty",
+            subject=name,
+            hint=f"give a path, or leave {name} out for its default.",
+        )
+    return path
 
 
 def _optional_text(value: object, what: str) -> str | None:
