@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,6 +153,31 @@ def test_sources_come_from_every_setting_an_installer_reads(tmp_path: Path, monk
     offline = build_sources(IndexSettings(), {"no-index": "1"}, ["--find-links", "w"], [], cwd=tmp_path)
     assert offline.indexes == ()
     assert offline.find_links == (str(tmp_path / "w"),)
+
+
+def test_a_requirements_file_with_a_long_run_of_blanks_is_read_in_linear_time(tmp_path: Path) -> None:
+    """The sources were read from the files with pip's own comment expression, quadratic on a run of blanks: 200,000
+    of them took minutes (pip's reading is guarded by the requirements reader; this one read every file it was
+    given). Continued lines are joined as pip joins them. The subprocess's timeout only turns a hang into a
+    failure."""
+    (tmp_path / "wheels").mkdir()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "--find-links ./wheels" + " " * 200_000 + "\n--extra-index-url \\\n  https://extra.example/simple\n",
+        encoding="utf-8",
+    )
+    code = (
+        "import sys, pathlib\n"
+        "from cdk_pip_layer import IndexSettings\n"
+        "from cdk_pip_layer.engine.install.index_pages import build_sources\n"
+        "path = pathlib.Path(sys.argv[1])\n"
+        "sources = build_sources(IndexSettings(), {}, [], [path], cwd=path.parent)\n"
+        "print(sources.find_links[-1], sources.indexes[-1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(requirements)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == [str(tmp_path / "wheels"), "https://extra.example/simple"]
 
 
 def test_netrc_credentials_are_used_like_pip_and_uv_use_them(

@@ -873,3 +873,67 @@ def test_a_group_or_member_of_the_wrong_type_is_named(
     with pytest.raises(InvalidInputError, match=fragment) as caught:
         LayerBuildOptions.parse(requirements=path, **given)
     assert caught.value.subject == subject
+
+
+_BLANKS = " " * 200_000  # a quadratic reading takes minutes on a run this long
+
+
+def _hostile_variants() -> list[tuple[str, str, str]]:
+    """(lock, variant, the lock's text): a huge comment, a huge run of blanks, a long run of blanks inside the values
+    the readers parse (Python ranges, constraints, markers)."""
+    out = []
+    for fixture in ("uv/uv.lock", "uv/pylock.toml", "poetry/poetry.lock", "poetry1/poetry.lock"):
+        text = (LOCKS / fixture).read_text(encoding="utf-8")
+        out += [
+            (fixture, "comment", "# " + "x " * 2_000_000 + "\n" + text),
+            (fixture, "blank-line", " " * 4_000_000 + "\n" + text),
+            (
+                fixture,
+                "blanks-in-python-range",
+                text.replace('python-versions = ">=', f'python-versions = ">=3.0{_BLANKS},>=', 1).replace(
+                    'requires-python = ">=', f'requires-python = ">=3.0{_BLANKS},>=', 1
+                ),
+            ),
+        ]
+    poetry1 = (POETRY1 / "poetry.lock").read_text(encoding="utf-8")
+    for variant, constraint in (("constraint", f">=1.5{_BLANKS},<99"), ("alternatives", f"{_BLANKS}|| >=1.5{_BLANKS}")):
+        out.append(
+            ("poetry1/poetry.lock", f"blanks-in-{variant}", poetry1.replace('six = ">=1.5"', f'six = "{constraint}"'))
+        )
+    pipfile = (LOCKS / "pipenv" / "Pipfile.lock").read_text(encoding="utf-8")
+    out.append(("pipenv/Pipfile.lock", "blank-run", "{" + " " * 4_000_000 + pipfile[1:]))
+    marker = pipfile.replace('"markers": "', f'"markers": "{_BLANKS}', 1)
+    out.append(("pipenv/Pipfile.lock", "blanks-in-marker", marker))
+    return out
+
+
+@pytest.mark.parametrize(("fixture", "variant", "text"), _hostile_variants(), ids=lambda v: v if len(v) < 40 else "")
+def test_each_lock_reader_finishes_on_huge_lines_and_runs_of_blanks(
+    fixture: str, variant: str, text: str, tmp_path: Path
+) -> None:
+    """Each reader gets through a huge comment, a huge run of blanks and long runs inside the values it parses
+    (a Poetry 1.x constraint was split with an expression quadratic on them: minutes), reading the lock or refusing
+    it with one error. The subprocess's timeout only turns a hang into a failure."""
+    directory, name = fixture.split("/")
+    lock = shutil.copytree(LOCKS / directory, tmp_path / "project") / name
+    lock.write_text(text, encoding="utf-8")
+    code = (
+        "import sys, pathlib\n"
+        "from cdk_pip_layer import LayerBuildOptions, LayerBuildError\n"
+        "from cdk_pip_layer.engine.inputs.locked import read_input\n"
+        "options = LayerBuildOptions.parse(requirements=pathlib.Path(sys.argv[1]), runtime='python3.12')\n"
+        "try:\n"
+        "    print('read', len(read_input(options).requirements))\n"
+        "except LayerBuildError as exc:\n"
+        "    print('refused', exc.what)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(lock)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "UV_NO_CONFIG": "1", "UV_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("read 4"), done.stdout

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+import subprocess
+import sys
+
 import pytest
 
-from cdk_pip_layer.engine.inputs.poetry_constraint import ConstraintError, parse_constraint
+from cdk_pip_layer.engine.inputs.poetry_constraint import ConstraintError, _alternatives, _conjuncts, parse_constraint
 from dev_tools import dev_tool
 
 CONSTRAINTS = [
@@ -32,3 +37,37 @@ def test_a_constraint_allows_what_poetry_allows(constraint: str) -> None:
 def test_what_is_not_a_constraint_is_an_error(bad: str) -> None:
     with pytest.raises(ConstraintError):
         parse_constraint(bad)
+
+
+# The expressions the constraints were split with, quadratic on a run of blanks (20,000 blanks: 4 s; 200,000: minutes).
+_OLD_AND = re.compile(r"\s*,\s*|(?<![<>=!~^])\s+(?=[<>=!~^*\d])")
+_OLD_OR = re.compile(r"\s*\|\|?\s*")
+
+
+def test_the_linear_split_is_the_expressions_split() -> None:
+    """Every short text over the characters that matter (blanks of several kinds, operators, digits of two
+    scripts, commas, bars) is split exactly as the expressions split it."""
+    chars = " \t\u3000,<>=!~^*1\u0663a.|"
+    draw = random.Random(20261205)
+    for _ in range(50_000):
+        text = "".join(draw.choice(chars) for _ in range(draw.randint(0, 12)))
+        assert _conjuncts(text) == _OLD_AND.split(text), repr(text)
+        assert _alternatives(text) == [part.strip() for part in _OLD_OR.split(text)], repr(text)
+
+
+def test_a_long_run_of_blanks_is_read_in_linear_time() -> None:
+    """A poetry.lock (1.x) or pyproject.toml constraint is the lock author's text. The subprocess's timeout only turns
+    a hang into a failure."""
+    code = (
+        "from cdk_pip_layer.engine.inputs.poetry_constraint import ConstraintError, parse_constraint\n"
+        "blanks = ' ' * 200_000\n"
+        "assert parse_constraint('>=1.5' + blanks + ',<99' + blanks + '|| ' + blanks + '>=200').allows('2.0')\n"
+        "for text in ('>=1.5' + blanks + 'x', '1' + blanks + '|' + blanks + 'y'):\n"
+        "    try:\n"
+        "        parse_constraint(text)\n"
+        "    except ConstraintError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise AssertionError(text[:20])\n"
+    )
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)

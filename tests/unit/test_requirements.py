@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -438,6 +440,88 @@ def test_a_megabyte_line_is_refused_at_once(tmp_path: Path, line: str) -> None:
     assert len(done.stderr) < 2000  # the line is named, not printed
     assert done.stdout == ""
     assert not (tmp_path / "out").exists()
+
+
+BLANKS = 200_000  # pip's comment expression takes minutes on a run this long (1.5 s on 20,000, 6 s on 40,000)
+
+
+def _cli_with(tmp_path: Path, requirements: Path, installer: str) -> subprocess.CompletedProcess[str]:
+    """The command line on ``requirements`` with ``installer``, offline; the timeout is not a measure, it only turns a
+    build that would not end for minutes into a failure instead of a hung test run."""
+    return subprocess.run(
+        [sys.executable, "-m", "cdk_pip_layer", "build", "-q", "-r", str(requirements), "-o", str(tmp_path / "out"),
+         "--installer", installer, "--no-verify"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "UV_NO_CONFIG": "1", "UV_OFFLINE": "1"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize(
+    ("text", "message", "lineno"),
+    [
+        ("six==1.16.0" + " " * BLANKS + "\n", f"a run of {BLANKS:,} blanks", 3),  # stripped: 11 characters
+        ("six" + "\t" * BLANKS + "==1.16.0\n", f"a run of {BLANKS:,} blanks", 3),
+        ("six==1.16.0 \\\n" + " \\\n" * BLANKS + "\n", f"a run of {BLANKS + 1:,} blanks", 3),  # continued lines
+        (("--prefer-binary" + " " * 2_000 + "\n") * 1_000 + "six==1.16.0\n", "one run of blanks too many", 70),
+        ("# " + "comment " * 40_000 + "\nsix==1.16.0\n", "characters long (its comment", 3),  # 320 kB of comment
+        ("six==1.16.0  # " + "x" * 300_000 + "\n", "characters long (its comment", 3),
+    ],
+    ids=["trailing-blanks", "tabs-in-requirement", "continued-blank-lines", "many-runs", "comment-line", "comment"],
+)
+def test_a_line_pip_would_choke_on_is_refused_at_once_with_either_installer(  # noqa: PLR0917 - parameters
+    tmp_path: Path, text: str, message: str, lineno: int, installer: str, make_wheel: Callable[..., Path]
+) -> None:
+    """pip strips comments with an expression that is quadratic on a run of blanks, and reads a giant comment
+    whole: both got past the line check (which saw the line stripped, without its comment) and then pip ran for
+    minutes (over 90 s with 200,000 blanks). Refused before any installer runs, naming the file and line."""
+    wheels = make_wheel("six", "1.16.0").parent
+    req = write(tmp_path / "requirements.txt", f"--no-index\n--find-links {wheels}\n{text}")
+    done = _cli_with(tmp_path, req, installer)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{req}:{lineno}" in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr) < 2000
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_blanks_a_real_file_has_build_the_layer_with_either_installer(
+    tmp_path: Path, installer: str, make_wheel: Callable[..., Path]
+) -> None:
+    """What real files hold is read as before and built: alignment before a comment, continuation indents, a long
+    run of blanks inside the comment itself (pip reads a comment in one pass), a line near the length limit."""
+    sha = {
+        name: hashlib.sha256(make_wheel(name, version).read_bytes()).hexdigest()
+        for name, version in (("six", "1.16.0"), ("attrs", "23.2.0"), ("idna", "3.7"))
+    }
+    text = (
+        f"--no-index\n--find-links {tmp_path / 'wheels'}   # local wheels\n"
+        f"six==1.16.0 \\\n    --hash=sha256:{sha['six']}" + " " * 60 + "# aligned\n"
+        "#" + " " * BLANKS + "a comment of blanks\n"
+        f"attrs==23.2.0 --hash=sha256:{sha['attrs']}  # " + " " * BLANKS + "x\n"
+        f"idna==3.7 ; python_version >= '3' \\\n    --hash=sha256:{sha['idna']}\n"
+    )
+    req = write(tmp_path / "requirements.txt", text)
+    assert read_requirements(req).plain  # handed to the installer as it is
+    done = _cli_with(tmp_path, req, installer)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "layer.zip").is_file()
+
+
+def test_the_reading_cost_adds_up_over_included_files(tmp_path: Path) -> None:
+    """Many files of a few runs each add up to what pip reads: the budget is the file set's, not one file's."""
+    line = "--prefer-binary" + " " * 4_000 + "\n"
+    for n in range(20):
+        write(tmp_path / f"part{n}.txt", line)
+    write(tmp_path / "requirements.txt", "".join(f"-r part{n}.txt\n" for n in range(20)))
+    with pytest.raises(RequirementsFileError, match="too many") as caught:
+        read_requirements(tmp_path / "requirements.txt")
+    assert str(caught.value.subject).startswith(str(tmp_path / "part"))
 
 
 def test_a_device_that_never_ends_is_refused(tmp_path: Path) -> None:

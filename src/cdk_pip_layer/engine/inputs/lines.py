@@ -137,14 +137,50 @@ def _is_comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its comment: from the first ``#`` that starts the line or follows whitespace."""
+def _comment_start(line: str) -> int:
+    """Where the line's comment starts: the first ``#`` that starts the line or follows whitespace (its length when
+    there is none)."""
     start = 0
     while (pos := line.find("#", start)) >= 0:
         if pos == 0 or line[pos - 1].isspace():
-            return line[:pos].strip()
+            return pos
         start = pos + 1
-    return line.strip()
+    return len(line)
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment: from the first ``#`` that starts the line or follows whitespace."""
+    return line[: _comment_start(line)].strip()
+
+
+def reading_cost(line: str) -> tuple[int, int]:
+    """What reading the joined line ``line`` costs pip, in steps, and its longest run of blanks before the comment.
+
+    pip strips comments with ``(^|\\s+)#.*$``, which tries each position of a run of blanks against the whole rest
+    of the run: a run of ``n`` blanks that no ``#`` follows costs about n² steps (200,000 blanks: minutes). Its
+    split of the requirement from the options pops the line's first word ``t`` times, about t²/32 steps for ``t``
+    words. Both are counted here in one pass; the blanks of the comment itself, and the run that ends where it
+    starts, cost pip one pass and are not.
+    """
+    end = _comment_start(line)
+    body = line[:end].rstrip() if end < len(line) else line
+    cost = longest = run = 0
+    for char in body:
+        if char.isspace():
+            run += 1
+        elif run:
+            cost += run * run
+            longest = max(longest, run)
+            run = 0
+    if run:
+        cost += run * run
+        longest = max(longest, run)
+    words = 0
+    for word in body.split(" "):
+        if word.startswith("-"):
+            break
+        words += 1
+    return cost + words * words // 32, longest
 
 
 def comment_swallows_a_line(text: str) -> bool:
@@ -162,6 +198,17 @@ def comment_swallows_a_line(text: str) -> bool:
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
     """pip's join_lines and ignore_comments: (first physical line number, line) for every non-empty line."""
+    return [(lineno, stripped) for lineno, line in joined_lines(text) if (stripped := _strip_comment(line))]
+
+
+def strip_comment(line: str) -> str:
+    """pip's ignore_comments on one joined line: the line without its comment, stripped ("" for nothing left)."""
+    return _strip_comment(line)
+
+
+def joined_lines(text: str) -> list[tuple[int, str]]:
+    """pip's join_lines: (first physical line number, line) for every line, comments and blanks as they are (a
+    comment line is prefixed with a space, as pip does), continued lines joined."""
     joined: list[tuple[int, str]] = []
     pending: list[str] = []
     first = 0
@@ -179,7 +226,7 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
             pending.append(physical.strip("\\"))
     if pending:
         joined.append((first, "".join(pending)))
-    return [(lineno, stripped) for lineno, line in joined if (stripped := _strip_comment(line))]
+    return joined
 
 
 def _break_args_options(line: str) -> tuple[str, str]:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-# One alternative's constraints: separated by commas or spaces, an operator and its version kept together.
-_AND = re.compile(r"\s*,\s*|(?<![<>=!~^])\s+(?=[<>=!~^*\d])")
+_OPERATOR_CHARS = "<>=!~^"
 _OPERATOR = re.compile(r"^(\^|~=|~|==|!=|<=|>=|<|>|=)?\s*(.*)$")
 
 
@@ -36,14 +35,64 @@ class PoetryConstraint:
 def parse_constraint(text: str) -> PoetryConstraint:
     """Read ``text``; raise :class:`ConstraintError` when it is not a Poetry constraint."""
     alternatives = []
-    for alternative in re.split(r"\s*\|\|?\s*", text.strip()):
-        parts = [part for part in _AND.split(alternative.strip()) if part]
+    for alternative in _alternatives(text.strip()):
+        parts = [part for part in _conjuncts(alternative.strip()) if part]
         specifiers = [spec for part in parts for spec in _single(part)]
         try:
             alternatives.append(SpecifierSet(",".join(specifiers)))
         except InvalidSpecifier as exc:
             raise ConstraintError(f"{text!r}: {exc}") from None
     return PoetryConstraint(tuple(alternatives))
+
+
+def _alternatives(text: str) -> list[str]:
+    """``text`` split at each ``||`` (or ``|``), the parts stripped: ``re.split(r"\\s*\\|\\|?\\s*", text)`` in
+    linear time (that expression tries each blank of a run against the rest of the run)."""
+    parts: list[str] = []
+    start = pos = 0
+    while (pos := text.find("|", pos)) >= 0:
+        parts.append(text[start:pos].strip())
+        pos += 2 if text.startswith("||", pos) else 1
+        start = pos
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _conjuncts(text: str) -> list[str]:
+    """One alternative's constraints, separated by commas or blanks, an operator and its version kept together:
+    ``re.split(r"\\s*,\\s*|(?<![<>=!~^])\\s+(?=[<>=!~^*\\d])", text)``, in linear time (that expression is
+    quadratic on a long run of blanks)."""
+    parts: list[str] = []
+    start = pos = run_end = 0
+    size = len(text)
+    while pos < size:
+        char = text[pos]
+        if not (char.isspace() or char == ","):
+            pos += 1
+            continue
+        if char.isspace() and run_end <= pos:
+            run_end = pos
+            while run_end < size and text[run_end].isspace():
+                run_end += 1
+        end = run_end if char.isspace() else pos  # where the blanks from here end
+        if end < size and text[end] == ",":  # blanks, a comma, blanks
+            after = end + 1
+            while after < size and text[after].isspace():
+                after += 1
+            parts.append(text[start:pos])
+            start = pos = after
+        elif (
+            char.isspace()
+            and (pos == 0 or text[pos - 1] not in _OPERATOR_CHARS)
+            and end < size
+            and (text[end] in _OPERATOR_CHARS or text[end] == "*" or text[end].isdecimal())
+        ):  # blanks before an operator, a star or a digit, not after an operator
+            parts.append(text[start:pos])
+            start = pos = end
+        else:
+            pos += 1
+    parts.append(text[start:])
+    return parts
 
 
 def _single(part: str) -> list[str]:

@@ -35,15 +35,21 @@ from .lines import (
     OptionError,
     comment_swallows_a_line,
     is_pip_url,
-    logical_lines,
+    joined_lines,
     parse_line,
+    reading_cost,
     shown,
+    strip_comment,
 )
 
 # Bounds that no real requirements file comes near (a pip-compile line with 400 hashes is 40 kB), so that a
 # device (-r /dev/zero) or a runaway line is refused at once instead of read, or parsed, without end.
 MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_LINE_CHARS = 256 * 1024
+MAX_LINE_CHARS = 256 * 1024  # a line as pip reads it: its comment and the lines it continues on included
+# What pip's reading of the file set may cost (see lines.reading_cost): about a second of pip's time. A run of
+# blanks costs the square of its length (16,000 blanks in a row fit, 200,000 would take pip minutes); the blanks of
+# a real file (alignment before a comment, continuation indents) cost thousands.
+MAX_READING_COST = 1 << 28
 # How deep -r/-c files may include each other (pip has no limit, and fails with Python's recursion limit).
 MAX_INCLUDE_DEPTH = 100
 
@@ -289,6 +295,7 @@ class _Reader:
         self.no_require_hashes = False
         self.plain = True
         self.top: Path | None = None
+        self.reading_cost = 0  # pip's reading of the lines so far (see lines.reading_cost)
 
     def read(self, path: Path, *, constraint: bool = False, parent: str | None = None) -> RequirementsFile:
         resolved = path.resolve()
@@ -311,8 +318,11 @@ class _Reader:
         if resolved not in self.files:
             self.files.append(resolved)
         self.including.append(resolved)
-        for lineno, raw in logical_lines(text):
-            self._line(path, lineno, raw, constraint)
+        for lineno, joined in joined_lines(text):
+            self._check_size(path, lineno, joined)
+            raw = strip_comment(joined)
+            if raw:
+                self._line(path, lineno, raw, constraint)
         self.including.pop()
         hashed = any(line.hashes for line in (*self.requirements, *self.constraints))
         return RequirementsFile(
@@ -326,15 +336,37 @@ class _Reader:
             plain=self.plain,
         )
 
-    def _line(self, path: Path, lineno: int, raw: str, constraint: bool) -> None:
+    def _check_size(self, path: Path, lineno: int, joined: str) -> None:
+        """A line pip would choke on, refused before it reads it: too long (its comment and continued lines
+        counted), or with so many blanks that pip's reading of them would not end for minutes."""
         where = f"{path}:{lineno}"
-        if len(raw) > MAX_LINE_CHARS:
+        if len(joined) > MAX_LINE_CHARS:
             raise RequirementsFileError(
-                f"Line {lineno} is {len(raw):,} characters long: {shown(raw, 60)}",
+                f"Line {lineno} is {len(joined):,} characters long (its comment and the lines it continues on "
+                f"included): {shown(joined.strip(), 60)}",
                 subject=where,
                 hint=f"a requirements line holds one requirement and its options (at most {MAX_LINE_CHARS:,} "
-                "characters here); check that the file is a requirements file.",
+                "characters here); shorten the comment, or check that the file is a requirements file.",
             )
+        cost, longest = reading_cost(joined)
+        self.reading_cost += cost
+        if self.reading_cost > MAX_READING_COST:
+            what = (
+                f"a run of {longest:,} blanks"
+                if longest * longest > MAX_READING_COST // 2
+                else "one run of blanks too many (or words before its options), with the lines before it"
+            )
+            raise RequirementsFileError(
+                f"Line {lineno} has {what}: pip would take minutes to read the file (its time grows with the "
+                "square of a run's length)",
+                subject=where,
+                hint="separate the words of a line with one space, and remove long runs of spaces or tabs "
+                "(padding, or a line continued with '\\' over many blank lines); check that the file is a "
+                "requirements file.",
+            )
+
+    def _line(self, path: Path, lineno: int, raw: str, constraint: bool) -> None:
+        where = f"{path}:{lineno}"
         line = expand_variables(raw)
         try:
             parsed = parse_line(line)

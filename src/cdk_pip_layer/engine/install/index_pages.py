@@ -38,6 +38,7 @@ from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_n
 from packaging.version import InvalidVersion, Version
 
 from cdk_pip_layer.engine.index import IndexSettings, host_ca_bundle
+from cdk_pip_layer.engine.inputs.lines import logical_lines
 from cdk_pip_layer.engine.inputs.requirements import expand_variables
 from cdk_pip_layer.engine.redact import redact
 
@@ -156,12 +157,10 @@ class _Options:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):
             return  # the requirements reader reports unreadable files
-        text = re.sub(r"\\\r?\n", " ", text)
-        for raw in text.splitlines():
-            line = re.sub(r"(^|\s+)#.*$", "", raw).strip()
-            if not line.startswith("-"):
+        for _, raw in logical_lines(text):  # pip's joining and comments, in linear time (pip's own is quadratic)
+            if not raw.startswith("-"):
                 continue
-            line = expand_variables(line)
+            line = expand_variables(raw)
             try:
                 words = shlex.split(line)
             except ValueError:
