@@ -445,12 +445,14 @@ def test_a_megabyte_line_is_refused_at_once(tmp_path: Path, line: str) -> None:
 BLANKS = 200_000  # pip's comment expression takes minutes on a run this long (1.5 s on 20,000, 6 s on 40,000)
 
 
-def _cli_with(tmp_path: Path, requirements: Path, installer: str) -> subprocess.CompletedProcess[str]:
+def _cli_with(
+    tmp_path: Path, requirements: Path, installer: str, runtime: str = "python3.12"
+) -> subprocess.CompletedProcess[str]:
     """The command line on ``requirements`` with ``installer``, offline; the timeout is not a measure, it only turns a
     build that would not end for minutes into a failure instead of a hung test run."""
     return subprocess.run(
         [sys.executable, "-m", "cdk_pip_layer", "build", "-q", "-r", str(requirements), "-o", str(tmp_path / "out"),
-         "--installer", installer, "--no-verify"],
+         "--installer", installer, "--runtime", runtime, "--no-verify"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -491,7 +493,7 @@ def test_a_line_pip_would_choke_on_is_refused_at_once_with_either_installer(  # 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_blanks_a_real_file_has_build_the_layer_with_either_installer(
-    tmp_path: Path, installer: str, make_wheel: Callable[..., Path]
+    tmp_path: Path, installer: str, make_wheel: Callable[..., Path], host_runtime: str
 ) -> None:
     """What real files hold is read as before and built: alignment before a comment, continuation indents, a long
     run of blanks inside the comment itself (pip reads a comment in one pass), a line near the length limit."""
@@ -508,7 +510,7 @@ def test_blanks_a_real_file_has_build_the_layer_with_either_installer(
     )
     req = write(tmp_path / "requirements.txt", text)
     assert read_requirements(req).plain  # handed to the installer as it is
-    done = _cli_with(tmp_path, req, installer)
+    done = _cli_with(tmp_path, req, installer, host_runtime)  # pip runs for the interpreter running the tests
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "layer.zip").is_file()
 
