@@ -3,6 +3,8 @@ its record.py) replayed through the diagnosis, with the index probe replaced by 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -287,6 +289,31 @@ def test_a_build_that_fails_for_another_reason_is_never_called_native() -> None:
     error = source_build_error(failure, DOCOPT, target=LambdaTarget.parse("python3.10", "x86_64"), build_python="")
     assert type(error) is InstallError
     assert "native" not in error.what
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("gcc " * 100_000, "unknown"),  # a compiler named a hundred thousand times, nothing failed
+        ("cargo " * 100_000, "unknown"),
+        ("gcc " * 100_000 + "failed with exit code 1", "native"),
+        ("clang++ " * 50_000 + "not found", "native"),
+    ],
+    ids=["gcc", "cargo", "gcc-failed", "clang-not-found"],
+)
+def test_a_hostile_build_log_line_is_read_in_linear_time(line: str, kind: str) -> None:
+    """A source distribution's build prints what it likes: one line naming a compiler over and over kept the
+    native-code check busy for minutes (quadratic: 80 kB took 21 s). The subprocess's timeout only turns a hang into
+    a failure."""
+    code = (
+        "import sys\n"
+        "from cdk_pip_layer.engine.install.failures import read_build_failure\n"
+        "print(read_build_failure('  error: subprocess-exited-with-error\\n' + sys.stdin.read()).kind)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=line, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == kind
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)

@@ -427,11 +427,30 @@ _EXPLAINS = re.compile(
 )
 # Signs of native code being compiled, or of the tools for it missing (the build image has them).
 _NATIVE = re.compile(
-    r"building '[^']+' extension|\b(?:gcc|g\+\+|cc1(?:plus)?|clang(?:\+\+)?|c\+\+|gfortran)\b.*(?:failed|No such file"
-    r"|not found)|No such file or directory: '(?:gcc|g\+\+|cc|c\+\+|clang)'|unable to execute '[^']*'|Python\.h"
-    r"|can't find Rust compiler|error: could not compile|CMake (?:Error|must be installed)|\bcargo\b.*failed",
+    r"building '[^']+' extension|No such file or directory: '(?:gcc|g\+\+|cc|c\+\+|clang)'|unable to execute '[^']*'"
+    r"|Python\.h|can't find Rust compiler|error: could not compile|CMake (?:Error|must be installed)",
     re.I,
 )
+# A tool named, then its failure later on the line: two searches (one expression with ".*" between them tried the
+# rest of the line after every mention of the tool, quadratic on a line that names it over and over).
+_NATIVE_TOOL_FAILED = (
+    (re.compile(r"\b(?:gcc|g\+\+|cc1(?:plus)?|clang(?:\+\+)?|c\+\+|gfortran)\b", re.I),
+     re.compile(r"failed|No such file|not found", re.I)),
+    (re.compile(r"\bcargo\b", re.I), re.compile(r"failed", re.I)),
+)  # fmt: skip
+
+
+def _native_sign(line: str) -> bool:
+    """Whether a line of a build's output is a sign of native code being compiled, or of the tools for it missing."""
+    if _NATIVE.search(line):
+        return True
+    for tool, failed in _NATIVE_TOOL_FAILED:
+        named = tool.search(line)
+        if named and failed.search(line, named.end()):
+            return True
+    return False
+
+
 _BUILD_DEPS = re.compile(
     r"pip subprocess to install build dependencies did not run successfully|Installing build dependencies"
     r"(?:: finished with status| \.\.\.) '?error"
@@ -475,7 +494,7 @@ def read_build_failure(output: str, limit: int = 6) -> SourceBuildFailure:
     lines = [line if len(line) <= 240 else line[:239] + "…" for line in (explaining or useful)[-limit:]]
     if _BUILD_DEPS.search(output):
         kind = "build-backend"
-    elif any(_NATIVE.search(line) for line in useful):
+    elif any(_native_sign(line) for line in useful):
         kind = "native"
     elif re.search(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b", "\n".join(explaining), re.M):
         kind = "python"
