@@ -322,15 +322,26 @@ def _output_directory(value: str) -> str:
     return value
 
 
+def _command_actions(parser: argparse.ArgumentParser, command: str) -> list[argparse.Action]:
+    """The arguments of ``command`` (build, verify, publish), as its own parser declares them."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(commands.choices[command]._actions)
+
+
+def _flag(action: argparse.Action) -> str | None:
+    """How the user names an argument: its long flag, else its metavar (a positional's ``LAYER.zip``)."""
+    metavar = action.metavar if isinstance(action.metavar, str) else None
+    return next((name for name in action.option_strings if name.startswith("--")), metavar)
+
+
 def _refuse_empty_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """An empty path given to any path flag of the command (``-r ''``, ``--cache-dir ''``, ``verify ''``): refused
     by its flag before anything runs. ``Path('')`` is the current directory, which a build would fill, a cache
     would be written into, and a verify would read as the layer."""
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for action in commands.choices[args.command]._actions:
+    for action in _command_actions(parser, args.command):
         value = getattr(args, action.dest, None)
         if action.type is cli_path and (value == "" or (isinstance(value, list) and "" in value)):
-            flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+            flag = _flag(action)
             raise InvalidInputError(
                 f"The path given to {flag} is empty",
                 subject=str(flag),
@@ -485,11 +496,10 @@ def _log_level(args: argparse.Namespace) -> int:
 def _subjects(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
     """The words a check of the command names one of its flags by (``grant account``, ``layer_name``), with the
     flag: from the command's own parser. A path the user gave stays itself (a file named ``requirements``)."""
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out: dict[str, str] = {}
     given = {str(args.output)} if getattr(args, "output", None) else set()
-    for action in commands.choices[args.command]._actions:
-        flag = next((name for name in action.option_strings if name.startswith("--")), action.metavar)
+    for action in _command_actions(parser, args.command):
+        flag = _flag(action)
         words = {action.dest, action.dest.replace("_", " ")}
         words |= {name.lstrip("-").replace("-", sep) for name in action.option_strings for sep in ("-", " ", "_")}
         out.update(dict.fromkeys(words, str(flag or action.dest)))
