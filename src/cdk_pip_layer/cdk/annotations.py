@@ -35,8 +35,9 @@ def add_error(scope: IConstruct, message: str) -> None:
 
 # --- a prop refused while the app is constructed ----------------------------------------------------------------------
 
-# The errors raised by prop_errors() that the hook below prints as one message, if nothing catches them.
-_RAISED: list[tuple[LayerBuildError, str]] = []
+# The attribute prop_errors() puts on the error it lets through: where the hook below says it came from. The error
+# carries it, so nothing outlives an error the app caught.
+_MADE_AT = "_cdk_pip_layer_made_at"
 # Not the app's: this package, jsii (the construct's metaclass) and contextlib (prop_errors itself).
 _NOT_THE_APP = (
     f"{Path(__file__).resolve().parents[1]}{os.sep}",
@@ -53,7 +54,7 @@ def prop_errors(label: str) -> Iterator[None]:
     try:
         yield
     except LayerBuildError as exc:
-        _RAISED.append((exc, f"{label}, made at {_app_line()}"))
+        setattr(exc, _MADE_AT, f"{label}, made at {_app_line()}")
         if not getattr(sys.excepthook, "_cdk_pip_layer", False):
             sys.excepthook = _hook(sys.excepthook)
         raise
@@ -61,8 +62,8 @@ def prop_errors(label: str) -> Iterator[None]:
 
 def _hook(previous: Callable[..., object]) -> Callable[..., object]:
     def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> object:
-        where = next((label for raised, label in _RAISED if raised is value), None)
-        if where is None:
+        where = getattr(value, _MADE_AT, None)
+        if not isinstance(value, LayerBuildError) or where is None:
             return previous(kind, value, trace)
         sys.stderr.write(f"cdk-pip-layer: error: {value}\n  in {where}\n")
         return None
